@@ -1,0 +1,41 @@
+# How gmmfast's kernels cut the samples into work, shared by every module so that all of
+# them follow one determinism rule: chunk boundaries and the grouping of chunks into
+# accumulators depend on the problem shape only, never on the number of threads.
+
+from gmmfast._openmp cimport omp_get_max_threads
+
+# Rows per chunk: a chunk's responsibilities (CHUNK_ROWS × K doubles) stay in L1/L2.
+cdef enum:
+    CHUNK_ROWS = 256
+    # At most this many accumulators: enough for many threads, few enough to stay small.
+    MAX_GROUPS = 64
+    # Per-pass budget for all accumulators together, in doubles (16 MiB).
+    GROUP_BUDGET_DOUBLES = 2097152
+
+
+cdef inline Py_ssize_t n_chunks_of(Py_ssize_t n_samples) noexcept nogil:
+    return (n_samples + CHUNK_ROWS - 1) // CHUNK_ROWS
+
+
+cdef inline Py_ssize_t n_groups_of(Py_ssize_t n_chunks, Py_ssize_t acc_size) noexcept nogil:
+    """Number of independent accumulators for a reduction over ``n_chunks`` chunks."""
+    cdef Py_ssize_t by_memory = GROUP_BUDGET_DOUBLES // acc_size
+    if by_memory < 1:
+        by_memory = 1
+    return max(1, min(n_chunks, min(<Py_ssize_t> MAX_GROUPS, by_memory)))
+
+
+cdef inline Py_ssize_t group_first_chunk(
+    Py_ssize_t group, Py_ssize_t n_groups, Py_ssize_t n_chunks
+) noexcept nogil:
+    """Group g owns chunks [first(g), first(g + 1))."""
+    return group * n_chunks // n_groups
+
+
+cdef inline int resolve_threads(int n_threads, Py_ssize_t n_tasks) noexcept nogil:
+    """An explicit n_threads wins; <= 0 means the OpenMP default. Never more than tasks."""
+    if n_threads <= 0:
+        n_threads = omp_get_max_threads()
+    if n_tasks < n_threads:
+        n_threads = <int> n_tasks
+    return n_threads if n_threads > 0 else 1

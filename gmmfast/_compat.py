@@ -1,0 +1,340 @@
+"""scikit-learn when it is installed, a small faithful stand-in when it is not.
+
+With scikit-learn importable, gmmfast's estimators are real scikit-learn estimators: they
+derive from its ``BaseEstimator``/``DensityMixin``, validate parameters through its
+``_parameter_constraints`` machinery and validate data with its ``validate_data`` (so
+feature names, DataFrames, error texts and tags are scikit-learn's own). Without it, the
+fallbacks below give the same behaviour and messages for NumPy input.
+"""
+
+import functools
+import inspect
+import numbers
+import warnings
+
+import numpy as np
+
+try:  # pragma: no cover - exercised by the environment, not by a branch in one test run
+    from sklearn.base import BaseEstimator, DensityMixin, _fit_context
+    from sklearn.exceptions import ConvergenceWarning, NotFittedError
+    from sklearn.utils._param_validation import (
+        Interval,
+        InvalidParameterError,
+        StrOptions,
+    )
+    from sklearn.utils.validation import (
+        _check_sample_weight,
+        check_is_fitted,
+        check_random_state,
+        validate_data,
+    )
+
+    HAS_SKLEARN = True
+except ImportError:  # pragma: no cover
+    HAS_SKLEARN = False
+
+
+class _FallbackInvalidParameterError(ValueError, TypeError):
+    """A constructor parameter has an invalid type or value."""
+
+
+class _FallbackConvergenceWarning(UserWarning):
+    """EM stopped at max_iter before the change of the lower bound fell below tol."""
+
+
+class _FallbackNotFittedError(ValueError, AttributeError):
+    """The estimator is used before ``fit``."""
+
+
+class _FallbackBaseEstimator:
+    """get_params / set_params / repr following scikit-learn's conventions."""
+
+    @classmethod
+    def _get_param_names(cls):
+        signature = inspect.signature(cls.__init__)
+        return sorted(
+            name
+            for name, p in signature.parameters.items()
+            if name != "self" and p.kind != p.VAR_KEYWORD
+        )
+
+    def get_params(self, deep=True):
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params):
+        valid = self._get_param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(
+                    f"Invalid parameter {name!r} for estimator {self}. "
+                    f"Valid parameters are: {valid!r}."
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        defaults = {
+            name: p.default
+            for name, p in inspect.signature(type(self).__init__).parameters.items()
+        }
+        changed = [
+            f"{name}={value!r}"
+            for name, value in self.get_params().items()
+            if not _same_value(value, defaults.get(name))
+        ]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+
+def _same_value(a, b):
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return a is b
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:
+        return False
+
+
+class _FallbackDensityMixin:
+    """Marks a density estimator (scikit-learn's DensityMixin has no behaviour we need)."""
+
+
+def _describe_interval(kind, low, closed_low):
+    name = "an int" if kind is numbers.Integral else "a float"
+    left = "[" if closed_low else "("
+    return f"{name} in the range {left}{low}, inf)"
+
+
+def _fallback_validate_params(estimator):
+    """Check every constructor parameter against ``estimator._fallback_constraints``."""
+    name = type(estimator).__name__
+    for param, allowed in estimator._fallback_constraints.items():
+        value = getattr(estimator, param)
+        for constraint in allowed:
+            if _satisfies(value, constraint):
+                break
+        else:
+            described = [_describe(c) for c in allowed]
+            text = described[0] if len(described) == 1 else (
+                f"{', '.join(described[:-1])} or {described[-1]}"
+            )
+            raise _FallbackInvalidParameterError(
+                f"The {param!r} parameter of {name} must be {text}. Got {value!r} instead."
+            )
+
+
+def _satisfies(value, constraint):
+    if constraint is None:
+        return value is None
+    kind = constraint[0]
+    if kind == "interval":
+        _, number_type, low, closed_low = constraint
+        if isinstance(value, bool) or not isinstance(value, number_type):
+            return False
+        return value >= low if closed_low else value > low
+    if kind == "options":
+        return isinstance(value, str) and value in constraint[1]
+    if kind == "boolean":
+        return isinstance(value, (bool, np.bool_))
+    if kind == "array-like":
+        return hasattr(value, "__len__") or hasattr(value, "shape") or hasattr(
+            value, "__array__"
+        )
+    if kind == "random_state":
+        return value is None or isinstance(value, (numbers.Integral, np.random.RandomState))
+    if kind == "verbose":
+        return isinstance(value, (numbers.Integral, bool, np.bool_)) and value >= 0
+    raise AssertionError(f"unknown constraint {constraint!r}")
+
+
+def _describe(constraint):
+    if constraint is None:
+        return "None"
+    kind = constraint[0]
+    if kind == "interval":
+        return _describe_interval(constraint[1], constraint[2], constraint[3])
+    if kind == "options":
+        return f"a str among {set(sorted(constraint[1]))}"
+    return {
+        "boolean": "an instance of 'bool' or an instance of 'numpy.bool'",
+        "array-like": "an array-like",
+        "random_state": "None, an int or an instance of 'numpy.random.RandomState'",
+        "verbose": "an int in the range [0, inf) or a bool",
+    }[kind]
+
+
+def _fallback_fit_context(fit_method):
+    @functools.wraps(fit_method)
+    def wrapper(estimator, *args, **kwargs):
+        _fallback_validate_params(estimator)
+        return fit_method(estimator, *args, **kwargs)
+
+    return wrapper
+
+
+def _fallback_check_random_state(seed):
+    if seed is None or seed is np.random:
+        return np.random.mtrand._rand
+    if isinstance(seed, numbers.Integral):
+        return np.random.RandomState(seed)
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    raise ValueError(f"{seed!r} cannot be used to seed a numpy.random.RandomState instance")
+
+
+def _fallback_check_is_fitted(estimator):
+    fitted = [v for v in vars(estimator) if v.endswith("_") and not v.startswith("__")]
+    if not fitted:
+        raise _FallbackNotFittedError(
+            f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
+            "appropriate arguments before using this estimator."
+        )
+
+
+def _feature_names(X):
+    columns = getattr(X, "columns", None)
+    if columns is None:
+        return None
+    names = np.asarray(list(columns), dtype=object)
+    if len(names) and all(isinstance(n, str) for n in names):
+        return names
+    if any(isinstance(n, str) for n in names):
+        raise TypeError(
+            "Feature names are only supported if all input features have string names, "
+            "but your input has mixed types. Convert all feature names to str."
+        )
+    return None
+
+
+def check_array_fallback(X, *, name="X", estimator_name="GaussianMixture",
+                         ensure_min_samples=1, dtype=(np.float64, np.float32),
+                         ensure_2d=True):
+    """Dense, finite, float32/float64 array with scikit-learn's messages (no sklearn needed)."""
+    if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(
+            f"Sparse data was passed for {name}, but dense data is required. Use '.toarray()' "
+            "to convert to a dense numpy array."
+        )
+    array = np.asarray(X)
+    if np.iscomplexobj(array):
+        raise ValueError(f"Complex data not supported\n{array}\n")
+    if array.dtype not in dtype:
+        try:
+            array = array.astype(dtype[0])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must contain only numbers; {exc}") from None
+    if ensure_2d and array.ndim != 2:
+        kind = "scalar array" if array.ndim == 0 else f"{array.ndim}D array"
+        raise ValueError(
+            f"Expected 2D array, got {kind} instead:\narray={array!r}.\n"
+            "Reshape your data either using array.reshape(-1, 1) if your data has a single "
+            "feature or array.reshape(1, -1) if it contains a single sample."
+        )
+    n_samples = array.shape[0] if array.ndim else 1
+    if n_samples < ensure_min_samples:
+        raise ValueError(
+            f"Found array with {n_samples} sample(s) (shape={array.shape}) while a minimum "
+            f"of {ensure_min_samples} is required by {estimator_name}."
+        )
+    if ensure_2d and array.shape[1] < 1:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={array.shape}) while a minimum of 1 is "
+            f"required by {estimator_name}."
+        )
+    if not np.all(np.isfinite(array)):
+        problem = "NaN" if np.isnan(array).any() else (
+            f"infinity or a value too large for {array.dtype!r}"
+        )
+        raise ValueError(f"Input {name} contains {problem}.")
+    return np.ascontiguousarray(array)
+
+
+def _fallback_validate_data(estimator, X, *, reset=True, dtype=(np.float64, np.float32),
+                            ensure_min_samples=1):
+    names = _feature_names(X)
+    array = check_array_fallback(
+        X, estimator_name=type(estimator).__name__, ensure_min_samples=ensure_min_samples,
+        dtype=tuple(dtype) if not isinstance(dtype, str) else (np.float64, np.float32),
+    )
+    if reset:
+        estimator.n_features_in_ = array.shape[1]
+        if names is not None:
+            estimator.feature_names_in_ = names
+        elif hasattr(estimator, "feature_names_in_"):
+            del estimator.feature_names_in_
+        return array
+    fitted_names = getattr(estimator, "feature_names_in_", None)
+    if fitted_names is not None and names is None:
+        warnings.warn(
+            f"X does not have valid feature names, but {type(estimator).__name__} was "
+            "fitted with feature names", UserWarning,
+        )
+    elif fitted_names is None and names is not None:
+        warnings.warn(
+            f"X has feature names, but {type(estimator).__name__} was fitted without "
+            "feature names", UserWarning,
+        )
+    elif names is not None and not np.array_equal(names, fitted_names):
+        raise ValueError(
+            "The feature names should match those that were passed during fit."
+        )
+    if array.shape[1] != estimator.n_features_in_:
+        raise ValueError(
+            f"X has {array.shape[1]} features, but {type(estimator).__name__} is expecting "
+            f"{estimator.n_features_in_} features as input."
+        )
+    return array
+
+
+def _fallback_check_sample_weight(sample_weight, X, *, dtype=np.float64,
+                                  ensure_non_negative=False):
+    n_samples = X.shape[0]
+    if sample_weight is None:
+        return np.ones(n_samples, dtype=dtype)
+    if isinstance(sample_weight, numbers.Number):
+        weights = np.full(n_samples, sample_weight, dtype=dtype)
+    else:
+        weights = check_array_fallback(
+            sample_weight, name="sample_weight", ensure_2d=False, dtype=(dtype,)
+        )
+        if weights.ndim != 1:
+            raise ValueError(
+                f"Sample weights must be 1D array or scalar, got {weights.ndim}D array. "
+                f"Expected either a scalar value or a 1D array of length {n_samples}."
+            )
+        if weights.shape != (n_samples,):
+            raise ValueError(
+                f"sample_weight.shape == {weights.shape}, expected {(n_samples,)}!"
+            )
+    if np.all(weights == 0):
+        raise ValueError("Sample weights must contain at least one non-zero number.")
+    if ensure_non_negative and np.any(weights < 0):
+        raise ValueError("Negative values in data passed to `sample_weight`")
+    return weights
+
+
+if not HAS_SKLEARN:  # pragma: no cover
+    BaseEstimator = _FallbackBaseEstimator
+    DensityMixin = _FallbackDensityMixin
+    ConvergenceWarning = _FallbackConvergenceWarning
+    NotFittedError = _FallbackNotFittedError
+    InvalidParameterError = _FallbackInvalidParameterError
+    check_random_state = _fallback_check_random_state
+    check_is_fitted = _fallback_check_is_fitted
+    validate_data = _fallback_validate_data
+    _check_sample_weight = _fallback_check_sample_weight
+    Interval = StrOptions = None
+
+    def fit_context(fit_method):
+        return _fallback_fit_context(fit_method)
+
+else:
+
+    def fit_context(fit_method):
+        return _fit_context(prefer_skip_nested_validation=True)(fit_method)
+
+
+def check_sample_weight(sample_weight, X):
+    """Validated float64 (n_samples,) weights: finite, non-negative, not all zero."""
+    return _check_sample_weight(
+        sample_weight, X, dtype=np.float64, ensure_non_negative=True
+    )

@@ -1,0 +1,473 @@
+"""``GaussianMixture``: scikit-learn's estimator, with EM streamed through the compiled core."""
+
+import numbers
+import time
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+
+from gmmfast import _em
+from gmmfast._compat import (
+    HAS_SKLEARN,
+    BaseEstimator,
+    ConvergenceWarning,
+    DensityMixin,
+    Interval,
+    StrOptions,
+    check_is_fitted,
+    check_random_state,
+    check_sample_weight,
+    fit_context,
+    validate_data,
+)
+from gmmfast._initialisation import initial_stats
+from gmmfast._mstep import (
+    COVARIANCE_TYPES,
+    covariances_from_cholesky,
+    empty_stats,
+    estimate_parameters,
+    kernel_parameters,
+    n_parameters,
+    precision_cholesky,
+    precision_cholesky_from_precisions,
+    precisions_from_cholesky,
+)
+from gmmfast._params import check_initial_parameters
+
+INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
+
+
+class GaussianMixture(DensityMixin, BaseEstimator):
+    """Gaussian mixture model fitted by EM, a drop-in for scikit-learn's ``GaussianMixture``.
+
+    Every parameter, attribute, method and message of
+    :class:`sklearn.mixture.GaussianMixture` behaves the same; EM streams over the samples
+    in chunks through compiled, OpenMP-parallel kernels that never build the N×K
+    responsibility matrix. Initialisation (k-means, k-means++) is compiled too, so the
+    initial partition for a given seed may differ from scikit-learn's.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of mixture components.
+    covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
+        Form of the covariance matrices.
+    tol : float, default=1e-3
+        EM stops when the change of the average log-likelihood falls below ``tol``.
+    reg_covar : float, default=1e-6
+        Added to the diagonal of every covariance estimated from data.
+    max_iter : int, default=100
+        EM iterations per initialisation; 0 returns the initialisation.
+    n_init : int, default=1
+        Number of initialisations; the one with the best lower bound is kept.
+    init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default="kmeans"
+        How the initial responsibilities are chosen.
+    weights_init, means_init, precisions_init : array-like, default=None
+        User-provided initial parameters (shapes as in scikit-learn).
+    random_state : int, RandomState instance or None, default=None
+        Seed of the one RNG stream consumed by all initialisations.
+    warm_start : bool, default=False
+        Continue from the previous fit's parameters.
+    verbose : int, default=0
+        Print progress (1: per initialisation, 2: per iteration with timings).
+    verbose_interval : int, default=10
+        Iterations between two progress lines.
+    n_threads : int or None, default=None
+        Threads for the compiled kernels; None uses the OpenMP default
+        (``OMP_NUM_THREADS``, threadpoolctl limits). Results do not depend on it.
+
+    Attributes
+    ----------
+    weights_, means_, covariances_, precisions_, precisions_cholesky_ : ndarray
+        Fitted parameters, in X's dtype (float32 or float64).
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+    lower_bounds_ : list of float
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+    """
+
+    if HAS_SKLEARN:
+        _parameter_constraints = {
+            "n_components": [Interval(Integral, 1, None, closed="left")],
+            "tol": [Interval(Real, 0.0, None, closed="left")],
+            "reg_covar": [Interval(Real, 0.0, None, closed="left")],
+            "max_iter": [Interval(Integral, 0, None, closed="left")],
+            "n_init": [Interval(Integral, 1, None, closed="left")],
+            "init_params": [StrOptions(set(INIT_METHODS))],
+            "random_state": ["random_state"],
+            "warm_start": ["boolean"],
+            "verbose": ["verbose"],
+            "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+            "covariance_type": [StrOptions(set(COVARIANCE_TYPES))],
+            "weights_init": ["array-like", None],
+            "means_init": ["array-like", None],
+            "precisions_init": ["array-like", None],
+            "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        }
+    _fallback_constraints = {
+        "n_components": [("interval", Integral, 1, True)],
+        "tol": [("interval", Real, 0.0, True)],
+        "reg_covar": [("interval", Real, 0.0, True)],
+        "max_iter": [("interval", Integral, 0, True)],
+        "n_init": [("interval", Integral, 1, True)],
+        "init_params": [("options", frozenset(INIT_METHODS))],
+        "random_state": [("random_state",)],
+        "warm_start": [("boolean",)],
+        "verbose": [("verbose",)],
+        "verbose_interval": [("interval", Integral, 1, True)],
+        "covariance_type": [("options", frozenset(COVARIANCE_TYPES))],
+        "weights_init": [("array-like",), None],
+        "means_init": [("array-like",), None],
+        "precisions_init": [("array-like",), None],
+        "n_threads": [("interval", Integral, 1, True), None],
+    }
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+        n_threads=None,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.n_threads = n_threads
+
+    # ------------------------------------------------------------------------------------
+    # fitting
+    # ------------------------------------------------------------------------------------
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the parameters with EM; keep the best of ``n_init`` runs.
+
+        ``sample_weight`` (n_samples,) non-negative weights: a weight of 2 counts a row
+        twice, a weight of 0 removes it. Returns ``self``.
+        """
+        self.fit_predict(X, y, sample_weight=sample_weight)
+        return self
+
+    @fit_context
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then label X by a final E-step with the chosen parameters."""
+        previous_state = dict(vars(self))
+        try:
+            return self._fit_predict(X, sample_weight)
+        except BaseException:
+            # A failed fit leaves the previous model exactly as it was.
+            vars(self).clear()
+            vars(self).update(previous_state)
+            raise
+
+    def _fit_predict(self, X, sample_weight):
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        X = np.ascontiguousarray(X)
+        n_samples = X.shape[0]
+        if n_samples < self.n_components:
+            raise ValueError(
+                "Expected n_samples >= n_components but got "
+                f"n_components = {self.n_components}, n_samples = {n_samples}"
+            )
+        weights = None
+        if sample_weight is not None:
+            weights = check_sample_weight(sample_weight, X)
+            if not np.all(np.isfinite(weights)):
+                raise ValueError("Input sample_weight contains NaN or infinity.")
+            n_positive = int(np.count_nonzero(weights))
+            if n_positive < self.n_components:
+                raise ValueError(
+                    "Expected at least n_components samples with a non-zero sample_weight"
+                    f" but got n_components = {self.n_components}, "
+                    f"{n_positive} samples with non-zero weight"
+                )
+        check_initial_parameters(self, X)
+
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        n_init = self.n_init if do_init else 1
+        random_state = check_random_state(self.random_state)
+        total_weight = float(n_samples if weights is None else weights.sum())
+
+        best = None
+        max_lower_bound = -np.inf
+        self.converged_ = False
+        for init in range(n_init):
+            self._print_init_start(init)
+            if do_init:
+                params = self._initial_parameters(X, weights, random_state, total_weight)
+                lower_bound = -np.inf
+            else:
+                params = self._current_parameters()
+                lower_bound = self.lower_bound_
+            if self.max_iter == 0:
+                # Nothing is compared: the last initialisation is returned as it is.
+                best = (params, 0, [], False)
+                continue
+            params, lower_bound, lower_bounds, n_iter, converged = self._run_em(
+                X, weights, params, lower_bound, total_weight
+            )
+            if best is None or lower_bound > max_lower_bound:
+                max_lower_bound = lower_bound
+                best = (params, n_iter, lower_bounds, converged)
+
+        params, n_iter, lower_bounds, converged = best
+        if not converged and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. "
+                "Try different init parameters, or increase max_iter, "
+                "tol, or check for degenerate data.",
+                ConvergenceWarning,
+            )
+        self._set_parameters(params, X.dtype)
+        self.converged_ = bool(converged)
+        self.n_iter_ = int(n_iter)
+        self.lower_bound_ = X.dtype.type(max_lower_bound)
+        self.lower_bounds_ = lower_bounds
+        # The final E-step makes fit_predict(X) agree with fit(X).predict(X).
+        return self._score_arrays(X, labels=True)[1]
+
+    def _run_em(self, X, weights, params, lower_bound, total_weight):
+        """EM from ``params`` until the lower bound changes by less than tol."""
+        lower_bounds = []
+        converged = False
+        n_iter = 0
+        start = iteration_start = time.time()
+        for n_iter in range(1, self.max_iter + 1):
+            previous = lower_bound
+            loglik, stats = self._e_step_stats(X, weights, params)
+            params = self._m_step(stats, total_weight, X.dtype)
+            lower_bound = X.dtype.type(loglik / total_weight)
+            lower_bounds.append(lower_bound)
+            change = lower_bound - previous
+            iteration_start = self._print_iteration(n_iter, iteration_start, change)
+            if abs(change) < self.tol:
+                converged = True
+                break
+        self._print_init_end(converged, lower_bound, start)
+        return params, lower_bound, lower_bounds, n_iter, converged
+
+    def _e_step_stats(self, X, weights, params):
+        """One fused compiled pass: Σ w log p(x) and the statistics of the responsibilities."""
+        mix_weights, means, _, precisions_chol = params
+        k_means, k_chol, log_norm = kernel_parameters(
+            mix_weights, means, precisions_chol, self.covariance_type, X.shape[1]
+        )
+        nk, sums, scatter = empty_stats(self.covariance_type, *means.shape)
+        loglik = _em.em_pass(X, weights, k_means, k_chol, log_norm, nk, sums, scatter,
+                             self._threads())
+        return loglik, (nk, sums, scatter, k_means)
+
+    def _m_step(self, stats, total_weight, dtype):
+        nk, sums, scatter, shifts = stats
+        nk, means, covariances = estimate_parameters(
+            nk, sums, scatter, shifts, self.covariance_type, self.reg_covar,
+            np.finfo(dtype).eps,
+        )
+        chol = precision_cholesky(covariances, self.covariance_type, dtype == np.float32)
+        return nk / nk.sum(), means, covariances, chol
+
+    def _initial_parameters(self, X, weights, random_state, total_weight):
+        """Parameters from init_params' responsibilities, overridden by the user's inits."""
+        user_given = (self.weights_init, self.means_init, self.precisions_init)
+        if all(p is not None for p in user_given):
+            # Nothing to estimate: the RNG is not consumed (as in scikit-learn).
+            mix_weights = np.asarray(self.weights_init, dtype=np.float64)
+            means = np.asarray(self.means_init, dtype=np.float64)
+        else:
+            nk, sums, scatter, shifts = initial_stats(
+                X, weights, self.n_components, self.init_params, self.covariance_type,
+                random_state, self._threads(),
+            )
+            nk, means, covariances = estimate_parameters(
+                nk, sums, scatter, shifts, self.covariance_type, self.reg_covar,
+                np.finfo(X.dtype).eps,
+            )
+            mix_weights = nk / total_weight
+            if self.weights_init is not None:
+                mix_weights = np.asarray(self.weights_init, dtype=np.float64)
+            if self.means_init is not None:
+                means = np.asarray(self.means_init, dtype=np.float64)
+        if self.precisions_init is not None:
+            chol = precision_cholesky_from_precisions(
+                self.precisions_init, self.covariance_type
+            )
+            covariances = covariances_from_cholesky(chol, self.covariance_type)
+        else:
+            chol = precision_cholesky(covariances, self.covariance_type,
+                                      X.dtype == np.float32)
+        return mix_weights, means, covariances, chol
+
+    def _current_parameters(self):
+        return tuple(
+            np.asarray(a, dtype=np.float64)
+            for a in (self.weights_, self.means_, self.covariances_,
+                      self.precisions_cholesky_)
+        )
+
+    def _set_parameters(self, params, dtype):
+        mix_weights, means, covariances, chol = params
+        self.weights_ = mix_weights.astype(dtype)
+        self.means_ = means.astype(dtype)
+        self.covariances_ = covariances.astype(dtype)
+        self.precisions_cholesky_ = chol.astype(dtype)
+        self.precisions_ = precisions_from_cholesky(chol, self.covariance_type).astype(dtype)
+
+    def _threads(self):
+        return 0 if self.n_threads is None else int(self.n_threads)
+
+    # ------------------------------------------------------------------------------------
+    # scoring
+    # ------------------------------------------------------------------------------------
+
+    def _score_arrays(self, X, labels=False, resp=False):
+        """(log p(x), labels or None, responsibilities or None) through the compiled core."""
+        X = np.ascontiguousarray(X)
+        k_means, k_chol, log_norm = kernel_parameters(
+            self.weights_, self.means_, self.precisions_cholesky_, self.covariance_type,
+            X.shape[1],
+        )
+        n = X.shape[0]
+        log_prob_norm = np.empty(n, dtype=X.dtype)
+        label_out = np.empty(n, dtype=np.int64) if labels else None
+        resp_out = np.empty((n, self.n_components), dtype=X.dtype) if resp else None
+        _em.score(X, k_means, k_chol, log_norm, log_prob_norm, label_out, resp_out,
+                  self._threads())
+        return log_prob_norm, label_out, resp_out
+
+    def _validate_for_scoring(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        return np.ascontiguousarray(X)
+
+    def score_samples(self, X):
+        """Log-density log p(x) of every sample, shape (n_samples,)."""
+        X = self._validate_for_scoring(X)
+        return self._score_arrays(X)[0]
+
+    def score(self, X, y=None, sample_weight=None):
+        """Average log-likelihood of X (weighted by ``sample_weight`` when given)."""
+        log_prob = self.score_samples(X)
+        if sample_weight is None:
+            return float(log_prob.mean())
+        weights = check_sample_weight(sample_weight, log_prob[:, None])
+        return float(np.average(log_prob, weights=weights))
+
+    def predict(self, X):
+        """Index of the most likely component of every sample (int64)."""
+        X = self._validate_for_scoring(X)
+        return self._score_arrays(X, labels=True)[1]
+
+    def predict_proba(self, X):
+        """Responsibilities p(k | x), shape (n_samples, n_components); rows sum to 1."""
+        X = self._validate_for_scoring(X)
+        return self._score_arrays(X, resp=True)[2]
+
+    def _n_parameters(self):
+        """Number of free parameters of the model."""
+        return n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
+
+    def _total_weight_and_score(self, X, sample_weight):
+        n = X.shape[0] if sample_weight is None else float(
+            check_sample_weight(sample_weight, np.asarray(X)).sum()
+        )
+        return n, self.score(X, sample_weight=sample_weight)
+
+    def bic(self, X, sample_weight=None):
+        """Bayesian information criterion on X (lower is better)."""
+        n, mean_loglik = self._total_weight_and_score(X, sample_weight)
+        return -2 * mean_loglik * n + self._n_parameters() * np.log(n)
+
+    def aic(self, X, sample_weight=None):
+        """Akaike information criterion on X (lower is better)."""
+        n, mean_loglik = self._total_weight_and_score(X, sample_weight)
+        return -2 * mean_loglik * n + 2 * self._n_parameters()
+
+    def sample(self, n_samples=1):
+        """Draw samples from the fitted mixture: (X float64 (n, d), component labels)."""
+        check_is_fitted(self)
+        if n_samples < 1:
+            raise ValueError(
+                "Invalid value for 'n_samples': %d . The sampling requires at "
+                "least one sample." % (self.n_components)
+            )
+        _, n_features = self.means_.shape
+        rng = check_random_state(self.random_state)
+        counts = rng.multinomial(n_samples, self.weights_)
+        if self.covariance_type == "full":
+            X = np.vstack([
+                rng.multivariate_normal(mean, covariance, int(count))
+                for mean, covariance, count in zip(self.means_, self.covariances_, counts)
+            ])
+        elif self.covariance_type == "tied":
+            X = np.vstack([
+                rng.multivariate_normal(mean, self.covariances_, int(count))
+                for mean, count in zip(self.means_, counts)
+            ])
+        else:
+            X = np.vstack([
+                mean + rng.standard_normal(size=(count, n_features)) * np.sqrt(covariance)
+                for mean, covariance, count in zip(self.means_, self.covariances_, counts)
+            ])
+        y = np.concatenate(
+            [np.full(count, j, dtype=np.int64) for j, count in enumerate(counts)]
+        )
+        return X.astype(np.float64, copy=False), y
+
+    # ------------------------------------------------------------------------------------
+    # verbose output (scikit-learn's format)
+    # ------------------------------------------------------------------------------------
+
+    def _print_init_start(self, init):
+        if self.verbose >= 1:
+            print(f"Initialization {init}")
+
+    def _print_iteration(self, n_iter, iteration_start, change):
+        if n_iter % self.verbose_interval != 0:
+            return iteration_start
+        now = time.time()
+        if self.verbose == 1:
+            print(f"  Iteration {n_iter}")
+        elif self.verbose >= 2:
+            print(f"  Iteration {n_iter}\t time lapse {now - iteration_start:.5f}s\t "
+                  f"ll change {change:.5f}")
+        return now
+
+    def _print_init_end(self, converged, lower_bound, start):
+        status = "converged" if converged else "did not converge"
+        if self.verbose == 1:
+            print(f"Initialization {status}.")
+        elif self.verbose >= 2:
+            print(f"Initialization {status}. time lapse {time.time() - start:.5f}s\t "
+                  f"lower bound {lower_bound:.5f}.")
+
+    if HAS_SKLEARN:
+
+        def __sklearn_tags__(self):
+            tags = super().__sklearn_tags__()
+            tags.input_tags.allow_nan = False
+            return tags

@@ -1,0 +1,194 @@
+"""Compiled k-means for initialisation: Lloyd iterations and k-means++ seeding support.
+
+Same chunking and determinism rule as the EM core (gmmfast/_chunking.pxd): every reduction
+goes through accumulators whose number depends only on the shape, summed in a fixed order.
+Distances are taken as Σ (x − c)², never by the expanded ‖x‖² − 2x·c + ‖c‖², so they stay
+exact far from the origin.
+"""
+
+from cython cimport floating
+from cython.parallel cimport parallel, prange
+from libc.math cimport INFINITY
+from libc.stdlib cimport free, malloc
+
+import numpy as np
+
+from gmmfast._chunking cimport (
+    CHUNK_ROWS, group_first_chunk, n_chunks_of, n_groups_of, resolve_threads,
+)
+
+
+cdef inline double sq_distance(
+    const floating* x, const double* center, Py_ssize_t n_features
+) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef double t, total = 0.0
+    for j in range(n_features):
+        t = x[j] - center[j]
+        total += t * t
+    return total
+
+
+cdef void _lloyd_chunk(
+    const floating* X, const double* sample_weight, Py_ssize_t n_rows,
+    Py_ssize_t n_features, const double* centers, Py_ssize_t n_clusters,
+    long long* labels, double* acc,
+) noexcept nogil:
+    """Assign rows to their nearest centre; add inertia, counts and Σ w (x − c) to acc.
+
+    acc layout: [inertia | counts (K) | sums about the old centres (K·D)].
+    """
+    cdef Py_ssize_t i, c, j, best
+    cdef Py_ssize_t d = n_features
+    cdef double dist, best_dist, w
+    cdef const floating* x
+    cdef double* counts = acc + 1
+    cdef double* sums = counts + n_clusters
+    for i in range(n_rows):
+        x = X + i * d
+        best = 0
+        best_dist = sq_distance(x, centers, d)
+        for c in range(1, n_clusters):
+            dist = sq_distance(x, centers + c * d, d)
+            if dist < best_dist:
+                best_dist = dist
+                best = c
+        labels[i] = best
+        w = 1.0 if sample_weight == NULL else sample_weight[i]
+        acc[0] += w * best_dist
+        counts[best] += w
+        for j in range(d):
+            sums[best * d + j] += w * (x[j] - centers[best * d + j])
+
+
+def lloyd_step(
+    const floating[:, ::1] X, const double[::1] sample_weight, const double[:, ::1] centers,
+    double[:, ::1] new_centers, double[::1] counts, long long[::1] labels, int n_threads=0,
+):
+    """One Lloyd iteration: assign every sample to its nearest centre, recompute centres.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features), float32 or float64, C-contiguous
+        IN.
+    sample_weight : ndarray of shape (n_samples,) float64, or None
+        IN. None means all ones.
+    centers : ndarray of shape (n_clusters, n_features), float64
+        IN. Current centres.
+    new_centers : ndarray of shape (n_clusters, n_features), float64
+        OUT. Weighted mean of each cluster; an empty cluster keeps its old centre.
+    counts : ndarray of shape (n_clusters,), float64
+        OUT. Total sample weight of each cluster.
+    labels : ndarray of shape (n_samples,), int64
+        OUT. Index of the nearest centre (first one on ties).
+    n_threads : int
+        IN. <= 0 means the OpenMP default. Results do not depend on it.
+
+    Returns
+    -------
+    inertia : float
+        Σ_i w_i ‖x_i − c_label(i)‖² under the *old* centres.
+    """
+    cdef Py_ssize_t n = X.shape[0]
+    cdef Py_ssize_t d = X.shape[1]
+    cdef Py_ssize_t k = centers.shape[0]
+    if centers.shape[1] != d or new_centers.shape[0] != k or new_centers.shape[1] != d:
+        raise ValueError(f"centers and new_centers must have shape ({k}, {d})")
+    if counts.shape[0] != k or labels.shape[0] != n:
+        raise ValueError("counts must have shape (K,) and labels (n_samples,)")
+    if sample_weight is not None and sample_weight.shape[0] != n:
+        raise ValueError(f"sample_weight must have shape ({n},)")
+    cdef Py_ssize_t acc_size = 1 + k * (1 + d)
+    cdef Py_ssize_t n_chunks = n_chunks_of(n)
+    cdef Py_ssize_t n_groups = n_groups_of(n_chunks, acc_size)
+    accumulators = np.zeros((max(n_groups, 1), acc_size), dtype=np.float64)
+    cdef double[:, ::1] acc = accumulators
+    cdef int threads = resolve_threads(n_threads, n_groups)
+    cdef const double* w_ptr = NULL if sample_weight is None else &sample_weight[0]
+    cdef Py_ssize_t g, chunk, row0
+
+    if n > 0:
+        with nogil, parallel(num_threads=threads):
+            for g in prange(n_groups, schedule="static"):
+                for chunk in range(group_first_chunk(g, n_groups, n_chunks),
+                                   group_first_chunk(g + 1, n_groups, n_chunks)):
+                    row0 = chunk * CHUNK_ROWS
+                    _lloyd_chunk(
+                        &X[row0, 0], NULL if w_ptr == NULL else w_ptr + row0,
+                        min(<Py_ssize_t> CHUNK_ROWS, n - row0), d, &centers[0, 0], k,
+                        &labels[row0], &acc[g, 0],
+                    )
+
+    total = accumulators[0].copy()
+    for g in range(1, n_groups):
+        total += accumulators[g]
+    cluster_weight = total[1:1 + k]
+    shift_sums = total[1 + k:].reshape(k, d)
+    old = np.asarray(centers)
+    filled = cluster_weight > 0
+    moved = old.copy()
+    moved[filled] += shift_sums[filled] / cluster_weight[filled, None]
+    np.asarray(new_centers)[...] = moved
+    np.asarray(counts)[...] = cluster_weight
+    return float(total[0])
+
+
+def update_closest_sq_dist(
+    const floating[:, ::1] X, const double[::1] center, double[::1] closest_sq_dist,
+    int n_threads=0,
+):
+    """closest_sq_dist[i] = min(closest_sq_dist[i], ‖x_i − center‖²), in place (IN/OUT)."""
+    cdef Py_ssize_t n = X.shape[0]
+    cdef Py_ssize_t d = X.shape[1]
+    if center.shape[0] != d or closest_sq_dist.shape[0] != n:
+        raise ValueError("center must have shape (n_features,), closest (n_samples,)")
+    cdef int threads = resolve_threads(n_threads, n_chunks_of(n))
+    cdef Py_ssize_t i
+    cdef double dist
+    if n == 0:
+        return
+    with nogil:
+        for i in prange(n, num_threads=threads, schedule="static"):
+            dist = sq_distance(&X[i, 0], &center[0], d)
+            if dist < closest_sq_dist[i]:
+                closest_sq_dist[i] = dist
+
+
+def candidate_potentials(
+    const floating[:, ::1] X, const double[::1] sample_weight,
+    const double[:, ::1] candidates, const double[::1] closest_sq_dist,
+    double[::1] potentials, int n_threads=0,
+):
+    """k-means++ potential of each candidate centre: Σ_i w_i min(closest_i, ‖x_i − cand‖²).
+
+    candidates (n_candidates, n_features) IN; potentials (n_candidates,) OUT.
+    """
+    cdef Py_ssize_t n = X.shape[0]
+    cdef Py_ssize_t d = X.shape[1]
+    cdef Py_ssize_t t = candidates.shape[0]
+    if candidates.shape[1] != d or closest_sq_dist.shape[0] != n or potentials.shape[0] != t:
+        raise ValueError("candidates, closest_sq_dist or potentials have the wrong shape")
+    if sample_weight is not None and sample_weight.shape[0] != n:
+        raise ValueError(f"sample_weight must have shape ({n},)")
+    cdef Py_ssize_t n_chunks = n_chunks_of(n)
+    cdef Py_ssize_t n_groups = n_groups_of(n_chunks, t)
+    accumulators = np.zeros((max(n_groups, 1), t), dtype=np.float64)
+    cdef double[:, ::1] acc = accumulators
+    cdef int threads = resolve_threads(n_threads, n_groups)
+    cdef const double* w_ptr = NULL if sample_weight is None else &sample_weight[0]
+    cdef Py_ssize_t g, i, c, row_end
+    cdef double dist, w
+
+    if n > 0:
+        with nogil, parallel(num_threads=threads):
+            for g in prange(n_groups, schedule="static"):
+                row_end = min(n, group_first_chunk(g + 1, n_groups, n_chunks) * CHUNK_ROWS)
+                for i in range(group_first_chunk(g, n_groups, n_chunks) * CHUNK_ROWS, row_end):
+                    w = 1.0 if w_ptr == NULL else w_ptr[i]
+                    for c in range(t):
+                        dist = sq_distance(&X[i, 0], &candidates[c, 0], d)
+                        if closest_sq_dist[i] < dist:
+                            dist = closest_sq_dist[i]
+                        acc[g, c] += w * dist
+
+    np.asarray(potentials)[...] = accumulators.sum(axis=0) if n_groups > 1 else accumulators[0]
