@@ -1,6 +1,5 @@
 """``GaussianMixture``: scikit-learn's estimator, with EM streamed through the compiled core."""
 
-import numbers
 import time
 import warnings
 from numbers import Integral, Real
@@ -21,7 +20,7 @@ from gmmfast._compat import (
     fit_context,
     validate_data,
 )
-from gmmfast._initialisation import initial_stats
+from gmmfast._initialisation import initial_stats, stats_from_resp
 from gmmfast._mstep import (
     COVARIANCE_TYPES,
     covariances_from_cholesky,
@@ -197,8 +196,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         weights = None
         if sample_weight is not None:
             weights = check_sample_weight(sample_weight, X)
-            if not np.all(np.isfinite(weights)):
-                raise ValueError("Input sample_weight contains NaN or infinity.")
             n_positive = int(np.count_nonzero(weights))
             if n_positive < self.n_components:
                 raise ValueError(
@@ -296,31 +293,42 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         user_given = (self.weights_init, self.means_init, self.precisions_init)
         if all(p is not None for p in user_given):
             # Nothing to estimate: the RNG is not consumed (as in scikit-learn).
-            mix_weights = np.asarray(self.weights_init, dtype=np.float64)
-            means = np.asarray(self.means_init, dtype=np.float64)
+            stats = None
         else:
-            nk, sums, scatter, shifts = initial_stats(
+            stats = initial_stats(
                 X, weights, self.n_components, self.init_params, self.covariance_type,
                 random_state, self._threads(),
             )
+        return self._parameters_from_initial_stats(stats, X.dtype, total_weight)
+
+    def _parameters_from_initial_stats(self, stats, dtype, total_weight):
+        """One M-step on the initial statistics, then weights/means/precisions_init win."""
+        if stats is not None:
             nk, means, covariances = estimate_parameters(
-                nk, sums, scatter, shifts, self.covariance_type, self.reg_covar,
-                np.finfo(X.dtype).eps,
+                *stats, self.covariance_type, self.reg_covar, np.finfo(dtype).eps
             )
+            # scikit-learn does not renormalise here: weights sum to Σ nk / n.
             mix_weights = nk / total_weight
-            if self.weights_init is not None:
-                mix_weights = np.asarray(self.weights_init, dtype=np.float64)
-            if self.means_init is not None:
-                means = np.asarray(self.means_init, dtype=np.float64)
+        if self.weights_init is not None:
+            mix_weights = np.asarray(self.weights_init, dtype=np.float64)
+        if self.means_init is not None:
+            means = np.asarray(self.means_init, dtype=np.float64)
         if self.precisions_init is not None:
             chol = precision_cholesky_from_precisions(
                 self.precisions_init, self.covariance_type
             )
             covariances = covariances_from_cholesky(chol, self.covariance_type)
         else:
-            chol = precision_cholesky(covariances, self.covariance_type,
-                                      X.dtype == np.float32)
+            chol = precision_cholesky(covariances, self.covariance_type, dtype == np.float32)
         return mix_weights, means, covariances, chol
+
+    def _initialize(self, X, resp):
+        """scikit-learn's hook: initial parameters from responsibilities (n_samples, K)."""
+        X = np.ascontiguousarray(X)
+        resp = np.ascontiguousarray(resp, dtype=np.float64)
+        stats = stats_from_resp(X, None, resp, self.covariance_type, self._threads())
+        params = self._parameters_from_initial_stats(stats, X.dtype, X.shape[0])
+        self._set_parameters(params, X.dtype)
 
     def _current_parameters(self):
         return tuple(
@@ -329,8 +337,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                       self.precisions_cholesky_)
         )
 
-    def _set_parameters(self, params, dtype):
+    def _set_parameters(self, params, dtype=None):
+        """Store (weights, means, covariances, precisions_cholesky) as fitted attributes."""
         mix_weights, means, covariances, chol = params
+        dtype = np.asarray(means).dtype if dtype is None else dtype
         self.weights_ = mix_weights.astype(dtype)
         self.means_ = means.astype(dtype)
         self.covariances_ = covariances.astype(dtype)

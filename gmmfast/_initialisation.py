@@ -119,22 +119,36 @@ def stats_from_seeds(X, sample_weight, indices, covariance_type):
     return nk, sums, scatter, np.ascontiguousarray(X[indices], dtype=np.float64)
 
 
+def stats_from_resp(X, sample_weight, resp, covariance_type, n_threads, shifts=None):
+    """Statistics of given responsibilities (n_samples, K), moments about the data mean."""
+    n_components = resp.shape[1]
+    if shifts is None:
+        mean, _ = weighted_mean_and_variance(X, sample_weight, n_threads)
+        shifts = np.ascontiguousarray(np.broadcast_to(mean, (n_components, X.shape[1])))
+    nk, sums, scatter = empty_stats(covariance_type, n_components, X.shape[1])
+    _em.stats_from_resp(X, sample_weight, resp, shifts, nk, sums, scatter, n_threads)
+    return nk, sums, scatter, shifts
+
+
 def stats_from_random_resp(X, sample_weight, n_components, random_state, covariance_type,
                            n_threads):
     """Uniform random responsibilities, rows normalised, drawn block by block."""
     n_samples, n_features = X.shape
     mean, _ = weighted_mean_and_variance(X, sample_weight, n_threads)
     shifts = np.ascontiguousarray(np.broadcast_to(mean, (n_components, n_features)))
-    nk, sums, scatter = empty_stats(covariance_type, n_components, n_features)
+    total = empty_stats(covariance_type, n_components, n_features)
     for start in range(0, n_samples, RANDOM_RESP_BLOCK):
         stop = min(start + RANDOM_RESP_BLOCK, n_samples)
         resp = random_state.uniform(size=(stop - start, n_components))
         resp /= resp.sum(axis=1)[:, None]
+        # scikit-learn casts the responsibilities to X's dtype before its M-step.
         resp = resp.astype(X.dtype).astype(np.float64)
         weights = None if sample_weight is None else sample_weight[start:stop]
-        _em.stats_from_resp(X[start:stop], weights, resp, shifts, nk, sums, scatter,
-                            n_threads)
-    return nk, sums, scatter, shifts
+        block = stats_from_resp(X[start:stop], weights, resp, covariance_type, n_threads,
+                                shifts)
+        for accumulated, part in zip(total, block):
+            accumulated += part
+    return (*total, shifts)
 
 
 def initial_stats(X, sample_weight, n_components, init_params, covariance_type,
@@ -162,4 +176,3 @@ def initial_stats(X, sample_weight, n_components, init_params, covariance_type,
     raise ValueError(f"Unknown init_params {init_params!r}")
 
 
-__all__ = ["initial_stats", "kernel_form", "kmeans_labels", "kmeans_plusplus"]
