@@ -19,7 +19,7 @@ cdef inline Py_ssize_t n_chunks_of(Py_ssize_t n_samples) noexcept nogil:
 
 cdef inline Py_ssize_t n_groups_of(Py_ssize_t n_chunks, Py_ssize_t acc_size) noexcept nogil:
     """Number of independent accumulators for a reduction over ``n_chunks`` chunks."""
-    cdef Py_ssize_t by_memory = GROUP_BUDGET_DOUBLES // acc_size
+    cdef Py_ssize_t by_memory = GROUP_BUDGET_DOUBLES // max(acc_size, <Py_ssize_t> 1)
     if by_memory < 1:
         by_memory = 1
     return max(1, min(n_chunks, min(<Py_ssize_t> MAX_GROUPS, by_memory)))

@@ -139,9 +139,15 @@ cdef double log_prob_to_resp(
         w = 1.0 if sample_weight == NULL else sample_weight[i]
         if log_prob_norm != NULL:
             log_prob_norm[i] = lse
-        if w != 0.0:
-            # A zero weight must not turn an infinite log-likelihood into NaN.
-            total += w * lse
+        if w == 0.0 or lse == -INFINITY:
+            # A row of zero weight, or of zero density under every component, carries no
+            # responsibility; exp(−inf − (−inf)) would otherwise poison the sums with NaN.
+            if w != 0.0:
+                total += w * lse
+            for c in range(n_components):
+                row[c] = 0.0
+            continue
+        total += w * lse
         for c in range(n_components):
             row[c] = w * exp(row[c] - lse)
     return total
@@ -300,14 +306,18 @@ def _stats_pass(
     cdef Py_ssize_t k = shifts.shape[0]
     cdef bint full = scatter.ndim == 3
 
-    if shifts.shape != (k, d):
-        raise ValueError(f"means/shifts must have shape ({k}, {d}), got {shifts.shape}")
+    if k < 1 or shifts.shape != (k, d):
+        raise ValueError(f"means/shifts must have shape (K >= 1, {d}), got {shifts.shape}")
     if nk.shape != (k,) or sums.shape != (k, d):
         raise ValueError("nk must have shape (K,) and sums shape (K, D)")
     if scatter.shape not in ((k, d, d), (k, d)):
         raise ValueError(f"scatter must have shape ({k}, {d}, {d}) or ({k}, {d})")
-    if source == FROM_DENSITY and precisions_chol.shape != scatter.shape:
+    if source == FROM_DENSITY and np.shape(precisions_chol) != scatter.shape:
         raise ValueError("precisions_chol must have the shape of scatter")
+    if source == FROM_DENSITY and np.shape(log_norm) != (k,):
+        raise ValueError(f"log_norm must have shape ({k},)")
+    if source == FROM_RESP and np.shape(given_resp) != (n, k):
+        raise ValueError(f"resp must have shape ({n}, {k}), got {np.shape(given_resp)}")
     if sample_weight is not None and sample_weight.shape != (n,):
         raise ValueError(f"sample_weight must have shape ({n},)")
 
@@ -328,8 +338,6 @@ def _stats_pass(
             raise ValueError(f"labels must be in [0, {k})")
     else:
         resp_view = _as_flat(given_resp, np.float64)
-        if resp_view.shape[0] != n * k:
-            raise ValueError(f"resp must have shape ({n}, {k})")
 
     cdef Py_ssize_t stat_size = d * d if full else d
     cdef Py_ssize_t acc_size = 1 + k * (1 + d + stat_size)
@@ -457,7 +465,7 @@ def score(
     cdef Py_ssize_t d = X.shape[1]
     cdef Py_ssize_t k = means.shape[0]
     cdef bint full = np.ndim(precisions_chol) == 3
-    if means.shape != (k, d):
+    if k < 1 or means.shape != (k, d):
         raise ValueError(f"means must have shape ({k}, {d}), got {means.shape}")
     if log_prob_norm.shape[0] != n:
         raise ValueError(f"log_prob_norm must have shape ({n},)")

@@ -92,6 +92,8 @@ def lloyd_step(
     cdef Py_ssize_t n = X.shape[0]
     cdef Py_ssize_t d = X.shape[1]
     cdef Py_ssize_t k = centers.shape[0]
+    if k < 1:
+        raise ValueError("lloyd_step needs at least one centre")
     if centers.shape[1] != d or new_centers.shape[0] != k or new_centers.shape[1] != d:
         raise ValueError(f"centers and new_centers must have shape ({k}, {d})")
     if counts.shape[0] != k or labels.shape[0] != n:
@@ -170,6 +172,8 @@ def candidate_potentials(
         raise ValueError("candidates, closest_sq_dist or potentials have the wrong shape")
     if sample_weight is not None and sample_weight.shape[0] != n:
         raise ValueError(f"sample_weight must have shape ({n},)")
+    if t == 0:
+        return
     cdef Py_ssize_t n_chunks = n_chunks_of(n)
     cdef Py_ssize_t n_groups = n_groups_of(n_chunks, t)
     accumulators = np.zeros((max(n_groups, 1), t), dtype=np.float64)

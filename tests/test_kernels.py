@@ -1,0 +1,1059 @@
+"""Compiled kernels (gmmfast._em, gmmfast._kmeans) against slow, obviously-correct references.
+
+The references never use the kernels' Cholesky trick: full-covariance densities come from
+``scipy.stats.multivariate_normal.logpdf`` on the covariance itself, diagonal densities from
+the explicit formula, and every statistic from plain NumPy sums over the samples, one
+component at a time.
+
+Tolerances (DESIGN.md §5). Every kernel reads its input exactly and accumulates in float64,
+so float32 inputs are compared with a float64 reference computed on ``X.astype(float64)``
+at the float64 tolerance. Errors of a sum are measured against the sum of the absolute values
+of its terms (the natural scale of a summation error), element by element. Only ``score``'s
+outputs are stored in X's dtype, so for float32 they get an extra half-ulp of float32.
+"""
+
+import functools
+import subprocess
+import sys
+import textwrap
+from collections import defaultdict
+
+import numpy as np
+import pytest
+from scipy.linalg import cholesky, solve_triangular
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+
+from gmmfast import _em, _kmeans
+
+N_SAMPLES = [1, 7, 255, 256, 257, 1000, 3001]  # around ROWS_PER_CHUNK = 256
+DTYPES = [np.float32, np.float64]
+FORMS = ["full", "diag"]
+WEIGHTS = ["none", "positive", "with_zeros"]
+DIMS = [1, 3, 8]
+COMPONENTS = [1, 4]
+MAX_ROWS = max(N_SAMPLES)
+
+# Measured worst cases (both dtypes): ~4e-14 for em_pass, whose reference densities are
+# computed differently from the kernel's; <= 1.5e-14 for every other kernel. 1e-12 leaves a
+# margin for other platforms/BLAS while still catching any real mistake.
+RTOL = 1e-12
+# score() rounds its outputs to X's dtype: half an ulp of float32 on top of the float64 error.
+RTOL_SCORE_F32 = 2.0**-24 + RTOL
+TINY = 1e-300  # exact zeros must stay (almost) exact
+
+# The many reference comparisons run single-threaded: on a busy machine OpenMP's spinning
+# workers would make them several times slower. Every other thread count is pinned to the
+# single-threaded result bit for bit by the *_bit_identical_across_thread_counts tests, and the
+# remaining tests use the OpenMP default.
+REF_THREADS = 1
+
+# Largest relative deviation seen per (dtype, quantity); printed at the end of the module
+# (visible with ``pytest -s`` or ``-rA``).
+DEVIATIONS = defaultdict(float)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_deviations():
+    yield
+    if DEVIATIONS:
+        print("\nlargest relative deviations (|actual - reference| / scale):")
+        for key in sorted(DEVIATIONS):
+            print(f"  {key[0]:8s} {key[1]:30s} {DEVIATIONS[key]:.3e}")
+
+
+def assert_close(what, actual, expected, scale, rtol, dtype, atol=TINY):
+    """|actual - expected| <= rtol * scale + atol elementwise; scale >= 0 is the sum of |terms|
+    (or |expected| itself where that is the natural scale)."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    scale = np.broadcast_to(np.asarray(scale, dtype=np.float64), expected.shape)
+    assert actual.shape == expected.shape, (what, actual.shape, expected.shape)
+    assert np.all(np.isfinite(actual) == np.isfinite(expected)), what
+    finite = np.isfinite(expected)
+    err = np.abs(actual[finite] - expected[finite])
+    scale = scale[finite]
+    if err.size:
+        safe = np.where(scale > 0, scale, 1.0)
+        rel = np.where(scale > 0, err / safe, np.where(err > 0, np.inf, 0.0))
+        meaningful = rtol * scale > atol  # elsewhere only atol (underflow) is being tested
+        if np.any(meaningful):
+            key = (np.dtype(dtype).name, what)
+            DEVIATIONS[key] = max(DEVIATIONS[key], float(rel[meaningful].max()))
+        bad = err > rtol * scale + atol
+        if np.any(bad):
+            i = np.flatnonzero(bad)[0]
+            raise AssertionError(
+                f"{what}: {bad.sum()} of {bad.size} elements off; first: actual "
+                f"{actual[finite][i]!r}, expected {expected[finite][i]!r}, relative "
+                f"deviation {rel[i]:.3e} > rtol {rtol:.1e}"
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# Test problems
+# --------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def mixture(d, k, seed=0):
+    """Random mixture: SPD covariances A Aᵀ/D + ½I, random means, Dirichlet weights."""
+    rng = np.random.default_rng([seed, d, k])
+    means = rng.normal(scale=2.0, size=(k, d))
+    covs = np.empty((k, d, d))
+    for c in range(k):
+        A = rng.normal(size=(d, d))
+        covs[c] = A @ A.T / d + 0.5 * np.eye(d)
+    variances = rng.uniform(0.5, 2.0, size=(k, d))  # the diag model's own variances
+    weights = rng.dirichlet(np.full(k, 2.0))
+    for a in (means, covs, variances, weights):
+        a.setflags(write=False)  # cached and shared between tests
+    return means, covs, variances, weights
+
+
+@functools.lru_cache(maxsize=None)
+def samples(d, k, dtype, seed=0):
+    """MAX_ROWS rows drawn from mixture(d, k); tests use the C-contiguous prefix X[:n]."""
+    means, covs, _, weights = mixture(d, k, seed)
+    rng = np.random.default_rng([seed, d, k, 1])
+    z = rng.choice(k, size=MAX_ROWS, p=weights)
+    L = np.linalg.cholesky(covs)
+    X = means[z] + np.einsum("nij,nj->ni", L[z], rng.normal(size=(MAX_ROWS, d)))
+    X = np.ascontiguousarray(X, dtype=dtype)
+    X.setflags(write=False)
+    return X
+
+
+def sample_weights(kind, n, seed=0):
+    if kind == "none":
+        return None
+    rng = np.random.default_rng([seed, n, 2])
+    w = rng.uniform(0.1, 3.0, size=n)
+    if kind == "with_zeros":
+        w[rng.random(n) < 0.3] = 0.0
+        w[0] = 0.0
+    return w
+
+
+@functools.lru_cache(maxsize=None)
+def model_params(d, k, form, seed=0):
+    """(means, precisions_chol, log_norm) in the kernels' conventions, plus the covariances.
+
+    Cached: the arrays are shared between tests and marked read-only.
+    """
+    means, covs, variances, weights = mixture(d, k, seed)
+    if form == "full":
+        chol = np.empty((k, d, d))
+        for c in range(k):
+            # scikit-learn's precisions_cholesky_: U = L⁻ᵀ, upper triangular, U Uᵀ = Σ⁻¹.
+            L = cholesky(covs[c], lower=True)
+            chol[c] = solve_triangular(L, np.eye(d), lower=True).T
+        log_det_u = np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+        model_covs = covs
+    else:
+        chol = 1.0 / np.sqrt(variances)
+        log_det_u = np.log(chol).sum(axis=1)
+        model_covs = variances
+    log_norm = np.log(weights) + log_det_u - 0.5 * d * np.log(2 * np.pi)
+    params = (means, np.ascontiguousarray(chol), log_norm, model_covs)
+    for a in params:
+        a.setflags(write=False)
+    return params
+
+
+def empty_stats(k, d, form):
+    return np.zeros(k), np.zeros((k, d)), np.zeros((k, d, d) if form == "full" else (k, d))
+
+
+# --------------------------------------------------------------------------------------------
+# References
+# --------------------------------------------------------------------------------------------
+
+
+def ref_weighted_log_prob(X, means, model_covs, weights, form):
+    """(n, K) log π_k + log N(x_i | μ_k, Σ_k), without any Cholesky factor of the precision."""
+    X = np.asarray(X, dtype=np.float64)
+    n, d = X.shape
+    out = np.empty((n, len(means)))
+    for c in range(len(means)):
+        if form == "full":
+            out[:, c] = np.reshape(multivariate_normal.logpdf(X, means[c], model_covs[c]), n)
+        else:
+            var = model_covs[c]
+            out[:, c] = -0.5 * (((X - means[c]) ** 2 / var).sum(axis=1)
+                                + np.log(2 * np.pi * var).sum())
+        out[:, c] += np.log(weights[c])
+    return out
+
+
+def ref_weighted_log_prob_explicit(X, means, covs):
+    """Full form again, with np.linalg.inv / slogdet (cross-checks the scipy reference)."""
+    X = np.asarray(X, dtype=np.float64)
+    out = np.empty((X.shape[0], len(means)))
+    for c in range(len(means)):
+        diff = X - means[c]
+        maha = np.einsum("ij,jk,ik->i", diff, np.linalg.inv(covs[c]), diff)
+        out[:, c] = -0.5 * (maha + np.linalg.slogdet(covs[c])[1] + X.shape[1] * np.log(2 * np.pi))
+    return out
+
+
+def ref_stats(X, w, resp, shifts, form):
+    """Weighted statistics of given responsibilities, and the scales of their errors."""
+    X = np.asarray(X, dtype=np.float64)
+    n, d = X.shape
+    k = resp.shape[1]
+    wr = resp * (np.ones(n) if w is None else w)[:, None]
+    nk = wr.sum(axis=0)
+    sums = np.empty((k, d))
+    sums_scale = np.empty((k, d))
+    scatter = np.empty((k, d, d) if form == "full" else (k, d))
+    scatter_scale = np.empty_like(scatter)
+    for c in range(k):
+        diff = X - shifts[c]
+        sums[c] = wr[:, c] @ diff
+        sums_scale[c] = wr[:, c] @ np.abs(diff)
+        if form == "full":
+            scatter[c] = (diff * wr[:, c, None]).T @ diff
+            scatter_scale[c] = (np.abs(diff) * wr[:, c, None]).T @ np.abs(diff)
+        else:
+            scatter[c] = wr[:, c] @ diff**2
+            scatter_scale[c] = scatter[c]
+    return (nk, sums, scatter), (nk, sums_scale, scatter_scale)
+
+
+def check_stats(kernel, stats, ref, ref_scale, dtype):
+    for name, actual, expected, scale in zip(("nk", "sums", "scatter"), stats, ref, ref_scale):
+        assert_close(f"{kernel} {name}", actual, expected, scale, RTOL, dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# The references themselves
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("d", DIMS)
+def test_reference_densities_agree_with_each_other(d):
+    means, covs, _, weights = mixture(d, 4)
+    X = samples(d, 4, np.float64)[:500]
+    a = ref_weighted_log_prob(X, means, covs, weights, "full") - np.log(weights)
+    b = ref_weighted_log_prob_explicit(X, means, covs)
+    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("d", DIMS)
+def test_parameter_conventions(form, d):
+    means, chol, log_norm, covs = model_params(d, 4, form)
+    if form == "full":
+        assert np.array_equal(chol, np.triu(chol))
+        for c in range(4):
+            np.testing.assert_allclose(chol[c] @ chol[c].T, np.linalg.inv(covs[c]), rtol=1e-12,
+                                       atol=1e-12)
+    else:
+        np.testing.assert_allclose(chol**-2, covs, rtol=1e-14)
+
+
+# --------------------------------------------------------------------------------------------
+# em_pass
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k", COMPONENTS)
+@pytest.mark.parametrize("d", DIMS)
+@pytest.mark.parametrize("weights", WEIGHTS)
+@pytest.mark.parametrize("n", N_SAMPLES)
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_em_pass_matches_reference(dtype, form, n, weights, d, k):
+    X = samples(d, k, dtype)[:n]
+    w = sample_weights(weights, n)
+    means, chol, log_norm, covs = model_params(d, k, form)
+    nk, sums, scatter = empty_stats(k, d, form)
+
+    loglik = _em.em_pass(X, w, means, chol, log_norm, nk, sums, scatter, n_threads=REF_THREADS)
+
+    log_prob = ref_weighted_log_prob(X, means, covs, mixture(d, k)[3], form)
+    lse = logsumexp(log_prob, axis=1)
+    resp = np.exp(log_prob - lse[:, None])
+    ww = np.ones(n) if w is None else w
+    assert isinstance(loglik, float)
+    assert_close("em_pass loglik", loglik, ww @ lse, ww @ np.abs(lse), RTOL, dtype)
+    ref, scale = ref_stats(X, w, resp, means, form)
+    check_stats("em_pass", (nk, sums, scatter), ref, scale, dtype)
+    if form == "full":
+        assert np.array_equal(scatter, np.swapaxes(scatter, 1, 2)), "scatter not symmetric"
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_em_pass_adds_into_accumulators(form):
+    d, k, n = 3, 4, 1000
+    X = samples(d, k, np.float64)[:n]
+    means, chol, log_norm, _ = model_params(d, k, form)
+    fresh = empty_stats(k, d, form)
+    _em.em_pass(X, None, means, chol, log_norm, *fresh)
+    rng = np.random.default_rng(5)
+    start = [rng.normal(size=a.shape) for a in fresh]
+    acc = [a.copy() for a in start]
+    _em.em_pass(X, None, means, chol, log_norm, *acc)
+    for a, s, f in zip(acc, start, fresh):
+        assert np.array_equal(a, s + f)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_em_pass_is_additive_over_row_blocks(form):
+    """Streaming: statistics of X equal the sum of those of two (chunk-unaligned) blocks."""
+    d, k, n, split = 8, 4, 3001, 1234
+    X = samples(d, k, np.float32)[:n]
+    w = sample_weights("positive", n)
+    means, chol, log_norm, _ = model_params(d, k, form)
+    whole = empty_stats(k, d, form)
+    ll_whole = _em.em_pass(X, w, means, chol, log_norm, *whole)
+    parts = empty_stats(k, d, form)
+    ll_parts = _em.em_pass(X[:split], w[:split], means, chol, log_norm, *parts)
+    ll_parts += _em.em_pass(X[split:], w[split:], means, chol, log_norm, *parts)
+    np.testing.assert_allclose(ll_parts, ll_whole, rtol=1e-12)
+    for a, b in zip(parts, whole):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_em_pass_with_no_samples(dtype, form):
+    d, k = 3, 4
+    means, chol, log_norm, _ = model_params(d, k, form)
+    nk, sums, scatter = empty_stats(k, d, form)
+    nk += 1.0
+    ll = _em.em_pass(np.empty((0, d), dtype), None, means, chol, log_norm, nk, sums, scatter)
+    assert ll == 0.0
+    assert np.array_equal(nk, np.ones(k)) and not sums.any() and not scatter.any()
+    ll = _em.em_pass(np.empty((0, d), dtype), np.empty(0), means, chol, log_norm, nk, sums,
+                     scatter)
+    assert ll == 0.0
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_em_pass_zero_weight_row_with_zero_density_changes_nothing(form):
+    """A zero-weight row whose density is exactly 0 (log p = -inf: here ‖y‖² overflows) must
+    contribute nothing: neither a NaN log-likelihood nor NaN statistics."""
+    d, k = 3, 1
+    means, chol, log_norm, _ = model_params(d, k, form)
+    X = np.array([[0.0, 0.0, 0.0], [1e200, 0.0, 0.0]])
+    alone = empty_stats(k, d, form)
+    ll_alone = _em.em_pass(X[:1], None, means, chol, log_norm, *alone)
+    both = empty_stats(k, d, form)
+    ll_both = _em.em_pass(X, np.array([1.0, 0.0]), means, chol, log_norm, *both)
+    assert ll_both == ll_alone
+    # KERNEL BUG: log_prob_to_resp computes w * exp(-inf - (-inf)) = 0 * NaN = NaN for such a
+    # row, and accumulate_* only skip responsibilities == 0.0, so nk/sums/scatter become NaN.
+    for a, b in zip(both, alone):
+        assert np.array_equal(a, b)
+
+
+# --------------------------------------------------------------------------------------------
+# stats_from_labels / stats_from_resp
+# --------------------------------------------------------------------------------------------
+
+
+def random_shifts(d, k):
+    """Shifts that are not the means, so that moments about shifts[k] are really tested."""
+    means = mixture(d, k)[0]
+    return means + np.random.default_rng([d, k, 3]).normal(scale=0.5, size=means.shape)
+
+
+@pytest.mark.parametrize("k", COMPONENTS)
+@pytest.mark.parametrize("d", DIMS)
+@pytest.mark.parametrize("weights", WEIGHTS)
+@pytest.mark.parametrize("n", N_SAMPLES)
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_stats_from_labels_matches_reference(dtype, form, n, weights, d, k):
+    X = samples(d, k, dtype)[:n]
+    w = sample_weights(weights, n)
+    labels = np.random.default_rng([n, k, 4]).integers(0, k, size=n)
+    shifts = random_shifts(d, k)
+    stats = empty_stats(k, d, form)
+    assert _em.stats_from_labels(X, w, labels, shifts, *stats, n_threads=REF_THREADS) is None
+    resp = np.zeros((n, k))
+    resp[np.arange(n), labels] = 1.0
+    ref, scale = ref_stats(X, w, resp, shifts, form)
+    check_stats("stats_from_labels", stats, ref, scale, dtype)
+
+
+@pytest.mark.parametrize("k", COMPONENTS)
+@pytest.mark.parametrize("d", DIMS)
+@pytest.mark.parametrize("weights", WEIGHTS)
+@pytest.mark.parametrize("n", N_SAMPLES)
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_stats_from_resp_matches_reference(dtype, form, n, weights, d, k):
+    X = samples(d, k, dtype)[:n]
+    w = sample_weights(weights, n)
+    rng = np.random.default_rng([n, k, 5])
+    resp = rng.dirichlet(np.ones(k), size=n)
+    resp[rng.random(resp.shape) < 0.1] = 0.0  # some exact zeros; rows need not sum to 1
+    shifts = random_shifts(d, k)
+    stats = empty_stats(k, d, form)
+    assert _em.stats_from_resp(X, w, resp, shifts, *stats, n_threads=REF_THREADS) is None
+    ref, scale = ref_stats(X, w, resp, shifts, form)
+    check_stats("stats_from_resp", stats, ref, scale, dtype)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_stats_from_resp_with_em_responsibilities_equals_em_pass(form):
+    d, k, n = 8, 4, 3001
+    X = samples(d, k, np.float64)[:n]
+    w = sample_weights("with_zeros", n)
+    means, chol, log_norm, _ = model_params(d, k, form)
+    resp = np.empty((n, k))
+    _em.score(X, means, chol, log_norm, np.empty(n), None, resp)
+    a = empty_stats(k, d, form)
+    b = empty_stats(k, d, form)
+    _em.em_pass(X, w, means, chol, log_norm, *a)
+    _em.stats_from_resp(X, w, resp, means, *b)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-12 * np.abs(y).max())
+
+
+def test_stats_from_labels_accepts_int32_labels_and_empty_input():
+    d, k, n = 3, 4, 300
+    X = samples(d, k, np.float64)[:n]
+    labels = np.arange(n) % k
+    shifts = random_shifts(d, k)
+    a = empty_stats(k, d, "full")
+    b = empty_stats(k, d, "full")
+    _em.stats_from_labels(X, None, labels.astype(np.int64), shifts, *a)
+    _em.stats_from_labels(X, None, labels.astype(np.int32), shifts, *b)
+    for x, y in zip(a, b):
+        assert np.array_equal(x, y)
+    c = empty_stats(k, d, "diag")
+    _em.stats_from_labels(np.empty((0, d)), None, np.empty(0, np.int64), shifts, *c)
+    _em.stats_from_resp(np.empty((0, d)), None, np.empty((0, k)), shifts, *c)
+    assert not any(a.any() for a in c)
+
+
+# --------------------------------------------------------------------------------------------
+# score
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k", COMPONENTS)
+@pytest.mark.parametrize("d", DIMS)
+@pytest.mark.parametrize("n", N_SAMPLES)
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_score_matches_reference(dtype, form, n, d, k):
+    X = samples(d, k, dtype)[:n]
+    means, chol, log_norm, covs = model_params(d, k, form)
+    log_prob_norm = np.full(n, np.nan, dtype=dtype)
+    labels = np.full(n, -1, dtype=np.int64)
+    resp = np.full((n, k), np.nan, dtype=dtype)
+
+    assert _em.score(X, means, chol, log_norm, log_prob_norm, labels, resp,
+                     n_threads=REF_THREADS) is None
+
+    log_prob = ref_weighted_log_prob(X, means, covs, mixture(d, k)[3], form)
+    lse = logsumexp(log_prob, axis=1)
+    ref_resp = np.exp(log_prob - lse[:, None])
+    rtol = RTOL if dtype == np.float64 else RTOL_SCORE_F32
+    # log p(x_i) is a log-sum-exp of terms of size |log π_k + log N|: the scale of its error.
+    lse_scale = np.maximum(np.abs(lse), np.abs(log_prob).max(axis=1))
+    assert_close("score log_prob_norm", log_prob_norm, lse, lse_scale, rtol, dtype)
+    # resp = exp(log_prob - lse): its relative error is the absolute error of the exponent,
+    # plus float32 rounding (down to the subnormals) for float32 output.
+    resp_rtol = RTOL * max(1.0, lse_scale.max(initial=0.0))
+    resp_atol = TINY
+    if dtype == np.float32:
+        resp_rtol += 2.0**-24
+        resp_atol = 2.0**-150
+    assert_close("score resp", resp, ref_resp, ref_resp, resp_rtol, dtype, atol=resp_atol)
+    # Labels: the argmax, up to near-ties that floating point cannot resolve.
+    assert labels.min() >= 0 and labels.max() < k
+    chosen = log_prob[np.arange(n), labels]
+    assert np.all(chosen >= log_prob.max(axis=1) - 1e-12 * lse_scale)
+    assert np.mean(labels == np.argmax(log_prob, axis=1)) >= 0.999
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_score_optional_outputs_and_consistency_with_em_pass(dtype, form):
+    d, k, n = 3, 4, 1000
+    X = samples(d, k, dtype)[:n]
+    means, chol, log_norm, _ = model_params(d, k, form)
+    lpn_only = np.empty(n, dtype)
+    _em.score(X, means, chol, log_norm, lpn_only)
+    lpn, labels, resp = np.empty(n, dtype), np.empty(n, np.int64), np.empty((n, k), dtype)
+    _em.score(X, means, chol, log_norm, lpn, labels, resp)
+    assert np.array_equal(lpn_only, lpn)
+    lab_only = np.empty(n, np.int64)
+    _em.score(X, means, chol, log_norm, np.empty(n, dtype), labels=lab_only)
+    assert np.array_equal(lab_only, labels)
+    if dtype == np.float64:
+        ll = _em.em_pass(X, None, means, chol, log_norm, *empty_stats(k, d, form))
+        np.testing.assert_allclose(lpn.sum(), ll, rtol=1e-12)
+
+
+def test_score_labels_first_on_ties_and_resp_split_evenly():
+    d = 3
+    means0, chol0, log_norm0, _ = model_params(d, 1, "full")
+    # Three identical components: bit-identical log-probabilities everywhere.
+    means = np.repeat(means0, 3, axis=0)
+    chol = np.repeat(chol0, 3, axis=0)
+    log_norm = np.repeat(log_norm0 + np.log(1 / 3), 3)
+    X = samples(d, 1, np.float64)[:300]
+    labels = np.full(300, -1, np.int64)
+    resp = np.empty((300, 3))
+    lpn = np.empty(300)
+    _em.score(X, means, chol, log_norm, lpn, labels, resp)
+    assert np.array_equal(labels, np.zeros(300, np.int64))
+    np.testing.assert_allclose(resp, 1 / 3, rtol=1e-15)
+    ref = np.empty(300)
+    _em.score(X, means0, chol0, log_norm0, ref)
+    np.testing.assert_allclose(lpn, ref, rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_score_with_no_samples(dtype):
+    means, chol, log_norm, _ = model_params(3, 4, "diag")
+    assert _em.score(np.empty((0, 3), dtype), means, chol, log_norm, np.empty(0, dtype),
+                     np.empty(0, np.int64), np.empty((0, 4), dtype)) is None
+
+
+# --------------------------------------------------------------------------------------------
+# k-means kernels
+# --------------------------------------------------------------------------------------------
+
+
+def ref_sq_dist(X, centers):
+    X = np.asarray(X, dtype=np.float64)
+    return np.stack([((X - c) ** 2).sum(axis=1) for c in centers], axis=1)
+
+
+def kmeans_centers(d, k):
+    """Centres near the data: the mixture means, jittered."""
+    return mixture(d, k)[0] + np.random.default_rng([d, k, 6]).normal(scale=0.3, size=(k, d))
+
+
+@pytest.mark.parametrize("k", COMPONENTS)
+@pytest.mark.parametrize("d", DIMS)
+@pytest.mark.parametrize("weights", WEIGHTS)
+@pytest.mark.parametrize("n", N_SAMPLES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_lloyd_step_matches_reference(dtype, n, weights, d, k):
+    X = samples(d, k, dtype)[:n]
+    w = sample_weights(weights, n)
+    centers = kmeans_centers(d, k)
+    new_centers = np.full((k, d), np.nan)
+    counts = np.full(k, np.nan)
+    labels = np.full(n, -1, np.int64)
+
+    inertia = _kmeans.lloyd_step(X, w, centers, new_centers, counts, labels,
+                                 n_threads=REF_THREADS)
+
+    ww = np.ones(n) if w is None else w
+    dist = ref_sq_dist(X, centers)
+    best = dist.min(axis=1)
+    # Labels: nearest centre, up to near-ties.
+    assert np.all(dist[np.arange(n), labels] <= best * (1 + 1e-12))
+    assert np.mean(labels == dist.argmin(axis=1)) >= 0.999
+    assert_close("lloyd inertia", inertia, ww @ best, ww @ best, RTOL, dtype)
+    onehot = np.zeros((n, k))
+    onehot[np.arange(n), labels] = 1.0
+    ref_counts = ww @ onehot
+    assert_close("lloyd counts", counts, ref_counts, ref_counts, RTOL, dtype)
+    X64 = np.asarray(X, dtype=np.float64)
+    for c in range(k):
+        if ref_counts[c] > 0:
+            member_w = ww * onehot[:, c]
+            expected = member_w @ X64 / ref_counts[c]
+            scale = member_w @ np.abs(X64 - centers[c]) / ref_counts[c] + np.abs(centers[c])
+            assert_close("lloyd new_centers", new_centers[c], expected, scale, RTOL, dtype)
+        else:
+            assert np.array_equal(new_centers[c], centers[c])
+
+
+def test_lloyd_step_empty_and_zero_weight_clusters_keep_their_centre():
+    d, n = 3, 1000
+    # Row 0 sits alone far away, with zero weight.
+    X = np.vstack([np.full((1, d), 500.0), samples(d, 4, np.float64)[:n - 1]])
+    centers = np.vstack([kmeans_centers(d, 4)[:2], np.full((1, d), -1e3),
+                         X[:1] + 1e-3])  # centre 2: nobody; centre 3: only row 0
+    labels = np.empty(n, np.int64)
+    counts = np.empty(4)
+    new_centers = np.empty((4, d))
+    w = np.ones(n)
+    w[0] = 0.0
+    _kmeans.lloyd_step(X, w, centers, new_centers, counts, labels)
+    assert labels[0] == 3 and not np.any(labels[1:] == 3) and not np.any(labels == 2)
+    assert counts[2] == 0.0 and counts[3] == 0.0
+    assert np.array_equal(new_centers[2:], centers[2:])
+
+
+def test_lloyd_step_labels_first_on_ties():
+    X = samples(3, 4, np.float64)[:500]
+    centers = np.repeat(kmeans_centers(3, 4)[1:2], 3, axis=0)
+    labels = np.full(500, -1, np.int64)
+    counts = np.empty(3)
+    new_centers = np.empty((3, 3))
+    _kmeans.lloyd_step(X, None, centers, new_centers, counts, labels)
+    assert np.array_equal(labels, np.zeros(500, np.int64))
+    assert counts.tolist() == [500.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_lloyd_step_with_no_samples(dtype):
+    centers = kmeans_centers(3, 4)
+    new_centers = np.full((4, 3), np.nan)
+    counts = np.full(4, np.nan)
+    inertia = _kmeans.lloyd_step(np.empty((0, 3), dtype), None, centers, new_centers, counts,
+                                 np.empty(0, np.int64))
+    assert inertia == 0.0
+    assert np.array_equal(new_centers, centers) and not counts.any()
+
+
+@pytest.mark.parametrize("d", DIMS)
+@pytest.mark.parametrize("n", [0] + N_SAMPLES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_update_closest_sq_dist_matches_reference(dtype, n, d):
+    X = samples(d, 4, dtype)[:n]
+    center = kmeans_centers(d, 4)[0]
+    rng = np.random.default_rng([n, d, 7])
+    before = rng.uniform(0.0, 2.0 * d, size=n)  # some below, some above the new distance
+    before[: n // 10] = np.inf
+    closest = before.copy()
+    assert _kmeans.update_closest_sq_dist(X, center, closest, n_threads=REF_THREADS) is None
+    dist = ref_sq_dist(X, center[None])[:, 0]
+    expected = np.minimum(before, dist)
+    assert_close("update_closest_sq_dist", closest, expected, expected, RTOL, dtype)
+    assert np.all(closest <= before)
+
+
+@pytest.mark.parametrize("d", DIMS)
+@pytest.mark.parametrize("weights", WEIGHTS)
+@pytest.mark.parametrize("n", [0] + N_SAMPLES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_candidate_potentials_matches_reference(dtype, n, weights, d):
+    X = samples(d, 4, dtype)[:n]
+    w = sample_weights(weights, n) if n else (None if weights == "none" else np.empty(0))
+    ww = np.ones(n) if w is None else w
+    centers = kmeans_centers(d, 4)
+    closest = ref_sq_dist(X, centers[:1])[:, 0]
+    candidates = np.ascontiguousarray(np.vstack([centers[1:], centers[:1] + 0.1]))
+    potentials = np.full(len(candidates), np.nan)
+
+    assert _kmeans.candidate_potentials(X, w, candidates, closest, potentials,
+                                        n_threads=REF_THREADS) is None
+
+    terms = np.minimum(closest[:, None], ref_sq_dist(X, candidates)) * ww[:, None]
+    expected = terms.sum(axis=0)
+    assert_close("candidate_potentials", potentials, expected, expected, RTOL, dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# Determinism across thread counts
+# --------------------------------------------------------------------------------------------
+
+BIG = 50_000
+# 50 000 rows: 196 chunks dealt to 64 accumulator groups; 257 and 3001: few, uneven chunks.
+DETERMINISM_N = [257, 3001, BIG]
+
+
+@functools.lru_cache(maxsize=None)
+def big_problem(dtype):
+    d, k = 8, 4
+    means, covs, _, weights = mixture(d, k, seed=1)
+    rng = np.random.default_rng(11)
+    z = rng.choice(k, size=BIG, p=weights)
+    X = means[z] + np.einsum("nij,nj->ni", np.linalg.cholesky(covs)[z], rng.normal(size=(BIG, d)))
+    X = np.ascontiguousarray(X, dtype=dtype)
+    w = rng.uniform(0.0, 2.0, size=BIG)
+    w[rng.random(BIG) < 0.1] = 0.0
+    resp = rng.dirichlet(np.ones(k), size=BIG)
+    for a in (X, w, z, resp):
+        a.setflags(write=False)
+    return X, w, z, resp
+
+
+THREADS = [1, 2, 3, 0]  # 0: the OpenMP default
+
+
+def same_for_all_threads(run):
+    """run(n_threads) -> tuple of arrays/floats; asserts bit-identical across THREADS."""
+    results = [run(t) for t in THREADS]
+    for t, other in zip(THREADS[1:], results[1:]):
+        assert len(other) == len(results[0])
+        for i, (a, b) in enumerate(zip(results[0], other)):
+            assert np.array_equal(np.asarray(a), np.asarray(b)), f"output {i}: n_threads=1 vs {t}"
+
+
+@pytest.mark.parametrize("n", DETERMINISM_N)
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_em_pass_bit_identical_across_thread_counts(dtype, form, n):
+    X, w, _, _ = big_problem(dtype)
+    means, chol, log_norm, _ = model_params(8, 4, form, seed=1)
+
+    def run(t):
+        stats = empty_stats(4, 8, form)
+        ll = _em.em_pass(X[:n], w[:n], means, chol, log_norm, *stats, n_threads=t)
+        return (ll, *stats)
+
+    same_for_all_threads(run)
+
+
+@pytest.mark.parametrize("n", DETERMINISM_N)
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_stats_bit_identical_across_thread_counts(dtype, form, n):
+    X, w, z, resp = big_problem(dtype)
+    shifts = random_shifts(8, 4)
+
+    def run(t):
+        a = empty_stats(4, 8, form)
+        b = empty_stats(4, 8, form)
+        _em.stats_from_labels(X[:n], w[:n], z[:n], shifts, *a, n_threads=t)
+        _em.stats_from_resp(X[:n], w[:n], resp[:n], shifts, *b, n_threads=t)
+        return (*a, *b)
+
+    same_for_all_threads(run)
+
+
+@pytest.mark.parametrize("n", DETERMINISM_N)
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_score_bit_identical_across_thread_counts(dtype, form, n):
+    X, _, _, _ = big_problem(dtype)
+    means, chol, log_norm, _ = model_params(8, 4, form, seed=1)
+
+    def run(t):
+        out = (np.empty(n, dtype), np.empty(n, np.int64), np.empty((n, 4), dtype))
+        _em.score(X[:n], means, chol, log_norm, *out, n_threads=t)
+        return out
+
+    same_for_all_threads(run)
+
+
+@pytest.mark.parametrize("n", DETERMINISM_N)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_kmeans_kernels_bit_identical_across_thread_counts(dtype, n):
+    X, w, _, _ = big_problem(dtype)
+    X, w = X[:n], w[:n]
+    centers = kmeans_centers(8, 4)
+    closest0 = ref_sq_dist(X, centers[:1])[:, 0]
+
+    def run(t):
+        new_centers, counts, labels = np.empty((4, 8)), np.empty(4), np.empty(n, np.int64)
+        inertia = _kmeans.lloyd_step(X, w, centers, new_centers, counts, labels, n_threads=t)
+        potentials = np.empty(3)
+        _kmeans.candidate_potentials(X, w, centers[1:], closest0, potentials, n_threads=t)
+        closest = closest0.copy()
+        _kmeans.update_closest_sq_dist(X, centers[1], closest, n_threads=t)
+        return inertia, new_centers, counts, labels, potentials, closest
+
+    same_for_all_threads(run)
+
+
+# --------------------------------------------------------------------------------------------
+# float32 input is read exactly
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("n", [7, 3001])
+def test_float32_input_gives_the_float64_result_of_the_same_values(n, form):
+    """Kernels widen each float32 value to float64 before any arithmetic, so float32 input
+    gives bit for bit the result of the same values in float64 (score's outputs: that result
+    rounded to float32). This is why float32 is held to the float64 tolerance above."""
+    d, k = 8, 4
+    X32 = samples(d, k, np.float32)[:n]
+    X64 = X32.astype(np.float64)
+    w = sample_weights("with_zeros", n)
+    means, chol, log_norm, _ = model_params(d, k, form)
+    labels = np.random.default_rng(10).integers(0, k, size=n)
+    resp_in = np.random.default_rng(10).dirichlet(np.ones(k), size=n)
+    centers = kmeans_centers(d, k)
+    closest_in = np.random.default_rng(10).uniform(0, 20, size=n)
+
+    def run(X):
+        dt = X.dtype
+        out = []
+        stats = empty_stats(k, d, form)
+        out.append(_em.em_pass(X, w, means, chol, log_norm, *stats))
+        out += stats
+        stats = empty_stats(k, d, form)
+        _em.stats_from_labels(X, w, labels, centers, *stats)
+        out += stats
+        stats = empty_stats(k, d, form)
+        _em.stats_from_resp(X, w, resp_in, centers, *stats)
+        out += stats
+        lpn, lab, resp = np.empty(n, dt), np.empty(n, np.int64), np.empty((n, k), dt)
+        _em.score(X, means, chol, log_norm, lpn, lab, resp)
+        out += [lpn.astype(np.float32), lab, resp.astype(np.float32)]
+        new_centers, counts, lab = np.empty((k, d)), np.empty(k), np.empty(n, np.int64)
+        out += [_kmeans.lloyd_step(X, w, centers, new_centers, counts, lab), new_centers, counts,
+                lab]
+        closest = closest_in.copy()
+        _kmeans.update_closest_sq_dist(X, centers[0], closest)
+        potentials = np.empty(k - 1)
+        _kmeans.candidate_potentials(X, w, centers[1:], closest, potentials)
+        out += [closest, potentials]
+        return out
+
+    for i, (a, b) in enumerate(zip(run(X32), run(X64))):
+        assert np.array_equal(a, b), f"output {i} differs between float32 and float64 input"
+
+
+# --------------------------------------------------------------------------------------------
+# Data far from the origin
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_shifted_statistics_exact_far_from_origin(form):
+    d, k, n, offset = 3, 4, 3001, 1e6
+    X = samples(d, k, np.float64)
+    w = sample_weights("positive", n)
+    means, chol, log_norm, _ = model_params(d, k, form)
+    near = empty_stats(k, d, form)
+    far = empty_stats(k, d, form)
+    _em.em_pass(X, w, means, chol, log_norm, *near)
+    _em.em_pass(X + offset, w, means + offset, chol, log_norm, *far)
+
+    def covariances(stats):
+        nk, sums, scatter = stats
+        mean_offset = sums / nk[:, None]
+        if form == "full":
+            return scatter / nk[:, None, None] - np.einsum("ki,kj->kij", mean_offset, mean_offset)
+        return scatter / nk[:, None] - mean_offset**2
+
+    cov_near, cov_far = covariances(near), covariances(far)
+    np.testing.assert_allclose(far[0], near[0], rtol=1e-9)
+    np.testing.assert_allclose(far[1] / far[0][:, None], near[1] / near[0][:, None], rtol=0,
+                               atol=1e-9)
+    scale = np.abs(cov_near).max(axis=tuple(range(1, cov_near.ndim)), keepdims=True)
+    assert np.all(np.abs(cov_far - cov_near) <= 1e-9 * scale)
+    DEVIATIONS[("float64", "far-from-origin covariance")] = max(
+        DEVIATIONS[("float64", "far-from-origin covariance")],
+        float((np.abs(cov_far - cov_near) / scale).max()))
+
+    # Hard labels, moments about the (shifted) cluster means.
+    labels = np.random.default_rng(8).integers(0, k, size=n)
+    lab_near = empty_stats(k, d, form)
+    lab_far = empty_stats(k, d, form)
+    _em.stats_from_labels(X, w, labels, means, *lab_near)
+    _em.stats_from_labels(X + offset, w, labels, means + offset, *lab_far)
+    cov_near, cov_far = covariances(lab_near), covariances(lab_far)
+    scale = np.abs(cov_near).max(axis=tuple(range(1, cov_near.ndim)), keepdims=True)
+    assert np.all(np.abs(cov_far - cov_near) <= 1e-9 * scale)
+
+    # Sanity check that the test is sensitive: the raw-moment formula loses digits here.
+    Xf = X + offset
+    raw = (w @ Xf**2) / w.sum() - ((w @ Xf) / w.sum()) ** 2
+    centred = (w @ (X - (w @ X) / w.sum()) ** 2) / w.sum()
+    assert np.abs(raw - centred).max() / centred.max() > 1e-8
+
+
+# --------------------------------------------------------------------------------------------
+# Argument validation
+# --------------------------------------------------------------------------------------------
+
+
+def _em_args(form="full", n=10, d=3, k=4):
+    X = np.ascontiguousarray(samples(d, k, np.float64)[:n])
+    means, chol, log_norm, _ = model_params(d, k, form)
+    return X, means, chol, log_norm, empty_stats(k, d, form)
+
+
+@pytest.mark.parametrize("case", [
+    "means_wrong_features", "nk_wrong_length", "sums_wrong_shape", "scatter_wrong_shape",
+    "chol_form_mismatch", "sample_weight_wrong_length", "log_norm_wrong_length",
+])
+def test_em_pass_rejects_bad_shapes(case):
+    X, means, chol, log_norm, (nk, sums, scatter) = _em_args()
+    w = None
+    if case == "means_wrong_features":
+        means = np.zeros((4, 2))
+    elif case == "nk_wrong_length":
+        nk = np.zeros(3)
+    elif case == "sums_wrong_shape":
+        sums = np.zeros((4, 2))
+    elif case == "scatter_wrong_shape":
+        scatter = np.zeros((4, 3, 2))
+    elif case == "chol_form_mismatch":
+        chol = model_params(3, 4, "diag")[1]
+    elif case == "sample_weight_wrong_length":
+        w = np.ones(9)
+    elif case == "log_norm_wrong_length":
+        # KERNEL BUG: not validated; the kernel reads log_norm[2:4] out of bounds.
+        log_norm = log_norm[:2].copy()
+    with pytest.raises(ValueError):
+        _em.em_pass(X, w, means, chol, log_norm, nk, sums, scatter)
+
+
+def test_em_pass_rejects_non_contiguous_or_wrong_dtype_input():
+    X, means, chol, log_norm, stats = _em_args()
+    with pytest.raises(ValueError):
+        _em.em_pass(np.asfortranarray(X), None, means, chol, log_norm, *stats)
+    with pytest.raises((ValueError, TypeError)):
+        _em.em_pass(X.astype(np.int64), None, means, chol, log_norm, *stats)
+
+
+@pytest.mark.parametrize("case", ["label_too_large", "label_negative", "labels_wrong_length",
+                                  "shifts_wrong_shape"])
+def test_stats_from_labels_rejects_bad_input(case):
+    X, means, _, _, stats = _em_args()
+    labels = np.arange(10) % 4
+    if case == "label_too_large":
+        labels[3] = 4
+    elif case == "label_negative":
+        labels[7] = -1
+    elif case == "labels_wrong_length":
+        labels = labels[:9]
+    elif case == "shifts_wrong_shape":
+        means = means[:, :2]
+    with pytest.raises(ValueError):
+        _em.stats_from_labels(X, None, labels, means, *stats)
+
+
+@pytest.mark.parametrize("case", ["resp_too_few_rows", "resp_transposed", "weights_wrong"])
+def test_stats_from_resp_rejects_bad_shapes(case):
+    X, means, _, _, stats = _em_args()
+    resp = np.full((10, 4), 0.25)
+    w = None
+    if case == "resp_too_few_rows":
+        resp = resp[:9]
+    elif case == "resp_transposed":
+        # KERNEL BUG: only resp.size is checked, so a (K, n) array is silently misread.
+        resp = np.ascontiguousarray(np.random.default_rng(9).dirichlet(np.ones(4), size=10).T)
+    elif case == "weights_wrong":
+        w = np.ones(11)
+    with pytest.raises(ValueError):
+        _em.stats_from_resp(X, w, resp, means, *stats)
+
+
+@pytest.mark.parametrize("case", ["log_prob_norm_wrong_length", "labels_wrong_length",
+                                  "resp_wrong_shape", "chol_wrong_size", "log_norm_wrong_length",
+                                  "means_wrong_features", "output_dtype_mismatch"])
+def test_score_rejects_bad_shapes(case):
+    X, means, chol, log_norm, _ = _em_args()
+    lpn, labels, resp = np.empty(10), np.empty(10, np.int64), np.empty((10, 4))
+    if case == "log_prob_norm_wrong_length":
+        lpn = np.empty(9)
+    elif case == "labels_wrong_length":
+        labels = np.empty(11, np.int64)
+    elif case == "resp_wrong_shape":
+        resp = np.empty((10, 3))
+    elif case == "chol_wrong_size":
+        chol = chol[:3]
+    elif case == "log_norm_wrong_length":
+        log_norm = log_norm[:3]
+    elif case == "means_wrong_features":
+        means = np.zeros((4, 2))
+    elif case == "output_dtype_mismatch":
+        lpn = np.empty(10, np.float32)
+    with pytest.raises(ValueError):
+        _em.score(X, means, chol, log_norm, lpn, labels, resp)
+
+
+@pytest.mark.parametrize("case", ["centers_wrong_features", "new_centers_wrong_shape",
+                                  "counts_wrong_length", "labels_wrong_length",
+                                  "sample_weight_wrong_length"])
+def test_lloyd_step_rejects_bad_shapes(case):
+    X = samples(3, 4, np.float64)[:10]
+    centers, new_centers = kmeans_centers(3, 4), np.empty((4, 3))
+    counts, labels, w = np.empty(4), np.empty(10, np.int64), None
+    if case == "centers_wrong_features":
+        centers = np.zeros((4, 2))
+    elif case == "new_centers_wrong_shape":
+        new_centers = np.empty((3, 3))
+    elif case == "counts_wrong_length":
+        counts = np.empty(5)
+    elif case == "labels_wrong_length":
+        labels = np.empty(9, np.int64)
+    elif case == "sample_weight_wrong_length":
+        w = np.ones(11)
+    with pytest.raises(ValueError):
+        _kmeans.lloyd_step(X, w, centers, new_centers, counts, labels)
+
+
+@pytest.mark.parametrize("case", ["center_wrong_length", "closest_wrong_length"])
+def test_update_closest_sq_dist_rejects_bad_shapes(case):
+    X = samples(3, 4, np.float64)[:10]
+    center, closest = np.zeros(3), np.full(10, np.inf)
+    if case == "center_wrong_length":
+        center = np.zeros(2)
+    else:
+        closest = np.full(9, np.inf)
+    with pytest.raises(ValueError):
+        _kmeans.update_closest_sq_dist(X, center, closest)
+
+
+@pytest.mark.parametrize("case", ["candidates_wrong_features", "closest_wrong_length",
+                                  "potentials_wrong_length", "sample_weight_wrong_length"])
+def test_candidate_potentials_rejects_bad_shapes(case):
+    X = samples(3, 4, np.float64)[:10]
+    candidates, closest, potentials, w = np.zeros((2, 3)), np.ones(10), np.empty(2), None
+    if case == "candidates_wrong_features":
+        candidates = np.zeros((2, 4))
+    elif case == "closest_wrong_length":
+        closest = np.ones(11)
+    elif case == "potentials_wrong_length":
+        potentials = np.empty(3)
+    else:
+        w = np.ones(9)
+    with pytest.raises(ValueError):
+        _kmeans.candidate_potentials(X, w, candidates, closest, potentials)
+
+
+# Degenerate sizes that must be handled (result or ValueError) without killing the process;
+# run in a subprocess because a failure here is a crash (SIGFPE / heap corruption).
+_DEGENERATE = {
+    # KERNEL BUG: n_groups_of(n_chunks, acc_size=0) divides by zero -> SIGFPE.
+    "candidate_potentials_no_candidates": """
+        X = np.ones((5, 2))
+        potentials = np.empty(0)
+        try:
+            _kmeans.candidate_potentials(X, None, np.empty((0, 2)), np.zeros(5), potentials)
+        except ValueError:
+            pass
+    """,
+    # KERNEL BUG: K = 0 is not rejected; every row is labelled 0 and counts[0] is written
+    # out of bounds -> heap corruption ("corrupted size vs. prev_size", SIGABRT).
+    "lloyd_step_no_centers": """
+        X = np.ones((300, 2))
+        try:
+            _kmeans.lloyd_step(X, None, np.empty((0, 2)), np.empty((0, 2)), np.empty(0),
+                               np.empty(300, np.int64))
+        except ValueError:
+            pass
+        else:
+            raise SystemExit("lloyd_step accepted zero centres")
+    """,
+}
+
+
+@pytest.mark.parametrize("case", sorted(_DEGENERATE))
+def test_degenerate_sizes_do_not_crash(case):
+    # Load the two extension modules straight from their files: importing the gmmfast
+    # package would also import the estimator layer (and scikit-learn), which is slow.
+    code = textwrap.dedent(f"""
+        import importlib.util
+        import numpy as np
+
+        def load(name, path):
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+
+        _em = load("gmmfast._em", {_em.__file__!r})
+        _kmeans = load("gmmfast._kmeans", {_kmeans.__file__!r})
+    """) + textwrap.dedent(_DEGENERATE[case])
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr)
+
+
+def test_module_constants():
+    assert _em.ROWS_PER_CHUNK == 256
+    assert isinstance(_em.openmp_enabled(), bool)
+    assert _em.max_threads() >= 1
