@@ -25,6 +25,12 @@ from gmmfast._openmp cimport GMMFAST_OPENMP_ENABLED, omp_get_max_threads
 
 ROWS_PER_CHUNK = CHUNK_ROWS
 
+# Responsibilities below exp(−600) ≈ 3e-261 are flushed to exactly zero: they cannot change
+# any statistic at double precision (they are < 1e-245 of the 10·eps floor added to every
+# count), while leaving them in would let products underflow into subnormal numbers, which
+# cost the CPU ~100 cycles each (well-separated clusters produce them in bulk).
+cdef double LOG_RESP_FLOOR = -600.0
+
 cdef enum StatsSource:
     FROM_DENSITY = 0  # responsibilities from the current parameters (the E-step)
     FROM_LABELS = 1   # hard assignments (k-means initialisation)
@@ -43,180 +49,226 @@ def max_threads():
 
 # --------------------------------------------------------------------------------------------
 # Chunk-level kernels (declared in gmmfast/_em.pxd)
+#
+# A chunk is handled transposed: ``xt[j * n_rows + i]`` is feature j of row i, and per-row
+# results are component-major (``log_prob[c * n_rows + i]``). Every inner loop then runs over
+# the samples of the chunk with unit stride, which the compiler vectorises.
 # --------------------------------------------------------------------------------------------
 
-cdef void log_prob_full(
-    const floating* X, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
-    const double* means, const double* precisions_chol, const double* log_norm,
-    double* diff, double* log_prob,
+cdef void transpose_chunk(
+    const floating* X, Py_ssize_t n_rows, Py_ssize_t n_features, double* xt,
 ) noexcept nogil:
-    """log π_k + log N(x_i | μ_k, Σ_k) for every row and component, full precisions.
+    """xt (n_features, n_rows) float64 OUT = the rows X (n_rows, n_features) transposed."""
+    cdef Py_ssize_t i, j
+    for i in range(n_rows):
+        for j in range(n_features):
+            xt[j * n_rows + i] = X[i * n_features + j]
 
-    diff: scratch of 2 * n_features doubles.
+
+cdef void log_prob_full(
+    const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
+    const double* means, const double* precisions_chol, const double* log_norm,
+    double* work, double* log_prob,
+) noexcept nogil:
+    """log π_c + log N(x_i | μ_c, Σ_c) for every row and component, full precisions.
+
+    work: scratch of (n_features + 2) * n_rows doubles.
+    log_prob: OUT (n_components, n_rows).
     """
     cdef Py_ssize_t i, c, j, l
+    cdef Py_ssize_t m = n_rows
     cdef Py_ssize_t d = n_features
-    cdef const floating* x
-    cdef const double* mu
+    cdef double* diff = work
+    cdef double* y = work + d * m
+    cdef double* sq = y + m
+    cdef double* out
     cdef const double* U
-    cdef double* y = diff + d
-    cdef double dl, sq
-    for i in range(n_rows):
-        x = X + i * d
-        for c in range(n_components):
-            mu = means + c * d
-            U = precisions_chol + c * d * d
-            for j in range(d):
-                diff[j] = x[j] - mu[j]
-                y[j] = 0.0
-            # y = (x − μ) U with U upper-triangular: row l of U only touches y[l:].
-            for l in range(d):
-                dl = diff[l]
-                for j in range(l, d):
-                    y[j] += dl * U[l * d + j]
-            sq = 0.0
-            for j in range(d):
-                sq += y[j] * y[j]
-            log_prob[i * n_components + c] = log_norm[c] - 0.5 * sq
+    cdef double shift, u, half_norm
+    for c in range(n_components):
+        U = precisions_chol + c * d * d
+        for j in range(d):
+            shift = means[c * d + j]
+            for i in range(m):
+                diff[j * m + i] = xt[j * m + i] - shift
+        for i in range(m):
+            sq[i] = 0.0
+        # ‖(x − μ) U‖² one output coordinate at a time; U is upper-triangular, so
+        # coordinate j only needs the differences 0..j.
+        for j in range(d):
+            u = U[j]
+            for i in range(m):
+                y[i] = u * diff[i]
+            for l in range(1, j + 1):
+                u = U[l * d + j]
+                for i in range(m):
+                    y[i] += u * diff[l * m + i]
+            for i in range(m):
+                sq[i] += y[i] * y[i]
+        out = log_prob + c * m
+        half_norm = log_norm[c]
+        for i in range(m):
+            out[i] = half_norm - 0.5 * sq[i]
 
 
 cdef void log_prob_diag(
-    const floating* X, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
+    const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
     const double* means, const double* precisions_chol, const double* log_norm,
     double* log_prob,
 ) noexcept nogil:
-    """log π_k + log N(x_i | μ_k, diag σ_k²) for every row and component."""
+    """log π_c + log N(x_i | μ_c, diag σ_c²) for every row and component.
+
+    log_prob: OUT (n_components, n_rows); used as the accumulator, no scratch needed.
+    """
     cdef Py_ssize_t i, c, j
+    cdef Py_ssize_t m = n_rows
     cdef Py_ssize_t d = n_features
-    cdef const floating* x
-    cdef const double* mu
-    cdef const double* u
-    cdef double t, sq
-    for i in range(n_rows):
-        x = X + i * d
-        for c in range(n_components):
-            mu = means + c * d
-            u = precisions_chol + c * d
-            sq = 0.0
-            for j in range(d):
-                t = (x[j] - mu[j]) * u[j]
-                sq += t * t
-            log_prob[i * n_components + c] = log_norm[c] - 0.5 * sq
-
-
-cdef inline double _logsumexp_row(const double* row, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t c
-    cdef double top = row[0]
-    cdef double total = 0.0
-    for c in range(1, n):
-        if row[c] > top:
-            top = row[c]
-    if top == -INFINITY:
-        return top
-    for c in range(n):
-        total += exp(row[c] - top)
-    return top + log(total)
+    cdef double* out
+    cdef double shift, u, t
+    for c in range(n_components):
+        out = log_prob + c * m
+        for i in range(m):
+            out[i] = 0.0
+        for j in range(d):
+            shift = means[c * d + j]
+            u = precisions_chol[c * d + j]
+            for i in range(m):
+                t = (xt[j * m + i] - shift) * u
+                out[i] += t * t
+        for i in range(m):
+            out[i] = log_norm[c] - 0.5 * out[i]
 
 
 cdef double log_prob_to_resp(
     double* log_prob, Py_ssize_t n_rows, Py_ssize_t n_components,
-    const double* sample_weight, double* log_prob_norm,
+    const double* sample_weight, double* log_prob_norm, double* work,
 ) noexcept nogil:
     """Turn weighted log-probabilities into (sample-weighted) responsibilities, in place.
 
-    log_prob: IN (n_rows, n_components) log π_k + log N(x_i | θ_k); OUT w_i · r_ik.
+    log_prob: IN (n_components, n_rows) log π_c + log N(x_i | θ_c); OUT w_i · r_ic.
     sample_weight: (n_rows,) or NULL for unit weights.
-    log_prob_norm: OUT (n_rows,) log p(x_i), or NULL.
-    Returns Σ_i w_i log p(x_i).
+    log_prob_norm: OUT (n_rows,) log p(x_i) = logsumexp over components (max-shifted).
+    work: scratch of n_rows doubles.
+    Returns Σ_i w_i log p(x_i) over rows of non-zero weight.
     """
     cdef Py_ssize_t i, c
+    cdef Py_ssize_t m = n_rows
+    cdef double* top = log_prob_norm
+    cdef double* total = work
     cdef double* row
-    cdef double lse, w
-    cdef double total = 0.0
-    for i in range(n_rows):
-        row = log_prob + i * n_components
-        lse = _logsumexp_row(row, n_components)
+    cdef double w, shifted, loglik = 0.0
+    for i in range(m):
+        top[i] = log_prob[i]
+        total[i] = 0.0
+    for c in range(1, n_components):
+        row = log_prob + c * m
+        for i in range(m):
+            if row[i] > top[i]:
+                top[i] = row[i]
+    for c in range(n_components):
+        row = log_prob + c * m
+        for i in range(m):
+            shifted = row[i] - top[i]
+            # Also skips rows whose maximum is −inf (shifted is NaN there).
+            if shifted >= LOG_RESP_FLOOR:
+                total[i] += exp(shifted)
+    for i in range(m):
         w = 1.0 if sample_weight == NULL else sample_weight[i]
-        if log_prob_norm != NULL:
-            log_prob_norm[i] = lse
-        if w == 0.0 or lse == -INFINITY:
-            # A row of zero weight, or of zero density under every component, carries no
-            # responsibility; exp(−inf − (−inf)) would otherwise poison the sums with NaN.
-            if w != 0.0:
-                total += w * lse
-            for c in range(n_components):
-                row[c] = 0.0
-            continue
-        total += w * lse
-        for c in range(n_components):
-            row[c] = w * exp(row[c] - lse)
-    return total
+        if top[i] != -INFINITY:
+            log_prob_norm[i] = top[i] + log(total[i])
+        if w != 0.0:
+            loglik += w * log_prob_norm[i]
+        # Rows of zero weight, or of zero density under every component, carry no
+        # responsibility: an infinite shift makes exp() return exactly 0 for them
+        # (instead of 0 · exp(−inf + inf) = NaN).
+        total[i] = INFINITY if (w == 0.0 or log_prob_norm[i] == -INFINITY) else log_prob_norm[i]
+    for c in range(n_components):
+        row = log_prob + c * m
+        for i in range(m):
+            shifted = row[i] - total[i]
+            if shifted < LOG_RESP_FLOOR:
+                row[i] = 0.0
+            else:
+                w = 1.0 if sample_weight == NULL else sample_weight[i]
+                row[i] = w * exp(shifted)
+    return loglik
 
 
 cdef void accumulate_full(
-    const floating* X, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
+    const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
     const double* resp, const double* shifts,
-    double* nk, double* sums, double* scatter, double* diff,
+    double* nk, double* sums, double* scatter, double* work,
 ) noexcept nogil:
     """Add Σ r, Σ r (x − c) and the upper triangle of Σ r (x − c)(x − c)ᵀ per component.
 
-    resp: (n_rows, n_components), already multiplied by the sample weights.
+    resp: (n_components, n_rows), already multiplied by the sample weights.
     shifts: (n_components, n_features), the c_k the moments are taken about.
     nk (K,), sums (K, D), scatter (K, D, D): accumulators; only j <= l of scatter is written.
-    diff: scratch of n_features doubles.
+    work: scratch of 2 * n_features * n_rows doubles.
     """
     cdef Py_ssize_t i, c, j, l
+    cdef Py_ssize_t m = n_rows
     cdef Py_ssize_t d = n_features
-    cdef const floating* x
-    cdef double r, rj
-    cdef double* s
+    cdef double* diff = work
+    cdef double* weighted = work + d * m
+    cdef const double* r
     cdef double* C
+    cdef double shift, total, acc
     for c in range(n_components):
-        s = sums + c * d
+        r = resp + c * m
+        total = 0.0
+        for i in range(m):
+            total += r[i]
+        if total == 0.0:
+            # No row of this chunk belongs to c (hard labels, underflow): nothing to add.
+            continue
+        nk[c] += total
+        for j in range(d):
+            shift = shifts[c * d + j]
+            acc = 0.0
+            for i in range(m):
+                diff[j * m + i] = xt[j * m + i] - shift
+                weighted[j * m + i] = r[i] * diff[j * m + i]
+                acc += weighted[j * m + i]
+            sums[c * d + j] += acc
         C = scatter + c * d * d
-        for i in range(n_rows):
-            r = resp[i * n_components + c]
-            if r == 0.0:
-                # Exactly-zero responsibilities (hard labels, underflow) add nothing.
-                continue
-            x = X + i * d
-            for j in range(d):
-                diff[j] = x[j] - shifts[c * d + j]
-            nk[c] += r
-            for j in range(d):
-                rj = r * diff[j]
-                s[j] += rj
-                for l in range(j, d):
-                    C[j * d + l] += rj * diff[l]
+        for j in range(d):
+            for l in range(j, d):
+                acc = 0.0
+                for i in range(m):
+                    acc += weighted[j * m + i] * diff[l * m + i]
+                C[j * d + l] += acc
 
 
 cdef void accumulate_diag(
-    const floating* X, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
+    const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
     const double* resp, const double* shifts,
     double* nk, double* sums, double* scatter,
 ) noexcept nogil:
     """Add Σ r, Σ r (x − c) and Σ r (x − c)² (element-wise) per component."""
     cdef Py_ssize_t i, c, j
+    cdef Py_ssize_t m = n_rows
     cdef Py_ssize_t d = n_features
-    cdef const floating* x
-    cdef const double* shift
-    cdef double r, t
-    cdef double* s
-    cdef double* q
+    cdef const double* r
+    cdef double shift, t, rt, total, first, second
     for c in range(n_components):
-        s = sums + c * d
-        q = scatter + c * d
-        shift = shifts + c * d
-        for i in range(n_rows):
-            r = resp[i * n_components + c]
-            if r == 0.0:
-                continue
-            x = X + i * d
-            nk[c] += r
-            for j in range(d):
-                t = x[j] - shift[j]
-                s[j] += r * t
-                q[j] += r * t * t
+        r = resp + c * m
+        total = 0.0
+        for i in range(m):
+            total += r[i]
+        if total == 0.0:
+            continue
+        nk[c] += total
+        for j in range(d):
+            shift = shifts[c * d + j]
+            first = 0.0
+            second = 0.0
+            for i in range(m):
+                t = xt[j * m + i] - shift
+                rt = r[i] * t
+                first += rt
+                second += rt * t
+            sums[c * d + j] += first
+            scatter[c * d + j] += second
 
 
 # --------------------------------------------------------------------------------------------
@@ -227,11 +279,11 @@ cdef void _fill_resp_from_labels(
     const long long* labels, const double* sample_weight, Py_ssize_t n_rows,
     Py_ssize_t n_components, double* resp,
 ) noexcept nogil:
-    cdef Py_ssize_t i, c
+    cdef Py_ssize_t i
+    for i in range(n_rows * n_components):
+        resp[i] = 0.0
     for i in range(n_rows):
-        for c in range(n_components):
-            resp[i * n_components + c] = 0.0
-        resp[i * n_components + labels[i]] = 1.0 if sample_weight == NULL else sample_weight[i]
+        resp[labels[i] * n_rows + i] = 1.0 if sample_weight == NULL else sample_weight[i]
 
 
 cdef void _fill_resp_from_given(
@@ -243,7 +295,31 @@ cdef void _fill_resp_from_given(
     for i in range(n_rows):
         w = 1.0 if sample_weight == NULL else sample_weight[i]
         for c in range(n_components):
-            resp[i * n_components + c] = w * given[i * n_components + c]
+            resp[c * n_rows + i] = w * given[i * n_components + c]
+
+
+cdef struct Scratch:
+    # Per-thread work areas, sized for a full chunk (see _alloc_scratch).
+    double* xt        # (n_features, CHUNK_ROWS): the chunk transposed
+    double* log_prob  # (n_components, CHUNK_ROWS): log-probabilities, then responsibilities
+    double* row_work  # (CHUNK_ROWS,): log p(x) per row
+    double* work      # ((2 * n_features + 2), CHUNK_ROWS): kernel scratch
+
+
+cdef Scratch _alloc_scratch(Py_ssize_t n_features, Py_ssize_t n_components) noexcept nogil:
+    cdef Scratch s
+    s.xt = <double*> malloc(n_features * CHUNK_ROWS * sizeof(double))
+    s.log_prob = <double*> malloc(n_components * CHUNK_ROWS * sizeof(double))
+    s.row_work = <double*> malloc(CHUNK_ROWS * sizeof(double))
+    s.work = <double*> malloc((2 * n_features + 2) * CHUNK_ROWS * sizeof(double))
+    return s
+
+
+cdef void _free_scratch(Scratch s) noexcept nogil:
+    free(s.xt)
+    free(s.log_prob)
+    free(s.row_work)
+    free(s.work)
 
 
 cdef void _stats_group(
@@ -252,7 +328,7 @@ cdef void _stats_group(
     const double* shifts, const double* precisions_chol, const double* log_norm,
     const long long* labels, const double* given_resp,
     Py_ssize_t chunk_begin, Py_ssize_t chunk_end,
-    double* acc, double* resp, double* diff,
+    double* acc, Scratch s,
 ) noexcept nogil:
     """Accumulate chunks [chunk_begin, chunk_end) into ``acc``.
 
@@ -264,27 +340,27 @@ cdef void _stats_group(
     cdef double* sums = nk + k
     cdef double* scatter = sums + k * d
     cdef Py_ssize_t chunk, row0, m
-    cdef const floating* Xc
     cdef const double* wc
     for chunk in range(chunk_begin, chunk_end):
         row0 = chunk * CHUNK_ROWS
-        m = min(CHUNK_ROWS, n_samples - row0)
-        Xc = X + row0 * d
+        m = min(<Py_ssize_t> CHUNK_ROWS, n_samples - row0)
         wc = NULL if sample_weight == NULL else sample_weight + row0
+        transpose_chunk(X + row0 * d, m, d, s.xt)
         if source == FROM_DENSITY:
             if full:
-                log_prob_full(Xc, m, d, k, shifts, precisions_chol, log_norm, diff, resp)
+                log_prob_full(s.xt, m, d, k, shifts, precisions_chol, log_norm, s.work,
+                              s.log_prob)
             else:
-                log_prob_diag(Xc, m, d, k, shifts, precisions_chol, log_norm, resp)
-            acc[0] += log_prob_to_resp(resp, m, k, wc, NULL)
+                log_prob_diag(s.xt, m, d, k, shifts, precisions_chol, log_norm, s.log_prob)
+            acc[0] += log_prob_to_resp(s.log_prob, m, k, wc, s.row_work, s.work)
         elif source == FROM_LABELS:
-            _fill_resp_from_labels(labels + row0, wc, m, k, resp)
+            _fill_resp_from_labels(labels + row0, wc, m, k, s.log_prob)
         else:
-            _fill_resp_from_given(given_resp + row0 * k, wc, m, k, resp)
+            _fill_resp_from_given(given_resp + row0 * k, wc, m, k, s.log_prob)
         if full:
-            accumulate_full(Xc, m, d, k, resp, shifts, nk, sums, scatter, diff)
+            accumulate_full(s.xt, m, d, k, s.log_prob, shifts, nk, sums, scatter, s.work)
         else:
-            accumulate_diag(Xc, m, d, k, resp, shifts, nk, sums, scatter)
+            accumulate_diag(s.xt, m, d, k, s.log_prob, shifts, nk, sums, scatter)
 
 
 # --------------------------------------------------------------------------------------------
@@ -354,24 +430,21 @@ def _stats_pass(
     cdef const double* norm_ptr = &norm_view[0]
     cdef const long long* label_ptr = NULL if label_view is None else &label_view[0]
     cdef const double* resp_ptr = NULL if resp_view is None else &resp_view[0]
-    cdef double* resp_scratch
-    cdef double* diff_scratch
+    cdef Scratch scratch
     cdef Py_ssize_t g
 
     if n > 0:
         with nogil, parallel(num_threads=threads):
-            resp_scratch = <double*> malloc(CHUNK_ROWS * k * sizeof(double))
-            diff_scratch = <double*> malloc(2 * d * sizeof(double))
+            scratch = _alloc_scratch(d, k)
             for g in prange(n_groups, schedule="static"):
                 _stats_group(
                     X_ptr, n, d, k, full, <StatsSource> source, w_ptr, shift_ptr,
                     chol_ptr, norm_ptr, label_ptr, resp_ptr,
                     group_first_chunk(g, n_groups, n_chunks),
                     group_first_chunk(g + 1, n_groups, n_chunks),
-                    &acc[g, 0], resp_scratch, diff_scratch,
+                    &acc[g, 0], scratch,
                 )
-            free(resp_scratch)
-            free(diff_scratch)
+            _free_scratch(scratch)
 
     # Groups are combined in a fixed order, so the result does not depend on the threads.
     total = accumulators[0].copy()
@@ -489,37 +562,34 @@ def score(
     cdef const double* mean_ptr = &mean_view[0]
     cdef const double* chol_ptr = &chol_view[0]
     cdef const double* norm_ptr = &norm_view[0]
-    cdef double* log_prob
-    cdef double* diff
-    cdef double* lse
+    cdef Scratch scratch
     cdef Py_ssize_t chunk, row0, m, i, c, best
+    cdef double* lp
 
     with nogil, parallel(num_threads=threads):
-        log_prob = <double*> malloc(CHUNK_ROWS * k * sizeof(double))
-        lse = <double*> malloc(CHUNK_ROWS * sizeof(double))
-        diff = <double*> malloc(2 * d * sizeof(double))
+        scratch = _alloc_scratch(d, k)
         for chunk in prange(n_chunks, schedule="static"):
             row0 = chunk * CHUNK_ROWS
-            m = min(CHUNK_ROWS, n - row0)
+            m = min(<Py_ssize_t> CHUNK_ROWS, n - row0)
+            transpose_chunk(X_ptr + row0 * d, m, d, scratch.xt)
+            lp = scratch.log_prob
             if full:
-                log_prob_full(X_ptr + row0 * d, m, d, k, mean_ptr, chol_ptr, norm_ptr,
-                              diff, log_prob)
+                log_prob_full(scratch.xt, m, d, k, mean_ptr, chol_ptr, norm_ptr,
+                              scratch.work, lp)
             else:
-                log_prob_diag(X_ptr + row0 * d, m, d, k, mean_ptr, chol_ptr, norm_ptr,
-                              log_prob)
+                log_prob_diag(scratch.xt, m, d, k, mean_ptr, chol_ptr, norm_ptr, lp)
             if want_labels:
                 for i in range(m):
                     best = 0
                     for c in range(1, k):
-                        if log_prob[i * k + c] > log_prob[i * k + best]:
+                        if lp[c * m + i] > lp[best * m + i]:
                             best = c
                     labels[row0 + i] = best
-            log_prob_to_resp(log_prob, m, k, NULL, lse)
+            log_prob_to_resp(lp, m, k, NULL, scratch.row_work, scratch.work)
             for i in range(m):
-                log_prob_norm[row0 + i] = <floating> lse[i]
-                if want_resp:
+                log_prob_norm[row0 + i] = <floating> scratch.row_work[i]
+            if want_resp:
+                for i in range(m):
                     for c in range(k):
-                        resp[row0 + i, c] = <floating> log_prob[i * k + c]
-        free(log_prob)
-        free(lse)
-        free(diff)
+                        resp[row0 + i, c] = <floating> lp[c * m + i]
+        _free_scratch(scratch)

@@ -798,8 +798,16 @@ def test_float32_input_gives_the_float64_result_of_the_same_values(n, form):
         out += [closest, potentials]
         return out
 
+    # The EM kernels widen the chunk to float64 once (transpose_chunk), so everything after
+    # is the same code: bit-identical. The k-means distances are compiled per dtype and the
+    # compiler may reassociate their sums differently: equal to rounding.
+    n_em_outputs = 13
     for i, (a, b) in enumerate(zip(run(X32), run(X64))):
-        assert np.array_equal(a, b), f"output {i} differs between float32 and float64 input"
+        if i < n_em_outputs:
+            assert np.array_equal(a, b), f"output {i} differs between float32 and float64"
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-14, atol=0,
+                                       err_msg=f"output {i} (k-means) differs")
 
 
 # --------------------------------------------------------------------------------------------
