@@ -33,17 +33,16 @@ try:  # pragma: no cover - exercised by the environment, not by a branch in one 
 except ImportError:  # pragma: no cover
     HAS_SKLEARN = False
 
+    # Same names and bases as scikit-learn's, so ``except`` clauses written for
+    # scikit-learn keep working.
+    class InvalidParameterError(ValueError, TypeError):
+        """A constructor parameter has an invalid type or value."""
 
-class _FallbackInvalidParameterError(ValueError, TypeError):
-    """A constructor parameter has an invalid type or value."""
+    class ConvergenceWarning(UserWarning):
+        """EM stopped at max_iter before the change of the lower bound fell below tol."""
 
-
-class _FallbackConvergenceWarning(UserWarning):
-    """EM stopped at max_iter before the change of the lower bound fell below tol."""
-
-
-class _FallbackNotFittedError(ValueError, AttributeError):
-    """The estimator is used before ``fit``."""
+    class NotFittedError(ValueError, AttributeError):
+        """The estimator is used before ``fit``."""
 
 
 class _FallbackBaseEstimator:
@@ -117,7 +116,7 @@ def _fallback_validate_params(estimator):
             text = described[0] if len(described) == 1 else (
                 f"{', '.join(described[:-1])} or {described[-1]}"
             )
-            raise _FallbackInvalidParameterError(
+            raise InvalidParameterError(
                 f"The {param!r} parameter of {name} must be {text}. Got {value!r} instead."
             )
 
@@ -184,7 +183,7 @@ def _fallback_check_random_state(seed):
 def _fallback_check_is_fitted(estimator):
     fitted = [v for v in vars(estimator) if v.endswith("_") and not v.startswith("__")]
     if not fitted:
-        raise _FallbackNotFittedError(
+        raise NotFittedError(
             f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
             "appropriate arguments before using this estimator."
         )
@@ -315,9 +314,6 @@ def _fallback_check_sample_weight(sample_weight, X, *, dtype=np.float64,
 if not HAS_SKLEARN:  # pragma: no cover
     BaseEstimator = _FallbackBaseEstimator
     DensityMixin = _FallbackDensityMixin
-    ConvergenceWarning = _FallbackConvergenceWarning
-    NotFittedError = _FallbackNotFittedError
-    InvalidParameterError = _FallbackInvalidParameterError
     check_random_state = _fallback_check_random_state
     check_is_fitted = _fallback_check_is_fitted
     validate_data = _fallback_validate_data
