@@ -33,6 +33,7 @@ from gmmfast._mstep import (
     precisions_from_cholesky,
 )
 from gmmfast._params import check_initial_parameters
+from gmmfast._threads import single_threaded_blas
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 
@@ -177,7 +178,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Fit, then label X by a final E-step with the chosen parameters."""
         previous_state = dict(vars(self))
         try:
-            return self._fit_predict(X, sample_weight)
+            with single_threaded_blas():
+                return self._fit_predict(X, sample_weight)
         except BaseException:
             # A failed fit leaves the previous model exactly as it was.
             vars(self).clear()

@@ -18,9 +18,10 @@ from gmmfast._chunking cimport (
 )
 
 
-cdef inline double sq_distance(
+cdef double sq_distance(
     const floating* x, const double* center, Py_ssize_t n_features
 ) noexcept nogil:
+    """‖x − center‖² for one sample x (n_features,) and a float64 centre."""
     cdef Py_ssize_t j
     cdef double t, total = 0.0
     for j in range(n_features):
@@ -29,7 +30,7 @@ cdef inline double sq_distance(
     return total
 
 
-cdef void _lloyd_chunk(
+cdef void lloyd_chunk(
     const floating* X, const double* sample_weight, Py_ssize_t n_rows,
     Py_ssize_t n_features, const double* centers, Py_ssize_t n_clusters,
     long long* labels, double* acc,
@@ -115,7 +116,7 @@ def lloyd_step(
                 for chunk in range(group_first_chunk(g, n_groups, n_chunks),
                                    group_first_chunk(g + 1, n_groups, n_chunks)):
                     row0 = chunk * CHUNK_ROWS
-                    _lloyd_chunk(
+                    lloyd_chunk(
                         &X[row0, 0], NULL if w_ptr == NULL else w_ptr + row0,
                         min(<Py_ssize_t> CHUNK_ROWS, n - row0), d, &centers[0, 0], k,
                         &labels[row0], &acc[g, 0],

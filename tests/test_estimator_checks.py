@@ -1,0 +1,28 @@
+"""scikit-learn's own estimator checks, run on gmmfast's GaussianMixture."""
+
+import pytest
+
+pytest.importorskip("sklearn")
+from sklearn.utils.estimator_checks import (  # noqa: E402
+    check_dataframe_column_names_consistency,
+    check_param_validation,
+    parametrize_with_checks,
+)
+
+from gmmfast import GaussianMixture  # noqa: E402
+
+
+@parametrize_with_checks([GaussianMixture()])
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_check_param_validation():
+    check_param_validation("GaussianMixture", GaussianMixture(n_init=2, max_iter=5))
+
+
+def test_check_dataframe_column_names_consistency():
+    pytest.importorskip("pandas")
+    check_dataframe_column_names_consistency(
+        "GaussianMixture", GaussianMixture(n_init=2, max_iter=5)
+    )
