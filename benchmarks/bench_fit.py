@@ -183,6 +183,8 @@ def main():
     print(f"workload b: N={n} D={D} K={K} full, max_iter={MAX_ITER} tol=0, "
           f"repeats={repeats}, python {platform.python_version()}, {os.cpu_count()} CPUs",
           flush=True)
+    if hasattr(os, "getloadavg"):  # other work on the machine skews the 2-thread runs most
+        print("load average before the runs: %.2f %.2f %.2f" % os.getloadavg(), flush=True)
     runs = {(lib, t): [] for lib in LIBS for t in thread_counts}
     for t in thread_counts:
         for r in range(repeats):

@@ -193,6 +193,14 @@ cdef double log_prob_to_resp(
     return loglik
 
 
+cdef inline double _sum(const double* values, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double total = 0.0
+    for i in range(n):
+        total += values[i]
+    return total
+
+
 cdef void accumulate_full(
     const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
     const double* resp, const double* shifts,
@@ -215,9 +223,7 @@ cdef void accumulate_full(
     cdef double shift, total, acc
     for c in range(n_components):
         r = resp + c * m
-        total = 0.0
-        for i in range(m):
-            total += r[i]
+        total = _sum(r, m)
         if total == 0.0:
             # No row of this chunk belongs to c (hard labels, underflow): nothing to add.
             continue
@@ -252,9 +258,7 @@ cdef void accumulate_diag(
     cdef double shift, t, rt, total, first, second
     for c in range(n_components):
         r = resp + c * m
-        total = 0.0
-        for i in range(m):
-            total += r[i]
+        total = _sum(r, m)
         if total == 0.0:
             continue
         nk[c] += total
@@ -446,10 +450,9 @@ def _stats_pass(
                 )
             _free_scratch(scratch)
 
-    # Groups are combined in a fixed order, so the result does not depend on the threads.
-    total = accumulators[0].copy()
-    for g in range(1, n_groups):
-        total += accumulators[g]
+    # The group accumulators are combined by one fixed reduction over a shape that does not
+    # depend on the threads, so neither does the result.
+    total = accumulators.sum(axis=0)
     nk += total[1:1 + k]
     sums += total[1 + k:1 + k + k * d].reshape(k, d)
     block = total[1 + k + k * d:].reshape(scatter.shape)

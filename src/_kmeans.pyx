@@ -122,9 +122,7 @@ def lloyd_step(
                         &labels[row0], &acc[g, 0],
                     )
 
-    total = accumulators[0].copy()
-    for g in range(1, n_groups):
-        total += accumulators[g]
+    total = accumulators.sum(axis=0)  # fixed order: see gmmfast/_chunking.pxd
     cluster_weight = total[1:1 + k]
     shift_sums = total[1 + k:].reshape(k, d)
     old = np.asarray(centers)
@@ -196,4 +194,4 @@ def candidate_potentials(
                             dist = closest_sq_dist[i]
                         acc[g, c] += w * dist
 
-    np.asarray(potentials)[...] = accumulators.sum(axis=0) if n_groups > 1 else accumulators[0]
+    np.asarray(potentials)[...] = accumulators.sum(axis=0)
