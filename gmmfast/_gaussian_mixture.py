@@ -186,7 +186,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             vars(self).update(previous_state)
             raise
 
-    def _fit_predict(self, X, sample_weight):
+    def _validate_fit_input(self, X, sample_weight):
+        """Validated C-contiguous X, float64 weights (or None), checked user inits."""
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         X = np.ascontiguousarray(X)
         n_samples = X.shape[0]
@@ -206,7 +207,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                     f"{n_positive} samples with non-zero weight"
                 )
         check_initial_parameters(self, X)
+        return X, weights
 
+    def _fit_predict(self, X, sample_weight):
+        X, weights = self._validate_fit_input(X, sample_weight)
+        n_samples = X.shape[0]
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
