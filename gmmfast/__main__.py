@@ -1,4 +1,5 @@
-"""``python -m gmmfast``: fit a 2-component mixture to the bundled Old Faithful data."""
+"""``gmmfast`` (or ``python -m gmmfast``): fit a 2-component mixture to the bundled Old Faithful
+data and print the fitted model."""
 
 import sys
 import time
@@ -7,7 +8,7 @@ from importlib import resources
 import numpy as np
 
 USAGE = """\
-usage: python -m gmmfast [--help]
+usage: gmmfast [--help]     (also: python -m gmmfast)
 
 Fits GaussianMixture(n_components=2, covariance_type="full", random_state=0) to the
 Old Faithful geyser data bundled with gmmfast (272 eruptions: duration and waiting
@@ -26,12 +27,13 @@ def load_old_faithful():
 
 
 def main(argv=None):
+    """Entry point of the ``gmmfast`` command; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
     if argv in (["-h"], ["--help"]):
         print(USAGE)
         return 0
     if argv:
-        print(f"python -m gmmfast: unrecognised argument(s): {' '.join(argv)} "
+        print(f"gmmfast: unrecognised argument(s): {' '.join(argv)} "
               "(try --help)", file=sys.stderr)
         return 2
 

@@ -3,6 +3,15 @@
 import numpy as np
 import pytest
 
+import gmmfast
+
+
+def pytest_report_header(config):
+    """Say which gmmfast is under test: CI must test the installed build, not the sources."""
+    info = gmmfast._config.config()
+    return (f"gmmfast {info['version']} from {gmmfast.__file__}; OpenMP "
+            f"{'on' if info['openmp'] else 'off'}, {info['default_threads']} default threads")
+
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 
