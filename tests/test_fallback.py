@@ -6,6 +6,7 @@ paths of ``gmmfast._compat`` are the ones exercised, whatever this environment h
 
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import pytest
@@ -26,8 +27,11 @@ BLOCK_SKLEARN = textwrap.dedent(
 
 def run_without_sklearn(body):
     code = BLOCK_SKLEARN + textwrap.dedent(body)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120)
+    # "python -c" puts its working directory first on sys.path: run it in an empty one, so
+    # the installed gmmfast is imported even when the tests are run from a source checkout.
+    with tempfile.TemporaryDirectory() as empty_dir:
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                text=True, timeout=120, cwd=empty_dir)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
