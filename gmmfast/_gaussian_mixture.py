@@ -23,6 +23,7 @@ from gmmfast._compat import (
 from gmmfast._initialisation import initial_stats, stats_from_resp
 from gmmfast._mstep import (
     COVARIANCE_TYPES,
+    cast_parameters,
     covariances_from_cholesky,
     empty_stats,
     estimate_parameters,
@@ -348,11 +349,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Store (weights, means, covariances, precisions_cholesky) as fitted attributes."""
         mix_weights, means, covariances, chol = params
         dtype = np.asarray(means).dtype if dtype is None else dtype
-        self.weights_ = mix_weights.astype(dtype)
-        self.means_ = means.astype(dtype)
-        self.covariances_ = covariances.astype(dtype)
-        self.precisions_cholesky_ = chol.astype(dtype)
-        self.precisions_ = precisions_from_cholesky(chol, self.covariance_type).astype(dtype)
+        precisions = precisions_from_cholesky(chol, self.covariance_type)
+        (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_,
+         self.precisions_) = cast_parameters(
+            (mix_weights, means, covariances, chol, precisions), dtype
+        )
 
     def _threads(self):
         return 0 if self.n_threads is None else int(self.n_threads)

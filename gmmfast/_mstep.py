@@ -91,18 +91,32 @@ def precision_cholesky(covariances, covariance_type, float32_data=False):
     if covariance_type in ("diag", "spherical"):
         if np.any(covariances <= 0.0) or not np.all(np.isfinite(covariances)):
             raise ValueError(message)
-        return 1.0 / np.sqrt(covariances)
-    stack = covariances[None] if covariance_type == "tied" else covariances
-    n_features = stack.shape[-1]
-    identity = np.eye(n_features)
-    chol = np.empty_like(stack)
-    for k, covariance in enumerate(stack):
-        try:
-            lower = linalg.cholesky(covariance, lower=True, check_finite=True)
-        except (linalg.LinAlgError, ValueError):
-            raise ValueError(message) from None
-        chol[k] = linalg.solve_triangular(lower, identity, lower=True).T
-    return chol[0] if covariance_type == "tied" else chol
+        chol = 1.0 / np.sqrt(covariances)
+    else:
+        stack = covariances[None] if covariance_type == "tied" else covariances
+        identity = np.eye(stack.shape[-1])
+        chol = np.empty_like(stack)
+        for k, covariance in enumerate(stack):
+            try:
+                lower = linalg.cholesky(covariance, lower=True, check_finite=True)
+            except (linalg.LinAlgError, ValueError):
+                raise ValueError(message) from None
+            chol[k] = linalg.solve_triangular(lower, identity, lower=True).T
+        chol = chol[0] if covariance_type == "tied" else chol
+    return chol
+
+
+def cast_parameters(arrays, dtype):
+    """The fitted arrays in the data's dtype; refuses to overflow float32 into infinity.
+
+    EM runs in float64 whatever the data's dtype; a float32 model is stored in float32 (as
+    scikit-learn's), and a covariance or precision beyond float32's range would otherwise
+    reach the user as an infinite parameter.
+    """
+    cast = [np.asarray(a).astype(dtype) for a in arrays]
+    if not all(np.all(np.isfinite(a)) for a in cast):
+        raise ValueError(ILL_DEFINED_COVARIANCE + FLOAT32_ADVICE)
+    return cast
 
 
 def precision_cholesky_from_precisions(precisions, covariance_type):

@@ -499,3 +499,13 @@ def test_failed_warm_start_fit_leaves_model_unchanged(X):
     # The warm start then continues from the intact model.
     model.fit(X)
     assert model.n_iter_ >= 1
+
+
+def test_float32_model_never_stores_infinite_parameters():
+    # Variances near 1e60 are fine in float64 (EM's working precision) but overflow the
+    # float32 attributes of a float32 model: refused, with scikit-learn's float32 advice.
+    X = np.random.default_rng(0).normal(size=(100, 2)) * 1e30
+    with pytest.raises(ValueError, match="passing float64 data instead of float32"):
+        GaussianMixture(2, random_state=0).fit(X.astype(np.float32))
+    model = GaussianMixture(2, random_state=0).fit(X)
+    assert np.all(np.isfinite(model.covariances_)) and model.covariances_.dtype == np.float64
