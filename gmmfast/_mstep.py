@@ -113,7 +113,8 @@ def cast_parameters(arrays, dtype):
     scikit-learn's), and a covariance or precision beyond float32's range would otherwise
     reach the user as an infinite parameter.
     """
-    cast = [np.asarray(a).astype(dtype) for a in arrays]
+    with np.errstate(over="ignore"):  # reported below as a ValueError instead
+        cast = [np.asarray(a).astype(dtype) for a in arrays]
     if not all(np.all(np.isfinite(a)) for a in cast):
         raise ValueError(ILL_DEFINED_COVARIANCE + FLOAT32_ADVICE)
     return cast
