@@ -1,0 +1,50 @@
+"""Type stubs for the compiled EM core (src/_em.pyx)."""
+
+import numpy as np
+import numpy.typing as npt
+
+ROWS_PER_CHUNK: int
+
+def openmp_enabled() -> bool: ...
+def max_threads() -> int: ...
+def em_pass(
+    X: npt.NDArray[np.floating],
+    sample_weight: npt.NDArray[np.float64] | None,
+    means: npt.NDArray[np.float64],
+    precisions_chol: npt.NDArray[np.float64],
+    log_norm: npt.NDArray[np.float64],
+    nk: npt.NDArray[np.float64],
+    sums: npt.NDArray[np.float64],
+    scatter: npt.NDArray[np.float64],
+    n_threads: int = 0,
+) -> float: ...
+def stats_from_labels(
+    X: npt.NDArray[np.floating],
+    sample_weight: npt.NDArray[np.float64] | None,
+    labels: npt.NDArray[np.int64],
+    shifts: npt.NDArray[np.float64],
+    nk: npt.NDArray[np.float64],
+    sums: npt.NDArray[np.float64],
+    scatter: npt.NDArray[np.float64],
+    n_threads: int = 0,
+) -> None: ...
+def stats_from_resp(
+    X: npt.NDArray[np.floating],
+    sample_weight: npt.NDArray[np.float64] | None,
+    resp: npt.NDArray[np.float64],
+    shifts: npt.NDArray[np.float64],
+    nk: npt.NDArray[np.float64],
+    sums: npt.NDArray[np.float64],
+    scatter: npt.NDArray[np.float64],
+    n_threads: int = 0,
+) -> None: ...
+def score(
+    X: npt.NDArray[np.floating],
+    means: npt.NDArray[np.float64],
+    precisions_chol: npt.NDArray[np.float64],
+    log_norm: npt.NDArray[np.float64],
+    log_prob_norm: npt.NDArray[np.floating],
+    labels: npt.NDArray[np.int64] | None = None,
+    resp: npt.NDArray[np.floating] | None = None,
+    n_threads: int = 0,
+) -> None: ...
