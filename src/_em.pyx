@@ -155,7 +155,7 @@ cdef double log_prob_to_resp(
     cdef double* top = log_prob_norm
     cdef double* total = work
     cdef double* row
-    cdef double w, shifted, loglik = 0.0
+    cdef double w, shifted, term, loglik = 0.0
     for i in range(m):
         top[i] = log_prob[i]
         total[i] = 0.0
@@ -164,13 +164,15 @@ cdef double log_prob_to_resp(
         for i in range(m):
             if row[i] > top[i]:
                 top[i] = row[i]
+    # One exp per entry: exp(log_prob − max) is kept and later scaled by w / Σ.
     for c in range(n_components):
         row = log_prob + c * m
         for i in range(m):
             shifted = row[i] - top[i]
-            # Also skips rows whose maximum is −inf (shifted is NaN there).
-            if shifted >= LOG_RESP_FLOOR:
-                total[i] += exp(shifted)
+            # Also false for rows whose maximum is −inf (shifted is NaN there).
+            term = exp(shifted) if shifted >= LOG_RESP_FLOOR else 0.0
+            row[i] = term
+            total[i] += term
     for i in range(m):
         w = 1.0 if sample_weight == NULL else sample_weight[i]
         if top[i] != -INFINITY:
@@ -178,18 +180,12 @@ cdef double log_prob_to_resp(
         if w != 0.0:
             loglik += w * log_prob_norm[i]
         # Rows of zero weight, or of zero density under every component, carry no
-        # responsibility: an infinite shift makes exp() return exactly 0 for them
-        # (instead of 0 · exp(−inf + inf) = NaN).
-        total[i] = INFINITY if (w == 0.0 or log_prob_norm[i] == -INFINITY) else log_prob_norm[i]
+        # responsibility (and no 0 · inf = NaN).
+        total[i] = 0.0 if (w == 0.0 or log_prob_norm[i] == -INFINITY) else w / total[i]
     for c in range(n_components):
         row = log_prob + c * m
         for i in range(m):
-            shifted = row[i] - total[i]
-            if shifted < LOG_RESP_FLOOR:
-                row[i] = 0.0
-            else:
-                w = 1.0 if sample_weight == NULL else sample_weight[i]
-                row[i] = w * exp(shifted)
+            row[i] *= total[i]
     return loglik
 
 
