@@ -13,10 +13,13 @@ any OpenMP schedule, therefore produces bit-identical statistics.
 
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.math cimport exp, log, INFINITY
+from libc.math cimport exp, log, sqrt, INFINITY
 from libc.stdlib cimport free, malloc
+from scipy.linalg.cython_blas cimport dgemm, dsyrk, dtrmm
 
 import numpy as np
+
+from gmmfast._threads import single_threaded_blas
 
 from gmmfast._chunking cimport (
     CHUNK_ROWS, group_first_chunk, n_chunks_of, n_groups_of, resolve_threads,
@@ -30,6 +33,13 @@ ROWS_PER_CHUNK = CHUNK_ROWS
 # count), while leaving them in would let products underflow into subnormal numbers, which
 # cost the CPU ~100 cycles each (well-separated clusters produce them in bulk).
 cdef double LOG_RESP_FLOOR = -600.0
+
+# Full covariances go through BLAS from this many features on (below, plain loops over the
+# chunk's rows are faster than BLAS calls on tiny matrices), and through its triangular and
+# symmetric kernels (trmm, syrk: half the flops) from TRIANGULAR_MIN_FEATURES on. Measured
+# on the project's 2-core AVX-512 machine with OpenBLAS, one thread, D = 2..64.
+cdef Py_ssize_t BLAS_MIN_FEATURES = 4
+cdef Py_ssize_t TRIANGULAR_MIN_FEATURES = 24
 
 cdef enum StatsSource:
     FROM_DENSITY = 0  # responsibilities from the current parameters (the E-step)
@@ -65,16 +75,12 @@ cdef void transpose_chunk(
             xt[j * n_rows + i] = X[i * n_features + j]
 
 
-cdef void log_prob_full(
+cdef void _log_prob_full_loops(
     const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
     const double* means, const double* precisions_chol, const double* log_norm,
     double* work, double* log_prob,
 ) noexcept nogil:
-    """log π_c + log N(x_i | μ_c, Σ_c) for every row and component, full precisions.
-
-    work: scratch of (n_features + 2) * n_rows doubles.
-    log_prob: OUT (n_components, n_rows).
-    """
+    """log_prob_full for small D: loops over the chunk's rows, no BLAS call overhead."""
     cdef Py_ssize_t i, c, j, l
     cdef Py_ssize_t m = n_rows
     cdef Py_ssize_t d = n_features
@@ -197,18 +203,12 @@ cdef inline double _sum(const double* values, Py_ssize_t n) noexcept nogil:
     return total
 
 
-cdef void accumulate_full(
+cdef void _accumulate_full_loops(
     const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
     const double* resp, const double* shifts,
     double* nk, double* sums, double* scatter, double* work,
 ) noexcept nogil:
-    """Add Σ r, Σ r (x − c) and the upper triangle of Σ r (x − c)(x − c)ᵀ per component.
-
-    resp: (n_components, n_rows), already multiplied by the sample weights.
-    shifts: (n_components, n_features), the c_k the moments are taken about.
-    nk (K,), sums (K, D), scatter (K, D, D): accumulators; only j <= l of scatter is written.
-    work: scratch of 2 * n_features * n_rows doubles.
-    """
+    """accumulate_full for small D: loops over the chunk's rows, no BLAS call overhead."""
     cdef Py_ssize_t i, c, j, l
     cdef Py_ssize_t m = n_rows
     cdef Py_ssize_t d = n_features
@@ -239,6 +239,142 @@ cdef void accumulate_full(
                 for i in range(m):
                     acc += weighted[j * m + i] * diff[l * m + i]
                 C[j * d + l] += acc
+
+
+cdef void _log_prob_full_blas(
+    const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
+    const double* means, const double* precisions_chol, const double* log_norm,
+    double* work, double* log_prob, bint triangular,
+) noexcept nogil:
+    """_log_prob_full_loops with y = (x − μ) U as one BLAS product per component.
+
+    ``triangular`` uses trmm (half the flops, worth it for large D), otherwise gemm (a
+    faster kernel on tiny matrices).
+    """
+    cdef Py_ssize_t i, c, j
+    cdef int m = <int> n_rows
+    cdef int d = <int> n_features
+    cdef double* diff = work
+    cdef double* y = diff if triangular else work + d * m
+    cdef double* out
+    cdef double shift, one = 1.0, zero = 0.0
+    cdef char right = b'R'
+    cdef char lower = b'L'
+    cdef char trans = b'T'
+    cdef char no_trans = b'N'
+    cdef char non_unit = b'N'
+    cdef double* U
+    for c in range(n_components):
+        for j in range(d):
+            shift = means[c * d + j]
+            for i in range(m):
+                diff[j * m + i] = xt[j * m + i] - shift
+        # diff is column-major (m × d); U, row-major upper-triangular, is stored as the
+        # column-major lower-triangular Uᵀ. y = diff · U.
+        U = <double*> precisions_chol + c * d * d
+        if triangular:
+            dtrmm(&right, &lower, &trans, &non_unit, &m, &d, &one, U, &d, diff, &m)
+        else:
+            dgemm(&no_trans, &trans, &m, &d, &d, &one, diff, &m, U, &d, &zero, y, &m)
+        out = log_prob + c * m
+        for i in range(m):
+            out[i] = 0.0
+        for j in range(d):
+            for i in range(m):
+                out[i] += y[j * m + i] * y[j * m + i]
+        for i in range(m):
+            out[i] = log_norm[c] - 0.5 * out[i]
+
+
+cdef void _accumulate_full_blas(
+    const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
+    const double* resp, const double* shifts,
+    double* nk, double* sums, double* scatter, double* work, bint symmetric,
+) noexcept nogil:
+    """_accumulate_full_loops with the scatter as one BLAS product per component.
+
+    ``symmetric`` uses syrk on √r ⊙ (x − c) (half the flops, worth it for large D),
+    otherwise gemm of (r ⊙ (x − c))ᵀ and (x − c).
+    """
+    cdef Py_ssize_t i, c, j
+    cdef int m = <int> n_rows
+    cdef int d = <int> n_features
+    cdef double* weighted = work
+    cdef double* diff = work + d * m  # gemm only
+    cdef double* root = work + d * m  # syrk only
+    cdef const double* r
+    cdef double shift, total, acc, t, one = 1.0
+    cdef char lower = b'L'
+    cdef char trans = b'T'
+    cdef char no_trans = b'N'
+    for c in range(n_components):
+        r = resp + c * m
+        total = _sum(r, m)
+        if total == 0.0:
+            continue
+        nk[c] += total
+        if symmetric:
+            for i in range(m):
+                root[i] = sqrt(r[i])
+        for j in range(d):
+            shift = shifts[c * d + j]
+            acc = 0.0
+            for i in range(m):
+                t = xt[j * m + i] - shift
+                acc += r[i] * t
+                if symmetric:
+                    weighted[j * m + i] = root[i] * t
+                else:
+                    diff[j * m + i] = t
+                    weighted[j * m + i] = r[i] * t
+            sums[c * d + j] += acc
+        # Column-major (m × d) operands; the lower triangle of the column-major result is
+        # the upper triangle row-major, the part the caller reads.
+        if symmetric:
+            dsyrk(&lower, &trans, &d, &m, &one, weighted, &m, &one, scatter + c * d * d, &d)
+        else:
+            dgemm(&trans, &no_trans, &d, &d, &m, &one, weighted, &m, diff, &m, &one,
+                  scatter + c * d * d, &d)
+
+
+cdef void log_prob_full(
+    const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
+    const double* means, const double* precisions_chol, const double* log_norm,
+    double* work, double* log_prob,
+) noexcept nogil:
+    """log π_c + log N(x_i | μ_c, Σ_c) for every row and component, full precisions.
+
+    work: scratch of (2 * n_features + 2) * n_rows doubles.
+    log_prob: OUT (n_components, n_rows).
+    The implementation is chosen by n_features (see BLAS_MIN_FEATURES).
+    """
+    if n_features < BLAS_MIN_FEATURES:
+        _log_prob_full_loops(xt, n_rows, n_features, n_components, means, precisions_chol,
+                             log_norm, work, log_prob)
+    else:
+        _log_prob_full_blas(xt, n_rows, n_features, n_components, means, precisions_chol,
+                            log_norm, work, log_prob,
+                            n_features >= TRIANGULAR_MIN_FEATURES)
+
+
+cdef void accumulate_full(
+    const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
+    const double* resp, const double* shifts,
+    double* nk, double* sums, double* scatter, double* work,
+) noexcept nogil:
+    """Add Σ r, Σ r (x − c) and the upper triangle of Σ r (x − c)(x − c)ᵀ per component.
+
+    resp: (n_components, n_rows), already multiplied by the sample weights.
+    shifts: (n_components, n_features), the c_k the moments are taken about.
+    nk (K,), sums (K, D), scatter (K, D, D): accumulators; only j <= l of scatter (row-major)
+    is meaningful. work: scratch of (2 * n_features + 2) * n_rows doubles.
+    """
+    if n_features < BLAS_MIN_FEATURES:
+        _accumulate_full_loops(xt, n_rows, n_features, n_components, resp, shifts, nk, sums,
+                               scatter, work)
+    else:
+        _accumulate_full_blas(xt, n_rows, n_features, n_components, resp, shifts, nk, sums,
+                              scatter, work, n_features >= TRIANGULAR_MIN_FEATURES)
 
 
 cdef void accumulate_diag(
@@ -434,17 +570,19 @@ def _stats_pass(
     cdef Py_ssize_t g
 
     if n > 0:
-        with nogil, parallel(num_threads=threads):
-            scratch = _alloc_scratch(d, k)
-            for g in prange(n_groups, schedule="static"):
-                _stats_group(
-                    X_ptr, n, d, k, full, <StatsSource> source, w_ptr, shift_ptr,
-                    chol_ptr, norm_ptr, label_ptr, resp_ptr,
-                    group_first_chunk(g, n_groups, n_chunks),
-                    group_first_chunk(g + 1, n_groups, n_chunks),
-                    &acc[g, 0], scratch,
-                )
-            _free_scratch(scratch)
+        # Each chunk calls BLAS on small blocks: its own threads would only fight ours.
+        with single_threaded_blas():
+            with nogil, parallel(num_threads=threads):
+                scratch = _alloc_scratch(d, k)
+                for g in prange(n_groups, schedule="static"):
+                    _stats_group(
+                        X_ptr, n, d, k, full, <StatsSource> source, w_ptr, shift_ptr,
+                        chol_ptr, norm_ptr, label_ptr, resp_ptr,
+                        group_first_chunk(g, n_groups, n_chunks),
+                        group_first_chunk(g + 1, n_groups, n_chunks),
+                        &acc[g, 0], scratch,
+                    )
+                _free_scratch(scratch)
 
     # The group accumulators are combined by one fixed reduction over a shape that does not
     # depend on the threads, so neither does the result.
@@ -565,30 +703,32 @@ def score(
     cdef Py_ssize_t chunk, row0, m, i, c, best
     cdef double* lp
 
-    with nogil, parallel(num_threads=threads):
-        scratch = _alloc_scratch(d, k)
-        for chunk in prange(n_chunks, schedule="static"):
-            row0 = chunk * CHUNK_ROWS
-            m = min(<Py_ssize_t> CHUNK_ROWS, n - row0)
-            transpose_chunk(X_ptr + row0 * d, m, d, scratch.xt)
-            lp = scratch.log_prob
-            if full:
-                log_prob_full(scratch.xt, m, d, k, mean_ptr, chol_ptr, norm_ptr,
-                              scratch.work, lp)
-            else:
-                log_prob_diag(scratch.xt, m, d, k, mean_ptr, chol_ptr, norm_ptr, lp)
-            if want_labels:
+    # Each chunk calls BLAS on small blocks: its own threads would only fight ours.
+    with single_threaded_blas():
+        with nogil, parallel(num_threads=threads):
+            scratch = _alloc_scratch(d, k)
+            for chunk in prange(n_chunks, schedule="static"):
+                row0 = chunk * CHUNK_ROWS
+                m = min(<Py_ssize_t> CHUNK_ROWS, n - row0)
+                transpose_chunk(X_ptr + row0 * d, m, d, scratch.xt)
+                lp = scratch.log_prob
+                if full:
+                    log_prob_full(scratch.xt, m, d, k, mean_ptr, chol_ptr, norm_ptr,
+                                  scratch.work, lp)
+                else:
+                    log_prob_diag(scratch.xt, m, d, k, mean_ptr, chol_ptr, norm_ptr, lp)
+                if want_labels:
+                    for i in range(m):
+                        best = 0
+                        for c in range(1, k):
+                            if lp[c * m + i] > lp[best * m + i]:
+                                best = c
+                        labels[row0 + i] = best
+                log_prob_to_resp(lp, m, k, NULL, scratch.row_work, scratch.work)
                 for i in range(m):
-                    best = 0
-                    for c in range(1, k):
-                        if lp[c * m + i] > lp[best * m + i]:
-                            best = c
-                    labels[row0 + i] = best
-            log_prob_to_resp(lp, m, k, NULL, scratch.row_work, scratch.work)
-            for i in range(m):
-                log_prob_norm[row0 + i] = <floating> scratch.row_work[i]
-            if want_resp:
-                for i in range(m):
-                    for c in range(k):
-                        resp[row0 + i, c] = <floating> lp[c * m + i]
-        _free_scratch(scratch)
+                    log_prob_norm[row0 + i] = <floating> scratch.row_work[i]
+                if want_resp:
+                    for i in range(m):
+                        for c in range(k):
+                            resp[row0 + i, c] = <floating> lp[c * m + i]
+            _free_scratch(scratch)
