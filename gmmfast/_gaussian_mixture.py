@@ -177,12 +177,30 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     @fit_context
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit, then label X by a final E-step with the chosen parameters."""
+        return self._fit_or_restore(X, sample_weight)
+
+    @fit_context
+    def _fit_from_initial_stats(self, X, sample_weight, initial_stats):
+        """Private hook of model selection (``gmmfast._selection``): ``fit`` whose
+        initialisation ``i`` starts from the given statistics ``initial_stats[i]``
+        (``nk, sums, scatter, shifts`` in this covariance type's kernel form) instead of
+        drawing them. Given the statistics that ``init_params`` and ``random_state`` would
+        draw, the fitted model is the one ``fit`` gives, bit for bit; so one k-means
+        partition can serve every covariance type of a grid. Returns ``self``.
+        """
+        if len(initial_stats) != self.n_init:
+            raise ValueError(f"Expected {self.n_init} initial statistics, "
+                             f"got {len(initial_stats)}")
+        self._fit_or_restore(X, sample_weight, initial_stats)
+        return self
+
+    def _fit_or_restore(self, X, sample_weight, initial_stats=None):
+        """Run the fit; if anything fails, leave the previous model exactly as it was."""
         previous_state = dict(vars(self))
         try:
             with single_threaded_blas():
-                return self._fit_predict(X, sample_weight)
+                return self._fit_predict(X, sample_weight, initial_stats)
         except BaseException:
-            # A failed fit leaves the previous model exactly as it was.
             vars(self).clear()
             vars(self).update(previous_state)
             raise
@@ -210,7 +228,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         check_initial_parameters(self, X)
         return X, weights
 
-    def _fit_predict(self, X, sample_weight):
+    def _fit_predict(self, X, sample_weight, initial_stats=None):
         X, weights = self._validate_fit_input(X, sample_weight)
         n_samples = X.shape[0]
         do_init = not (self.warm_start and hasattr(self, "converged_"))
@@ -223,7 +241,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.converged_ = False
         for init in range(n_init):
             self._print_init_start(init)
-            if do_init:
+            if do_init and initial_stats is not None:
+                params = self._parameters_from_initial_stats(
+                    initial_stats[init], X.dtype, total_weight
+                )
+                lower_bound = -np.inf
+            elif do_init:
                 params = self._initial_parameters(X, weights, random_state, total_weight)
                 lower_bound = -np.inf
             else:
@@ -357,6 +380,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _threads(self):
         return 0 if self.n_threads is None else int(self.n_threads)
+
+    def save(self, path):
+        """Write the fitted model to ``path`` as a portable, pickle-free ``.npz`` file.
+
+        The file holds the fitted arrays and JSON metadata with a format version; read it
+        back with :func:`gmmfast.load`. See ``gmmfast._io`` for the format.
+        """
+        from gmmfast._io import save_model
+
+        save_model(self, path)
 
     # ------------------------------------------------------------------------------------
     # scoring

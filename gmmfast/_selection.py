@@ -1,0 +1,641 @@
+"""Choosing a Gaussian mixture: a grid of ``n_components`` × ``covariance_type`` scored by an
+information criterion (BIC, AIC or ICL), searched with shared initialisations in parallel.
+
+How the search saves work without changing its result:
+
+- **One initialisation per number of components.** The initial responsibilities
+  (``init_params``, ``random_state``) do not depend on the covariance type: k-means is run
+  once per K, and its partition becomes the initial statistics of every covariance type
+  (one compiled pass per kernel form, "full" for full/tied, "diag" for diag/spherical).
+  With an int ``random_state`` every candidate is bit for bit the model that
+  ``GaussianMixture(K, covariance_type=T, random_state=random_state).fit(X)`` gives.
+- **Candidates in parallel.** Candidates run on a thread pool (the compiled kernels release
+  the GIL); when several run at once each one's kernels get ``n_threads // n_workers``
+  threads, so the machine is not oversubscribed. The kernels are thread-count invariant,
+  so the result does not depend on ``n_threads``.
+- **No early stopping.** A candidate that looks hopeless after a few EM iterations can still
+  win (EM's likelihood keeps rising), so every candidate runs to convergence, exactly as an
+  independent fit would.
+"""
+
+import math
+import time
+import warnings
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from numbers import Integral, Real
+
+import numpy as np
+from scipy.special import xlogy
+
+from gmmfast import _em
+from gmmfast._compat import (
+    HAS_SKLEARN,
+    BaseEstimator,
+    ConvergenceWarning,
+    DensityMixin,
+    Interval,
+    StrOptions,
+    check_is_fitted,
+    check_random_state,
+    check_sample_weight,
+    fit_context,
+    validate_data,
+)
+from gmmfast._gaussian_mixture import INIT_METHODS, GaussianMixture
+from gmmfast._initialisation import initial_stats, kmeans_labels, stats_from_labels
+from gmmfast._mstep import COVARIANCE_TYPES, kernel_form, n_parameters
+from gmmfast._threads import single_threaded_blas
+
+CRITERIA = ("bic", "aic", "icl")
+DEFAULT_N_COMPONENTS = tuple(range(1, 11))
+
+# Rows per block when the entropy of the responsibilities is summed for ICL: bounds the
+# temporary to ENTROPY_BLOCK × K numbers, never N × K.
+ENTROPY_BLOCK = 65536
+
+STATUS_OK, STATUS_SKIPPED, STATUS_FAILED = "ok", "skipped", "failed"
+
+
+# ----------------------------------------------------------------------------------------
+# the table of candidates
+# ----------------------------------------------------------------------------------------
+
+
+class CriterionTable(dict):
+    """Every candidate of a search, one row each, as a dict of equal-length NumPy arrays.
+
+    Columns: ``n_components``, ``covariance_type``, ``bic``, ``aic``, ``icl`` (only when the
+    criterion is ICL), ``log_likelihood`` (total, sample-weighted, of the training data),
+    ``n_parameters``, ``n_iter``, ``converged``, ``fit_seconds``, ``status`` (``"ok"``,
+    ``"skipped"`` when K exceeds the number of samples, ``"failed"`` when EM broke down)
+    and ``message`` (why, for the last two). Scores of rows that are not ``"ok"`` are NaN.
+
+    ``criterion`` names the column the search minimised and ``best_index`` is the chosen
+    row. ``to_frame()`` gives a pandas DataFrame, ``to_records()`` a structured array,
+    ``str(table)`` a K × covariance-type grid of the criterion.
+    """
+
+    def __init__(self, columns, criterion, best_index):
+        super().__init__(columns)
+        self.criterion = criterion
+        self.best_index = best_index
+
+    def __len__(self):
+        # The number of candidates (rows), not of columns: what a table's length means.
+        return len(self["n_components"])
+
+    @property
+    def scores(self):
+        """The criterion of every candidate (NaN where it was not fitted)."""
+        return self[self.criterion]
+
+    def to_frame(self):
+        """The table as a pandas DataFrame, one row per candidate (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("CriterionTable.to_frame() needs pandas: pip install pandas") \
+                from None
+        return pd.DataFrame({name: column for name, column in self.items()})
+
+    def to_records(self):
+        """The table as a NumPy structured array, one record per candidate."""
+        return np.rec.fromarrays(list(self.values()), names=list(self.keys()))
+
+    def format(self):
+        """The criterion as a K × covariance-type grid of text (lower is better).
+
+        ``*`` marks the chosen model, ``!`` a candidate that did not converge; skipped and
+        failed candidates show as ``-`` and ``failed``.
+        """
+        types = list(dict.fromkeys(self["covariance_type"].tolist()))
+        ks = list(dict.fromkeys(self["n_components"].tolist()))
+        cells = {}
+        for i in range(len(self)):
+            status = self["status"][i]
+            if status == STATUS_SKIPPED:
+                text = "-"
+            elif status == STATUS_FAILED:
+                text = "failed"
+            else:
+                mark = "*" if i == self.best_index else (
+                    "!" if not self["converged"][i] else " ")
+                text = f"{self.scores[i]:.2f}{mark}"
+            cells[self["n_components"][i], self["covariance_type"][i]] = text
+        width = max([len(t) for t in cells.values()] + [len(t) + 1 for t in types] + [9])
+        # Names align with the numbers, whose last character is the marker column.
+        lines = [f"{'K':>3} " + "".join(f"{t:>{width - 1}}  " for t in types).rstrip()]
+        for k in ks:
+            row = "".join(f"{cells.get((k, t), ''):>{width}} " for t in types)
+            lines.append(f"{k:>3} {row}".rstrip())
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.format()
+
+    def __repr__(self):
+        best = ("none" if self.best_index is None else
+                f"n_components={self['n_components'][self.best_index]}, "
+                f"covariance_type={str(self['covariance_type'][self.best_index])!r}")
+        return (f"CriterionTable(criterion={self.criterion!r}, {len(self)} candidates, "
+                f"best: {best})\n{self.format()}")
+
+
+# ----------------------------------------------------------------------------------------
+# the estimator
+# ----------------------------------------------------------------------------------------
+
+
+class GaussianMixtureIC(DensityMixin, BaseEstimator):
+    """Gaussian mixture whose number of components and covariance type are chosen by an
+    information criterion, over a grid, with shared initialisations and parallel fits.
+
+    ``fit`` fits one :class:`gmmfast.GaussianMixture` per pair (``n_components``,
+    ``covariance_type``) of the grid and keeps the one with the lowest ``criterion``;
+    ``predict``, ``predict_proba``, ``score_samples``, ``score``, ``sample``, ``bic`` and
+    ``aic`` are those of that best model.
+
+    Parameters
+    ----------
+    n_components : int, iterable of int or None, default=None
+        Numbers of components to try; None means 1, 2, …, 10. Values larger than the number
+        of samples are skipped (and listed as skipped in ``criterion_table_``).
+    covariance_type : str or iterable of str, default="all"
+        Covariance types to try: "full", "tied", "diag", "spherical", a list of them, or
+        "all" for the four.
+    criterion : {"bic", "aic", "icl"}, default="bic"
+        Lower is better. ``bic = -2 log L + p log n``, ``aic = -2 log L + 2 p``,
+        ``icl = bic + 2 entropy`` with ``entropy = -Σ_i Σ_k r_ik log r_ik`` the entropy of
+        the fitted model's responsibilities on the training data (ICL prefers
+        well-separated clusters).
+    tol, reg_covar, max_iter, n_init, init_params :
+        As in :class:`gmmfast.GaussianMixture`, for every candidate.
+    random_state : int, RandomState instance or None, default=None
+        With an int, every candidate is exactly the model
+        ``GaussianMixture(K, covariance_type=T, random_state=random_state, ...)`` fits.
+        Otherwise one seed per K is drawn from it.
+    verbose : int, default=0
+        1 prints one line per fitted candidate.
+    n_threads : int or None, default=None
+        Threads for the whole search (candidates run in parallel, each with its share);
+        None uses the OpenMP default. Results do not depend on it.
+
+    Attributes
+    ----------
+    best_estimator_ : GaussianMixture
+        The chosen model, fitted on the whole data.
+    n_components_ : int
+    covariance_type_ : str
+    best_index_ : int
+        Row of the chosen model in ``criterion_table_``.
+    criterion_table_ : CriterionTable
+        Every candidate with its scores, log-likelihood, parameter count, iterations,
+        convergence, fit time and status.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+    """
+
+    if HAS_SKLEARN:
+        _parameter_constraints = {
+            "n_components": "no_validation",  # checked in fit: int, iterable or None
+            "covariance_type": "no_validation",  # checked in fit: str or iterable
+            "criterion": [StrOptions(set(CRITERIA))],
+            "tol": [Interval(Real, 0.0, None, closed="left")],
+            "reg_covar": [Interval(Real, 0.0, None, closed="left")],
+            "max_iter": [Interval(Integral, 0, None, closed="left")],
+            "n_init": [Interval(Integral, 1, None, closed="left")],
+            "init_params": [StrOptions(set(INIT_METHODS))],
+            "random_state": ["random_state"],
+            "verbose": ["verbose"],
+            "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        }
+    _fallback_constraints = {
+        "criterion": [("options", frozenset(CRITERIA))],
+        "tol": [("interval", Real, 0.0, True)],
+        "reg_covar": [("interval", Real, 0.0, True)],
+        "max_iter": [("interval", Integral, 0, True)],
+        "n_init": [("interval", Integral, 1, True)],
+        "init_params": [("options", frozenset(INIT_METHODS))],
+        "random_state": [("random_state",)],
+        "verbose": [("verbose",)],
+        "n_threads": [("interval", Integral, 1, True), None],
+    }
+
+    def __init__(
+        self,
+        n_components=None,
+        *,
+        covariance_type="all",
+        criterion="bic",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        random_state=None,
+        verbose=0,
+        n_threads=None,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.criterion = criterion
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.random_state = random_state
+        self.verbose = verbose
+        self.n_threads = n_threads
+
+    # ------------------------------------------------------------------------------------
+    # fitting
+    # ------------------------------------------------------------------------------------
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit every candidate of the grid on X and keep the best by ``criterion``.
+
+        ``sample_weight`` (n_samples,) are non-negative weights, as in
+        :meth:`GaussianMixture.fit`. Returns ``self``.
+        """
+        return self._fit(X, sample_weight, None)
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then the labels of X under the chosen model."""
+        return self._fit(X, sample_weight, None).predict(X)
+
+    @fit_context
+    def _fit(self, X, sample_weight, progress):
+        """``fit``; ``progress(done, total, row)`` is called after every candidate."""
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        X = np.ascontiguousarray(X)
+        weights = None if sample_weight is None else check_sample_weight(sample_weight, X)
+        grid_k = check_n_components_grid(self.n_components)
+        types = check_covariance_types(self.covariance_type)
+        n_rows = X.shape[0] if weights is None else int(np.count_nonzero(weights))
+        feasible = [k for k in grid_k if k <= n_rows]
+        if not feasible:
+            raise ValueError(
+                f"Every n_components of the grid ({_describe_grid(grid_k)}) is larger than "
+                f"the number of samples ({n_rows}); give smaller values or more data."
+            )
+        search = _GridSearch(self, X, weights, feasible, types, progress)
+        results = search.run()
+        rows = []
+        for k in grid_k:
+            for t in types:
+                rows.append(results.get((k, t)) or _skipped_row(k, t, X.shape[1], n_rows))
+        table = _make_table(rows, self.criterion)
+        if table.best_index is None:
+            first_failure = next(r["message"] for r in rows if r["status"] == STATUS_FAILED)
+            raise ValueError(f"No candidate of the grid could be fitted: {first_failure}")
+        best_row = rows[table.best_index]
+        best = best_row["model"]
+        best.set_params(n_threads=self.n_threads)
+        if not best.converged_ and self.max_iter > 0:
+            warnings.warn(
+                f"The chosen model (n_components={best.n_components}, covariance_type="
+                f"{best.covariance_type!r}) did not converge. Try different init "
+                "parameters, or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+            )
+        self.best_estimator_ = best
+        self.n_components_ = int(best.n_components)
+        self.covariance_type_ = best.covariance_type
+        self.best_index_ = int(table.best_index)
+        self.criterion_table_ = table
+        return self
+
+    # ------------------------------------------------------------------------------------
+    # the chosen model's methods
+    # ------------------------------------------------------------------------------------
+
+    def _validated(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        return np.ascontiguousarray(X)
+
+    def score_samples(self, X):
+        """Log-density log p(x) of every sample under the chosen model."""
+        X = self._validated(X)
+        return self.best_estimator_.score_samples(X)
+
+    def score(self, X, y=None, sample_weight=None):
+        """Average log-likelihood of X under the chosen model."""
+        X = self._validated(X)
+        return self.best_estimator_.score(X, sample_weight=sample_weight)
+
+    def predict(self, X):
+        """Most likely component of every sample under the chosen model."""
+        X = self._validated(X)
+        return self.best_estimator_.predict(X)
+
+    def predict_proba(self, X):
+        """Responsibilities p(k | x) under the chosen model, (n_samples, n_components_)."""
+        X = self._validated(X)
+        return self.best_estimator_.predict_proba(X)
+
+    def bic(self, X, sample_weight=None):
+        """BIC of the chosen model on X."""
+        X = self._validated(X)
+        return self.best_estimator_.bic(X, sample_weight=sample_weight)
+
+    def aic(self, X, sample_weight=None):
+        """AIC of the chosen model on X."""
+        X = self._validated(X)
+        return self.best_estimator_.aic(X, sample_weight=sample_weight)
+
+    def sample(self, n_samples=1):
+        """Draw samples from the chosen model: (X (n_samples, n_features), labels)."""
+        check_is_fitted(self)
+        return self.best_estimator_.sample(n_samples)
+
+    if HAS_SKLEARN:
+
+        def __sklearn_tags__(self):
+            tags = super().__sklearn_tags__()
+            tags.input_tags.allow_nan = False
+            return tags
+
+
+def select_model(X, n_components=None, covariance_type="all", criterion="bic", *,
+                 sample_weight=None, progress=None, **params):
+    """Fit every candidate of the grid and return the fitted :class:`GaussianMixtureIC`.
+
+    ``params`` are the other parameters of :class:`GaussianMixtureIC` (``random_state``,
+    ``n_threads``, ``max_iter``, …). ``progress``, if given, is called as
+    ``progress(done, total, row)`` after each candidate, ``row`` being that candidate's dict
+    (``n_components``, ``covariance_type``, the scores, ``n_iter``, ``fit_seconds``, …).
+    The result's ``criterion_table_`` holds every candidate; ``best_estimator_`` the chosen
+    :class:`GaussianMixture`.
+    """
+    estimator = GaussianMixtureIC(n_components=n_components, covariance_type=covariance_type,
+                                  criterion=criterion, **params)
+    return estimator._fit(X, sample_weight, progress)
+
+
+# ----------------------------------------------------------------------------------------
+# the grid
+# ----------------------------------------------------------------------------------------
+
+
+def check_n_components_grid(n_components):
+    """The grid of numbers of components as a list of distinct ints ≥ 1, in given order."""
+    if n_components is None:
+        return list(DEFAULT_N_COMPONENTS)
+    if isinstance(n_components, (Integral, np.integer)) and not isinstance(n_components, bool):
+        values = [n_components]
+    elif isinstance(n_components, str):
+        raise TypeError(f"n_components must be an int, an iterable of ints or None, "
+                        f"got {n_components!r}")
+    else:
+        try:
+            values = list(n_components)
+        except TypeError:
+            raise TypeError(f"n_components must be an int, an iterable of ints or None, "
+                            f"got {n_components!r}") from None
+    grid = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, (Integral, np.integer)):
+            raise TypeError(f"n_components must contain ints, got {value!r}")
+        if value < 1:
+            raise ValueError(f"n_components must be >= 1, got {value}")
+        if int(value) not in grid:
+            grid.append(int(value))
+    if not grid:
+        raise ValueError("n_components is empty: give at least one number of components")
+    return grid
+
+
+def check_covariance_types(covariance_type):
+    """The covariance types to try, as a list of distinct names in the given order."""
+    if isinstance(covariance_type, str):
+        values = list(COVARIANCE_TYPES) if covariance_type == "all" else [covariance_type]
+    else:
+        try:
+            values = list(covariance_type)
+        except TypeError:
+            raise TypeError("covariance_type must be a str or an iterable of str, got "
+                            f"{covariance_type!r}") from None
+    types = []
+    for value in values:
+        if value not in COVARIANCE_TYPES:
+            raise ValueError(f"covariance_type must be 'all' or among {COVARIANCE_TYPES}, "
+                             f"got {value!r}")
+        if value not in types:
+            types.append(value)
+    if not types:
+        raise ValueError("covariance_type is empty: give at least one covariance type")
+    return types
+
+
+def _describe_grid(grid):
+    if len(grid) > 2 and grid == list(range(grid[0], grid[-1] + 1)):
+        return f"{grid[0]}..{grid[-1]}"
+    return ", ".join(map(str, grid))
+
+
+class _GridSearch:
+    """One search: initial statistics per K, then one EM per candidate, on a thread pool."""
+
+    def __init__(self, estimator, X, weights, grid_k, types, progress):
+        self.params = estimator.get_params()
+        self.verbose = estimator.verbose
+        self.X = X
+        self.weights = weights
+        self.grid_k = grid_k
+        self.types = types
+        self.forms = list(dict.fromkeys(kernel_form(t) for t in types))
+        self.progress = progress
+        self.n_candidates = len(grid_k) * len(types)
+        total_threads = estimator.n_threads or _em.max_threads()
+        self.n_workers = max(1, min(total_threads, self.n_candidates))
+        # Each running candidate gets its share of the threads; one worker keeps them all.
+        self.kernel_threads = max(1, total_threads // self.n_workers)
+        self.seeds = self._init_seeds()
+        self.done = 0
+
+    def _init_seeds(self):
+        """The random_state of each K's initialisation: as an independent fit's, for an int."""
+        random_state = self.params["random_state"]
+        if isinstance(random_state, Integral) and not isinstance(random_state, bool):
+            return {k: int(random_state) for k in self.grid_k}
+        rng = check_random_state(random_state)
+        return {k: int(rng.randint(np.iinfo(np.int32).max)) for k in self.grid_k}
+
+    def run(self):
+        """{(K, covariance_type): row} for every candidate of the (feasible) grid."""
+        results = {}
+        # One process-wide BLAS limit around the whole search: each candidate's own nested
+        # limit then finds one thread and restores one thread, never the caller's setting.
+        with single_threaded_blas(), warnings.catch_warnings():
+            # A candidate that does not converge is a row of the table, not a warning;
+            # the chosen model warns once if it did not converge.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            if self.n_workers == 1:
+                for k in self.grid_k:
+                    stats = self._initial_stats(k)
+                    for t in self.types:
+                        self._record(results, self._fit_candidate(k, t, stats[kernel_form(t)]))
+            else:
+                self._run_parallel(results)
+        return results
+
+    def _run_parallel(self, results):
+        with ThreadPoolExecutor(self.n_workers, thread_name_prefix="gmmfast-ic") as pool:
+            # Largest K first: the longest tasks start early, the short ones fill the gaps.
+            pending = {pool.submit(self._initial_stats, k): k
+                       for k in sorted(self.grid_k, reverse=True)}
+            try:
+                while pending:
+                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        key = pending.pop(future)
+                        value = future.result()
+                        if isinstance(key, tuple):
+                            self._record(results, value)
+                            continue
+                        for t in self.types:
+                            fit = pool.submit(self._fit_candidate, key, t,
+                                              value[kernel_form(t)])
+                            pending[fit] = (key, t)
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+
+    def _record(self, results, row):
+        results[row["n_components"], row["covariance_type"]] = row
+        self.done += 1
+        if self.verbose:
+            print(_progress_text(self.done, self.n_candidates, row))
+        if self.progress is not None:
+            self.progress(self.done, self.n_candidates, row)
+
+    def _initial_stats(self, n_components):
+        """{kernel form: [statistics of each of the n_init initialisations]} for one K.
+
+        The random draws do not depend on the covariance type: k-means runs once, and the
+        statistics of its partition are accumulated once per kernel form. Other init
+        methods replay the same RNG state for each form.
+        """
+        X, weights, threads = self.X, self.weights, self.kernel_threads
+        random_state = np.random.RandomState(self.seeds[n_components])
+        per_form = {form: [] for form in self.forms}
+        with single_threaded_blas():
+            for _ in range(self.params["n_init"]):
+                if self.params["init_params"] == "kmeans":
+                    labels, centers = kmeans_labels(X, weights, n_components, random_state,
+                                                    threads)
+                    for form in self.forms:
+                        per_form[form].append(
+                            stats_from_labels(X, weights, labels, centers, form, threads))
+                    continue
+                state = random_state.get_state()
+                for form in self.forms:
+                    random_state.set_state(state)
+                    per_form[form].append(initial_stats(
+                        X, weights, n_components, self.params["init_params"], form,
+                        random_state, threads))
+        return per_form
+
+    def _fit_candidate(self, n_components, covariance_type, stats):
+        """Row of the table for one candidate: EM from the shared statistics, then scores."""
+        params = {name: self.params[name] for name in
+                  ("tol", "reg_covar", "max_iter", "n_init", "init_params", "random_state")}
+        model = GaussianMixture(n_components, covariance_type=covariance_type,
+                                n_threads=self.kernel_threads, **params)
+        row = _skipped_row(n_components, covariance_type, self.X.shape[1], None)
+        start = time.perf_counter()
+        try:
+            # The statistics are shared between the candidates of one K: each gets a copy.
+            model._fit_from_initial_stats(
+                self.X, self.weights, [tuple(a.copy() for a in s) for s in stats])
+        except ValueError as exc:
+            row.update(status=STATUS_FAILED, message=str(exc).splitlines()[0],
+                       fit_seconds=time.perf_counter() - start)
+            return row
+        total_weight, mean_loglik = model._total_weight_and_score(self.X, self.weights)
+        # The same arithmetic as GaussianMixture.bic/aic, so the table equals them exactly.
+        n_params = model._n_parameters()
+        bic = -2 * mean_loglik * total_weight + n_params * np.log(total_weight)
+        row.update(
+            model=model,
+            bic=float(bic),
+            aic=float(-2 * mean_loglik * total_weight + 2 * n_params),
+            log_likelihood=float(mean_loglik * total_weight),
+            n_iter=int(model.n_iter_),
+            converged=bool(model.converged_),
+            status=STATUS_OK,
+            message="",
+        )
+        if self.params["criterion"] == "icl":
+            row["icl"] = float(bic + 2 * responsibility_entropy(model, self.X, self.weights))
+        row["fit_seconds"] = time.perf_counter() - start
+        return row
+
+
+def responsibility_entropy(model, X, sample_weight=None):
+    """``-Σ_i w_i Σ_k r_ik log r_ik`` (0 log 0 = 0) of ``model``'s responsibilities on X.
+
+    Summed over blocks of ``ENTROPY_BLOCK`` rows, so at most ENTROPY_BLOCK × K
+    responsibilities exist at once.
+    """
+    entropy = 0.0
+    for start in range(0, X.shape[0], ENTROPY_BLOCK):
+        stop = start + ENTROPY_BLOCK
+        resp = model.predict_proba(X[start:stop]).astype(np.float64, copy=False)
+        per_row = -xlogy(resp, resp).sum(axis=1)
+        if sample_weight is None:
+            entropy += float(per_row.sum())
+        else:
+            entropy += float(sample_weight[start:stop] @ per_row)
+    return entropy
+
+
+def _skipped_row(n_components, covariance_type, n_features, n_rows):
+    return {
+        "n_components": n_components,
+        "covariance_type": covariance_type,
+        "bic": math.nan,
+        "aic": math.nan,
+        "icl": math.nan,
+        "log_likelihood": math.nan,
+        "n_parameters": n_parameters(covariance_type, n_components, n_features),
+        "n_iter": 0,
+        "converged": False,
+        "fit_seconds": 0.0,
+        "status": STATUS_SKIPPED,
+        "message": (f"n_components > number of samples ({n_rows})" if n_rows is not None
+                    else ""),
+        "model": None,
+    }
+
+
+COLUMNS = (
+    ("n_components", np.int64), ("covariance_type", str), ("bic", np.float64),
+    ("aic", np.float64), ("icl", np.float64), ("log_likelihood", np.float64),
+    ("n_parameters", np.int64), ("n_iter", np.int64), ("converged", bool),
+    ("fit_seconds", np.float64), ("status", str), ("message", str),
+)
+
+
+def _make_table(rows, criterion):
+    columns = {}
+    for name, dtype in COLUMNS:
+        if name == "icl" and criterion != "icl":
+            continue
+        columns[name] = np.array([row[name] for row in rows], dtype=dtype)
+    scores = np.where(columns["status"] == STATUS_OK, columns[criterion], np.inf)
+    best = int(np.argmin(scores)) if np.isfinite(scores).any() else None
+    return CriterionTable(columns, criterion, best)
+
+
+def _progress_text(done, total, row):
+    """One line about a finished candidate, e.g. for a progress display."""
+    head = (f"[{done:>{len(str(total))}}/{total}] n_components={row['n_components']:<3} "
+            f"{row['covariance_type']:<9}")
+    if row["status"] != STATUS_OK:
+        return f"{head} {row['status']}: {row['message']}"
+    state = "converged" if row["converged"] else "not converged"
+    return (f"{head} BIC {row['bic']:.2f}  {row['n_iter']} iterations ({state}) "
+            f"{row['fit_seconds']:.2f} s")

@@ -1,0 +1,279 @@
+"""The command line, end to end: ``python -m gmmfast`` in a subprocess.
+
+Every run happens in a temporary directory, so the installed gmmfast is imported even when
+the tests are run from a source checkout.
+"""
+
+import csv
+import importlib.util
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gmmfast
+from gmmfast._cli import parse_covariance_types, parse_n_components
+
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+
+
+def run(cwd, *args):
+    return subprocess.run([sys.executable, "-m", "gmmfast", *map(str, args)],
+                          capture_output=True, text=True, timeout=180, cwd=cwd)
+
+
+def ok(cwd, *args):
+    result = run(cwd, *args)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def read_csv(text):
+    rows = list(csv.reader(io.StringIO(text)))
+    return rows[0], np.array(rows[1:], dtype=np.float64)
+
+
+def old_faithful():
+    from gmmfast._datafile import read_table
+
+    return read_table(None).X
+
+
+def write_blobs(path):
+    """A CSV with a header, a non-numeric id column and three numeric columns."""
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.randn(60, 3) * 0.5 + c for c in ([0, 0, 0], [5, 5, 0], [0, 6, 4])])
+    X = X[rng.permutation(len(X))]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "x", "y", "z"])
+        for i, row in enumerate(X):
+            writer.writerow([f"row{i}"] + [repr(float(v)) for v in row])
+    return X
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """One ``gmmfast fit`` of a CSV with a header, writing every output it can."""
+    directory = tmp_path_factory.mktemp("cli")
+    X = write_blobs(directory / "blobs.csv")
+    args = ["fit", "blobs.csv", "--columns", "x,y", "-k", "1-4", "-c", "full,diag",
+            "--save", "model.gmm", "--labels", "labels.csv", "--progress"]
+    if HAS_MATPLOTLIB:
+        args += ["--plot", "clusters.png"]
+    result = ok(directory, *args)
+    search = gmmfast.select_model(X[:, :2], [1, 2, 3, 4], ["full", "diag"], random_state=0)
+    return directory, X, result, search
+
+
+def test_gmmfast_alone_runs_fit_on_the_bundled_data(tmp_path):
+    result = ok(tmp_path)
+    out = result.stdout
+    assert "Data: Old Faithful geyser eruptions (bundled with gmmfast): 272 rows x 2 columns " \
+           "(eruptions, waiting)" in out
+    assert "Search: n_components 1..10 x covariance_type full, tied, diag, spherical = 40 " \
+           "candidates, by BIC" in out
+    table_rows = [line for line in out.splitlines() if line[:3].strip().isdigit()
+                  and len(line.split()) == 5]
+    assert [int(line.split()[0]) for line in table_rows] == list(range(1, 11))
+    assert "Chosen model: n_components=2, covariance_type='full'" in out
+    assert "correlation" in out and "Time:" in out
+    assert result.stderr == ""  # not a terminal: no progress lines
+    # The same search in Python:
+    search = gmmfast.select_model(old_faithful(), random_state=0)
+    assert (search.n_components_, search.covariance_type_) == (2, "full")
+    assert f"BIC {search.criterion_table_['bic'][search.best_index_]:.2f}" in out
+
+
+def test_gmmfast_alone_is_gmmfast_fit(capsys):
+    from gmmfast._cli import main
+
+    def without_time(text):
+        return [line for line in text.splitlines() if not line.startswith("Time:")]
+
+    assert main([]) == 0
+    alone = capsys.readouterr().out
+    assert main(["fit"]) == 0
+    assert without_time(capsys.readouterr().out) == without_time(alone)
+
+
+def test_fit_a_csv_with_a_header(fitted):
+    directory, X, result, search = fitted
+    assert "blobs.csv: 180 rows x 2 columns (x, y)" in result.stdout
+    assert "= 8 candidates" in result.stdout
+    assert f"Chosen model: n_components={search.n_components_}" in result.stdout
+    progress = result.stderr.strip().splitlines()
+    assert len(progress) == 8 and all(line.startswith("gmmfast: [") for line in progress)
+
+    model = gmmfast.load(directory / "model.gmm")
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_array_equal(getattr(model, name),
+                                      getattr(search.best_estimator_, name))
+    header, values = read_csv((directory / "labels.csv").read_text())
+    assert header == ["label"] + [f"p_{k}" for k in range(model.n_components)]
+    np.testing.assert_array_equal(values[:, 0], search.predict(X[:, :2]))
+    if HAS_MATPLOTLIB:
+        assert (directory / "clusters.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert "Figure written to clusters.png" in result.stdout
+
+
+def test_predict_reproduces_the_in_memory_model(fitted):
+    directory, X, _, search = fitted
+    # The file still has the id and z columns: predict picks the model's columns by name.
+    predicted = ok(directory, "predict", "model.gmm", "blobs.csv")
+    header, values = read_csv(predicted.stdout)
+    np.testing.assert_array_equal(values[:, 0], search.predict(X[:, :2]))
+    np.testing.assert_allclose(values[:, 1:], search.predict_proba(X[:, :2]), atol=1e-9)
+    assert predicted.stdout == (directory / "labels.csv").read_text()
+
+    ok(directory, "predict", "model.gmm", "blobs.csv", "--columns", "1,2", "-o", "out.csv")
+    assert (directory / "out.csv").read_text() == predicted.stdout
+
+
+def test_sample_from_a_saved_model(fitted):
+    directory = fitted[0]
+    result = ok(directory, "sample", "model.gmm", "-n", "7", "--seed", "1")
+    header, values = read_csv(result.stdout)
+    assert header == ["x", "y", "component"]
+    model = gmmfast.load(directory / "model.gmm").set_params(random_state=1)
+    X, labels = model.sample(7)
+    np.testing.assert_allclose(values[:, :2], X, rtol=1e-9)
+    np.testing.assert_array_equal(values[:, 2], labels)
+
+
+def test_predict_with_the_wrong_columns_exits_2(fitted):
+    directory = fitted[0]
+    (directory / "three.csv").write_text("p,q,r\n1,2,3\n4,5,6\n")
+    result = run(directory, "predict", "model.gmm", "three.csv")
+    assert result.returncode == 2
+    assert "has 3 columns but the model was fitted on 2 (x, y)" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_npy_input_quietly(tmp_path):
+    rng = np.random.RandomState(1)
+    np.save(tmp_path / "data.npy", np.vstack([rng.randn(50, 2), rng.randn(50, 2) + 7]))
+    result = ok(tmp_path, "fit", "data.npy", "-k", "1-2", "-c", "diag", "--quiet")
+    assert "100 rows x 2 columns (x0, x1)" in result.stdout
+    assert "Chosen model: n_components=2, covariance_type='diag'" in result.stdout
+    assert result.stderr == ""
+
+
+def write(tmp_path, name, text):
+    (tmp_path / name).write_text(text)
+    return name
+
+
+USER_ERRORS = [
+    (lambda d: ["fit", "missing.csv"], "no such file: missing.csv"),
+    (lambda d: ["fit", write(d, "a.csv", "a,b\n1,2\n3,x\n4,5\n")],
+     "line 3, column 'b' has the non-numeric value 'x'"),
+    (lambda d: ["fit", write(d, "a.csv", "a,b\n1,2\n3,\n4,5\n")],
+     "line 3, column 'b' has a missing value"),
+    (lambda d: ["fit", write(d, "a.csv", "a,b\n1,2\nnan,3\n4,5\n")],
+     "line 3, column 'a' is NaN"),
+    (lambda d: ["fit", write(d, "a.csv", "a,b\n1,2\n3,4\n4,5\n"), "-k", "5"],
+     "--n-components 5 is larger than the number of rows (3)"),
+    (lambda d: ["fit", write(d, "a.csv", "a,b\n1,2\n3,4\n"), "--columns", "c"],
+     "no column named 'c' (columns: a, b)"),
+    (lambda d: ["fit", "-k", "two"], "--n-components: expected K"),
+    (lambda d: ["fit", "-c", "round"], "--covariance-type: 'round' is not one of"),
+    (lambda d: ["fit", "--criterion", "xic"], "argument --criterion: invalid choice"),
+    (lambda d: ["fit", write(d, "a.xlsx", "")], "unsupported file type '.xlsx'"),
+    (lambda d: ["predict", "nope.npz", "x.csv"], "no such model file: nope.npz"),
+    (lambda d: ["predict", write(d, "m.npz", "not a model"), "x.csv"],
+     "not a valid gmmfast model file"),
+    (lambda d: ["sample", "m.npz", "-n", "0"], "argument -n/--n-samples: must be at least 1"),
+    (lambda d: ["frobnicate"], "invalid choice: 'frobnicate'"),
+    (lambda d: ["fit", "--save", "no/such/dir/m.npz", "-k", "1", "-c", "full", "-q"],
+     "--save no/such/dir/m.npz: the folder no/such/dir does not exist"),
+]
+
+
+IDS = [message.split(":")[0][:30] for _, message in USER_ERRORS]
+# The cases run in a real subprocess too (each costs an interpreter start).
+IN_SUBPROCESS = {0, 1, 3, 4, 11, 13, 14}
+
+
+def assert_user_error(returncode, stderr, message):
+    assert returncode == 2, stderr
+    assert "Traceback" not in stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert stderr.startswith("gmmfast")
+    assert message in stderr, stderr
+
+
+@pytest.mark.parametrize("make_args, message",
+                         [case for i, case in enumerate(USER_ERRORS) if i in IN_SUBPROCESS],
+                         ids=[name for i, name in enumerate(IDS) if i in IN_SUBPROCESS])
+def test_user_errors_exit_2_with_a_one_line_message(tmp_path, make_args, message):
+    result = run(tmp_path, *make_args(tmp_path))
+    assert_user_error(result.returncode, result.stderr, message)
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("make_args, message", USER_ERRORS, ids=IDS)
+def test_user_errors_in_process(tmp_path, monkeypatch, capsys, make_args, message):
+    from gmmfast._cli import main
+
+    monkeypatch.chdir(tmp_path)
+    try:
+        status = main(make_args(tmp_path))
+    except SystemExit as exc:  # argparse's own errors
+        status = exc.code
+    assert_user_error(status, capsys.readouterr().err, message)
+
+
+def test_parquet(tmp_path):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": np.r_[np.zeros(20), np.ones(20) * 9] + np.arange(40) % 3,
+                          "b": np.arange(40.0) % 5, "name": ["n"] * 40})
+    has_engine = any(importlib.util.find_spec(m) for m in ("pyarrow", "fastparquet"))
+    if has_engine:
+        frame.to_parquet(tmp_path / "d.parquet")
+        result = run(tmp_path, "fit", "d.parquet", "--columns", "a,b", "-k", "1-2", "-q")
+        assert result.returncode == 0, result.stderr
+        assert "40 rows x 2 columns (a, b)" in result.stdout
+        bad = run(tmp_path, "fit", "d.parquet", "-k", "1-2", "-q")
+        assert bad.returncode == 2 and "column 'name' is not numeric" in bad.stderr
+    else:
+        (tmp_path / "d.parquet").write_bytes(b"PAR1")
+        result = run(tmp_path, "fit", "d.parquet")
+        assert result.returncode == 2
+        assert "reading .parquet files needs pandas and pyarrow" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------------------
+# in-process: the small parsers
+# --------------------------------------------------------------------------------------
+
+
+def test_parse_n_components():
+    assert parse_n_components("auto") == list(range(1, 11))
+    assert parse_n_components("3") == [3]
+    assert parse_n_components("2,3,5") == [2, 3, 5]
+    assert parse_n_components("1-4,8") == [1, 2, 3, 4, 8]
+    assert parse_n_components(" 2 - 3 ") == [2, 3]
+
+
+def test_parse_covariance_types():
+    assert parse_covariance_types("auto") == ["full", "tied", "diag", "spherical"]
+    assert parse_covariance_types("diag,full") == ["diag", "full"]
+
+
+def test_headerless_and_whitespace_text_files(tmp_path):
+    from gmmfast._datafile import read_table
+
+    (tmp_path / "a.csv").write_text("1,2\n3,4\n5,6\n")
+    table = read_table(tmp_path / "a.csv")
+    assert table.names == ["x0", "x1"] and table.X.tolist() == [[1, 2], [3, 4], [5, 6]]
+    (tmp_path / "b.txt").write_text("u v w\n1 2 3\n4 5 6\n")
+    table = read_table(tmp_path / "b.txt", ["w", "0"])
+    assert table.names == ["w", "u"] and table.X.tolist() == [[3, 1], [6, 4]]
+    (tmp_path / "c.tsv").write_text("p\tq\n1.5\t2\n")
+    assert read_table(tmp_path / "c.tsv").X.tolist() == [[1.5, 2.0]]
+    (tmp_path / "d.csv").write_text('"a";"b"\n1;2\n')
+    assert read_table(tmp_path / "d.csv").names == ["a", "b"]
