@@ -109,6 +109,10 @@ class BuildExtWithOpenMP(build_ext):
 def extensions():
     macros = [("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")]
     modules = sorted(p.stem for p in (HERE / "src").glob("_*.pyx"))
+    if not modules:
+        # An sdist without its .pyx files would otherwise build a pure-Python wheel that
+        # fails at import; say so at build time instead.
+        raise RuntimeError(f"no Cython sources src/_*.pyx found under {HERE}")
     return [
         Extension(f"gmmfast.{name}", [f"src/{name}.pyx"], define_macros=macros)
         for name in modules

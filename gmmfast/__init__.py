@@ -1,5 +1,6 @@
 """gmmfast: Gaussian mixture models whose EM runs at the speed of the machine."""
 
+from gmmfast._capi import C_API_VERSION, get_include
 from gmmfast._config import show_config
 from gmmfast._gaussian_mixture import GaussianMixture
 from gmmfast._io import load
@@ -9,3 +10,5 @@ __version__ = "0.1.0"
 
 __all__ = ["GaussianMixture", "GaussianMixtureIC", "load", "select_model", "show_config",
            "__version__"]
+# The C-level API for other Cython code (docs/c_api.md).
+__all__ += ["C_API_VERSION", "get_include"]

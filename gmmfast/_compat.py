@@ -154,7 +154,8 @@ def _describe(constraint):
     if kind == "options":
         return f"a str among {set(sorted(constraint[1]))}"
     return {
-        "boolean": "an instance of 'bool' or an instance of 'numpy.bool'",
+        # numpy.bool (NumPy 2) was numpy.bool_ before: name it as scikit-learn does.
+        "boolean": f"an instance of 'bool' or an instance of 'numpy.{np.bool_.__name__}'",
         "array-like": "an array-like",
         "random_state": "None, an int or an instance of 'numpy.random.RandomState'",
         "verbose": "an int in the range [0, inf) or a bool",
@@ -331,6 +332,10 @@ else:
 
 def check_sample_weight(sample_weight, X):
     """Validated float64 (n_samples,) weights: finite, non-negative, not all zero."""
-    return _check_sample_weight(
+    weights = _check_sample_weight(
         sample_weight, X, dtype=np.float64, ensure_non_negative=True
     )
+    # scikit-learn < 1.9 accepts all-zero weights: refuse them with 1.9's message anyway.
+    if np.all(weights == 0):
+        raise ValueError("Sample weights must contain at least one non-zero number.")
+    return weights

