@@ -104,9 +104,11 @@ def _describe_interval(kind, low, closed_low):
 
 
 def _fallback_validate_params(estimator):
-    """Check every constructor parameter against ``estimator._fallback_constraints``."""
+    """Check every constructor parameter against ``estimator._constraints``."""
     name = type(estimator).__name__
-    for param, allowed in estimator._fallback_constraints.items():
+    for param, allowed in estimator._constraints.items():
+        if allowed == NO_VALIDATION:
+            continue
         value = getattr(estimator, param)
         for constraint in allowed:
             if _satisfies(value, constraint):
@@ -160,6 +162,34 @@ def _describe(constraint):
         "random_state": "None, an int or an instance of 'numpy.random.RandomState'",
         "verbose": "an int in the range [0, inf) or a bool",
     }[kind]
+
+
+# gmmfast declares each estimator's parameter constraints once, as plain tuples
+# (``("interval", Integral, 1, True)`` = an int >= 1, ``("options", {...})``, ``("boolean",)``,
+# ``("array-like",)``, ``("random_state",)``, ``("verbose",)``, ``None``, or NO_VALIDATION for
+# a parameter the estimator checks itself); ``sklearn_constraints`` turns the table into
+# scikit-learn's ``_parameter_constraints`` and the fallback validator reads it directly.
+NO_VALIDATION = "no_validation"
+
+
+def sklearn_constraints(constraints):
+    """scikit-learn's ``_parameter_constraints`` for a gmmfast constraint table."""
+    return {
+        name: allowed if allowed == NO_VALIDATION else [_to_sklearn(c) for c in allowed]
+        for name, allowed in constraints.items()
+    }
+
+
+def _to_sklearn(constraint):
+    if constraint is None:
+        return None
+    kind = constraint[0]
+    if kind == "interval":
+        _, number_type, low, closed_low = constraint
+        return Interval(number_type, low, None, closed="left" if closed_low else "neither")
+    if kind == "options":
+        return StrOptions(set(constraint[1]))
+    return kind  # "boolean", "array-like", "random_state", "verbose": scikit-learn's names
 
 
 def _fallback_fit_context(fit_method):

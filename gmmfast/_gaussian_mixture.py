@@ -12,12 +12,11 @@ from gmmfast._compat import (
     BaseEstimator,
     ConvergenceWarning,
     DensityMixin,
-    Interval,
-    StrOptions,
     check_is_fitted,
     check_random_state,
     check_sample_weight,
     fit_context,
+    sklearn_constraints,
     validate_data,
 )
 from gmmfast._initialisation import initial_stats, stats_from_resp
@@ -37,6 +36,18 @@ from gmmfast._params import check_initial_parameters
 from gmmfast._threads import single_threaded_blas
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
+
+# Parameters of EM itself, shared by every estimator that runs it (see _compat for the form).
+EM_PARAMETER_CONSTRAINTS = {
+    "tol": [("interval", Real, 0.0, True)],
+    "reg_covar": [("interval", Real, 0.0, True)],
+    "max_iter": [("interval", Integral, 0, True)],
+    "n_init": [("interval", Integral, 1, True)],
+    "init_params": [("options", frozenset(INIT_METHODS))],
+    "random_state": [("random_state",)],
+    "verbose": [("verbose",)],
+    "n_threads": [("interval", Integral, 1, True), None],
+}
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -90,41 +101,18 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     feature_names_in_ : ndarray of str
     """
 
-    if HAS_SKLEARN:
-        _parameter_constraints = {
-            "n_components": [Interval(Integral, 1, None, closed="left")],
-            "tol": [Interval(Real, 0.0, None, closed="left")],
-            "reg_covar": [Interval(Real, 0.0, None, closed="left")],
-            "max_iter": [Interval(Integral, 0, None, closed="left")],
-            "n_init": [Interval(Integral, 1, None, closed="left")],
-            "init_params": [StrOptions(set(INIT_METHODS))],
-            "random_state": ["random_state"],
-            "warm_start": ["boolean"],
-            "verbose": ["verbose"],
-            "verbose_interval": [Interval(Integral, 1, None, closed="left")],
-            "covariance_type": [StrOptions(set(COVARIANCE_TYPES))],
-            "weights_init": ["array-like", None],
-            "means_init": ["array-like", None],
-            "precisions_init": ["array-like", None],
-            "n_threads": [Interval(Integral, 1, None, closed="left"), None],
-        }
-    _fallback_constraints = {
+    _constraints = {
         "n_components": [("interval", Integral, 1, True)],
-        "tol": [("interval", Real, 0.0, True)],
-        "reg_covar": [("interval", Real, 0.0, True)],
-        "max_iter": [("interval", Integral, 0, True)],
-        "n_init": [("interval", Integral, 1, True)],
-        "init_params": [("options", frozenset(INIT_METHODS))],
-        "random_state": [("random_state",)],
-        "warm_start": [("boolean",)],
-        "verbose": [("verbose",)],
-        "verbose_interval": [("interval", Integral, 1, True)],
         "covariance_type": [("options", frozenset(COVARIANCE_TYPES))],
+        **EM_PARAMETER_CONSTRAINTS,
+        "warm_start": [("boolean",)],
+        "verbose_interval": [("interval", Integral, 1, True)],
         "weights_init": [("array-like",), None],
         "means_init": [("array-like",), None],
         "precisions_init": [("array-like",), None],
-        "n_threads": [("interval", Integral, 1, True), None],
     }
+    if HAS_SKLEARN:
+        _parameter_constraints = sklearn_constraints(_constraints)
 
     def __init__(
         self,

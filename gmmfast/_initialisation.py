@@ -10,7 +10,7 @@ responsibilities are drawn chunk by chunk from the same RNG stream.
 import numpy as np
 
 from gmmfast import _em, _kmeans
-from gmmfast._mstep import empty_stats, kernel_form
+from gmmfast._mstep import empty_stats
 
 # Rows per block when random responsibilities are drawn: bounds the temporary to
 # RANDOM_RESP_BLOCK × K doubles while consuming the RNG exactly as one (N, K) draw would.

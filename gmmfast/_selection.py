@@ -22,7 +22,7 @@ import math
 import time
 import warnings
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 from scipy.special import xlogy
@@ -33,15 +33,15 @@ from gmmfast._compat import (
     BaseEstimator,
     ConvergenceWarning,
     DensityMixin,
-    Interval,
-    StrOptions,
+    NO_VALIDATION,
     check_is_fitted,
     check_random_state,
     check_sample_weight,
     fit_context,
+    sklearn_constraints,
     validate_data,
 )
-from gmmfast._gaussian_mixture import INIT_METHODS, GaussianMixture
+from gmmfast._gaussian_mixture import EM_PARAMETER_CONSTRAINTS, GaussianMixture
 from gmmfast._initialisation import initial_stats, kmeans_labels, stats_from_labels
 from gmmfast._mstep import COVARIANCE_TYPES, kernel_form, n_parameters
 from gmmfast._threads import single_threaded_blas
@@ -195,31 +195,14 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
     feature_names_in_ : ndarray of str
     """
 
-    if HAS_SKLEARN:
-        _parameter_constraints = {
-            "n_components": "no_validation",  # checked in fit: int, iterable or None
-            "covariance_type": "no_validation",  # checked in fit: str or iterable
-            "criterion": [StrOptions(set(CRITERIA))],
-            "tol": [Interval(Real, 0.0, None, closed="left")],
-            "reg_covar": [Interval(Real, 0.0, None, closed="left")],
-            "max_iter": [Interval(Integral, 0, None, closed="left")],
-            "n_init": [Interval(Integral, 1, None, closed="left")],
-            "init_params": [StrOptions(set(INIT_METHODS))],
-            "random_state": ["random_state"],
-            "verbose": ["verbose"],
-            "n_threads": [Interval(Integral, 1, None, closed="left"), None],
-        }
-    _fallback_constraints = {
+    _constraints = {
+        "n_components": NO_VALIDATION,  # checked in fit: int, iterable or None
+        "covariance_type": NO_VALIDATION,  # checked in fit: str or iterable
         "criterion": [("options", frozenset(CRITERIA))],
-        "tol": [("interval", Real, 0.0, True)],
-        "reg_covar": [("interval", Real, 0.0, True)],
-        "max_iter": [("interval", Integral, 0, True)],
-        "n_init": [("interval", Integral, 1, True)],
-        "init_params": [("options", frozenset(INIT_METHODS))],
-        "random_state": [("random_state",)],
-        "verbose": [("verbose",)],
-        "n_threads": [("interval", Integral, 1, True), None],
+        **EM_PARAMETER_CONSTRAINTS,
     }
+    if HAS_SKLEARN:
+        _parameter_constraints = sklearn_constraints(_constraints)
 
     def __init__(
         self,
