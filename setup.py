@@ -32,6 +32,18 @@ int main(void) {
 }
 """
 
+# x86-64 microarchitecture levels the kernel modules are also built for. ``src/_em.pyx``
+# itself targets the baseline (SSE2) and keeps the public C API; ``src/_em_<level>.pyx``
+# includes the same source, is compiled with the level's instruction sets, and is chosen at
+# import by ``gmmfast._kernels`` when the CPU has them (their loops run 4 or 8 doubles wide
+# instead of 2). GCC and Clang only; elsewhere the baseline module serves alone.
+ISA_LEVEL_FLAGS = {
+    # Exactly the features gmmfast_cpu_level() in src/_em.pyx checks before loading them.
+    "x86_64_v3": ["-mavx2", "-mfma", "-mbmi", "-mbmi2"],
+    "x86_64_v4": ["-mavx2", "-mfma", "-mbmi", "-mbmi2",
+                  "-mavx512f", "-mavx512bw", "-mavx512cd", "-mavx512dq", "-mavx512vl"],
+}
+
 CYTHON_DIRECTIVES = {
     "language_level": 3,
     "boundscheck": False,
@@ -102,10 +114,31 @@ class BuildExtWithOpenMP(build_ext):
             # sqrt and log never set errno, so the loops that call them can vectorise.
             "-fno-math-errno",
         ]
+        isa_capable = self.compiler.compiler_type != "msvc" and _targets_x86_64()
+        if not isa_capable:
+            self.extensions = [e for e in self.extensions if _isa_level(e.name) is None]
         for ext in self.extensions:
-            ext.extra_compile_args = optimise + compile_args + ext.extra_compile_args
+            level = _isa_level(ext.name)
+            isa = ISA_LEVEL_FLAGS[level] if level else []
+            ext.extra_compile_args = optimise + isa + compile_args + ext.extra_compile_args
             ext.extra_link_args = link_args + ext.extra_link_args
         super().build_extensions()
+
+
+def _isa_level(module_name):
+    """The x86-64 level a module is built for (``gmmfast._em_x86_64_v3`` -> x86_64_v3)."""
+    for level in ISA_LEVEL_FLAGS:
+        if module_name.endswith("_" + level):
+            return level
+    return None
+
+
+def _targets_x86_64():
+    """True when the extensions are compiled for x86-64 (not arm64, not a 32-bit x86)."""
+    platform = sysconfig.get_platform().lower()
+    if "universal2" in platform or "arm64" in platform or "aarch64" in platform:
+        return False
+    return platform.endswith(("x86_64", "amd64")) and sys.maxsize > 2**32
 
 
 def extensions():

@@ -1,8 +1,8 @@
-"""What this build of gmmfast is: version, OpenMP, threads."""
+"""What this build of gmmfast is: version, OpenMP, threads, kernel variant."""
 
 import sys
 
-from gmmfast import _em
+from gmmfast import _em, _kernels
 
 
 def config():
@@ -27,11 +27,13 @@ def config():
         "openmp": _em.openmp_enabled(),
         "default_threads": _em.max_threads(),
         "rows_per_chunk": _em.ROWS_PER_CHUNK,
+        "kernels": _kernels.variant,
+        "kernels_available": _kernels.available_variants(),
     }
 
 
 def show_config(file=None):
-    """Print the version, whether OpenMP is on, and the default number of threads."""
+    """Print the version, OpenMP, default threads and the kernel variant in use."""
     info = config()
     openmp = "on" if info["openmp"] else "off (single-threaded build)"
     lines = [
@@ -39,6 +41,8 @@ def show_config(file=None):
         f"  OpenMP:          {openmp}",
         f"  default threads: {info['default_threads']}",
         f"  rows per chunk:  {info['rows_per_chunk']}",
+        f"  kernels:         {info['kernels']} "
+        f"(available here: {', '.join(info['kernels_available'])})",
         f"  python {info['python']}, numpy {info['numpy']}, scipy {info['scipy']}, "
         f"scikit-learn {info['scikit-learn'] or 'not installed'}",
     ]

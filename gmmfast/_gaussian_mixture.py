@@ -6,7 +6,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from gmmfast import _em
+from gmmfast._kernels import em as _em  # the widest kernel variant this CPU runs
 from gmmfast._compat import (
     HAS_SKLEARN,
     BaseEstimator,

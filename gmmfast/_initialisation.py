@@ -9,7 +9,8 @@ responsibilities are drawn chunk by chunk from the same RNG stream.
 
 import numpy as np
 
-from gmmfast import _em, _kmeans
+from gmmfast import _kmeans
+from gmmfast._kernels import em as _em  # the widest kernel variant this CPU runs
 from gmmfast._mstep import empty_stats
 
 # Rows per block when random responsibilities are drawn: bounds the temporary to

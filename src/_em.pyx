@@ -93,6 +93,44 @@ cdef enum StatsSource:
     FROM_RESP = 2     # responsibilities given by the caller (random initialisation)
 
 
+cdef extern from *:
+    # Which ISA_LEVEL_FLAGS (setup.py) the running CPU and OS support: the same features,
+    # checked through the compiler's cpuid/xgetbv helper.
+    """
+    #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+    static int gmmfast_cpu_level(void)
+    {
+        __builtin_cpu_init();
+        int v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+                 && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
+        int v4 = v3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+                 && __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq")
+                 && __builtin_cpu_supports("avx512vl");
+        return v4 ? 4 : (v3 ? 3 : 1);
+    }
+    #else
+    static int gmmfast_cpu_level(void) { return 0; }  /* not x86-64, or no cpuid helper */
+    #endif
+    """
+    int gmmfast_cpu_level() noexcept nogil
+
+
+def cpu_level():
+    """The x86-64 microarchitecture level of this CPU (1, 3 or 4; 3 and 4 as in setup.py's
+    ISA_LEVEL_FLAGS), or 0 when it is not x86-64 or cannot be told."""
+    return gmmfast_cpu_level()
+
+
+def _exp_or_zero(const double[::1] x, double floor):
+    """exp_or_zero on an array (for the tests: its accuracy and its floor)."""
+    out = np.empty(x.shape[0])
+    cdef double[::1] out_view = out
+    cdef Py_ssize_t i
+    for i in range(x.shape[0]):
+        out_view[i] = exp_or_zero(x[i], floor)
+    return out
+
+
 def openmp_enabled():
     """True when the compiled core was built with OpenMP."""
     return bool(GMMFAST_OPENMP_ENABLED)
