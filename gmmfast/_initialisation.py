@@ -9,8 +9,9 @@ responsibilities are drawn chunk by chunk from the same RNG stream.
 
 import numpy as np
 
-from gmmfast import _kmeans
-from gmmfast._kernels import em as _em  # the widest kernel variant this CPU runs
+# The widest kernel variant this CPU runs.
+from gmmfast._kernels import em as _em
+from gmmfast._kernels import kmeans as _kmeans
 from gmmfast._mstep import empty_stats
 
 # Rows per block when random responsibilities are drawn: bounds the temporary to
@@ -19,6 +20,14 @@ RANDOM_RESP_BLOCK = 65536
 
 KMEANS_MAX_ITER = 300
 KMEANS_TOL = 1e-4
+
+# k-means++ seeding, and the first Lloyd iterations, run on a uniform sample of this many
+# rows (at least SEEDING_ROWS_PER_CLUSTER per cluster) when the data are larger: seeding
+# costs K passes over the rows it sees, which on the full data cost several EM iterations,
+# while a sample of tens of thousands of rows finds the same well-spread seeds. Lloyd then
+# finishes on the full data from the sample's centres, usually in two or three passes.
+SEEDING_SAMPLE_ROWS = 65536
+SEEDING_ROWS_PER_CLUSTER = 100
 
 
 def weighted_mean_and_variance(X, sample_weight, n_threads):
@@ -63,19 +72,58 @@ def kmeans_plusplus(X, sample_weight, n_clusters, random_state, n_threads):
     return indices
 
 
+def seeding_sample(X, sample_weight, n_clusters, random_state):
+    """Sorted indices of a uniform sample of rows to seed on, or None to use every row.
+
+    Drawn with replacement and deduplicated (O(sample) rather than a permutation of N);
+    None as well when the sample has fewer rows of positive weight than clusters.
+    """
+    n_samples = X.shape[0]
+    size = max(SEEDING_SAMPLE_ROWS, SEEDING_ROWS_PER_CLUSTER * n_clusters)
+    if n_samples <= size:
+        return None
+    indices = np.unique(random_state.randint(n_samples, size=size))
+    if sample_weight is not None and np.count_nonzero(sample_weight[indices]) < n_clusters:
+        return None
+    return indices
+
+
+def kmeans_plusplus_seeds(X, sample_weight, n_clusters, random_state, n_threads):
+    """Row indices of k-means++ seeds, drawn on the seeding sample when X is large."""
+    sample = seeding_sample(X, sample_weight, n_clusters, random_state)
+    if sample is None:
+        return kmeans_plusplus(X, sample_weight, n_clusters, random_state, n_threads)
+    weights = None if sample_weight is None else sample_weight[sample]
+    return sample[kmeans_plusplus(X[sample], weights, n_clusters, random_state, n_threads)]
+
+
 def kmeans_labels(X, sample_weight, n_clusters, random_state, n_threads):
-    """Lloyd's k-means from k-means++ seeds; returns (labels, centres)."""
-    n_samples, n_features = X.shape
-    centers = np.ascontiguousarray(
-        X[kmeans_plusplus(X, sample_weight, n_clusters, random_state, n_threads)],
-        dtype=np.float64,
-    )
+    """Lloyd's k-means from k-means++ seeds; returns (labels, centres).
+
+    On large X the seeds are drawn, and refined by Lloyd, on the seeding sample first.
+    """
     _, variance = weighted_mean_and_variance(X, sample_weight, n_threads)
     tolerance = KMEANS_TOL * float(np.mean(variance))
-    labels = np.full(n_samples, -1, dtype=np.int64)
+    sample = seeding_sample(X, sample_weight, n_clusters, random_state)
+    if sample is None:
+        seeds = kmeans_plusplus(X, sample_weight, n_clusters, random_state, n_threads)
+        centers = np.ascontiguousarray(X[seeds], dtype=np.float64)
+    else:
+        X_sample = np.ascontiguousarray(X[sample])
+        weights = None if sample_weight is None else sample_weight[sample]
+        seeds = kmeans_plusplus(X_sample, weights, n_clusters, random_state, n_threads)
+        centers = np.ascontiguousarray(X_sample[seeds], dtype=np.float64)
+        _, centers = lloyd(X_sample, weights, centers, tolerance, n_threads)
+    return lloyd(X, sample_weight, centers, tolerance, n_threads)
+
+
+def lloyd(X, sample_weight, centers, tolerance, n_threads):
+    """Lloyd iterations from ``centers`` until the labels are stable or the centres move
+    less than ``tolerance`` (squared); returns (labels, centres) that agree."""
+    labels = np.full(X.shape[0], -1, dtype=np.int64)
     new_labels = np.empty_like(labels)
     new_centers = np.empty_like(centers)
-    counts = np.empty(n_clusters)
+    counts = np.empty(centers.shape[0])
     for _ in range(KMEANS_MAX_ITER):
         _kmeans.lloyd_step(X, sample_weight, centers, new_centers, counts, new_labels,
                            n_threads)
@@ -84,7 +132,10 @@ def kmeans_labels(X, sample_weight, n_clusters, random_state, n_threads):
         shift = float(((new_centers - centers) ** 2).sum())
         centers, new_centers = new_centers, centers
         labels, new_labels = new_labels, labels
-        if np.array_equal(labels, new_labels) or shift <= tolerance:
+        if np.array_equal(labels, new_labels):
+            # A fixed point: the centres are the means of this very partition.
+            return labels, centers
+        if shift <= tolerance:
             break
     # Labels of the final centres, so the partition and the centres agree.
     _kmeans.lloyd_step(X, sample_weight, centers, new_centers, counts, labels, n_threads)
@@ -161,7 +212,8 @@ def initial_stats(X, sample_weight, n_components, init_params, covariance_type,
         return stats_from_labels(X, sample_weight, labels, centers, covariance_type,
                                  n_threads)
     if init_params == "k-means++":
-        indices = kmeans_plusplus(X, sample_weight, n_components, random_state, n_threads)
+        indices = kmeans_plusplus_seeds(X, sample_weight, n_components, random_state,
+                                        n_threads)
         return stats_from_seeds(X, sample_weight, indices, covariance_type)
     if init_params == "random_from_data":
         if sample_weight is None:

@@ -1,17 +1,18 @@
-"""The compiled EM kernels for this CPU.
+"""The compiled kernels for this CPU.
 
-``gmmfast._em`` is built for the x86-64 baseline (and holds the public C API). x86-64 builds
-also contain the same source compiled for wider vector units, ``gmmfast._em_x86_64_v3``
-(AVX2, FMA) and ``gmmfast._em_x86_64_v4`` (AVX-512); ``em`` is the widest one the CPU runs.
-The environment variable ``GMMFAST_KERNELS`` (``baseline``, ``x86_64_v3``, ``x86_64_v4``)
-caps the choice, e.g. to compare variants or to rule one out.
+``gmmfast._em`` and ``gmmfast._kmeans`` are built for the x86-64 baseline (and hold the
+public C API). x86-64 builds also contain the same sources compiled for wider vector units,
+``gmmfast._em_x86_64_v3`` (AVX2, FMA) and ``gmmfast._em_x86_64_v4`` (AVX-512), likewise for
+``_kmeans``; ``em`` and ``kmeans`` are the widest variant the CPU runs. The environment
+variable ``GMMFAST_KERNELS`` (``baseline``, ``x86_64_v3``, ``x86_64_v4``) caps the choice,
+e.g. to compare variants or to rule one out.
 """
 
 import importlib
 import os
 import warnings
 
-from gmmfast import _em
+from gmmfast import _em, _kmeans
 
 # Widest first, with the cpu_level() each needs.
 VARIANTS = (("x86_64_v4", 4), ("x86_64_v3", 3), ("baseline", 0))
@@ -25,10 +26,12 @@ def available_variants():
 
 
 def _load(name):
+    """(em, kmeans) modules of variant ``name``, or None when this build lacks them."""
     if name == "baseline":
-        return _em
+        return _em, _kmeans
     try:
-        return importlib.import_module(f"gmmfast._em_{name}")
+        return (importlib.import_module(f"gmmfast._em_{name}"),
+                importlib.import_module(f"gmmfast._kmeans_{name}"))
     except ImportError:
         return None  # not built for this platform or compiler
 
@@ -57,11 +60,11 @@ def _select():
     return usable[0], _load(usable[0])
 
 
-variant, em = _select()
+variant, (em, kmeans) = _select()
 
 
-def variant_module(name):
-    """The kernel module of variant ``name`` (tests compare every variant)."""
+def variant_modules(name):
+    """(em, kmeans) modules of variant ``name`` (the tests check every variant)."""
     if name not in available_variants():
         raise ValueError(f"kernel variant {name!r} is not available here")
     return _load(name)

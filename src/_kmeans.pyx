@@ -38,28 +38,53 @@ cdef void lloyd_chunk(
     """Assign rows to their nearest centre; add inertia, counts and Σ w (x − c) to acc.
 
     acc layout: [inertia | counts (K) | sums about the old centres (K·D)].
+    The distances are computed on the chunk transposed (features × rows), one centre at a
+    time, so that every loop over the rows vectorises; the per-row bookkeeping follows.
     """
     cdef Py_ssize_t i, c, j, best
+    cdef Py_ssize_t m = n_rows
     cdef Py_ssize_t d = n_features
-    cdef double dist, best_dist, w
-    cdef const floating* x
+    cdef double* xt = <double*> malloc(d * m * sizeof(double))
+    cdef double* dist = <double*> malloc(m * sizeof(double))
+    cdef double* best_dist = <double*> malloc(m * sizeof(double))
+    # Labels are held as doubles (exact below 2^53) while the distances are compared: one
+    # type in the loop lets it vectorise.
+    cdef double* best_label = <double*> malloc(m * sizeof(double))
     cdef double* counts = acc + 1
     cdef double* sums = counts + n_clusters
-    for i in range(n_rows):
-        x = X + i * d
-        best = 0
-        best_dist = sq_distance(x, centers, d)
-        for c in range(1, n_clusters):
-            dist = sq_distance(x, centers + c * d, d)
-            if dist < best_dist:
-                best_dist = dist
-                best = c
+    cdef double shift, t, w
+    for i in range(m):
+        for j in range(d):
+            xt[j * m + i] = X[i * d + j]
+    for c in range(n_clusters):
+        for i in range(m):
+            dist[i] = 0.0
+        for j in range(d):
+            shift = centers[c * d + j]
+            for i in range(m):
+                t = xt[j * m + i] - shift
+                dist[i] += t * t
+        if c == 0:
+            for i in range(m):
+                best_dist[i] = dist[i]
+                best_label[i] = 0.0
+        else:
+            # Strictly smaller: the first centre wins ties.
+            for i in range(m):
+                best_label[i] = <double> c if dist[i] < best_dist[i] else best_label[i]
+                best_dist[i] = dist[i] if dist[i] < best_dist[i] else best_dist[i]
+    for i in range(m):
+        best = <Py_ssize_t> best_label[i]
         labels[i] = best
         w = 1.0 if sample_weight == NULL else sample_weight[i]
-        acc[0] += w * best_dist
+        acc[0] += w * best_dist[i]
         counts[best] += w
         for j in range(d):
-            sums[best * d + j] += w * (x[j] - centers[best * d + j])
+            sums[best * d + j] += w * (xt[j * m + i] - centers[best * d + j])
+    free(xt)
+    free(dist)
+    free(best_dist)
+    free(best_label)
 
 
 def lloyd_step(

@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 
-from gmmfast import _em, _gaussian_mixture, _initialisation, _kernels
+from gmmfast import _em, _gaussian_mixture, _initialisation, _kernels, _kmeans
 
 
 def test_the_widest_available_variant_serves_the_estimators():
@@ -18,6 +18,7 @@ def test_the_widest_available_variant_serves_the_estimators():
     assert _kernels.variant == available[0]
     assert _gaussian_mixture._em is _kernels.em
     assert _initialisation._em is _kernels.em
+    assert _initialisation._kmeans is _kernels.kmeans
     if _em.cpu_level() >= 3 and len(available) > 1:
         # An x86-64 build with GCC/Clang carries the AVX2 variant; this CPU can run it.
         assert "x86_64_v3" in available
@@ -35,7 +36,7 @@ def test_a_cap_above_what_the_cpu_runs_warns_and_falls_back(monkeypatch):
     monkeypatch.setenv("GMMFAST_KERNELS", "x86_64_v4")
     with pytest.warns(RuntimeWarning, match="not available on this CPU.*using baseline"):
         name, module = _kernels._select()
-    assert (name, module) == ("baseline", _em)
+    assert (name, module) == ("baseline", (_em, _kmeans))
 
 
 def test_an_unknown_variant_name_is_refused(monkeypatch):
@@ -48,7 +49,7 @@ def test_an_unknown_variant_name_is_refused(monkeypatch):
 def test_variant_module_refuses_what_is_not_available(monkeypatch):
     monkeypatch.setattr(_em, "cpu_level", lambda: 0)
     with pytest.raises(ValueError, match="not available"):
-        _kernels.variant_module("x86_64_v3")
+        _kernels.variant_modules("x86_64_v3")
 
 
 @pytest.mark.parametrize("variant", _kernels.available_variants())

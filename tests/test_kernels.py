@@ -58,7 +58,9 @@ DEVIATIONS = defaultdict(float)
 def kernel_variant(request, monkeypatch):
     """Every test runs against every kernel variant this machine can run (the baseline
     build and its AVX2/AVX-512 compilations): each is a separate fast path."""
-    monkeypatch.setattr(sys.modules[__name__], "_em", _kernels.variant_module(request.param))
+    em, kmeans = _kernels.variant_modules(request.param)
+    monkeypatch.setattr(sys.modules[__name__], "_em", em)
+    monkeypatch.setattr(sys.modules[__name__], "_kmeans", kmeans)
     return request.param
 
 
