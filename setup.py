@@ -149,7 +149,8 @@ def extensions():
         # fails at import; say so at build time instead.
         raise RuntimeError(f"no Cython sources src/_*.pyx found under {HERE}")
     return [
-        Extension(f"gmmfast.{name}", [f"src/{name}.pyx"], define_macros=macros)
+        Extension(f"gmmfast.{name}", [f"src/{name}.pyx"], define_macros=macros,
+                  include_dirs=["src"])
         for name in modules
     ]
 

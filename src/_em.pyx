@@ -80,12 +80,16 @@ cdef extern from *:
     # exp(x) for floor <= x <= 0, exactly 0 below the floor or for NaN; floor >= -700.
     double exp_or_zero "gmmfast_exp_or_zero"(double x, double floor) noexcept nogil
 
-# Full covariances go through BLAS from this many features on (below, plain loops over the
-# chunk's rows are faster than BLAS calls on tiny matrices), and through its triangular and
-# symmetric kernels (trmm, syrk: half the flops) from TRIANGULAR_MIN_FEATURES on. Measured
-# on the project's 2-core AVX-512 machine with OpenBLAS, one thread, D = 2..64.
-cdef Py_ssize_t BLAS_MIN_FEATURES = 4
-cdef Py_ssize_t TRIANGULAR_MIN_FEATURES = 24
+# How full covariances are computed, by number of features D. Measured on the project's
+# 2-core AVX-512 machine with OpenBLAS, one thread, D = 2..64, K = 8 (benchmarks/README.md):
+# - log-densities: the triangular kernel of src/_blocked.h below WHITEN_BLAS_MIN_FEATURES
+#   (5-15 % faster than any BLAS call up to D = 24), BLAS trmm from there on;
+# - scatter: src/_blocked.h below SCATTER_BLAS_MIN_FEATURES, BLAS gemm up to
+#   SCATTER_SYRK_MIN_FEATURES (a faster kernel on small matrices), syrk (half the flops)
+#   from there on.
+cdef Py_ssize_t WHITEN_BLAS_MIN_FEATURES = 32
+cdef Py_ssize_t SCATTER_BLAS_MIN_FEATURES = 4
+cdef Py_ssize_t SCATTER_SYRK_MIN_FEATURES = 24
 
 cdef enum StatsSource:
     FROM_DENSITY = 0  # responsibilities from the current parameters (the E-step)
@@ -159,45 +163,57 @@ cdef void transpose_chunk(
             xt[j * n_rows + i] = X[i * n_features + j]
 
 
-cdef void _log_prob_full_loops(
+cdef extern from "_blocked.h":
+    # Full-covariance kernels over whole blocks of ROW_BLOCK rows (see src/_blocked.h).
+    const Py_ssize_t ROW_BLOCK "GMMFAST_ROW_BLOCK"
+    # sq_norm[i] = ‖diff_i U‖² (U upper-triangular), i < n_blocks * ROW_BLOCK.
+    void whiten_blocks "gmmfast_whiten_blocks"(
+        const double* diff, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
+        const double* U, double* sq_norm) noexcept nogil
+    # diff = x − shift, wd = r ⊙ diff, sums += Σ_i wd, over i < n_blocks * ROW_BLOCK.
+    void weighted_differences "gmmfast_weighted_differences"(
+        const double* xt, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
+        const double* r, const double* shift, double* diff, double* wd,
+        double* sums) noexcept nogil
+    # C[j * D + l] += Σ_i wd[j][i] · diff[l][i] for j <= l, i < n_blocks * ROW_BLOCK.
+    void scatter_blocks "gmmfast_scatter_blocks"(
+        const double* wd, const double* diff, Py_ssize_t stride, Py_ssize_t n_blocks,
+        Py_ssize_t n_features, double* C) noexcept nogil
+
+
+cdef void _log_prob_full_blocked(
     const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
     const double* means, const double* precisions_chol, const double* log_norm,
     double* work, double* log_prob,
 ) noexcept nogil:
-    """log_prob_full for small D: loops over the chunk's rows, no BLAS call overhead."""
+    """log_prob_full for small and moderate D: whole blocks of rows in src/_blocked.h."""
     cdef Py_ssize_t i, c, j, l
     cdef Py_ssize_t m = n_rows
     cdef Py_ssize_t d = n_features
+    cdef Py_ssize_t n_blocks = m // ROW_BLOCK
     cdef double* diff = work
-    cdef double* y = work + d * m
-    cdef double* sq = y + m
     cdef double* out
     cdef const double* U
-    cdef double shift, u, half_norm
+    cdef double shift, y, total, half_norm
     for c in range(n_components):
         U = precisions_chol + c * d * d
         for j in range(d):
             shift = means[c * d + j]
             for i in range(m):
                 diff[j * m + i] = xt[j * m + i] - shift
-        for i in range(m):
-            sq[i] = 0.0
-        # ‖(x − μ) U‖² one output coordinate at a time; U is upper-triangular, so
-        # coordinate j only needs the differences 0..j.
-        for j in range(d):
-            u = U[j]
-            for i in range(m):
-                y[i] = u * diff[i]
-            for l in range(1, j + 1):
-                u = U[l * d + j]
-                for i in range(m):
-                    y[i] += u * diff[l * m + i]
-            for i in range(m):
-                sq[i] += y[i] * y[i]
         out = log_prob + c * m
+        whiten_blocks(diff, m, n_blocks, d, U, out)
+        for i in range(n_blocks * ROW_BLOCK, m):  # the last few rows, one at a time
+            total = 0.0
+            for j in range(d):
+                y = 0.0
+                for l in range(j + 1):
+                    y += U[l * d + j] * diff[l * m + i]
+                total += y * y
+            out[i] = total
         half_norm = log_norm[c]
         for i in range(m):
-            out[i] = half_norm - 0.5 * sq[i]
+            out[i] = half_norm - 0.5 * out[i]
 
 
 cdef void log_prob_diag(
@@ -286,20 +302,25 @@ cdef inline double _sum(const double* values, Py_ssize_t n) noexcept nogil:
     return total
 
 
-cdef void _accumulate_full_loops(
+cdef void _accumulate_full_blocked(
     const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
     const double* resp, const double* shifts,
     double* nk, double* sums, double* scatter, double* work,
 ) noexcept nogil:
-    """accumulate_full for small D: loops over the chunk's rows, no BLAS call overhead."""
+    """accumulate_full for small and moderate D: whole blocks of rows in src/_blocked.h
+    (no BLAS call overhead; the scatter's upper triangle only)."""
     cdef Py_ssize_t i, c, j, l
     cdef Py_ssize_t m = n_rows
     cdef Py_ssize_t d = n_features
+    cdef Py_ssize_t n_blocks = m // ROW_BLOCK
     cdef double* diff = work
-    cdef double* weighted = work + d * m
+    # 16 doubles further than adjacent: with 256-row chunks and D = 8, diff[i] and
+    # weighted[i] would be 4 KiB apart, and the CPU stalls loads whose address matches a
+    # pending store's modulo 4 KiB. The scratch's two spare rows have room for it.
+    cdef double* weighted = work + d * m + (16 if m >= 8 else 0)
     cdef const double* r
     cdef double* C
-    cdef double shift, total, acc
+    cdef double total, t, acc
     for c in range(n_components):
         r = resp + c * m
         total = _sum(r, m)
@@ -307,58 +328,44 @@ cdef void _accumulate_full_loops(
             # No row of this chunk belongs to c (hard labels, underflow): nothing to add.
             continue
         nk[c] += total
-        for j in range(d):
-            shift = shifts[c * d + j]
-            acc = 0.0
-            for i in range(m):
-                diff[j * m + i] = xt[j * m + i] - shift
-                weighted[j * m + i] = r[i] * diff[j * m + i]
-                acc += weighted[j * m + i]
-            sums[c * d + j] += acc
         C = scatter + c * d * d
-        for j in range(d):
-            for l in range(j, d):
-                acc = 0.0
-                for i in range(m):
-                    acc += weighted[j * m + i] * diff[l * m + i]
-                C[j * d + l] += acc
+        weighted_differences(xt, m, n_blocks, d, r, shifts + c * d, diff, weighted,
+                             sums + c * d)
+        scatter_blocks(weighted, diff, m, n_blocks, d, C)
+        for i in range(n_blocks * ROW_BLOCK, m):  # the last few rows, one at a time
+            for j in range(d):
+                t = r[i] * (xt[j * m + i] - shifts[c * d + j])
+                sums[c * d + j] += t
+                for l in range(j, d):
+                    C[j * d + l] += t * (xt[l * m + i] - shifts[c * d + l])
 
 
 cdef void _log_prob_full_blas(
     const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
     const double* means, const double* precisions_chol, const double* log_norm,
-    double* work, double* log_prob, bint triangular,
+    double* work, double* log_prob,
 ) noexcept nogil:
-    """_log_prob_full_loops with y = (x − μ) U as one BLAS product per component.
-
-    ``triangular`` uses trmm (half the flops, worth it for large D), otherwise gemm (a
-    faster kernel on tiny matrices).
-    """
+    """log_prob_full with y = (x − μ) U as one BLAS trmm per component (large D)."""
     cdef Py_ssize_t i, c, j
     cdef int m = <int> n_rows
     cdef int d = <int> n_features
-    cdef double* diff = work
-    cdef double* y = diff if triangular else work + d * m
+    cdef double* y = work
     cdef double* out
-    cdef double shift, one = 1.0, zero = 0.0
+    cdef double shift, one = 1.0
     cdef char right = b'R'
     cdef char lower = b'L'
     cdef char trans = b'T'
-    cdef char no_trans = b'N'
     cdef char non_unit = b'N'
     cdef double* U
     for c in range(n_components):
         for j in range(d):
             shift = means[c * d + j]
             for i in range(m):
-                diff[j * m + i] = xt[j * m + i] - shift
-        # diff is column-major (m × d); U, row-major upper-triangular, is stored as the
-        # column-major lower-triangular Uᵀ. y = diff · U.
+                y[j * m + i] = xt[j * m + i] - shift
+        # y, column-major (m × d), holds x − μ; U, row-major upper-triangular, is stored as
+        # the column-major lower-triangular Uᵀ. In place: y = (x − μ) U.
         U = <double*> precisions_chol + c * d * d
-        if triangular:
-            dtrmm(&right, &lower, &trans, &non_unit, &m, &d, &one, U, &d, diff, &m)
-        else:
-            dgemm(&no_trans, &trans, &m, &d, &d, &one, diff, &m, U, &d, &zero, y, &m)
+        dtrmm(&right, &lower, &trans, &non_unit, &m, &d, &one, U, &d, y, &m)
         out = log_prob + c * m
         for i in range(m):
             out[i] = 0.0
@@ -374,7 +381,7 @@ cdef void _accumulate_full_blas(
     const double* resp, const double* shifts,
     double* nk, double* sums, double* scatter, double* work, bint symmetric,
 ) noexcept nogil:
-    """_accumulate_full_loops with the scatter as one BLAS product per component.
+    """accumulate_full with the scatter as one BLAS product per component (large D).
 
     ``symmetric`` uses syrk on √r ⊙ (x − c) (half the flops, worth it for large D),
     otherwise gemm of (r ⊙ (x − c))ᵀ and (x − c).
@@ -433,15 +440,14 @@ cdef void log_prob_full(
 
     work: scratch of (2 * n_features + 2) * n_rows doubles.
     log_prob: OUT (n_components, n_rows).
-    The implementation is chosen by n_features (see BLAS_MIN_FEATURES).
+    The implementation is chosen by n_features (see WHITEN_BLAS_MIN_FEATURES).
     """
-    if n_features < BLAS_MIN_FEATURES:
-        _log_prob_full_loops(xt, n_rows, n_features, n_components, means, precisions_chol,
-                             log_norm, work, log_prob)
+    if n_features < WHITEN_BLAS_MIN_FEATURES:
+        _log_prob_full_blocked(xt, n_rows, n_features, n_components, means, precisions_chol,
+                               log_norm, work, log_prob)
     else:
         _log_prob_full_blas(xt, n_rows, n_features, n_components, means, precisions_chol,
-                            log_norm, work, log_prob,
-                            n_features >= TRIANGULAR_MIN_FEATURES)
+                            log_norm, work, log_prob)
 
 
 cdef void accumulate_full(
@@ -456,12 +462,12 @@ cdef void accumulate_full(
     nk (K,), sums (K, D), scatter (K, D, D): accumulators; only j <= l of scatter (row-major)
     is meaningful. work: scratch of (2 * n_features + 2) * n_rows doubles.
     """
-    if n_features < BLAS_MIN_FEATURES:
-        _accumulate_full_loops(xt, n_rows, n_features, n_components, resp, shifts, nk, sums,
-                               scatter, work)
+    if n_features < SCATTER_BLAS_MIN_FEATURES:
+        _accumulate_full_blocked(xt, n_rows, n_features, n_components, resp, shifts, nk,
+                                 sums, scatter, work)
     else:
         _accumulate_full_blas(xt, n_rows, n_features, n_components, resp, shifts, nk, sums,
-                              scatter, work, n_features >= TRIANGULAR_MIN_FEATURES)
+                              scatter, work, n_features >= SCATTER_SYRK_MIN_FEATURES)
 
 
 cdef void accumulate_diag(

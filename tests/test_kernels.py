@@ -31,7 +31,7 @@ N_SAMPLES = [1, 7, 255, 256, 257, 1000, 3001]  # around ROWS_PER_CHUNK = 256
 DTYPES = [np.float32, np.float64]
 FORMS = ["full", "diag"]
 WEIGHTS = ["none", "positive", "with_zeros"]
-DIMS = [1, 3, 8, 32]  # 1, 3: loop kernels; 8: BLAS gemm; 32: BLAS trmm/syrk
+DIMS = [1, 3, 8, 32]  # full: 1, 3 blocked kernels; 8 blocked whitening, gemm scatter; 32 trmm/syrk
 COMPONENTS = [1, 4]
 MAX_ROWS = max(N_SAMPLES)
 
