@@ -10,6 +10,8 @@ covariances exact far from the origin.
 import numpy as np
 from scipy import linalg
 
+from gmmfast import _em
+
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 ILL_DEFINED_COVARIANCE = (
@@ -93,15 +95,13 @@ def precision_cholesky(covariances, covariance_type, float32_data=False):
             raise ValueError(message)
         chol = 1.0 / np.sqrt(covariances)
     else:
-        stack = covariances[None] if covariance_type == "tied" else covariances
-        identity = np.eye(stack.shape[-1])
+        stack = np.ascontiguousarray(covariances[None] if covariance_type == "tied"
+                                     else covariances)
         chol = np.empty_like(stack)
-        for k, covariance in enumerate(stack):
-            try:
-                lower = linalg.cholesky(covariance, lower=True, check_finite=True)
-            except (linalg.LinAlgError, ValueError):
-                raise ValueError(message) from None
-            chol[k] = linalg.solve_triangular(lower, identity, lower=True).T
+        # LAPACK potrf + trtri on all K matrices in one compiled call (the per-matrix SciPy
+        # wrappers cost more than a whole EM pass on small data).
+        if _em.precisions_cholesky(stack, chol) >= 0:
+            raise ValueError(message)
         chol = chol[0] if covariance_type == "tied" else chol
     return chol
 

@@ -9,6 +9,7 @@ test_kernels.py).
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
+from scipy import linalg
 
 from gmmfast import _em
 from gmmfast._mstep import (
@@ -194,3 +195,33 @@ def test_n_parameters_matches_scikit_learn_counts():
     counts = {t: n_parameters(t, 2, 5) for t in COVARIANCE_TYPES}
     assert counts == {"spherical": 13, "diag": 21, "tied": 26, "full": 41}
     assert all(isinstance(v, int) for v in counts.values())
+
+
+@pytest.mark.parametrize("d", [1, 2, 5, 40])
+def test_compiled_precisions_cholesky_matches_scipy(d):
+    rng = np.random.default_rng(d)
+    A = rng.standard_normal((3, d, d))
+    covariances = A @ A.transpose(0, 2, 1) + 0.1 * np.eye(d)
+    out = np.full_like(covariances, np.nan)
+    assert _em.precisions_cholesky(covariances, out) == -1
+    for cov, U in zip(covariances, out):
+        lower = linalg.cholesky(cov, lower=True)
+        expected = linalg.solve_triangular(lower, np.eye(d), lower=True).T
+        assert np.array_equal(U, np.triu(U)), "not exactly upper-triangular"
+        np.testing.assert_allclose(U, expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
+        np.testing.assert_allclose(U @ U.T @ cov, np.eye(d), atol=1e-12 * np.linalg.cond(cov))
+
+
+@pytest.mark.parametrize("bad", ["negative", "nan", "inf", "singular"])
+def test_compiled_precisions_cholesky_reports_the_first_failure(bad):
+    covariances = np.stack([np.eye(3)] * 4)
+    covariances[2] = {"negative": -np.eye(3), "nan": np.full((3, 3), np.nan),
+                      "inf": np.diag([1.0, np.inf, 1.0]), "singular": np.ones((3, 3))}[bad]
+    covariances[3] = -np.eye(3)
+    assert _em.precisions_cholesky(covariances, np.empty_like(covariances)) == 2
+
+
+def test_compiled_precisions_cholesky_checks_shapes():
+    with pytest.raises(ValueError, match=r"shape \(K, D, D\)"):
+        _em.precisions_cholesky(np.zeros((2, 3, 3)), np.zeros((2, 3, 2)))
+    assert _em.precisions_cholesky(np.zeros((0, 3, 3)), np.zeros((0, 3, 3))) == -1
