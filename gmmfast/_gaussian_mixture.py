@@ -50,6 +50,72 @@ EM_PARAMETER_CONSTRAINTS = {
 }
 
 
+def e_step_stats(X, sample_weight, params, covariance_type, n_threads=0):
+    """The E-step on one block of rows, fused with its sufficient statistics.
+
+    ``X`` is a C-contiguous float32/float64 block, ``sample_weight`` its float64 weights or
+    None, ``params`` the mixture ``(weights, means, covariances, precisions_cholesky)``.
+    Returns ``(Σ w log p(x), (nk, sums, scatter, shifts))`` with the statistics in the kernel
+    form of ``covariance_type``, taken about ``shifts`` (the current means). Statistics of
+    disjoint blocks add up, so this is the unit of work of every data source: the in-memory
+    fit calls it once on all of X, a distributed fit would call it once per block.
+    """
+    mix_weights, means, _, precisions_chol = params
+    k_means, k_chol, log_norm = kernel_parameters(
+        mix_weights, means, precisions_chol, covariance_type, X.shape[1]
+    )
+    nk, sums, scatter = empty_stats(covariance_type, *k_means.shape)
+    loglik = _em.em_pass(X, sample_weight, k_means, k_chol, log_norm, nk, sums, scatter,
+                         n_threads)
+    return loglik, (nk, sums, scatter, k_means)
+
+
+def score_arrays(X, kernel_params, labels=False, resp=False, n_threads=0):
+    """(log p(x), labels or None, responsibilities or None) of a block of rows.
+
+    ``kernel_params`` are the kernel form ``(means, precisions_chol, log_norm)`` of a fitted
+    model (``kernel_parameters``); usable on any block of rows.
+    """
+    X = np.ascontiguousarray(X)
+    k_means, k_chol, log_norm = kernel_params
+    n = X.shape[0]
+    log_prob_norm = np.empty(n, dtype=X.dtype)
+    label_out = np.empty(n, dtype=np.int64) if labels else None
+    resp_out = np.empty((n, k_means.shape[0]), dtype=X.dtype) if resp else None
+    _em.score(X, k_means, k_chol, log_norm, log_prob_norm, label_out, resp_out, n_threads)
+    return log_prob_norm, label_out, resp_out
+
+
+class _InMemoryData:
+    """The rows of an in-memory fit: validated, C-contiguous X and float64 weights or None.
+
+    The EM driver of :class:`GaussianMixture` sees its data only through this interface
+    (``dtype``, ``n_samples``, ``n_features``, ``total_weight``, ``e_step_stats``,
+    ``initial_stats``, ``labels``), so that other data sources can share the driver.
+    """
+
+    def __init__(self, X, sample_weight):
+        self.X = X
+        self.sample_weight = sample_weight
+        self.dtype = X.dtype
+        self.n_samples, self.n_features = X.shape
+        self.total_weight = float(
+            self.n_samples if sample_weight is None else sample_weight.sum()
+        )
+
+    def e_step_stats(self, params, covariance_type, n_threads):
+        return e_step_stats(self.X, self.sample_weight, params, covariance_type, n_threads)
+
+    def initial_stats(self, n_components, init_params, covariance_type, random_state,
+                      n_threads):
+        return initial_stats(self.X, self.sample_weight, n_components, init_params,
+                             covariance_type, random_state, n_threads)
+
+    def labels(self, model):
+        """Labels of the final E-step with the fitted parameters."""
+        return model._score_arrays(self.X, labels=True)[1]
+
+
 class GaussianMixture(DensityMixin, BaseEstimator):
     """Gaussian mixture model fitted by EM, a drop-in for scikit-learn's ``GaussianMixture``.
 
@@ -216,13 +282,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         check_initial_parameters(self, X)
         return X, weights
 
+    def _fit_data(self, X, sample_weight):
+        """The fit's data source (in-memory rows)."""
+        return _InMemoryData(*self._validate_fit_input(X, sample_weight))
+
     def _fit_predict(self, X, sample_weight, initial_stats=None):
-        X, weights = self._validate_fit_input(X, sample_weight)
-        n_samples = X.shape[0]
+        data = self._fit_data(X, sample_weight)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
-        total_weight = float(n_samples if weights is None else weights.sum())
 
         best = None
         max_lower_bound = -np.inf
@@ -231,11 +299,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             self._print_init_start(init)
             if do_init and initial_stats is not None:
                 params = self._parameters_from_initial_stats(
-                    initial_stats[init], X.dtype, total_weight
+                    initial_stats[init], data.dtype, data.total_weight
                 )
                 lower_bound = -np.inf
             elif do_init:
-                params = self._initial_parameters(X, weights, random_state, total_weight)
+                params = self._initial_parameters(data, random_state)
                 lower_bound = -np.inf
             else:
                 params = self._current_parameters()
@@ -245,7 +313,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 best = (params, 0, [], False)
                 continue
             params, lower_bound, lower_bounds, n_iter, converged = self._run_em(
-                X, weights, params, lower_bound, total_weight
+                data, params, lower_bound
             )
             if best is None or lower_bound > max_lower_bound:
                 max_lower_bound = lower_bound
@@ -259,15 +327,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 "tol, or check for degenerate data.",
                 ConvergenceWarning,
             )
-        self._set_parameters(params, X.dtype)
+        self._set_parameters(params, data.dtype)
         self.converged_ = bool(converged)
         self.n_iter_ = int(n_iter)
-        self.lower_bound_ = X.dtype.type(max_lower_bound)
+        self.lower_bound_ = data.dtype.type(max_lower_bound)
         self.lower_bounds_ = lower_bounds
         # The final E-step makes fit_predict(X) agree with fit(X).predict(X).
-        return self._score_arrays(X, labels=True)[1]
+        return data.labels(self)
 
-    def _run_em(self, X, weights, params, lower_bound, total_weight):
+    def _run_em(self, data, params, lower_bound):
         """EM from ``params`` until the lower bound changes by less than tol."""
         lower_bounds = []
         converged = False
@@ -275,9 +343,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         start = iteration_start = time.time()
         for n_iter in range(1, self.max_iter + 1):
             previous = lower_bound
-            loglik, stats = self._e_step_stats(X, weights, params)
-            params = self._m_step(stats, total_weight, X.dtype)
-            lower_bound = X.dtype.type(loglik / total_weight)
+            loglik, stats = data.e_step_stats(params, self.covariance_type, self._threads())
+            params = self._m_step(stats, data.total_weight, data.dtype)
+            lower_bound = data.dtype.type(loglik / data.total_weight)
             lower_bounds.append(lower_bound)
             change = lower_bound - previous
             iteration_start = self._print_iteration(n_iter, iteration_start, change)
@@ -286,17 +354,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 break
         self._print_init_end(converged, lower_bound, start)
         return params, lower_bound, lower_bounds, n_iter, converged
-
-    def _e_step_stats(self, X, weights, params):
-        """One fused compiled pass: Σ w log p(x) and the statistics of the responsibilities."""
-        mix_weights, means, _, precisions_chol = params
-        k_means, k_chol, log_norm = kernel_parameters(
-            mix_weights, means, precisions_chol, self.covariance_type, X.shape[1]
-        )
-        nk, sums, scatter = empty_stats(self.covariance_type, *means.shape)
-        loglik = _em.em_pass(X, weights, k_means, k_chol, log_norm, nk, sums, scatter,
-                             self._threads())
-        return loglik, (nk, sums, scatter, k_means)
 
     def _m_step(self, stats, total_weight, dtype):
         nk, sums, scatter, shifts = stats
@@ -307,18 +364,18 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         chol = precision_cholesky(covariances, self.covariance_type, dtype == np.float32)
         return nk / nk.sum(), means, covariances, chol
 
-    def _initial_parameters(self, X, weights, random_state, total_weight):
+    def _initial_parameters(self, data, random_state):
         """Parameters from init_params' responsibilities, overridden by the user's inits."""
         user_given = (self.weights_init, self.means_init, self.precisions_init)
         if all(p is not None for p in user_given):
             # Nothing to estimate: the RNG is not consumed (as in scikit-learn).
             stats = None
         else:
-            stats = initial_stats(
-                X, weights, self.n_components, self.init_params, self.covariance_type,
-                random_state, self._threads(),
+            stats = data.initial_stats(
+                self.n_components, self.init_params, self.covariance_type, random_state,
+                self._threads(),
             )
-        return self._parameters_from_initial_stats(stats, X.dtype, total_weight)
+        return self._parameters_from_initial_stats(stats, data.dtype, data.total_weight)
 
     def _parameters_from_initial_stats(self, stats, dtype, total_weight):
         """One M-step on the initial statistics, then weights/means/precisions_init win."""
@@ -383,20 +440,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     # scoring
     # ------------------------------------------------------------------------------------
 
+    def _kernel_parameters(self):
+        """The fitted model in the compiled kernels' form (means, precisions_chol, log_norm)."""
+        return kernel_parameters(self.weights_, self.means_, self.precisions_cholesky_,
+                                 self.covariance_type, self.means_.shape[1])
+
     def _score_arrays(self, X, labels=False, resp=False):
         """(log p(x), labels or None, responsibilities or None) through the compiled core."""
-        X = np.ascontiguousarray(X)
-        k_means, k_chol, log_norm = kernel_parameters(
-            self.weights_, self.means_, self.precisions_cholesky_, self.covariance_type,
-            X.shape[1],
-        )
-        n = X.shape[0]
-        log_prob_norm = np.empty(n, dtype=X.dtype)
-        label_out = np.empty(n, dtype=np.int64) if labels else None
-        resp_out = np.empty((n, self.n_components), dtype=X.dtype) if resp else None
-        _em.score(X, k_means, k_chol, log_norm, log_prob_norm, label_out, resp_out,
-                  self._threads())
-        return log_prob_norm, label_out, resp_out
+        return score_arrays(X, self._kernel_parameters(), labels, resp, self._threads())
 
     def _validate_for_scoring(self, X):
         check_is_fitted(self)
