@@ -19,6 +19,7 @@ from gmmfast._compat import (
     sklearn_constraints,
     validate_data,
 )
+from gmmfast._dask_input import is_dask_collection
 from gmmfast._initialisation import initial_stats, stats_from_resp
 from gmmfast._mstep import (
     COVARIANCE_TYPES,
@@ -58,7 +59,7 @@ def e_step_stats(X, sample_weight, params, covariance_type, n_threads=0):
     Returns ``(Σ w log p(x), (nk, sums, scatter, shifts))`` with the statistics in the kernel
     form of ``covariance_type``, taken about ``shifts`` (the current means). Statistics of
     disjoint blocks add up, so this is the unit of work of every data source: the in-memory
-    fit calls it once on all of X, a distributed fit would call it once per block.
+    fit calls it once on all of X, the Dask fit once per block on the workers.
     """
     mix_weights, means, _, precisions_chol = params
     k_means, k_chol, log_norm = kernel_parameters(
@@ -74,7 +75,7 @@ def score_arrays(X, kernel_params, labels=False, resp=False, n_threads=0):
     """(log p(x), labels or None, responsibilities or None) of a block of rows.
 
     ``kernel_params`` are the kernel form ``(means, precisions_chol, log_norm)`` of a fitted
-    model (``kernel_parameters``); usable on any block of rows.
+    model (``kernel_parameters``); shared by in-memory scoring and Dask's per-block scoring.
     """
     X = np.ascontiguousarray(X)
     k_means, k_chol, log_norm = kernel_params
@@ -86,12 +87,20 @@ def score_arrays(X, kernel_params, labels=False, resp=False, n_threads=0):
     return log_prob_norm, label_out, resp_out
 
 
+def _dask_backend():
+    """gmmfast._dask, imported only once a Dask collection has been passed in."""
+    from gmmfast import _dask
+
+    return _dask
+
+
 class _InMemoryData:
     """The rows of an in-memory fit: validated, C-contiguous X and float64 weights or None.
 
     The EM driver of :class:`GaussianMixture` sees its data only through this interface
     (``dtype``, ``n_samples``, ``n_features``, ``total_weight``, ``e_step_stats``,
-    ``initial_stats``, ``labels``), so that other data sources can share the driver.
+    ``initial_stats``, ``labels``); ``gmmfast._dask.DaskData`` implements the same one over
+    the blocks of a dask array.
     """
 
     def __init__(self, X, sample_weight):
@@ -124,6 +133,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     in chunks through compiled, OpenMP-parallel kernels that never build the N×K
     responsibility matrix. Initialisation (k-means, k-means++) is compiled too, so the
     initial partition for a given seed may differ from scikit-learn's.
+
+    ``X`` may also be a ``dask.array.Array`` (``pip install gmmfast[dask]``): ``fit`` then
+    runs the same EM with the blocks' statistics computed on the Dask workers and summed on
+    the client, without ever collecting X; ``predict``, ``predict_proba`` and
+    ``score_samples`` return lazy dask arrays. For dask input, ``init_params="kmeans"``
+    seeds k-means++ on a uniform sample of at most 100 000 rows, then runs Lloyd's
+    iterations over all blocks; see ``gmmfast._dask`` and the README's "Dask" section.
 
     Parameters
     ----------
@@ -230,7 +246,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     @fit_context
     def fit_predict(self, X, y=None, sample_weight=None):
-        """Fit, then label X by a final E-step with the chosen parameters."""
+        """Fit, then label X by a final E-step with the chosen parameters.
+
+        On a dask array the labels are lazy: exactly ``fit(X).predict(X)``.
+        """
         return self._fit_or_restore(X, sample_weight)
 
     @fit_context
@@ -283,7 +302,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return X, weights
 
     def _fit_data(self, X, sample_weight):
-        """The fit's data source (in-memory rows)."""
+        """The fit's data source: in-memory rows, or the blocks of a dask array."""
+        if is_dask_collection(X):
+            return _dask_backend().fit_data(self, X, sample_weight)
         return _InMemoryData(*self._validate_fit_input(X, sample_weight))
 
     def _fit_predict(self, X, sample_weight, initial_stats=None):
@@ -455,12 +476,19 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return np.ascontiguousarray(X)
 
     def score_samples(self, X):
-        """Log-density log p(x) of every sample, shape (n_samples,)."""
+        """Log-density log p(x) of every sample, shape (n_samples,).
+
+        On a dask array: a lazy dask array, computed block by block on the workers.
+        """
+        if is_dask_collection(X):
+            return _dask_backend().score_lazily(self, X, "log_prob")
         X = self._validate_for_scoring(X)
         return self._score_arrays(X)[0]
 
     def score(self, X, y=None, sample_weight=None):
         """Average log-likelihood of X (weighted by ``sample_weight`` when given)."""
+        if is_dask_collection(X):
+            return _dask_backend().total_weight_and_score(self, X, sample_weight)[1]
         log_prob = self.score_samples(X)
         if sample_weight is None:
             return float(log_prob.mean())
@@ -468,12 +496,19 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return float(np.average(log_prob, weights=weights))
 
     def predict(self, X):
-        """Index of the most likely component of every sample (int64)."""
+        """Index of the most likely component of every sample (int64; lazy on dask input)."""
+        if is_dask_collection(X):
+            return _dask_backend().score_lazily(self, X, "labels")
         X = self._validate_for_scoring(X)
         return self._score_arrays(X, labels=True)[1]
 
     def predict_proba(self, X):
-        """Responsibilities p(k | x), shape (n_samples, n_components); rows sum to 1."""
+        """Responsibilities p(k | x), shape (n_samples, n_components); rows sum to 1.
+
+        On a dask array: a lazy dask array, computed block by block on the workers.
+        """
+        if is_dask_collection(X):
+            return _dask_backend().score_lazily(self, X, "resp")
         X = self._validate_for_scoring(X)
         return self._score_arrays(X, resp=True)[2]
 
@@ -482,6 +517,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
 
     def _total_weight_and_score(self, X, sample_weight):
+        if is_dask_collection(X):
+            return _dask_backend().total_weight_and_score(self, X, sample_weight)
         n = X.shape[0] if sample_weight is None else float(
             check_sample_weight(sample_weight, np.asarray(X)).sum()
         )
