@@ -40,6 +40,7 @@ from gmmfast._compat import (
     check_array_fallback,
     check_is_fitted,
     check_sample_weight,
+    check_sample_weight_shape,
 )
 from gmmfast._gaussian_mixture import e_step_stats, score_arrays
 from gmmfast._initialisation import (
@@ -122,15 +123,7 @@ def _checked_weights(sample_weight, X):
         rows = np.broadcast_to(0.0, (n_samples, 1))  # check_sample_weight reads the length
         weights = check_sample_weight(sample_weight, rows)
         return da.from_array(weights, chunks=(X.chunks[0],))
-    if sample_weight.ndim != 1:
-        raise ValueError(
-            f"Sample weights must be 1D array or scalar, got {sample_weight.ndim}D array. "
-            f"Expected either a scalar value or a 1D array of length {n_samples}."
-        )
-    if sample_weight.shape != (n_samples,):
-        raise ValueError(
-            f"sample_weight.shape == {sample_weight.shape}, expected {(n_samples,)}!"
-        )
+    check_sample_weight_shape(sample_weight.shape, n_samples)
     weights = sample_weight.astype(np.float64)
     if weights.chunks[0] != X.chunks[0]:
         weights = weights.rechunk((X.chunks[0],))
