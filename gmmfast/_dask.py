@@ -42,7 +42,12 @@ from gmmfast._compat import (
     check_sample_weight,
     check_sample_weight_shape,
 )
-from gmmfast._gaussian_mixture import e_step_stats, score_arrays
+from gmmfast._gaussian_mixture import (
+    check_enough_samples,
+    check_enough_weighted_samples,
+    e_step_stats,
+    score_arrays,
+)
 from gmmfast._initialisation import (
     KMEANS_MAX_ITER,
     KMEANS_TOL,
@@ -281,23 +286,13 @@ def fit_data(estimator, X, sample_weight):
     name = type(estimator).__name__
     source = X
     X = _checked_array(X, name, min_samples=2)
-    n_samples = X.shape[0]
-    if n_samples < estimator.n_components:
-        raise ValueError(
-            "Expected n_samples >= n_components but got "
-            f"n_components = {estimator.n_components}, n_samples = {n_samples}"
-        )
+    check_enough_samples(estimator.n_components, X.shape[0])
     weights = _checked_weights(sample_weight, X)
     estimator.n_features_in_ = X.shape[1]
     if hasattr(estimator, "feature_names_in_"):  # a dask array has no column names
         del estimator.feature_names_in_
     data = DaskData(source, _checked_blocks(X, name), weights)
-    if data.n_positive < estimator.n_components:
-        raise ValueError(
-            "Expected at least n_components samples with a non-zero sample_weight"
-            f" but got n_components = {estimator.n_components}, "
-            f"{data.n_positive} samples with non-zero weight"
-        )
+    check_enough_weighted_samples(estimator.n_components, data.n_positive)
     check_initial_parameters(estimator, X)
     return data
 

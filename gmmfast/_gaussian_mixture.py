@@ -87,6 +87,24 @@ def score_arrays(X, kernel_params, labels=False, resp=False, n_threads=0):
     return log_prob_norm, label_out, resp_out
 
 
+def check_enough_samples(n_components, n_samples):
+    if n_samples < n_components:
+        raise ValueError(
+            "Expected n_samples >= n_components but got "
+            f"n_components = {n_components}, n_samples = {n_samples}"
+        )
+
+
+def check_enough_weighted_samples(n_components, n_positive):
+    """Rows of zero weight are not data: at least n_components rows must weigh something."""
+    if n_positive < n_components:
+        raise ValueError(
+            "Expected at least n_components samples with a non-zero sample_weight"
+            f" but got n_components = {n_components}, "
+            f"{n_positive} samples with non-zero weight"
+        )
+
+
 def _dask_backend():
     """gmmfast._dask, imported only once a Dask collection has been passed in."""
     from gmmfast import _dask
@@ -282,22 +300,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Validated C-contiguous X, float64 weights (or None), checked user inits."""
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         X = np.ascontiguousarray(X)
-        n_samples = X.shape[0]
-        if n_samples < self.n_components:
-            raise ValueError(
-                "Expected n_samples >= n_components but got "
-                f"n_components = {self.n_components}, n_samples = {n_samples}"
-            )
+        check_enough_samples(self.n_components, X.shape[0])
         weights = None
         if sample_weight is not None:
             weights = check_sample_weight(sample_weight, X)
-            n_positive = int(np.count_nonzero(weights))
-            if n_positive < self.n_components:
-                raise ValueError(
-                    "Expected at least n_components samples with a non-zero sample_weight"
-                    f" but got n_components = {self.n_components}, "
-                    f"{n_positive} samples with non-zero weight"
-                )
+            check_enough_weighted_samples(self.n_components, int(np.count_nonzero(weights)))
         check_initial_parameters(self, X)
         return X, weights
 
