@@ -6,6 +6,7 @@ covariance type and chunking, with and without sample weights; and its result mu
 depend on the number of workers or on the scheduler.
 """
 
+import contextlib
 import os
 import pickle
 import signal
@@ -34,9 +35,21 @@ N_COMPONENTS = 3
 RTOL = 1e-10
 
 
+@contextlib.contextmanager
 def _cluster(n_workers):
-    return LocalCluster(n_workers=n_workers, processes=True, threads_per_worker=1,
-                        host="127.0.0.1", dashboard_address=None)
+    """A LocalCluster that leaves this process's environment as it found it.
+
+    distributed's nanny writes its ``pre-spawn-environ`` (OMP_NUM_THREADS=1, …) into
+    ``os.environ``: the subprocesses of later tests would inherit it.
+    """
+    environ = dict(os.environ)
+    try:
+        with LocalCluster(n_workers=n_workers, processes=True, threads_per_worker=1,
+                          host="127.0.0.1", dashboard_address=None) as cluster:
+            yield cluster
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
 
 
 @pytest.fixture(scope="module")
@@ -100,9 +113,10 @@ def test_matches_in_memory_fit(client, X, weights, make_inits, covariance_type,
     params = dict(covariance_type=covariance_type, tol=0.0, max_iter=12,
                   **make_inits(X, N_COMPONENTS, covariance_type))
     expected = _fit(X, w, **params)
-    # 5 blocks, the last one short (1200 = 4 × 250 + 200).
+    # 5 blocks, the last one short (1200 = 4 × 250 + 200); weights chunked differently
+    # (the fit aligns them with X's blocks).
     Xd = da.from_array(X, chunks=(250, 3))
-    wd = None if w is None else da.from_array(w, chunks=250)
+    wd = None if w is None else da.from_array(w, chunks=333)
     got = _fit(Xd, wd, **params)
     assert len(got.lower_bounds_) == 12
     _assert_same_fit(got, expected)
