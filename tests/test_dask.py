@@ -242,6 +242,9 @@ def test_lost_worker_gives_the_same_result(X, make_inits):
         finally:
             sys.stdout = stdout
         assert killed
+        # Let the nanny bring the worker back: closing a cluster mid-restart can stall.
+        c.wait_for_workers(2, timeout=60)
+        assert killed[0] not in c.run(os.getpid).values()  # the fit ran on a new worker
     _assert_identical(survived, reference)
 
 
