@@ -315,6 +315,17 @@ def _fallback_validate_data(estimator, X, *, reset=True, dtype=(np.float64, np.f
     return array
 
 
+def check_sample_weight_shape(shape, n_samples):
+    """scikit-learn's errors for sample weights that are not of shape (n_samples,)."""
+    if len(shape) != 1:
+        raise ValueError(
+            f"Sample weights must be 1D array or scalar, got {len(shape)}D array. "
+            f"Expected either a scalar value or a 1D array of length {n_samples}."
+        )
+    if tuple(shape) != (n_samples,):
+        raise ValueError(f"sample_weight.shape == {tuple(shape)}, expected {(n_samples,)}!")
+
+
 def _fallback_check_sample_weight(sample_weight, X, *, dtype=np.float64,
                                   ensure_non_negative=False):
     n_samples = X.shape[0]
@@ -326,15 +337,7 @@ def _fallback_check_sample_weight(sample_weight, X, *, dtype=np.float64,
         weights = check_array_fallback(
             sample_weight, name="sample_weight", ensure_2d=False, dtype=(dtype,)
         )
-        if weights.ndim != 1:
-            raise ValueError(
-                f"Sample weights must be 1D array or scalar, got {weights.ndim}D array. "
-                f"Expected either a scalar value or a 1D array of length {n_samples}."
-            )
-        if weights.shape != (n_samples,):
-            raise ValueError(
-                f"sample_weight.shape == {weights.shape}, expected {(n_samples,)}!"
-            )
+        check_sample_weight_shape(weights.shape, n_samples)
     if np.all(weights == 0):
         raise ValueError("Sample weights must contain at least one non-zero number.")
     if ensure_non_negative and np.any(weights < 0):

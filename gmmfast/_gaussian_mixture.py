@@ -19,6 +19,7 @@ from gmmfast._compat import (
     sklearn_constraints,
     validate_data,
 )
+from gmmfast._dask_input import is_dask_collection
 from gmmfast._initialisation import initial_stats, stats_from_resp
 from gmmfast._mstep import (
     COVARIANCE_TYPES,
@@ -50,6 +51,98 @@ EM_PARAMETER_CONSTRAINTS = {
 }
 
 
+def e_step_stats(X, sample_weight, params, covariance_type, n_threads=0):
+    """The E-step on one block of rows, fused with its sufficient statistics.
+
+    ``X`` is a C-contiguous float32/float64 block, ``sample_weight`` its float64 weights or
+    None, ``params`` the mixture ``(weights, means, covariances, precisions_cholesky)``.
+    Returns ``(Σ w log p(x), (nk, sums, scatter, shifts))`` with the statistics in the kernel
+    form of ``covariance_type``, taken about ``shifts`` (the current means). Statistics of
+    disjoint blocks add up, so this is the unit of work of every data source: the in-memory
+    fit calls it once on all of X, the Dask fit once per block on the workers.
+    """
+    mix_weights, means, _, precisions_chol = params
+    k_means, k_chol, log_norm = kernel_parameters(
+        mix_weights, means, precisions_chol, covariance_type, X.shape[1]
+    )
+    nk, sums, scatter = empty_stats(covariance_type, *k_means.shape)
+    loglik = _em.em_pass(X, sample_weight, k_means, k_chol, log_norm, nk, sums, scatter,
+                         n_threads)
+    return loglik, (nk, sums, scatter, k_means)
+
+
+def score_arrays(X, kernel_params, labels=False, resp=False, n_threads=0):
+    """(log p(x), labels or None, responsibilities or None) of a block of rows.
+
+    ``kernel_params`` are the kernel form ``(means, precisions_chol, log_norm)`` of a fitted
+    model (``kernel_parameters``); shared by in-memory scoring and Dask's per-block scoring.
+    """
+    X = np.ascontiguousarray(X)
+    k_means, k_chol, log_norm = kernel_params
+    n = X.shape[0]
+    log_prob_norm = np.empty(n, dtype=X.dtype)
+    label_out = np.empty(n, dtype=np.int64) if labels else None
+    resp_out = np.empty((n, k_means.shape[0]), dtype=X.dtype) if resp else None
+    _em.score(X, k_means, k_chol, log_norm, log_prob_norm, label_out, resp_out, n_threads)
+    return log_prob_norm, label_out, resp_out
+
+
+def check_enough_samples(n_components, n_samples):
+    if n_samples < n_components:
+        raise ValueError(
+            "Expected n_samples >= n_components but got "
+            f"n_components = {n_components}, n_samples = {n_samples}"
+        )
+
+
+def check_enough_weighted_samples(n_components, n_positive):
+    """Rows of zero weight are not data: at least n_components rows must weigh something."""
+    if n_positive < n_components:
+        raise ValueError(
+            "Expected at least n_components samples with a non-zero sample_weight"
+            f" but got n_components = {n_components}, "
+            f"{n_positive} samples with non-zero weight"
+        )
+
+
+def _dask_backend():
+    """gmmfast._dask, imported only once a Dask collection has been passed in."""
+    from gmmfast import _dask
+
+    return _dask
+
+
+class _InMemoryData:
+    """The rows of an in-memory fit: validated, C-contiguous X and float64 weights or None.
+
+    The EM driver of :class:`GaussianMixture` sees its data only through this interface
+    (``dtype``, ``n_samples``, ``n_features``, ``total_weight``, ``e_step_stats``,
+    ``initial_stats``, ``labels``); ``gmmfast._dask.DaskData`` implements the same one over
+    the blocks of a dask array.
+    """
+
+    def __init__(self, X, sample_weight):
+        self.X = X
+        self.sample_weight = sample_weight
+        self.dtype = X.dtype
+        self.n_samples, self.n_features = X.shape
+        self.total_weight = float(
+            self.n_samples if sample_weight is None else sample_weight.sum()
+        )
+
+    def e_step_stats(self, params, covariance_type, n_threads):
+        return e_step_stats(self.X, self.sample_weight, params, covariance_type, n_threads)
+
+    def initial_stats(self, n_components, init_params, covariance_type, random_state,
+                      n_threads):
+        return initial_stats(self.X, self.sample_weight, n_components, init_params,
+                             covariance_type, random_state, n_threads)
+
+    def labels(self, model):
+        """Labels of the final E-step with the fitted parameters."""
+        return model._score_arrays(self.X, labels=True)[1]
+
+
 class GaussianMixture(DensityMixin, BaseEstimator):
     """Gaussian mixture model fitted by EM, a drop-in for scikit-learn's ``GaussianMixture``.
 
@@ -58,6 +151,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     in chunks through compiled, OpenMP-parallel kernels that never build the N×K
     responsibility matrix. Initialisation (k-means, k-means++) is compiled too, so the
     initial partition for a given seed may differ from scikit-learn's.
+
+    ``X`` may also be a ``dask.array.Array`` (``pip install gmmfast[dask]``): ``fit`` then
+    runs the same EM with the blocks' statistics computed on the Dask workers and summed on
+    the client, without ever collecting X; ``predict``, ``predict_proba`` and
+    ``score_samples`` return lazy dask arrays. For dask input, ``init_params="kmeans"``
+    seeds k-means++ on a uniform sample of at most 100 000 rows, then runs Lloyd's
+    iterations over all blocks; see ``gmmfast._dask`` and the README's "Dask" section.
 
     Parameters
     ----------
@@ -164,7 +264,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     @fit_context
     def fit_predict(self, X, y=None, sample_weight=None):
-        """Fit, then label X by a final E-step with the chosen parameters."""
+        """Fit, then label X by a final E-step with the chosen parameters.
+
+        On a dask array the labels are lazy: exactly ``fit(X).predict(X)``.
+        """
         return self._fit_or_restore(X, sample_weight)
 
     @fit_context
@@ -197,32 +300,25 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Validated C-contiguous X, float64 weights (or None), checked user inits."""
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         X = np.ascontiguousarray(X)
-        n_samples = X.shape[0]
-        if n_samples < self.n_components:
-            raise ValueError(
-                "Expected n_samples >= n_components but got "
-                f"n_components = {self.n_components}, n_samples = {n_samples}"
-            )
+        check_enough_samples(self.n_components, X.shape[0])
         weights = None
         if sample_weight is not None:
             weights = check_sample_weight(sample_weight, X)
-            n_positive = int(np.count_nonzero(weights))
-            if n_positive < self.n_components:
-                raise ValueError(
-                    "Expected at least n_components samples with a non-zero sample_weight"
-                    f" but got n_components = {self.n_components}, "
-                    f"{n_positive} samples with non-zero weight"
-                )
+            check_enough_weighted_samples(self.n_components, int(np.count_nonzero(weights)))
         check_initial_parameters(self, X)
         return X, weights
 
+    def _fit_data(self, X, sample_weight):
+        """The fit's data source: in-memory rows, or the blocks of a dask array."""
+        if is_dask_collection(X):
+            return _dask_backend().fit_data(self, X, sample_weight)
+        return _InMemoryData(*self._validate_fit_input(X, sample_weight))
+
     def _fit_predict(self, X, sample_weight, initial_stats=None):
-        X, weights = self._validate_fit_input(X, sample_weight)
-        n_samples = X.shape[0]
+        data = self._fit_data(X, sample_weight)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
-        total_weight = float(n_samples if weights is None else weights.sum())
 
         best = None
         max_lower_bound = -np.inf
@@ -231,11 +327,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             self._print_init_start(init)
             if do_init and initial_stats is not None:
                 params = self._parameters_from_initial_stats(
-                    initial_stats[init], X.dtype, total_weight
+                    initial_stats[init], data.dtype, data.total_weight
                 )
                 lower_bound = -np.inf
             elif do_init:
-                params = self._initial_parameters(X, weights, random_state, total_weight)
+                params = self._initial_parameters(data, random_state)
                 lower_bound = -np.inf
             else:
                 params = self._current_parameters()
@@ -245,7 +341,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 best = (params, 0, [], False)
                 continue
             params, lower_bound, lower_bounds, n_iter, converged = self._run_em(
-                X, weights, params, lower_bound, total_weight
+                data, params, lower_bound
             )
             if best is None or lower_bound > max_lower_bound:
                 max_lower_bound = lower_bound
@@ -259,15 +355,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 "tol, or check for degenerate data.",
                 ConvergenceWarning,
             )
-        self._set_parameters(params, X.dtype)
+        self._set_parameters(params, data.dtype)
         self.converged_ = bool(converged)
         self.n_iter_ = int(n_iter)
-        self.lower_bound_ = X.dtype.type(max_lower_bound)
+        self.lower_bound_ = data.dtype.type(max_lower_bound)
         self.lower_bounds_ = lower_bounds
         # The final E-step makes fit_predict(X) agree with fit(X).predict(X).
-        return self._score_arrays(X, labels=True)[1]
+        return data.labels(self)
 
-    def _run_em(self, X, weights, params, lower_bound, total_weight):
+    def _run_em(self, data, params, lower_bound):
         """EM from ``params`` until the lower bound changes by less than tol."""
         lower_bounds = []
         converged = False
@@ -275,9 +371,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         start = iteration_start = time.time()
         for n_iter in range(1, self.max_iter + 1):
             previous = lower_bound
-            loglik, stats = self._e_step_stats(X, weights, params)
-            params = self._m_step(stats, total_weight, X.dtype)
-            lower_bound = X.dtype.type(loglik / total_weight)
+            loglik, stats = data.e_step_stats(params, self.covariance_type, self._threads())
+            params = self._m_step(stats, data.total_weight, data.dtype)
+            lower_bound = data.dtype.type(loglik / data.total_weight)
             lower_bounds.append(lower_bound)
             change = lower_bound - previous
             iteration_start = self._print_iteration(n_iter, iteration_start, change)
@@ -286,17 +382,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 break
         self._print_init_end(converged, lower_bound, start)
         return params, lower_bound, lower_bounds, n_iter, converged
-
-    def _e_step_stats(self, X, weights, params):
-        """One fused compiled pass: Σ w log p(x) and the statistics of the responsibilities."""
-        mix_weights, means, _, precisions_chol = params
-        k_means, k_chol, log_norm = kernel_parameters(
-            mix_weights, means, precisions_chol, self.covariance_type, X.shape[1]
-        )
-        nk, sums, scatter = empty_stats(self.covariance_type, *means.shape)
-        loglik = _em.em_pass(X, weights, k_means, k_chol, log_norm, nk, sums, scatter,
-                             self._threads())
-        return loglik, (nk, sums, scatter, k_means)
 
     def _m_step(self, stats, total_weight, dtype):
         nk, sums, scatter, shifts = stats
@@ -307,18 +392,18 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         chol = precision_cholesky(covariances, self.covariance_type, dtype == np.float32)
         return nk / nk.sum(), means, covariances, chol
 
-    def _initial_parameters(self, X, weights, random_state, total_weight):
+    def _initial_parameters(self, data, random_state):
         """Parameters from init_params' responsibilities, overridden by the user's inits."""
         user_given = (self.weights_init, self.means_init, self.precisions_init)
         if all(p is not None for p in user_given):
             # Nothing to estimate: the RNG is not consumed (as in scikit-learn).
             stats = None
         else:
-            stats = initial_stats(
-                X, weights, self.n_components, self.init_params, self.covariance_type,
-                random_state, self._threads(),
+            stats = data.initial_stats(
+                self.n_components, self.init_params, self.covariance_type, random_state,
+                self._threads(),
             )
-        return self._parameters_from_initial_stats(stats, X.dtype, total_weight)
+        return self._parameters_from_initial_stats(stats, data.dtype, data.total_weight)
 
     def _parameters_from_initial_stats(self, stats, dtype, total_weight):
         """One M-step on the initial statistics, then weights/means/precisions_init win."""
@@ -383,20 +468,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     # scoring
     # ------------------------------------------------------------------------------------
 
+    def _kernel_parameters(self):
+        """The fitted model in the compiled kernels' form (means, precisions_chol, log_norm)."""
+        return kernel_parameters(self.weights_, self.means_, self.precisions_cholesky_,
+                                 self.covariance_type, self.means_.shape[1])
+
     def _score_arrays(self, X, labels=False, resp=False):
         """(log p(x), labels or None, responsibilities or None) through the compiled core."""
-        X = np.ascontiguousarray(X)
-        k_means, k_chol, log_norm = kernel_parameters(
-            self.weights_, self.means_, self.precisions_cholesky_, self.covariance_type,
-            X.shape[1],
-        )
-        n = X.shape[0]
-        log_prob_norm = np.empty(n, dtype=X.dtype)
-        label_out = np.empty(n, dtype=np.int64) if labels else None
-        resp_out = np.empty((n, self.n_components), dtype=X.dtype) if resp else None
-        _em.score(X, k_means, k_chol, log_norm, log_prob_norm, label_out, resp_out,
-                  self._threads())
-        return log_prob_norm, label_out, resp_out
+        return score_arrays(X, self._kernel_parameters(), labels, resp, self._threads())
 
     def _validate_for_scoring(self, X):
         check_is_fitted(self)
@@ -404,12 +483,19 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return np.ascontiguousarray(X)
 
     def score_samples(self, X):
-        """Log-density log p(x) of every sample, shape (n_samples,)."""
+        """Log-density log p(x) of every sample, shape (n_samples,).
+
+        On a dask array: a lazy dask array, computed block by block on the workers.
+        """
+        if is_dask_collection(X):
+            return _dask_backend().score_lazily(self, X, "log_prob")
         X = self._validate_for_scoring(X)
         return self._score_arrays(X)[0]
 
     def score(self, X, y=None, sample_weight=None):
         """Average log-likelihood of X (weighted by ``sample_weight`` when given)."""
+        if is_dask_collection(X):
+            return _dask_backend().total_weight_and_score(self, X, sample_weight)[1]
         log_prob = self.score_samples(X)
         if sample_weight is None:
             return float(log_prob.mean())
@@ -417,12 +503,19 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return float(np.average(log_prob, weights=weights))
 
     def predict(self, X):
-        """Index of the most likely component of every sample (int64)."""
+        """Index of the most likely component of every sample (int64; lazy on dask input)."""
+        if is_dask_collection(X):
+            return _dask_backend().score_lazily(self, X, "labels")
         X = self._validate_for_scoring(X)
         return self._score_arrays(X, labels=True)[1]
 
     def predict_proba(self, X):
-        """Responsibilities p(k | x), shape (n_samples, n_components); rows sum to 1."""
+        """Responsibilities p(k | x), shape (n_samples, n_components); rows sum to 1.
+
+        On a dask array: a lazy dask array, computed block by block on the workers.
+        """
+        if is_dask_collection(X):
+            return _dask_backend().score_lazily(self, X, "resp")
         X = self._validate_for_scoring(X)
         return self._score_arrays(X, resp=True)[2]
 
@@ -431,6 +524,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
 
     def _total_weight_and_score(self, X, sample_weight):
+        if is_dask_collection(X):
+            return _dask_backend().total_weight_and_score(self, X, sample_weight)
         n = X.shape[0] if sample_weight is None else float(
             check_sample_weight(sample_weight, np.asarray(X)).sum()
         )

@@ -183,11 +183,15 @@ def stats_from_resp(X, sample_weight, resp, covariance_type, n_threads, shifts=N
 
 
 def stats_from_random_resp(X, sample_weight, n_components, random_state, covariance_type,
-                           n_threads):
-    """Uniform random responsibilities, rows normalised, drawn block by block."""
+                           n_threads, shifts=None):
+    """Uniform random responsibilities, rows normalised, drawn block by block.
+
+    Moments are taken about ``shifts`` (K, D), by default the weighted mean of X.
+    """
     n_samples, n_features = X.shape
-    mean, _ = weighted_mean_and_variance(X, sample_weight, n_threads)
-    shifts = np.ascontiguousarray(np.broadcast_to(mean, (n_components, n_features)))
+    if shifts is None:
+        mean, _ = weighted_mean_and_variance(X, sample_weight, n_threads)
+        shifts = np.ascontiguousarray(np.broadcast_to(mean, (n_components, n_features)))
     total = empty_stats(covariance_type, n_components, n_features)
     for start in range(0, n_samples, RANDOM_RESP_BLOCK):
         stop = min(start + RANDOM_RESP_BLOCK, n_samples)

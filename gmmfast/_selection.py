@@ -41,6 +41,7 @@ from gmmfast._compat import (
     sklearn_constraints,
     validate_data,
 )
+from gmmfast._dask_input import refuse_dask_input
 from gmmfast._gaussian_mixture import EM_PARAMETER_CONSTRAINTS, GaussianMixture
 from gmmfast._initialisation import initial_stats, kmeans_labels, stats_from_labels
 from gmmfast._mstep import COVARIANCE_TYPES, kernel_form, n_parameters
@@ -250,6 +251,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
     @fit_context
     def _fit(self, X, sample_weight, progress):
         """``fit``; ``progress(done, total, row)`` is called after every candidate."""
+        refuse_dask_input(X, type(self).__name__)
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         X = np.ascontiguousarray(X)
         weights = None if sample_weight is None else check_sample_weight(sample_weight, X)
@@ -295,6 +297,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
 
     def _validated(self, X):
         check_is_fitted(self)
+        refuse_dask_input(X, type(self).__name__)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         return np.ascontiguousarray(X)
 

@@ -1,0 +1,501 @@
+"""``GaussianMixture`` on Dask arrays: EM as per-block statistics, summed on the client.
+
+DESIGN §2 makes EM a stream of sufficient statistics; on Dask the stream is the row blocks
+of ``X``. One EM iteration is:
+
+1. the current parameters become **one** key of the graph, computed once and fetched by the
+   workers that need it (never copied into every block's task);
+2. every row block runs :func:`gmmfast._gaussian_mixture.e_step_stats`, the very function
+   the in-memory fit runs on all of X, on the worker that holds the block, and sends back
+   only its statistics (K·D² numbers, not data);
+3. the client adds them up **in block order**, so the result does not depend on the
+   number of workers, on scheduling or on retried tasks, and runs the M-step.
+
+Before the loop, X (and the sample weights) is validated block by block and persisted on
+the cluster: the iterations then read the blocks from the workers' memory instead of
+recomputing X's graph (loading files, preprocessing) every time. The persisted blocks are
+released when the fit returns. Under the threaded or synchronous scheduler "the cluster" is
+this process, so persisting holds X in local memory.
+
+Initialisation never collects X: ``"kmeans"`` (the default) seeds k-means++ on a bounded
+uniform sample of the rows (``INIT_SAMPLE_ROWS``) and then runs Lloyd's iterations over all
+blocks, reduced like the E-step; ``"k-means++"`` is the seeding alone; ``"random"`` draws
+every block's responsibilities on its worker from a seed drawn from ``random_state``;
+``"random_from_data"`` fetches only the K chosen rows, and chooses them exactly as the
+in-memory fit does. Prediction and scoring run block by block without communication.
+
+This module imports Dask; ``gmmfast._gaussian_mixture`` imports it only after it has been
+given a Dask collection (see ``gmmfast._dask_input``).
+"""
+
+import warnings
+
+import dask
+import dask.array as da
+import numpy as np
+
+from gmmfast import _kmeans
+from gmmfast._compat import (
+    HAS_SKLEARN,
+    check_array_fallback,
+    check_is_fitted,
+    check_sample_weight,
+    check_sample_weight_shape,
+)
+from gmmfast._gaussian_mixture import (
+    check_enough_samples,
+    check_enough_weighted_samples,
+    e_step_stats,
+    score_arrays,
+)
+from gmmfast._initialisation import (
+    KMEANS_MAX_ITER,
+    KMEANS_TOL,
+    _relocate_empty_clusters,
+    kmeans_plusplus,
+    stats_from_labels,
+    stats_from_random_resp,
+    stats_from_seeds,
+    weighted_mean_and_variance,
+)
+from gmmfast._params import check_initial_parameters
+
+if HAS_SKLEARN:
+    from sklearn.utils import assert_all_finite
+    from sklearn.utils.validation import check_non_negative
+
+# k-means++ seeding (init_params "kmeans" and "k-means++") runs on the client on a uniform
+# sample of at most this many rows (D = 8, float64: 6.4 MB). Seeding is a rough start that
+# Lloyd's iterations over all rows (then EM) refine, and k-means++ on a uniform sample is
+# the classic scalable substitute; k-means|| would cost ~5 extra passes over X plus a
+# re-clustering of its candidates. With fewer rows than this, all rows are used and the
+# seeds are those of the in-memory fit.
+INIT_SAMPLE_ROWS = 100_000
+
+
+# ----------------------------------------------------------------------------------------
+# validation from metadata; per-block checks run where the blocks are
+# ----------------------------------------------------------------------------------------
+
+
+def _checked_array(X, estimator_name, min_samples):
+    """X as a float32/float64 dask array with one column chunk, checked from metadata only."""
+    if not isinstance(X, da.Array):
+        raise TypeError(
+            f"{estimator_name} accepts dask.array.Array among Dask collections, got "
+            f"{type(X).__module__}.{type(X).__name__}. Convert a Dask DataFrame with "
+            "df.to_dask_array(lengths=True)."
+        )
+    if X.ndim != 2:
+        raise ValueError(
+            f"Expected 2D array, got {X.ndim}D array instead. Reshape your data either "
+            "using array.reshape(-1, 1) if your data has a single feature or "
+            "array.reshape(1, -1) if it contains a single sample."
+        )
+    if X.dtype.kind == "c":
+        raise ValueError("Complex data not supported")
+    if X.dtype not in (np.float32, np.float64):
+        if X.dtype.kind not in "biuf":
+            raise ValueError(f"X must contain only numbers, got dtype {X.dtype}")
+        X = X.astype(np.float64)  # as in memory: any other number type becomes float64
+    if np.isnan(X.shape[0]):
+        raise ValueError(
+            "X has unknown chunk sizes (for instance after boolean indexing); call "
+            "X.compute_chunk_sizes() first."
+        )
+    n_samples, n_features = X.shape
+    if n_samples < min_samples or n_features < 1:
+        what = "sample(s)" if n_samples < min_samples else "feature(s)"
+        count, needed = (n_samples, min_samples) if what == "sample(s)" else (n_features, 1)
+        raise ValueError(
+            f"Found array with {count} {what} (shape={X.shape}) while a minimum of "
+            f"{needed} is required by {estimator_name}."
+        )
+    # The kernels take whole rows: one chunk across the columns.
+    return X.rechunk({1: -1}) if X.numblocks[1] > 1 else X
+
+
+def _checked_weights(sample_weight, X):
+    """sample_weight as a float64 dask array chunked like X's rows, or None.
+
+    NumPy weights (or a scalar) are validated here and split like X; the values of dask
+    weights are checked block by block, with the in-memory fit's messages.
+    """
+    if sample_weight is None:
+        return None
+    n_samples = X.shape[0]
+    if not isinstance(sample_weight, da.Array):
+        rows = np.broadcast_to(0.0, (n_samples, 1))  # check_sample_weight reads the length
+        weights = check_sample_weight(sample_weight, rows)
+        return da.from_array(weights, chunks=(X.chunks[0],))
+    check_sample_weight_shape(sample_weight.shape, n_samples)
+    weights = sample_weight.astype(np.float64)
+    if weights.chunks[0] != X.chunks[0]:
+        weights = weights.rechunk((X.chunks[0],))
+    return weights.map_blocks(_checked_weight_block, dtype=np.float64)
+
+
+def _assert_finite(values, name, estimator_name):
+    """The in-memory validation's NaN / infinity error, for one block."""
+    if HAS_SKLEARN:
+        assert_all_finite(values, allow_nan=False, estimator_name=estimator_name,
+                          input_name=name)
+    else:
+        check_array_fallback(values, name=name, estimator_name=estimator_name,
+                             ensure_min_samples=0, ensure_2d=values.ndim == 2)
+
+
+def _checked_row_block(block, estimator_name):
+    _assert_finite(block, "X", estimator_name)
+    return np.ascontiguousarray(block)
+
+
+def _checked_weight_block(weights):
+    _assert_finite(weights, "sample_weight", None)
+    if HAS_SKLEARN:
+        check_non_negative(weights, "`sample_weight`")
+    elif np.any(weights < 0):
+        raise ValueError("Negative values in data passed to `sample_weight`")
+    return np.ascontiguousarray(weights)
+
+
+def _checked_blocks(X, estimator_name):
+    """X with its per-block checks attached (they run wherever the blocks are computed)."""
+    return X.map_blocks(_checked_row_block, estimator_name, dtype=X.dtype,
+                        meta=np.empty((0, 0), dtype=X.dtype))
+
+
+# ----------------------------------------------------------------------------------------
+# running one function on every block
+# ----------------------------------------------------------------------------------------
+
+
+def _run_on_block(func, block, weights, shared, *extra):
+    return func(block, weights, *shared, *extra)
+
+
+def _block_results(x_blocks, w_blocks, func, shared, blocks=None, per_block=None):
+    """``func(block, weights, *shared[, per_block[i]])`` for the blocks, in block order.
+
+    ``shared`` becomes a single key of the graph that every block's task depends on, so
+    it is sent to the cluster once (and fetched once per worker), not once per block.
+    ``blocks`` (default: all) lists the blocks to run on; ``per_block`` one extra argument
+    for each of them. Runs on Dask's current scheduler (a distributed Client if one is
+    active); returns the results as a list ordered like ``blocks``.
+    """
+    shared_key = dask.delayed(tuple(shared), traverse=False, pure=True)
+    blocks = range(len(x_blocks)) if blocks is None else blocks
+    tasks = []
+    for position, b in enumerate(blocks):
+        extra = () if per_block is None else (per_block[position],)
+        task = dask.delayed(_run_on_block, pure=True)
+        tasks.append(task(func, x_blocks[b], w_blocks[b], shared_key, *extra))
+    return list(dask.compute(*tasks, optimize_graph=False))
+
+
+def _ordered_sum(parts):
+    """Element-wise float64 sum of equally shaped tuples (floats or arrays), in list order.
+
+    A fixed order makes the total independent of which worker computed which part, and of
+    when its result arrived.
+    """
+    total = [np.array(value, dtype=np.float64) for value in parts[0]]
+    for part in parts[1:]:
+        for accumulated, value in zip(total, part):
+            accumulated += value
+    return total
+
+
+def _add_stats(parts):
+    """Σ of per-block (nk, sums, scatter, shifts), in block order; the shifts are common."""
+    nk, sums, scatter = _ordered_sum([part[:3] for part in parts])
+    return nk, sums, scatter, parts[0][3]
+
+
+# ----------------------------------------------------------------------------------------
+# block functions (run on the workers)
+# ----------------------------------------------------------------------------------------
+
+
+def _block_summary(block, weights):
+    """(rows, total weight, rows of non-zero weight) of a block."""
+    n_rows = block.shape[0]
+    if weights is None:
+        return n_rows, float(n_rows), n_rows
+    return n_rows, float(weights.sum()), int(np.count_nonzero(weights))
+
+
+def _positive_rows(block, weights, local_ranks):
+    """The rows of non-zero weight at the given ranks (in block order) and their weights."""
+    index = local_ranks if weights is None else np.flatnonzero(weights > 0)[local_ranks]
+    return block[index], None if weights is None else weights[index]
+
+
+def _nearest_centres(block, weights, centers, n_threads):
+    """One Lloyd step on a block: (labels, cluster weights, cluster means)."""
+    labels = np.empty(block.shape[0], dtype=np.int64)
+    counts = np.empty(centers.shape[0])
+    means = np.empty_like(centers)
+    _kmeans.lloyd_step(block, weights, centers, means, counts, labels, n_threads)
+    return labels, counts, means
+
+
+def _lloyd_block(block, weights, centers, n_threads):
+    """The block's part of a Lloyd step: weight and weighted sum of rows of each cluster."""
+    _, counts, means = _nearest_centres(block, weights, centers, n_threads)
+    return counts, means * counts[:, None]
+
+
+def _kmeans_stats_block(block, weights, centers, covariance_type, n_threads):
+    """Statistics of the block's partition by its nearest centre, about the centres."""
+    labels, _, _ = _nearest_centres(block, weights, centers, n_threads)
+    return stats_from_labels(block, weights, labels, centers, covariance_type, n_threads)
+
+
+def _random_resp_block(block, weights, n_components, shifts, covariance_type, n_threads,
+                       seed):
+    """Statistics of uniform random responsibilities drawn from the block's own seed."""
+    return stats_from_random_resp(block, weights, n_components, np.random.RandomState(seed),
+                                  covariance_type, n_threads, shifts)
+
+
+def _score_block(block, kernel_params, output, n_threads, estimator_name):
+    _assert_finite(block, "X", estimator_name)
+    log_prob, labels, resp = score_arrays(
+        block, kernel_params, labels=output == "labels", resp=output == "resp",
+        n_threads=n_threads,
+    )
+    return {"log_prob": log_prob, "labels": labels, "resp": resp}[output]
+
+
+def _weighted_loglik_block(block, weights, kernel_params, n_threads):
+    """(Σ w log p(x), Σ w) of a block."""
+    log_prob = score_arrays(block, kernel_params, n_threads=n_threads)[0]
+    if weights is None:
+        return float(log_prob.sum(dtype=np.float64)), float(block.shape[0])
+    return float(weights @ log_prob), float(weights.sum())
+
+
+# ----------------------------------------------------------------------------------------
+# the fit's data source
+# ----------------------------------------------------------------------------------------
+
+
+def fit_data(estimator, X, sample_weight):
+    """Validate a dask array for ``estimator.fit`` and return its :class:`DaskData`."""
+    name = type(estimator).__name__
+    source = X
+    X = _checked_array(X, name, min_samples=2)
+    check_enough_samples(estimator.n_components, X.shape[0])
+    weights = _checked_weights(sample_weight, X)
+    estimator.n_features_in_ = X.shape[1]
+    if hasattr(estimator, "feature_names_in_"):  # a dask array has no column names
+        del estimator.feature_names_in_
+    data = DaskData(source, _checked_blocks(X, name), weights)
+    check_enough_weighted_samples(estimator.n_components, data.n_positive)
+    check_initial_parameters(estimator, X)
+    return data
+
+
+class DaskData:
+    """The rows of a fit on a dask array: persisted, validated blocks on the cluster.
+
+    Implements the data-source interface of ``gmmfast._gaussian_mixture._InMemoryData``
+    (``dtype``, ``n_samples``, ``n_features``, ``total_weight``, ``e_step_stats``,
+    ``initial_stats``, ``labels``), so the estimator's one EM driver (n_init, warm_start,
+    convergence, verbose output, warnings) runs unchanged.
+    """
+
+    def __init__(self, source, X, sample_weight):
+        self.source = source
+        # Persisting runs the per-block checks once and keeps the checked, contiguous blocks
+        # on the workers for every later pass.
+        self.X, self.sample_weight = dask.persist(X, sample_weight)
+        self.dtype = self.X.dtype
+        self.n_samples, self.n_features = self.X.shape
+        self._x_blocks = list(self.X.to_delayed(optimize_graph=False).ravel())
+        self._w_blocks = (
+            [None] * len(self._x_blocks) if sample_weight is None
+            else list(self.sample_weight.to_delayed(optimize_graph=False))
+        )
+        # The first pass: it raises here, before any initialisation, if a block holds NaN.
+        summaries = np.array(self._map(_block_summary), dtype=np.float64).reshape(-1, 3)
+        self._block_weight = summaries[:, 1]
+        self._block_positive = summaries[:, 2].astype(np.int64)
+        self.total_weight = float(_ordered_sum([(w,) for w in self._block_weight])[0])
+        self.n_positive = int(self._block_positive.sum())
+        if self.total_weight == 0.0:
+            raise ValueError("Sample weights must contain at least one non-zero number.")
+        self._moments = None
+
+    def _map(self, func, *shared, blocks=None, per_block=None):
+        return _block_results(self._x_blocks, self._w_blocks, func, shared, blocks,
+                              per_block)
+
+    # -- EM ------------------------------------------------------------------------------
+
+    def e_step_stats(self, params, covariance_type, n_threads):
+        """Σ over blocks, in block order, of :func:`e_step_stats` run on each block."""
+        results = self._map(e_step_stats, params, covariance_type, n_threads)
+        loglik = _ordered_sum([(block_loglik,) for block_loglik, _ in results])[0]
+        return float(loglik), _add_stats([stats for _, stats in results])
+
+    def labels(self, model):
+        """fit_predict's labels: lazily, exactly ``model.predict(X)`` on the X given to fit.
+
+        Computing them reads X again (from its own graph; the fit's persisted copy is
+        released when the fit returns).
+        """
+        return score_lazily(model, self.source, "labels")
+
+    # -- initialisation --------------------------------------------------------------------
+
+    def initial_stats(self, n_components, init_params, covariance_type, random_state,
+                      n_threads):
+        """Statistics of the initial responsibilities chosen by ``init_params``."""
+        if init_params == "kmeans":
+            centers = self._kmeans_centres(n_components, random_state, n_threads)
+            return _add_stats(
+                self._map(_kmeans_stats_block, centers, covariance_type, n_threads)
+            )
+        if init_params == "k-means++":
+            rows, weights = self._init_sample(random_state)
+            seeds = kmeans_plusplus(rows, weights, n_components, random_state, n_threads)
+            return stats_from_seeds(rows, weights, seeds, covariance_type)
+        if init_params == "random_from_data":
+            # The same draw as in memory: K distinct ranks among the rows of non-zero weight.
+            ranks = random_state.choice(self.n_positive, size=n_components, replace=False)
+            rows, weights = self._rows_at_ranks(ranks)
+            return stats_from_seeds(rows, weights, np.arange(n_components), covariance_type)
+        if init_params == "random":
+            return self._random_resp_stats(n_components, random_state, covariance_type,
+                                           n_threads)
+        raise ValueError(f"Unknown init_params {init_params!r}")
+
+    def _rows_at_ranks(self, ranks):
+        """Fetch the rows of non-zero weight with the given ranks (global, 0-based, in row
+        order), in the order of ``ranks``, with their weights (or None)."""
+        order = np.argsort(ranks, kind="stable")
+        sorted_ranks = np.asarray(ranks)[order]
+        offsets = np.concatenate([[0], np.cumsum(self._block_positive)])
+        block_of = np.searchsorted(offsets, sorted_ranks, side="right") - 1
+        blocks = np.unique(block_of)
+        local_ranks = [sorted_ranks[block_of == b] - offsets[b] for b in blocks]
+        parts = self._map(_positive_rows, blocks=blocks, per_block=local_ranks)
+        position = np.empty_like(order)
+        position[order] = np.arange(len(order))
+        rows = np.ascontiguousarray(np.concatenate([p[0] for p in parts])[position])
+        if self.sample_weight is None:
+            return rows, None
+        return rows, np.concatenate([p[1] for p in parts])[position]
+
+    def _init_sample(self, random_state):
+        """A uniform sample of at most INIT_SAMPLE_ROWS rows of non-zero weight."""
+        if self.n_positive <= INIT_SAMPLE_ROWS:
+            return self._rows_at_ranks(np.arange(self.n_positive))
+        draws = random_state.randint(self.n_positive, size=INIT_SAMPLE_ROWS)
+        return self._rows_at_ranks(np.unique(draws))
+
+    def _mean_and_variance(self, n_threads):
+        """Weighted per-feature mean and variance of X (one pass, computed once per fit)."""
+        if self._moments is None:
+            parts = self._map(weighted_mean_and_variance, n_threads)
+            keep = self._block_weight > 0  # a block of zero weight has no mean
+            w = self._block_weight[keep][:, None]
+            means = np.array([m for m, _ in parts])[keep]
+            variances = np.array([v for _, v in parts])[keep]
+            mean = (w * means).sum(axis=0) / w.sum()
+            variance = (w * (variances + (means - mean) ** 2)).sum(axis=0) / w.sum()
+            self._moments = mean, variance
+        return self._moments
+
+    def _kmeans_centres(self, n_clusters, random_state, n_threads):
+        """k-means++ on a sample, then Lloyd's iterations over every block.
+
+        Stops, like the in-memory k-means, when the centres move by less than KMEANS_TOL
+        times the mean variance of X (squared, summed); empty clusters move onto the
+        sample's rows farthest from their centre.
+        """
+        rows, weights = self._init_sample(random_state)
+        seeds = kmeans_plusplus(rows, weights, n_clusters, random_state, n_threads)
+        centers = np.ascontiguousarray(rows[seeds], dtype=np.float64)
+        tolerance = KMEANS_TOL * float(np.mean(self._mean_and_variance(n_threads)[1]))
+        for _ in range(KMEANS_MAX_ITER):
+            counts, sums = _ordered_sum(self._map(_lloyd_block, centers, n_threads))
+            filled = counts > 0
+            new_centers = centers.copy()
+            new_centers[filled] = sums[filled] / counts[filled, None]
+            if not filled.all():
+                labels, _, _ = _nearest_centres(rows, weights, centers, n_threads)
+                _relocate_empty_clusters(rows, weights, new_centers, counts, labels)
+            shift = float(((new_centers - centers) ** 2).sum())
+            centers = new_centers
+            if shift <= tolerance:
+                break
+        return centers
+
+    def _random_resp_stats(self, n_components, random_state, covariance_type, n_threads):
+        """Uniform random responsibilities, each block drawing from its own seed.
+
+        The seeds come from ``random_state`` in block order, so the draw depends on the
+        seed and the chunking only (not on workers or scheduling); shipping N×K random
+        numbers from the client is what this avoids.
+        """
+        mean, _ = self._mean_and_variance(n_threads)
+        shifts = np.ascontiguousarray(np.broadcast_to(mean, (n_components, self.n_features)))
+        seeds = random_state.randint(np.iinfo(np.int32).max, size=len(self._x_blocks))
+        return _add_stats(self._map(_random_resp_block, n_components, shifts,
+                                    covariance_type, n_threads, per_block=seeds))
+
+
+# ----------------------------------------------------------------------------------------
+# prediction and scoring
+# ----------------------------------------------------------------------------------------
+
+
+def _validated_for_scoring(model, X):
+    check_is_fitted(model)
+    name = type(model).__name__
+    X = _checked_array(X, name, min_samples=1)
+    if X.shape[1] != model.n_features_in_:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but {name} is expecting "
+            f"{model.n_features_in_} features as input."
+        )
+    if getattr(model, "feature_names_in_", None) is not None:
+        warnings.warn(
+            f"X does not have valid feature names, but {name} was fitted with feature names",
+            UserWarning,
+        )
+    return X
+
+
+def score_lazily(model, X, output):
+    """Lazy ``score_samples`` ("log_prob"), ``predict`` ("labels") or ``predict_proba``
+    ("resp") of a dask array: one task per block, no communication between blocks.
+
+    The fitted parameters enter the graph as a single key shared by all blocks.
+    """
+    X = _validated_for_scoring(model, X)
+    kernel_params = dask.delayed(model._kernel_parameters(), traverse=False, pure=True)
+    args = (_score_block, kernel_params, output, model._threads(), type(model).__name__)
+    if output == "resp":
+        return X.map_blocks(*args, dtype=X.dtype, chunks=(X.chunks[0], (model.n_components,)),
+                            meta=np.empty((0, 0), dtype=X.dtype))
+    dtype = np.int64 if output == "labels" else X.dtype
+    return X.map_blocks(*args, dtype=dtype, drop_axis=1, meta=np.empty((0,), dtype=dtype))
+
+
+def total_weight_and_score(model, X, sample_weight):
+    """(n or Σ w, weighted average log-likelihood) of a dask array, computed now."""
+    X = _validated_for_scoring(model, X)
+    weights = _checked_weights(sample_weight, X)
+    x_blocks = list(_checked_blocks(X, type(model).__name__).to_delayed().ravel())
+    w_blocks = [None] * len(x_blocks) if weights is None else list(weights.to_delayed())
+    parts = _block_results(x_blocks, w_blocks, _weighted_loglik_block,
+                           (model._kernel_parameters(), model._threads()))
+    loglik, total = _ordered_sum(parts)
+    if total == 0.0:
+        raise ValueError("Sample weights must contain at least one non-zero number.")
+    n = X.shape[0] if sample_weight is None else float(total)
+    return n, float(loglik / total)
