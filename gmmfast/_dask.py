@@ -34,7 +34,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from gmmfast import _kmeans
+from gmmfast._kernels import kmeans as _kmeans  # the widest variant this CPU runs
 from gmmfast._compat import (
     HAS_SKLEARN,
     check_array_fallback,

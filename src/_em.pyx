@@ -247,15 +247,22 @@ cdef void _log_prob_full_blocked(
     const double* means, const double* precisions_chol, const double* log_norm,
     double* work, double* log_prob,
 ) noexcept nogil:
-    """log_prob_full for small and moderate D: whole blocks of rows in src/_blocked.h."""
-    cdef Py_ssize_t i, c, j, l
+    """log_prob_full for small and moderate D (< WHITEN_BLAS_MIN_FEATURES): whole blocks
+    of rows in src/_blocked.h."""
+    cdef Py_ssize_t i, c, j
     cdef Py_ssize_t m = n_rows
     cdef Py_ssize_t d = n_features
     cdef Py_ssize_t n_blocks = m // ROW_BLOCK
+    cdef Py_ssize_t done = n_blocks * ROW_BLOCK
     cdef double* diff = work
+    # The last m % ROW_BLOCK rows go through the same kernel, zero-padded to a block, so a
+    # row's log-density does not depend on where the chunk boundaries fall (Dask blocks,
+    # slices of X). Sized for D < WHITEN_BLAS_MIN_FEATURES = 32.
+    cdef double tail_diff[32 * 8]
+    cdef double tail_out[8]
     cdef double* out
     cdef const double* U
-    cdef double shift, y, total, half_norm
+    cdef double shift, half_norm
     for c in range(n_components):
         U = precisions_chol + c * d * d
         for j in range(d):
@@ -264,14 +271,13 @@ cdef void _log_prob_full_blocked(
                 diff[j * m + i] = xt[j * m + i] - shift
         out = log_prob + c * m
         whiten_blocks(diff, m, n_blocks, d, U, out)
-        for i in range(n_blocks * ROW_BLOCK, m):  # the last few rows, one at a time
-            total = 0.0
+        if done < m:
             for j in range(d):
-                y = 0.0
-                for l in range(j + 1):
-                    y += U[l * d + j] * diff[l * m + i]
-                total += y * y
-            out[i] = total
+                for i in range(ROW_BLOCK):
+                    tail_diff[j * ROW_BLOCK + i] = diff[j * m + done + i] if done + i < m else 0.0
+            whiten_blocks(tail_diff, ROW_BLOCK, 1, d, U, tail_out)
+            for i in range(m - done):
+                out[done + i] = tail_out[i]
         half_norm = log_norm[c]
         for i in range(m):
             out[i] = half_norm - 0.5 * out[i]

@@ -1104,3 +1104,25 @@ def test_module_constants():
     assert _em.ROWS_PER_CHUNK == 256
     assert isinstance(_em.openmp_enabled(), bool)
     assert _em.max_threads() >= 1
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("d", DIMS)
+def test_score_of_a_row_does_not_depend_on_where_chunks_fall(form, d):
+    # Dask blocks and slices of X shift the chunk boundaries; a row's outputs must not move.
+    k, n = 4, 1000
+    X = samples(d, k, np.float64)[:n]
+    means, chol, log_norm, _ = model_params(d, k, form)
+    whole = np.empty(n), np.empty((n, k))
+    _em.score(X, means, chol, log_norm, whole[0], None, whole[1])
+    for offset in (1, 5, 7, 300):
+        part = np.empty(n - offset), np.empty((n - offset, k))
+        _em.score(X[offset:], means, chol, log_norm, part[0], None, part[1])
+        if form == "full" and d >= 32:
+            # BLAS (trmm) treats the edge rows of its blocks with other kernels: equal to
+            # rounding only.
+            np.testing.assert_allclose(part[0], whole[0][offset:], rtol=1e-13)
+            np.testing.assert_allclose(part[1], whole[1][offset:], rtol=1e-12, atol=1e-300)
+        else:
+            assert np.array_equal(part[0], whole[0][offset:])
+            assert np.array_equal(part[1], whole[1][offset:])
