@@ -72,6 +72,24 @@ static inline void gmmfast_whiten_blocks(const double *diff, ptrdiff_t stride,
     }
 }
 
+/* sq_norm[i] = sum_j ((x[j][i] - mean[j]) * inv_std[j])^2 for the rows of n_blocks blocks
+ * (diagonal covariances): the running sum stays in a register instead of going back to
+ * memory once per feature. */
+static inline void gmmfast_diag_blocks(const double *xt, ptrdiff_t stride, ptrdiff_t n_blocks,
+                                       ptrdiff_t d, const double *mean, const double *inv_std,
+                                       double *sq_norm)
+{
+    for (ptrdiff_t b = 0; b < n_blocks; b++) {
+        const double *p = xt + b * GMMFAST_ROW_BLOCK;
+        gmmfast_rows total = {0.0};
+        for (ptrdiff_t j = 0; j < d; j++) {
+            gmmfast_rows t = (GMMFAST_LOAD(p + j * stride) - mean[j]) * inv_std[j];
+            total += t * t;
+        }
+        GMMFAST_STORE(sq_norm + b * GMMFAST_ROW_BLOCK, total);
+    }
+}
+
 /* diff = x - shift and wd = r * diff for the rows of n_blocks blocks; sums[j] += sum of wd
  * over those rows. Two blocks at a time, each with its own partial sum. */
 static inline void gmmfast_weighted_differences(const double *xt, ptrdiff_t stride,
@@ -160,6 +178,20 @@ static inline void gmmfast_whiten_blocks(const double *diff, ptrdiff_t stride,
             for (ptrdiff_t l = 0; l <= j; l++)
                 y += U[l * d + j] * diff[l * stride + i];
             total += y * y;
+        }
+        sq_norm[i] = total;
+    }
+}
+
+static inline void gmmfast_diag_blocks(const double *xt, ptrdiff_t stride, ptrdiff_t n_blocks,
+                                       ptrdiff_t d, const double *mean, const double *inv_std,
+                                       double *sq_norm)
+{
+    for (ptrdiff_t i = 0; i < n_blocks * GMMFAST_ROW_BLOCK; i++) {
+        double total = 0.0;
+        for (ptrdiff_t j = 0; j < d; j++) {
+            double t = (xt[j * stride + i] - mean[j]) * inv_std[j];
+            total += t * t;
         }
         sq_norm[i] = total;
     }

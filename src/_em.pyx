@@ -236,6 +236,10 @@ cdef extern from "_blocked.h":
         const double* xt, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
         const double* r, const double* shift, double* diff, double* wd,
         double* sums) noexcept nogil
+    # sq_norm[i] = Σ_j ((x[j][i] − mean[j]) · inv_std[j])², i < n_blocks * ROW_BLOCK.
+    void diag_blocks "gmmfast_diag_blocks"(
+        const double* xt, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
+        const double* mean, const double* inv_std, double* sq_norm) noexcept nogil
     # C[j * D + l] += Σ_i wd[j][i] · diff[l][i] for j <= l, i < n_blocks * ROW_BLOCK.
     void scatter_blocks "gmmfast_scatter_blocks"(
         const double* wd, const double* diff, Py_ssize_t stride, Py_ssize_t n_blocks,
@@ -290,25 +294,37 @@ cdef void log_prob_diag(
 ) noexcept nogil:
     """log π_c + log N(x_i | μ_c, diag σ_c²) for every row and component.
 
-    log_prob: OUT (n_components, n_rows); used as the accumulator, no scratch needed.
+    log_prob: OUT (n_components, n_rows); no scratch needed. Whole blocks of rows go through
+    src/_blocked.h; the last m % ROW_BLOCK rows through the same kernel, zero-padded, so a
+    row's result does not depend on where the chunk boundaries fall.
     """
     cdef Py_ssize_t i, c, j
     cdef Py_ssize_t m = n_rows
     cdef Py_ssize_t d = n_features
+    cdef Py_ssize_t n_blocks = m // ROW_BLOCK
+    cdef Py_ssize_t done = n_blocks * ROW_BLOCK
+    cdef double* tail_x = NULL
+    cdef double tail_out[8]
     cdef double* out
-    cdef double shift, u, t
+    cdef double half_norm
+    if done < m:  # only the last chunk of a pass has a partial block
+        tail_x = <double*> malloc(d * ROW_BLOCK * sizeof(double))
     for c in range(n_components):
         out = log_prob + c * m
+        diag_blocks(xt, m, n_blocks, d, means + c * d, precisions_chol + c * d, out)
+        if done < m:
+            for j in range(d):
+                for i in range(ROW_BLOCK):
+                    tail_x[j * ROW_BLOCK + i] = (xt[j * m + done + i] if done + i < m
+                                                 else means[c * d + j])
+            diag_blocks(tail_x, ROW_BLOCK, 1, d, means + c * d, precisions_chol + c * d,
+                        tail_out)
+            for i in range(m - done):
+                out[done + i] = tail_out[i]
+        half_norm = log_norm[c]
         for i in range(m):
-            out[i] = 0.0
-        for j in range(d):
-            shift = means[c * d + j]
-            u = precisions_chol[c * d + j]
-            for i in range(m):
-                t = (xt[j * m + i] - shift) * u
-                out[i] += t * t
-        for i in range(m):
-            out[i] = log_norm[c] - 0.5 * out[i]
+            out[i] = half_norm - 0.5 * out[i]
+    free(tail_x)
 
 
 cdef double log_prob_to_resp(
