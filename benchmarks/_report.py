@@ -150,7 +150,8 @@ def machine_section(s):
     cfg = info.get("gmmfast_config")
     if cfg:
         lines.append(f"- gmmfast config: OpenMP {cfg.get('openmp')}, default threads "
-                     f"{cfg.get('default_threads')}, rows per chunk {cfg.get('rows_per_chunk')}")
+                     f"{cfg.get('default_threads')}, rows per chunk {cfg.get('rows_per_chunk')}"
+                     f", kernel variant {cfg.get('kernels', 'baseline')}")
     if s.dgemm:
         lines.append(f"- NumPy 1-thread DGEMM {s.dgemm:.1f} GFLOP/s, SGEMM {s.sgemm:.1f} "
                      "GFLOP/s (2048² products, best of 5)")
