@@ -57,7 +57,9 @@ step "the sdist has what a build needs, and no generated C"
 import sys, tarfile
 names = {n.split("/", 1)[1] for n in tarfile.open(sys.argv[1]).getnames() if "/" in n}
 required = ["setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "src/_em.pyx",
-            "src/_kmeans.pyx", "gmmfast/_em.pxd", "gmmfast/_kmeans.pxd",
+            "src/_kmeans.pyx", "src/_blocked.h", "src/_em_x86_64_v3.pyx",
+            "src/_em_x86_64_v4.pyx", "src/_kmeans_x86_64_v3.pyx", "src/_kmeans_x86_64_v4.pyx",
+            "gmmfast/_em.pxd", "gmmfast/_kmeans.pxd",
             "gmmfast/_chunking.pxd", "gmmfast/_openmp.pxd", "gmmfast/data/old_faithful.csv",
             "tests/conftest.py", "examples/cython_consumer/gmm_consumer.pyx"]
 missing = [n for n in required if n not in names]
@@ -90,7 +92,11 @@ mkdir "$WORK/unzipped"
 "$TOOLS/python" - "$WHEEL" <<'EOF' || fail "wheel contents"
 import re, sys, zipfile
 names = zipfile.ZipFile(sys.argv[1]).namelist()
+# This x86-64 Linux wheel also carries the AVX2 and AVX-512 compilations of the kernels.
 required = [r"gmmfast/_em\.cpython-[^/]+\.so", r"gmmfast/_kmeans\.cpython-[^/]+\.so",
+            r"gmmfast/_em_x86_64_v3\.cpython-[^/]+\.so", r"gmmfast/_em_x86_64_v4\.cpython-[^/]+\.so",
+            r"gmmfast/_kmeans_x86_64_v3\.cpython-[^/]+\.so",
+            r"gmmfast/_kmeans_x86_64_v4\.cpython-[^/]+\.so",
             r"gmmfast/_em\.pxd", r"gmmfast/_kmeans\.pxd", r"gmmfast/_chunking\.pxd",
             r"gmmfast/_openmp\.pxd", r"gmmfast/_em\.pyi", r"gmmfast/_kmeans\.pyi",
             r"gmmfast/py\.typed", r"gmmfast/_capi\.py", r"gmmfast/data/old_faithful\.csv",
