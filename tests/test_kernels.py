@@ -332,6 +332,34 @@ def test_em_pass_matches_reference(dtype, form, n, weights, d, k):
         assert np.array_equal(scatter, np.swapaxes(scatter, 1, 2)), "scatter not symmetric"
 
 
+@pytest.mark.parametrize("weights", ["none", "with_zeros"])
+@pytest.mark.parametrize("d", [4, 8, 32])
+def test_em_pass_well_separated_clusters_match_reference(d, weights):
+    # Far-apart clusters: most responsibilities are exactly 0 (flushed below exp(-600)), so
+    # accumulate_full gathers each component's remaining rows before its kernel runs.
+    k, n = 4, 3001
+    means, chol, log_norm, covs = model_params(d, k, "full")
+    rng = np.random.default_rng([d, 5])
+    far = means + 60.0 * np.eye(k, d)
+    labels = rng.integers(k, size=n)
+    X = far[labels] + rng.standard_normal((n, d)) * 0.5
+    w = sample_weights(weights, n)
+    resp_check = np.empty((n, k))
+    _em.score(X, far, chol, log_norm, np.empty(n), None, resp_check)
+    assert np.mean(resp_check == 0.0) > 0.5  # the gathering path is taken
+
+    nk, sums, scatter = empty_stats(k, d, "full")
+    loglik = _em.em_pass(X, w, far, chol, log_norm, nk, sums, scatter, n_threads=REF_THREADS)
+
+    log_prob = ref_weighted_log_prob(X, far, covs, mixture(d, k)[3], "full")
+    lse = logsumexp(log_prob, axis=1)
+    resp = np.exp(log_prob - lse[:, None])
+    ww = np.ones(n) if w is None else w
+    assert_close("em_pass loglik", loglik, ww @ lse, ww @ np.abs(lse), RTOL, np.float64)
+    ref, scale = ref_stats(X, w, resp, far, "full")
+    check_stats("em_pass (gathered rows)", (nk, sums, scatter), ref, scale, np.float64)
+
+
 @pytest.mark.parametrize("form", FORMS)
 def test_em_pass_adds_into_accumulators(form):
     d, k, n = 3, 4, 1000
