@@ -120,9 +120,11 @@ def worker_bytes_sent(client):
 
 
 def parameter_bytes(model):
-    """What one iteration's graph carries from the client: the pickled parameters."""
-    params = (model.weights_, model.means_, model.covariances_, model.precisions_cholesky_)
-    return len(pickle.dumps(tuple(np.asarray(p, dtype=np.float64) for p in params)))
+    """What one iteration's graph carries from the client: the pickled parameters (the
+    E-step needs weights, means and Cholesky factors, not the covariances)."""
+    params = (model.weights_, model.means_, None, model.precisions_cholesky_)
+    return len(pickle.dumps(tuple(None if p is None else np.asarray(p, dtype=np.float64)
+                                  for p in params)))
 
 
 def run_dask(client, X, start_path, max_iter):

@@ -336,7 +336,10 @@ class DaskData:
 
     def e_step_stats(self, params, covariance_type, n_threads):
         """Σ over blocks, in block order, of :func:`e_step_stats` run on each block."""
-        results = self._map(e_step_stats, params, covariance_type, n_threads)
+        mix_weights, means, _, precisions_chol = params
+        # The E-step does not read the covariances: they stay on the client.
+        shipped = (mix_weights, means, None, precisions_chol)
+        results = self._map(e_step_stats, shipped, covariance_type, n_threads)
         loglik = _ordered_sum([(block_loglik,) for block_loglik, _ in results])[0]
         return float(loglik), _add_stats([stats for _, stats in results])
 
