@@ -293,7 +293,8 @@ def test_parameters_travel_once_per_iteration(X):
     assert len(tasks) == 10
     for task in tasks.values():
         assert len(pickle.dumps(task)) < params_bytes / 10
-    literals = [v for k, v in e_step.items() if k not in tasks and "_checked_row" not in str(k)]
+    literals = [v for k, v in e_step.items()
+                if k not in tasks and "_checked_row" not in str(k)]
     assert len(literals) == 1 and len(pickle.dumps(literals[0])) > params_bytes
 
 
@@ -305,7 +306,8 @@ def test_parameters_travel_once_per_iteration(X):
 def test_lazy_prediction_equals_in_memory(client, X, weights):
     model = _fit(X, random_state=0)
     Xd = da.from_array(X, chunks=(350, 3))
-    labels, resp, log_prob = model.predict(Xd), model.predict_proba(Xd), model.score_samples(Xd)
+    labels, resp = model.predict(Xd), model.predict_proba(Xd)
+    log_prob = model.score_samples(Xd)
     for lazy in (labels, resp, log_prob):
         assert isinstance(lazy, da.Array)
         assert lazy.chunks[0] == Xd.chunks[0]
