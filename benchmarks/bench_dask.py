@@ -120,9 +120,11 @@ def worker_bytes_sent(client):
 
 
 def parameter_bytes(model):
-    """What one iteration's graph carries from the client: the pickled parameters."""
-    params = (model.weights_, model.means_, model.covariances_, model.precisions_cholesky_)
-    return len(pickle.dumps(tuple(np.asarray(p, dtype=np.float64) for p in params)))
+    """What one iteration's graph carries from the client: the pickled parameters (the
+    E-step needs weights, means and Cholesky factors, not the covariances)."""
+    params = (model.weights_, model.means_, None, model.precisions_cholesky_)
+    return len(pickle.dumps(tuple(None if p is None else np.asarray(p, dtype=np.float64)
+                                  for p in params)))
 
 
 def run_dask(client, X, start_path, max_iter):
@@ -162,19 +164,21 @@ def main(argv=None):
         timed_fit(X_dask, start_path, 1)  # warm-up: the workers import gmmfast, read X once
         for repeat in range(args.repeats):
             load = os.getloadavg()[0]
-            results["dask"].append({**run_dask(client, X_dask, start_path, args.max_iter),
-                                    "load": load})
+            on_dask = {**run_dask(client, X_dask, start_path, args.max_iter), "load": load}
             # The in-memory fit runs while the (idle) cluster is up: same machine state.
             X = np.load(data_path)
             load = os.getloadavg()[0]
             model, seconds, lapses, _ = timed_fit(X, start_path, args.max_iter,
                                                   n_threads=args.memory_threads)
-            results["memory"].append({"model": model, "fit_seconds": seconds,
-                                      "lapses": lapses, "load": load})
+            in_memory = {"model": model, "fit_seconds": seconds, "lapses": lapses,
+                         "load": load}
             del X
-            print(f"run {repeat + 1}: dask {statistics.median(results['dask'][-1]['lapses']):.3f}"
-                  f" s/iter (load {results['dask'][-1]['load']:.2f}), in memory "
-                  f"{statistics.median(lapses):.3f} s/iter (load {load:.2f})")
+            results["dask"].append(on_dask)
+            results["memory"].append(in_memory)
+            print(f"run {repeat + 1}: " + ", ".join(
+                f"{name} {statistics.median(run['lapses']):.3f} s/iter "
+                f"(load {run['load']:.2f})"
+                for name, run in (("dask", on_dask), ("in memory", in_memory))))
     report(results, args, n_rows, n_blocks)
 
 

@@ -152,7 +152,7 @@ def _checked_row_block(block, estimator_name):
 
 def _checked_weight_block(weights):
     _assert_finite(weights, "sample_weight", None)
-    if HAS_SKLEARN:
+    if HAS_SKLEARN and weights.size:  # (its check fails on an empty block)
         check_non_negative(weights, "`sample_weight`")
     elif np.any(weights < 0):
         raise ValueError("Negative values in data passed to `sample_weight`")
@@ -336,7 +336,10 @@ class DaskData:
 
     def e_step_stats(self, params, covariance_type, n_threads):
         """Σ over blocks, in block order, of :func:`e_step_stats` run on each block."""
-        results = self._map(e_step_stats, params, covariance_type, n_threads)
+        mix_weights, means, _, precisions_chol = params
+        # The E-step does not read the covariances: they stay on the client.
+        shipped = (mix_weights, means, None, precisions_chol)
+        results = self._map(e_step_stats, shipped, covariance_type, n_threads)
         loglik = _ordered_sum([(block_loglik,) for block_loglik, _ in results])[0]
         return float(loglik), _add_stats([stats for _, stats in results])
 
@@ -399,11 +402,11 @@ class DaskData:
     def _mean_and_variance(self, n_threads):
         """Weighted per-feature mean and variance of X (one pass, computed once per fit)."""
         if self._moments is None:
-            parts = self._map(weighted_mean_and_variance, n_threads)
-            keep = self._block_weight > 0  # a block of zero weight has no mean
-            w = self._block_weight[keep][:, None]
-            means = np.array([m for m, _ in parts])[keep]
-            variances = np.array([v for _, v in parts])[keep]
+            weighed = np.flatnonzero(self._block_weight > 0)  # an empty block has no mean
+            parts = self._map(weighted_mean_and_variance, n_threads, blocks=weighed)
+            w = self._block_weight[weighed][:, None]
+            means = np.array([m for m, _ in parts])
+            variances = np.array([v for _, v in parts])
             mean = (w * means).sum(axis=0) / w.sum()
             variance = (w * (variances + (means - mean) ** 2)).sum(axis=0) / w.sum()
             self._moments = mean, variance

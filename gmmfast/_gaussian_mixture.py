@@ -55,11 +55,12 @@ def e_step_stats(X, sample_weight, params, covariance_type, n_threads=0):
     """The E-step on one block of rows, fused with its sufficient statistics.
 
     ``X`` is a C-contiguous float32/float64 block, ``sample_weight`` its float64 weights or
-    None, ``params`` the mixture ``(weights, means, covariances, precisions_cholesky)``.
-    Returns ``(Σ w log p(x), (nk, sums, scatter, shifts))`` with the statistics in the kernel
-    form of ``covariance_type``, taken about ``shifts`` (the current means). Statistics of
-    disjoint blocks add up, so this is the unit of work of every data source: the in-memory
-    fit calls it once on all of X, the Dask fit once per block on the workers.
+    None, ``params`` the mixture ``(weights, means, covariances, precisions_cholesky)`` (the
+    covariances are not read, and may be None). Returns ``(Σ w log p(x), (nk, sums,
+    scatter, shifts))`` with the statistics in the kernel form of ``covariance_type``, taken
+    about ``shifts`` (the current means). Statistics of disjoint blocks add up, so this is
+    the unit of work of every data source: the in-memory fit calls it once on all of X, the
+    Dask fit once per block on the workers.
     """
     mix_weights, means, _, precisions_chol = params
     k_means, k_chol, log_norm = kernel_parameters(
@@ -469,7 +470,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     # ------------------------------------------------------------------------------------
 
     def _kernel_parameters(self):
-        """The fitted model in the compiled kernels' form (means, precisions_chol, log_norm)."""
+        """The fitted model in the kernels' form (means, precisions_chol, log_norm)."""
         return kernel_parameters(self.weights_, self.means_, self.precisions_cholesky_,
                                  self.covariance_type, self.means_.shape[1])
 

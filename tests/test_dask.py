@@ -82,7 +82,7 @@ def _assert_close(actual, expected, rtol=RTOL):
     """Equal to ``rtol`` relative to the largest entry (covariances have zeros)."""
     actual, expected = np.asarray(actual), np.asarray(expected)
     assert actual.shape == expected.shape and actual.dtype == expected.dtype
-    scale = np.max(np.abs(expected))
+    scale = np.max(np.abs(expected), initial=0.0)
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale)
 
 
@@ -127,7 +127,8 @@ def test_matches_in_memory_fit(client, X, weights, make_inits, covariance_type,
     (300, 3),                    # even blocks
     (500, 1),                    # uneven last block, columns split (rechunked to one)
     ((7, 600, 1, 592), (3,)),    # tiny and uneven blocks
-], ids=["one-block", "even", "uneven-columns-split", "ragged"])
+    ((0, 600, 0, 600), (3,)),    # empty blocks
+], ids=["one-block", "even", "uneven-columns-split", "ragged", "empty-blocks"])
 def test_matches_in_memory_for_any_chunking(client, X, weights, make_inits, chunks):
     params = dict(tol=0.0, max_iter=8, **make_inits(X, N_COMPONENTS, "full"))
     expected = _fit(X, weights, **params)
@@ -157,6 +158,22 @@ def test_kmeans_initialisations_reach_the_in_memory_optimum(client, X, init_para
     np.testing.assert_allclose(got.lower_bound_, expected.lower_bound_, rtol=1e-6)
     order = np.argsort(got.means_[:, 0]), np.argsort(expected.means_[:, 0])
     np.testing.assert_allclose(got.means_[order[0]], expected.means_[order[1]], atol=1e-3)
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "random"])
+def test_empty_and_weightless_blocks(client, X, weights, init_params):
+    """Blocks without rows, or whose rows all weigh zero, take no part in the data's mean
+    (which random and kmeans use): the fit equals the one without those blocks."""
+    w = weights.copy()
+    w[:300] = 0.0
+    Xd = da.from_array(X, chunks=((0, 300, 0, 900), (3,)))
+    wd = da.from_array(w, chunks=((0, 300, 0, 900),))
+    got = _fit(Xd, wd, init_params=init_params, random_state=0, max_iter=0)
+    kept = da.from_array(X[300:], chunks=900), da.from_array(w[300:], chunks=900)
+    expected = _fit(*kept, init_params=init_params, random_state=0, max_iter=0)
+    if init_params == "kmeans":  # random draws one seed per block: compare kmeans only
+        _assert_same_fit(got, expected)
+    assert np.all(np.isfinite(got.means_)) and np.all(np.isfinite(got.covariances_))
 
 
 def test_random_initialisation_draws_per_block(client, X, weights):
@@ -268,14 +285,16 @@ def test_parameters_travel_once_per_iteration(X):
     with dask.config.set(scheduler=recording_scheduler):
         model = _fit(da.from_array(Xw, chunks=200), n_components=n_components, max_iter=2,
                      tol=0.0, init_params="random_from_data", random_state=0)
-    params_bytes = sum(a.nbytes for a in (model.weights_, model.means_, model.covariances_,
+    # What the E-step needs: weights, means and Cholesky factors of the precisions.
+    params_bytes = sum(a.nbytes for a in (model.weights_, model.means_,
                                           model.precisions_cholesky_))
     e_step = graphs[-1]  # the last pass is an E-step
     tasks = {k: v for k, v in e_step.items() if "_run_on_block" in str(k)}
     assert len(tasks) == 10
     for task in tasks.values():
         assert len(pickle.dumps(task)) < params_bytes / 10
-    literals = [v for k, v in e_step.items() if k not in tasks and "_checked_row" not in str(k)]
+    literals = [v for k, v in e_step.items()
+                if k not in tasks and "_checked_row" not in str(k)]
     assert len(literals) == 1 and len(pickle.dumps(literals[0])) > params_bytes
 
 
@@ -287,7 +306,8 @@ def test_parameters_travel_once_per_iteration(X):
 def test_lazy_prediction_equals_in_memory(client, X, weights):
     model = _fit(X, random_state=0)
     Xd = da.from_array(X, chunks=(350, 3))
-    labels, resp, log_prob = model.predict(Xd), model.predict_proba(Xd), model.score_samples(Xd)
+    labels, resp = model.predict(Xd), model.predict_proba(Xd)
+    log_prob = model.score_samples(Xd)
     for lazy in (labels, resp, log_prob):
         assert isinstance(lazy, da.Array)
         assert lazy.chunks[0] == Xd.chunks[0]
