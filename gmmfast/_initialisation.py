@@ -24,9 +24,9 @@ KMEANS_TOL = 1e-4
 # k-means++ seeding, and the first Lloyd iterations, run on a uniform sample of this many
 # rows (at least SEEDING_ROWS_PER_CLUSTER per cluster) when the data are larger: seeding
 # costs K passes over the rows it sees, which on the full data cost several EM iterations,
-# while a sample of tens of thousands of rows finds the same well-spread seeds. Lloyd then
+# while a sample of some ten thousand rows finds the same well-spread seeds. Lloyd then
 # finishes on the full data from the sample's centres, usually in two or three passes.
-SEEDING_SAMPLE_ROWS = 65536
+SEEDING_SAMPLE_ROWS = 16384
 SEEDING_ROWS_PER_CLUSTER = 100
 
 
