@@ -13,7 +13,7 @@ any OpenMP schedule, therefore produces bit-identical statistics.
 
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.math cimport exp, isfinite, log, sqrt, INFINITY
+from libc.math cimport isfinite, log, sqrt, INFINITY
 from libc.stdlib cimport free, malloc
 from scipy.linalg.cython_blas cimport dgemm, dsyrk, dtrmm
 from scipy.linalg.cython_lapack cimport dpotrf, dtrtri
