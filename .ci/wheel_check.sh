@@ -57,7 +57,8 @@ step "the sdist has what a build needs, and no generated C"
 import sys, tarfile
 names = {n.split("/", 1)[1] for n in tarfile.open(sys.argv[1]).getnames() if "/" in n}
 required = ["setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "src/_em.pyx",
-            "src/_kmeans.pyx", "src/_blocked.h", "src/_em_x86_64_v3.pyx",
+            "src/_kmeans.pyx", "src/_blocked.h", "src/_blocked_kernels.h",
+            "src/_em_x86_64_v3.pyx",
             "src/_em_x86_64_v4.pyx", "src/_kmeans_x86_64_v3.pyx", "src/_kmeans_x86_64_v4.pyx",
             "gmmfast/_em.pxd", "gmmfast/_kmeans.pxd",
             "gmmfast/_chunking.pxd", "gmmfast/_openmp.pxd", "gmmfast/data/old_faithful.csv",

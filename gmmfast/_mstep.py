@@ -109,9 +109,9 @@ def precision_cholesky(covariances, covariance_type, float32_data=False):
 def cast_parameters(arrays, dtype):
     """The fitted arrays in the data's dtype; refuses to overflow float32 into infinity.
 
-    EM runs in float64 whatever the data's dtype; a float32 model is stored in float32 (as
-    scikit-learn's), and a covariance or precision beyond float32's range would otherwise
-    reach the user as an infinite parameter.
+    The M-step runs in float64 whatever the data's dtype; a float32 model is stored in
+    float32 (as scikit-learn's), and a covariance or precision beyond float32's range would
+    otherwise reach the user as an infinite parameter.
     """
     with np.errstate(over="ignore"):  # reported below as a ValueError instead
         cast = [np.asarray(a).astype(dtype) for a in arrays]

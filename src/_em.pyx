@@ -15,7 +15,7 @@ from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.math cimport isfinite, log, sqrt, INFINITY
 from libc.stdlib cimport free, malloc
-from scipy.linalg.cython_blas cimport dgemm, dsyrk, dtrmm
+from scipy.linalg.cython_blas cimport dgemm, dsyrk, dtrmm, sgemm, ssyrk, strmm
 from scipy.linalg.cython_lapack cimport dpotrf, dtrtri
 
 import numpy as np
@@ -81,6 +81,43 @@ cdef extern from *:
     # exp(x) for floor <= x <= 0, exactly 0 below the floor or for NaN; floor >= -700.
     double exp_or_zero "gmmfast_exp_or_zero"(double x, double floor) noexcept nogil
 
+# The float32 E-step flushes responsibilities below exp(−87) ≈ 1.6e-38: smaller ones are not
+# normal float32 numbers (subnormals cost ~100 cycles each); scikit-learn's float32 E-step
+# turns them into subnormals and then zeros, equally unable to move any statistic.
+cdef float LOG_RESP_FLOOR_F32 = -87.0
+
+cdef extern from *:
+    # exp_or_zero in float32 for the float32 E-step: the same scheme with 16 lanes per
+    # AVX-512 register. ln 2 is split so that n ln2_hi is exact for |n| < 512 and
+    # n ln2_lo <= 2e-4, whose factor (1 - n ln2_lo) is exact to 2e-8; a degree 7 polynomial
+    # on |r| <= ln2/2 leaves 5e-9. Measured error: <= 2 ulp (float32) on [-87, 0].
+    """
+    static inline float gmmfast_exp_or_zero_f32(float x, float floor_)
+    {
+        const float log2e = 1.44269504088896341f;
+        const float ln2_hi = 0.693145751953125f;
+        const float ln2_lo = 1.428606765330187045e-06f;
+        float keep = x >= floor_ ? 1.0f : 0.0f;
+        float clamped = x > floor_ ? x : floor_;
+        float nd = clamped * log2e - 0.5f;
+        int32_t n = (int32_t) nd;
+        float r = clamped - n * ln2_hi;
+        float p = 1.0f / 5040.0f;
+        p = p * r + 1.0f / 720.0f;
+        p = p * r + 1.0f / 120.0f;
+        p = p * r + 1.0f / 24.0f;
+        p = p * r + 1.0f / 6.0f;
+        p = p * r + 0.5f;
+        p = p * r + 1.0f;
+        p = p * r + 1.0f;
+        union { int32_t bits; float value; } two_to_n;
+        two_to_n.bits = (n + 127) << 23;
+        return (p - p * (n * ln2_lo)) * two_to_n.value * keep;
+    }
+    """
+    # exp(x) for floor <= x <= 0, exactly 0 below the floor or for NaN; floor >= -87.
+    float exp_or_zero_f32 "gmmfast_exp_or_zero_f32"(float x, float floor) noexcept nogil
+
 # How full covariances are computed, by number of features D. Measured on the project's
 # 2-core AVX-512 machine with OpenBLAS, one thread, D = 2..64, K = 8 (benchmarks/README.md):
 # - log-densities: the triangular kernel of src/_blocked.h below WHITEN_BLAS_MIN_FEATURES
@@ -88,6 +125,8 @@ cdef extern from *:
 # - scatter: src/_blocked.h below SCATTER_BLAS_MIN_FEATURES, BLAS gemm up to
 #   SCATTER_SYRK_MIN_FEATURES (a faster kernel on small matrices), syrk (half the flops)
 #   from there on.
+# The float32 kernels use the same thresholds: on workload e (D = 8, mostly gathered rows)
+# sgemm beat the blocked scatter by 28 % per pass.
 cdef Py_ssize_t WHITEN_BLAS_MIN_FEATURES = 32
 cdef Py_ssize_t SCATTER_BLAS_MIN_FEATURES = 4
 cdef Py_ssize_t SCATTER_SYRK_MIN_FEATURES = 24
@@ -190,13 +229,13 @@ cdef Py_ssize_t _precisions_cholesky(
     return -1
 
 
-def _exp_or_zero(const double[::1] x, double floor):
-    """exp_or_zero on an array (for the tests: its accuracy and its floor)."""
-    out = np.empty(x.shape[0])
-    cdef double[::1] out_view = out
+def _exp_or_zero(const floating[::1] x, double floor):
+    """exp_or_zero on an array, in its dtype (for the tests: accuracy and floor)."""
+    out = np.empty(x.shape[0], dtype=np.float64 if floating is double else np.float32)
+    cdef floating[::1] out_view = out
     cdef Py_ssize_t i
     for i in range(x.shape[0]):
-        out_view[i] = exp_or_zero(x[i], floor)
+        out_view[i] = _exp(x[i], <floating> floor)
     return out
 
 
@@ -211,66 +250,120 @@ def max_threads():
 
 
 # --------------------------------------------------------------------------------------------
-# Chunk-level kernels (declared in gmmfast/_em.pxd)
+# Chunk-level kernels
 #
 # A chunk is handled transposed: ``xt[j * n_rows + i]`` is feature j of row i, and per-row
 # results are component-major (``log_prob[c * n_rows + i]``). Every inner loop then runs over
 # the samples of the chunk with unit stride, which the compiler vectorises.
+#
+# The kernels are written once over ``floating``, the type they compute in: float64 data are
+# processed in float64, float32 data in float32 (twice the rows per vector register), with the
+# parameters rounded to float32. The statistics are always accumulated in float64: a chunk's
+# partial sums are formed in the compute type and added once per chunk and component.
+# The float64 versions are the C-level API (gmmfast/_em.pxd), further below.
 # --------------------------------------------------------------------------------------------
 
-cdef void transpose_chunk(
-    const floating* X, Py_ssize_t n_rows, Py_ssize_t n_features, double* xt,
+cdef extern from "_blocked.h":
+    # Full-covariance kernels over whole blocks of rows (see src/_blocked.h).
+    const Py_ssize_t ROW_BLOCK_F64 "GMMFAST_ROW_BLOCK_F64"
+    const Py_ssize_t ROW_BLOCK_F32 "GMMFAST_ROW_BLOCK_F32"
+    # sq_norm[i] = ‖diff_i U‖² (U upper-triangular), i < n_blocks * row block.
+    void whiten_blocks_f64 "gmmfast_whiten_blocks_f64"(
+        const double* diff, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
+        const double* U, double* sq_norm) noexcept nogil
+    void whiten_blocks_f32 "gmmfast_whiten_blocks_f32"(
+        const float* diff, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
+        const float* U, float* sq_norm) noexcept nogil
+    # diff = x − shift, wd = r ⊙ diff, sums += Σ_i wd, over i < n_blocks * row block.
+    void weighted_differences_f64 "gmmfast_weighted_differences_f64"(
+        const double* xt, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
+        const double* r, const double* shift, double* diff, double* wd,
+        double* sums) noexcept nogil
+    void weighted_differences_f32 "gmmfast_weighted_differences_f32"(
+        const float* xt, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
+        const float* r, const float* shift, float* diff, float* wd,
+        double* sums) noexcept nogil
+    # sq_norm[i] = Σ_j ((x[j][i] − mean[j]) · inv_std[j])², i < n_blocks * row block.
+    void diag_blocks_f64 "gmmfast_diag_blocks_f64"(
+        const double* xt, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
+        const double* mean, const double* inv_std, double* sq_norm) noexcept nogil
+    void diag_blocks_f32 "gmmfast_diag_blocks_f32"(
+        const float* xt, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
+        const float* mean, const float* inv_std, float* sq_norm) noexcept nogil
+    # C[j * D + l] += Σ_i wd[j][i] · diff[l][i] for j <= l, i < n_blocks * row block.
+    void scatter_blocks_f64 "gmmfast_scatter_blocks_f64"(
+        const double* wd, const double* diff, Py_ssize_t stride, Py_ssize_t n_blocks,
+        Py_ssize_t n_features, double* C) noexcept nogil
+    void scatter_blocks_f32 "gmmfast_scatter_blocks_f32"(
+        const float* wd, const float* diff, Py_ssize_t stride, Py_ssize_t n_blocks,
+        Py_ssize_t n_features, double* C) noexcept nogil
+    # The rows with r != 0 (n_kept of them), in order, into kept (D × n_kept) and kept_r.
+    Py_ssize_t gather_rows_f64 "gmmfast_gather_rows_f64"(
+        const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, const double* r,
+        Py_ssize_t n_kept, double* kept, double* kept_r) noexcept nogil
+    Py_ssize_t gather_rows_f32 "gmmfast_gather_rows_f32"(
+        const float* xt, Py_ssize_t n_rows, Py_ssize_t n_features, const float* r,
+        Py_ssize_t n_kept, float* kept, float* kept_r) noexcept nogil
+
+
+cdef enum:
+    # The widest row block of either type: the size of the kernels' on-stack tail buffers.
+    MAX_ROW_BLOCK = 16
+
+
+cdef inline Py_ssize_t _row_block(const floating* typed) noexcept nogil:
+    """Rows per block of src/_blocked.h for the compute type (``typed`` is not read)."""
+    if floating is double:
+        return ROW_BLOCK_F64
+    else:
+        return ROW_BLOCK_F32
+
+
+cdef inline floating _exp(floating x, floating floor) noexcept nogil:
+    if floating is double:
+        return exp_or_zero(x, floor)
+    else:
+        return exp_or_zero_f32(x, floor)
+
+
+cdef inline floating _log_resp_floor(const floating* typed) noexcept nogil:
+    if floating is double:
+        return LOG_RESP_FLOOR
+    else:
+        return LOG_RESP_FLOOR_F32
+
+
+cdef void _transpose_chunk(
+    const floating* X, Py_ssize_t n_rows, Py_ssize_t n_features, floating* xt,
 ) noexcept nogil:
-    """xt (n_features, n_rows) float64 OUT = the rows X (n_rows, n_features) transposed."""
     cdef Py_ssize_t i, j
     for i in range(n_rows):
         for j in range(n_features):
             xt[j * n_rows + i] = X[i * n_features + j]
 
 
-cdef extern from "_blocked.h":
-    # Full-covariance kernels over whole blocks of ROW_BLOCK rows (see src/_blocked.h).
-    const Py_ssize_t ROW_BLOCK "GMMFAST_ROW_BLOCK"
-    # sq_norm[i] = ‖diff_i U‖² (U upper-triangular), i < n_blocks * ROW_BLOCK.
-    void whiten_blocks "gmmfast_whiten_blocks"(
-        const double* diff, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
-        const double* U, double* sq_norm) noexcept nogil
-    # diff = x − shift, wd = r ⊙ diff, sums += Σ_i wd, over i < n_blocks * ROW_BLOCK.
-    void weighted_differences "gmmfast_weighted_differences"(
-        const double* xt, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
-        const double* r, const double* shift, double* diff, double* wd,
-        double* sums) noexcept nogil
-    # sq_norm[i] = Σ_j ((x[j][i] − mean[j]) · inv_std[j])², i < n_blocks * ROW_BLOCK.
-    void diag_blocks "gmmfast_diag_blocks"(
-        const double* xt, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
-        const double* mean, const double* inv_std, double* sq_norm) noexcept nogil
-    # C[j * D + l] += Σ_i wd[j][i] · diff[l][i] for j <= l, i < n_blocks * ROW_BLOCK.
-    void scatter_blocks "gmmfast_scatter_blocks"(
-        const double* wd, const double* diff, Py_ssize_t stride, Py_ssize_t n_blocks,
-        Py_ssize_t n_features, double* C) noexcept nogil
-
-
 cdef void _log_prob_full_blocked(
-    const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
-    const double* means, const double* precisions_chol, const double* log_norm,
-    double* work, double* log_prob,
+    const floating* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
+    const floating* means, const floating* precisions_chol, const floating* log_norm,
+    floating* work, floating* log_prob,
 ) noexcept nogil:
     """log_prob_full for small and moderate D (< WHITEN_BLAS_MIN_FEATURES): whole blocks
     of rows in src/_blocked.h."""
     cdef Py_ssize_t i, c, j
     cdef Py_ssize_t m = n_rows
     cdef Py_ssize_t d = n_features
-    cdef Py_ssize_t n_blocks = m // ROW_BLOCK
-    cdef Py_ssize_t done = n_blocks * ROW_BLOCK
-    cdef double* diff = work
-    # The last m % ROW_BLOCK rows go through the same kernel, zero-padded to a block, so a
-    # row's log-density does not depend on where the chunk boundaries fall (Dask blocks,
-    # slices of X). Sized for D < WHITEN_BLAS_MIN_FEATURES = 32.
-    cdef double tail_diff[32 * 8]
-    cdef double tail_out[8]
-    cdef double* out
-    cdef const double* U
-    cdef double shift, half_norm
+    cdef Py_ssize_t rows = _row_block(xt)
+    cdef Py_ssize_t n_blocks = m // rows
+    cdef Py_ssize_t done = n_blocks * rows
+    cdef floating* diff = work
+    # The last m % rows rows go through the same kernel, zero-padded to a block, so a row's
+    # log-density does not depend on where the chunk boundaries fall (Dask blocks, slices
+    # of X). Sized for D < WHITEN_BLAS_MIN_FEATURES = 32.
+    cdef floating tail_diff[32 * MAX_ROW_BLOCK]
+    cdef floating tail_out[MAX_ROW_BLOCK]
+    cdef floating* out
+    cdef const floating* U
+    cdef floating shift, half_norm
     for c in range(n_components):
         U = precisions_chol + c * d * d
         for j in range(d):
@@ -278,81 +371,89 @@ cdef void _log_prob_full_blocked(
             for i in range(m):
                 diff[j * m + i] = xt[j * m + i] - shift
         out = log_prob + c * m
-        whiten_blocks(diff, m, n_blocks, d, U, out)
+        _whiten_blocks(diff, m, n_blocks, d, U, out)
         if done < m:
             for j in range(d):
-                for i in range(ROW_BLOCK):
-                    tail_diff[j * ROW_BLOCK + i] = diff[j * m + done + i] if done + i < m else 0.0
-            whiten_blocks(tail_diff, ROW_BLOCK, 1, d, U, tail_out)
+                for i in range(rows):
+                    tail_diff[j * rows + i] = diff[j * m + done + i] if done + i < m else 0
+            _whiten_blocks(tail_diff, rows, 1, d, U, tail_out)
             for i in range(m - done):
                 out[done + i] = tail_out[i]
         half_norm = log_norm[c]
         for i in range(m):
-            out[i] = half_norm - 0.5 * out[i]
+            out[i] = half_norm - <floating> 0.5 * out[i]
 
 
-cdef void log_prob_diag(
-    const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
-    const double* means, const double* precisions_chol, const double* log_norm,
-    double* log_prob,
+cdef inline void _whiten_blocks(
+    const floating* diff, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
+    const floating* U, floating* sq_norm,
 ) noexcept nogil:
-    """log π_c + log N(x_i | μ_c, diag σ_c²) for every row and component.
+    if floating is double:
+        whiten_blocks_f64(diff, stride, n_blocks, n_features, U, sq_norm)
+    else:
+        whiten_blocks_f32(diff, stride, n_blocks, n_features, U, sq_norm)
 
-    log_prob: OUT (n_components, n_rows); no scratch needed. Whole blocks of rows go through
-    src/_blocked.h; the last m % ROW_BLOCK rows through the same kernel, zero-padded, so a
-    row's result does not depend on where the chunk boundaries fall.
-    """
+
+cdef inline void _diag_blocks(
+    const floating* xt, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
+    const floating* mean, const floating* inv_std, floating* sq_norm,
+) noexcept nogil:
+    if floating is double:
+        diag_blocks_f64(xt, stride, n_blocks, n_features, mean, inv_std, sq_norm)
+    else:
+        diag_blocks_f32(xt, stride, n_blocks, n_features, mean, inv_std, sq_norm)
+
+
+cdef void _log_prob_diag(
+    const floating* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
+    const floating* means, const floating* precisions_chol, const floating* log_norm,
+    floating* log_prob,
+) noexcept nogil:
     cdef Py_ssize_t i, c, j
     cdef Py_ssize_t m = n_rows
     cdef Py_ssize_t d = n_features
-    cdef Py_ssize_t n_blocks = m // ROW_BLOCK
-    cdef Py_ssize_t done = n_blocks * ROW_BLOCK
-    cdef double* tail_x = NULL
-    cdef double tail_out[8]
-    cdef double* out
-    cdef double half_norm
+    cdef Py_ssize_t rows = _row_block(xt)
+    cdef Py_ssize_t n_blocks = m // rows
+    cdef Py_ssize_t done = n_blocks * rows
+    cdef floating* tail_x = NULL
+    cdef floating tail_out[MAX_ROW_BLOCK]
+    cdef floating* out
+    cdef floating half_norm
     if done < m:  # only the last chunk of a pass has a partial block
-        tail_x = <double*> malloc(d * ROW_BLOCK * sizeof(double))
+        tail_x = <floating*> malloc(d * rows * sizeof(floating))
     for c in range(n_components):
         out = log_prob + c * m
-        diag_blocks(xt, m, n_blocks, d, means + c * d, precisions_chol + c * d, out)
+        _diag_blocks(xt, m, n_blocks, d, means + c * d, precisions_chol + c * d, out)
         if done < m:
             for j in range(d):
-                for i in range(ROW_BLOCK):
-                    tail_x[j * ROW_BLOCK + i] = (xt[j * m + done + i] if done + i < m
-                                                 else means[c * d + j])
-            diag_blocks(tail_x, ROW_BLOCK, 1, d, means + c * d, precisions_chol + c * d,
-                        tail_out)
+                for i in range(rows):
+                    tail_x[j * rows + i] = (xt[j * m + done + i] if done + i < m
+                                            else means[c * d + j])
+            _diag_blocks(tail_x, rows, 1, d, means + c * d, precisions_chol + c * d,
+                         tail_out)
             for i in range(m - done):
                 out[done + i] = tail_out[i]
         half_norm = log_norm[c]
         for i in range(m):
-            out[i] = half_norm - 0.5 * out[i]
+            out[i] = half_norm - <floating> 0.5 * out[i]
     free(tail_x)
 
 
-cdef double log_prob_to_resp(
-    double* log_prob, Py_ssize_t n_rows, Py_ssize_t n_components,
-    const double* sample_weight, double* log_prob_norm, double* work,
+cdef double _log_prob_to_resp(
+    floating* log_prob, Py_ssize_t n_rows, Py_ssize_t n_components,
+    const double* sample_weight, floating* log_prob_norm, floating* work,
 ) noexcept nogil:
-    """Turn weighted log-probabilities into (sample-weighted) responsibilities, in place.
-
-    log_prob: IN (n_components, n_rows) log π_c + log N(x_i | θ_c); OUT w_i · r_ic.
-    sample_weight: (n_rows,) or NULL for unit weights.
-    log_prob_norm: OUT (n_rows,) log p(x_i) = logsumexp over components (max-shifted).
-    work: scratch of n_rows doubles.
-    Returns Σ_i w_i log p(x_i) over rows of non-zero weight.
-    """
     cdef Py_ssize_t i, c
     cdef Py_ssize_t m = n_rows
-    cdef double* top = log_prob_norm
-    cdef double* total = work
-    cdef double* row
-    cdef double w, term, loglik = 0.0
-    cdef double floor = LOG_RESP_FLOOR  # a local: the stores below cannot alias it
+    cdef floating* top = log_prob_norm
+    cdef floating* total = work
+    cdef floating* row
+    cdef floating term
+    cdef double w, loglik = 0.0
+    cdef floating floor = _log_resp_floor(log_prob)  # a local: stores below cannot alias it
     for i in range(m):
         top[i] = log_prob[i]
-        total[i] = 0.0
+        total[i] = 0
     for c in range(1, n_components):
         row = log_prob + c * m
         for i in range(m):
@@ -362,18 +463,19 @@ cdef double log_prob_to_resp(
     for c in range(n_components):
         row = log_prob + c * m
         for i in range(m):
-            term = exp_or_zero(row[i] - top[i], floor)
+            term = _exp(row[i] - top[i], floor)
             row[i] = term
             total[i] += term
     for i in range(m):
         w = 1.0 if sample_weight == NULL else sample_weight[i]
         if top[i] != -INFINITY:
-            log_prob_norm[i] = top[i] + log(total[i])
+            log_prob_norm[i] = top[i] + <floating> log(total[i])
         if w != 0.0:
             loglik += w * log_prob_norm[i]
         # Rows of zero weight, or of zero density under every component, carry no
         # responsibility (and no 0 · inf = NaN).
-        total[i] = 0.0 if (w == 0.0 or log_prob_norm[i] == -INFINITY) else w / total[i]
+        total[i] = 0 if (w == 0.0 or log_prob_norm[i] == -INFINITY) else <floating> (
+            w / total[i])
     for c in range(n_components):
         row = log_prob + c * m
         for i in range(m):
@@ -381,33 +483,30 @@ cdef double log_prob_to_resp(
     return loglik
 
 
-cdef inline double _sum(const double* values, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double total = 0.0
-    for i in range(n):
-        total += values[i]
-    return total
-
-
 cdef void _accumulate_component_blocked(
-    const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, const double* r,
-    const double* shift, double* sums, double* C, double* work,
+    const floating* xt, Py_ssize_t n_rows, Py_ssize_t n_features, const floating* r,
+    const floating* shift, double* sums, double* C, floating* work,
 ) noexcept nogil:
     """One component's Σ r (x − c) and upper triangle of Σ r (x − c)(x − c)ᵀ, small and
     moderate D: whole blocks of rows in src/_blocked.h (no BLAS call overhead)."""
     cdef Py_ssize_t i, j, l
     cdef Py_ssize_t m = n_rows
     cdef Py_ssize_t d = n_features
-    cdef Py_ssize_t n_blocks = m // ROW_BLOCK
-    cdef double* diff = work
-    # 16 doubles further than adjacent: with 256-row chunks and D = 8, diff[i] and
+    cdef Py_ssize_t rows = _row_block(xt)
+    cdef Py_ssize_t n_blocks = m // rows
+    cdef floating* diff = work
+    # 128 bytes further than adjacent: with 256-row chunks and D = 8, diff[i] and
     # weighted[i] would be 4 KiB apart, and the CPU stalls loads whose address matches a
     # pending store's modulo 4 KiB.
-    cdef double* weighted = work + d * m + (16 if m >= 8 else 0)
-    cdef double t
-    weighted_differences(xt, m, n_blocks, d, r, shift, diff, weighted, sums)
-    scatter_blocks(weighted, diff, m, n_blocks, d, C)
-    for i in range(n_blocks * ROW_BLOCK, m):  # the last few rows, one at a time
+    cdef floating* weighted = work + d * m + (128 // sizeof(floating) if m >= rows else 0)
+    cdef floating t
+    if floating is double:
+        weighted_differences_f64(xt, m, n_blocks, d, r, shift, diff, weighted, sums)
+        scatter_blocks_f64(weighted, diff, m, n_blocks, d, C)
+    else:
+        weighted_differences_f32(xt, m, n_blocks, d, r, shift, diff, weighted, sums)
+        scatter_blocks_f32(weighted, diff, m, n_blocks, d, C)
+    for i in range(n_blocks * rows, m):  # the last few rows, one at a time
         for j in range(d):
             t = r[i] * (xt[j * m + i] - shift[j])
             sums[j] += t
@@ -416,22 +515,23 @@ cdef void _accumulate_component_blocked(
 
 
 cdef void _log_prob_full_blas(
-    const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
-    const double* means, const double* precisions_chol, const double* log_norm,
-    double* work, double* log_prob,
+    const floating* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
+    const floating* means, const floating* precisions_chol, const floating* log_norm,
+    floating* work, floating* log_prob,
 ) noexcept nogil:
     """log_prob_full with y = (x − μ) U as one BLAS trmm per component (large D)."""
     cdef Py_ssize_t i, c, j
     cdef int m = <int> n_rows
     cdef int d = <int> n_features
-    cdef double* y = work
-    cdef double* out
-    cdef double shift, one = 1.0
+    cdef floating* y = work
+    cdef floating* out
+    cdef floating shift
+    cdef floating one = 1
     cdef char right = b'R'
     cdef char lower = b'L'
     cdef char trans = b'T'
     cdef char non_unit = b'N'
-    cdef double* U
+    cdef floating* U
     for c in range(n_components):
         for j in range(d):
             shift = means[c * d + j]
@@ -439,34 +539,42 @@ cdef void _log_prob_full_blas(
                 y[j * m + i] = xt[j * m + i] - shift
         # y, column-major (m × d), holds x − μ; U, row-major upper-triangular, is stored as
         # the column-major lower-triangular Uᵀ. In place: y = (x − μ) U.
-        U = <double*> precisions_chol + c * d * d
-        dtrmm(&right, &lower, &trans, &non_unit, &m, &d, &one, U, &d, y, &m)
+        U = <floating*> precisions_chol + c * d * d
+        if floating is double:
+            dtrmm(&right, &lower, &trans, &non_unit, &m, &d, &one, U, &d, y, &m)
+        else:
+            strmm(&right, &lower, &trans, &non_unit, &m, &d, &one, U, &d, y, &m)
         out = log_prob + c * m
         for i in range(m):
-            out[i] = 0.0
+            out[i] = 0
         for j in range(d):
             for i in range(m):
                 out[i] += y[j * m + i] * y[j * m + i]
         for i in range(m):
-            out[i] = log_norm[c] - 0.5 * out[i]
+            out[i] = log_norm[c] - <floating> 0.5 * out[i]
 
 
 cdef void _accumulate_component_blas(
-    const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, const double* r,
-    const double* shifts, double* sums, double* C, double* work, bint symmetric,
+    const floating* xt, Py_ssize_t n_rows, Py_ssize_t n_features, const floating* r,
+    const floating* shifts, double* sums, double* C, floating* work,
+    floating* chunk_scatter, bint symmetric,
 ) noexcept nogil:
     """_accumulate_component_blocked with the scatter as one BLAS product (larger D).
 
     ``symmetric`` uses syrk on √r ⊙ (x − c) (half the flops, worth it for large D),
-    otherwise gemm of (r ⊙ (x − c))ᵀ and (x − c).
+    otherwise gemm of (r ⊙ (x − c))ᵀ and (x − c). In float64 the product is added to C
+    directly; in float32 it goes through ``chunk_scatter`` (D × D) and is then added to C.
     """
     cdef Py_ssize_t i, j
     cdef int m = <int> n_rows
     cdef int d = <int> n_features
-    cdef double* weighted = work
-    cdef double* diff = work + d * m  # gemm only
-    cdef double* root = work + d * m  # syrk only
-    cdef double shift, acc, t, one = 1.0
+    cdef floating* weighted = work
+    cdef floating* diff = work + d * m  # gemm only
+    cdef floating* root = work + d * m  # syrk only
+    cdef floating shift, t
+    cdef double acc
+    cdef floating one = 1
+    cdef floating zero = 0
     cdef char lower = b'L'
     cdef char trans = b'T'
     cdef char no_trans = b'N'
@@ -491,26 +599,137 @@ cdef void _accumulate_component_blas(
         sums[j] += acc
     # Column-major (m × d) operands; the lower triangle of the column-major result is the
     # upper triangle row-major, the part the caller reads.
-    if symmetric:
-        dsyrk(&lower, &trans, &d, &m, &one, weighted, &m, &one, C, &d)
+    if floating is double:
+        if symmetric:
+            dsyrk(&lower, &trans, &d, &m, &one, weighted, &m, &one, C, &d)
+        else:
+            dgemm(&trans, &no_trans, &d, &d, &m, &one, weighted, &m, diff, &m, &one, C, &d)
     else:
-        dgemm(&trans, &no_trans, &d, &d, &m, &one, weighted, &m, diff, &m, &one, C, &d)
+        if symmetric:
+            ssyrk(&lower, &trans, &d, &m, &one, weighted, &m, &zero, chunk_scatter, &d)
+        else:
+            sgemm(&trans, &no_trans, &d, &d, &m, &one, weighted, &m, diff, &m, &zero,
+                  chunk_scatter, &d)
+        for i in range(d):
+            for j in range(i, d):
+                C[i * d + j] += chunk_scatter[i * d + j]
 
 
 cdef inline Py_ssize_t _gather_responsible_rows(
-    const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, const double* r,
-    Py_ssize_t n_kept, double* kept_xt, double* kept_r,
+    const floating* xt, Py_ssize_t n_rows, Py_ssize_t n_features, const floating* r,
+    Py_ssize_t n_kept, floating* kept_xt, floating* kept_r,
 ) noexcept nogil:
     """Copy the rows with r != 0 (n_kept of them) into kept_xt (D × n_kept), kept_r."""
+    if floating is double:
+        return gather_rows_f64(xt, n_rows, n_features, r, n_kept, kept_xt, kept_r)
+    else:
+        return gather_rows_f32(xt, n_rows, n_features, r, n_kept, kept_xt, kept_r)
+
+
+cdef void _log_prob_full(
+    const floating* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
+    const floating* means, const floating* precisions_chol, const floating* log_norm,
+    floating* work, floating* log_prob,
+) noexcept nogil:
+    if n_features < WHITEN_BLAS_MIN_FEATURES:
+        _log_prob_full_blocked(xt, n_rows, n_features, n_components, means, precisions_chol,
+                               log_norm, work, log_prob)
+    else:
+        _log_prob_full_blas(xt, n_rows, n_features, n_components, means, precisions_chol,
+                            log_norm, work, log_prob)
+
+
+cdef void _accumulate_full(
+    const floating* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
+    const floating* resp, const floating* shifts,
+    double* nk, double* sums, double* scatter, floating* work, floating* chunk_scatter,
+) noexcept nogil:
+    cdef Py_ssize_t c, i, n_kept
+    cdef Py_ssize_t m = n_rows
+    cdef Py_ssize_t d = n_features
+    cdef const floating* r
+    cdef double total
+    cdef floating* kept_xt
+    cdef floating* kept_r
+    for c in range(n_components):
+        r = resp + c * m
+        total = 0.0
+        n_kept = 0
+        for i in range(m):
+            total += r[i]
+            n_kept += r[i] != 0
+        if n_kept == 0:
+            continue
+        nk[c] += total
+        if d >= GATHER_MIN_FEATURES and m >= 16 and 2 * n_kept <= m:
+            # Layout: kept rows (D × n_kept), their r, then the kernel's own scratch, which
+            # needs at most 2 D n_kept elements + 128 bytes: all within (2D + 2) m.
+            kept_xt = work
+            kept_r = work + d * n_kept
+            _gather_responsible_rows(xt, m, d, r, n_kept, kept_xt, kept_r)
+            _accumulate_component(kept_xt, n_kept, d, kept_r, shifts + c * d, sums + c * d,
+                                  scatter + c * d * d, kept_r + n_kept, chunk_scatter)
+        else:
+            _accumulate_component(xt, m, d, r, shifts + c * d, sums + c * d,
+                                  scatter + c * d * d, work, chunk_scatter)
+
+
+cdef inline void _accumulate_component(
+    const floating* xt, Py_ssize_t n_rows, Py_ssize_t n_features, const floating* r,
+    const floating* shift, double* sums, double* C, floating* work,
+    floating* chunk_scatter,
+) noexcept nogil:
+    if n_features < SCATTER_BLAS_MIN_FEATURES:
+        _accumulate_component_blocked(xt, n_rows, n_features, r, shift, sums, C, work)
+    else:
+        _accumulate_component_blas(xt, n_rows, n_features, r, shift, sums, C, work,
+                                   chunk_scatter, n_features >= SCATTER_SYRK_MIN_FEATURES)
+
+
+cdef void _accumulate_diag(
+    const floating* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
+    const floating* resp, const floating* shifts,
+    double* nk, double* sums, double* scatter,
+) noexcept nogil:
+    cdef Py_ssize_t i, c, j
+    cdef Py_ssize_t m = n_rows
+    cdef Py_ssize_t d = n_features
+    cdef const floating* r
+    cdef floating shift, t, rt, first, second
+    cdef double total
+    for c in range(n_components):
+        r = resp + c * m
+        total = 0.0
+        for i in range(m):
+            total += r[i]
+        if total == 0.0:
+            continue
+        nk[c] += total
+        for j in range(d):
+            shift = shifts[c * d + j]
+            first = 0
+            second = 0
+            for i in range(m):
+                t = xt[j * m + i] - shift
+                rt = r[i] * t
+                first += rt
+                second += rt * t
+            sums[c * d + j] += first
+            scatter[c * d + j] += second
+
+
+# --------------------------------------------------------------------------------------------
+# The C-level API (declared in gmmfast/_em.pxd): the float64 kernels
+# --------------------------------------------------------------------------------------------
+
+cdef void transpose_chunk(
+    const floating* X, Py_ssize_t n_rows, Py_ssize_t n_features, double* xt,
+) noexcept nogil:
+    """xt (n_features, n_rows) float64 OUT = the rows X (n_rows, n_features) transposed."""
     cdef Py_ssize_t i, j
-    cdef Py_ssize_t t = 0
     for i in range(n_rows):
-        if r[i] != 0.0:
-            for j in range(n_features):
-                kept_xt[j * n_kept + t] = xt[j * n_rows + i]
-            kept_r[t] = r[i]
-            t += 1
-    return t
+        for j in range(n_features):
+            xt[j * n_rows + i] = X[i * n_features + j]
 
 
 cdef void log_prob_full(
@@ -524,12 +743,39 @@ cdef void log_prob_full(
     log_prob: OUT (n_components, n_rows).
     The implementation is chosen by n_features (see WHITEN_BLAS_MIN_FEATURES).
     """
-    if n_features < WHITEN_BLAS_MIN_FEATURES:
-        _log_prob_full_blocked(xt, n_rows, n_features, n_components, means, precisions_chol,
-                               log_norm, work, log_prob)
-    else:
-        _log_prob_full_blas(xt, n_rows, n_features, n_components, means, precisions_chol,
-                            log_norm, work, log_prob)
+    _log_prob_full(xt, n_rows, n_features, n_components, means, precisions_chol, log_norm,
+                   work, log_prob)
+
+
+cdef void log_prob_diag(
+    const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
+    const double* means, const double* precisions_chol, const double* log_norm,
+    double* log_prob,
+) noexcept nogil:
+    """log π_c + log N(x_i | μ_c, diag σ_c²) for every row and component.
+
+    log_prob: OUT (n_components, n_rows); no scratch needed. Whole blocks of rows go through
+    src/_blocked.h; the last m % ROW_BLOCK rows through the same kernel, zero-padded, so a
+    row's result does not depend on where the chunk boundaries fall.
+    """
+    _log_prob_diag(xt, n_rows, n_features, n_components, means, precisions_chol, log_norm,
+                   log_prob)
+
+
+cdef double log_prob_to_resp(
+    double* log_prob, Py_ssize_t n_rows, Py_ssize_t n_components,
+    const double* sample_weight, double* log_prob_norm, double* work,
+) noexcept nogil:
+    """Turn weighted log-probabilities into (sample-weighted) responsibilities, in place.
+
+    log_prob: IN (n_components, n_rows) log π_c + log N(x_i | θ_c); OUT w_i · r_ic.
+    sample_weight: (n_rows,) or NULL for unit weights.
+    log_prob_norm: OUT (n_rows,) log p(x_i) = logsumexp over components (max-shifted).
+    work: scratch of n_rows doubles.
+    Returns Σ_i w_i log p(x_i) over rows of non-zero weight.
+    """
+    return _log_prob_to_resp(log_prob, n_rows, n_components, sample_weight, log_prob_norm,
+                             work)
 
 
 cdef void accumulate_full(
@@ -548,45 +794,8 @@ cdef void accumulate_full(
     most are (beyond exp(-600) they are flushed to zero): when at most half of a
     component's rows remain, they are first gathered, and only they go through the kernel.
     """
-    cdef Py_ssize_t c, i, n_kept
-    cdef Py_ssize_t m = n_rows
-    cdef Py_ssize_t d = n_features
-    cdef const double* r
-    cdef double total
-    cdef double* kept_xt
-    cdef double* kept_r
-    for c in range(n_components):
-        r = resp + c * m
-        total = 0.0
-        n_kept = 0
-        for i in range(m):
-            total += r[i]
-            n_kept += r[i] != 0.0
-        if n_kept == 0:
-            continue
-        nk[c] += total
-        if d >= GATHER_MIN_FEATURES and m >= 16 and 2 * n_kept <= m:
-            # Layout: kept rows (D × n_kept), their r, then the kernel's own scratch, which
-            # needs at most 2 D n_kept + max(16, n_kept) doubles: all within (2D + 2) m.
-            kept_xt = work
-            kept_r = work + d * n_kept
-            _gather_responsible_rows(xt, m, d, r, n_kept, kept_xt, kept_r)
-            _accumulate_component(kept_xt, n_kept, d, kept_r, shifts + c * d, sums + c * d,
-                                  scatter + c * d * d, kept_r + n_kept)
-        else:
-            _accumulate_component(xt, m, d, r, shifts + c * d, sums + c * d,
-                                  scatter + c * d * d, work)
-
-
-cdef inline void _accumulate_component(
-    const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, const double* r,
-    const double* shift, double* sums, double* C, double* work,
-) noexcept nogil:
-    if n_features < SCATTER_BLAS_MIN_FEATURES:
-        _accumulate_component_blocked(xt, n_rows, n_features, r, shift, sums, C, work)
-    else:
-        _accumulate_component_blas(xt, n_rows, n_features, r, shift, sums, C, work,
-                                   n_features >= SCATTER_SYRK_MIN_FEATURES)
+    _accumulate_full(xt, n_rows, n_features, n_components, resp, shifts, nk, sums, scatter,
+                     work, <double*> NULL)
 
 
 cdef void accumulate_diag(
@@ -595,28 +804,7 @@ cdef void accumulate_diag(
     double* nk, double* sums, double* scatter,
 ) noexcept nogil:
     """Add Σ r, Σ r (x − c) and Σ r (x − c)² (element-wise) per component."""
-    cdef Py_ssize_t i, c, j
-    cdef Py_ssize_t m = n_rows
-    cdef Py_ssize_t d = n_features
-    cdef const double* r
-    cdef double shift, t, rt, total, first, second
-    for c in range(n_components):
-        r = resp + c * m
-        total = _sum(r, m)
-        if total == 0.0:
-            continue
-        nk[c] += total
-        for j in range(d):
-            shift = shifts[c * d + j]
-            first = 0.0
-            second = 0.0
-            for i in range(m):
-                t = xt[j * m + i] - shift
-                rt = r[i] * t
-                first += rt
-                second += rt * t
-            sums[c * d + j] += first
-            scatter[c * d + j] += second
+    _accumulate_diag(xt, n_rows, n_features, n_components, resp, shifts, nk, sums, scatter)
 
 
 # --------------------------------------------------------------------------------------------
@@ -625,41 +813,45 @@ cdef void accumulate_diag(
 
 cdef void _fill_resp_from_labels(
     const long long* labels, const double* sample_weight, Py_ssize_t n_rows,
-    Py_ssize_t n_components, double* resp,
+    Py_ssize_t n_components, floating* resp,
 ) noexcept nogil:
     cdef Py_ssize_t i
     for i in range(n_rows * n_components):
-        resp[i] = 0.0
+        resp[i] = 0
     for i in range(n_rows):
-        resp[labels[i] * n_rows + i] = 1.0 if sample_weight == NULL else sample_weight[i]
+        resp[labels[i] * n_rows + i] = 1 if sample_weight == NULL else <floating> sample_weight[i]
 
 
 cdef void _fill_resp_from_given(
     const double* given, const double* sample_weight, Py_ssize_t n_rows,
-    Py_ssize_t n_components, double* resp,
+    Py_ssize_t n_components, floating* resp,
 ) noexcept nogil:
     cdef Py_ssize_t i, c
     cdef double w
     for i in range(n_rows):
         w = 1.0 if sample_weight == NULL else sample_weight[i]
         for c in range(n_components):
-            resp[c * n_rows + i] = w * given[i * n_components + c]
+            resp[c * n_rows + i] = <floating> (w * given[i * n_components + c])
 
 
 cdef struct Scratch:
-    # Per-thread work areas, sized for a full chunk (see _alloc_scratch).
-    double* xt        # (n_features, CHUNK_ROWS): the chunk transposed
-    double* log_prob  # (n_components, CHUNK_ROWS): log-probabilities, then responsibilities
-    double* row_work  # (CHUNK_ROWS,): log p(x) per row
-    double* work      # ((2 * n_features + 2), CHUNK_ROWS): kernel scratch
+    # Per-thread work areas in the compute type, sized for a full chunk (_alloc_scratch).
+    void* xt             # (n_features, CHUNK_ROWS): the chunk transposed
+    void* log_prob       # (n_components, CHUNK_ROWS): log-probabilities, then resp.
+    void* row_work       # (CHUNK_ROWS,): log p(x) per row
+    void* work           # ((2 * n_features + 2), CHUNK_ROWS): kernel scratch
+    void* chunk_scatter  # (n_features, n_features): a float32 BLAS scatter
 
 
-cdef Scratch _alloc_scratch(Py_ssize_t n_features, Py_ssize_t n_components) noexcept nogil:
+cdef Scratch _alloc_scratch(
+    Py_ssize_t n_features, Py_ssize_t n_components, size_t itemsize,
+) noexcept nogil:
     cdef Scratch s
-    s.xt = <double*> malloc(n_features * CHUNK_ROWS * sizeof(double))
-    s.log_prob = <double*> malloc(n_components * CHUNK_ROWS * sizeof(double))
-    s.row_work = <double*> malloc(CHUNK_ROWS * sizeof(double))
-    s.work = <double*> malloc((2 * n_features + 2) * CHUNK_ROWS * sizeof(double))
+    s.xt = malloc(n_features * CHUNK_ROWS * itemsize)
+    s.log_prob = malloc(n_components * CHUNK_ROWS * itemsize)
+    s.row_work = malloc(CHUNK_ROWS * itemsize)
+    s.work = malloc((2 * n_features + 2) * CHUNK_ROWS * itemsize)
+    s.chunk_scatter = malloc(n_features * n_features * itemsize)
     return s
 
 
@@ -668,17 +860,18 @@ cdef void _free_scratch(Scratch s) noexcept nogil:
     free(s.log_prob)
     free(s.row_work)
     free(s.work)
+    free(s.chunk_scatter)
 
 
 cdef void _stats_group(
     const floating* X, Py_ssize_t n_samples, Py_ssize_t n_features, Py_ssize_t n_components,
     bint full, StatsSource source, const double* sample_weight,
-    const double* shifts, const double* precisions_chol, const double* log_norm,
+    const floating* shifts, const floating* precisions_chol, const floating* log_norm,
     const long long* labels, const double* given_resp,
     Py_ssize_t chunk_begin, Py_ssize_t chunk_end,
     double* acc, Scratch s,
 ) noexcept nogil:
-    """Accumulate chunks [chunk_begin, chunk_end) into ``acc``.
+    """Accumulate chunks [chunk_begin, chunk_end) into ``acc``, computing in X's type.
 
     acc layout: [Σ w log p(x) | nk (K) | sums (K·D) | scatter (K·D·D full, K·D diag)].
     """
@@ -687,28 +880,32 @@ cdef void _stats_group(
     cdef double* nk = acc + 1
     cdef double* sums = nk + k
     cdef double* scatter = sums + k * d
+    cdef floating* xt = <floating*> s.xt
+    cdef floating* log_prob = <floating*> s.log_prob
+    cdef floating* row_work = <floating*> s.row_work
+    cdef floating* work = <floating*> s.work
     cdef Py_ssize_t chunk, row0, m
     cdef const double* wc
     for chunk in range(chunk_begin, chunk_end):
         row0 = chunk * CHUNK_ROWS
         m = min(<Py_ssize_t> CHUNK_ROWS, n_samples - row0)
         wc = NULL if sample_weight == NULL else sample_weight + row0
-        transpose_chunk(X + row0 * d, m, d, s.xt)
+        _transpose_chunk(X + row0 * d, m, d, xt)
         if source == FROM_DENSITY:
             if full:
-                log_prob_full(s.xt, m, d, k, shifts, precisions_chol, log_norm, s.work,
-                              s.log_prob)
+                _log_prob_full(xt, m, d, k, shifts, precisions_chol, log_norm, work, log_prob)
             else:
-                log_prob_diag(s.xt, m, d, k, shifts, precisions_chol, log_norm, s.log_prob)
-            acc[0] += log_prob_to_resp(s.log_prob, m, k, wc, s.row_work, s.work)
+                _log_prob_diag(xt, m, d, k, shifts, precisions_chol, log_norm, log_prob)
+            acc[0] += _log_prob_to_resp(log_prob, m, k, wc, row_work, work)
         elif source == FROM_LABELS:
-            _fill_resp_from_labels(labels + row0, wc, m, k, s.log_prob)
+            _fill_resp_from_labels(labels + row0, wc, m, k, log_prob)
         else:
-            _fill_resp_from_given(given_resp + row0 * k, wc, m, k, s.log_prob)
+            _fill_resp_from_given(given_resp + row0 * k, wc, m, k, log_prob)
         if full:
-            accumulate_full(s.xt, m, d, k, s.log_prob, shifts, nk, sums, scatter, s.work)
+            _accumulate_full(xt, m, d, k, log_prob, shifts, nk, sums, scatter, work,
+                             <floating*> s.chunk_scatter)
         else:
-            accumulate_diag(s.xt, m, d, k, s.log_prob, shifts, nk, sums, scatter)
+            _accumulate_diag(xt, m, d, k, log_prob, shifts, nk, sums, scatter)
 
 
 # --------------------------------------------------------------------------------------------
@@ -745,15 +942,19 @@ def _stats_pass(
     if sample_weight is not None and sample_weight.shape != (n,):
         raise ValueError(f"sample_weight must have shape ({n},)")
 
+    compute_dtype = np.float64 if floating is double else np.float32
     cdef const double[::1] w_view = None if sample_weight is None else _as_flat(sample_weight, np.float64)
-    cdef const double[::1] shift_view = _as_flat(shifts, np.float64)
-    cdef const double[::1] chol_view = shift_view
-    cdef const double[::1] norm_view = shift_view
+    # The kernels take their moments about the shifts rounded to the compute type; they
+    # are moved onto the exact shifts after the pass (_recentre).
+    rounded_shifts = np.ascontiguousarray(shifts, dtype=compute_dtype)
+    cdef const floating[::1] shift_view = rounded_shifts.reshape(-1)
+    cdef const floating[::1] chol_view = shift_view
+    cdef const floating[::1] norm_view = shift_view
     cdef const long long[::1] label_view = None
     cdef const double[::1] resp_view = None
     if source == FROM_DENSITY:
-        chol_view = _as_flat(precisions_chol, np.float64)
-        norm_view = _as_flat(log_norm, np.float64)
+        chol_view = _as_flat(precisions_chol, compute_dtype)
+        norm_view = _as_flat(log_norm, compute_dtype)
     elif source == FROM_LABELS:
         label_view = _as_flat(labels, np.int64)
         if label_view.shape[0] != n:
@@ -773,9 +974,9 @@ def _stats_pass(
 
     cdef const floating* X_ptr = &X[0, 0] if n > 0 else NULL
     cdef const double* w_ptr = NULL if w_view is None else &w_view[0]
-    cdef const double* shift_ptr = &shift_view[0]
-    cdef const double* chol_ptr = &chol_view[0]
-    cdef const double* norm_ptr = &norm_view[0]
+    cdef const floating* shift_ptr = &shift_view[0]
+    cdef const floating* chol_ptr = &chol_view[0]
+    cdef const floating* norm_ptr = &norm_view[0]
     cdef const long long* label_ptr = NULL if label_view is None else &label_view[0]
     cdef const double* resp_ptr = NULL if resp_view is None else &resp_view[0]
     cdef Scratch scratch
@@ -785,7 +986,7 @@ def _stats_pass(
         # Each chunk calls BLAS on small blocks: its own threads would only fight ours.
         with single_threaded_blas():
             with nogil, parallel(num_threads=threads):
-                scratch = _alloc_scratch(d, k)
+                scratch = _alloc_scratch(d, k, sizeof(floating))
                 for g in prange(n_groups, schedule="static"):
                     _stats_group(
                         X_ptr, n, d, k, full, <StatsSource> source, w_ptr, shift_ptr,
@@ -799,19 +1000,47 @@ def _stats_pass(
     # The group accumulators are combined by one fixed reduction over a shape that does not
     # depend on the threads, so neither does the result.
     total = accumulators.sum(axis=0)
-    nk += total[1:1 + k]
-    sums += total[1 + k:1 + k + k * d].reshape(k, d)
+    pass_nk = total[1:1 + k]
+    pass_sums = total[1 + k:1 + k + k * d].reshape(k, d)
     block = total[1 + k + k * d:].reshape(scatter.shape)
     if full:
         upper = np.triu(np.ones((d, d), dtype=bool))
         block = np.where(upper, block, np.swapaxes(block, 1, 2))
+    if floating is float:
+        pass_sums, block = _recentre(pass_nk, pass_sums, block,
+                                     shifts - rounded_shifts.astype(np.float64))
+    nk += pass_nk
+    sums += pass_sums
     scatter += block
     return float(total[0])
+
+
+def _recentre(nk, sums, scatter, offsets):
+    """Moments about c + δ from moments about c, in float64 (δ = ``offsets``, (K, D)).
+
+    With y = x − c − δ: Σ r y = sums − nk δ and Σ r y yᵀ = scatter − δ sumsᵀ − sums δᵀ +
+    nk δ δᵀ (diagonal: scatter − 2 δ ⊙ sums + nk δ²). The float32 path takes its moments
+    about the shifts rounded to float32; δ is the rounding, so the correction is tiny and
+    exact to float64 rounding.
+    """
+    new_sums = sums - nk[:, None] * offsets
+    if scatter.ndim == 3:
+        cross = offsets[:, :, None] * sums[:, None, :]
+        new_scatter = (scatter - cross - np.swapaxes(cross, 1, 2)
+                       + nk[:, None, None] * offsets[:, :, None] * offsets[:, None, :])
+    else:
+        new_scatter = scatter - 2.0 * offsets * sums + nk[:, None] * offsets**2
+    return new_sums, new_scatter
 
 
 def em_pass(X, sample_weight, means, precisions_chol, log_norm, nk, sums, scatter,
             int n_threads=0):
     """One E-step fused with the accumulation of the M-step's sufficient statistics.
+
+    The pass computes in X's dtype: float32 data with the parameters rounded to float32
+    (responsibilities below exp(−87) of a row's largest are then flushed to zero, instead of
+    exp(−600)). The statistics are summed in float64 either way, and are exactly about
+    ``means`` (the float32 pass re-centres its moments from the rounded means).
 
     Parameters
     ----------
@@ -867,6 +1096,8 @@ def score(
 ):
     """Per-sample log-density, and optionally labels and responsibilities, chunk by chunk.
 
+    Computed in X's dtype, as :func:`em_pass`.
+
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features), float32 or float64, C-contiguous
@@ -895,9 +1126,10 @@ def score(
         raise ValueError(f"labels must have shape ({n},)")
     if resp is not None and (resp.shape[0] != n or resp.shape[1] != k):
         raise ValueError(f"resp must have shape ({n}, {k})")
-    cdef const double[::1] mean_view = _as_flat(means, np.float64)
-    cdef const double[::1] chol_view = _as_flat(precisions_chol, np.float64)
-    cdef const double[::1] norm_view = _as_flat(log_norm, np.float64)
+    compute_dtype = np.float64 if floating is double else np.float32
+    cdef const floating[::1] mean_view = _as_flat(means, compute_dtype)
+    cdef const floating[::1] chol_view = _as_flat(precisions_chol, compute_dtype)
+    cdef const floating[::1] norm_view = _as_flat(log_norm, compute_dtype)
     if chol_view.shape[0] != (k * d * d if full else k * d) or norm_view.shape[0] != k:
         raise ValueError("precisions_chol or log_norm do not match means")
     if n == 0:
@@ -908,39 +1140,55 @@ def score(
     cdef Py_ssize_t n_chunks = n_chunks_of(n)
     cdef int threads = resolve_threads(n_threads, n_chunks)
     cdef const floating* X_ptr = &X[0, 0]
-    cdef const double* mean_ptr = &mean_view[0]
-    cdef const double* chol_ptr = &chol_view[0]
-    cdef const double* norm_ptr = &norm_view[0]
+    cdef const floating* mean_ptr = &mean_view[0]
+    cdef const floating* chol_ptr = &chol_view[0]
+    cdef const floating* norm_ptr = &norm_view[0]
+    cdef floating* norm_out = &log_prob_norm[0]
+    cdef long long* label_out = &labels[0] if want_labels else NULL
+    cdef floating* resp_out = &resp[0, 0] if want_resp else NULL
     cdef Scratch scratch
-    cdef Py_ssize_t chunk, row0, m, i, c, best
-    cdef double* lp
+    cdef Py_ssize_t chunk, row0, m
 
     # Each chunk calls BLAS on small blocks: its own threads would only fight ours.
     with single_threaded_blas():
         with nogil, parallel(num_threads=threads):
-            scratch = _alloc_scratch(d, k)
+            scratch = _alloc_scratch(d, k, sizeof(floating))
             for chunk in prange(n_chunks, schedule="static"):
                 row0 = chunk * CHUNK_ROWS
                 m = min(<Py_ssize_t> CHUNK_ROWS, n - row0)
-                transpose_chunk(X_ptr + row0 * d, m, d, scratch.xt)
-                lp = scratch.log_prob
-                if full:
-                    log_prob_full(scratch.xt, m, d, k, mean_ptr, chol_ptr, norm_ptr,
-                                  scratch.work, lp)
-                else:
-                    log_prob_diag(scratch.xt, m, d, k, mean_ptr, chol_ptr, norm_ptr, lp)
-                if want_labels:
-                    for i in range(m):
-                        best = 0
-                        for c in range(1, k):
-                            if lp[c * m + i] > lp[best * m + i]:
-                                best = c
-                        labels[row0 + i] = best
-                log_prob_to_resp(lp, m, k, NULL, scratch.row_work, scratch.work)
-                for i in range(m):
-                    log_prob_norm[row0 + i] = <floating> scratch.row_work[i]
-                if want_resp:
-                    for i in range(m):
-                        for c in range(k):
-                            resp[row0 + i, c] = <floating> lp[c * m + i]
+                _score_chunk(X_ptr + row0 * d, m, d, k, full, mean_ptr, chol_ptr, norm_ptr,
+                             norm_out + row0,
+                             label_out + row0 if want_labels else NULL,
+                             resp_out + row0 * k if want_resp else NULL, scratch)
             _free_scratch(scratch)
+
+
+cdef void _score_chunk(
+    const floating* X, Py_ssize_t m, Py_ssize_t d, Py_ssize_t k, bint full,
+    const floating* means, const floating* precisions_chol, const floating* log_norm,
+    floating* log_prob_norm, long long* labels, floating* resp, Scratch s,
+) noexcept nogil:
+    """score() on one chunk of m rows; ``labels`` and ``resp`` may be NULL."""
+    cdef floating* xt = <floating*> s.xt
+    cdef floating* lp = <floating*> s.log_prob
+    cdef floating* row_work = <floating*> s.row_work
+    cdef Py_ssize_t i, c, best
+    _transpose_chunk(X, m, d, xt)
+    if full:
+        _log_prob_full(xt, m, d, k, means, precisions_chol, log_norm, <floating*> s.work, lp)
+    else:
+        _log_prob_diag(xt, m, d, k, means, precisions_chol, log_norm, lp)
+    if labels != NULL:
+        for i in range(m):
+            best = 0
+            for c in range(1, k):
+                if lp[c * m + i] > lp[best * m + i]:
+                    best = c
+            labels[i] = best
+    _log_prob_to_resp(lp, m, k, NULL, row_work, <floating*> s.work)
+    for i in range(m):
+        log_prob_norm[i] = row_work[i]
+    if resp != NULL:
+        for i in range(m):
+            for c in range(k):
+                resp[i * k + c] = lp[c * m + i]

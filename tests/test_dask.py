@@ -198,7 +198,8 @@ def test_float32_stays_float32(client, X, make_inits):
     got = _fit(da.from_array(X32, chunks=350), **params)
     for name in ("weights_", "means_", "covariances_", "precisions_", "lower_bound_"):
         assert getattr(got, name).dtype == np.float32
-    # EM runs in float64 either way; only the float32 rounding of the results may differ.
+    # Both compute in float32; blocks of 350 rows and chunks of 256 form their float32
+    # partial sums over different rows, so the statistics agree to float32 rounding.
     _assert_same_fit(got, expected, rtol=1e-6)
     scores = got.score_samples(da.from_array(X32, chunks=350))
     assert scores.dtype == np.float32

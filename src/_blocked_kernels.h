@@ -1,0 +1,224 @@
+/* The kernels of src/_blocked.h for one element type. Included once per type, with
+ *   GMMFAST_REAL       the element type of the chunk and the parameters (double, float),
+ *   GMMFAST_ROWS       rows per block: one 64-byte register of GMMFAST_REAL,
+ *   GMMFAST_FN(name)   the name of a function for this type.
+ * Accumulated statistics (sums, scatter) are double whatever the element type: a chunk's
+ * partial sums are formed in GMMFAST_REAL and added to them once per call.
+ */
+
+#if defined(__GNUC__) || defined(__clang__)
+
+typedef GMMFAST_REAL GMMFAST_FN(rows)
+    __attribute__((vector_size(sizeof(GMMFAST_REAL) * GMMFAST_ROWS),
+                   aligned(sizeof(GMMFAST_REAL)), may_alias));
+
+#define GMMFAST_LOAD(p) (*(const GMMFAST_FN(rows) *) (p))
+#define GMMFAST_STORE(p, v) (*(GMMFAST_FN(rows) *) (p) = (v))
+
+static inline double GMMFAST_FN(hsum)(GMMFAST_FN(rows) v)
+{
+    double s = 0.0;
+    for (int k = 0; k < GMMFAST_ROWS; k++)
+        s += v[k];
+    return s;
+}
+
+/* sq_norm[i] = ||(x_i - mu) U||^2 for the rows of n_blocks blocks, from diff = x - mu.
+ * Coordinate j of the whitened row needs only the differences 0..j: D(D+1)/2 multiply-adds
+ * per row. Two blocks at a time, for two independent chains of multiply-adds. */
+static inline void GMMFAST_FN(whiten_blocks)(const GMMFAST_REAL *diff, ptrdiff_t stride,
+                                             ptrdiff_t n_blocks, ptrdiff_t d,
+                                             const GMMFAST_REAL *U, GMMFAST_REAL *sq_norm)
+{
+    ptrdiff_t b = 0;
+    for (; b + 2 <= n_blocks; b += 2) {
+        const GMMFAST_REAL *p = diff + b * GMMFAST_ROWS;
+        GMMFAST_FN(rows) total0 = {0}, total1 = {0};
+        for (ptrdiff_t j = 0; j < d; j++) {
+            GMMFAST_FN(rows) y0 = U[j] * GMMFAST_LOAD(p);
+            GMMFAST_FN(rows) y1 = U[j] * GMMFAST_LOAD(p + GMMFAST_ROWS);
+            for (ptrdiff_t l = 1; l <= j; l++) {
+                GMMFAST_REAL u = U[l * d + j];
+                y0 += u * GMMFAST_LOAD(p + l * stride);
+                y1 += u * GMMFAST_LOAD(p + l * stride + GMMFAST_ROWS);
+            }
+            total0 += y0 * y0;
+            total1 += y1 * y1;
+        }
+        GMMFAST_STORE(sq_norm + b * GMMFAST_ROWS, total0);
+        GMMFAST_STORE(sq_norm + (b + 1) * GMMFAST_ROWS, total1);
+    }
+    if (b < n_blocks) {
+        const GMMFAST_REAL *p = diff + b * GMMFAST_ROWS;
+        GMMFAST_FN(rows) total = {0};
+        for (ptrdiff_t j = 0; j < d; j++) {
+            GMMFAST_FN(rows) y = U[j] * GMMFAST_LOAD(p);
+            for (ptrdiff_t l = 1; l <= j; l++)
+                y += U[l * d + j] * GMMFAST_LOAD(p + l * stride);
+            total += y * y;
+        }
+        GMMFAST_STORE(sq_norm + b * GMMFAST_ROWS, total);
+    }
+}
+
+/* sq_norm[i] = sum_j ((x[j][i] - mean[j]) * inv_std[j])^2 for the rows of n_blocks blocks
+ * (diagonal covariances): the running sum stays in a register instead of going back to
+ * memory once per feature. */
+static inline void GMMFAST_FN(diag_blocks)(const GMMFAST_REAL *xt, ptrdiff_t stride,
+                                           ptrdiff_t n_blocks, ptrdiff_t d,
+                                           const GMMFAST_REAL *mean,
+                                           const GMMFAST_REAL *inv_std, GMMFAST_REAL *sq_norm)
+{
+    for (ptrdiff_t b = 0; b < n_blocks; b++) {
+        const GMMFAST_REAL *p = xt + b * GMMFAST_ROWS;
+        GMMFAST_FN(rows) total = {0};
+        for (ptrdiff_t j = 0; j < d; j++) {
+            GMMFAST_FN(rows) t = (GMMFAST_LOAD(p + j * stride) - mean[j]) * inv_std[j];
+            total += t * t;
+        }
+        GMMFAST_STORE(sq_norm + b * GMMFAST_ROWS, total);
+    }
+}
+
+/* diff = x - shift and wd = r * diff for the rows of n_blocks blocks; sums[j] += sum of wd
+ * over those rows. Two blocks at a time, each with its own partial sum. */
+static inline void GMMFAST_FN(weighted_differences)(const GMMFAST_REAL *xt, ptrdiff_t stride,
+                                                    ptrdiff_t n_blocks, ptrdiff_t d,
+                                                    const GMMFAST_REAL *r,
+                                                    const GMMFAST_REAL *shift,
+                                                    GMMFAST_REAL *diff, GMMFAST_REAL *wd,
+                                                    double *sums)
+{
+    for (ptrdiff_t j = 0; j < d; j++) {
+        const GMMFAST_REAL *x = xt + j * stride;
+        GMMFAST_REAL *dj = diff + j * stride, *wj = wd + j * stride;
+        GMMFAST_FN(rows) sum0 = {0}, sum1 = {0};
+        ptrdiff_t b = 0;
+        for (; b + 2 <= n_blocks; b += 2) {
+            ptrdiff_t i = b * GMMFAST_ROWS, k = i + GMMFAST_ROWS;
+            GMMFAST_FN(rows) t0 = GMMFAST_LOAD(x + i) - shift[j];
+            GMMFAST_FN(rows) t1 = GMMFAST_LOAD(x + k) - shift[j];
+            GMMFAST_FN(rows) w0 = GMMFAST_LOAD(r + i) * t0, w1 = GMMFAST_LOAD(r + k) * t1;
+            GMMFAST_STORE(dj + i, t0);
+            GMMFAST_STORE(dj + k, t1);
+            GMMFAST_STORE(wj + i, w0);
+            GMMFAST_STORE(wj + k, w1);
+            sum0 += w0;
+            sum1 += w1;
+        }
+        if (b < n_blocks) {
+            ptrdiff_t i = b * GMMFAST_ROWS;
+            GMMFAST_FN(rows) t = GMMFAST_LOAD(x + i) - shift[j];
+            GMMFAST_FN(rows) w = GMMFAST_LOAD(r + i) * t;
+            GMMFAST_STORE(dj + i, t);
+            GMMFAST_STORE(wj + i, w);
+            sum0 += w;
+        }
+        sums[j] += GMMFAST_FN(hsum)(sum0 + sum1);
+    }
+}
+
+/* C[j * d + l] += sum_i wd[j][i] * diff[l][i] for j <= l over the rows of n_blocks blocks.
+ * Tiles of 2 x 4 entries: 6 loads for 8 independent multiply-adds. Tiles that cross the
+ * diagonal or the last feature compute a few products that are then dropped, so the inner
+ * loop has no branch (out-of-range rows read the last feature's row instead). */
+static inline void GMMFAST_FN(scatter_blocks)(const GMMFAST_REAL *wd, const GMMFAST_REAL *diff,
+                                              ptrdiff_t stride, ptrdiff_t n_blocks,
+                                              ptrdiff_t d, double *C)
+{
+    for (ptrdiff_t j0 = 0; j0 < d; j0 += 2) {
+        const GMMFAST_REAL *w0 = wd + j0 * stride;
+        const GMMFAST_REAL *w1 = wd + (j0 + 1 < d ? j0 + 1 : j0) * stride;
+        for (ptrdiff_t l0 = j0 - j0 % 4; l0 < d; l0 += 4) {
+            const GMMFAST_REAL *q[4];
+            for (int t = 0; t < 4; t++)
+                q[t] = diff + (l0 + t < d ? l0 + t : d - 1) * stride;
+            GMMFAST_FN(rows) a00 = {0}, a01 = {0}, a02 = {0}, a03 = {0};
+            GMMFAST_FN(rows) a10 = {0}, a11 = {0}, a12 = {0}, a13 = {0};
+            for (ptrdiff_t b = 0; b < n_blocks; b++) {
+                ptrdiff_t i = b * GMMFAST_ROWS;
+                GMMFAST_FN(rows) x0 = GMMFAST_LOAD(w0 + i), x1 = GMMFAST_LOAD(w1 + i);
+                GMMFAST_FN(rows) y0 = GMMFAST_LOAD(q[0] + i), y1 = GMMFAST_LOAD(q[1] + i);
+                GMMFAST_FN(rows) y2 = GMMFAST_LOAD(q[2] + i), y3 = GMMFAST_LOAD(q[3] + i);
+                a00 += x0 * y0; a01 += x0 * y1; a02 += x0 * y2; a03 += x0 * y3;
+                a10 += x1 * y0; a11 += x1 * y1; a12 += x1 * y2; a13 += x1 * y3;
+            }
+            GMMFAST_FN(rows) tile[2][4] = {{a00, a01, a02, a03}, {a10, a11, a12, a13}};
+            for (int s = 0; s < 2; s++)
+                for (int t = 0; t < 4; t++) {
+                    ptrdiff_t j = j0 + s, l = l0 + t;
+                    if (j < d && l < d && j <= l)
+                        C[j * d + l] += GMMFAST_FN(hsum)(tile[s][t]);
+                }
+        }
+    }
+}
+
+#undef GMMFAST_LOAD
+#undef GMMFAST_STORE
+
+#else /* plain loops, same results up to the order of additions */
+
+static inline void GMMFAST_FN(whiten_blocks)(const GMMFAST_REAL *diff, ptrdiff_t stride,
+                                             ptrdiff_t n_blocks, ptrdiff_t d,
+                                             const GMMFAST_REAL *U, GMMFAST_REAL *sq_norm)
+{
+    for (ptrdiff_t i = 0; i < n_blocks * GMMFAST_ROWS; i++) {
+        GMMFAST_REAL total = 0;
+        for (ptrdiff_t j = 0; j < d; j++) {
+            GMMFAST_REAL y = 0;
+            for (ptrdiff_t l = 0; l <= j; l++)
+                y += U[l * d + j] * diff[l * stride + i];
+            total += y * y;
+        }
+        sq_norm[i] = total;
+    }
+}
+
+static inline void GMMFAST_FN(diag_blocks)(const GMMFAST_REAL *xt, ptrdiff_t stride,
+                                           ptrdiff_t n_blocks, ptrdiff_t d,
+                                           const GMMFAST_REAL *mean,
+                                           const GMMFAST_REAL *inv_std, GMMFAST_REAL *sq_norm)
+{
+    for (ptrdiff_t i = 0; i < n_blocks * GMMFAST_ROWS; i++) {
+        GMMFAST_REAL total = 0;
+        for (ptrdiff_t j = 0; j < d; j++) {
+            GMMFAST_REAL t = (xt[j * stride + i] - mean[j]) * inv_std[j];
+            total += t * t;
+        }
+        sq_norm[i] = total;
+    }
+}
+
+static inline void GMMFAST_FN(weighted_differences)(const GMMFAST_REAL *xt, ptrdiff_t stride,
+                                                    ptrdiff_t n_blocks, ptrdiff_t d,
+                                                    const GMMFAST_REAL *r,
+                                                    const GMMFAST_REAL *shift,
+                                                    GMMFAST_REAL *diff, GMMFAST_REAL *wd,
+                                                    double *sums)
+{
+    for (ptrdiff_t j = 0; j < d; j++) {
+        GMMFAST_REAL sum = 0;
+        for (ptrdiff_t i = 0; i < n_blocks * GMMFAST_ROWS; i++) {
+            diff[j * stride + i] = xt[j * stride + i] - shift[j];
+            wd[j * stride + i] = r[i] * diff[j * stride + i];
+            sum += wd[j * stride + i];
+        }
+        sums[j] += sum;
+    }
+}
+
+static inline void GMMFAST_FN(scatter_blocks)(const GMMFAST_REAL *wd, const GMMFAST_REAL *diff,
+                                              ptrdiff_t stride, ptrdiff_t n_blocks,
+                                              ptrdiff_t d, double *C)
+{
+    for (ptrdiff_t j = 0; j < d; j++)
+        for (ptrdiff_t l = j; l < d; l++) {
+            GMMFAST_REAL s = 0;
+            for (ptrdiff_t i = 0; i < n_blocks * GMMFAST_ROWS; i++)
+                s += wd[j * stride + i] * diff[l * stride + i];
+            C[j * d + l] += s;
+        }
+}
+
+#endif
