@@ -302,6 +302,21 @@ def test_exp_or_zero_is_zero_below_the_floor_and_for_nan():
     assert np.array_equal(out[1:], np.zeros(5))
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_log_of_a_row_sum_is_accurate_to_two_ulp(dtype):
+    # The log-sum-exp's log sees sums of max-shifted exponentials: 1 <= x <= K.
+    rng = np.random.default_rng(9)
+    x = np.concatenate([np.linspace(1.0, 64.0, 400_001), 1.0 + rng.exponential(1e-6, 100_000),
+                        1.0 + rng.exponential(3.0, 100_000), [1.0, np.sqrt(2), 2.0]])
+    x = np.append(x.astype(dtype), np.finfo(dtype).max)
+    out = _em._log_ge1(x)
+    assert out.dtype == dtype
+    expected = np.log(x.astype(np.float64))
+    ulp = np.spacing(np.maximum(expected, np.finfo(dtype).tiny).astype(dtype)).astype(np.float64)
+    assert (np.abs(out - expected) / ulp).max() <= 2.0
+    assert _em._log_ge1(np.array([1.0], dtype))[0] == 0.0
+
+
 def test_float32_exp_or_zero_is_accurate_to_a_few_ulp():
     rng = np.random.default_rng(7)
     x = np.concatenate([np.linspace(-87.0, 0.0, 200_001), -rng.exponential(3.0, 200_000),
