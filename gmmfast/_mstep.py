@@ -158,14 +158,15 @@ def covariances_from_cholesky(precisions_chol, covariance_type):
 def kernel_parameters(weights, means, precisions_chol, covariance_type, n_features):
     """The float64 arrays the compiled kernels take: (means, precisions_chol, log_norm).
 
-    Tied precisions are repeated per component and spherical ones per feature, so the two
-    kernel forms (full, diag) serve all four covariance types.
+    Tied precisions are one (1, D, D) factor, which the kernels whiten each chunk with once
+    for all components; spherical ones are repeated per feature, so the diag kernels serve
+    them.
     """
     means = np.ascontiguousarray(means, dtype=np.float64)
     n_components = means.shape[0]
     chol = np.asarray(precisions_chol, dtype=np.float64)
     if covariance_type == "tied":
-        chol = np.broadcast_to(chol, (n_components, n_features, n_features))
+        chol = chol[None]
     elif covariance_type == "spherical":
         chol = np.broadcast_to(chol[:, None], (n_components, n_features))
     chol = np.ascontiguousarray(chol)

@@ -61,6 +61,41 @@ static inline void GMMFAST_FN(whiten_blocks)(const GMMFAST_REAL *diff, ptrdiff_t
     }
 }
 
+/* z = diff U, the whitened rows, for the rows of n_blocks blocks (z has diff's layout): tied
+ * covariances whiten a chunk once for all components. */
+static inline void GMMFAST_FN(whiten_rows)(const GMMFAST_REAL *diff, ptrdiff_t stride,
+                                           ptrdiff_t n_blocks, ptrdiff_t d,
+                                           const GMMFAST_REAL *U, GMMFAST_REAL *z)
+{
+    for (ptrdiff_t b = 0; b < n_blocks; b++) {
+        const GMMFAST_REAL *p = diff + b * GMMFAST_ROWS;
+        for (ptrdiff_t j = 0; j < d; j++) {
+            GMMFAST_FN(rows) y = U[j] * GMMFAST_LOAD(p);
+            for (ptrdiff_t l = 1; l <= j; l++)
+                y += U[l * d + j] * GMMFAST_LOAD(p + l * stride);
+            GMMFAST_STORE(z + j * stride + b * GMMFAST_ROWS, y);
+        }
+    }
+}
+
+/* sq_norm[i] = sum_j (z[j][i] - offset[j])^2 for the rows of n_blocks blocks: a tied
+ * component's squared distance from the whitened rows (offset = its whitened mean). */
+static inline void GMMFAST_FN(offset_sq_norm_blocks)(const GMMFAST_REAL *z, ptrdiff_t stride,
+                                                     ptrdiff_t n_blocks, ptrdiff_t d,
+                                                     const GMMFAST_REAL *offset,
+                                                     GMMFAST_REAL *sq_norm)
+{
+    for (ptrdiff_t b = 0; b < n_blocks; b++) {
+        const GMMFAST_REAL *p = z + b * GMMFAST_ROWS;
+        GMMFAST_FN(rows) total = {0};
+        for (ptrdiff_t j = 0; j < d; j++) {
+            GMMFAST_FN(rows) t = GMMFAST_LOAD(p + j * stride) - offset[j];
+            total += t * t;
+        }
+        GMMFAST_STORE(sq_norm + b * GMMFAST_ROWS, total);
+    }
+}
+
 /* sq_norm[i] = sum_j ((x[j][i] - mean[j]) * inv_std[j])^2 for the rows of n_blocks blocks
  * (diagonal covariances): the running sum stays in a register instead of going back to
  * memory once per feature. */
@@ -170,6 +205,34 @@ static inline void GMMFAST_FN(whiten_blocks)(const GMMFAST_REAL *diff, ptrdiff_t
             for (ptrdiff_t l = 0; l <= j; l++)
                 y += U[l * d + j] * diff[l * stride + i];
             total += y * y;
+        }
+        sq_norm[i] = total;
+    }
+}
+
+static inline void GMMFAST_FN(whiten_rows)(const GMMFAST_REAL *diff, ptrdiff_t stride,
+                                           ptrdiff_t n_blocks, ptrdiff_t d,
+                                           const GMMFAST_REAL *U, GMMFAST_REAL *z)
+{
+    for (ptrdiff_t i = 0; i < n_blocks * GMMFAST_ROWS; i++)
+        for (ptrdiff_t j = 0; j < d; j++) {
+            GMMFAST_REAL y = 0;
+            for (ptrdiff_t l = 0; l <= j; l++)
+                y += U[l * d + j] * diff[l * stride + i];
+            z[j * stride + i] = y;
+        }
+}
+
+static inline void GMMFAST_FN(offset_sq_norm_blocks)(const GMMFAST_REAL *z, ptrdiff_t stride,
+                                                     ptrdiff_t n_blocks, ptrdiff_t d,
+                                                     const GMMFAST_REAL *offset,
+                                                     GMMFAST_REAL *sq_norm)
+{
+    for (ptrdiff_t i = 0; i < n_blocks * GMMFAST_ROWS; i++) {
+        GMMFAST_REAL total = 0;
+        for (ptrdiff_t j = 0; j < d; j++) {
+            GMMFAST_REAL t = z[j * stride + i] - offset[j];
+            total += t * t;
         }
         sq_norm[i] = total;
     }

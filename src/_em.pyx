@@ -344,6 +344,20 @@ cdef extern from "_blocked.h":
         const float* xt, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
         const float* r, const float* shift, float* diff, float* wd,
         double* sums) noexcept nogil
+    # z = diff U (whitened rows, diff's layout), i < n_blocks * row block.
+    void whiten_rows_f64 "gmmfast_whiten_rows_f64"(
+        const double* diff, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
+        const double* U, double* z) noexcept nogil
+    void whiten_rows_f32 "gmmfast_whiten_rows_f32"(
+        const float* diff, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
+        const float* U, float* z) noexcept nogil
+    # sq_norm[i] = Σ_j (z[j][i] − offset[j])², i < n_blocks * row block.
+    void offset_sq_norm_blocks_f64 "gmmfast_offset_sq_norm_blocks_f64"(
+        const double* z, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
+        const double* offset, double* sq_norm) noexcept nogil
+    void offset_sq_norm_blocks_f32 "gmmfast_offset_sq_norm_blocks_f32"(
+        const float* z, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
+        const float* offset, float* sq_norm) noexcept nogil
     # sq_norm[i] = Σ_j ((x[j][i] − mean[j]) · inv_std[j])², i < n_blocks * row block.
     void diag_blocks_f64 "gmmfast_diag_blocks_f64"(
         const double* xt, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
@@ -461,6 +475,100 @@ cdef inline void _whiten_blocks(
         whiten_blocks_f64(diff, stride, n_blocks, n_features, U, sq_norm)
     else:
         whiten_blocks_f32(diff, stride, n_blocks, n_features, U, sq_norm)
+
+
+cdef inline void _whiten_rows(
+    const floating* diff, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
+    const floating* U, floating* z,
+) noexcept nogil:
+    if floating is double:
+        whiten_rows_f64(diff, stride, n_blocks, n_features, U, z)
+    else:
+        whiten_rows_f32(diff, stride, n_blocks, n_features, U, z)
+
+
+cdef inline void _offset_sq_norm_blocks(
+    const floating* z, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
+    const floating* offset, floating* sq_norm,
+) noexcept nogil:
+    if floating is double:
+        offset_sq_norm_blocks_f64(z, stride, n_blocks, n_features, offset, sq_norm)
+    else:
+        offset_sq_norm_blocks_f32(z, stride, n_blocks, n_features, offset, sq_norm)
+
+
+cdef void _log_prob_tied(
+    const floating* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
+    const floating* centre, const floating* U, const floating* offsets,
+    const floating* log_norm, floating* work, floating* log_prob,
+) noexcept nogil:
+    """log_prob_full when every component has the same precision factor U (tied).
+
+    The chunk is whitened once, z = (x − centre) U, and component c's squared distance is
+    ‖z − offsets[c]‖² with offsets[c] = (μ_c − centre) U: D(D+1)/2 multiply-adds per row for
+    all components together, then 2D operations per row and component (instead of
+    D(D+3)/2). ``centre`` (near the means) keeps z small, so no digits are lost in the
+    difference. work: 2 D m elements.
+    """
+    cdef Py_ssize_t i, c, j
+    cdef Py_ssize_t m = n_rows
+    cdef Py_ssize_t d = n_features
+    cdef Py_ssize_t rows = _row_block(xt)
+    cdef Py_ssize_t n_blocks = m // rows
+    cdef Py_ssize_t done = n_blocks * rows
+    cdef bint blocked = d < WHITEN_BLAS_MIN_FEATURES
+    cdef floating* diff = work
+    cdef floating* z = work + d * m if blocked else work  # trmm works in place
+    # As in _log_prob_full_blocked, the last m % rows rows are zero-padded to a block, so
+    # a row's result does not depend on where the chunk boundaries fall.
+    cdef floating tail_diff[32 * MAX_ROW_BLOCK]
+    cdef floating tail_z[32 * MAX_ROW_BLOCK]
+    cdef floating tail_out[MAX_ROW_BLOCK]
+    cdef floating* out
+    cdef floating half_norm, t
+    cdef int m_int = <int> m
+    cdef int d_int = <int> d
+    cdef floating one = 1
+    cdef char right = b'R'
+    cdef char lower = b'L'
+    cdef char trans = b'T'
+    cdef char non_unit = b'N'
+    for j in range(d):
+        for i in range(m):
+            diff[j * m + i] = xt[j * m + i] - centre[j]
+    if blocked:
+        _whiten_rows(diff, m, n_blocks, d, U, z)
+        if done < m:
+            for j in range(d):
+                for i in range(rows):
+                    tail_diff[j * rows + i] = diff[j * m + done + i] if done + i < m else 0
+            _whiten_rows(tail_diff, rows, 1, d, U, tail_z)
+    else:  # column-major (m × d) z = diff U in place, U as the column-major lower Uᵀ
+        n_blocks = 0
+        done = 0
+        if floating is double:
+            dtrmm(&right, &lower, &trans, &non_unit, &m_int, &d_int, &one, <double*> U,
+                  &d_int, z, &m_int)
+        else:
+            strmm(&right, &lower, &trans, &non_unit, &m_int, &d_int, &one, <float*> U,
+                  &d_int, z, &m_int)
+    for c in range(n_components):
+        out = log_prob + c * m
+        _offset_sq_norm_blocks(z, m, n_blocks, d, offsets + c * d, out)
+        if done < m and blocked:
+            _offset_sq_norm_blocks(tail_z, rows, 1, d, offsets + c * d, tail_out)
+            for i in range(m - done):
+                out[done + i] = tail_out[i]
+        elif not blocked:
+            for i in range(m):
+                out[i] = 0
+            for j in range(d):
+                for i in range(m):
+                    t = z[j * m + i] - offsets[c * d + j]
+                    out[i] += t * t
+        half_norm = log_norm[c]
+        for i in range(m):
+            out[i] = half_norm - <floating> 0.5 * out[i]
 
 
 cdef inline void _diag_blocks(
@@ -910,6 +1018,22 @@ cdef void _fill_resp_from_given(
             resp[c * n_rows + i] = <floating> (w * given[i * n_components + c])
 
 
+cdef inline void _log_prob(
+    const floating* xt, Py_ssize_t m, Py_ssize_t d, Py_ssize_t k, bint full,
+    const floating* means, const floating* precisions_chol, const floating* log_norm,
+    const floating* tied_centre, const floating* tied_offsets,
+    floating* work, floating* log_prob,
+) noexcept nogil:
+    """The chunk's weighted log-densities in the model's form (full, tied or diag)."""
+    if tied_centre != NULL:
+        _log_prob_tied(xt, m, d, k, tied_centre, precisions_chol, tied_offsets, log_norm,
+                       work, log_prob)
+    elif full:
+        _log_prob_full(xt, m, d, k, means, precisions_chol, log_norm, work, log_prob)
+    else:
+        _log_prob_diag(xt, m, d, k, means, precisions_chol, log_norm, log_prob)
+
+
 cdef struct Scratch:
     # Per-thread work areas in the compute type, sized for a full chunk (_alloc_scratch).
     void* xt             # (n_features, CHUNK_ROWS): the chunk transposed
@@ -943,11 +1067,15 @@ cdef void _stats_group(
     const floating* X, Py_ssize_t n_samples, Py_ssize_t n_features, Py_ssize_t n_components,
     bint full, StatsSource source, const double* sample_weight,
     const floating* shifts, const floating* precisions_chol, const floating* log_norm,
+    const floating* tied_centre, const floating* tied_offsets,
     const long long* labels, const double* given_resp,
     Py_ssize_t chunk_begin, Py_ssize_t chunk_end,
     double* acc, Scratch s,
 ) noexcept nogil:
     """Accumulate chunks [chunk_begin, chunk_end) into ``acc``, computing in X's type.
+
+    With ``tied_centre`` (not NULL), the densities are tied: one factor precisions_chol,
+    see _log_prob_tied.
 
     acc layout: [Σ w log p(x) | nk (K) | sums (K·D) | scatter (K·D·D full, K·D diag)].
     """
@@ -968,10 +1096,8 @@ cdef void _stats_group(
         wc = NULL if sample_weight == NULL else sample_weight + row0
         _transpose_chunk(X + row0 * d, m, d, xt)
         if source == FROM_DENSITY:
-            if full:
-                _log_prob_full(xt, m, d, k, shifts, precisions_chol, log_norm, work, log_prob)
-            else:
-                _log_prob_diag(xt, m, d, k, shifts, precisions_chol, log_norm, log_prob)
+            _log_prob(xt, m, d, k, full, shifts, precisions_chol, log_norm, tied_centre,
+                      tied_offsets, work, log_prob)
             acc[0] += _log_prob_to_resp(log_prob, m, k, wc, row_work, work)
         elif source == FROM_LABELS:
             _fill_resp_from_labels(labels + row0, wc, m, k, log_prob)
@@ -1009,8 +1135,11 @@ def _stats_pass(
         raise ValueError("nk must have shape (K,) and sums shape (K, D)")
     if scatter.shape not in ((k, d, d), (k, d)):
         raise ValueError(f"scatter must have shape ({k}, {d}, {d}) or ({k}, {d})")
-    if source == FROM_DENSITY and np.shape(precisions_chol) != scatter.shape:
-        raise ValueError("precisions_chol must have the shape of scatter")
+    cdef bint tied = source == FROM_DENSITY and _is_tied(precisions_chol, k, d)
+    if source == FROM_DENSITY and np.shape(precisions_chol) != scatter.shape and not (
+            tied and full):
+        raise ValueError("precisions_chol must have the shape of scatter, or (1, D, D) "
+                         "for one factor shared by all components (tied)")
     if source == FROM_DENSITY and np.shape(log_norm) != (k,):
         raise ValueError(f"log_norm must have shape ({k},)")
     if source == FROM_RESP and np.shape(given_resp) != (n, k):
@@ -1028,9 +1157,15 @@ def _stats_pass(
     cdef const floating[::1] norm_view = shift_view
     cdef const long long[::1] label_view = None
     cdef const double[::1] resp_view = None
+    cdef const floating[::1] centre_view = None
+    cdef const floating[::1] offsets_view = None
     if source == FROM_DENSITY:
         chol_view = _as_flat(precisions_chol, compute_dtype)
         norm_view = _as_flat(log_norm, compute_dtype)
+        if tied:
+            centre, offsets = _tied_geometry(shifts, precisions_chol, compute_dtype)
+            centre_view = centre
+            offsets_view = offsets.reshape(-1)
     elif source == FROM_LABELS:
         label_view = _as_flat(labels, np.int64)
         if label_view.shape[0] != n:
@@ -1053,6 +1188,8 @@ def _stats_pass(
     cdef const floating* shift_ptr = &shift_view[0]
     cdef const floating* chol_ptr = &chol_view[0]
     cdef const floating* norm_ptr = &norm_view[0]
+    cdef const floating* centre_ptr = NULL if centre_view is None else &centre_view[0]
+    cdef const floating* offsets_ptr = NULL if offsets_view is None else &offsets_view[0]
     cdef const long long* label_ptr = NULL if label_view is None else &label_view[0]
     cdef const double* resp_ptr = NULL if resp_view is None else &resp_view[0]
     cdef Scratch scratch
@@ -1066,7 +1203,7 @@ def _stats_pass(
                 for g in prange(n_groups, schedule="static"):
                     _stats_group(
                         X_ptr, n, d, k, full, <StatsSource> source, w_ptr, shift_ptr,
-                        chol_ptr, norm_ptr, label_ptr, resp_ptr,
+                        chol_ptr, norm_ptr, centre_ptr, offsets_ptr, label_ptr, resp_ptr,
                         group_first_chunk(g, n_groups, n_chunks),
                         group_first_chunk(g + 1, n_groups, n_chunks),
                         &acc[g, 0], scratch,
@@ -1089,6 +1226,24 @@ def _stats_pass(
     sums += pass_sums
     scatter += block
     return float(total[0])
+
+
+def _is_tied(precisions_chol, Py_ssize_t k, Py_ssize_t d):
+    """One (1, D, D) factor for K > 1 components: tied covariances."""
+    return k > 1 and np.shape(precisions_chol) == (1, d, d)
+
+
+def _tied_geometry(means, precisions_chol, dtype):
+    """The centre and whitened offsets (μ_c − centre) U of _log_prob_tied, in ``dtype``.
+
+    The centre is the mean of the means (rounded to ``dtype`` first, so that the offsets
+    are exact for the centre the kernel uses): the whitened rows stay small.
+    """
+    means = np.asarray(means, dtype=np.float64)
+    centre = means.mean(axis=0).astype(dtype)
+    U = np.asarray(precisions_chol, dtype=np.float64)[0]
+    offsets = (means - centre.astype(np.float64)) @ U
+    return np.ascontiguousarray(centre), np.ascontiguousarray(offsets, dtype=dtype)
 
 
 def _recentre(nk, sums, scatter, offsets):
@@ -1128,7 +1283,9 @@ def em_pass(X, sample_weight, means, precisions_chol, log_norm, nk, sums, scatte
         IN. Current means; also the shifts the moments are taken about.
     precisions_chol : ndarray, float64
         IN. (n_components, n_features, n_features) upper-triangular Cholesky factors of the
-        precisions (full), or (n_components, n_features) inverse standard deviations (diag).
+        precisions (full), (1, n_features, n_features) one factor shared by all components
+        (tied: each chunk is whitened once), or (n_components, n_features) inverse standard
+        deviations (diag).
     log_norm : ndarray of shape (n_components,), float64
         IN. log π_k + log det U_k − ½ D log 2π.
     nk : ndarray of shape (n_components,), float64
@@ -1194,6 +1351,7 @@ def score(
     cdef Py_ssize_t d = X.shape[1]
     cdef Py_ssize_t k = means.shape[0]
     cdef bint full = np.ndim(precisions_chol) == 3
+    cdef bint tied = _is_tied(precisions_chol, k, d)
     if k < 1 or means.shape != (k, d):
         raise ValueError(f"means must have shape ({k}, {d}), got {means.shape}")
     if log_prob_norm.shape[0] != n:
@@ -1206,8 +1364,15 @@ def score(
     cdef const floating[::1] mean_view = _as_flat(means, compute_dtype)
     cdef const floating[::1] chol_view = _as_flat(precisions_chol, compute_dtype)
     cdef const floating[::1] norm_view = _as_flat(log_norm, compute_dtype)
-    if chol_view.shape[0] != (k * d * d if full else k * d) or norm_view.shape[0] != k:
+    if (chol_view.shape[0] != (d * d if tied else k * d * d if full else k * d)
+            or norm_view.shape[0] != k):
         raise ValueError("precisions_chol or log_norm do not match means")
+    cdef const floating[::1] centre_view = None
+    cdef const floating[::1] offsets_view = None
+    if tied:
+        centre, offsets = _tied_geometry(means, precisions_chol, compute_dtype)
+        centre_view = centre
+        offsets_view = offsets.reshape(-1)
     if n == 0:
         return
 
@@ -1219,6 +1384,8 @@ def score(
     cdef const floating* mean_ptr = &mean_view[0]
     cdef const floating* chol_ptr = &chol_view[0]
     cdef const floating* norm_ptr = &norm_view[0]
+    cdef const floating* centre_ptr = NULL if centre_view is None else &centre_view[0]
+    cdef const floating* offsets_ptr = NULL if offsets_view is None else &offsets_view[0]
     cdef floating* norm_out = &log_prob_norm[0]
     cdef long long* label_out = &labels[0] if want_labels else NULL
     cdef floating* resp_out = &resp[0, 0] if want_resp else NULL
@@ -1233,7 +1400,7 @@ def score(
                 row0 = chunk * CHUNK_ROWS
                 m = min(<Py_ssize_t> CHUNK_ROWS, n - row0)
                 _score_chunk(X_ptr + row0 * d, m, d, k, full, mean_ptr, chol_ptr, norm_ptr,
-                             norm_out + row0,
+                             centre_ptr, offsets_ptr, norm_out + row0,
                              label_out + row0 if want_labels else NULL,
                              resp_out + row0 * k if want_resp else NULL, scratch)
             _free_scratch(scratch)
@@ -1242,6 +1409,7 @@ def score(
 cdef void _score_chunk(
     const floating* X, Py_ssize_t m, Py_ssize_t d, Py_ssize_t k, bint full,
     const floating* means, const floating* precisions_chol, const floating* log_norm,
+    const floating* tied_centre, const floating* tied_offsets,
     floating* log_prob_norm, long long* labels, floating* resp, Scratch s,
 ) noexcept nogil:
     """score() on one chunk of m rows; ``labels`` and ``resp`` may be NULL."""
@@ -1250,10 +1418,8 @@ cdef void _score_chunk(
     cdef floating* row_work = <floating*> s.row_work
     cdef Py_ssize_t i, c, best
     _transpose_chunk(X, m, d, xt)
-    if full:
-        _log_prob_full(xt, m, d, k, means, precisions_chol, log_norm, <floating*> s.work, lp)
-    else:
-        _log_prob_diag(xt, m, d, k, means, precisions_chol, log_norm, lp)
+    _log_prob(xt, m, d, k, full, means, precisions_chol, log_norm, tied_centre, tied_offsets,
+              <floating*> s.work, lp)
     if labels != NULL:
         for i in range(m):
             best = 0

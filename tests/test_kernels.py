@@ -29,7 +29,9 @@ from gmmfast import _em, _kernels, _kmeans
 
 N_SAMPLES = [1, 7, 255, 256, 257, 1000, 3001]  # around ROWS_PER_CHUNK = 256
 DTYPES = [np.float32, np.float64]
-FORMS = ["full", "diag"]
+FORMS = ["full", "diag"]  # the two forms of statistics
+# The three forms of densities: tied is one (1, D, D) factor shared by all components.
+DENSITY_FORMS = ["full", "tied", "diag"]
 WEIGHTS = ["none", "positive", "with_zeros"]
 DIMS = [1, 3, 8, 32]  # full: 1, 3 blocked kernels; 8 blocked whitening, gemm scatter; 32 trmm/syrk
 COMPONENTS = [1, 4]
@@ -156,7 +158,9 @@ def model_params(d, k, form, seed=0):
     Cached: the arrays are shared between tests and marked read-only.
     """
     means, covs, variances, weights = mixture(d, k, seed)
-    if form == "full":
+    if form == "tied":
+        covs = np.repeat(covs[:1], k, axis=0)  # component 0's covariance for all
+    if form in ("full", "tied"):
         chol = np.empty((k, d, d))
         for c in range(k):
             # scikit-learn's precisions_cholesky_: U = L⁻ᵀ, upper triangular, U Uᵀ = Σ⁻¹.
@@ -164,6 +168,8 @@ def model_params(d, k, form, seed=0):
             chol[c] = solve_triangular(L, np.eye(d), lower=True).T
         log_det_u = np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
         model_covs = covs
+        if form == "tied":
+            chol = chol[:1]
     else:
         chol = 1.0 / np.sqrt(variances)
         log_det_u = np.log(chol).sum(axis=1)
@@ -176,7 +182,7 @@ def model_params(d, k, form, seed=0):
 
 
 def empty_stats(k, d, form):
-    return np.zeros(k), np.zeros((k, d)), np.zeros((k, d, d) if form == "full" else (k, d))
+    return np.zeros(k), np.zeros((k, d)), np.zeros((k, d) if form == "diag" else (k, d, d))
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,7 +196,7 @@ def ref_weighted_log_prob(X, means, model_covs, weights, form):
     n, d = X.shape
     out = np.empty((n, len(means)))
     for c in range(len(means)):
-        if form == "full":
+        if form != "diag":
             out[:, c] = np.reshape(multivariate_normal.logpdf(X, means[c], model_covs[c]), n)
         else:
             var = model_covs[c]
@@ -220,13 +226,13 @@ def ref_stats(X, w, resp, shifts, form):
     nk = wr.sum(axis=0)
     sums = np.empty((k, d))
     sums_scale = np.empty((k, d))
-    scatter = np.empty((k, d, d) if form == "full" else (k, d))
+    scatter = np.empty((k, d) if form == "diag" else (k, d, d))
     scatter_scale = np.empty_like(scatter)
     for c in range(k):
         diff = X - shifts[c]
         sums[c] = wr[:, c] @ diff
         sums_scale[c] = wr[:, c] @ np.abs(diff)
-        if form == "full":
+        if form != "diag":
             scatter[c] = (diff * wr[:, c, None]).T @ diff
             scatter_scale[c] = (np.abs(diff) * wr[:, c, None]).T @ np.abs(diff)
         else:
@@ -263,14 +269,15 @@ def test_reference_densities_agree_with_each_other(d):
     np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("form", DENSITY_FORMS)
 @pytest.mark.parametrize("d", DIMS)
 def test_parameter_conventions(form, d):
     means, chol, log_norm, covs = model_params(d, 4, form)
-    if form == "full":
+    if form != "diag":
         assert np.array_equal(chol, np.triu(chol))
+        assert chol.shape == ((1, d, d) if form == "tied" else (4, d, d))
         for c in range(4):
-            np.testing.assert_allclose(chol[c] @ chol[c].T, np.linalg.inv(covs[c]), rtol=1e-12,
+            np.testing.assert_allclose(chol[c % len(chol)] @ chol[c % len(chol)].T, np.linalg.inv(covs[c]), rtol=1e-12,
                                        atol=1e-12)
     else:
         np.testing.assert_allclose(chol**-2, covs, rtol=1e-14)
@@ -361,7 +368,7 @@ def em_pass_reference(dtype, form, n, weights, d, k):
 @pytest.mark.parametrize("d", DIMS)
 @pytest.mark.parametrize("weights", WEIGHTS)
 @pytest.mark.parametrize("n", N_SAMPLES)
-@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("form", DENSITY_FORMS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_em_pass_matches_reference(dtype, form, n, weights, d, k):
     X = samples(d, k, dtype)[:n]
@@ -375,7 +382,7 @@ def test_em_pass_matches_reference(dtype, form, n, weights, d, k):
     assert isinstance(loglik, float)
     assert_close("em_pass loglik", loglik, ref_loglik, loglik_scale, rtol_for(dtype), dtype)
     check_stats("em_pass", (nk, sums, scatter), ref, scale, dtype)
-    if form == "full":
+    if form != "diag":
         assert np.array_equal(scatter, np.swapaxes(scatter, 1, 2)), "scatter not symmetric"
 
 
@@ -409,7 +416,7 @@ def test_em_pass_well_separated_clusters_match_reference(dtype, d, weights):
     check_stats("em_pass (gathered rows)", (nk, sums, scatter), ref, scale, dtype)
 
 
-@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("form", DENSITY_FORMS)
 def test_em_pass_adds_into_accumulators(form):
     d, k, n = 3, 4, 1000
     X = samples(d, k, np.float64)[:n]
@@ -424,7 +431,7 @@ def test_em_pass_adds_into_accumulators(form):
         assert np.array_equal(a, s + f)
 
 
-@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("form", DENSITY_FORMS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_em_pass_is_additive_over_row_blocks(dtype, form):
     """Streaming: statistics of X equal the sum of those of two (chunk-unaligned) blocks, to
@@ -444,7 +451,7 @@ def test_em_pass_is_additive_over_row_blocks(dtype, form):
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
 
 
-@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("form", DENSITY_FORMS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_em_pass_with_no_samples(dtype, form):
     d, k = 3, 4
@@ -459,7 +466,7 @@ def test_em_pass_with_no_samples(dtype, form):
     assert ll == 0.0
 
 
-@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("form", DENSITY_FORMS)
 def test_em_pass_zero_weight_row_with_zero_density_changes_nothing(form):
     """A zero-weight row whose density is exactly 0 (log p = -inf: here ‖y‖² overflows) must
     contribute nothing: neither a NaN log-likelihood nor NaN statistics."""
@@ -567,7 +574,7 @@ def test_stats_from_labels_accepts_int32_labels_and_empty_input():
 @pytest.mark.parametrize("k", COMPONENTS)
 @pytest.mark.parametrize("d", DIMS)
 @pytest.mark.parametrize("n", N_SAMPLES)
-@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("form", DENSITY_FORMS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_score_matches_reference(dtype, form, n, d, k):
     X = samples(d, k, dtype)[:n]
@@ -598,7 +605,7 @@ def test_score_matches_reference(dtype, form, n, d, k):
     assert np.mean(labels == np.argmax(log_prob, axis=1)) >= 0.999
 
 
-@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("form", DENSITY_FORMS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_score_optional_outputs_and_consistency_with_em_pass(dtype, form):
     d, k, n = 3, 4, 1000
@@ -810,7 +817,7 @@ def same_for_all_threads(run):
 
 
 @pytest.mark.parametrize("n", DETERMINISM_N)
-@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("form", DENSITY_FORMS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_em_pass_bit_identical_across_thread_counts(dtype, form, n):
     X, w, _, _ = big_problem(dtype)
@@ -842,7 +849,7 @@ def test_stats_bit_identical_across_thread_counts(dtype, form, n):
 
 
 @pytest.mark.parametrize("n", DETERMINISM_N)
-@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("form", DENSITY_FORMS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_score_bit_identical_across_thread_counts(dtype, form, n):
     X, _, _, _ = big_problem(dtype)
@@ -1177,7 +1184,7 @@ def test_module_constants():
     assert _em.max_threads() >= 1
 
 
-@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("form", DENSITY_FORMS)
 @pytest.mark.parametrize("d", DIMS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_score_of_a_row_does_not_depend_on_where_chunks_fall(dtype, form, d):
@@ -1190,7 +1197,7 @@ def test_score_of_a_row_does_not_depend_on_where_chunks_fall(dtype, form, d):
     for offset in (1, 5, 7, 15, 300):
         part = np.empty(n - offset, dtype), np.empty((n - offset, k), dtype)
         _em.score(X[offset:], means, chol, log_norm, part[0], None, part[1])
-        if form == "full" and d >= 32:
+        if form != "diag" and d >= 32:
             # BLAS (trmm) treats the edge rows of its blocks with other kernels: equal to
             # rounding only.
             rtol = 1e-13 if dtype == np.float64 else 1e-6
