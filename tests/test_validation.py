@@ -501,8 +501,21 @@ def test_failed_warm_start_fit_leaves_model_unchanged(X):
     assert model.n_iter_ >= 1
 
 
+@pytest.mark.parametrize("n_features", [3, 8])  # blocked and BLAS float32 scatter
+def test_float32_statistics_that_overflow_are_an_error_not_nan(n_features):
+    # float32 data are computed in float32: a chunk's scatter of values ~3e18 (squares
+    # ~1e37, summed over rows) overflows float32. That must be the ill-defined covariance
+    # error with the float32 advice (scikit-learn's float32 fit fails here too), and the
+    # same data in float64 fit.
+    X = np.random.default_rng(0).normal(size=(5000, n_features)) * 1e19
+    with pytest.raises(ValueError, match="passing float64 data instead of float32"):
+        GaussianMixture(2, random_state=0).fit(X.astype(np.float32))
+    model = GaussianMixture(2, random_state=0).fit(X)
+    assert np.all(np.isfinite(model.covariances_))
+
+
 def test_float32_model_never_stores_infinite_parameters():
-    # Variances near 1e60 are fine in float64 (EM's working precision) but overflow the
+    # Variances near 1e60 are fine in float64 (the M-step's precision) but overflow the
     # float32 attributes of a float32 model: refused, with scikit-learn's float32 advice.
     X = np.random.default_rng(0).normal(size=(100, 2)) * 1e30
     with pytest.raises(ValueError, match="passing float64 data instead of float32"):
