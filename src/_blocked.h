@@ -23,18 +23,22 @@
 #define GMMFAST_ROW_BLOCK_F32 16
 
 #define GMMFAST_REAL double
+#define GMMFAST_INDEX long long
 #define GMMFAST_ROWS GMMFAST_ROW_BLOCK_F64
 #define GMMFAST_FN(name) gmmfast_##name##_f64
 #include "_blocked_kernels.h"
 #undef GMMFAST_REAL
+#undef GMMFAST_INDEX
 #undef GMMFAST_ROWS
 #undef GMMFAST_FN
 
 #define GMMFAST_REAL float
+#define GMMFAST_INDEX int
 #define GMMFAST_ROWS GMMFAST_ROW_BLOCK_F32
 #define GMMFAST_FN(name) gmmfast_##name##_f32
 #include "_blocked_kernels.h"
 #undef GMMFAST_REAL
+#undef GMMFAST_INDEX
 #undef GMMFAST_ROWS
 #undef GMMFAST_FN
 

@@ -372,6 +372,13 @@ cdef extern from "_blocked.h":
     void scatter_blocks_f32 "gmmfast_scatter_blocks_f32"(
         const float* wd, const float* diff, Py_ssize_t stride, Py_ssize_t n_blocks,
         Py_ssize_t n_features, double* C) noexcept nogil
+    # dst[j * dst_stride + i] = src[i * src_stride + j], i < rows, j < cols.
+    void transpose_f64 "gmmfast_transpose_f64"(
+        const double* src, Py_ssize_t src_stride, Py_ssize_t rows, Py_ssize_t cols,
+        double* dst, Py_ssize_t dst_stride) noexcept nogil
+    void transpose_f32 "gmmfast_transpose_f32"(
+        const float* src, Py_ssize_t src_stride, Py_ssize_t rows, Py_ssize_t cols,
+        float* dst, Py_ssize_t dst_stride) noexcept nogil
     # The rows with r != 0 (n_kept of them), in order, into kept (D × n_kept) and kept_r.
     Py_ssize_t gather_rows_f64 "gmmfast_gather_rows_f64"(
         const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, const double* r,
@@ -416,13 +423,21 @@ cdef inline floating _log_resp_floor(const floating* typed) noexcept nogil:
         return LOG_RESP_FLOOR_F32
 
 
-cdef void _transpose_chunk(
+cdef inline void _transpose(
+    const floating* src, Py_ssize_t src_stride, Py_ssize_t rows, Py_ssize_t cols,
+    floating* dst, Py_ssize_t dst_stride,
+) noexcept nogil:
+    """dst[j * dst_stride + i] = src[i * src_stride + j] for i < rows, j < cols."""
+    if floating is double:
+        transpose_f64(src, src_stride, rows, cols, dst, dst_stride)
+    else:
+        transpose_f32(src, src_stride, rows, cols, dst, dst_stride)
+
+
+cdef inline void _transpose_chunk(
     const floating* X, Py_ssize_t n_rows, Py_ssize_t n_features, floating* xt,
 ) noexcept nogil:
-    cdef Py_ssize_t i, j
-    for i in range(n_rows):
-        for j in range(n_features):
-            xt[j * n_rows + i] = X[i * n_features + j]
+    _transpose(X, n_features, n_rows, n_features, xt, n_rows)
 
 
 cdef void _log_prob_full_blocked(
@@ -1430,7 +1445,5 @@ cdef void _score_chunk(
     _log_prob_to_resp(lp, m, k, NULL, row_work, <floating*> s.work)
     for i in range(m):
         log_prob_norm[i] = row_work[i]
-    if resp != NULL:
-        for i in range(m):
-            for c in range(k):
-                resp[i * k + c] = lp[c * m + i]
+    if resp != NULL:  # component-major (K, m) to row-major (m, K)
+        _transpose(lp, m, k, m, resp, k)
