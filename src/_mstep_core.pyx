@@ -184,7 +184,7 @@ cdef object _precisions_cholesky(object covariances, str covariance_type):
     if covariance_type in ("diag", "spherical"):
         return _inverse_sqrt(covariances)
     stack = covariances[None] if covariance_type == "tied" else covariances
-    chol = np.empty_like(stack)
+    chol = np.empty(stack.shape)
     cdef const double[:, :, ::1] cov_view = stack
     cdef double[:, :, ::1] chol_view = chol
     cdef Py_ssize_t k = cov_view.shape[0], d = cov_view.shape[1]

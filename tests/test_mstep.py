@@ -259,8 +259,9 @@ def test_compiled_estimate_parameters_matches_numpy(dtype, covariance_type, shap
         assert_allclose(got, expected, rtol=1e-14, atol=1e-15 * np.abs(expected).max())
 
 
-def test_compiled_estimate_parameters_is_exact_on_the_small_path():
-    """Below 8 components and features no sum is reordered: bit-identical to NumPy."""
+def test_compiled_estimate_parameters_is_within_an_ulp_on_small_problems():
+    """Below 8 components and features NumPy sums in order too: the same to an ulp (exact
+    here; the build's reassociation flags leave compilers some freedom)."""
     X, resp, weights = problem(np.float64)
     shifts = np.ascontiguousarray(np.tile(X.mean(axis=0), (4, 1)))
     for covariance_type in COVARIANCE_TYPES:
@@ -268,7 +269,7 @@ def test_compiled_estimate_parameters_is_exact_on_the_small_path():
         compiled = _mstep_core.estimate_parameters(*stats, covariance_type, REG, 1e-16)
         reference = estimate_parameters(*stats, covariance_type, REG, 1e-16)
         for got, expected in zip(compiled, reference):
-            np.testing.assert_array_equal(got, expected)
+            assert_allclose(got, expected, rtol=2.3e-16, atol=0)
 
 
 def test_compiled_estimate_parameters_checks_shapes():
