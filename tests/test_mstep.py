@@ -307,7 +307,7 @@ def test_compiled_kernel_parameters_match_numpy(covariance_type, dtype, shape):
 
 def test_compiled_kernel_parameters_check_shapes():
     means, chol = np.zeros((4, 3)), np.stack([np.eye(3)] * 4)
-    with pytest.raises(ValueError, match="weights must have shape"):
+    with pytest.raises(ValueError, match="weights and means must have shapes"):
         _mstep_core.kernel_parameters(np.ones(3) / 3, means, chol, "full", 3)
     with pytest.raises(ValueError, match="precisions_chol has shape"):
         _mstep_core.kernel_parameters(np.ones(4) / 4, means, chol[:, 0], "full", 3)
