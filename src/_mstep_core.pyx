@@ -301,8 +301,9 @@ def kernel_parameters(weights, means, precisions_chol, str covariance_type,
     """The float64 arrays the compiled kernels take: ``(means, precisions_chol, log_norm)``.
 
     Same arguments and results as ``gmmfast._mstep.kernel_parameters``: tied precisions
-    are repeated per component and spherical ones per feature, ``log_norm`` (K,) is
-    ``log π_k + log det U_k − ½ D log 2π`` (−inf for a zero weight). All arguments IN.
+    are one (1, D, D) factor shared by the components, spherical ones are repeated per
+    feature; ``log_norm`` (K,) is ``log π_k + log det U_k − ½ D log 2π`` (−inf for a zero
+    weight). All arguments IN.
     """
     cdef cnp.ndarray mean_in = _float64(means)
     cdef cnp.ndarray weight_in = _float64(weights)
@@ -310,14 +311,15 @@ def kernel_parameters(weights, means, precisions_chol, str covariance_type,
     cdef Py_ssize_t k = cnp.PyArray_DIMS(mean_in)[0] if cnp.PyArray_NDIM(mean_in) else -1
     cdef Py_ssize_t d = n_features
     cdef bint full = covariance_type in ("full", "tied")
+    cdef Py_ssize_t n_factors = 1 if covariance_type == "tied" else k
     if not _has_shape(mean_in, k, d, -1) or not _has_shape(weight_in, k, -1, -1):
         raise ValueError(f"weights and means must have shapes (K,) and (K, {d}), got "
                          f"{np.shape(weights)} and {np.shape(means)}")
     if covariance_type == "tied":
-        chol = np.ascontiguousarray(np.broadcast_to(chol, (k, d, d)))
+        chol = chol[None]
     elif covariance_type == "spherical":
         chol = np.ascontiguousarray(np.broadcast_to(chol[:, None], (k, d)))
-    if not _has_shape(chol, k, d, d if full else -1):
+    if not _has_shape(chol, n_factors, d, d if full else -1):
         raise ValueError(f"precisions_chol has shape {np.shape(precisions_chol)}, which "
                          f"does not fit {covariance_type!r} with K={k}, D={d}")
     cdef const double* chol_data = _data(chol)
@@ -328,9 +330,10 @@ def kernel_parameters(weights, means, precisions_chol, str covariance_type,
     cdef Py_ssize_t c, j
     cdef double log_det
     for c in range(k):
-        log_det = 0.0
-        for j in range(d):
-            log_det += log(chol_data[c * d * d + j * (d + 1)] if full
-                           else chol_data[c * d + j])
+        if c < n_factors:  # tied: the one factor's determinant serves every component
+            log_det = 0.0
+            for j in range(d):
+                log_det += log(chol_data[c * d * d + j * (d + 1)] if full
+                               else chol_data[c * d + j])
         norm_data[c] = log(weight_data[c]) + log_det - gauss_norm
     return mean_in, chol, log_norm
