@@ -13,7 +13,7 @@ import sysconfig
 import tempfile
 from pathlib import Path
 
-import numpy  # noqa: F401  (build requirement; imported so a missing numpy fails early)
+import numpy  # build requirement: its headers (see extensions())
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -148,9 +148,11 @@ def extensions():
         # An sdist without its .pyx files would otherwise build a pure-Python wheel that
         # fails at import; say so at build time instead.
         raise RuntimeError(f"no Cython sources src/_*.pyx found under {HERE}")
+    # NumPy's headers: _mstep_core allocates and reads arrays through NumPy's C API (the
+    # kernels themselves take typed memoryviews only).
     return [
         Extension(f"gmmfast.{name}", [f"src/{name}.pyx"], define_macros=macros,
-                  include_dirs=["src"])
+                  include_dirs=["src", numpy.get_include()])
         for name in modules
     ]
 

@@ -62,7 +62,8 @@ required = ["setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "src/_em.p
             "src/_em_x86_64_v4.pyx", "src/_kmeans_x86_64_v3.pyx", "src/_kmeans_x86_64_v4.pyx",
             "gmmfast/_em.pxd", "gmmfast/_kmeans.pxd",
             "gmmfast/_chunking.pxd", "gmmfast/_openmp.pxd", "gmmfast/data/old_faithful.csv",
-            "tests/conftest.py", "examples/cython_consumer/gmm_consumer.pyx"]
+            "src/_mstep_core.pyx", "tests/conftest.py",
+            "examples/cython_consumer/gmm_consumer.pyx"]
 missing = [n for n in required if n not in names]
 generated = sorted(n for n in names if n.startswith("src/") and n.endswith((".c", ".cpp")))
 print(f"{len(names)} entries; required present: {not missing}; generated C: {generated}")
@@ -95,6 +96,7 @@ import re, sys, zipfile
 names = zipfile.ZipFile(sys.argv[1]).namelist()
 # This x86-64 Linux wheel also carries the AVX2 and AVX-512 compilations of the kernels.
 required = [r"gmmfast/_em\.cpython-[^/]+\.so", r"gmmfast/_kmeans\.cpython-[^/]+\.so",
+            r"gmmfast/_mstep_core\.cpython-[^/]+\.so", r"gmmfast/_mstep_core\.pyi",
             r"gmmfast/_em_x86_64_v3\.cpython-[^/]+\.so", r"gmmfast/_em_x86_64_v4\.cpython-[^/]+\.so",
             r"gmmfast/_kmeans_x86_64_v3\.cpython-[^/]+\.so",
             r"gmmfast/_kmeans_x86_64_v4\.cpython-[^/]+\.so",
@@ -114,9 +116,15 @@ for so in "$WORK"/unzipped/gmmfast/_*.so; do
     needed=$(patchelf --print-needed "$so" | tr '\n' ' ')
     rpath=$(patchelf --print-rpath "$so")
     echo "$(basename "$so"): needs [$needed] rpath [$rpath]"
-    # The modules must load the vendored copy, not the system's libgomp.so.1.
-    echo "$needed" | grep -qE 'libgomp-[0-9a-f]+\.so' || fail "$(basename "$so") does not use the vendored libgomp"
-    case "$rpath" in *'$ORIGIN/../gmmfast.libs'*) ;; *) fail "$(basename "$so") rpath lacks gmmfast.libs" ;; esac
+    case "$(basename "$so")" in
+        _mstep_core.*)
+            # The compiled M-step has no parallel region: it must need no libgomp at all.
+            echo "$needed" | grep -q libgomp && fail "$(basename "$so") needs a libgomp" ;;
+        *)
+            # The kernels must load the vendored copy, not the system's libgomp.so.1.
+            echo "$needed" | grep -qE 'libgomp-[0-9a-f]+\.so' || fail "$(basename "$so") does not use the vendored libgomp"
+            case "$rpath" in *'$ORIGIN/../gmmfast.libs'*) ;; *) fail "$(basename "$so") rpath lacks gmmfast.libs" ;; esac ;;
+    esac
 done
 
 # ---------------------------------------------------------------------------------------------

@@ -26,13 +26,13 @@ from gmmfast._mstep import (
     cast_parameters,
     covariances_from_cholesky,
     empty_stats,
-    estimate_parameters,
-    kernel_parameters,
+    m_step,
     n_parameters,
     precision_cholesky,
     precision_cholesky_from_precisions,
     precisions_from_cholesky,
 )
+from gmmfast._mstep_core import estimate_parameters, kernel_parameters
 from gmmfast._params import check_initial_parameters
 from gmmfast._threads import single_threaded_blas
 
@@ -369,11 +369,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         lower_bounds = []
         converged = False
         n_iter = 0
+        # Fixed for the whole run, so looked up once: outside its pass an iteration should
+        # cost only a few µs (issue 6: under 1 % of workload a's 1.3 ms iteration).
+        covariance_type, n_threads = self.covariance_type, self._threads()
+        eps, float32_data = np.finfo(data.dtype).eps, data.dtype == np.float32
         start = iteration_start = time.time()
         for n_iter in range(1, self.max_iter + 1):
             previous = lower_bound
-            loglik, stats = data.e_step_stats(params, self.covariance_type, self._threads())
-            params = self._m_step(stats, data.total_weight, data.dtype)
+            loglik, stats = data.e_step_stats(params, covariance_type, n_threads)
+            params = m_step(stats, covariance_type, self.reg_covar, eps, float32_data)
             lower_bound = data.dtype.type(loglik / data.total_weight)
             lower_bounds.append(lower_bound)
             change = lower_bound - previous
@@ -383,15 +387,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 break
         self._print_init_end(converged, lower_bound, start)
         return params, lower_bound, lower_bounds, n_iter, converged
-
-    def _m_step(self, stats, total_weight, dtype):
-        nk, sums, scatter, shifts = stats
-        nk, means, covariances = estimate_parameters(
-            nk, sums, scatter, shifts, self.covariance_type, self.reg_covar,
-            np.finfo(dtype).eps,
-        )
-        chol = precision_cholesky(covariances, self.covariance_type, dtype == np.float32)
-        return nk / nk.sum(), means, covariances, chol
 
     def _initial_parameters(self, data, random_state):
         """Parameters from init_params' responsibilities, overridden by the user's inits."""

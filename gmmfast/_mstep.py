@@ -1,16 +1,21 @@
 """The M-step and the parameter algebra of Gaussian mixtures, per covariance type.
 
-Everything here works on K×D×D numbers (statistics in, parameters out), so it is plain NumPy
-and SciPy in float64. The compiled core produces the statistics (see ``gmmfast._em``):
-``nk = Σ w r``, ``sums = Σ w r (x − c)`` and ``scatter = Σ w r (x − c)(x − c)ᵀ`` (or its
-diagonal) about per-component shifts ``c``; moments about a shift close to the mean keep the
-covariances exact far from the origin.
+Everything here works on K×D×D numbers (statistics in, parameters out), in float64. The
+compiled core produces the statistics (see ``gmmfast._em``): ``nk = Σ w r``,
+``sums = Σ w r (x − c)`` and ``scatter = Σ w r (x − c)(x − c)ᵀ`` (or its diagonal) about
+per-component shifts ``c``; moments about a shift close to the mean keep the covariances
+exact far from the origin.
+
+The formulas are written here in NumPy. What runs once per EM iteration (the M-step, the
+precisions' factors, the kernels' form of the parameters) has a compiled twin in
+``gmmfast._mstep_core``, which the tests hold to these formulas: on K×D×D numbers NumPy's
+per-call overhead, not the arithmetic, is the cost.
 """
 
 import numpy as np
 from scipy import linalg
 
-from gmmfast import _em
+from gmmfast import _mstep_core
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -53,6 +58,9 @@ def empty_stats(covariance_type, n_components, n_features):
 def estimate_parameters(nk, sums, scatter, shifts, covariance_type, reg_covar, eps):
     """Turn shifted sufficient statistics into (nk, means, covariances).
 
+    The reference formula of ``gmmfast._mstep_core.estimate_parameters`` and of
+    :func:`m_step`, which the package uses (they run once per EM iteration).
+
     ``nk`` gains ``10 * eps`` (the machine epsilon of the data's dtype) so an empty component
     gives finite parameters, exactly as scikit-learn does; the returned ``nk`` includes it.
     With ``δ = sums / nk`` the mean is ``c + δ`` and the scatter about the mean is
@@ -82,28 +90,34 @@ def estimate_parameters(nk, sums, scatter, shifts, covariance_type, reg_covar, e
     return nk, means, covariances
 
 
+def m_step(stats, covariance_type, reg_covar, eps, float32_data=False):
+    """One EM M-step: ``(weights, means, covariances, precisions_chol)`` from ``stats``.
+
+    ``stats`` are ``(nk, sums, scatter, shifts)``; ``eps`` the machine epsilon of the data's
+    dtype. The weights are ``nk / Σ nk``, the rest is :func:`estimate_parameters` then
+    :func:`precision_cholesky`, all in one compiled call (an EM iteration's fixed cost).
+    Raises the "ill-defined empirical covariance" ValueError as precision_cholesky does.
+    """
+    params = _mstep_core.m_step(*stats, covariance_type, reg_covar, eps)
+    if params is None:
+        raise _ill_defined_covariance(float32_data)
+    return params
+
+
 def precision_cholesky(covariances, covariance_type, float32_data=False):
     """Upper-triangular U with U Uᵀ = Σ⁻¹ (full, tied), or 1/σ (diag, spherical).
 
     Raises scikit-learn's "ill-defined empirical covariance" ValueError when a covariance is
     not positive definite.
     """
-    message = ILL_DEFINED_COVARIANCE + (FLOAT32_ADVICE if float32_data else "")
-    covariances = np.asarray(covariances, dtype=np.float64)
-    if covariance_type in ("diag", "spherical"):
-        if np.any(covariances <= 0.0) or not np.all(np.isfinite(covariances)):
-            raise ValueError(message)
-        chol = 1.0 / np.sqrt(covariances)
-    else:
-        stack = np.ascontiguousarray(covariances[None] if covariance_type == "tied"
-                                     else covariances)
-        chol = np.empty_like(stack)
-        # LAPACK potrf + trtri on all K matrices in one compiled call (the per-matrix SciPy
-        # wrappers cost more than a whole EM pass on small data).
-        if _em.precisions_cholesky(stack, chol) >= 0:
-            raise ValueError(message)
-        chol = chol[0] if covariance_type == "tied" else chol
+    chol = _mstep_core.precisions_cholesky(covariances, covariance_type)
+    if chol is None:
+        raise _ill_defined_covariance(float32_data)
     return chol
+
+
+def _ill_defined_covariance(float32_data):
+    return ValueError(ILL_DEFINED_COVARIANCE + (FLOAT32_ADVICE if float32_data else ""))
 
 
 def cast_parameters(arrays, dtype):
@@ -157,6 +171,9 @@ def covariances_from_cholesky(precisions_chol, covariance_type):
 
 def kernel_parameters(weights, means, precisions_chol, covariance_type, n_features):
     """The float64 arrays the compiled kernels take: (means, precisions_chol, log_norm).
+
+    The reference formula of ``gmmfast._mstep_core.kernel_parameters``, which the package
+    uses (it runs once per EM iteration).
 
     Tied precisions are one (1, D, D) factor, which the kernels whiten each chunk with once
     for all components; spherical ones are repeated per feature, so the diag kernels serve

@@ -8,7 +8,6 @@ its limit costs ~20 µs, as much as a whole EM pass on small data, so nested use
 inside a fit) apply it only once: the outermost ``with`` of a thread limits, and restores.
 """
 
-import contextlib
 import functools
 import threading
 
@@ -22,16 +21,25 @@ def _controller():
     return ThreadpoolController()
 
 
-@contextlib.contextmanager
-def single_threaded_blas():
-    """Context manager limiting every loaded BLAS library to one thread (re-entrant)."""
-    depth = getattr(_state, "depth", 0)
-    _state.depth = depth + 1
-    try:
-        if depth:
-            yield
-        else:
-            with _controller().limit(limits=1, user_api="blas"):
-                yield
-    finally:
-        _state.depth = depth
+class single_threaded_blas:
+    """Context manager limiting every loaded BLAS library to one thread (re-entrant).
+
+    A class rather than a ``contextlib`` generator: every EM pass enters it nested, where
+    the generator-based manager cost ~0.9 µs and this one ~0.4 µs (issue 6 allows an EM
+    iteration ~13 µs outside its pass).
+    """
+
+    __slots__ = ("_limit",)
+
+    def __enter__(self):
+        depth = getattr(_state, "depth", 0)
+        self._limit = None
+        if not depth:
+            self._limit = _controller().limit(limits=1, user_api="blas")
+        _state.depth = depth + 1
+        return self
+
+    def __exit__(self, *exc_info):
+        _state.depth -= 1
+        if self._limit is not None:
+            self._limit.restore_original_limits()

@@ -11,7 +11,7 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import linalg
 
-from gmmfast import _em
+from gmmfast import _em, _mstep_core
 from gmmfast._mstep import (
     COVARIANCE_TYPES,
     ILL_DEFINED_COVARIANCE,
@@ -229,3 +229,156 @@ def test_compiled_precisions_cholesky_checks_shapes():
     with pytest.raises(ValueError, match=r"shape \(K, D, D\)"):
         _em.precisions_cholesky(np.zeros((2, 3, 3)), np.zeros((2, 3, 2)))
     assert _em.precisions_cholesky(np.zeros((0, 3, 3)), np.zeros((0, 3, 3))) == -1
+
+
+# --------------------------------------------------------------------------------------------
+# The compiled twins (gmmfast._mstep_core) against the NumPy formulas above
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("shape", [(700, 3, 4), (300, 1, 1), (900, 9, 10)])
+def test_compiled_estimate_parameters_matches_numpy(dtype, covariance_type, shape):
+    n, d, k = shape
+    rng = np.random.default_rng(d)
+    X = (rng.normal(size=(n, d)) * rng.uniform(0.5, 3.0, size=d) + 5.0).astype(dtype)
+    resp = rng.dirichlet(np.ones(k), size=n)
+    resp[:, -1] = 0.0 if k > 1 else resp[:, -1]  # an empty component (nk = 10·eps)
+    weights = rng.uniform(0.2, 2.0, size=n)
+    shifts = np.ascontiguousarray(rng.normal(size=(k, d)) + 5.0)
+    stats = stats_about(X, resp, weights, covariance_type, shifts)
+    eps = np.finfo(dtype).eps
+    compiled = _mstep_core.estimate_parameters(*stats, covariance_type, REG, eps)
+    reference = estimate_parameters(*stats, covariance_type, REG, eps)
+    for got, expected in zip(compiled, reference):
+        assert got.dtype == np.float64 and got.shape == expected.shape
+        assert got.flags.c_contiguous
+        # The same operations in the same order; only sums of more than 8 terms (NumPy's
+        # pairwise summation) may round differently.
+        assert_allclose(got, expected, rtol=1e-14, atol=1e-15 * np.abs(expected).max())
+
+
+def test_compiled_estimate_parameters_is_within_an_ulp_on_small_problems():
+    """Below 8 components and features NumPy sums in order too: the same to an ulp (exact
+    here; the build's reassociation flags leave compilers some freedom)."""
+    X, resp, weights = problem(np.float64)
+    shifts = np.ascontiguousarray(np.tile(X.mean(axis=0), (4, 1)))
+    for covariance_type in COVARIANCE_TYPES:
+        stats = stats_about(X, resp, weights, covariance_type, shifts)
+        compiled = _mstep_core.estimate_parameters(*stats, covariance_type, REG, 1e-16)
+        reference = estimate_parameters(*stats, covariance_type, REG, 1e-16)
+        for got, expected in zip(compiled, reference):
+            assert_allclose(got, expected, rtol=2.3e-16, atol=0)
+
+
+def test_compiled_estimate_parameters_checks_shapes():
+    nk, sums, scatter = empty_stats("full", 4, 3)
+    shifts = np.zeros((4, 3))
+    with pytest.raises(ValueError, match="sums and shifts"):
+        _mstep_core.estimate_parameters(nk, sums, scatter, shifts[:3], "full", REG, 1e-16)
+    with pytest.raises(ValueError, match="scatter has shape"):
+        _mstep_core.estimate_parameters(nk, sums, scatter, shifts, "diag", REG, 1e-16)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(3, 4), (9, 10), (1, 1)])
+def test_compiled_kernel_parameters_match_numpy(covariance_type, dtype, shape):
+    d, k = shape
+    rng = np.random.default_rng(k)
+    X = rng.normal(size=(40 * k, d))
+    resp = rng.dirichlet(np.ones(k), size=len(X))
+    nk, means, covariances = reference_parameters(X, resp, np.ones(len(X)), covariance_type,
+                                                  np.finfo(float).eps)
+    mix = nk / nk.sum()
+    if k > 1:
+        mix[1] = 0.0  # a component of zero weight: log_norm −inf
+    chol = precision_cholesky(covariances, covariance_type)
+    # Fitted float32 models hand their float32 attributes to kernel_parameters.
+    args = [a.astype(dtype) for a in (mix, means, chol)]
+    compiled = _mstep_core.kernel_parameters(*args, covariance_type, d)
+    reference = kernel_parameters(*args, covariance_type, d)
+    for got, expected in zip(compiled, reference):
+        assert got.dtype == np.float64 and got.shape == expected.shape
+        assert got.flags.c_contiguous
+        assert_allclose(got, expected, rtol=1e-14)
+
+
+def test_compiled_kernel_parameters_check_shapes():
+    means, chol = np.zeros((4, 3)), np.stack([np.eye(3)] * 4)
+    with pytest.raises(ValueError, match="weights and means must have shapes"):
+        _mstep_core.kernel_parameters(np.ones(3) / 3, means, chol, "full", 3)
+    with pytest.raises(ValueError, match="precisions_chol has shape"):
+        _mstep_core.kernel_parameters(np.ones(4) / 4, means, chol[:, 0], "full", 3)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("shape", [(3, 4), (9, 10), (20, 3)])
+def test_compiled_m_step_matches_numpy(covariance_type, shape):
+    """Weights, means, covariances and factors as the NumPy/LAPACK path gives them."""
+    d, k = shape
+    rng = np.random.default_rng(d)
+    X = rng.normal(size=(700, d)) * 2.0 + 3.0
+    resp = rng.dirichlet(np.ones(k), size=len(X))
+    weights = rng.uniform(0.2, 2.0, size=len(X))
+    shifts = np.ascontiguousarray(np.tile(X.mean(axis=0), (k, 1)))
+    stats = stats_about(X, resp, weights, covariance_type, shifts)
+    eps = np.finfo(float).eps
+    got = _mstep_core.m_step(*stats, covariance_type, REG, eps)
+    nk, means, covariances = estimate_parameters(*stats, covariance_type, REG, eps)
+    stack = np.ascontiguousarray(covariances[None] if covariance_type == "tied"
+                                 else covariances)
+    if covariance_type in ("full", "tied"):
+        chol = np.empty_like(stack)
+        assert _em.precisions_cholesky(stack, chol) == -1
+        chol = chol[0] if covariance_type == "tied" else chol
+    else:
+        chol = 1.0 / np.sqrt(covariances)
+    for name, a, b in zip(("weights", "means", "covariances", "chol"), got,
+                          (nk / nk.sum(), means, covariances, chol)):
+        assert a.shape == b.shape and a.dtype == np.float64, name
+        assert_allclose(a, b, rtol=1e-12, atol=1e-14 * np.abs(b).max(), err_msg=name)
+    if covariance_type in ("full", "tied"):
+        assert np.all(np.tril(got[3][None] if covariance_type == "tied" else got[3], -1) == 0)
+
+
+@pytest.mark.parametrize("d", [1, 2, 5, 16, 17, 40])
+def test_compiled_precisions_cholesky_matches_lapack(d):
+    """Below INLINE_CHOLESKY_MAX_FEATURES (16) plain loops, above it LAPACK: same factors."""
+    rng = np.random.default_rng(d)
+    A = rng.standard_normal((3, d, d))
+    covariances = A @ A.transpose(0, 2, 1) + 0.1 * np.eye(d)
+    expected = np.empty_like(covariances)
+    assert _em.precisions_cholesky(covariances, expected) == -1
+    got = _mstep_core.precisions_cholesky(covariances, "full")
+    assert np.array_equal(got, np.triu(got)), "not exactly upper-triangular"
+    scale = np.linalg.cond(covariances).max()
+    assert_allclose(got, expected, rtol=1e-13 * scale, atol=1e-13 * scale * np.abs(expected).max())
+    tied = _mstep_core.precisions_cholesky(covariances[1], "tied")
+    assert_allclose(tied, expected[1], rtol=1e-13 * scale,
+                    atol=1e-13 * scale * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("d", [3, 20])
+@pytest.mark.parametrize("bad", ["negative", "nan", "inf", "singular", "nan_off_diagonal"])
+def test_compiled_precisions_cholesky_reports_failure(d, bad):
+    covariances = np.stack([np.eye(d)] * 4)
+    if bad == "nan_off_diagonal":
+        covariances[2, d - 1, 0] = np.nan  # the lower triangle is what is read
+    else:
+        covariances[2] = {"negative": -np.eye(d), "nan": np.full((d, d), np.nan),
+                          "inf": np.diag([1.0, np.inf] + [1.0] * (d - 2)),
+                          "singular": np.ones((d, d))}[bad]
+    assert _mstep_core.precisions_cholesky(covariances, "full") is None
+    nk, sums, scatter = empty_stats("full", 4, d)
+    nk[:] = 1.0
+    scatter[:] = covariances
+    assert _mstep_core.m_step(nk, sums, scatter, np.zeros((4, d)), "full", 0.0, 0.0) is None
+
+
+@pytest.mark.parametrize("variances", [[1.0, 0.0], [1.0, -1.0], [1.0, np.nan], [np.inf, 1.0]])
+def test_compiled_inverse_std_reports_failure(variances):
+    for covariance_type, covariances in (("spherical", np.array(variances)),
+                                         ("diag", np.array([variances, [1.0, 1.0]]))):
+        assert _mstep_core.precisions_cholesky(covariances, covariance_type) is None
