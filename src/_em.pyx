@@ -15,7 +15,7 @@ from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.math cimport isfinite, sqrt, INFINITY
 from libc.stdlib cimport free, malloc
-from scipy.linalg.cython_blas cimport dgemm, dsyrk, dtrmm, sgemm, ssyrk, strmm
+from scipy.linalg.cython_blas cimport dgemm, dsyrk, dtrmm, strmm
 from scipy.linalg.cython_lapack cimport dpotrf, dtrtri
 
 import numpy as np
@@ -177,7 +177,8 @@ cdef extern from *:
 #   SCATTER_SYRK_MIN_FEATURES (a faster kernel on small matrices), syrk (half the flops)
 #   from there on.
 # The float32 kernels use the same thresholds: on workload e (D = 8, mostly gathered rows)
-# sgemm beat the blocked scatter by 28 % per pass.
+# BLAS beat the blocked scatter by 28 % per pass. (Its operands are widened to float64 there:
+# see _accumulate_component_blas.)
 cdef Py_ssize_t WHITEN_BLAS_MIN_FEATURES = 32
 cdef Py_ssize_t SCATTER_BLAS_MIN_FEATURES = 4
 cdef Py_ssize_t SCATTER_SYRK_MIN_FEATURES = 24
@@ -756,13 +757,16 @@ cdef void _log_prob_full_blas(
 cdef void _accumulate_component_blas(
     const floating* xt, Py_ssize_t n_rows, Py_ssize_t n_features, const floating* r,
     const floating* shifts, double* sums, double* C, floating* work,
-    floating* chunk_scatter, bint symmetric,
+    double* wide, bint symmetric,
 ) noexcept nogil:
     """_accumulate_component_blocked with the scatter as one BLAS product (larger D).
 
     ``symmetric`` uses syrk on √r ⊙ (x − c) (half the flops, worth it for large D),
-    otherwise gemm of (r ⊙ (x − c))ᵀ and (x − c). In float64 the product is added to C
-    directly; in float32 it goes through ``chunk_scatter`` (D × D) and is then added to C.
+    otherwise gemm of (r ⊙ (x − c))ᵀ and (x − c), added to C. float32 operands are first
+    widened into ``wide`` (2 D m doubles) and go through dgemm/dsyrk too: OpenBLAS's sgemm
+    takes these small products through its packing path, whose buffer allocation is locked
+    process-wide, and a float32 pass on 2 threads was no faster than on one (e: 0.052 s vs
+    0.054 s; dgemm's small-matrix kernel has no lock).
     """
     cdef Py_ssize_t i, j
     cdef int m = <int> n_rows
@@ -772,8 +776,9 @@ cdef void _accumulate_component_blas(
     cdef floating* root = work + d * m  # syrk only
     cdef floating shift, t
     cdef double acc
-    cdef floating one = 1
-    cdef floating zero = 0
+    cdef double one = 1.0
+    cdef double* wide_weighted
+    cdef double* wide_diff
     cdef char lower = b'L'
     cdef char trans = b'T'
     cdef char no_trans = b'N'
@@ -799,19 +804,21 @@ cdef void _accumulate_component_blas(
     # Column-major (m × d) operands; the lower triangle of the column-major result is the
     # upper triangle row-major, the part the caller reads.
     if floating is double:
-        if symmetric:
-            dsyrk(&lower, &trans, &d, &m, &one, weighted, &m, &one, C, &d)
-        else:
-            dgemm(&trans, &no_trans, &d, &d, &m, &one, weighted, &m, diff, &m, &one, C, &d)
+        wide_weighted = weighted
+        wide_diff = diff
     else:
-        if symmetric:
-            ssyrk(&lower, &trans, &d, &m, &one, weighted, &m, &zero, chunk_scatter, &d)
-        else:
-            sgemm(&trans, &no_trans, &d, &d, &m, &one, weighted, &m, diff, &m, &zero,
-                  chunk_scatter, &d)
-        for i in range(d):
-            for j in range(i, d):
-                C[i * d + j] += chunk_scatter[i * d + j]
+        wide_weighted = wide
+        wide_diff = wide + d * m
+        for i in range(d * m):
+            wide_weighted[i] = weighted[i]
+        if not symmetric:
+            for i in range(d * m):
+                wide_diff[i] = diff[i]
+    if symmetric:
+        dsyrk(&lower, &trans, &d, &m, &one, wide_weighted, &m, &one, C, &d)
+    else:
+        dgemm(&trans, &no_trans, &d, &d, &m, &one, wide_weighted, &m, wide_diff, &m, &one,
+              C, &d)
 
 
 cdef inline Py_ssize_t _gather_responsible_rows(
@@ -841,7 +848,7 @@ cdef void _log_prob_full(
 cdef void _accumulate_full(
     const floating* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
     const floating* resp, const floating* shifts,
-    double* nk, double* sums, double* scatter, floating* work, floating* chunk_scatter,
+    double* nk, double* sums, double* scatter, floating* work, double* wide,
 ) noexcept nogil:
     cdef Py_ssize_t c, i, n_kept
     cdef Py_ssize_t m = n_rows
@@ -867,22 +874,21 @@ cdef void _accumulate_full(
             kept_r = work + d * n_kept
             _gather_responsible_rows(xt, m, d, r, n_kept, kept_xt, kept_r)
             _accumulate_component(kept_xt, n_kept, d, kept_r, shifts + c * d, sums + c * d,
-                                  scatter + c * d * d, kept_r + n_kept, chunk_scatter)
+                                  scatter + c * d * d, kept_r + n_kept, wide)
         else:
             _accumulate_component(xt, m, d, r, shifts + c * d, sums + c * d,
-                                  scatter + c * d * d, work, chunk_scatter)
+                                  scatter + c * d * d, work, wide)
 
 
 cdef inline void _accumulate_component(
     const floating* xt, Py_ssize_t n_rows, Py_ssize_t n_features, const floating* r,
-    const floating* shift, double* sums, double* C, floating* work,
-    floating* chunk_scatter,
+    const floating* shift, double* sums, double* C, floating* work, double* wide,
 ) noexcept nogil:
     if n_features < SCATTER_BLAS_MIN_FEATURES:
         _accumulate_component_blocked(xt, n_rows, n_features, r, shift, sums, C, work)
     else:
         _accumulate_component_blas(xt, n_rows, n_features, r, shift, sums, C, work,
-                                   chunk_scatter, n_features >= SCATTER_SYRK_MIN_FEATURES)
+                                   wide, n_features >= SCATTER_SYRK_MIN_FEATURES)
 
 
 cdef void _accumulate_diag(
@@ -1055,7 +1061,7 @@ cdef struct Scratch:
     void* log_prob       # (n_components, CHUNK_ROWS): log-probabilities, then resp.
     void* row_work       # (CHUNK_ROWS,): log p(x) per row
     void* work           # ((2 * n_features + 2), CHUNK_ROWS): kernel scratch
-    void* chunk_scatter  # (n_features, n_features): a float32 BLAS scatter
+    double* wide         # (2 * n_features, CHUNK_ROWS): float32 BLAS operands, widened
 
 
 cdef Scratch _alloc_scratch(
@@ -1066,7 +1072,7 @@ cdef Scratch _alloc_scratch(
     s.log_prob = malloc(n_components * CHUNK_ROWS * itemsize)
     s.row_work = malloc(CHUNK_ROWS * itemsize)
     s.work = malloc((2 * n_features + 2) * CHUNK_ROWS * itemsize)
-    s.chunk_scatter = malloc(n_features * n_features * itemsize)
+    s.wide = <double*> malloc(2 * n_features * CHUNK_ROWS * sizeof(double))
     return s
 
 
@@ -1075,7 +1081,7 @@ cdef void _free_scratch(Scratch s) noexcept nogil:
     free(s.log_prob)
     free(s.row_work)
     free(s.work)
-    free(s.chunk_scatter)
+    free(s.wide)
 
 
 cdef void _stats_group(
@@ -1120,7 +1126,7 @@ cdef void _stats_group(
             _fill_resp_from_given(given_resp + row0 * k, wc, m, k, log_prob)
         if full:
             _accumulate_full(xt, m, d, k, log_prob, shifts, nk, sums, scatter, work,
-                             <floating*> s.chunk_scatter)
+                             s.wide)
         else:
             _accumulate_diag(xt, m, d, k, log_prob, shifts, nk, sums, scatter)
 

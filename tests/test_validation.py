@@ -501,13 +501,13 @@ def test_failed_warm_start_fit_leaves_model_unchanged(X):
     assert model.n_iter_ >= 1
 
 
-@pytest.mark.parametrize("n_features", [3, 8])  # blocked and BLAS float32 scatter
-def test_float32_statistics_that_overflow_are_an_error_not_nan(n_features):
-    # float32 data are computed in float32: a chunk's scatter of values ~3e18 (squares
-    # ~1e37, summed over rows) overflows float32. That must be the ill-defined covariance
-    # error with the float32 advice (scikit-learn's float32 fit fails here too), and the
-    # same data in float64 fit.
-    X = np.random.default_rng(0).normal(size=(5000, n_features)) * 1e19
+def test_float32_statistics_that_overflow_are_an_error_not_nan():
+    # float32 data are computed in float32: below D = 4 a chunk's scatter is summed in
+    # float32, and for values ~1e19 (squares ~1e38) it overflows. That must be the
+    # ill-defined covariance error with the float32 advice (scikit-learn's float32 fit fails
+    # here too), and the same data in float64 fit. (From D = 4 the scatter's BLAS product
+    # runs in float64.)
+    X = np.random.default_rng(0).normal(size=(5000, 3)) * 1e19
     with pytest.raises(ValueError, match="passing float64 data instead of float32"):
         GaussianMixture(2, random_state=0).fit(X.astype(np.float32))
     model = GaussianMixture(2, random_state=0).fit(X)
