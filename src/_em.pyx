@@ -762,26 +762,30 @@ cdef void _accumulate_component_blas(
     """_accumulate_component_blocked with the scatter as one BLAS product (larger D).
 
     ``symmetric`` uses syrk on √r ⊙ (x − c) (half the flops, worth it for large D),
-    otherwise gemm of (r ⊙ (x − c))ᵀ and (x − c), added to C. float32 operands are first
-    widened into ``wide`` (2 D m doubles) and go through dgemm/dsyrk too: OpenBLAS's sgemm
-    takes these small products through its packing path, whose buffer allocation is locked
+    otherwise gemm of (r ⊙ (x − c))ᵀ and (x − c), added to C. float32 operands are formed
+    in float32 and stored widened into ``wide`` (2 D m doubles), for dgemm/dsyrk: OpenBLAS's
+    sgemm takes these small products through its packing path, whose buffer allocation is locked
     process-wide, and a float32 pass on 2 threads was no faster than on one (e: 0.052 s vs
     0.054 s; dgemm's small-matrix kernel has no lock).
     """
     cdef Py_ssize_t i, j
     cdef int m = <int> n_rows
     cdef int d = <int> n_features
-    cdef floating* weighted = work
-    cdef floating* diff = work + d * m  # gemm only
+    cdef double* weighted  # the BLAS operands, in float64
+    cdef double* diff  # gemm only
     cdef floating* root = work + d * m  # syrk only
     cdef floating shift, t
     cdef double acc
     cdef double one = 1.0
-    cdef double* wide_weighted
-    cdef double* wide_diff
     cdef char lower = b'L'
     cdef char trans = b'T'
     cdef char no_trans = b'N'
+    if floating is double:
+        weighted = work
+        diff = work + d * m
+    else:
+        weighted = wide
+        diff = wide + d * m
     if symmetric:
         for i in range(m):
             root[i] = sqrt(r[i])
@@ -803,22 +807,10 @@ cdef void _accumulate_component_blas(
         sums[j] += acc
     # Column-major (m × d) operands; the lower triangle of the column-major result is the
     # upper triangle row-major, the part the caller reads.
-    if floating is double:
-        wide_weighted = weighted
-        wide_diff = diff
-    else:
-        wide_weighted = wide
-        wide_diff = wide + d * m
-        for i in range(d * m):
-            wide_weighted[i] = weighted[i]
-        if not symmetric:
-            for i in range(d * m):
-                wide_diff[i] = diff[i]
     if symmetric:
-        dsyrk(&lower, &trans, &d, &m, &one, wide_weighted, &m, &one, C, &d)
+        dsyrk(&lower, &trans, &d, &m, &one, weighted, &m, &one, C, &d)
     else:
-        dgemm(&trans, &no_trans, &d, &d, &m, &one, wide_weighted, &m, wide_diff, &m, &one,
-              C, &d)
+        dgemm(&trans, &no_trans, &d, &d, &m, &one, weighted, &m, diff, &m, &one, C, &d)
 
 
 cdef inline Py_ssize_t _gather_responsible_rows(
