@@ -24,9 +24,11 @@ KMEANS_TOL = 1e-4
 # k-means++ seeding, and the first Lloyd iterations, run on a uniform sample of this many
 # rows (at least SEEDING_ROWS_PER_CLUSTER per cluster) when the data are larger: seeding
 # costs K passes over the rows it sees, which on the full data cost several EM iterations,
-# while a sample of some ten thousand rows finds the same well-spread seeds. Lloyd then
+# while a sample of some thousands of rows finds the same well-spread seeds. Lloyd then
 # finishes on the full data from the sample's centres, usually in two or three passes.
-SEEDING_SAMPLE_ROWS = 16384
+# Measured (kmeans init, one thread): 16 384 → 8 192 rows took 10^5 × 2, K = 4 from 7.5 to
+# 3.5 ms and 2·10^5 × 8, K = 16 from 37 to 28 ms, with the same fitted lower bounds.
+SEEDING_SAMPLE_ROWS = 8192
 SEEDING_ROWS_PER_CLUSTER = 100
 
 
@@ -82,7 +84,11 @@ def seeding_sample(X, sample_weight, n_clusters, random_state):
     size = max(SEEDING_SAMPLE_ROWS, SEEDING_ROWS_PER_CLUSTER * n_clusters)
     if n_samples <= size:
         return None
-    indices = np.unique(random_state.randint(n_samples, size=size))
+    # np.unique would sort the draws: marking them in a mask of N is several times faster
+    # and gives the same sorted, deduplicated indices.
+    drawn = np.zeros(n_samples, dtype=bool)
+    drawn[random_state.randint(n_samples, size=size)] = True
+    indices = np.flatnonzero(drawn)
     if sample_weight is not None and np.count_nonzero(sample_weight[indices]) < n_clusters:
         return None
     return indices
