@@ -61,7 +61,8 @@ required = ["setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "src/_em.p
             "src/_em_x86_64_v3.pyx",
             "src/_em_x86_64_v4.pyx", "src/_kmeans_x86_64_v3.pyx", "src/_kmeans_x86_64_v4.pyx",
             "gmmfast/_em.pxd", "gmmfast/_kmeans.pxd",
-            "gmmfast/_chunking.pxd", "gmmfast/_openmp.pxd", "gmmfast/data/old_faithful.csv",
+            "gmmfast/_chunking.pxd", "gmmfast/_ndarray.pxd", "gmmfast/_openmp.pxd",
+            "gmmfast/data/old_faithful.csv",
             "src/_mstep_core.pyx", "tests/conftest.py",
             "examples/cython_consumer/gmm_consumer.pyx"]
 missing = [n for n in required if n not in names]

@@ -21,7 +21,7 @@ from pathlib import Path
 C_API_VERSION = 1
 
 # The .pxd files whose declarations are the public C-level API. gmmfast's other .pxd files
-# (_chunking.pxd, _openmp.pxd) are internal and may change in any release.
+# (_chunking.pxd, _ndarray.pxd, _openmp.pxd) are internal and may change in any release.
 PUBLIC_PXD = ("_em.pxd", "_kmeans.pxd")
 
 # Append-only: one entry per C API version, {pxd file name: digest of its declarations}.

@@ -16,6 +16,8 @@ import numpy as np
 from scipy import linalg
 
 from gmmfast import _mstep_core
+# Zeroed accumulators, compiled: allocated once per EM iteration.
+from gmmfast._mstep_core import empty_stats  # noqa: F401 (re-exported)
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -46,13 +48,6 @@ def n_parameters(covariance_type, n_components, n_features):
         "spherical": k,
     }[covariance_type]
     return int(cov_params + k * d + k - 1)
-
-
-def empty_stats(covariance_type, n_components, n_features):
-    """Zeroed (nk, sums, scatter) accumulators in the kernel form of ``covariance_type``."""
-    k, d = n_components, n_features
-    scatter_shape = (k, d, d) if kernel_form(covariance_type) == "full" else (k, d)
-    return np.zeros(k), np.zeros((k, d)), np.zeros(scatter_shape)
 
 
 def estimate_parameters(nk, sums, scatter, shifts, covariance_type, reg_covar, eps):

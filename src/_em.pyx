@@ -14,10 +14,11 @@ any OpenMP schedule, therefore produces bit-identical statistics.
 from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.math cimport isfinite, sqrt, INFINITY
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
 from scipy.linalg.cython_blas cimport dgemm, dsyrk, dtrmm, strmm
 from scipy.linalg.cython_lapack cimport dpotrf, dtrtri
 
+cimport numpy as cnp
 import numpy as np
 
 from gmmfast._threads import single_threaded_blas
@@ -25,7 +26,10 @@ from gmmfast._threads import single_threaded_blas
 from gmmfast._chunking cimport (
     CHUNK_ROWS, group_first_chunk, n_chunks_of, n_groups_of, resolve_threads,
 )
+from gmmfast._ndarray cimport contiguous, has_shape, is_writable_float64
 from gmmfast._openmp cimport GMMFAST_OPENMP_ENABLED, omp_get_max_threads
+
+cnp.import_array()
 
 ROWS_PER_CHUNK = CHUNK_ROWS
 
@@ -1076,24 +1080,37 @@ cdef void _free_scratch(Scratch s) noexcept nogil:
     free(s.wide)
 
 
+cdef struct PassInputs:
+    # _stats_pass's arrays, typed by the pass's dtype (shifts, chol, log_norm, tied_*) or
+    # float64/int64; NULL where the source or the covariance form does not use them.
+    const double* w
+    const long long* labels
+    const double* resp
+    const void* shifts
+    const void* chol
+    const void* log_norm
+    const void* tied_centre
+    const void* tied_offsets
+
+
 cdef void _stats_group(
     const floating* X, Py_ssize_t n_samples, Py_ssize_t n_features, Py_ssize_t n_components,
-    bint full, StatsSource source, const double* sample_weight,
-    const floating* shifts, const floating* precisions_chol, const floating* log_norm,
-    const floating* tied_centre, const floating* tied_offsets,
-    const long long* labels, const double* given_resp,
-    Py_ssize_t chunk_begin, Py_ssize_t chunk_end,
-    double* acc, Scratch s,
+    bint full, StatsSource source, PassInputs a, Py_ssize_t group, Py_ssize_t n_groups,
+    double* accumulators, Scratch s,
 ) noexcept nogil:
-    """Accumulate chunks [chunk_begin, chunk_end) into ``acc``, computing in X's type.
+    """Accumulate group ``group``'s chunks into its accumulator, computing in X's type.
 
-    With ``tied_centre`` (not NULL), the densities are tied: one factor precisions_chol,
-    see _log_prob_tied.
+    With ``a.tied_centre`` (not NULL), the densities are tied: one factor a.chol, see
+    _log_prob_tied.
 
     acc layout: [Σ w log p(x) | nk (K) | sums (K·D) | scatter (K·D·D full, K·D diag)].
     """
     cdef Py_ssize_t d = n_features
     cdef Py_ssize_t k = n_components
+    cdef Py_ssize_t n_chunks = n_chunks_of(n_samples)
+    cdef Py_ssize_t chunk_begin = group_first_chunk(group, n_groups, n_chunks)
+    cdef Py_ssize_t chunk_end = group_first_chunk(group + 1, n_groups, n_chunks)
+    cdef double* acc = accumulators + group * (1 + k * (1 + d + (d * d if full else d)))
     cdef double* nk = acc + 1
     cdef double* sums = nk + k
     cdef double* scatter = sums + k * d
@@ -1101,6 +1118,8 @@ cdef void _stats_group(
     cdef floating* log_prob = <floating*> s.log_prob
     cdef floating* row_work = <floating*> s.row_work
     cdef floating* work = <floating*> s.work
+    cdef const floating* shifts = <const floating*> a.shifts
+    cdef const double* sample_weight = a.w
     cdef Py_ssize_t chunk, row0, m
     cdef const double* wc
     for chunk in range(chunk_begin, chunk_end):
@@ -1109,13 +1128,14 @@ cdef void _stats_group(
         wc = NULL if sample_weight == NULL else sample_weight + row0
         _transpose_chunk(X + row0 * d, m, d, xt)
         if source == FROM_DENSITY:
-            _log_prob(xt, m, d, k, full, shifts, precisions_chol, log_norm, tied_centre,
-                      tied_offsets, work, log_prob)
+            _log_prob(xt, m, d, k, full, shifts, <const floating*> a.chol,
+                      <const floating*> a.log_norm, <const floating*> a.tied_centre,
+                      <const floating*> a.tied_offsets, work, log_prob)
             acc[0] += _log_prob_to_resp(log_prob, m, k, wc, row_work, work)
         elif source == FROM_LABELS:
-            _fill_resp_from_labels(labels + row0, wc, m, k, log_prob)
+            _fill_resp_from_labels(a.labels + row0, wc, m, k, log_prob)
         else:
-            _fill_resp_from_given(given_resp + row0 * k, wc, m, k, log_prob)
+            _fill_resp_from_given(a.resp + row0 * k, wc, m, k, log_prob)
         if full:
             _accumulate_full(xt, m, d, k, log_prob, shifts, nk, sums, scatter, work,
                              s.wide)
@@ -1168,114 +1188,171 @@ cdef void _add_totals(
         scatter[e] += total[1 + k + k * d + e]
 
 
-def _stats_pass(
-    const floating[:, ::1] X, sample_weight, shifts, precisions_chol, log_norm,
-    labels, given_resp, nk, sums, scatter, int n_threads, int source,
-):
-    shifts = np.asarray(shifts)
-    cdef Py_ssize_t n = X.shape[0]
-    cdef Py_ssize_t d = X.shape[1]
-    cdef Py_ssize_t k = shifts.shape[0]
+cdef double _stats_pass(
+    X, sample_weight, shifts, precisions_chol, log_norm, labels, given_resp,
+    nk, sums, scatter, int n_threads, int source,
+) except? -1.0:
+    """em_pass, stats_from_labels and stats_from_resp: arguments checked, then the pass.
+
+    The arguments are handled through NumPy's C API (gmmfast/_ndarray.pxd): this wrapper
+    runs once per EM iteration, where typed memoryviews and NumPy calls cost ~10 µs, 1 % of
+    workload a's iteration. Parameters are converted (to X's dtype, C order) when needed;
+    the statistics must be writable C-contiguous float64, as they are added to in place.
+    """
+    cdef cnp.ndarray x = _samples(X)
+    cdef bint single = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT
+    cdef int compute = cnp.NPY_FLOAT if single else cnp.NPY_DOUBLE
+    cdef Py_ssize_t n = cnp.PyArray_DIMS(x)[0]
+    cdef Py_ssize_t d = cnp.PyArray_DIMS(x)[1]
+    cdef cnp.ndarray exact_shifts = contiguous(shifts, cnp.NPY_DOUBLE)
+    cdef Py_ssize_t k = cnp.PyArray_DIMS(exact_shifts)[0] if exact_shifts.ndim == 2 else 0
+    if k < 1 or not has_shape(exact_shifts, k, d, -1):
+        raise ValueError(f"means/shifts must have shape (K >= 1, {d}), got {np.shape(shifts)}")
+    if not (is_writable_float64(nk) and is_writable_float64(sums)
+            and is_writable_float64(scatter)):
+        raise ValueError("nk, sums and scatter must be writable, aligned, C-contiguous "
+                         "float64 arrays: the statistics are added to them in place")
     cdef bint full = scatter.ndim == 3
-    # The statistics are added to through typed views (so they must be C-contiguous float64,
-    # as documented): NumPy's in-place adds would cost ~3 µs each right after a pass.
-    cdef double[::1] nk_out = nk
-    cdef double[:, ::1] sums_out = sums
-    cdef double[:, :, ::1] scatter_full = scatter if full else None
-    cdef double[:, ::1] scatter_diag = None if full else scatter
-
-    if k < 1 or shifts.shape != (k, d):
-        raise ValueError(f"means/shifts must have shape (K >= 1, {d}), got {shifts.shape}")
-    if nk.shape != (k,) or sums.shape != (k, d):
+    if not has_shape(nk, k, -1, -1) or not has_shape(sums, k, d, -1):
         raise ValueError("nk must have shape (K,) and sums shape (K, D)")
-    if scatter.shape not in ((k, d, d), (k, d)):
+    if not has_shape(scatter, k, d, d if full else -1):
         raise ValueError(f"scatter must have shape ({k}, {d}, {d}) or ({k}, {d})")
-    cdef bint tied = source == FROM_DENSITY and _is_tied(precisions_chol, k, d)
-    if source == FROM_DENSITY and np.shape(precisions_chol) != scatter.shape and not (
-            tied and full):
-        raise ValueError("precisions_chol must have the shape of scatter, or (1, D, D) "
-                         "for one factor shared by all components (tied)")
-    if source == FROM_DENSITY and np.shape(log_norm) != (k,):
-        raise ValueError(f"log_norm must have shape ({k},)")
-    if source == FROM_RESP and np.shape(given_resp) != (n, k):
-        raise ValueError(f"resp must have shape ({n}, {k}), got {np.shape(given_resp)}")
-    if sample_weight is not None and sample_weight.shape != (n,):
-        raise ValueError(f"sample_weight must have shape ({n},)")
 
-    compute_dtype = np.float64 if floating is double else np.float32
-    cdef const double[::1] w_view = None if sample_weight is None else _as_flat(sample_weight, np.float64)
+    cdef cnp.ndarray weights = None
+    if sample_weight is not None:
+        weights = contiguous(sample_weight, cnp.NPY_DOUBLE)
+        if not has_shape(weights, n, -1, -1):
+            raise ValueError(f"sample_weight must have shape ({n},)")
     # The kernels take their moments about the shifts rounded to the compute type; they
     # are moved onto the exact shifts after the pass (_recentre).
-    rounded_shifts = np.ascontiguousarray(shifts, dtype=compute_dtype)
-    cdef const floating[::1] shift_view = rounded_shifts.reshape(-1)
-    cdef const floating[::1] chol_view = shift_view
-    cdef const floating[::1] norm_view = shift_view
-    cdef const long long[::1] label_view = None
-    cdef const double[::1] resp_view = None
-    cdef const floating[::1] centre_view = None
-    cdef const floating[::1] offsets_view = None
+    cdef cnp.ndarray rounded_shifts = contiguous(exact_shifts, compute)
+    cdef cnp.ndarray chol = rounded_shifts, norm = rounded_shifts
+    cdef cnp.ndarray label_array = None, resp_array = None
+    cdef cnp.ndarray centre = None, offsets = None
+    cdef bint tied = False
     if source == FROM_DENSITY:
-        chol_view = _as_flat(precisions_chol, compute_dtype)
-        norm_view = _as_flat(log_norm, compute_dtype)
+        chol = contiguous(precisions_chol, compute)
+        norm = contiguous(log_norm, compute)
+        tied = k > 1 and has_shape(chol, 1, d, d)
+        if not (has_shape(chol, k, d, d if full else -1) or (tied and full)):
+            raise ValueError("precisions_chol must have the shape of scatter, or (1, D, D) "
+                             "for one factor shared by all components (tied)")
+        if not has_shape(norm, k, -1, -1):
+            raise ValueError(f"log_norm must have shape ({k},)")
         if tied:
-            centre, offsets = _tied_geometry(shifts, precisions_chol, compute_dtype)
-            centre_view = centre
-            offsets_view = offsets.reshape(-1)
+            centre, offsets = _tied_geometry(exact_shifts, precisions_chol, rounded_shifts.dtype)
     elif source == FROM_LABELS:
-        label_view = _as_flat(labels, np.int64)
-        if label_view.shape[0] != n:
+        label_array = contiguous(labels, cnp.NPY_INT64)
+        if not has_shape(label_array, n, -1, -1):
             raise ValueError(f"labels must have shape ({n},)")
-        if n and (np.min(labels) < 0 or np.max(labels) >= k):
+        if n and (np.min(label_array) < 0 or np.max(label_array) >= k):
             raise ValueError(f"labels must be in [0, {k})")
     else:
-        resp_view = _as_flat(given_resp, np.float64)
+        resp_array = contiguous(given_resp, cnp.NPY_DOUBLE)
+        if not has_shape(resp_array, n, k, -1):
+            raise ValueError(f"resp must have shape ({n}, {k}), got {np.shape(given_resp)}")
 
     cdef Py_ssize_t stat_size = d * d if full else d
     cdef Py_ssize_t acc_size = 1 + k * (1 + d + stat_size)
     cdef Py_ssize_t n_chunks = n_chunks_of(n)
     cdef Py_ssize_t n_groups = n_groups_of(n_chunks, acc_size)
-    accumulators = np.zeros((n_groups, acc_size), dtype=np.float64)
-    cdef double[:, ::1] acc = accumulators
     cdef int threads = resolve_threads(n_threads, n_groups)
+    cdef double* acc = <double*> calloc(n_groups * acc_size, sizeof(double))
+    if acc == NULL:
+        raise MemoryError(f"no memory for {n_groups} accumulators of {acc_size} doubles")
+    cdef PassInputs inputs
+    inputs.w = NULL if weights is None else <double*> weights.data
+    inputs.labels = NULL if label_array is None else <long long*> label_array.data
+    inputs.resp = NULL if resp_array is None else <double*> resp_array.data
+    inputs.shifts = rounded_shifts.data
+    inputs.chol = chol.data
+    inputs.log_norm = norm.data
+    inputs.tied_centre = NULL if centre is None else centre.data
+    inputs.tied_offsets = NULL if offsets is None else offsets.data
+    cdef double loglik
+    try:
+        if n > 0 and full and d >= SCATTER_BLAS_MIN_FEATURES:
+            # Each chunk calls BLAS on small blocks: its own threads would only fight ours.
+            # (Below this size, and for diag, the pass calls no BLAS: the limit, ~1 µs per
+            # pass, is not applied.)
+            with single_threaded_blas():
+                _dispatch_pass(x.data, single, n, d, k, full, <StatsSource> source, inputs,
+                               n_groups, threads, acc)
+        elif n > 0:
+            _dispatch_pass(x.data, single, n, d, k, full, <StatsSource> source, inputs,
+                           n_groups, threads, acc)
+        _sum_groups(acc, n_groups, k, d, full)
+        if single:
+            _recentre_total(acc, k, d, scatter.shape, exact_shifts, rounded_shifts)
+        _add_totals(acc, k, d, full, <double*> (<cnp.ndarray> nk).data,
+                    <double*> (<cnp.ndarray> sums).data, <double*> (<cnp.ndarray> scatter).data)
+        loglik = acc[0]
+    finally:
+        free(acc)
+    return loglik
 
-    cdef const floating* X_ptr = &X[0, 0] if n > 0 else NULL
-    cdef const double* w_ptr = NULL if w_view is None else &w_view[0]
-    cdef const floating* shift_ptr = &shift_view[0]
-    cdef const floating* chol_ptr = &chol_view[0]
-    cdef const floating* norm_ptr = &norm_view[0]
-    cdef const floating* centre_ptr = NULL if centre_view is None else &centre_view[0]
-    cdef const floating* offsets_ptr = NULL if offsets_view is None else &offsets_view[0]
-    cdef const long long* label_ptr = NULL if label_view is None else &label_view[0]
-    cdef const double* resp_ptr = NULL if resp_view is None else &resp_view[0]
+
+cdef cnp.ndarray _samples(X):
+    """X as the kernels read it: a C-contiguous float32/float64 (n_samples, n_features) array
+    (itself, never copied: a pass over a copy would double the memory of a fit)."""
+    if not cnp.PyArray_Check(X):
+        X = np.asarray(X)
+    cdef cnp.ndarray x = <cnp.ndarray> X
+    if cnp.PyArray_NDIM(x) != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {np.shape(X)}")
+    if (cnp.PyArray_TYPE(x) not in (cnp.NPY_DOUBLE, cnp.NPY_FLOAT)
+            or not cnp.PyArray_ISNOTSWAPPED(x)):
+        raise ValueError(f"X must be float32 or float64 in native byte order, got {x.dtype}")
+    # Not necessarily aligned: blocks that Dask deserialised from a network frame may not
+    # be, and every load of the kernels is an unaligned one anyway.
+    if not cnp.PyArray_IS_C_CONTIGUOUS(x):
+        raise ValueError("X must be C-contiguous: pass np.ascontiguousarray(X)")
+    return x
+
+
+cdef void _dispatch_pass(
+    const void* X, bint single, Py_ssize_t n, Py_ssize_t d, Py_ssize_t k, bint full,
+    StatsSource source, PassInputs a, Py_ssize_t n_groups, int threads, double* acc,
+) noexcept nogil:
+    """_pass_groups in float32 (``single``) or float64."""
+    if single:
+        _pass_groups(<const float*> X, n, d, k, full, source, a, n_groups, threads, acc)
+    else:
+        _pass_groups(<const double*> X, n, d, k, full, source, a, n_groups, threads, acc)
+
+
+cdef void _pass_groups(
+    const floating* X, Py_ssize_t n, Py_ssize_t d, Py_ssize_t k, bint full,
+    StatsSource source, PassInputs a, Py_ssize_t n_groups, int threads, double* acc,
+) noexcept nogil:
+    """Every group's chunks into its own accumulator (acc: n_groups rows), in parallel."""
     cdef Scratch scratch
     cdef Py_ssize_t g
+    if threads == 1:
+        # The same groups in the same order, without starting an OpenMP team: ~3 µs per
+        # pass once the caches are cold, 0.3 % of workload a's iteration.
+        scratch = _alloc_scratch(d, k, sizeof(floating))
+        for g in range(n_groups):
+            _stats_group(X, n, d, k, full, source, a, g, n_groups, acc, scratch)
+        _free_scratch(scratch)
+        return
+    with parallel(num_threads=threads):
+        scratch = _alloc_scratch(d, k, sizeof(floating))
+        for g in prange(n_groups, schedule="static"):
+            _stats_group(X, n, d, k, full, source, a, g, n_groups, acc, scratch)
+        _free_scratch(scratch)
 
-    if n > 0:
-        # Each chunk calls BLAS on small blocks: its own threads would only fight ours.
-        with single_threaded_blas():
-            with nogil, parallel(num_threads=threads):
-                scratch = _alloc_scratch(d, k, sizeof(floating))
-                for g in prange(n_groups, schedule="static"):
-                    _stats_group(
-                        X_ptr, n, d, k, full, <StatsSource> source, w_ptr, shift_ptr,
-                        chol_ptr, norm_ptr, centre_ptr, offsets_ptr, label_ptr, resp_ptr,
-                        group_first_chunk(g, n_groups, n_chunks),
-                        group_first_chunk(g + 1, n_groups, n_chunks),
-                        &acc[g, 0], scratch,
-                    )
-                _free_scratch(scratch)
 
-    _sum_groups(&acc[0, 0], n_groups, k, d, full)
-    if floating is float:
-        total = accumulators[0]
-        pass_sums, block = _recentre(total[1:1 + k], total[1 + k:1 + k + k * d].reshape(k, d),
-                                     total[1 + k + k * d:].reshape(scatter.shape),
-                                     shifts - rounded_shifts.astype(np.float64))
-        total[1 + k:1 + k + k * d] = pass_sums.reshape(-1)
-        total[1 + k + k * d:] = block.reshape(-1)
-    _add_totals(&acc[0, 0], k, d, full, &nk_out[0], &sums_out[0, 0],
-                &scatter_full[0, 0, 0] if full else &scatter_diag[0, 0])
-    return acc[0, 0]
+cdef _recentre_total(double* total, Py_ssize_t k, Py_ssize_t d, scatter_shape,
+                     cnp.ndarray exact_shifts, cnp.ndarray rounded_shifts):
+    """A float32 pass's summed accumulator, moved from the rounded onto the exact shifts."""
+    cdef Py_ssize_t size = 1 + k + k * d + k * (d * d if len(scatter_shape) == 3 else d)
+    view = np.asarray(<double[:size]> total)
+    pass_sums, block = _recentre(view[1:1 + k], view[1 + k:1 + k + k * d].reshape(k, d),
+                                 view[1 + k + k * d:].reshape(scatter_shape),
+                                 exact_shifts - rounded_shifts.astype(np.float64))
+    view[1 + k:1 + k + k * d] = pass_sums.reshape(-1)
+    view[1 + k + k * d:] = block.reshape(-1)
 
 
 def _is_tied(precisions_chol, Py_ssize_t k, Py_ssize_t d):

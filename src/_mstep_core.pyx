@@ -13,6 +13,7 @@ data pointers directly. A typed memoryview costs ~1 µs per array once the cache
 """
 
 cimport numpy as cnp
+from gmmfast._ndarray cimport contiguous, has_shape
 from libc.math cimport isfinite, log, sqrt, M_PI
 from libc.stdlib cimport free, malloc
 
@@ -69,10 +70,10 @@ cdef tuple _estimate(nk, sums, scatter, shifts, str covariance_type, double reg_
     cdef Py_ssize_t k = cnp.PyArray_SIZE(nk_in)
     cdef Py_ssize_t d = cnp.PyArray_DIMS(sums_in)[cnp.PyArray_NDIM(sums_in) - 1]
     if (cnp.PyArray_NDIM(nk_in) != 1 or cnp.PyArray_NDIM(sums_in) != 2
-            or not _has_shape(sums_in, k, d, -1) or not _has_shape(shifts_in, k, d, -1)):
+            or not has_shape(sums_in, k, d, -1) or not has_shape(shifts_in, k, d, -1)):
         raise ValueError(f"nk, sums and shifts must have shapes (K,), (K, D), (K, D); got "
                          f"{np.shape(nk)}, {np.shape(sums)} and {np.shape(shifts)}")
-    if not _has_shape(scatter_in, k, d, d if full else -1):
+    if not has_shape(scatter_in, k, d, d if full else -1):
         raise ValueError(f"scatter has shape {np.shape(scatter)}, which does not fit "
                          f"{covariance_type!r} statistics of K={k}, D={d}")
     cdef const double* raw_nk = _data(nk_in)
@@ -109,36 +110,23 @@ cdef tuple _estimate(nk, sums, scatter, shifts, str covariance_type, double reg_
     return nk_out, means, within
 
 
-cdef cnp.ndarray _float64(object a):
-    """``a`` itself when it is an aligned, native, C-contiguous float64 array (checked
-    without a NumPy call: this runs once per EM iteration), else a converted copy."""
-    if (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(<cnp.ndarray> a) == cnp.NPY_DOUBLE
-            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> a)
-            and cnp.PyArray_ISBEHAVED_RO(<cnp.ndarray> a)):
-        return <cnp.ndarray> a
-    return np.ascontiguousarray(a, dtype=np.float64)
+cdef inline cnp.ndarray _float64(object a):
+    return contiguous(a, cnp.NPY_DOUBLE)
 
 
 cdef inline double* _data(cnp.ndarray a) noexcept:
     return <double*> cnp.PyArray_DATA(a)
 
 
-cdef cnp.ndarray _empty(Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t n2):
+cdef cnp.ndarray _empty(Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t n2, bint zeroed=False):
     """A new C-contiguous float64 array of shape (n0,), (n0, n1) or (n0, n1, n2): the
     trailing -1 sizes are left out."""
     cdef cnp.npy_intp dims[3]
     dims[0], dims[1], dims[2] = n0, n1, n2
     cdef int ndim = 1 if n1 < 0 else (2 if n2 < 0 else 3)
+    if zeroed:
+        return cnp.PyArray_ZEROS(ndim, dims, cnp.NPY_DOUBLE, 0)
     return cnp.PyArray_EMPTY(ndim, dims, cnp.NPY_DOUBLE, 0)
-
-
-cdef bint _has_shape(cnp.ndarray a, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t n2) noexcept:
-    """Whether ``a`` has shape (n0,), (n0, n1) or (n0, n1, n2) (as for :func:`_empty`)."""
-    cdef int ndim = 1 if n1 < 0 else (2 if n2 < 0 else 3)
-    cdef cnp.npy_intp* dims = cnp.PyArray_DIMS(a)
-    if cnp.PyArray_NDIM(a) != ndim or dims[0] != n0:
-        return False
-    return (ndim < 2 or dims[1] == n1) and (ndim < 3 or dims[2] == n2)
 
 
 cdef void _divide_in_place(double* within, const double* nk, Py_ssize_t k, Py_ssize_t d,
@@ -296,6 +284,14 @@ cdef Py_ssize_t _small_precisions_cholesky(
     return failed
 
 
+def empty_stats(str covariance_type, Py_ssize_t n_components, Py_ssize_t n_features):
+    """Zeroed ``(nk, sums, scatter)`` accumulators in the kernel form of ``covariance_type``:
+    (K,), (K, D) and (K, D, D) for full and tied, (K, D) for diag and spherical."""
+    cdef bint full = covariance_type in ("full", "tied")
+    return (_empty(n_components, -1, -1, True), _empty(n_components, n_features, -1, True),
+            _empty(n_components, n_features, n_features if full else -1, True))
+
+
 def kernel_parameters(weights, means, precisions_chol, str covariance_type,
                       Py_ssize_t n_features):
     """The float64 arrays the compiled kernels take: ``(means, precisions_chol, log_norm)``.
@@ -312,14 +308,14 @@ def kernel_parameters(weights, means, precisions_chol, str covariance_type,
     cdef Py_ssize_t d = n_features
     cdef bint full = covariance_type in ("full", "tied")
     cdef Py_ssize_t n_factors = 1 if covariance_type == "tied" else k
-    if not _has_shape(mean_in, k, d, -1) or not _has_shape(weight_in, k, -1, -1):
+    if not has_shape(mean_in, k, d, -1) or not has_shape(weight_in, k, -1, -1):
         raise ValueError(f"weights and means must have shapes (K,) and (K, {d}), got "
                          f"{np.shape(weights)} and {np.shape(means)}")
     if covariance_type == "tied":
         chol = chol[None]
     elif covariance_type == "spherical":
         chol = np.ascontiguousarray(np.broadcast_to(chol[:, None], (k, d)))
-    if not _has_shape(chol, n_factors, d, d if full else -1):
+    if not has_shape(chol, n_factors, d, d if full else -1):
         raise ValueError(f"precisions_chol has shape {np.shape(precisions_chol)}, which "
                          f"does not fit {covariance_type!r} with K={k}, D={d}")
     cdef const double* chol_data = _data(chol)

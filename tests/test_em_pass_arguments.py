@@ -49,3 +49,31 @@ def test_statistics_must_be_writable_c_contiguous_float64(form, which, kind):
         stats[which].flags.writeable = False
     with pytest.raises(ValueError):
         _em.em_pass(X, w, means, chol, log_norm, *stats)
+
+
+def test_unaligned_samples_are_read_in_place():
+    """Blocks that Dask deserialises from a network frame can be unaligned: same result."""
+    X, w, means, chol, log_norm = pass_arguments("full")
+    raw = np.zeros(X.nbytes + 8, dtype=np.uint8)
+    unaligned = np.frombuffer(raw.data, dtype=np.float64, count=X.size, offset=1)
+    unaligned = unaligned.reshape(X.shape)
+    unaligned[...] = X
+    assert not unaligned.flags.aligned and unaligned.flags.c_contiguous
+    expected, got = empty_stats("full", 4, 3), empty_stats("full", 4, 3)
+    assert _em.em_pass(unaligned, w, means, chol, log_norm, *got) == _em.em_pass(
+        X, w, means, chol, log_norm, *expected)
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kind", ["byteswapped", "int64", "one_dimensional", "fortran"])
+def test_samples_in_another_form_are_refused_with_the_fix(kind):
+    X, w, means, chol, log_norm = pass_arguments("full")
+    bad = {
+        "byteswapped": X.astype(X.dtype.newbyteorder()),
+        "int64": X.astype(np.int64),
+        "one_dimensional": X.ravel(),
+        "fortran": np.asfortranarray(X),
+    }[kind]
+    with pytest.raises(ValueError, match="X must be"):
+        _em.em_pass(bad, w, means, chol, log_norm, *empty_stats("full", 4, 3))
