@@ -186,6 +186,11 @@ cdef extern from *:
 cdef Py_ssize_t WHITEN_BLAS_MIN_FEATURES = 32
 cdef Py_ssize_t SCATTER_BLAS_MIN_FEATURES = 4
 cdef Py_ssize_t SCATTER_SYRK_MIN_FEATURES = 24
+# Fewer rows than this go to the blocked scatter even where gemm is used (D < 24):
+# OpenBLAS's small-matrix dgemm (Aᵀ B) refuses K < 32, and its general path allocates its
+# packing buffers under a process-wide lock, where two threads queued (b on 2 threads: 7 %
+# of the pass in pthread_mutex_lock/unlock and futex waits).
+cdef Py_ssize_t GEMM_MIN_ROWS = 32
 # accumulate_full gathers a component's rows of non-zero responsibility from this many
 # features on: below, the gather's branches cost more than the rows it saves (workload a,
 # D = 2: 1.3 -> 2.1 ms per pass when gathering).
@@ -775,6 +780,7 @@ cdef void _accumulate_component_blas(
     cdef Py_ssize_t i, j
     cdef int m = <int> n_rows
     cdef int d = <int> n_features
+    cdef bint few_rows = not symmetric and m < GEMM_MIN_ROWS
     cdef double* weighted  # the BLAS operands, in float64
     cdef double* diff  # gemm only
     cdef floating* root = work + d * m  # syrk only
@@ -813,8 +819,32 @@ cdef void _accumulate_component_blas(
     # upper triangle row-major, the part the caller reads.
     if symmetric:
         dsyrk(&lower, &trans, &d, &m, &one, weighted, &m, &one, C, &d)
+    elif few_rows:
+        _scatter_few_rows(weighted, diff, m, d, C)
     else:
         dgemm(&trans, &no_trans, &d, &d, &m, &one, weighted, &m, diff, &m, &one, C, &d)
+
+
+cdef void _scatter_few_rows(
+    const double* weighted, const double* diff, Py_ssize_t m, Py_ssize_t d, double* C,
+) noexcept nogil:
+    """C[j, l] += Σ_i weighted[j][i] diff[l][i] for j <= l: gemm's product for the few
+    (m < GEMM_MIN_ROWS) rows, D < SCATTER_SYRK_MIN_FEATURES, of operands D × m, in the
+    8-row blocks of src/_blocked.h; the last m % 8 rows as one block padded with zeros."""
+    cdef Py_ssize_t n_blocks = m // ROW_BLOCK_F64
+    cdef Py_ssize_t done = n_blocks * ROW_BLOCK_F64
+    cdef Py_ssize_t i, j
+    cdef double tail_weighted[32 * MAX_ROW_BLOCK]
+    cdef double tail_diff[32 * MAX_ROW_BLOCK]
+    scatter_blocks_f64(weighted, diff, m, n_blocks, d, C)
+    if done == m:
+        return
+    for j in range(d):
+        for i in range(ROW_BLOCK_F64):
+            tail_weighted[j * ROW_BLOCK_F64 + i] = (
+                weighted[j * m + done + i] if done + i < m else 0.0)
+            tail_diff[j * ROW_BLOCK_F64 + i] = diff[j * m + done + i] if done + i < m else 0.0
+    scatter_blocks_f64(tail_weighted, tail_diff, ROW_BLOCK_F64, 1, d, C)
 
 
 cdef inline Py_ssize_t _gather_responsible_rows(
