@@ -829,22 +829,29 @@ cdef void _scatter_few_rows(
     const double* weighted, const double* diff, Py_ssize_t m, Py_ssize_t d, double* C,
 ) noexcept nogil:
     """C[j, l] += Σ_i weighted[j][i] diff[l][i] for j <= l: gemm's product for the few
-    (m < GEMM_MIN_ROWS) rows, D < SCATTER_SYRK_MIN_FEATURES, of operands D × m, in the
-    8-row blocks of src/_blocked.h; the last m % 8 rows as one block padded with zeros."""
-    cdef Py_ssize_t n_blocks = m // ROW_BLOCK_F64
-    cdef Py_ssize_t done = n_blocks * ROW_BLOCK_F64
-    cdef Py_ssize_t i, j
-    cdef double tail_weighted[32 * MAX_ROW_BLOCK]
-    cdef double tail_diff[32 * MAX_ROW_BLOCK]
-    scatter_blocks_f64(weighted, diff, m, n_blocks, d, C)
-    if done == m:
+    (m < GEMM_MIN_ROWS = 32) rows of operands D × m, D < SCATTER_SYRK_MIN_FEATURES (24).
+
+    The blocked kernel ends with one horizontal sum per (j, l), a fixed cost that only pays
+    from 8 rows on: below, the rows are added one by one. From 8 rows, the operands are
+    copied, padded with zeros to whole 8-row blocks, so that the kernel runs once.
+    """
+    cdef Py_ssize_t i, j, l
+    cdef Py_ssize_t stride = (m + ROW_BLOCK_F64 - 1) // ROW_BLOCK_F64 * ROW_BLOCK_F64
+    cdef double t
+    cdef double padded_weighted[32 * 32]
+    cdef double padded_diff[32 * 32]
+    if m < ROW_BLOCK_F64:
+        for i in range(m):
+            for j in range(d):
+                t = weighted[j * m + i]
+                for l in range(j, d):
+                    C[j * d + l] += t * diff[l * m + i]
         return
     for j in range(d):
-        for i in range(ROW_BLOCK_F64):
-            tail_weighted[j * ROW_BLOCK_F64 + i] = (
-                weighted[j * m + done + i] if done + i < m else 0.0)
-            tail_diff[j * ROW_BLOCK_F64 + i] = diff[j * m + done + i] if done + i < m else 0.0
-    scatter_blocks_f64(tail_weighted, tail_diff, ROW_BLOCK_F64, 1, d, C)
+        for i in range(stride):
+            padded_weighted[j * stride + i] = weighted[j * m + i] if i < m else 0.0
+            padded_diff[j * stride + i] = diff[j * m + i] if i < m else 0.0
+    scatter_blocks_f64(padded_weighted, padded_diff, stride, stride // ROW_BLOCK_F64, d, C)
 
 
 cdef inline Py_ssize_t _gather_responsible_rows(
