@@ -11,7 +11,8 @@ fit     ``fit(max_iter=1)`` then ``fit(max_iter=20)`` (``tol=0``) from the commo
 extras  initialisation cost and prediction throughput: ``fit(max_iter=0)`` with
         ``init_params="random_from_data"`` (the fixed cost), ``"kmeans"`` and ``"k-means++"``
         (init cost = the difference), then ``predict_proba(X)`` and ``score_samples(X)`` of
-        the model one EM iteration from the common start; each the median of CALLS calls.
+        the model one EM iteration from the common start; each the median of CALLS calls
+        (prediction: the first call, then the median of PREDICT_CALLS further calls).
 gemm    this machine's NumPy DGEMM / SGEMM rate (2048×2048 products, best of 5).
 """
 
@@ -149,20 +150,21 @@ def run_fit_daal(task, X, start):
             "peak_mb": peak - rss_before, "x_mb": X.nbytes / 2**20}
 
 
-# Calls per extras measurement, the median reported: a first call pays one-off costs (page
-# faults on a fresh output array, lazy imports) that are ~half of gmmfast's time on small
-# workloads, and a single call of a few milliseconds is at the mercy of the machine's noise.
+# Calls per extras measurement, the median reported: a single call of a few milliseconds is
+# at the mercy of the machine's noise.
 CALLS = 3
+# Prediction throughput is the steady state: the median of PREDICT_CALLS calls after a first
+# one, which is timed and reported apart. The first calls of a size in a process write their
+# output into freshly mapped memory (glibc maps a large block anew, then raises its threshold
+# and grows the heap), whose page faults were ~40 % of gmmfast's predict_proba on workload a;
+# with three calls, two were such calls.
+PREDICT_CALLS = 5
 
 
-def median_seconds(call):
-    """The median wall time of CALLS calls of ``call()``."""
-    times = []
-    for _ in range(CALLS):
-        t0 = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[CALLS // 2]
+def median_seconds(call, calls=CALLS):
+    """The median wall time of ``calls`` calls of ``call()``."""
+    times = [_timed(call) for _ in range(calls)]
+    return sorted(times)[calls // 2]
 
 
 def run_extras(task):
@@ -185,7 +187,9 @@ def run_extras(task):
     kwargs = common_kwargs(task, start)
     model = GaussianMixture(max_iter=1, **kwargs).fit(X)  # the start, one EM step on
     for method in ("predict_proba", "score_samples"):
-        out[f"{method}_s"] = elapsed = median_seconds(lambda: getattr(model, method)(X))
+        predict = getattr(model, method)
+        out[f"{method}_first_s"] = _timed(lambda: predict(X))
+        out[f"{method}_s"] = elapsed = median_seconds(lambda: predict(X), PREDICT_CALLS)
         out[f"{method}_rows_per_s"] = X.shape[0] / elapsed
     return out
 
