@@ -17,6 +17,7 @@ import numpy as np
 try:  # pragma: no cover - exercised by the environment, not by a branch in one test run
     from sklearn.base import BaseEstimator, DensityMixin, _fit_context
     from sklearn.exceptions import ConvergenceWarning, NotFittedError
+    from sklearn.utils import assert_all_finite
     from sklearn.utils._param_validation import (
         Interval,
         InvalidParameterError,
@@ -237,7 +238,7 @@ def _feature_names(X):
 
 def check_array_fallback(X, *, name="X", estimator_name="GaussianMixture",
                          ensure_min_samples=1, dtype=(np.float64, np.float32),
-                         ensure_2d=True):
+                         ensure_2d=True, ensure_all_finite=True):
     """Dense, finite, float32/float64 array with scikit-learn's messages (no sklearn needed)."""
     if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
         raise TypeError(
@@ -270,7 +271,7 @@ def check_array_fallback(X, *, name="X", estimator_name="GaussianMixture",
             f"Found array with 0 feature(s) (shape={array.shape}) while a minimum of 1 is "
             f"required by {estimator_name}."
         )
-    if not np.all(np.isfinite(array)):
+    if ensure_all_finite and not np.all(np.isfinite(array)):
         problem = "NaN" if np.isnan(array).any() else (
             f"infinity or a value too large for {array.dtype!r}"
         )
@@ -278,12 +279,23 @@ def check_array_fallback(X, *, name="X", estimator_name="GaussianMixture",
     return np.ascontiguousarray(array)
 
 
+def assert_finite(values, name, estimator_name):
+    """The NaN / infinity error of scikit-learn's validation (its own, when installed)."""
+    if HAS_SKLEARN:
+        assert_all_finite(values, allow_nan=False, estimator_name=estimator_name,
+                          input_name=name)
+    else:
+        check_array_fallback(values, name=name, estimator_name=estimator_name,
+                             ensure_min_samples=0, ensure_2d=values.ndim == 2)
+
+
 def _fallback_validate_data(estimator, X, *, reset=True, dtype=(np.float64, np.float32),
-                            ensure_min_samples=1):
+                            ensure_min_samples=1, ensure_all_finite=True):
     names = _feature_names(X)
     array = check_array_fallback(
         X, estimator_name=type(estimator).__name__, ensure_min_samples=ensure_min_samples,
         dtype=tuple(dtype) if not isinstance(dtype, str) else (np.float64, np.float32),
+        ensure_all_finite=ensure_all_finite,
     )
     if reset:
         estimator.n_features_in_ = array.shape[1]

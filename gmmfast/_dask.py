@@ -37,7 +37,7 @@ import numpy as np
 from gmmfast._kernels import kmeans as _kmeans  # the widest variant this CPU runs
 from gmmfast._compat import (
     HAS_SKLEARN,
-    check_array_fallback,
+    assert_finite,
     check_is_fitted,
     check_sample_weight,
     check_sample_weight_shape,
@@ -61,7 +61,6 @@ from gmmfast._initialisation import (
 from gmmfast._params import check_initial_parameters
 
 if HAS_SKLEARN:
-    from sklearn.utils import assert_all_finite
     from sklearn.utils.validation import check_non_negative
 
 # k-means++ seeding (init_params "kmeans" and "k-means++") runs on the client on a uniform
@@ -135,23 +134,13 @@ def _checked_weights(sample_weight, X):
     return weights.map_blocks(_checked_weight_block, dtype=np.float64)
 
 
-def _assert_finite(values, name, estimator_name):
-    """The in-memory validation's NaN / infinity error, for one block."""
-    if HAS_SKLEARN:
-        assert_all_finite(values, allow_nan=False, estimator_name=estimator_name,
-                          input_name=name)
-    else:
-        check_array_fallback(values, name=name, estimator_name=estimator_name,
-                             ensure_min_samples=0, ensure_2d=values.ndim == 2)
-
-
 def _checked_row_block(block, estimator_name):
-    _assert_finite(block, "X", estimator_name)
+    assert_finite(block, "X", estimator_name)
     return np.ascontiguousarray(block)
 
 
 def _checked_weight_block(weights):
-    _assert_finite(weights, "sample_weight", None)
+    assert_finite(weights, "sample_weight", None)
     if HAS_SKLEARN and weights.size:  # (its check fails on an empty block)
         check_non_negative(weights, "`sample_weight`")
     elif np.any(weights < 0):
@@ -260,10 +249,10 @@ def _random_resp_block(block, weights, n_components, shifts, covariance_type, n_
 
 
 def _score_block(block, kernel_params, output, n_threads, estimator_name):
-    _assert_finite(block, "X", estimator_name)
+    assert_finite(block, "X", estimator_name)
     log_prob, labels, resp = score_arrays(
         block, kernel_params, labels=output == "labels", resp=output == "resp",
-        n_threads=n_threads,
+        n_threads=n_threads, log_prob=output == "log_prob",
     )
     return {"log_prob": log_prob, "labels": labels, "resp": resp}[output]
 

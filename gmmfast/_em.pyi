@@ -47,8 +47,9 @@ def score(
     means: npt.NDArray[np.float64],
     precisions_chol: npt.NDArray[np.float64],
     log_norm: npt.NDArray[np.float64],
-    log_prob_norm: npt.NDArray[np.floating],
+    log_prob_norm: npt.NDArray[np.floating] | None = None,
     labels: npt.NDArray[np.int64] | None = None,
     resp: npt.NDArray[np.floating] | None = None,
     n_threads: int = 0,
-) -> None: ...
+    check_finite: bool = False,
+) -> bool | None: ...

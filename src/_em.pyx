@@ -195,6 +195,12 @@ cdef Py_ssize_t GEMM_MIN_ROWS = 32
 # features on: below, the gather's branches cost more than the rows it saves (workload a,
 # D = 2: 1.3 -> 2.1 ms per pass when gathering).
 cdef Py_ssize_t GATHER_MIN_FEATURES = 4
+# score() writes responsibilities of at least this many bytes with streaming stores (through
+# a row-major staging copy of each chunk) when their memory is already mapped in: an output
+# this large is not in the cache when the caller reads it anyway, and an ordinary store
+# costs a read of the line first (src/_blocked.h, gmmfast_pages_resident, says why not into
+# fresh memory).
+cdef size_t STREAM_MIN_BYTES = 16 << 20
 
 cdef enum StatsSource:
     FROM_DENSITY = 0  # responsibilities from the current parameters (the E-step)
@@ -389,6 +395,13 @@ cdef extern from "_blocked.h":
     void transpose_f32 "gmmfast_transpose_f32"(
         const float* src, Py_ssize_t src_stride, Py_ssize_t rows, Py_ssize_t cols,
         float* dst, Py_ssize_t dst_stride) noexcept nogil
+    # dst[i] = src[i], i < n, with non-temporal stores (outputs larger than the caches).
+    void stream_copy_f64 "gmmfast_stream_copy_f64"(
+        double* dst, const double* src, Py_ssize_t n) noexcept nogil
+    void stream_copy_f32 "gmmfast_stream_copy_f32"(
+        float* dst, const float* src, Py_ssize_t n) noexcept nogil
+    # Whether the memory at p (start, middle and end pages) is already mapped in (Linux).
+    bint pages_resident "gmmfast_pages_resident"(const void* p, size_t nbytes) noexcept nogil
     # The rows with r != 0 (n_kept of them), in order, into kept (D × n_kept) and kept_r.
     Py_ssize_t gather_rows_f64 "gmmfast_gather_rows_f64"(
         const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, const double* r,
@@ -442,6 +455,13 @@ cdef inline void _transpose(
         transpose_f64(src, src_stride, rows, cols, dst, dst_stride)
     else:
         transpose_f32(src, src_stride, rows, cols, dst, dst_stride)
+
+
+cdef inline void _stream_copy(floating* dst, const floating* src, Py_ssize_t n) noexcept nogil:
+    if floating is double:
+        stream_copy_f64(dst, src, n)
+    else:
+        stream_copy_f32(dst, src, n)
 
 
 cdef inline void _transpose_chunk(
@@ -641,38 +661,77 @@ cdef void _log_prob_diag(
     free(tail_x)
 
 
-cdef double _log_prob_to_resp(
-    floating* log_prob, Py_ssize_t n_rows, Py_ssize_t n_components,
-    const double* sample_weight, floating* log_prob_norm, floating* work,
+cdef inline void _row_max(
+    const floating* log_prob, Py_ssize_t m, Py_ssize_t n_components, floating* top,
 ) noexcept nogil:
+    """top[i] = max_c log_prob[c * m + i]."""
     cdef Py_ssize_t i, c
-    cdef Py_ssize_t m = n_rows
-    cdef floating* top = log_prob_norm
-    cdef floating* total = work
-    cdef floating* row
-    cdef floating term, lse
-    cdef double w, loglik = 0.0
-    cdef floating floor = _log_resp_floor(log_prob)  # a local: stores below cannot alias it
+    cdef const floating* row
     for i in range(m):
         top[i] = log_prob[i]
-        total[i] = 0
     for c in range(1, n_components):
         row = log_prob + c * m
         for i in range(m):
             top[i] = row[i] if row[i] > top[i] else top[i]
-    # One exp per entry: exp(log_prob − max) is kept and later scaled by w / Σ. Rows whose
-    # maximum is −inf have shifted = NaN there, which exp_or_zero maps to 0.
+
+
+cdef inline void _log_of_total(
+    const floating* top, const floating* total, Py_ssize_t m, floating* log_prob_norm,
+) noexcept nogil:
+    """log p = top + log Σ exp(log_prob − top); may write over ``top`` itself.
+
+    A select rather than a branch, so that the loop vectorises. A row whose maximum is −inf
+    keeps log p = −inf (its total is 0, whose "log" is dropped).
+    """
+    cdef Py_ssize_t i
+    cdef floating lse
+    for i in range(m):
+        lse = top[i] + _log(total[i])
+        log_prob_norm[i] = lse if top[i] != -INFINITY else top[i]
+
+
+cdef void _exp_terms(
+    floating* log_prob, Py_ssize_t n_rows, Py_ssize_t n_components,
+    floating* log_prob_norm, floating* total,
+) noexcept nogil:
+    """log p(x_i) of a chunk; log_prob is replaced by exp(log_prob − max_c log_prob) and
+    total[i] is the sum of those terms of row i (the responsibilities before scaling).
+
+    _log_prob_to_resp and score() without responsibilities both go through this one
+    function, so their log p agree bit for bit (the compiler may contract the exponential's
+    last multiply with the sum differently in two copies of the loop).
+    """
+    cdef Py_ssize_t i, c
+    cdef Py_ssize_t m = n_rows
+    cdef floating* top = log_prob_norm
+    cdef floating* row
+    cdef floating term
+    cdef floating floor = _log_resp_floor(log_prob)  # a local: stores below cannot alias it
+    _row_max(log_prob, m, n_components, top)
+    for i in range(m):
+        total[i] = 0
+    # One exp per entry. Rows whose maximum is −inf have shifted = NaN there, which
+    # exp_or_zero maps to 0.
     for c in range(n_components):
         row = log_prob + c * m
         for i in range(m):
             term = _exp(row[i] - top[i], floor)
             row[i] = term
             total[i] += term
-    # Selects rather than branches, and one loop per case, so that the loops vectorise. A
-    # row whose maximum is −inf keeps log p = −inf (its total is 0, whose "log" is dropped).
-    for i in range(m):
-        lse = top[i] + _log(total[i])
-        log_prob_norm[i] = lse if top[i] != -INFINITY else top[i]
+    _log_of_total(top, total, m, log_prob_norm)
+
+
+cdef double _log_prob_to_resp(
+    floating* log_prob, Py_ssize_t n_rows, Py_ssize_t n_components,
+    const double* sample_weight, floating* log_prob_norm, floating* work,
+) noexcept nogil:
+    cdef Py_ssize_t i, c
+    cdef Py_ssize_t m = n_rows
+    cdef floating* total = work
+    cdef floating* row
+    cdef double w, loglik = 0.0
+    # exp(log_prob − max) is kept and scaled below by w / Σ.
+    _exp_terms(log_prob, m, n_components, log_prob_norm, total)
     # Rows of zero weight, or of zero density under every component, carry no
     # responsibility (and no 0 · inf = NaN).
     if sample_weight == NULL:
@@ -1488,12 +1547,14 @@ def stats_from_resp(X, sample_weight, resp, shifts, nk, sums, scatter, int n_thr
 
 def score(
     const floating[:, ::1] X, means, precisions_chol, log_norm,
-    floating[::1] log_prob_norm, long long[::1] labels=None, floating[:, ::1] resp=None,
-    int n_threads=0,
+    floating[::1] log_prob_norm=None, long long[::1] labels=None,
+    floating[:, ::1] resp=None, int n_threads=0, bint check_finite=False,
 ):
-    """Per-sample log-density, and optionally labels and responsibilities, chunk by chunk.
+    """Per-sample log-density, labels and responsibilities (each optional), chunk by chunk.
 
-    Computed in X's dtype, as :func:`em_pass`.
+    Computed in X's dtype, as :func:`em_pass`. With ``check_finite``, returns whether every
+    value of X is finite (checked on the chunks as they are scored, so that callers need
+    not read X a second time), else None; the outputs are meaningless when it is False.
 
     Parameters
     ----------
@@ -1501,7 +1562,7 @@ def score(
         IN.
     means, precisions_chol, log_norm : float64 ndarrays
         IN. As in :func:`em_pass`.
-    log_prob_norm : ndarray of shape (n_samples,), X's dtype
+    log_prob_norm : ndarray of shape (n_samples,), X's dtype, or None
         OUT. log p(x_i).
     labels : ndarray of shape (n_samples,), int64, or None
         OUT. argmax_k of log π_k + log N(x_i | θ_k) (first maximum on ties).
@@ -1509,6 +1570,8 @@ def score(
         OUT. Responsibilities p(k | x_i).
     n_threads : int
         IN. Threads to use; <= 0 means the OpenMP default.
+    check_finite : bool
+        IN. Whether to check X for NaN and infinities.
     """
     means = np.asarray(means)
     cdef Py_ssize_t n = X.shape[0]
@@ -1518,7 +1581,7 @@ def score(
     cdef bint tied = _is_tied(precisions_chol, k, d)
     if k < 1 or means.shape != (k, d):
         raise ValueError(f"means must have shape ({k}, {d}), got {means.shape}")
-    if log_prob_norm.shape[0] != n:
+    if log_prob_norm is not None and log_prob_norm.shape[0] != n:
         raise ValueError(f"log_prob_norm must have shape ({n},)")
     if labels is not None and labels.shape[0] != n:
         raise ValueError(f"labels must have shape ({n},)")
@@ -1538,8 +1601,9 @@ def score(
         centre_view = centre
         offsets_view = offsets.reshape(-1)
     if n == 0:
-        return
+        return True if check_finite else None
 
+    cdef bint want_norm = log_prob_norm is not None
     cdef bint want_labels = labels is not None
     cdef bint want_resp = resp is not None
     cdef Py_ssize_t n_chunks = n_chunks_of(n)
@@ -1550,33 +1614,59 @@ def score(
     cdef const floating* norm_ptr = &norm_view[0]
     cdef const floating* centre_ptr = NULL if centre_view is None else &centre_view[0]
     cdef const floating* offsets_ptr = NULL if offsets_view is None else &offsets_view[0]
-    cdef floating* norm_out = &log_prob_norm[0]
+    cdef floating* norm_out = &log_prob_norm[0] if want_norm else NULL
     cdef long long* label_out = &labels[0] if want_labels else NULL
     cdef floating* resp_out = &resp[0, 0] if want_resp else NULL
+    cdef size_t resp_bytes = <size_t> (n * k) * sizeof(floating)
+    cdef bint stream = (want_resp and resp_bytes >= STREAM_MIN_BYTES
+                        and pages_resident(&resp[0, 0], resp_bytes))
     cdef Scratch scratch
+    cdef floating* staging
     cdef Py_ssize_t chunk, row0, m
+    cdef Py_ssize_t nonfinite_chunks = 0
 
     # Each chunk calls BLAS on small blocks: its own threads would only fight ours.
     with single_threaded_blas():
         with nogil, parallel(num_threads=threads):
             scratch = _alloc_scratch(d, k, sizeof(floating))
+            staging = <floating*> malloc(k * CHUNK_ROWS * sizeof(floating)) if stream else NULL
             for chunk in prange(n_chunks, schedule="static"):
                 row0 = chunk * CHUNK_ROWS
                 m = min(<Py_ssize_t> CHUNK_ROWS, n - row0)
+                if check_finite and not _all_finite(X_ptr + row0 * d, m * d):
+                    nonfinite_chunks += 1
                 _score_chunk(X_ptr + row0 * d, m, d, k, full, mean_ptr, chol_ptr, norm_ptr,
-                             centre_ptr, offsets_ptr, norm_out + row0,
+                             centre_ptr, offsets_ptr,
+                             norm_out + row0 if want_norm else NULL,
                              label_out + row0 if want_labels else NULL,
-                             resp_out + row0 * k if want_resp else NULL, scratch)
+                             resp_out + row0 * k if want_resp else NULL, staging, scratch)
+            free(staging)
             _free_scratch(scratch)
+    return nonfinite_chunks == 0 if check_finite else None
+
+
+cdef bint _all_finite(const floating* x, Py_ssize_t n) noexcept nogil:
+    """Whether x[0], ..., x[n − 1] are all finite (a count rather than an early exit, so
+    that the loop vectorises)."""
+    cdef Py_ssize_t i, nonfinite = 0
+    for i in range(n):
+        nonfinite += 0 if isfinite(x[i]) else 1
+    return nonfinite == 0
 
 
 cdef void _score_chunk(
     const floating* X, Py_ssize_t m, Py_ssize_t d, Py_ssize_t k, bint full,
     const floating* means, const floating* precisions_chol, const floating* log_norm,
     const floating* tied_centre, const floating* tied_offsets,
-    floating* log_prob_norm, long long* labels, floating* resp, Scratch s,
+    floating* log_prob_norm, long long* labels, floating* resp, floating* staging,
+    Scratch s,
 ) noexcept nogil:
-    """score() on one chunk of m rows; ``labels`` and ``resp`` may be NULL."""
+    """score() on one chunk of m rows; any of the three outputs may be NULL. With a
+    ``staging`` area (m × K), ``resp`` is written with streaming stores.
+
+    Only what is asked for is computed: labels need no exponential, log p(x) alone no
+    scaling of the responsibilities.
+    """
     cdef floating* xt = <floating*> s.xt
     cdef floating* lp = <floating*> s.log_prob
     cdef floating* row_work = <floating*> s.row_work
@@ -1591,8 +1681,16 @@ cdef void _score_chunk(
                 if lp[c * m + i] > lp[best * m + i]:
                     best = c
             labels[i] = best
-    _log_prob_to_resp(lp, m, k, NULL, row_work, <floating*> s.work)
-    for i in range(m):
-        log_prob_norm[i] = row_work[i]
-    if resp != NULL:  # component-major (K, m) to row-major (m, K)
-        _transpose(lp, m, k, m, resp, k)
+    if resp != NULL:
+        _log_prob_to_resp(lp, m, k, NULL, row_work, <floating*> s.work)
+        if log_prob_norm != NULL:
+            for i in range(m):
+                log_prob_norm[i] = row_work[i]
+        # component-major (K, m) to row-major (m, K)
+        if staging != NULL:
+            _transpose(lp, m, k, m, staging, k)
+            _stream_copy(resp, staging, m * k)
+        else:
+            _transpose(lp, m, k, m, resp, k)
+    elif log_prob_norm != NULL:
+        _exp_terms(lp, m, k, log_prob_norm, <floating*> s.work)

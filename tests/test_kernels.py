@@ -647,6 +647,52 @@ def test_score_with_no_samples(dtype):
     means, chol, log_norm, _ = model_params(3, 4, "diag")
     assert _em.score(np.empty((0, 3), dtype), means, chol, log_norm, np.empty(0, dtype),
                      np.empty(0, np.int64), np.empty((0, 4), dtype)) is None
+    assert _em.score(np.empty((0, 3), dtype), means, chol, log_norm, np.empty(0, dtype),
+                     check_finite=True) is True
+
+
+@pytest.mark.parametrize("offset", [0, 1, 3])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_score_streamed_resp_matches_ordinary_stores(dtype, offset):
+    """Responsibilities of >= 16 MiB into memory already in use are written with streaming
+    stores (each chunk staged, then copied): the same numbers as the ordinary stores of a
+    smaller output, wherever the destination starts relative to a vector boundary."""
+    d, k = 2, 8 if dtype == np.float64 else 16
+    n = (16 << 20) // (k * np.dtype(dtype).itemsize) + 1001  # just above the threshold
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, d)).astype(dtype)
+    means, chol, log_norm, _ = model_params(d, k, "full")
+    buffer = np.ones(n * k + offset, dtype)  # touched: resident, so streamed
+    resp = buffer[offset:].reshape(n, k)
+    for n_threads in (1, 2):
+        resp[:] = -1
+        _em.score(X, means, chol, log_norm, None, None, resp, n_threads=n_threads)
+        half = n // 2 + 77
+        for rows in (slice(0, half), slice(half, n)):  # each below the threshold
+            part = np.empty((rows.stop - rows.start, k), dtype)
+            _em.score(X[rows], means, chol, log_norm, None, None, part)
+            assert np.array_equal(resp[rows], part)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_score_check_finite_finds_every_nonfinite_value(dtype, bad, n_threads):
+    d, k, n = 3, 4, 1000
+    X = samples(d, k, dtype)[:n]
+    means, chol, log_norm, _ = model_params(d, k, "full")
+    outputs = {"log_prob_norm": np.empty(n, dtype), "labels": np.empty(n, np.int64)}
+    assert _em.score(X, means, chol, log_norm, n_threads=n_threads, check_finite=True,
+                     **outputs) is True
+    assert _em.score(X, means, chol, log_norm, n_threads=n_threads, **outputs) is None
+    # Anywhere: the first and last value, a full chunk's last row, the partial last chunk.
+    for row, col in [(0, 0), (255, 2), (256, 1), (999, 2)]:
+        X_bad = X.copy()
+        X_bad[row, col] = bad
+        for out in ({"log_prob_norm": np.empty(n, dtype)}, {"labels": np.empty(n, np.int64)},
+                    {"resp": np.empty((n, k), dtype)}):
+            assert _em.score(X_bad, means, chol, log_norm, n_threads=n_threads,
+                             check_finite=True, **out) is False, (row, col, out.keys())
 
 
 # --------------------------------------------------------------------------------------------
