@@ -1,5 +1,5 @@
 /* Full-covariance kernels for small and moderate D, over blocks of rows, in float64 (names
- * ending _f64, 8 rows per block) and float32 (_f32, 16 rows per block); the kernels
+ * ending _f64) and float32 (_f32), a block being one vector register; the kernels
  * themselves are in src/_blocked_kernels.h, written once for both.
  *
  * Used by src/_em.pyx for one chunk and one component at a time. A chunk is stored
@@ -8,8 +8,8 @@
  *
  * Why not BLAS: at D <= 16 a gemm per component and chunk costs more in call overhead and
  * packing than in arithmetic, and it cannot use the triangle (U is upper-triangular, the
- * scatter symmetric). Written with GCC/Clang vector types, a block of rows is one AVX-512
- * register (two AVX2, four SSE2 ones), so partial products stay in registers; independent
+ * scatter symmetric). Written with GCC/Clang vector types, a block of rows is one vector
+ * register (AVX-512, AVX2 or SSE2), so partial products stay in registers; independent
  * accumulators keep the multiply-adds from waiting on each other. Other compilers get the
  * same arithmetic as plain loops.
  */
@@ -18,9 +18,19 @@
 
 #include <stddef.h>
 
-/* Rows per block: one 64-byte register (AVX-512; two AVX2, four SSE2 ones) of each type. */
-#define GMMFAST_ROW_BLOCK_F64 8
-#define GMMFAST_ROW_BLOCK_F32 16
+/* Rows per block: one vector register of each type, 64 bytes with AVX-512, 32 with AVX, 16
+ * otherwise. The blocks must not be wider than the registers: GCC keeps a wider vector in
+ * memory and moves it element by element (with 64-byte blocks, the AVX2 build scored
+ * workload s 7x slower than the AVX-512 one, and slower than the SSE2 baseline). */
+#if defined(__AVX512F__)
+#define GMMFAST_VECTOR_BYTES 64
+#elif defined(__AVX__)
+#define GMMFAST_VECTOR_BYTES 32
+#else
+#define GMMFAST_VECTOR_BYTES 16
+#endif
+#define GMMFAST_ROW_BLOCK_F64 (GMMFAST_VECTOR_BYTES / 8)
+#define GMMFAST_ROW_BLOCK_F32 (GMMFAST_VECTOR_BYTES / 4)
 
 /* Features per slab of diag_blocks: the size of its on-stack scaled means. */
 #define GMMFAST_DIAG_SLAB 64
@@ -28,21 +38,25 @@
 #define GMMFAST_REAL double
 #define GMMFAST_INDEX long long
 #define GMMFAST_ROWS GMMFAST_ROW_BLOCK_F64
+#define GMMFAST_TILE_TRANSPOSE (GMMFAST_VECTOR_BYTES >= 64)
 #define GMMFAST_FN(name) gmmfast_##name##_f64
 #include "_blocked_kernels.h"
 #undef GMMFAST_REAL
 #undef GMMFAST_INDEX
 #undef GMMFAST_ROWS
+#undef GMMFAST_TILE_TRANSPOSE
 #undef GMMFAST_FN
 
 #define GMMFAST_REAL float
 #define GMMFAST_INDEX int
 #define GMMFAST_ROWS GMMFAST_ROW_BLOCK_F32
+#define GMMFAST_TILE_TRANSPOSE (GMMFAST_VECTOR_BYTES >= 32)
 #define GMMFAST_FN(name) gmmfast_##name##_f32
 #include "_blocked_kernels.h"
 #undef GMMFAST_REAL
 #undef GMMFAST_INDEX
 #undef GMMFAST_ROWS
+#undef GMMFAST_TILE_TRANSPOSE
 #undef GMMFAST_FN
 
 /* Row gathering for accumulate_full: copy the rows i < m whose responsibility r[i] is not

@@ -1,7 +1,9 @@
 /* The kernels of src/_blocked.h for one element type. Included once per type, with
  *   GMMFAST_REAL       the element type of the chunk and the parameters (double, float),
  *   GMMFAST_INDEX      the integer type of GMMFAST_REAL's size (shuffle indices),
- *   GMMFAST_ROWS       rows per block: one 64-byte register of GMMFAST_REAL,
+ *   GMMFAST_ROWS       rows per block: one vector register of GMMFAST_REAL,
+ *   GMMFAST_TILE_TRANSPOSE  1 when eight GMMFAST_REAL fill at most one register (the
+ *                      transpose's 8 x 8 tiles), else 0,
  *   GMMFAST_FN(name)   the name of a function for this type.
  * Accumulated statistics (sums, scatter) are double whatever the element type: a chunk's
  * partial sums are formed in GMMFAST_REAL and added to them once per call.
@@ -202,6 +204,8 @@ static inline void GMMFAST_FN(scatter_blocks)(const GMMFAST_REAL *wd, const GMMF
     }
 }
 
+#if GMMFAST_TILE_TRANSPOSE
+
 /* dst[j * dst_stride + i] = src[i * src_stride + j] for i < rows, j < cols: tiles of 8 x 8
  * transposed in registers (three rounds of two-vector shuffles), the edges one element at a
  * time. Used for a chunk's rows (m x D -> D x m) and the responsibilities (K x m -> m x K):
@@ -259,20 +263,13 @@ static inline void GMMFAST_FN(transpose)(const GMMFAST_REAL *src, ptrdiff_t src_
             dst[j * dst_stride + i0] = src[i0 * src_stride + j];
 }
 
+#endif /* GMMFAST_TILE_TRANSPOSE */
+
 #undef GMMFAST_SHUFFLE8
 #undef GMMFAST_LOAD
 #undef GMMFAST_STORE
 
 #else /* plain loops, same results up to the order of additions */
-
-static inline void GMMFAST_FN(transpose)(const GMMFAST_REAL *src, ptrdiff_t src_stride,
-                                         ptrdiff_t rows, ptrdiff_t cols, GMMFAST_REAL *dst,
-                                         ptrdiff_t dst_stride)
-{
-    for (ptrdiff_t i = 0; i < rows; i++)
-        for (ptrdiff_t j = 0; j < cols; j++)
-            dst[j * dst_stride + i] = src[i * src_stride + j];
-}
 
 static inline void GMMFAST_FN(whiten_blocks)(const GMMFAST_REAL *diff, ptrdiff_t stride,
                                              ptrdiff_t n_blocks, ptrdiff_t d,
@@ -362,6 +359,19 @@ static inline void GMMFAST_FN(scatter_blocks)(const GMMFAST_REAL *wd, const GMMF
                 s += wd[j * stride + i] * diff[l * stride + i];
             C[j * d + l] += s;
         }
+}
+
+#endif
+
+#if !(defined(__GNUC__) || defined(__clang__)) || !GMMFAST_TILE_TRANSPOSE
+
+static inline void GMMFAST_FN(transpose)(const GMMFAST_REAL *src, ptrdiff_t src_stride,
+                                         ptrdiff_t rows, ptrdiff_t cols, GMMFAST_REAL *dst,
+                                         ptrdiff_t dst_stride)
+{
+    for (ptrdiff_t i = 0; i < rows; i++)
+        for (ptrdiff_t j = 0; j < cols; j++)
+            dst[j * dst_stride + i] = src[i * src_stride + j];
 }
 
 #endif

@@ -891,8 +891,9 @@ cdef void _scatter_few_rows(
     (m < GEMM_MIN_ROWS = 32) rows of operands D × m, D < SCATTER_SYRK_MIN_FEATURES (24).
 
     The blocked kernel ends with one horizontal sum per (j, l), a fixed cost that only pays
-    from 8 rows on: below, the rows are added one by one. From 8 rows, the operands are
-    copied, padded with zeros to whole 8-row blocks, so that the kernel runs once.
+    from one row block (8 rows with AVX-512) on: below, the rows are added one by one.
+    From there, the operands are copied, padded with zeros to whole row blocks, so that the
+    kernel runs once.
     """
     cdef Py_ssize_t i, j, l
     cdef Py_ssize_t stride = (m + ROW_BLOCK_F64 - 1) // ROW_BLOCK_F64 * ROW_BLOCK_F64
