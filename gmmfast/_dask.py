@@ -28,6 +28,7 @@ This module imports Dask; ``gmmfast._gaussian_mixture`` imports it only after it
 given a Dask collection (see ``gmmfast._dask_input``).
 """
 
+import functools
 import warnings
 
 import dask
@@ -249,10 +250,10 @@ def _random_resp_block(block, weights, n_components, shifts, covariance_type, n_
 
 
 def _score_block(block, kernel_params, output, n_threads, estimator_name):
-    assert_finite(block, "X", estimator_name)
     log_prob, labels, resp = score_arrays(
         block, kernel_params, labels=output == "labels", resp=output == "resp",
         n_threads=n_threads, log_prob=output == "log_prob",
+        finite_check=functools.partial(assert_finite, name="X", estimator_name=estimator_name),
     )
     return {"log_prob": log_prob, "labels": labels, "resp": resp}[output]
 

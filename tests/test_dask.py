@@ -373,7 +373,9 @@ def test_bad_value_in_one_block_raises_the_in_memory_error(client, X, bad):
     means = previous.means_.copy()
     assert _error(previous.fit, Xd) == message
     np.testing.assert_array_equal(previous.means_, means)  # a failed fit changes nothing
-    assert _error(lambda: previous.predict(Xd).compute()) == message
+    for method in ("predict", "predict_proba", "score_samples"):  # checked while scoring
+        lazy = getattr(previous, method)(Xd)
+        assert _error(lazy.compute) == _error(getattr(previous, method), Xbad) == message
 
 
 def test_weight_errors(client, X):
