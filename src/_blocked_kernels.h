@@ -28,30 +28,40 @@ static inline double GMMFAST_FN(hsum)(GMMFAST_FN(rows) v)
 
 /* sq_norm[i] = ||(x_i - mu) U||^2 for the rows of n_blocks blocks, from diff = x - mu.
  * Coordinate j of the whitened row needs only the differences 0..j: D(D+1)/2 multiply-adds
- * per row. Two blocks at a time, for two independent chains of multiply-adds. */
+ * per row. Four blocks at a time, for four independent chains of multiply-adds (with two,
+ * the loop waited on their latency). */
 static inline void GMMFAST_FN(whiten_blocks)(const GMMFAST_REAL *diff, ptrdiff_t stride,
                                              ptrdiff_t n_blocks, ptrdiff_t d,
                                              const GMMFAST_REAL *U, GMMFAST_REAL *sq_norm)
 {
     ptrdiff_t b = 0;
-    for (; b + 2 <= n_blocks; b += 2) {
+    for (; b + 4 <= n_blocks; b += 4) {
         const GMMFAST_REAL *p = diff + b * GMMFAST_ROWS;
-        GMMFAST_FN(rows) total0 = {0}, total1 = {0};
+        GMMFAST_FN(rows) total0 = {0}, total1 = {0}, total2 = {0}, total3 = {0};
         for (ptrdiff_t j = 0; j < d; j++) {
             GMMFAST_FN(rows) y0 = U[j] * GMMFAST_LOAD(p);
             GMMFAST_FN(rows) y1 = U[j] * GMMFAST_LOAD(p + GMMFAST_ROWS);
+            GMMFAST_FN(rows) y2 = U[j] * GMMFAST_LOAD(p + 2 * GMMFAST_ROWS);
+            GMMFAST_FN(rows) y3 = U[j] * GMMFAST_LOAD(p + 3 * GMMFAST_ROWS);
             for (ptrdiff_t l = 1; l <= j; l++) {
                 GMMFAST_REAL u = U[l * d + j];
-                y0 += u * GMMFAST_LOAD(p + l * stride);
-                y1 += u * GMMFAST_LOAD(p + l * stride + GMMFAST_ROWS);
+                const GMMFAST_REAL *q = p + l * stride;
+                y0 += u * GMMFAST_LOAD(q);
+                y1 += u * GMMFAST_LOAD(q + GMMFAST_ROWS);
+                y2 += u * GMMFAST_LOAD(q + 2 * GMMFAST_ROWS);
+                y3 += u * GMMFAST_LOAD(q + 3 * GMMFAST_ROWS);
             }
             total0 += y0 * y0;
             total1 += y1 * y1;
+            total2 += y2 * y2;
+            total3 += y3 * y3;
         }
         GMMFAST_STORE(sq_norm + b * GMMFAST_ROWS, total0);
         GMMFAST_STORE(sq_norm + (b + 1) * GMMFAST_ROWS, total1);
+        GMMFAST_STORE(sq_norm + (b + 2) * GMMFAST_ROWS, total2);
+        GMMFAST_STORE(sq_norm + (b + 3) * GMMFAST_ROWS, total3);
     }
-    if (b < n_blocks) {
+    for (; b < n_blocks; b++) {
         const GMMFAST_REAL *p = diff + b * GMMFAST_ROWS;
         GMMFAST_FN(rows) total = {0};
         for (ptrdiff_t j = 0; j < d; j++) {
