@@ -32,7 +32,7 @@
 #define GMMFAST_ROW_BLOCK_F64 (GMMFAST_VECTOR_BYTES / 8)
 #define GMMFAST_ROW_BLOCK_F32 (GMMFAST_VECTOR_BYTES / 4)
 
-/* Features per slab of diag_blocks: the size of its on-stack scaled means. */
+/* Features per slab of diag_log_prob_blocks: the size of its on-stack scaled means. */
 #define GMMFAST_DIAG_SLAB 64
 
 #define GMMFAST_REAL double

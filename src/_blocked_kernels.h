@@ -109,28 +109,33 @@ static inline void GMMFAST_FN(offset_sq_norm_blocks)(const GMMFAST_REAL *z, ptrd
     }
 }
 
-/* sq_norm[i] = sum_j ((x[j][i] - mean[j]) * inv_std[j])^2 for the rows of n_blocks blocks
- * (diagonal covariances): the running sum stays in a register instead of going back to
- * memory once per feature. Each term is formed as x * inv_std - mean * inv_std, one
- * multiply-add instead of a subtraction and a multiplication (two vector operations per
- * feature instead of three; the scaled means are computed once per call, for features in
- * slabs of GMMFAST_DIAG_SLAB). Four blocks at a time: with one, each feature waited for
- * the previous one's multiply-add (its latency bound the loop). */
-static inline void GMMFAST_FN(diag_blocks)(const GMMFAST_REAL *xt, ptrdiff_t stride,
-                                           ptrdiff_t n_blocks, ptrdiff_t d,
-                                           const GMMFAST_REAL *mean,
-                                           const GMMFAST_REAL *inv_std, GMMFAST_REAL *sq_norm)
+/* log_prob[i] = log_norm - sum_j ((x[j][i] - mean[j]) * inv_std[j])^2 / 2 for the rows of
+ * n_blocks blocks (diagonal covariances): the running sum stays in a register instead of
+ * going back to memory once per feature, and the log-density is formed as it is stored
+ * (not in a second pass over the chunk). Each term is formed as x * inv_std - mean *
+ * inv_std, one multiply-add instead of a subtraction and a multiplication (two vector
+ * operations per feature instead of three; the scaled means are computed once per call, for
+ * features in slabs of GMMFAST_DIAG_SLAB, whose partial sums go through log_prob). Four
+ * blocks at a time: with one, each feature waited for the previous one's multiply-add (its
+ * latency bound the loop). */
+static inline void GMMFAST_FN(diag_log_prob_blocks)(const GMMFAST_REAL *xt, ptrdiff_t stride,
+                                                    ptrdiff_t n_blocks, ptrdiff_t d,
+                                                    const GMMFAST_REAL *mean,
+                                                    const GMMFAST_REAL *inv_std,
+                                                    GMMFAST_REAL log_norm,
+                                                    GMMFAST_REAL *log_prob)
 {
     GMMFAST_REAL scaled_mean[GMMFAST_DIAG_SLAB];
     for (ptrdiff_t j0 = 0; j0 < d; j0 += GMMFAST_DIAG_SLAB) {
         ptrdiff_t width = d - j0 < GMMFAST_DIAG_SLAB ? d - j0 : GMMFAST_DIAG_SLAB;
         const GMMFAST_REAL *s = inv_std + j0;
+        int last = j0 + width == d;
         for (ptrdiff_t j = 0; j < width; j++)
             scaled_mean[j] = mean[j0 + j] * s[j];
         ptrdiff_t b = 0;
         for (; b + 4 <= n_blocks; b += 4) {
             const GMMFAST_REAL *p = xt + j0 * stride + b * GMMFAST_ROWS;
-            GMMFAST_REAL *out = sq_norm + b * GMMFAST_ROWS;
+            GMMFAST_REAL *out = log_prob + b * GMMFAST_ROWS;
             GMMFAST_FN(rows) t0 = {0}, t1 = {0}, t2 = {0}, t3 = {0};
             if (j0) {
                 t0 = GMMFAST_LOAD(out);
@@ -149,6 +154,12 @@ static inline void GMMFAST_FN(diag_blocks)(const GMMFAST_REAL *xt, ptrdiff_t str
                 t2 += u2 * u2;
                 t3 += u3 * u3;
             }
+            if (last) {
+                t0 = log_norm - (GMMFAST_REAL) 0.5 * t0;
+                t1 = log_norm - (GMMFAST_REAL) 0.5 * t1;
+                t2 = log_norm - (GMMFAST_REAL) 0.5 * t2;
+                t3 = log_norm - (GMMFAST_REAL) 0.5 * t3;
+            }
             GMMFAST_STORE(out, t0);
             GMMFAST_STORE(out + GMMFAST_ROWS, t1);
             GMMFAST_STORE(out + 2 * GMMFAST_ROWS, t2);
@@ -158,12 +169,14 @@ static inline void GMMFAST_FN(diag_blocks)(const GMMFAST_REAL *xt, ptrdiff_t str
             const GMMFAST_REAL *p = xt + j0 * stride + b * GMMFAST_ROWS;
             GMMFAST_FN(rows) total = {0};
             if (j0)
-                total = GMMFAST_LOAD(sq_norm + b * GMMFAST_ROWS);
+                total = GMMFAST_LOAD(log_prob + b * GMMFAST_ROWS);
             for (ptrdiff_t j = 0; j < width; j++) {
                 GMMFAST_FN(rows) t = GMMFAST_LOAD(p + j * stride) * s[j] - scaled_mean[j];
                 total += t * t;
             }
-            GMMFAST_STORE(sq_norm + b * GMMFAST_ROWS, total);
+            if (last)
+                total = log_norm - (GMMFAST_REAL) 0.5 * total;
+            GMMFAST_STORE(log_prob + b * GMMFAST_ROWS, total);
         }
     }
 }
@@ -261,9 +274,10 @@ typedef GMMFAST_INDEX GMMFAST_FN(tile_index) __attribute__((vector_size(sizeof(G
     __builtin_shuffle(a, b, (GMMFAST_FN(tile_index)) {i0, i1, i2, i3, i4, i5, i6, i7})
 #endif
 
-static inline void GMMFAST_FN(transpose)(const GMMFAST_REAL *src, ptrdiff_t src_stride,
-                                         ptrdiff_t rows, ptrdiff_t cols, GMMFAST_REAL *dst,
-                                         ptrdiff_t dst_stride)
+static inline void GMMFAST_FN(transpose_tiles)(const GMMFAST_REAL *src, ptrdiff_t src_stride,
+                                               ptrdiff_t rows, ptrdiff_t cols,
+                                               GMMFAST_REAL *dst, ptrdiff_t dst_stride,
+                                               const GMMFAST_REAL *scale)
 {
     ptrdiff_t i0 = 0;
     for (; i0 + 8 <= rows; i0 += 8) {
@@ -286,19 +300,26 @@ static inline void GMMFAST_FN(transpose)(const GMMFAST_REAL *src, ptrdiff_t src_
                                                     2, 3, 10, 11, 6, 7, 14, 15);
                 }
             for (int c = 0; c < 4; c++) {
-                *(GMMFAST_FN(tile_row) *) (dst + (j0 + c) * dst_stride + i0) =
-                    GMMFAST_SHUFFLE8(u[c], u[c + 4], 0, 1, 2, 3, 8, 9, 10, 11);
-                *(GMMFAST_FN(tile_row) *) (dst + (j0 + c + 4) * dst_stride + i0) =
-                    GMMFAST_SHUFFLE8(u[c], u[c + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+                GMMFAST_FN(tile_row) low = GMMFAST_SHUFFLE8(u[c], u[c + 4],
+                                                            0, 1, 2, 3, 8, 9, 10, 11);
+                GMMFAST_FN(tile_row) high = GMMFAST_SHUFFLE8(u[c], u[c + 4],
+                                                             4, 5, 6, 7, 12, 13, 14, 15);
+                if (scale) {
+                    low *= scale[j0 + c];
+                    high *= scale[j0 + c + 4];
+                }
+                *(GMMFAST_FN(tile_row) *) (dst + (j0 + c) * dst_stride + i0) = low;
+                *(GMMFAST_FN(tile_row) *) (dst + (j0 + c + 4) * dst_stride + i0) = high;
             }
         }
         for (; j0 < cols; j0++)
             for (int k = 0; k < 8; k++)
-                dst[j0 * dst_stride + i0 + k] = src[(i0 + k) * src_stride + j0];
+                dst[j0 * dst_stride + i0 + k] = src[(i0 + k) * src_stride + j0]
+                                                * (scale ? scale[j0] : 1);
     }
     for (; i0 < rows; i0++)
         for (ptrdiff_t j = 0; j < cols; j++)
-            dst[j * dst_stride + i0] = src[i0 * src_stride + j];
+            dst[j * dst_stride + i0] = src[i0 * src_stride + j] * (scale ? scale[j] : 1);
 }
 
 #endif /* GMMFAST_TILE_TRANSPOSE */
@@ -353,10 +374,12 @@ static inline void GMMFAST_FN(offset_sq_norm_blocks)(const GMMFAST_REAL *z, ptrd
     }
 }
 
-static inline void GMMFAST_FN(diag_blocks)(const GMMFAST_REAL *xt, ptrdiff_t stride,
-                                           ptrdiff_t n_blocks, ptrdiff_t d,
-                                           const GMMFAST_REAL *mean,
-                                           const GMMFAST_REAL *inv_std, GMMFAST_REAL *sq_norm)
+static inline void GMMFAST_FN(diag_log_prob_blocks)(const GMMFAST_REAL *xt, ptrdiff_t stride,
+                                                    ptrdiff_t n_blocks, ptrdiff_t d,
+                                                    const GMMFAST_REAL *mean,
+                                                    const GMMFAST_REAL *inv_std,
+                                                    GMMFAST_REAL log_norm,
+                                                    GMMFAST_REAL *log_prob)
 {
     for (ptrdiff_t i = 0; i < n_blocks * GMMFAST_ROWS; i++) {
         GMMFAST_REAL total = 0;
@@ -364,7 +387,7 @@ static inline void GMMFAST_FN(diag_blocks)(const GMMFAST_REAL *xt, ptrdiff_t str
             GMMFAST_REAL t = xt[j * stride + i] * inv_std[j] - mean[j] * inv_std[j];
             total += t * t;
         }
-        sq_norm[i] = total;
+        log_prob[i] = log_norm - (GMMFAST_REAL) 0.5 * total;
     }
 }
 
@@ -403,13 +426,32 @@ static inline void GMMFAST_FN(scatter_blocks)(const GMMFAST_REAL *wd, const GMMF
 
 #if !(defined(__GNUC__) || defined(__clang__)) || !GMMFAST_TILE_TRANSPOSE
 
+static inline void GMMFAST_FN(transpose_tiles)(const GMMFAST_REAL *src, ptrdiff_t src_stride,
+                                               ptrdiff_t rows, ptrdiff_t cols,
+                                               GMMFAST_REAL *dst, ptrdiff_t dst_stride,
+                                               const GMMFAST_REAL *scale)
+{
+    for (ptrdiff_t i = 0; i < rows; i++)
+        for (ptrdiff_t j = 0; j < cols; j++)
+            dst[j * dst_stride + i] = src[i * src_stride + j] * (scale ? scale[j] : 1);
+}
+
+#endif
+
+/* dst[j * dst_stride + i] = src[i * src_stride + j] for i < rows, j < cols. */
 static inline void GMMFAST_FN(transpose)(const GMMFAST_REAL *src, ptrdiff_t src_stride,
                                          ptrdiff_t rows, ptrdiff_t cols, GMMFAST_REAL *dst,
                                          ptrdiff_t dst_stride)
 {
-    for (ptrdiff_t i = 0; i < rows; i++)
-        for (ptrdiff_t j = 0; j < cols; j++)
-            dst[j * dst_stride + i] = src[i * src_stride + j];
+    GMMFAST_FN(transpose_tiles)(src, src_stride, rows, cols, dst, dst_stride, NULL);
 }
 
-#endif
+/* The same with column j of src (row j of dst) multiplied by scale[j]: the
+ * responsibilities scaled as they are written out, not in a pass of their own. */
+static inline void GMMFAST_FN(transpose_scaled)(const GMMFAST_REAL *src, ptrdiff_t src_stride,
+                                                ptrdiff_t rows, ptrdiff_t cols,
+                                                GMMFAST_REAL *dst, ptrdiff_t dst_stride,
+                                                const GMMFAST_REAL *scale)
+{
+    GMMFAST_FN(transpose_tiles)(src, src_stride, rows, cols, dst, dst_stride, scale);
+}

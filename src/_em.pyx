@@ -123,6 +123,241 @@ cdef extern from *:
     float exp_or_zero_f32 "gmmfast_exp_or_zero_f32"(float x, float floor) noexcept nogil
 
 cdef extern from *:
+    # The E-step's exponentials for a whole chunk (gmmfast_exp_terms_*). Plain C loops over
+    # exp_or_zero elsewhere (GCC vectorises them); with AVX-512 the same scheme written in
+    # intrinsics, for two instructions the compiler does not pick: vrndscale rounds x / ln 2
+    # to n and vscalef multiplies by 2^n, in place of conversions to and from int32 and
+    # exponent-bit arithmetic, with the floor as a zeroing mask. r = x − n ln 2 in two fused
+    # multiply-adds (the first exact), not through the (1 − n ln2_lo) factor. Each block of
+    # rows goes through all K components at once, so its maximum and sum stay in registers.
+    # Measured error <= 1 ulp in both types; see benchmarks/README.md for the speed.
+    """
+    #include <stddef.h>
+    #if defined(__AVX512F__)
+    #include <immintrin.h>
+    static inline __m512d gmmfast_exp8(__m512d x, __m512d floor_)
+    {
+        __mmask8 keep = _mm512_cmp_pd_mask(x, floor_, _CMP_GE_OQ);  /* false for NaN */
+        __m512d clamped = _mm512_max_pd(x, floor_);
+        __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(clamped, _mm512_set1_pd(1.4426950408889634)),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(6.93147180369123816490e-01), clamped);
+        r = _mm512_fnmadd_pd(n, _mm512_set1_pd(1.90821492927058770002e-10), r);
+        __m512d p = _mm512_set1_pd(1.0 / 6227020800.0);
+        p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 479001600.0));
+        p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 39916800.0));
+        p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 3628800.0));
+        p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 362880.0));
+        p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 40320.0));
+        p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 5040.0));
+        p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 720.0));
+        p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 120.0));
+        p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 24.0));
+        p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 6.0));
+        p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(0.5));
+        p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0));
+        p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0));
+        return _mm512_maskz_scalef_pd(keep, p, n);
+    }
+    static inline __m512 gmmfast_exp16(__m512 x, __m512 floor_)
+    {
+        __mmask16 keep = _mm512_cmp_ps_mask(x, floor_, _CMP_GE_OQ);
+        __m512 clamped = _mm512_max_ps(x, floor_);
+        __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(clamped, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), clamped);
+        r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
+        __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+        return _mm512_maskz_scalef_ps(keep, p, n);
+    }
+    #endif
+    /* One register's rows (those in `lanes`) of gmmfast_exp_terms. */
+    #if defined(__AVX512F__)
+    static inline void gmmfast_exp_block_f64(double *lp, ptrdiff_t m, ptrdiff_t k,
+                                             double *top, double *total, double floor_,
+                                             __mmask8 lanes)
+    {
+        __m512d floor_v = _mm512_set1_pd(floor_);
+        __m512d t = _mm512_maskz_loadu_pd(lanes, lp);
+        for (ptrdiff_t c = 1; c < k; c++)  /* NaN entries never become the maximum */
+            t = _mm512_max_pd(_mm512_maskz_loadu_pd(lanes, lp + c * m), t);
+        __m512d sum = _mm512_setzero_pd();
+        for (ptrdiff_t c = 0; c < k; c++) {
+            __m512d term = gmmfast_exp8(
+                _mm512_sub_pd(_mm512_maskz_loadu_pd(lanes, lp + c * m), t), floor_v);
+            _mm512_mask_storeu_pd(lp + c * m, lanes, term);
+            sum = _mm512_add_pd(sum, term);
+        }
+        _mm512_mask_storeu_pd(top, lanes, t);
+        _mm512_mask_storeu_pd(total, lanes, sum);
+    }
+    static inline void gmmfast_exp_block_f32(float *lp, ptrdiff_t m, ptrdiff_t k,
+                                             float *top, float *total, float floor_,
+                                             __mmask16 lanes)
+    {
+        __m512 floor_v = _mm512_set1_ps(floor_);
+        __m512 t = _mm512_maskz_loadu_ps(lanes, lp);
+        for (ptrdiff_t c = 1; c < k; c++)
+            t = _mm512_max_ps(_mm512_maskz_loadu_ps(lanes, lp + c * m), t);
+        __m512 sum = _mm512_setzero_ps();
+        for (ptrdiff_t c = 0; c < k; c++) {
+            __m512 term = gmmfast_exp16(
+                _mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, lp + c * m), t), floor_v);
+            _mm512_mask_storeu_ps(lp + c * m, lanes, term);
+            sum = _mm512_add_ps(sum, term);
+        }
+        _mm512_mask_storeu_ps(top, lanes, t);
+        _mm512_mask_storeu_ps(total, lanes, sum);
+    }
+    #endif
+    /* lp is a chunk's (k, m) log-densities, component-major: top[i] = max_c lp[c][i],
+       lp[c][i] = exp_or_zero(lp[c][i] - top[i]), total[i] = sum_c lp[c][i] (in order of c).
+       With AVX-512, a block of rows at a time through all k components, so that its maximum
+       and sum stay in registers; elsewhere loops over the rows that GCC vectorises. */
+    static inline void gmmfast_exp_terms_f64(double *lp, ptrdiff_t m, ptrdiff_t k,
+                                             double *top, double *total, double floor_)
+    {
+    #if defined(__AVX512F__)
+        ptrdiff_t i = 0;
+        for (; i + 8 <= m; i += 8)
+            gmmfast_exp_block_f64(lp + i, m, k, top + i, total + i, floor_, (__mmask8) 0xff);
+        if (i < m)
+            gmmfast_exp_block_f64(lp + i, m, k, top + i, total + i, floor_,
+                                  (__mmask8) ((1u << (m - i)) - 1));
+    #else
+        for (ptrdiff_t i = 0; i < m; i++) {
+            top[i] = lp[i];
+            total[i] = 0;
+        }
+        for (ptrdiff_t c = 1; c < k; c++)  /* NaN entries never become the maximum */
+            for (ptrdiff_t i = 0; i < m; i++)
+                top[i] = lp[c * m + i] > top[i] ? lp[c * m + i] : top[i];
+        for (ptrdiff_t c = 0; c < k; c++)
+            for (ptrdiff_t i = 0; i < m; i++) {
+                double term = gmmfast_exp_or_zero(lp[c * m + i] - top[i], floor_);
+                lp[c * m + i] = term;
+                total[i] += term;
+            }
+    #endif
+    }
+    static inline void gmmfast_exp_terms_f32(float *lp, ptrdiff_t m, ptrdiff_t k,
+                                             float *top, float *total, float floor_)
+    {
+    #if defined(__AVX512F__)
+        ptrdiff_t i = 0;
+        for (; i + 16 <= m; i += 16)
+            gmmfast_exp_block_f32(lp + i, m, k, top + i, total + i, floor_, (__mmask16) 0xffff);
+        if (i < m)
+            gmmfast_exp_block_f32(lp + i, m, k, top + i, total + i, floor_,
+                                  (__mmask16) ((1u << (m - i)) - 1));
+    #else
+        for (ptrdiff_t i = 0; i < m; i++) {
+            top[i] = lp[i];
+            total[i] = 0;
+        }
+        for (ptrdiff_t c = 1; c < k; c++)
+            for (ptrdiff_t i = 0; i < m; i++)
+                top[i] = lp[c * m + i] > top[i] ? lp[c * m + i] : top[i];
+        for (ptrdiff_t c = 0; c < k; c++)
+            for (ptrdiff_t i = 0; i < m; i++) {
+                float term = gmmfast_exp_or_zero_f32(lp[c * m + i] - top[i], floor_);
+                lp[c * m + i] = term;
+                total[i] += term;
+            }
+    #endif
+    }
+    /* labels[i] = the first c of largest lp[c][i] (a NaN only as the first entry, which
+       nothing then beats). With AVX-512, a block of rows at a time through all k
+       components, the running maximum and its index in registers: a loop over the rows
+       per component compiled to a branch around a masked store, mispredicted. */
+    #if defined(__AVX512F__)
+    static inline void gmmfast_argmax_block_f64(const double *lp, ptrdiff_t m, ptrdiff_t k,
+                                                long long *labels, __mmask8 lanes)
+    {
+        __m512d top = _mm512_maskz_loadu_pd(lanes, lp);
+        __m512i best = _mm512_setzero_si512();
+        for (ptrdiff_t c = 1; c < k; c++) {
+            __m512d x = _mm512_maskz_loadu_pd(lanes, lp + c * m);
+            __mmask8 larger = _mm512_cmp_pd_mask(x, top, _CMP_GT_OQ);
+            top = _mm512_mask_blend_pd(larger, top, x);
+            best = _mm512_mask_blend_epi64(larger, best, _mm512_set1_epi64(c));
+        }
+        _mm512_mask_storeu_epi64(labels, lanes, best);
+    }
+    static inline void gmmfast_argmax_block_f32(const float *lp, ptrdiff_t m, ptrdiff_t k,
+                                                long long *labels, __mmask16 lanes)
+    {
+        __m512 top = _mm512_maskz_loadu_ps(lanes, lp);
+        __m512i best = _mm512_setzero_si512();
+        for (ptrdiff_t c = 1; c < k; c++) {
+            __m512 x = _mm512_maskz_loadu_ps(lanes, lp + c * m);
+            __mmask16 larger = _mm512_cmp_ps_mask(x, top, _CMP_GT_OQ);
+            top = _mm512_mask_blend_ps(larger, top, x);
+            best = _mm512_mask_blend_epi32(larger, best, _mm512_set1_epi32((int) c));
+        }
+        _mm512_mask_storeu_epi64(labels, (__mmask8) lanes,
+                                 _mm512_cvtepi32_epi64(_mm512_castsi512_si256(best)));
+        _mm512_mask_storeu_epi64(labels + 8, (__mmask8) (lanes >> 8),
+                                 _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(best, 1)));
+    }
+    #endif
+    static inline void gmmfast_row_argmax_f64(const double *lp, ptrdiff_t m, ptrdiff_t k,
+                                              long long *labels)
+    {
+    #if defined(__AVX512F__)
+        ptrdiff_t i = 0;
+        for (; i + 8 <= m; i += 8)
+            gmmfast_argmax_block_f64(lp + i, m, k, labels + i, (__mmask8) 0xff);
+        if (i < m)
+            gmmfast_argmax_block_f64(lp + i, m, k, labels + i, (__mmask8) ((1u << (m - i)) - 1));
+    #else
+        for (ptrdiff_t i = 0; i < m; i++) {
+            ptrdiff_t best = 0;
+            for (ptrdiff_t c = 1; c < k; c++)
+                best = lp[c * m + i] > lp[best * m + i] ? c : best;
+            labels[i] = best;
+        }
+    #endif
+    }
+    static inline void gmmfast_row_argmax_f32(const float *lp, ptrdiff_t m, ptrdiff_t k,
+                                              long long *labels)
+    {
+    #if defined(__AVX512F__)
+        ptrdiff_t i = 0;
+        for (; i + 16 <= m; i += 16)
+            gmmfast_argmax_block_f32(lp + i, m, k, labels + i, (__mmask16) 0xffff);
+        if (i < m)
+            gmmfast_argmax_block_f32(lp + i, m, k, labels + i,
+                                     (__mmask16) ((1u << (m - i)) - 1));
+    #else
+        for (ptrdiff_t i = 0; i < m; i++) {
+            ptrdiff_t best = 0;
+            for (ptrdiff_t c = 1; c < k; c++)
+                best = lp[c * m + i] > lp[best * m + i] ? c : best;
+            labels[i] = best;
+        }
+    #endif
+    }
+    """
+    void exp_terms_f64 "gmmfast_exp_terms_f64"(
+        double* log_prob, Py_ssize_t m, Py_ssize_t k, double* top, double* total,
+        double floor) noexcept nogil
+    void exp_terms_f32 "gmmfast_exp_terms_f32"(
+        float* log_prob, Py_ssize_t m, Py_ssize_t k, float* top, float* total,
+        float floor) noexcept nogil
+    void row_argmax_f64 "gmmfast_row_argmax_f64"(
+        const double* log_prob, Py_ssize_t m, Py_ssize_t k, long long* labels) noexcept nogil
+    void row_argmax_f32 "gmmfast_row_argmax_f32"(
+        const float* log_prob, Py_ssize_t m, Py_ssize_t k, long long* labels) noexcept nogil
+
+cdef extern from *:
     # The log of a row's sum of max-shifted exponentials (>= 1: its largest term is 1), once
     # per row: libm's scalar log kept that loop from vectorising, and on small problems it
     # was a quarter of the pass (workload a). x = 2^e m with m in [√½, √2), then
@@ -297,13 +532,21 @@ cdef Py_ssize_t _precisions_cholesky(
 
 
 def _exp_or_zero(const floating[::1] x, double floor):
-    """exp_or_zero on an array, in its dtype (for the tests: accuracy and floor)."""
-    out = np.empty(x.shape[0], dtype=np.float64 if floating is double else np.float32)
-    cdef floating[::1] out_view = out
-    cdef Py_ssize_t i
-    for i in range(x.shape[0]):
-        out_view[i] = _exp(x[i], <floating> floor)
-    return out
+    """The E-step's exponential on an array, in its dtype (for the tests: accuracy and
+    floor), through the E-step's own loop."""
+    # As the second of two components whose first is 0: the E-step's row maximum is then 0
+    # for every x <= 0 (and for NaN, which never becomes a maximum).
+    dtype = np.float64 if floating is double else np.float32
+    n = x.shape[0]
+    terms = np.zeros((2, n), dtype=dtype)
+    terms[1] = x
+    top = np.empty(n, dtype=dtype)
+    total = np.empty(n, dtype=dtype)
+    cdef floating[:, ::1] terms_view = terms
+    cdef floating[::1] top_view = top, total_view = total
+    if n:
+        _exp_block_terms(&terms_view[0, 0], n, 2, &top_view[0], &total_view[0], floor)
+    return terms[1]
 
 
 def _log_ge1(const floating[::1] x):
@@ -374,13 +617,16 @@ cdef extern from "_blocked.h":
     void offset_sq_norm_blocks_f32 "gmmfast_offset_sq_norm_blocks_f32"(
         const float* z, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
         const float* offset, float* sq_norm) noexcept nogil
-    # sq_norm[i] = Σ_j ((x[j][i] − mean[j]) · inv_std[j])², i < n_blocks * row block.
-    void diag_blocks_f64 "gmmfast_diag_blocks_f64"(
+    # log_prob[i] = log_norm − Σ_j ((x[j][i] − mean[j]) · inv_std[j])² / 2,
+    # i < n_blocks * row block.
+    void diag_log_prob_blocks_f64 "gmmfast_diag_log_prob_blocks_f64"(
         const double* xt, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
-        const double* mean, const double* inv_std, double* sq_norm) noexcept nogil
-    void diag_blocks_f32 "gmmfast_diag_blocks_f32"(
+        const double* mean, const double* inv_std, double log_norm,
+        double* log_prob) noexcept nogil
+    void diag_log_prob_blocks_f32 "gmmfast_diag_log_prob_blocks_f32"(
         const float* xt, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
-        const float* mean, const float* inv_std, float* sq_norm) noexcept nogil
+        const float* mean, const float* inv_std, float log_norm,
+        float* log_prob) noexcept nogil
     # C[j * D + l] += Σ_i wd[j][i] · diff[l][i] for j <= l, i < n_blocks * row block.
     void scatter_blocks_f64 "gmmfast_scatter_blocks_f64"(
         const double* wd, const double* diff, Py_ssize_t stride, Py_ssize_t n_blocks,
@@ -395,6 +641,13 @@ cdef extern from "_blocked.h":
     void transpose_f32 "gmmfast_transpose_f32"(
         const float* src, Py_ssize_t src_stride, Py_ssize_t rows, Py_ssize_t cols,
         float* dst, Py_ssize_t dst_stride) noexcept nogil
+    # The same with dst[j * dst_stride + i] multiplied by scale[j].
+    void transpose_scaled_f64 "gmmfast_transpose_scaled_f64"(
+        const double* src, Py_ssize_t src_stride, Py_ssize_t rows, Py_ssize_t cols,
+        double* dst, Py_ssize_t dst_stride, const double* scale) noexcept nogil
+    void transpose_scaled_f32 "gmmfast_transpose_scaled_f32"(
+        const float* src, Py_ssize_t src_stride, Py_ssize_t rows, Py_ssize_t cols,
+        float* dst, Py_ssize_t dst_stride, const float* scale) noexcept nogil
     # dst[i] = src[i], i < n, with non-temporal stores (outputs larger than the caches).
     void stream_copy_f64 "gmmfast_stream_copy_f64"(
         double* dst, const double* src, Py_ssize_t n) noexcept nogil
@@ -424,11 +677,16 @@ cdef inline Py_ssize_t _row_block(const floating* typed) noexcept nogil:
         return ROW_BLOCK_F32
 
 
-cdef inline floating _exp(floating x, floating floor) noexcept nogil:
+cdef inline void _exp_block_terms(
+    floating* log_prob, Py_ssize_t m, Py_ssize_t k, floating* top, floating* total,
+    floating floor,
+) noexcept nogil:
+    """See gmmfast_exp_terms_f64: the shifted exponentials of a chunk, their row maxima and
+    row sums."""
     if floating is double:
-        return exp_or_zero(x, floor)
+        exp_terms_f64(log_prob, m, k, top, total, floor)
     else:
-        return exp_or_zero_f32(x, floor)
+        exp_terms_f32(log_prob, m, k, top, total, floor)
 
 
 cdef inline floating _log(floating x) noexcept nogil:
@@ -455,6 +713,17 @@ cdef inline void _transpose(
         transpose_f64(src, src_stride, rows, cols, dst, dst_stride)
     else:
         transpose_f32(src, src_stride, rows, cols, dst, dst_stride)
+
+
+cdef inline void _transpose_scaled(
+    const floating* src, Py_ssize_t src_stride, Py_ssize_t rows, Py_ssize_t cols,
+    floating* dst, Py_ssize_t dst_stride, const floating* scale,
+) noexcept nogil:
+    """dst[j * dst_stride + i] = src[i * src_stride + j] · scale[j]."""
+    if floating is double:
+        transpose_scaled_f64(src, src_stride, rows, cols, dst, dst_stride, scale)
+    else:
+        transpose_scaled_f32(src, src_stride, rows, cols, dst, dst_stride, scale)
 
 
 cdef inline void _stream_copy(floating* dst, const floating* src, Py_ssize_t n) noexcept nogil:
@@ -616,14 +885,16 @@ cdef void _log_prob_tied(
             out[i] = half_norm - <floating> 0.5 * out[i]
 
 
-cdef inline void _diag_blocks(
+cdef inline void _diag_log_prob_blocks(
     const floating* xt, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
-    const floating* mean, const floating* inv_std, floating* sq_norm,
+    const floating* mean, const floating* inv_std, floating log_norm, floating* log_prob,
 ) noexcept nogil:
     if floating is double:
-        diag_blocks_f64(xt, stride, n_blocks, n_features, mean, inv_std, sq_norm)
+        diag_log_prob_blocks_f64(xt, stride, n_blocks, n_features, mean, inv_std, log_norm,
+                                 log_prob)
     else:
-        diag_blocks_f32(xt, stride, n_blocks, n_features, mean, inv_std, sq_norm)
+        diag_log_prob_blocks_f32(xt, stride, n_blocks, n_features, mean, inv_std, log_norm,
+                                 log_prob)
 
 
 cdef void _log_prob_diag(
@@ -640,39 +911,22 @@ cdef void _log_prob_diag(
     cdef floating* tail_x = NULL
     cdef floating tail_out[MAX_ROW_BLOCK]
     cdef floating* out
-    cdef floating half_norm
     if done < m:  # only the last chunk of a pass has a partial block
         tail_x = <floating*> malloc(d * rows * sizeof(floating))
     for c in range(n_components):
         out = log_prob + c * m
-        _diag_blocks(xt, m, n_blocks, d, means + c * d, precisions_chol + c * d, out)
+        _diag_log_prob_blocks(xt, m, n_blocks, d, means + c * d, precisions_chol + c * d,
+                              log_norm[c], out)
         if done < m:
             for j in range(d):
                 for i in range(rows):
                     tail_x[j * rows + i] = (xt[j * m + done + i] if done + i < m
                                             else means[c * d + j])
-            _diag_blocks(tail_x, rows, 1, d, means + c * d, precisions_chol + c * d,
-                         tail_out)
+            _diag_log_prob_blocks(tail_x, rows, 1, d, means + c * d,
+                                  precisions_chol + c * d, log_norm[c], tail_out)
             for i in range(m - done):
                 out[done + i] = tail_out[i]
-        half_norm = log_norm[c]
-        for i in range(m):
-            out[i] = half_norm - <floating> 0.5 * out[i]
     free(tail_x)
-
-
-cdef inline void _row_max(
-    const floating* log_prob, Py_ssize_t m, Py_ssize_t n_components, floating* top,
-) noexcept nogil:
-    """top[i] = max_c log_prob[c * m + i]."""
-    cdef Py_ssize_t i, c
-    cdef const floating* row
-    for i in range(m):
-        top[i] = log_prob[i]
-    for c in range(1, n_components):
-        row = log_prob + c * m
-        for i in range(m):
-            top[i] = row[i] if row[i] > top[i] else top[i]
 
 
 cdef inline void _log_of_total(
@@ -704,50 +958,54 @@ cdef void _exp_terms(
     cdef Py_ssize_t i, c
     cdef Py_ssize_t m = n_rows
     cdef floating* top = log_prob_norm
-    cdef floating* row
-    cdef floating term
-    cdef floating floor = _log_resp_floor(log_prob)  # a local: stores below cannot alias it
-    _row_max(log_prob, m, n_components, top)
-    for i in range(m):
-        total[i] = 0
+    cdef floating floor = _log_resp_floor(log_prob)
     # One exp per entry. Rows whose maximum is −inf have shifted = NaN there, which
     # exp_or_zero maps to 0.
-    for c in range(n_components):
-        row = log_prob + c * m
-        for i in range(m):
-            term = _exp(row[i] - top[i], floor)
-            row[i] = term
-            total[i] += term
+    _exp_block_terms(log_prob, m, n_components, top, total, floor)
     _log_of_total(top, total, m, log_prob_norm)
 
 
-cdef double _log_prob_to_resp(
+cdef double _resp_factors(
     floating* log_prob, Py_ssize_t n_rows, Py_ssize_t n_components,
-    const double* sample_weight, floating* log_prob_norm, floating* work,
+    const double* sample_weight, floating* log_prob_norm, floating* factor,
 ) noexcept nogil:
-    cdef Py_ssize_t i, c
+    """The responsibilities before their last step: log_prob is replaced by
+    exp(log_prob − max), which factor[i] then scales to row i's responsibilities (w_i / Σ);
+    log p(x_i) in log_prob_norm. Returns Σ w_i log p(x_i)."""
+    cdef Py_ssize_t i
     cdef Py_ssize_t m = n_rows
-    cdef floating* total = work
-    cdef floating* row
+    cdef floating* total = factor
     cdef double w, loglik = 0.0
-    # exp(log_prob − max) is kept and scaled below by w / Σ.
     _exp_terms(log_prob, m, n_components, log_prob_norm, total)
     # Rows of zero weight, or of zero density under every component, carry no
     # responsibility (and no 0 · inf = NaN).
     if sample_weight == NULL:
         for i in range(m):
             loglik += log_prob_norm[i]
-            total[i] = 0 if log_prob_norm[i] == -INFINITY else 1 / total[i]
+            factor[i] = 0 if log_prob_norm[i] == -INFINITY else 1 / total[i]
     else:
         for i in range(m):
             w = sample_weight[i]
             loglik += w * log_prob_norm[i] if w != 0.0 else 0.0
-            total[i] = 0 if (w == 0.0 or log_prob_norm[i] == -INFINITY) else <floating> (
+            factor[i] = 0 if (w == 0.0 or log_prob_norm[i] == -INFINITY) else <floating> (
                 w / total[i])
+    return loglik
+
+
+cdef double _log_prob_to_resp(
+    floating* log_prob, Py_ssize_t n_rows, Py_ssize_t n_components,
+    const double* sample_weight, floating* log_prob_norm, floating* work,
+) noexcept nogil:
+    """log_prob replaced by the (weighted) responsibilities; see _resp_factors."""
+    cdef Py_ssize_t i, c
+    cdef floating* row
+    cdef floating* factor = work
+    cdef double loglik = _resp_factors(log_prob, n_rows, n_components, sample_weight,
+                                       log_prob_norm, factor)
     for c in range(n_components):
-        row = log_prob + c * m
-        for i in range(m):
-            row[i] *= total[i]
+        row = log_prob + c * n_rows
+        for i in range(n_rows):
+            row[i] *= factor[i]
     return loglik
 
 
@@ -1655,6 +1913,16 @@ cdef bint _all_finite(const floating* x, Py_ssize_t n) noexcept nogil:
     return nonfinite == 0
 
 
+cdef inline void _row_argmax(
+    const floating* log_prob, Py_ssize_t m, Py_ssize_t n_components, long long* labels,
+) noexcept nogil:
+    """See gmmfast_row_argmax_f64: each row's most likely component."""
+    if floating is double:
+        row_argmax_f64(log_prob, m, n_components, labels)
+    else:
+        row_argmax_f32(log_prob, m, n_components, labels)
+
+
 cdef void _score_chunk(
     const floating* X, Py_ssize_t m, Py_ssize_t d, Py_ssize_t k, bint full,
     const floating* means, const floating* precisions_chol, const floating* log_norm,
@@ -1671,27 +1939,23 @@ cdef void _score_chunk(
     cdef floating* xt = <floating*> s.xt
     cdef floating* lp = <floating*> s.log_prob
     cdef floating* row_work = <floating*> s.row_work
-    cdef Py_ssize_t i, c, best
+    cdef floating* factor = <floating*> s.work
+    cdef Py_ssize_t i
     _transpose_chunk(X, m, d, xt)
     _log_prob(xt, m, d, k, full, means, precisions_chol, log_norm, tied_centre, tied_offsets,
               <floating*> s.work, lp)
     if labels != NULL:
-        for i in range(m):
-            best = 0
-            for c in range(1, k):
-                if lp[c * m + i] > lp[best * m + i]:
-                    best = c
-            labels[i] = best
+        _row_argmax(lp, m, k, labels)
     if resp != NULL:
-        _log_prob_to_resp(lp, m, k, NULL, row_work, <floating*> s.work)
+        _resp_factors(lp, m, k, NULL, row_work, factor)
         if log_prob_norm != NULL:
             for i in range(m):
                 log_prob_norm[i] = row_work[i]
-        # component-major (K, m) to row-major (m, K)
+        # component-major (K, m) to row-major (m, K), scaled on the way
         if staging != NULL:
-            _transpose(lp, m, k, m, staging, k)
+            _transpose_scaled(lp, m, k, m, staging, k, factor)
             _stream_copy(resp, staging, m * k)
         else:
-            _transpose(lp, m, k, m, resp, k)
+            _transpose_scaled(lp, m, k, m, resp, k, factor)
     elif log_prob_norm != NULL:
         _exp_terms(lp, m, k, log_prob_norm, <floating*> s.work)

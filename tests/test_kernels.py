@@ -605,6 +605,15 @@ def test_score_matches_reference(dtype, form, n, d, k):
     assert np.mean(labels == np.argmax(log_prob, axis=1)) >= 0.999
 
 
+@pytest.mark.parametrize("k", [9, 16])
+@pytest.mark.parametrize("form", DENSITY_FORMS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_score_matches_reference_with_many_components(dtype, form, k):
+    # K >= 8: the responsibilities go out through the transpose's 8 x 8 register tiles,
+    # scaled on the way (K = 9 also through its edge), with a partial tile of rows.
+    test_score_matches_reference(dtype, form, 3001, 3, k)
+
+
 @pytest.mark.parametrize("form", DENSITY_FORMS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_score_optional_outputs_and_consistency_with_em_pass(dtype, form):
@@ -640,6 +649,29 @@ def test_score_labels_first_on_ties_and_resp_split_evenly():
     ref = np.empty(300)
     _em.score(X, means0, chol0, log_norm0, ref)
     np.testing.assert_allclose(lpn, ref, rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize("form", DENSITY_FORMS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_score_labels_are_the_first_most_likely_component(dtype, form):
+    # Component 3 is a copy of component 1: wherever they are the most likely, the label is
+    # 1. Elsewhere the label is the argmax of the same call's responsibilities (where the
+    # top two differ). 3001 rows: whole blocks, a partial block and a partial chunk.
+    d, n = 3, 3001
+    means, chol, log_norm, _ = model_params(d, 4, form)
+    copy = [0, 1, 2, 1, 3]
+    means, log_norm = means[copy], log_norm[copy]
+    chol = chol if form == "tied" else chol[copy]
+    X = samples(d, 4, dtype)[:n]
+    labels = np.full(n, -1, np.int64)
+    resp = np.empty((n, 5), dtype)
+    _em.score(X, means, chol, log_norm, labels=labels, resp=resp)
+    assert set(np.unique(labels)) == {0, 1, 2, 4}
+    top_two = np.sort(resp, axis=1)[:, -2:]
+    clear = top_two[:, 1] > top_two[:, 0]
+    assert clear.mean() > 0.5
+    assert np.array_equal(labels[clear], np.argmax(resp[clear], axis=1))
+    assert np.array_equal(resp[:, 1], resp[:, 3])
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
