@@ -587,13 +587,16 @@ cdef extern from "_blocked.h":
     # Full-covariance kernels over whole blocks of rows (see src/_blocked.h).
     const Py_ssize_t ROW_BLOCK_F64 "GMMFAST_ROW_BLOCK_F64"
     const Py_ssize_t ROW_BLOCK_F32 "GMMFAST_ROW_BLOCK_F32"
-    # sq_norm[i] = ‖diff_i U‖² (U upper-triangular), i < n_blocks * row block.
-    void whiten_blocks_f64 "gmmfast_whiten_blocks_f64"(
-        const double* diff, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
-        const double* U, double* sq_norm) noexcept nogil
-    void whiten_blocks_f32 "gmmfast_whiten_blocks_f32"(
-        const float* diff, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
-        const float* U, float* sq_norm) noexcept nogil
+    # log_prob[i] = log_norm − ‖y_i U − offset‖² / 2 (U upper-triangular),
+    # i < n_blocks * row block.
+    void whiten_log_prob_blocks_f64 "gmmfast_whiten_log_prob_blocks_f64"(
+        const double* y, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
+        const double* U, const double* offset, double log_norm,
+        double* log_prob) noexcept nogil
+    void whiten_log_prob_blocks_f32 "gmmfast_whiten_log_prob_blocks_f32"(
+        const float* y, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
+        const float* U, const float* offset, float log_norm,
+        float* log_prob) noexcept nogil
     # diff = x − shift, wd = r ⊙ diff, sums += Σ_i wd, over i < n_blocks * row block.
     void weighted_differences_f64 "gmmfast_weighted_differences_f64"(
         const double* xt, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
@@ -745,50 +748,59 @@ cdef void _log_prob_full_blocked(
     floating* work, floating* log_prob,
 ) noexcept nogil:
     """log_prob_full for small and moderate D (< WHITEN_BLAS_MIN_FEATURES): whole blocks
-    of rows in src/_blocked.h."""
-    cdef Py_ssize_t i, c, j
+    of rows in src/_blocked.h, from the chunk centred once on the mean of the means (the
+    rows stay small, so x·U − μ·U cancels no more than the cluster spread)."""
+    cdef Py_ssize_t i, c, j, l
     cdef Py_ssize_t m = n_rows
     cdef Py_ssize_t d = n_features
     cdef Py_ssize_t rows = _row_block(xt)
     cdef Py_ssize_t n_blocks = m // rows
     cdef Py_ssize_t done = n_blocks * rows
-    cdef floating* diff = work
+    cdef floating* y = work
     # The last m % rows rows go through the same kernel, zero-padded to a block, so a row's
     # log-density does not depend on where the chunk boundaries fall (Dask blocks, slices
     # of X). Sized for D < WHITEN_BLAS_MIN_FEATURES = 32.
-    cdef floating tail_diff[32 * MAX_ROW_BLOCK]
+    cdef floating tail_y[32 * MAX_ROW_BLOCK]
     cdef floating tail_out[MAX_ROW_BLOCK]
-    cdef floating* out
+    cdef floating centre[32]
+    cdef floating offset[32]
+    cdef double total
     cdef const floating* U
-    cdef floating shift, half_norm
+    for j in range(d):
+        total = 0.0
+        for c in range(n_components):
+            total += means[c * d + j]
+        centre[j] = <floating> (total / n_components)
+        for i in range(m):
+            y[j * m + i] = xt[j * m + i] - centre[j]
+    if done < m:
+        for j in range(d):
+            for i in range(rows):
+                tail_y[j * rows + i] = y[j * m + done + i] if done + i < m else 0
     for c in range(n_components):
         U = precisions_chol + c * d * d
-        for j in range(d):
-            shift = means[c * d + j]
-            for i in range(m):
-                diff[j * m + i] = xt[j * m + i] - shift
-        out = log_prob + c * m
-        _whiten_blocks(diff, m, n_blocks, d, U, out)
+        for j in range(d):  # (μ_c − centre) U, in float64
+            total = 0.0
+            for l in range(j + 1):
+                total += <double> U[l * d + j] * (<double> means[c * d + l] - centre[l])
+            offset[j] = <floating> total
+        _whiten_log_prob_blocks(y, m, n_blocks, d, U, offset, log_norm[c], log_prob + c * m)
         if done < m:
-            for j in range(d):
-                for i in range(rows):
-                    tail_diff[j * rows + i] = diff[j * m + done + i] if done + i < m else 0
-            _whiten_blocks(tail_diff, rows, 1, d, U, tail_out)
+            _whiten_log_prob_blocks(tail_y, rows, 1, d, U, offset, log_norm[c], tail_out)
             for i in range(m - done):
-                out[done + i] = tail_out[i]
-        half_norm = log_norm[c]
-        for i in range(m):
-            out[i] = half_norm - <floating> 0.5 * out[i]
+                log_prob[c * m + done + i] = tail_out[i]
 
 
-cdef inline void _whiten_blocks(
-    const floating* diff, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
-    const floating* U, floating* sq_norm,
+cdef inline void _whiten_log_prob_blocks(
+    const floating* y, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
+    const floating* U, const floating* offset, floating log_norm, floating* log_prob,
 ) noexcept nogil:
     if floating is double:
-        whiten_blocks_f64(diff, stride, n_blocks, n_features, U, sq_norm)
+        whiten_log_prob_blocks_f64(y, stride, n_blocks, n_features, U, offset, log_norm,
+                                   log_prob)
     else:
-        whiten_blocks_f32(diff, stride, n_blocks, n_features, U, sq_norm)
+        whiten_log_prob_blocks_f32(y, stride, n_blocks, n_features, U, offset, log_norm,
+                                   log_prob)
 
 
 cdef inline void _whiten_rows(
