@@ -1004,6 +1004,18 @@ cdef double _resp_factors(
     return loglik
 
 
+cdef void _unit_factors(
+    floating* log_prob, Py_ssize_t n_rows, Py_ssize_t n_components, floating* top,
+    floating* factor,
+) noexcept nogil:
+    """_resp_factors without weights and without log p (predict_proba has no use for it,
+    and its log is a division and a polynomial per row): the same terms and factors."""
+    cdef Py_ssize_t i
+    _exp_block_terms(log_prob, n_rows, n_components, top, factor, _log_resp_floor(log_prob))
+    for i in range(n_rows):
+        factor[i] = 0 if top[i] == -INFINITY else 1 / factor[i]
+
+
 cdef double _log_prob_to_resp(
     floating* log_prob, Py_ssize_t n_rows, Py_ssize_t n_components,
     const double* sample_weight, floating* log_prob_norm, floating* work,
@@ -1959,10 +1971,10 @@ cdef void _score_chunk(
     if labels != NULL:
         _row_argmax(lp, m, k, labels)
     if resp != NULL:
-        _resp_factors(lp, m, k, NULL, row_work, factor)
         if log_prob_norm != NULL:
-            for i in range(m):
-                log_prob_norm[i] = row_work[i]
+            _resp_factors(lp, m, k, NULL, log_prob_norm, factor)
+        else:
+            _unit_factors(lp, m, k, row_work, factor)
         # component-major (K, m) to row-major (m, K), scaled on the way
         if staging != NULL:
             _transpose_scaled(lp, m, k, m, staging, k, factor)

@@ -628,6 +628,9 @@ def test_score_optional_outputs_and_consistency_with_em_pass(dtype, form):
     lab_only = np.empty(n, np.int64)
     _em.score(X, means, chol, log_norm, np.empty(n, dtype), labels=lab_only)
     assert np.array_equal(lab_only, labels)
+    resp_only = np.empty((n, k), dtype)
+    _em.score(X, means, chol, log_norm, resp=resp_only)
+    assert np.array_equal(resp_only, resp)
     ll = _em.em_pass(X, None, means, chol, log_norm, *empty_stats(k, d, form))
     np.testing.assert_allclose(lpn.astype(np.float64).sum(), ll, rtol=1e-12)
 
