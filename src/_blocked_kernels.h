@@ -98,12 +98,14 @@ static inline void GMMFAST_FN(whiten_rows)(const GMMFAST_REAL *diff, ptrdiff_t s
     }
 }
 
-/* sq_norm[i] = sum_j (z[j][i] - offset[j])^2 for the rows of n_blocks blocks: a tied
- * component's squared distance from the whitened rows (offset = its whitened mean). */
-static inline void GMMFAST_FN(offset_sq_norm_blocks)(const GMMFAST_REAL *z, ptrdiff_t stride,
-                                                     ptrdiff_t n_blocks, ptrdiff_t d,
-                                                     const GMMFAST_REAL *offset,
-                                                     GMMFAST_REAL *sq_norm)
+/* log_prob[i] = log_norm - sum_j (z[j][i] - offset[j])^2 / 2 for the rows of n_blocks
+ * blocks: a tied component's log-density from the whitened rows (offset = its whitened
+ * mean). */
+static inline void GMMFAST_FN(offset_log_prob_blocks)(const GMMFAST_REAL *z, ptrdiff_t stride,
+                                                      ptrdiff_t n_blocks, ptrdiff_t d,
+                                                      const GMMFAST_REAL *offset,
+                                                      GMMFAST_REAL log_norm,
+                                                      GMMFAST_REAL *log_prob)
 {
     for (ptrdiff_t b = 0; b < n_blocks; b++) {
         const GMMFAST_REAL *p = z + b * GMMFAST_ROWS;
@@ -112,7 +114,7 @@ static inline void GMMFAST_FN(offset_sq_norm_blocks)(const GMMFAST_REAL *z, ptrd
             GMMFAST_FN(rows) t = GMMFAST_LOAD(p + j * stride) - offset[j];
             total += t * t;
         }
-        GMMFAST_STORE(sq_norm + b * GMMFAST_ROWS, total);
+        GMMFAST_STORE(log_prob + b * GMMFAST_ROWS, log_norm - (GMMFAST_REAL) 0.5 * total);
     }
 }
 
@@ -369,10 +371,11 @@ static inline void GMMFAST_FN(whiten_rows)(const GMMFAST_REAL *diff, ptrdiff_t s
         }
 }
 
-static inline void GMMFAST_FN(offset_sq_norm_blocks)(const GMMFAST_REAL *z, ptrdiff_t stride,
-                                                     ptrdiff_t n_blocks, ptrdiff_t d,
-                                                     const GMMFAST_REAL *offset,
-                                                     GMMFAST_REAL *sq_norm)
+static inline void GMMFAST_FN(offset_log_prob_blocks)(const GMMFAST_REAL *z, ptrdiff_t stride,
+                                                      ptrdiff_t n_blocks, ptrdiff_t d,
+                                                      const GMMFAST_REAL *offset,
+                                                      GMMFAST_REAL log_norm,
+                                                      GMMFAST_REAL *log_prob)
 {
     for (ptrdiff_t i = 0; i < n_blocks * GMMFAST_ROWS; i++) {
         GMMFAST_REAL total = 0;
@@ -380,7 +383,7 @@ static inline void GMMFAST_FN(offset_sq_norm_blocks)(const GMMFAST_REAL *z, ptrd
             GMMFAST_REAL t = z[j * stride + i] - offset[j];
             total += t * t;
         }
-        sq_norm[i] = total;
+        log_prob[i] = log_norm - (GMMFAST_REAL) 0.5 * total;
     }
 }
 

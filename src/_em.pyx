@@ -613,13 +613,13 @@ cdef extern from "_blocked.h":
     void whiten_rows_f32 "gmmfast_whiten_rows_f32"(
         const float* diff, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
         const float* U, float* z) noexcept nogil
-    # sq_norm[i] = Σ_j (z[j][i] − offset[j])², i < n_blocks * row block.
-    void offset_sq_norm_blocks_f64 "gmmfast_offset_sq_norm_blocks_f64"(
+    # log_prob[i] = log_norm − Σ_j (z[j][i] − offset[j])² / 2, i < n_blocks * row block.
+    void offset_log_prob_blocks_f64 "gmmfast_offset_log_prob_blocks_f64"(
         const double* z, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
-        const double* offset, double* sq_norm) noexcept nogil
-    void offset_sq_norm_blocks_f32 "gmmfast_offset_sq_norm_blocks_f32"(
+        const double* offset, double log_norm, double* log_prob) noexcept nogil
+    void offset_log_prob_blocks_f32 "gmmfast_offset_log_prob_blocks_f32"(
         const float* z, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
-        const float* offset, float* sq_norm) noexcept nogil
+        const float* offset, float log_norm, float* log_prob) noexcept nogil
     # log_prob[i] = log_norm − Σ_j ((x[j][i] − mean[j]) · inv_std[j])² / 2,
     # i < n_blocks * row block.
     void diag_log_prob_blocks_f64 "gmmfast_diag_log_prob_blocks_f64"(
@@ -813,14 +813,16 @@ cdef inline void _whiten_rows(
         whiten_rows_f32(diff, stride, n_blocks, n_features, U, z)
 
 
-cdef inline void _offset_sq_norm_blocks(
+cdef inline void _offset_log_prob_blocks(
     const floating* z, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
-    const floating* offset, floating* sq_norm,
+    const floating* offset, floating log_norm, floating* log_prob,
 ) noexcept nogil:
     if floating is double:
-        offset_sq_norm_blocks_f64(z, stride, n_blocks, n_features, offset, sq_norm)
+        offset_log_prob_blocks_f64(z, stride, n_blocks, n_features, offset, log_norm,
+                                   log_prob)
     else:
-        offset_sq_norm_blocks_f32(z, stride, n_blocks, n_features, offset, sq_norm)
+        offset_log_prob_blocks_f32(z, stride, n_blocks, n_features, offset, log_norm,
+                                   log_prob)
 
 
 cdef void _log_prob_tied(
@@ -880,21 +882,23 @@ cdef void _log_prob_tied(
                   &d_int, z, &m_int)
     for c in range(n_components):
         out = log_prob + c * m
-        _offset_sq_norm_blocks(z, m, n_blocks, d, offsets + c * d, out)
-        if done < m and blocked:
-            _offset_sq_norm_blocks(tail_z, rows, 1, d, offsets + c * d, tail_out)
-            for i in range(m - done):
-                out[done + i] = tail_out[i]
-        elif not blocked:
+        if blocked:
+            _offset_log_prob_blocks(z, m, n_blocks, d, offsets + c * d, log_norm[c], out)
+            if done < m:
+                _offset_log_prob_blocks(tail_z, rows, 1, d, offsets + c * d, log_norm[c],
+                                        tail_out)
+                for i in range(m - done):
+                    out[done + i] = tail_out[i]
+        else:
             for i in range(m):
                 out[i] = 0
             for j in range(d):
                 for i in range(m):
                     t = z[j * m + i] - offsets[c * d + j]
                     out[i] += t * t
-        half_norm = log_norm[c]
-        for i in range(m):
-            out[i] = half_norm - <floating> 0.5 * out[i]
+            half_norm = log_norm[c]
+            for i in range(m):
+                out[i] = half_norm - <floating> 0.5 * out[i]
 
 
 cdef inline void _diag_log_prob_blocks(
