@@ -35,6 +35,7 @@ import dask
 import dask.array as da
 import numpy as np
 
+from gmmfast import _mstep_core
 from gmmfast._kernels import kmeans as _kmeans  # the widest variant this CPU runs
 from gmmfast._compat import (
     HAS_SKLEARN,
@@ -291,7 +292,7 @@ class DaskData:
     """The rows of a fit on a dask array: persisted, validated blocks on the cluster.
 
     Implements the data-source interface of ``gmmfast._gaussian_mixture._InMemoryData``
-    (``dtype``, ``n_samples``, ``n_features``, ``total_weight``, ``e_step_stats``,
+    (``dtype``, ``n_samples``, ``n_features``, ``total_weight``, ``em_step``,
     ``initial_stats``, ``labels``), so the estimator's one EM driver (n_init, warm_start,
     convergence, verbose output, warnings) runs unchanged.
     """
@@ -332,6 +333,13 @@ class DaskData:
         results = self._map(e_step_stats, shipped, covariance_type, n_threads)
         loglik = _ordered_sum([(block_loglik,) for block_loglik, _ in results])[0]
         return float(loglik), _add_stats([stats for _, stats in results])
+
+    def em_step(self, params, covariance_type, n_threads, reg_covar, eps):
+        """One EM iteration: the blocks' statistics (:meth:`e_step_stats`), then the M-step
+        on the client. Returns ``(Σ w log p, new parameters or None)``, as the in-memory
+        data's em_step."""
+        loglik, stats = self.e_step_stats(params, covariance_type, n_threads)
+        return loglik, _mstep_core.m_step(*stats, covariance_type, reg_covar, eps)
 
     def labels(self, model):
         """fit_predict's labels: lazily, exactly ``model.predict(X)`` on the X given to fit.

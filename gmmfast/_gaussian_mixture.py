@@ -7,6 +7,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from gmmfast import _mstep_core
 from gmmfast._kernels import em as _em  # the widest kernel variant this CPU runs
 from gmmfast._compat import (
     HAS_SKLEARN,
@@ -25,10 +26,10 @@ from gmmfast._dask_input import is_dask_collection
 from gmmfast._initialisation import initial_stats, stats_from_resp
 from gmmfast._mstep import (
     COVARIANCE_TYPES,
+    _ill_defined_covariance,
     cast_parameters,
     covariances_from_cholesky,
     empty_stats,
-    m_step,
     n_parameters,
     precision_cholesky,
     precision_cholesky_from_precisions,
@@ -61,8 +62,9 @@ def e_step_stats(X, sample_weight, params, covariance_type, n_threads=0):
     covariances are not read, and may be None). Returns ``(Σ w log p(x), (nk, sums,
     scatter, shifts))`` with the statistics in the kernel form of ``covariance_type``, taken
     about ``shifts`` (the current means). Statistics of disjoint blocks add up, so this is
-    the unit of work of every data source: the in-memory fit calls it once on all of X, the
-    Dask fit once per block on the workers.
+    the unit of work of the Dask fit, once per block on the workers. The in-memory fit runs
+    the same steps, fused with the M-step into one compiled call, as
+    ``gmmfast._mstep_core.em_step`` (tested equal bit for bit).
     """
     mix_weights, means, _, precisions_chol = params
     k_means, k_chol, log_norm = kernel_parameters(
@@ -127,7 +129,7 @@ class _InMemoryData:
     """The rows of an in-memory fit: validated, C-contiguous X and float64 weights or None.
 
     The EM driver of :class:`GaussianMixture` sees its data only through this interface
-    (``dtype``, ``n_samples``, ``n_features``, ``total_weight``, ``e_step_stats``,
+    (``dtype``, ``n_samples``, ``n_features``, ``total_weight``, ``em_step``,
     ``initial_stats``, ``labels``); ``gmmfast._dask.DaskData`` implements the same one over
     the blocks of a dask array.
     """
@@ -140,10 +142,11 @@ class _InMemoryData:
         self.total_weight = float(
             self.n_samples if sample_weight is None else sample_weight.sum()
         )
-        # e_step_stats(params, covariance_type, n_threads): a partial rather than a method,
-        # one Python frame less in every EM iteration (~0.5 µs once a pass has evicted the
-        # caches; issue 6 allows ~10 µs outside the pass on workload a).
-        self.e_step_stats = functools.partial(e_step_stats, X, sample_weight)
+        # em_step(params, covariance_type, n_threads, reg_covar, eps) -> (Σ w log p, new
+        # params or None): e_step_stats and m_step in one compiled call, and a partial
+        # rather than a method (each Python frame costs ~0.5 µs once a pass has evicted
+        # the caches; issue 6 allows ~9 µs outside the pass on workload a).
+        self.em_step = functools.partial(_mstep_core.em_step, _em.em_pass, X, sample_weight)
 
 
     def initial_stats(self, n_components, init_params, covariance_type, random_state,
@@ -393,8 +396,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         start = iteration_start = time.time()
         for n_iter in range(1, self.max_iter + 1):
             previous = lower_bound
-            loglik, stats = data.e_step_stats(params, covariance_type, n_threads)
-            params = m_step(stats, covariance_type, reg_covar, eps, float32_data)
+            loglik, params = data.em_step(params, covariance_type, n_threads, reg_covar, eps)
+            if params is None:
+                raise _ill_defined_covariance(float32_data)
             lower_bound = bound_type(loglik / total_weight)
             lower_bounds.append(lower_bound)
             change = lower_bound - previous

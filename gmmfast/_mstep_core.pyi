@@ -1,5 +1,7 @@
 """Type stubs for the compiled M-step (src/_mstep_core.pyx)."""
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 
@@ -14,6 +16,16 @@ def estimate_parameters(
     reg_covar: float,
     eps: float,
 ) -> tuple[Float64Array, Float64Array, Float64Array]: ...
+def em_step(
+    em_pass: Callable[..., float],
+    X: npt.NDArray[np.floating],
+    sample_weight: Float64Array | None,
+    params: tuple[Float64Array, Float64Array, Float64Array | None, Float64Array],
+    covariance_type: str,
+    n_threads: int,
+    reg_covar: float,
+    eps: float,
+) -> tuple[float, tuple[Float64Array, Float64Array, Float64Array, Float64Array] | None]: ...
 def m_step(
     nk: Float64Array,
     sums: Float64Array,
