@@ -766,6 +766,9 @@ cdef void _log_prob_full_blocked(
     cdef floating offset[32]
     cdef double total
     cdef const floating* U
+    # The centre and offsets are formed here, per chunk, from the kernel's own inputs (those
+    # of the C API): K·D² operations against the chunk's m·K·D²/2, and no second copy of
+    # the geometry to keep consistent with the means.
     for j in range(d):
         total = 0.0
         for c in range(n_components):
@@ -971,7 +974,6 @@ cdef void _exp_terms(
     function, so their log p agree bit for bit (the compiler may contract the exponential's
     last multiply with the sum differently in two copies of the loop).
     """
-    cdef Py_ssize_t i, c
     cdef Py_ssize_t m = n_rows
     cdef floating* top = log_prob_norm
     cdef floating floor = _log_resp_floor(log_prob)
@@ -990,21 +992,20 @@ cdef double _resp_factors(
     log p(x_i) in log_prob_norm. Returns Σ w_i log p(x_i)."""
     cdef Py_ssize_t i
     cdef Py_ssize_t m = n_rows
-    cdef floating* total = factor
     cdef double w, loglik = 0.0
-    _exp_terms(log_prob, m, n_components, log_prob_norm, total)
+    _exp_terms(log_prob, m, n_components, log_prob_norm, factor)  # factor = Σ_c terms
     # Rows of zero weight, or of zero density under every component, carry no
     # responsibility (and no 0 · inf = NaN).
     if sample_weight == NULL:
         for i in range(m):
             loglik += log_prob_norm[i]
-            factor[i] = 0 if log_prob_norm[i] == -INFINITY else 1 / total[i]
+            factor[i] = 0 if log_prob_norm[i] == -INFINITY else 1 / factor[i]
     else:
         for i in range(m):
             w = sample_weight[i]
             loglik += w * log_prob_norm[i] if w != 0.0 else 0.0
             factor[i] = 0 if (w == 0.0 or log_prob_norm[i] == -INFINITY) else <floating> (
-                w / total[i])
+                w / factor[i])
     return loglik
 
 
@@ -1968,7 +1969,6 @@ cdef void _score_chunk(
     cdef floating* lp = <floating*> s.log_prob
     cdef floating* row_work = <floating*> s.row_work
     cdef floating* factor = <floating*> s.work
-    cdef Py_ssize_t i
     _transpose_chunk(X, m, d, xt)
     _log_prob(xt, m, d, k, full, means, precisions_chol, log_norm, tied_centre, tied_offsets,
               <floating*> s.work, lp)
