@@ -40,7 +40,7 @@ def median_ms(call, repeats):
 
 def time_variant(em, X, params, covariance_type, repeats):
     """(ms per em_pass, ms per score with responsibilities) with kernel module ``em``."""
-    from gmmfast._mstep import empty_stats
+    from gmmfast._mstep_core import empty_stats
     from gmmfast._threads import single_threaded_blas
 
     means = params[0]

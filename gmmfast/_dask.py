@@ -1,15 +1,16 @@
-"""``GaussianMixture`` on Dask arrays: EM as per-block statistics, summed on the client.
+"""Dask arrays as a source of the EM engine: EM as per-block statistics, summed on the
+client.
 
 DESIGN §2 makes EM a stream of sufficient statistics; on Dask the stream is the row blocks
 of ``X``. One EM iteration is:
 
 1. the current parameters become **one** key of the graph, computed once and fetched by the
    workers that need it (never copied into every block's task);
-2. every row block runs :func:`gmmfast._gaussian_mixture.e_step_stats`, the very function
-   the in-memory fit runs on all of X, on the worker that holds the block, and sends back
+2. every row block runs :func:`gmmfast._engine.block_statistics`, the very function the
+   in-memory source runs on all of X, on the worker that holds the block, and sends back
    only its statistics (K·D² numbers, not data);
 3. the client adds them up **in block order**, so the result does not depend on the
-   number of workers, on scheduling or on retried tasks, and runs the M-step.
+   number of workers, on scheduling or on retried tasks; the model's M-step follows.
 
 Before the loop, X (and the sample weights) is validated block by block and persisted on
 the cluster: the iterations then read the blocks from the workers' memory instead of
@@ -17,12 +18,13 @@ recomputing X's graph (loading files, preprocessing) every time. The persisted b
 released when the fit returns. Under the threaded or synchronous scheduler "the cluster" is
 this process, so persisting holds X in local memory.
 
-Initialisation never collects X: ``"kmeans"`` (the default) seeds k-means++ on a bounded
-uniform sample of the rows (``INIT_SAMPLE_ROWS``) and then runs Lloyd's iterations over all
-blocks, reduced like the E-step; ``"k-means++"`` is the seeding alone; ``"random"`` draws
-every block's responsibilities on its worker from a seed drawn from ``random_state``;
-``"random_from_data"`` fetches only the K chosen rows, and chooses them exactly as the
-in-memory fit does. Prediction and scoring run block by block without communication.
+Initialisation (the engine's one dispatch, ``gmmfast._engine.initial_statistics``) never
+collects X: k-means seeds k-means++ and runs its first Lloyd iterations on a bounded
+uniform sample of the rows (``INIT_SAMPLE_ROWS``) fetched to the client, then Lloyd's
+iterations over all blocks, reduced like the E-step; ``"random"`` draws every block's
+responsibilities on its worker from a seed drawn from ``random_state``;
+``"random_from_data"`` fetches only the K chosen rows, chosen exactly as in memory.
+Prediction and scoring run block by block without communication.
 
 This module imports Dask; ``gmmfast._gaussian_mixture`` imports it only after it has been
 given a Dask collection (see ``gmmfast._dask_input``).
@@ -35,42 +37,31 @@ import dask
 import dask.array as da
 import numpy as np
 
-from gmmfast import _mstep_core
-from gmmfast._kernels import kmeans as _kmeans  # the widest variant this CPU runs
 from gmmfast._compat import (
     HAS_SKLEARN,
     assert_finite,
-    check_is_fitted,
     check_sample_weight,
     check_sample_weight_shape,
 )
-from gmmfast._gaussian_mixture import (
+from gmmfast._engine import (
+    InMemorySource,
+    Statistics,
+    block_statistics,
     check_enough_samples,
-    check_enough_weighted_samples,
-    e_step_stats,
+    ordered_sum,
     score_arrays,
 )
-from gmmfast._initialisation import (
-    KMEANS_MAX_ITER,
-    KMEANS_TOL,
-    _relocate_empty_clusters,
-    kmeans_plusplus,
-    stats_from_labels,
-    stats_from_random_resp,
-    stats_from_seeds,
-    weighted_mean_and_variance,
-)
-from gmmfast._params import check_initial_parameters
+from gmmfast._initialisation import stats_from_labels, stats_from_random_resp
+from gmmfast._kernels import kmeans as _kmeans  # the widest variant this CPU runs
 
 if HAS_SKLEARN:
     from sklearn.utils.validation import check_non_negative
 
 # k-means++ seeding (init_params "kmeans" and "k-means++") runs on the client on a uniform
 # sample of at most this many rows (D = 8, float64: 6.4 MB). Seeding is a rough start that
-# Lloyd's iterations over all rows (then EM) refine, and k-means++ on a uniform sample is
-# the classic scalable substitute; k-means|| would cost ~5 extra passes over X plus a
-# re-clustering of its candidates. With fewer rows than this, all rows are used and the
-# seeds are those of the in-memory fit.
+# Lloyd's iterations (on the sample, then over all rows) and EM refine, and k-means++ on a
+# uniform sample is the classic scalable substitute; k-means|| would cost ~5 extra passes
+# over X plus a re-clustering of its candidates.
 INIT_SAMPLE_ROWS = 100_000
 
 
@@ -184,23 +175,14 @@ def _block_results(x_blocks, w_blocks, func, shared, blocks=None, per_block=None
     return list(dask.compute(*tasks, optimize_graph=False))
 
 
-def _ordered_sum(parts):
-    """Element-wise float64 sum of equally shaped tuples (floats or arrays), in list order.
-
-    A fixed order makes the total independent of which worker computed which part, and of
-    when its result arrived.
-    """
+def _ordered_float_sum(parts):
+    """Element-wise float64 sum of equally shaped tuples (floats or arrays), in list order
+    (independent of which worker computed which part, and of when it arrived)."""
     total = [np.array(value, dtype=np.float64) for value in parts[0]]
     for part in parts[1:]:
         for accumulated, value in zip(total, part):
             accumulated += value
     return total
-
-
-def _add_stats(parts):
-    """Σ of per-block (nk, sums, scatter, shifts), in block order; the shifts are common."""
-    nk, sums, scatter = _ordered_sum([part[:3] for part in parts])
-    return nk, sums, scatter, parts[0][3]
 
 
 # ----------------------------------------------------------------------------------------
@@ -218,36 +200,32 @@ def _block_summary(block, weights):
 
 def _positive_rows(block, weights, local_ranks):
     """The rows of non-zero weight at the given ranks (in block order) and their weights."""
-    index = local_ranks if weights is None else np.flatnonzero(weights > 0)[local_ranks]
-    return block[index], None if weights is None else weights[index]
+    return InMemorySource(block, weights).rows_at_ranks(local_ranks)
 
 
-def _nearest_centres(block, weights, centers, n_threads):
-    """One Lloyd step on a block: (labels, cluster weights, cluster means)."""
+def _lloyd_block(block, weights, centres, n_threads):
+    """The block's part of a Lloyd step: each cluster's weight and weighted sum of
+    (x − its centre)."""
+    counts, new_centres = InMemorySource(block, weights).lloyd_step(centres, n_threads)
+    return counts, (new_centres - centres) * counts[:, None]
+
+
+def _nearest_centre_block(block, weights, centres, form, n_threads):
+    """Statistics of the block's partition by nearest centre, about the centres."""
     labels = np.empty(block.shape[0], dtype=np.int64)
-    counts = np.empty(centers.shape[0])
-    means = np.empty_like(centers)
-    _kmeans.lloyd_step(block, weights, centers, means, counts, labels, n_threads)
-    return labels, counts, means
+    InMemorySource(block, weights).lloyd_step(centres, n_threads, labels)
+    return Statistics(*stats_from_labels(block, weights, labels, centres, form, n_threads))
 
 
-def _lloyd_block(block, weights, centers, n_threads):
-    """The block's part of a Lloyd step: weight and weighted sum of rows of each cluster."""
-    _, counts, means = _nearest_centres(block, weights, centers, n_threads)
-    return counts, means * counts[:, None]
-
-
-def _kmeans_stats_block(block, weights, centers, covariance_type, n_threads):
-    """Statistics of the block's partition by its nearest centre, about the centres."""
-    labels, _, _ = _nearest_centres(block, weights, centers, n_threads)
-    return stats_from_labels(block, weights, labels, centers, covariance_type, n_threads)
-
-
-def _random_resp_block(block, weights, n_components, shifts, covariance_type, n_threads,
-                       seed):
+def _random_resp_block(block, weights, n_components, shifts, form, n_threads, seed):
     """Statistics of uniform random responsibilities drawn from the block's own seed."""
-    return stats_from_random_resp(block, weights, n_components, np.random.RandomState(seed),
-                                  covariance_type, n_threads, shifts)
+    return Statistics(*stats_from_random_resp(block, weights, n_components,
+                                              np.random.RandomState(seed), form,
+                                              n_threads, shifts))
+
+
+def _mean_and_variance_block(block, weights, n_threads):
+    return InMemorySource(block, weights).mean_and_variance(n_threads)
 
 
 def _score_block(block, kernel_params, output, n_threads, estimator_name):
@@ -268,52 +246,42 @@ def _weighted_loglik_block(block, weights, kernel_params, n_threads):
 
 
 # ----------------------------------------------------------------------------------------
-# the fit's data source
+# the source
 # ----------------------------------------------------------------------------------------
 
 
-def fit_data(estimator, X, sample_weight):
-    """Validate a dask array for ``estimator.fit`` and return its :class:`DaskData`."""
-    name = type(estimator).__name__
-    source = X
-    X = _checked_array(X, name, min_samples=2)
-    check_enough_samples(estimator.n_components, X.shape[0])
-    weights = _checked_weights(sample_weight, X)
-    estimator.n_features_in_ = X.shape[1]
-    if hasattr(estimator, "feature_names_in_"):  # a dask array has no column names
-        del estimator.feature_names_in_
-    data = DaskData(source, _checked_blocks(X, name), weights)
-    check_enough_weighted_samples(estimator.n_components, data.n_positive)
-    check_initial_parameters(estimator, X)
-    return data
+class DaskSource:
+    """The rows of a dask array, a source of the EM engine (``gmmfast._engine``), for a fit
+of ``n_components`` components.
 
-
-class DaskData:
-    """The rows of a fit on a dask array: persisted, validated blocks on the cluster.
-
-    Implements the data-source interface of ``gmmfast._gaussian_mixture._InMemoryData``
-    (``dtype``, ``n_samples``, ``n_features``, ``total_weight``, ``em_step``,
-    ``initial_stats``, ``labels``), so the estimator's one EM driver (n_init, warm_start,
-    convergence, verbose output, warnings) runs unchanged.
+    ``X`` (and the sample weights) are validated block by block and persisted on the
+    cluster: every pass then reads the blocks from the workers' memory. Statistics are
+    computed per block on the workers and summed on the client in block order, so results
+    depend neither on the number of workers nor on scheduling.
     """
 
-    def __init__(self, source, X, sample_weight):
-        self.source = source
+    def __init__(self, X, sample_weight, n_components, estimator_name):
+        self.source = X
+        self.estimator_name = estimator_name
+        X = _checked_array(X, estimator_name, min_samples=2)
+        # From metadata, before anything is computed.
+        check_enough_samples(n_components, X.shape[0])
+        weights = _checked_weights(sample_weight, X)
         # Persisting runs the per-block checks once and keeps the checked, contiguous blocks
         # on the workers for every later pass.
-        self.X, self.sample_weight = dask.persist(X, sample_weight)
+        self.X, self.sample_weight = dask.persist(_checked_blocks(X, estimator_name), weights)
         self.dtype = self.X.dtype
         self.n_samples, self.n_features = self.X.shape
         self._x_blocks = list(self.X.to_delayed(optimize_graph=False).ravel())
         self._w_blocks = (
-            [None] * len(self._x_blocks) if sample_weight is None
+            [None] * len(self._x_blocks) if weights is None
             else list(self.sample_weight.to_delayed(optimize_graph=False))
         )
         # The first pass: it raises here, before any initialisation, if a block holds NaN.
         summaries = np.array(self._map(_block_summary), dtype=np.float64).reshape(-1, 3)
         self._block_weight = summaries[:, 1]
         self._block_positive = summaries[:, 2].astype(np.int64)
-        self.total_weight = float(_ordered_sum([(w,) for w in self._block_weight])[0])
+        self.total_weight = float(_ordered_float_sum([(w,) for w in self._block_weight])[0])
         self.n_positive = int(self._block_positive.sum())
         if self.total_weight == 0.0:
             raise ValueError("Sample weights must contain at least one non-zero number.")
@@ -325,55 +293,43 @@ class DaskData:
 
     # -- EM ------------------------------------------------------------------------------
 
-    def e_step_stats(self, params, covariance_type, n_threads):
-        """Σ over blocks, in block order, of :func:`e_step_stats` run on each block."""
-        mix_weights, means, _, precisions_chol = params
-        # The E-step does not read the covariances: they stay on the client.
-        shipped = (mix_weights, means, None, precisions_chol)
-        results = self._map(e_step_stats, shipped, covariance_type, n_threads)
-        loglik = _ordered_sum([(block_loglik,) for block_loglik, _ in results])[0]
-        return float(loglik), _add_stats([stats for _, stats in results])
+    def statistics(self, kernel_params, n_threads):
+        """``(Σ w log p(x), Statistics)``: each block's on its worker, summed in order."""
+        results = self._map(block_statistics, kernel_params, n_threads)
+        loglik = _ordered_float_sum([(block_loglik,) for block_loglik, _ in results])[0]
+        return float(loglik), ordered_sum([stats for _, stats in results])
 
-    def em_step(self, params, covariance_type, n_threads, reg_covar, eps):
-        """One EM iteration: the blocks' statistics (:meth:`e_step_stats`), then the M-step
-        on the client. Returns ``(Σ w log p, new parameters or None)``, as the in-memory
-        data's em_step."""
-        loglik, stats = self.e_step_stats(params, covariance_type, n_threads)
-        return loglik, _mstep_core.m_step(*stats, covariance_type, reg_covar, eps)
-
-    def labels(self, model):
-        """fit_predict's labels: lazily, exactly ``model.predict(X)`` on the X given to fit.
-
-        Computing them reads X again (from its own graph; the fit's persisted copy is
-        released when the fit returns).
-        """
-        return score_lazily(model, self.source, "labels")
+    def labels(self, kernel_params, n_threads):
+        """fit_predict's labels, lazily, from the X given to fit (its own graph: the fit's
+        persisted copy is released when the fit returns)."""
+        return _lazy_scores(self.source, kernel_params, "labels", n_threads,
+                            self.estimator_name)
 
     # -- initialisation --------------------------------------------------------------------
 
-    def initial_stats(self, n_components, init_params, covariance_type, random_state,
-                      n_threads):
-        """Statistics of the initial responsibilities chosen by ``init_params``."""
-        if init_params == "kmeans":
-            centers = self._kmeans_centres(n_components, random_state, n_threads)
-            return _add_stats(
-                self._map(_kmeans_stats_block, centers, covariance_type, n_threads)
-            )
-        if init_params == "k-means++":
-            rows, weights = self._init_sample(random_state)
-            seeds = kmeans_plusplus(rows, weights, n_components, random_state, n_threads)
-            return stats_from_seeds(rows, weights, seeds, covariance_type)
-        if init_params == "random_from_data":
-            # The same draw as in memory: K distinct ranks among the rows of non-zero weight.
-            ranks = random_state.choice(self.n_positive, size=n_components, replace=False)
-            rows, weights = self._rows_at_ranks(ranks)
-            return stats_from_seeds(rows, weights, np.arange(n_components), covariance_type)
-        if init_params == "random":
-            return self._random_resp_stats(n_components, random_state, covariance_type,
-                                           n_threads)
-        raise ValueError(f"Unknown init_params {init_params!r}")
+    def mean_and_variance(self, n_threads):
+        """Weighted per-feature mean and variance of X (one pass, computed once per fit)."""
+        if self._moments is None:
+            weighed = np.flatnonzero(self._block_weight > 0)  # an empty block has no mean
+            parts = self._map(_mean_and_variance_block, n_threads, blocks=weighed)
+            w = self._block_weight[weighed][:, None]
+            means = np.array([m for m, _ in parts])
+            variances = np.array([v for _, v in parts])
+            mean = (w * means).sum(axis=0) / w.sum()
+            variance = (w * (variances + (means - mean) ** 2)).sum(axis=0) / w.sum()
+            self._moments = mean, variance
+        return self._moments
 
-    def _rows_at_ranks(self, ranks):
+    def seeding_sample(self, n_clusters, random_state):
+        """A uniform sample of at most ``INIT_SAMPLE_ROWS`` rows of non-zero weight, fetched
+        to the client as an in-memory source."""
+        if self.n_positive <= INIT_SAMPLE_ROWS:
+            ranks = np.arange(self.n_positive)
+        else:
+            ranks = np.unique(random_state.randint(self.n_positive, size=INIT_SAMPLE_ROWS))
+        return InMemorySource(*self.rows_at_ranks(ranks))
+
+    def rows_at_ranks(self, ranks):
         """Fetch the rows of non-zero weight with the given ranks (global, 0-based, in row
         order), in the order of ``ranks``, with their weights (or None)."""
         order = np.argsort(ranks, kind="stable")
@@ -390,63 +346,30 @@ class DaskData:
             return rows, None
         return rows, np.concatenate([p[1] for p in parts])[position]
 
-    def _init_sample(self, random_state):
-        """A uniform sample of at most INIT_SAMPLE_ROWS rows of non-zero weight."""
-        if self.n_positive <= INIT_SAMPLE_ROWS:
-            return self._rows_at_ranks(np.arange(self.n_positive))
-        draws = random_state.randint(self.n_positive, size=INIT_SAMPLE_ROWS)
-        return self._rows_at_ranks(np.unique(draws))
+    def lloyd_step(self, centres, n_threads):
+        """One Lloyd step over every block: (cluster weights, new centres)."""
+        counts, shifted_sums = _ordered_float_sum(self._map(_lloyd_block, centres, n_threads))
+        new_centres = centres.copy()
+        filled = counts > 0
+        new_centres[filled] += shifted_sums[filled] / counts[filled, None]
+        return counts, new_centres
 
-    def _mean_and_variance(self, n_threads):
-        """Weighted per-feature mean and variance of X (one pass, computed once per fit)."""
-        if self._moments is None:
-            weighed = np.flatnonzero(self._block_weight > 0)  # an empty block has no mean
-            parts = self._map(weighted_mean_and_variance, n_threads, blocks=weighed)
-            w = self._block_weight[weighed][:, None]
-            means = np.array([m for m, _ in parts])
-            variances = np.array([v for _, v in parts])
-            mean = (w * means).sum(axis=0) / w.sum()
-            variance = (w * (variances + (means - mean) ** 2)).sum(axis=0) / w.sum()
-            self._moments = mean, variance
-        return self._moments
+    def nearest_centre_statistics(self, centres, form, n_threads):
+        """Statistics of the partition by nearest centre, about the centres."""
+        return ordered_sum(self._map(_nearest_centre_block, centres, form, n_threads))
 
-    def _kmeans_centres(self, n_clusters, random_state, n_threads):
-        """k-means++ on a sample, then Lloyd's iterations over every block.
-
-        Stops, like the in-memory k-means, when the centres move by less than KMEANS_TOL
-        times the mean variance of X (squared, summed); empty clusters move onto the
-        sample's rows farthest from their centre.
-        """
-        rows, weights = self._init_sample(random_state)
-        seeds = kmeans_plusplus(rows, weights, n_clusters, random_state, n_threads)
-        centers = np.ascontiguousarray(rows[seeds], dtype=np.float64)
-        tolerance = KMEANS_TOL * float(np.mean(self._mean_and_variance(n_threads)[1]))
-        for _ in range(KMEANS_MAX_ITER):
-            counts, sums = _ordered_sum(self._map(_lloyd_block, centers, n_threads))
-            filled = counts > 0
-            new_centers = centers.copy()
-            new_centers[filled] = sums[filled] / counts[filled, None]
-            if not filled.all():
-                labels, _, _ = _nearest_centres(rows, weights, centers, n_threads)
-                _relocate_empty_clusters(rows, weights, new_centers, counts, labels)
-            shift = float(((new_centers - centers) ** 2).sum())
-            centers = new_centers
-            if shift <= tolerance:
-                break
-        return centers
-
-    def _random_resp_stats(self, n_components, random_state, covariance_type, n_threads):
+    def random_resp_statistics(self, n_components, random_state, form, n_threads):
         """Uniform random responsibilities, each block drawing from its own seed.
 
         The seeds come from ``random_state`` in block order, so the draw depends on the
         seed and the chunking only (not on workers or scheduling); shipping N×K random
         numbers from the client is what this avoids.
         """
-        mean, _ = self._mean_and_variance(n_threads)
+        mean, _ = self.mean_and_variance(n_threads)
         shifts = np.ascontiguousarray(np.broadcast_to(mean, (n_components, self.n_features)))
         seeds = random_state.randint(np.iinfo(np.int32).max, size=len(self._x_blocks))
-        return _add_stats(self._map(_random_resp_block, n_components, shifts,
-                                    covariance_type, n_threads, per_block=seeds))
+        return ordered_sum(self._map(_random_resp_block, n_components, shifts, form,
+                                     n_threads, per_block=seeds))
 
 
 # ----------------------------------------------------------------------------------------
@@ -455,7 +378,7 @@ class DaskData:
 
 
 def _validated_for_scoring(model, X):
-    check_is_fitted(model)
+    """X checked against the fitted ``model``'s public attributes (from metadata)."""
     name = type(model).__name__
     X = _checked_array(X, name, min_samples=1)
     if X.shape[1] != model.n_features_in_:
@@ -471,31 +394,35 @@ def _validated_for_scoring(model, X):
     return X
 
 
-def score_lazily(model, X, output):
-    """Lazy ``score_samples`` ("log_prob"), ``predict`` ("labels") or ``predict_proba``
-    ("resp") of a dask array: one task per block, no communication between blocks.
-
-    The fitted parameters enter the graph as a single key shared by all blocks.
-    """
-    X = _validated_for_scoring(model, X)
-    kernel_params = dask.delayed(model._kernel_parameters(), traverse=False, pure=True)
-    args = (_score_block, kernel_params, output, model._threads(), type(model).__name__)
+def _lazy_scores(X, kernel_params, output, n_threads, estimator_name):
+    """One task per block, no communication between blocks; the parameters enter the
+    graph as a single key shared by all blocks."""
+    shared = dask.delayed(kernel_params, traverse=False, pure=True)
+    args = (_score_block, shared, output, n_threads, estimator_name)
     if output == "resp":
-        return X.map_blocks(*args, dtype=X.dtype, chunks=(X.chunks[0], (model.n_components,)),
+        n_components = kernel_params.means.shape[0]
+        return X.map_blocks(*args, dtype=X.dtype, chunks=(X.chunks[0], (n_components,)),
                             meta=np.empty((0, 0), dtype=X.dtype))
     dtype = np.int64 if output == "labels" else X.dtype
     return X.map_blocks(*args, dtype=dtype, drop_axis=1, meta=np.empty((0,), dtype=dtype))
 
 
-def total_weight_and_score(model, X, sample_weight):
+def score_lazily(model, X, output, kernel_params, n_threads):
+    """Lazy ``score_samples`` ("log_prob"), ``predict`` ("labels") or ``predict_proba``
+    ("resp") of a dask array under the fitted ``model`` (its kernel parameters given)."""
+    X = _validated_for_scoring(model, X)
+    return _lazy_scores(X, kernel_params, output, n_threads, type(model).__name__)
+
+
+def total_weight_and_score(model, X, sample_weight, kernel_params, n_threads):
     """(n or Σ w, weighted average log-likelihood) of a dask array, computed now."""
     X = _validated_for_scoring(model, X)
     weights = _checked_weights(sample_weight, X)
     x_blocks = list(_checked_blocks(X, type(model).__name__).to_delayed().ravel())
     w_blocks = [None] * len(x_blocks) if weights is None else list(weights.to_delayed())
     parts = _block_results(x_blocks, w_blocks, _weighted_loglik_block,
-                           (model._kernel_parameters(), model._threads()))
-    loglik, total = _ordered_sum(parts)
+                           (kernel_params, n_threads))
+    loglik, total = _ordered_float_sum(parts)
     if total == 0.0:
         raise ValueError("Sample weights must contain at least one non-zero number.")
     n = X.shape[0] if sample_weight is None else float(total)

@@ -1,18 +1,14 @@
-"""``GaussianMixture``: scikit-learn's estimator, with EM streamed through the compiled core."""
+"""``GaussianMixture``: scikit-learn's estimator, a façade over the EM engine
+(``gmmfast._engine``): a :class:`~gmmfast._engine.MixtureModel`, a source of rows (in memory,
+or the blocks of a dask array) and ``run_em``."""
 
-import functools
-import time
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
 
-from gmmfast import _mstep_core
-from gmmfast._kernels import em as _em  # the widest kernel variant this CPU runs
 from gmmfast._compat import (
     HAS_SKLEARN,
     BaseEstimator,
-    ConvergenceWarning,
     DensityMixin,
     assert_finite,
     check_is_fitted,
@@ -23,23 +19,28 @@ from gmmfast._compat import (
     validate_data,
 )
 from gmmfast._dask_input import is_dask_collection
-from gmmfast._initialisation import initial_stats, stats_from_resp
+from gmmfast._engine import (
+    INIT_METHODS,
+    InMemorySource,
+    MixtureModel,
+    check_enough_samples,
+    check_enough_weighted_samples,
+    information_criteria,
+    initial_statistics,
+    mixture_kernel_parameters,
+    run_em,
+    score_arrays,
+)
 from gmmfast._mstep import (
     COVARIANCE_TYPES,
-    _ill_defined_covariance,
     cast_parameters,
     covariances_from_cholesky,
-    empty_stats,
     n_parameters,
-    precision_cholesky,
     precision_cholesky_from_precisions,
     precisions_from_cholesky,
 )
-from gmmfast._mstep_core import estimate_parameters, kernel_parameters
 from gmmfast._params import check_initial_parameters
 from gmmfast._threads import single_threaded_blas
-
-INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 
 # Parameters of EM itself, shared by every estimator that runs it (see _compat for the form).
 EM_PARAMETER_CONSTRAINTS = {
@@ -54,70 +55,6 @@ EM_PARAMETER_CONSTRAINTS = {
 }
 
 
-def e_step_stats(X, sample_weight, params, covariance_type, n_threads=0):
-    """The E-step on one block of rows, fused with its sufficient statistics.
-
-    ``X`` is a C-contiguous float32/float64 block, ``sample_weight`` its float64 weights or
-    None, ``params`` the mixture ``(weights, means, covariances, precisions_cholesky)`` (the
-    covariances are not read, and may be None). Returns ``(Σ w log p(x), (nk, sums,
-    scatter, shifts))`` with the statistics in the kernel form of ``covariance_type``, taken
-    about ``shifts`` (the current means). Statistics of disjoint blocks add up, so this is
-    the unit of work of the Dask fit, once per block on the workers. The in-memory fit runs
-    the same steps, fused with the M-step into one compiled call, as
-    ``gmmfast._mstep_core.em_step`` (tested equal bit for bit).
-    """
-    mix_weights, means, _, precisions_chol = params
-    k_means, k_chol, log_norm = kernel_parameters(
-        mix_weights, means, precisions_chol, covariance_type, X.shape[1]
-    )
-    nk, sums, scatter = empty_stats(covariance_type, *k_means.shape)
-    loglik = _em.em_pass(X, sample_weight, k_means, k_chol, log_norm, nk, sums, scatter,
-                         n_threads)
-    return loglik, (nk, sums, scatter, k_means)
-
-
-def score_arrays(X, kernel_params, labels=False, resp=False, n_threads=0, log_prob=True,
-                 finite_check=None):
-    """(log p(x) or None, labels or None, responsibilities or None) of a block of rows.
-
-    ``kernel_params`` are the kernel form ``(means, precisions_chol, log_norm)`` of a fitted
-    model (``kernel_parameters``); shared by in-memory scoring and Dask's per-block scoring.
-    Only the outputs asked for are computed (labels alone need no exponential).
-    ``finite_check``, when given, is called with X if X holds a NaN or an infinity (found
-    while scoring, instead of in a pass of its own) and must raise.
-    """
-    X = np.ascontiguousarray(X)
-    k_means, k_chol, log_norm = kernel_params
-    n = X.shape[0]
-    log_prob_norm = np.empty(n, dtype=X.dtype) if log_prob else None
-    label_out = np.empty(n, dtype=np.int64) if labels else None
-    resp_out = np.empty((n, k_means.shape[0]), dtype=X.dtype) if resp else None
-    all_finite = _em.score(X, k_means, k_chol, log_norm, log_prob_norm, label_out, resp_out,
-                           n_threads, check_finite=finite_check is not None)
-    if finite_check is not None and not all_finite:
-        finite_check(X)
-        raise AssertionError("finite_check did not raise on non-finite X")
-    return log_prob_norm, label_out, resp_out
-
-
-def check_enough_samples(n_components, n_samples):
-    if n_samples < n_components:
-        raise ValueError(
-            "Expected n_samples >= n_components but got "
-            f"n_components = {n_components}, n_samples = {n_samples}"
-        )
-
-
-def check_enough_weighted_samples(n_components, n_positive):
-    """Rows of zero weight are not data: at least n_components rows must weigh something."""
-    if n_positive < n_components:
-        raise ValueError(
-            "Expected at least n_components samples with a non-zero sample_weight"
-            f" but got n_components = {n_components}, "
-            f"{n_positive} samples with non-zero weight"
-        )
-
-
 def _dask_backend():
     """gmmfast._dask, imported only once a Dask collection has been passed in."""
     from gmmfast import _dask
@@ -125,38 +62,14 @@ def _dask_backend():
     return _dask
 
 
-class _InMemoryData:
-    """The rows of an in-memory fit: validated, C-contiguous X and float64 weights or None.
-
-    The EM driver of :class:`GaussianMixture` sees its data only through this interface
-    (``dtype``, ``n_samples``, ``n_features``, ``total_weight``, ``em_step``,
-    ``initial_stats``, ``labels``); ``gmmfast._dask.DaskData`` implements the same one over
-    the blocks of a dask array.
-    """
-
-    def __init__(self, X, sample_weight):
-        self.X = X
-        self.sample_weight = sample_weight
-        self.dtype = X.dtype
-        self.n_samples, self.n_features = X.shape
-        self.total_weight = float(
-            self.n_samples if sample_weight is None else sample_weight.sum()
-        )
-        # em_step(params, covariance_type, n_threads, reg_covar, eps) -> (Σ w log p, new
-        # params or None): e_step_stats and m_step in one compiled call, and a partial
-        # rather than a method (each Python frame costs ~0.5 µs once a pass has evicted
-        # the caches; issue 6 allows ~9 µs outside the pass on workload a).
-        self.em_step = functools.partial(_mstep_core.em_step, _em.em_pass, X, sample_weight)
-
-
-    def initial_stats(self, n_components, init_params, covariance_type, random_state,
-                      n_threads):
-        return initial_stats(self.X, self.sample_weight, n_components, init_params,
-                             covariance_type, random_state, n_threads)
-
-    def labels(self, model):
-        """Labels of the final E-step with the fitted parameters."""
-        return model._score_arrays(self.X, labels=True, log_prob=False)[1]
+def fitted_gaussian_mixture(params, result, dtype, n_features_in):
+    """A :class:`GaussianMixture` with constructor parameters ``params``, fitted: its
+    attributes are the :class:`~gmmfast._engine.EMResult` ``result`` of a run on
+    ``n_features_in`` columns of ``dtype`` (how model selection returns its candidates)."""
+    model = GaussianMixture(**params)
+    model.n_features_in_ = n_features_in
+    model._store_result(result, dtype)
+    return model
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -286,152 +199,66 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         return self._fit_or_restore(X, sample_weight)
 
-    @fit_context
-    def _fit_from_initial_stats(self, X, sample_weight, initial_stats):
-        """Private hook of model selection (``gmmfast._selection``): ``fit`` whose
-        initialisation ``i`` starts from the given statistics ``initial_stats[i]``
-        (``nk, sums, scatter, shifts`` in this covariance type's kernel form) instead of
-        drawing them. Given the statistics that ``init_params`` and ``random_state`` would
-        draw, the fitted model is the one ``fit`` gives, bit for bit; so one k-means
-        partition can serve every covariance type of a grid. Returns ``self``.
-        """
-        if len(initial_stats) != self.n_init:
-            raise ValueError(f"Expected {self.n_init} initial statistics, "
-                             f"got {len(initial_stats)}")
-        self._fit_or_restore(X, sample_weight, initial_stats)
-        return self
-
-    def _fit_or_restore(self, X, sample_weight, initial_stats=None):
+    def _fit_or_restore(self, X, sample_weight):
         """Run the fit; if anything fails, leave the previous model exactly as it was."""
         previous_state = dict(vars(self))
         try:
             with single_threaded_blas():
-                return self._fit_predict(X, sample_weight, initial_stats)
+                return self._fit_predict(X, sample_weight)
         except BaseException:
             vars(self).clear()
             vars(self).update(previous_state)
             raise
 
-    def _validate_fit_input(self, X, sample_weight):
-        """Validated C-contiguous X, float64 weights (or None), checked user inits."""
-        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
-        X = np.ascontiguousarray(X)
-        check_enough_samples(self.n_components, X.shape[0])
-        weights = None
-        if sample_weight is not None:
-            weights = check_sample_weight(sample_weight, X)
-            check_enough_weighted_samples(self.n_components, int(np.count_nonzero(weights)))
-        check_initial_parameters(self, X)
-        return X, weights
-
-    def _fit_data(self, X, sample_weight):
-        """The fit's data source: in-memory rows, or the blocks of a dask array."""
+    def _fit_source(self, X, sample_weight):
+        """The rows to fit, validated: in memory, or the blocks of a dask array."""
         if is_dask_collection(X):
-            return _dask_backend().fit_data(self, X, sample_weight)
-        return _InMemoryData(*self._validate_fit_input(X, sample_weight))
+            source = _dask_backend().DaskSource(X, sample_weight, self.n_components,
+                                                type(self).__name__)
+            # A dask array has no column names.
+            self.n_features_in_ = source.n_features
+            vars(self).pop("feature_names_in_", None)
+        else:
+            X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+            weights = None if sample_weight is None else check_sample_weight(sample_weight, X)
+            source = InMemorySource(np.ascontiguousarray(X), weights)
+        check_enough_samples(self.n_components, source.n_samples)
+        if sample_weight is not None:
+            check_enough_weighted_samples(self.n_components, source.n_positive)
+        check_initial_parameters(self, source.n_features)
+        return source
 
-    def _fit_predict(self, X, sample_weight, initial_stats=None):
-        data = self._fit_data(X, sample_weight)
-        do_init = not (self.warm_start and hasattr(self, "converged_"))
-        n_init = self.n_init if do_init else 1
+    def _fit_predict(self, X, sample_weight):
+        source = self._fit_source(X, sample_weight)
+        model = MixtureModel(self.covariance_type, self.reg_covar, source.dtype)
+        warm = self.warm_start and hasattr(self, "converged_")
         random_state = check_random_state(self.random_state)
 
-        best = None
-        max_lower_bound = -np.inf
+        def start(init):
+            if warm:
+                return self._current_parameters(), self.lower_bound_
+            return self._initial_parameters(model, source, random_state), -np.inf
+
         self.converged_ = False
-        for init in range(n_init):
-            self._print_init_start(init)
-            if do_init and initial_stats is not None:
-                params = self._parameters_from_initial_stats(
-                    initial_stats[init], data.dtype, data.total_weight
-                )
-                lower_bound = -np.inf
-            elif do_init:
-                params = self._initial_parameters(data, random_state)
-                lower_bound = -np.inf
-            else:
-                params = self._current_parameters()
-                lower_bound = self.lower_bound_
-            if self.max_iter == 0:
-                # Nothing is compared: the last initialisation is returned as it is.
-                best = (params, 0, [], False)
-                continue
-            params, lower_bound, lower_bounds, n_iter, converged = self._run_em(
-                data, params, lower_bound
-            )
-            if best is None or lower_bound > max_lower_bound:
-                max_lower_bound = lower_bound
-                best = (params, n_iter, lower_bounds, converged)
-
-        params, n_iter, lower_bounds, converged = best
-        if not converged and self.max_iter > 0:
-            warnings.warn(
-                "Best performing initialization did not converge. "
-                "Try different init parameters, or increase max_iter, "
-                "tol, or check for degenerate data.",
-                ConvergenceWarning,
-            )
-        self._set_parameters(params, data.dtype)
-        self.converged_ = bool(converged)
-        self.n_iter_ = int(n_iter)
-        self.lower_bound_ = data.dtype.type(max_lower_bound)
-        self.lower_bounds_ = lower_bounds
+        result = run_em(model, source, start, n_init=1 if warm else self.n_init,
+                        max_iter=self.max_iter, tol=self.tol, n_threads=self._threads(),
+                        verbose=self.verbose, verbose_interval=self.verbose_interval,
+                        final_labels=True)
+        self._store_result(result, source.dtype)
         # The final E-step makes fit_predict(X) agree with fit(X).predict(X).
-        return data.labels(self)
+        return result.labels
 
-    def _run_em(self, data, params, lower_bound):
-        """EM from ``params`` until the lower bound changes by less than tol."""
-        lower_bounds = []
-        converged = False
-        n_iter = 0
-        # Fixed for the whole run, so looked up once: outside its pass an iteration should
-        # cost only a few µs (issue 6: under 1 % of workload a's 1.3 ms iteration).
-        covariance_type, n_threads = self.covariance_type, self._threads()
-        reg_covar, tol, verbose = self.reg_covar, self.tol, self.verbose
-        eps, float32_data = np.finfo(data.dtype).eps, data.dtype == np.float32
-        # float32 bounds are rounded as scikit-learn computes them; float64 ones stay Python
-        # floats (the same values, without a NumPy scalar per iteration).
-        bound_type = data.dtype.type if float32_data else float
-        total_weight = data.total_weight
-        start = iteration_start = time.time()
-        for n_iter in range(1, self.max_iter + 1):
-            previous = lower_bound
-            loglik, params = data.em_step(params, covariance_type, n_threads, reg_covar, eps)
-            if params is None:
-                raise _ill_defined_covariance(float32_data)
-            lower_bound = bound_type(loglik / total_weight)
-            lower_bounds.append(lower_bound)
-            change = lower_bound - previous
-            if verbose:
-                iteration_start = self._print_iteration(n_iter, iteration_start, change)
-            if abs(change) < tol:
-                converged = True
-                break
-        self._print_init_end(converged, lower_bound, start)
-        lower_bounds = [data.dtype.type(bound) for bound in lower_bounds]
-        return params, data.dtype.type(lower_bound), lower_bounds, n_iter, converged
-
-    def _initial_parameters(self, data, random_state):
-        """Parameters from init_params' responsibilities, overridden by the user's inits."""
+    def _initial_parameters(self, model, source, random_state):
+        """The start drawn by init_params, overridden by the user's initial parameters."""
         user_given = (self.weights_init, self.means_init, self.precisions_init)
         if all(p is not None for p in user_given):
             # Nothing to estimate: the RNG is not consumed (as in scikit-learn).
-            stats = None
+            mix_weights = means = covariances = None
         else:
-            stats = data.initial_stats(
-                self.n_components, self.init_params, self.covariance_type, random_state,
-                self._threads(),
-            )
-        return self._parameters_from_initial_stats(stats, data.dtype, data.total_weight)
-
-    def _parameters_from_initial_stats(self, stats, dtype, total_weight):
-        """One M-step on the initial statistics, then weights/means/precisions_init win."""
-        if stats is not None:
-            nk, means, covariances = estimate_parameters(
-                *stats, self.covariance_type, self.reg_covar, np.finfo(dtype).eps
-            )
-            # scikit-learn does not renormalise here: weights sum to Σ nk / n.
-            mix_weights = nk / total_weight
+            stats = initial_statistics(source, self.n_components, self.init_params,
+                                       (model.form,), random_state, self._threads())
+            mix_weights, means, covariances, chol = model.initial_parameters(
+                stats[model.form], source.total_weight)
         if self.weights_init is not None:
             mix_weights = np.asarray(self.weights_init, dtype=np.float64)
         if self.means_init is not None:
@@ -441,17 +268,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 self.precisions_init, self.covariance_type
             )
             covariances = covariances_from_cholesky(chol, self.covariance_type)
-        else:
-            chol = precision_cholesky(covariances, self.covariance_type, dtype == np.float32)
         return mix_weights, means, covariances, chol
-
-    def _initialize(self, X, resp):
-        """scikit-learn's hook: initial parameters from responsibilities (n_samples, K)."""
-        X = np.ascontiguousarray(X)
-        resp = np.ascontiguousarray(resp, dtype=np.float64)
-        stats = stats_from_resp(X, None, resp, self.covariance_type, self._threads())
-        params = self._parameters_from_initial_stats(stats, X.dtype, X.shape[0])
-        self._set_parameters(params, X.dtype)
 
     def _current_parameters(self):
         return tuple(
@@ -460,15 +277,18 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                       self.precisions_cholesky_)
         )
 
-    def _set_parameters(self, params, dtype=None):
-        """Store (weights, means, covariances, precisions_cholesky) as fitted attributes."""
-        mix_weights, means, covariances, chol = params
-        dtype = np.asarray(means).dtype if dtype is None else dtype
+    def _store_result(self, result, dtype):
+        """The fitted attributes from an :class:`~gmmfast._engine.EMResult`."""
+        mix_weights, means, covariances, chol = result.parameters
         precisions = precisions_from_cholesky(chol, self.covariance_type)
         (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_,
          self.precisions_) = cast_parameters(
             (mix_weights, means, covariances, chol, precisions), dtype
         )
+        self.converged_ = bool(result.converged)
+        self.n_iter_ = int(result.n_iter)
+        self.lower_bound_ = result.lower_bound
+        self.lower_bounds_ = result.lower_bounds
 
     def _threads(self):
         return 0 if self.n_threads is None else int(self.n_threads)
@@ -489,8 +309,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _kernel_parameters(self):
         """The fitted model in the kernels' form (means, precisions_chol, log_norm)."""
-        return kernel_parameters(self.weights_, self.means_, self.precisions_cholesky_,
-                                 self.covariance_type, self.means_.shape[1])
+        return mixture_kernel_parameters(
+            (self.weights_, self.means_, None, self.precisions_cholesky_),
+            self.covariance_type)
+
+    def _score_lazily(self, X, output):
+        """A dask array's "log_prob", "labels" or "resp", lazily, block by block."""
+        check_is_fitted(self)
+        return _dask_backend().score_lazily(self, X, output, self._kernel_parameters(),
+                                            self._threads())
 
     def _score_arrays(self, X, labels=False, resp=False, log_prob=True):
         """(log p(x), labels, responsibilities; each None unless asked for) of X validated
@@ -517,14 +344,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         On a dask array: a lazy dask array, computed block by block on the workers.
         """
         if is_dask_collection(X):
-            return _dask_backend().score_lazily(self, X, "log_prob")
+            return self._score_lazily(X, "log_prob")
         X = self._validate_for_scoring(X)
         return self._score_arrays(X)[0]
 
     def score(self, X, y=None, sample_weight=None):
         """Average log-likelihood of X (weighted by ``sample_weight`` when given)."""
         if is_dask_collection(X):
-            return _dask_backend().total_weight_and_score(self, X, sample_weight)[1]
+            return self._total_weight_and_score(X, sample_weight)[1]
         log_prob = self.score_samples(X)
         if sample_weight is None:
             return float(log_prob.mean())
@@ -534,7 +361,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def predict(self, X):
         """Index of the most likely component of every sample (int64; lazy on dask input)."""
         if is_dask_collection(X):
-            return _dask_backend().score_lazily(self, X, "labels")
+            return self._score_lazily(X, "labels")
         X = self._validate_for_scoring(X)
         return self._score_arrays(X, labels=True, log_prob=False)[1]
 
@@ -544,7 +371,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         On a dask array: a lazy dask array, computed block by block on the workers.
         """
         if is_dask_collection(X):
-            return _dask_backend().score_lazily(self, X, "resp")
+            return self._score_lazily(X, "resp")
         X = self._validate_for_scoring(X)
         return self._score_arrays(X, resp=True, log_prob=False)[2]
 
@@ -554,7 +381,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _total_weight_and_score(self, X, sample_weight):
         if is_dask_collection(X):
-            return _dask_backend().total_weight_and_score(self, X, sample_weight)
+            check_is_fitted(self)
+            return _dask_backend().total_weight_and_score(
+                self, X, sample_weight, self._kernel_parameters(), self._threads())
         n = X.shape[0] if sample_weight is None else float(
             check_sample_weight(sample_weight, np.asarray(X)).sum()
         )
@@ -563,12 +392,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def bic(self, X, sample_weight=None):
         """Bayesian information criterion on X (lower is better)."""
         n, mean_loglik = self._total_weight_and_score(X, sample_weight)
-        return -2 * mean_loglik * n + self._n_parameters() * np.log(n)
+        return information_criteria(mean_loglik, n, self._n_parameters())[0]
 
     def aic(self, X, sample_weight=None):
         """Akaike information criterion on X (lower is better)."""
         n, mean_loglik = self._total_weight_and_score(X, sample_weight)
-        return -2 * mean_loglik * n + 2 * self._n_parameters()
+        return information_criteria(mean_loglik, n, self._n_parameters())[1]
 
     def sample(self, n_samples=1):
         """Draw samples from the fitted mixture: (X float64 (n, d), component labels)."""
@@ -600,33 +429,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             [np.full(count, j, dtype=np.int64) for j, count in enumerate(counts)]
         )
         return X.astype(np.float64, copy=False), y
-
-    # ------------------------------------------------------------------------------------
-    # verbose output (scikit-learn's format)
-    # ------------------------------------------------------------------------------------
-
-    def _print_init_start(self, init):
-        if self.verbose >= 1:
-            print(f"Initialization {init}")
-
-    def _print_iteration(self, n_iter, iteration_start, change):
-        if n_iter % self.verbose_interval != 0:
-            return iteration_start
-        now = time.time()
-        if self.verbose == 1:
-            print(f"  Iteration {n_iter}")
-        elif self.verbose >= 2:
-            print(f"  Iteration {n_iter}\t time lapse {now - iteration_start:.5f}s\t "
-                  f"ll change {change:.5f}")
-        return now
-
-    def _print_init_end(self, converged, lower_bound, start):
-        status = "converged" if converged else "did not converge"
-        if self.verbose == 1:
-            print(f"Initialization {status}.")
-        elif self.verbose >= 2:
-            print(f"Initialization {status}. time lapse {time.time() - start:.5f}s\t "
-                  f"lower bound {lower_bound:.5f}.")
 
     if HAS_SKLEARN:
 

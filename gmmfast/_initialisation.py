@@ -1,10 +1,12 @@
-"""Initial sufficient statistics for EM: k-means, k-means++, random, random-from-data.
+"""The in-memory pieces of EM's initialisations: k-means++ seeding, the seeding sample,
+and the statistics ``(nk, sums, scatter, shifts)`` of initial responsibilities (a
+partition, seed rows, random responsibilities), in a kernel form ("full" or "diag").
 
-Each method returns the statistics ``(nk, sums, scatter, shifts)`` of its initial
-responsibilities, in the kernel form of the covariance type, so that one M-step turns them
-into initial parameters exactly as scikit-learn's ``_initialize`` does from its ``resp``. The
-N×K responsibility matrix is never built: hard partitions go through labels, random
-responsibilities are drawn chunk by chunk from the same RNG stream.
+One M-step turns such statistics into initial parameters exactly as scikit-learn's
+``_initialize`` does from its ``resp``. The N×K responsibility matrix is never built: hard
+partitions go through labels, random responsibilities are drawn block by block from the
+same RNG stream. Which method runs, and k-means' Lloyd iterations, are the engine's
+(``gmmfast._engine.initial_statistics``), over any source of rows.
 """
 
 import numpy as np
@@ -12,14 +14,11 @@ import numpy as np
 # The widest kernel variant this CPU runs.
 from gmmfast._kernels import em as _em
 from gmmfast._kernels import kmeans as _kmeans
-from gmmfast._mstep import empty_stats
+from gmmfast._mstep_core import empty_stats
 
 # Rows per block when random responsibilities are drawn: bounds the temporary to
 # RANDOM_RESP_BLOCK × K doubles while consuming the RNG exactly as one (N, K) draw would.
 RANDOM_RESP_BLOCK = 65536
-
-KMEANS_MAX_ITER = 300
-KMEANS_TOL = 1e-4
 
 # k-means++ seeding, and the first Lloyd iterations, run on a uniform sample of this many
 # rows (at least SEEDING_ROWS_PER_CLUSTER per cluster) when the data are larger: seeding
@@ -94,148 +93,34 @@ def seeding_sample(X, sample_weight, n_clusters, random_state):
     return indices
 
 
-def kmeans_plusplus_seeds(X, sample_weight, n_clusters, random_state, n_threads):
-    """Row indices of k-means++ seeds, drawn on the seeding sample when X is large."""
-    sample = seeding_sample(X, sample_weight, n_clusters, random_state)
-    if sample is None:
-        return kmeans_plusplus(X, sample_weight, n_clusters, random_state, n_threads)
-    weights = None if sample_weight is None else sample_weight[sample]
-    return sample[kmeans_plusplus(X[sample], weights, n_clusters, random_state, n_threads)]
-
-
-def kmeans_labels(X, sample_weight, n_clusters, random_state, n_threads):
-    """Lloyd's k-means from k-means++ seeds; returns (labels, centres).
-
-    On large X the seeds are drawn, and refined by Lloyd, on the seeding sample first.
-    """
-    _, variance = weighted_mean_and_variance(X, sample_weight, n_threads)
-    tolerance = KMEANS_TOL * float(np.mean(variance))
-    sample = seeding_sample(X, sample_weight, n_clusters, random_state)
-    if sample is None:
-        seeds = kmeans_plusplus(X, sample_weight, n_clusters, random_state, n_threads)
-        centers = np.ascontiguousarray(X[seeds], dtype=np.float64)
-    else:
-        X_sample = np.ascontiguousarray(X[sample])
-        weights = None if sample_weight is None else sample_weight[sample]
-        seeds = kmeans_plusplus(X_sample, weights, n_clusters, random_state, n_threads)
-        centers = np.ascontiguousarray(X_sample[seeds], dtype=np.float64)
-        _, centers = lloyd(X_sample, weights, centers, tolerance, n_threads)
-    return lloyd(X, sample_weight, centers, tolerance, n_threads)
-
-
-def lloyd(X, sample_weight, centers, tolerance, n_threads):
-    """Lloyd iterations from ``centers`` until the labels are stable or the centres move
-    less than ``tolerance`` (squared); returns (labels, centres) that agree."""
-    labels = np.full(X.shape[0], -1, dtype=np.int64)
-    new_labels = np.empty_like(labels)
-    new_centers = np.empty_like(centers)
-    counts = np.empty(centers.shape[0])
-    for _ in range(KMEANS_MAX_ITER):
-        _kmeans.lloyd_step(X, sample_weight, centers, new_centers, counts, new_labels,
-                           n_threads)
-        if np.any(counts == 0):
-            _relocate_empty_clusters(X, sample_weight, new_centers, counts, new_labels)
-        shift = float(((new_centers - centers) ** 2).sum())
-        centers, new_centers = new_centers, centers
-        labels, new_labels = new_labels, labels
-        if np.array_equal(labels, new_labels):
-            # A fixed point: the centres are the means of this very partition.
-            return labels, centers
-        if shift <= tolerance:
-            break
-    # Labels of the final centres, so the partition and the centres agree.
-    _kmeans.lloyd_step(X, sample_weight, centers, new_centers, counts, labels, n_threads)
-    return labels, new_centers
-
-
-def _relocate_empty_clusters(X, sample_weight, centers, counts, labels):
-    """Move empty clusters onto the samples farthest from their centre (as scikit-learn)."""
-    empty = np.flatnonzero(counts == 0)
-    distances = np.empty(X.shape[0])
-    for start in range(0, X.shape[0], RANDOM_RESP_BLOCK):
-        stop = start + RANDOM_RESP_BLOCK
-        diff = X[start:stop] - centers[labels[start:stop]]
-        distances[start:stop] = np.einsum("ij,ij->i", diff, diff)
-    if sample_weight is not None:
-        distances[sample_weight == 0] = -1.0
-    farthest = np.argsort(distances, kind="stable")[::-1][: len(empty)]
-    centers[empty] = X[farthest]
-
-
-def stats_from_labels(X, sample_weight, labels, shifts, covariance_type, n_threads):
-    nk, sums, scatter = empty_stats(covariance_type, shifts.shape[0], X.shape[1])
+def stats_from_labels(X, sample_weight, labels, shifts, form, n_threads):
+    nk, sums, scatter = empty_stats(form, shifts.shape[0], X.shape[1])
     _em.stats_from_labels(X, sample_weight, labels, shifts, nk, sums, scatter, n_threads)
     return nk, sums, scatter, shifts
 
 
-def stats_from_seeds(X, sample_weight, indices, covariance_type):
+def stats_from_seeds(X, sample_weight, indices, form):
     """Statistics of one-hot responsibilities on the seed rows only (scikit-learn's
     k-means++ and random_from_data): each component is its seed, with zero scatter."""
     n_components = len(indices)
-    nk, sums, scatter = empty_stats(covariance_type, n_components, X.shape[1])
+    nk, sums, scatter = empty_stats(form, n_components, X.shape[1])
     nk[:] = 1.0 if sample_weight is None else sample_weight[indices]
     return nk, sums, scatter, np.ascontiguousarray(X[indices], dtype=np.float64)
 
 
-def stats_from_resp(X, sample_weight, resp, covariance_type, n_threads, shifts=None):
-    """Statistics of given responsibilities (n_samples, K), moments about the data mean."""
-    n_components = resp.shape[1]
-    if shifts is None:
-        mean, _ = weighted_mean_and_variance(X, sample_weight, n_threads)
-        shifts = np.ascontiguousarray(np.broadcast_to(mean, (n_components, X.shape[1])))
-    nk, sums, scatter = empty_stats(covariance_type, n_components, X.shape[1])
-    _em.stats_from_resp(X, sample_weight, resp, shifts, nk, sums, scatter, n_threads)
-    return nk, sums, scatter, shifts
-
-
-def stats_from_random_resp(X, sample_weight, n_components, random_state, covariance_type,
-                           n_threads, shifts=None):
-    """Uniform random responsibilities, rows normalised, drawn block by block.
-
-    Moments are taken about ``shifts`` (K, D), by default the weighted mean of X.
-    """
-    n_samples, n_features = X.shape
-    if shifts is None:
-        mean, _ = weighted_mean_and_variance(X, sample_weight, n_threads)
-        shifts = np.ascontiguousarray(np.broadcast_to(mean, (n_components, n_features)))
-    total = empty_stats(covariance_type, n_components, n_features)
-    for start in range(0, n_samples, RANDOM_RESP_BLOCK):
-        stop = min(start + RANDOM_RESP_BLOCK, n_samples)
+def stats_from_random_resp(X, sample_weight, n_components, random_state, form, n_threads,
+                           shifts):
+    """Statistics of uniform random responsibilities, rows normalised, about ``shifts``
+    (K, D); drawn block by block from the RNG stream as one (n_samples, K) draw would be."""
+    nk, sums, scatter = empty_stats(form, n_components, X.shape[1])
+    for start in range(0, X.shape[0], RANDOM_RESP_BLOCK):
+        stop = min(start + RANDOM_RESP_BLOCK, X.shape[0])
         resp = random_state.uniform(size=(stop - start, n_components))
         resp /= resp.sum(axis=1)[:, None]
         # scikit-learn casts the responsibilities to X's dtype before its M-step.
         resp = resp.astype(X.dtype).astype(np.float64)
         weights = None if sample_weight is None else sample_weight[start:stop]
-        block = stats_from_resp(X[start:stop], weights, resp, covariance_type, n_threads,
-                                shifts)
-        for accumulated, part in zip(total, block):
-            accumulated += part
-    return (*total, shifts)
-
-
-def initial_stats(X, sample_weight, n_components, init_params, covariance_type,
-                  random_state, n_threads):
-    """Statistics of the initial responsibilities chosen by ``init_params``."""
-    if init_params == "kmeans":
-        labels, centers = kmeans_labels(X, sample_weight, n_components, random_state,
-                                        n_threads)
-        return stats_from_labels(X, sample_weight, labels, centers, covariance_type,
-                                 n_threads)
-    if init_params == "k-means++":
-        indices = kmeans_plusplus_seeds(X, sample_weight, n_components, random_state,
-                                        n_threads)
-        return stats_from_seeds(X, sample_weight, indices, covariance_type)
-    if init_params == "random_from_data":
-        if sample_weight is None:
-            indices = random_state.choice(X.shape[0], size=n_components, replace=False)
-        else:
-            # Rows of zero weight are not part of the data set.
-            candidates = np.flatnonzero(sample_weight > 0)
-            indices = random_state.choice(candidates, size=n_components, replace=False)
-        return stats_from_seeds(X, sample_weight, indices, covariance_type)
-    if init_params == "random":
-        return stats_from_random_resp(X, sample_weight, n_components, random_state,
-                                      covariance_type, n_threads)
-    raise ValueError(f"Unknown init_params {init_params!r}")
-
-
+        # Each block's statistics are added to the running totals.
+        _em.stats_from_resp(X[start:stop], weights, resp, shifts, nk, sums, scatter,
+                            n_threads)
+    return nk, sums, scatter, shifts

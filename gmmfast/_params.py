@@ -65,13 +65,12 @@ def check_precisions(precisions, covariance_type, n_components, n_features):
     return precisions
 
 
-def check_initial_parameters(estimator, X):
+def check_initial_parameters(estimator, n_features):
     """Validate weights_init, means_init and precisions_init and store the arrays back.
 
     scikit-learn replaces the user's objects (e.g. lists) by the validated arrays; code
     that reads them after fit sees arrays, so gmmfast does the same.
     """
-    n_features = X.shape[1]
     k = estimator.n_components
     if estimator.weights_init is not None:
         estimator.weights_init = check_weights(estimator.weights_init, k)

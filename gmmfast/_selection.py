@@ -27,7 +27,6 @@ from numbers import Integral
 import numpy as np
 from scipy.special import xlogy
 
-from gmmfast import _em
 from gmmfast._compat import (
     HAS_SKLEARN,
     BaseEstimator,
@@ -42,8 +41,19 @@ from gmmfast._compat import (
     validate_data,
 )
 from gmmfast._dask_input import refuse_dask_input
-from gmmfast._gaussian_mixture import EM_PARAMETER_CONSTRAINTS, GaussianMixture
-from gmmfast._initialisation import initial_stats, kmeans_labels, stats_from_labels
+from gmmfast._engine import (
+    InMemorySource,
+    MixtureModel,
+    information_criteria,
+    initial_statistics,
+    run_em,
+)
+from gmmfast._gaussian_mixture import (
+    EM_PARAMETER_CONSTRAINTS,
+    GaussianMixture,
+    fitted_gaussian_mixture,
+)
+from gmmfast._kernels import em as _em
 from gmmfast._mstep import COVARIANCE_TYPES, kernel_form, n_parameters
 from gmmfast._threads import single_threaded_blas
 
@@ -429,9 +439,10 @@ class _GridSearch:
         self.verbose = estimator.verbose
         self.X = X
         self.weights = weights
+        self.source = InMemorySource(X, weights)
         self.grid_k = grid_k
         self.types = types
-        self.forms = list(dict.fromkeys(kernel_form(t) for t in types))
+        self.forms = tuple(dict.fromkeys(kernel_form(t) for t in types))
         self.progress = progress
         self.n_candidates = len(grid_k) * len(types)
         total_threads = estimator.n_threads or _em.max_threads()
@@ -458,6 +469,8 @@ class _GridSearch:
             # A candidate that does not converge is a row of the table, not a warning;
             # the chosen model warns once if it did not converge.
             warnings.simplefilter("ignore", ConvergenceWarning)
+            # Computed once, before the threads share the source.
+            self.source.mean_and_variance(self.kernel_threads)
             if self.n_workers == 1:
                 for k in self.grid_k:
                     stats = self._initial_stats(k)
@@ -500,62 +513,58 @@ class _GridSearch:
     def _initial_stats(self, n_components):
         """{kernel form: [statistics of each of the n_init initialisations]} for one K.
 
-        The random draws do not depend on the covariance type: k-means runs once, and the
-        statistics of its partition are accumulated once per kernel form. Other init
-        methods replay the same RNG state for each form.
+        The random draws do not depend on the covariance type (see
+        ``gmmfast._engine.initial_statistics``): one k-means serves every form.
         """
-        X, weights, threads = self.X, self.weights, self.kernel_threads
         random_state = np.random.RandomState(self.seeds[n_components])
         per_form = {form: [] for form in self.forms}
         with single_threaded_blas():
             for _ in range(self.params["n_init"]):
-                if self.params["init_params"] == "kmeans":
-                    labels, centers = kmeans_labels(X, weights, n_components, random_state,
-                                                    threads)
-                    for form in self.forms:
-                        per_form[form].append(
-                            stats_from_labels(X, weights, labels, centers, form, threads))
-                    continue
-                state = random_state.get_state()
+                stats = initial_statistics(self.source, n_components,
+                                           self.params["init_params"], self.forms,
+                                           random_state, self.kernel_threads)
                 for form in self.forms:
-                    random_state.set_state(state)
-                    per_form[form].append(initial_stats(
-                        X, weights, n_components, self.params["init_params"], form,
-                        random_state, threads))
+                    per_form[form].append(stats[form])
         return per_form
 
     def _fit_candidate(self, n_components, covariance_type, stats):
         """Row of the table for one candidate: EM from the shared statistics, then scores."""
         params = {name: self.params[name] for name in
                   ("tol", "reg_covar", "max_iter", "n_init", "init_params", "random_state")}
-        model = GaussianMixture(n_components, covariance_type=covariance_type,
-                                n_threads=self.kernel_threads, **params)
+        params.update(n_components=n_components, covariance_type=covariance_type,
+                      n_threads=self.kernel_threads)
+        source = self.source
+        model = MixtureModel(covariance_type, params["reg_covar"], source.dtype)
         row = _skipped_row(n_components, covariance_type, self.X.shape[1], None)
         start = time.perf_counter()
         try:
-            # The statistics are shared between the candidates of one K: each gets a copy.
-            model._fit_from_initial_stats(
-                self.X, self.weights, [tuple(a.copy() for a in s) for s in stats])
+            result = run_em(
+                model, source,
+                lambda init: (model.initial_parameters(stats[init], source.total_weight),
+                              -np.inf),
+                n_init=params["n_init"], max_iter=params["max_iter"], tol=params["tol"],
+                n_threads=self.kernel_threads)
+            fitted = fitted_gaussian_mixture(params, result, source.dtype, source.n_features)
         except ValueError as exc:
             row.update(status=STATUS_FAILED, message=str(exc).splitlines()[0],
                        fit_seconds=time.perf_counter() - start)
             return row
-        total_weight, mean_loglik = model._total_weight_and_score(self.X, self.weights)
         # The same arithmetic as GaussianMixture.bic/aic, so the table equals them exactly.
-        n_params = model._n_parameters()
-        bic = -2 * mean_loglik * total_weight + n_params * np.log(total_weight)
+        mean_loglik = fitted.score(self.X, sample_weight=self.weights)
+        n_params = n_parameters(covariance_type, n_components, source.n_features)
+        bic, aic = information_criteria(mean_loglik, source.total_weight, n_params)
         row.update(
-            model=model,
+            model=fitted,
             bic=float(bic),
-            aic=float(-2 * mean_loglik * total_weight + 2 * n_params),
-            log_likelihood=float(mean_loglik * total_weight),
-            n_iter=int(model.n_iter_),
-            converged=bool(model.converged_),
+            aic=float(aic),
+            log_likelihood=float(mean_loglik * source.total_weight),
+            n_iter=int(result.n_iter),
+            converged=bool(result.converged),
             status=STATUS_OK,
             message="",
         )
         if self.params["criterion"] == "icl":
-            row["icl"] = float(bic + 2 * responsibility_entropy(model, self.X, self.weights))
+            row["icl"] = float(bic + 2 * responsibility_entropy(fitted, self.X, self.weights))
         row["fit_seconds"] = time.perf_counter() - start
         return row
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from gmmfast import _em
-from gmmfast._mstep import empty_stats, kernel_parameters
+from gmmfast._mstep_core import empty_stats, kernel_parameters
 
 
 def pass_arguments(form):

@@ -9,14 +9,14 @@ import tempfile
 
 import pytest
 
-from gmmfast import _em, _gaussian_mixture, _initialisation, _kernels, _kmeans
+from gmmfast import _em, _engine, _initialisation, _kernels, _kmeans
 
 
 def test_the_widest_available_variant_serves_the_estimators():
     available = _kernels.available_variants()
     assert available[-1] == "baseline"
     assert _kernels.variant == available[0]
-    assert _gaussian_mixture._em is _kernels.em
+    assert _engine._em is _kernels.em
     assert _initialisation._em is _kernels.em
     assert _initialisation._kmeans is _kernels.kmeans
     if _em.cpu_level() >= 3 and len(available) > 1:

@@ -11,19 +11,18 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import linalg
 
+from _mstep_reference import estimate_parameters, kernel_parameters
 from gmmfast import _em, _mstep_core
 from gmmfast._mstep import (
     COVARIANCE_TYPES,
     ILL_DEFINED_COVARIANCE,
     covariances_from_cholesky,
-    empty_stats,
-    estimate_parameters,
-    kernel_parameters,
     n_parameters,
     precision_cholesky,
     precision_cholesky_from_precisions,
     precisions_from_cholesky,
 )
+from gmmfast._mstep_core import empty_stats
 
 REG = 1e-6
 
@@ -382,34 +381,3 @@ def test_compiled_inverse_std_reports_failure(variances):
     for covariance_type, covariances in (("spherical", np.array(variances)),
                                          ("diag", np.array([variances, [1.0, 1.0]]))):
         assert _mstep_core.precisions_cholesky(covariances, covariance_type) is None
-
-
-@pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_em_step_is_e_step_stats_then_m_step(covariance_type, dtype, weighted):
-    """The in-memory fit's one compiled EM iteration is exactly the E-step of
-    gmmfast._gaussian_mixture.e_step_stats followed by the M-step (Dask runs those two)."""
-    from gmmfast._gaussian_mixture import e_step_stats
-    from gmmfast._kernels import em  # the variant e_step_stats uses
-
-    X, resp, weights = problem(dtype, k=3)
-    weights = weights if weighted else None
-    shifts = np.ascontiguousarray(np.tile(X.mean(axis=0, dtype=np.float64), (3, 1)))
-    stats = stats_about(X.astype(np.float64), resp, weights, covariance_type, shifts)
-    eps = np.finfo(dtype).eps
-    params = _mstep_core.m_step(*stats, covariance_type, REG, eps)
-
-    loglik, new = _mstep_core.em_step(em.em_pass, X, weights, params, covariance_type, 1,
-                                      REG, eps)
-    expected_loglik, expected_stats = e_step_stats(X, weights, params, covariance_type, 1)
-    expected = _mstep_core.m_step(*expected_stats, covariance_type, REG, eps)
-    assert loglik == expected_loglik and np.isfinite(loglik)
-    assert len(new) == 4
-    for a, b in zip(new, expected):
-        assert a.dtype == np.float64 and np.array_equal(a, b)
-    if covariance_type != "tied":  # (tied pools every component's scatter)
-        # A component that takes no rows has no covariance: None, as m_step says.
-        far = (params[0], params[1] + 1e6 * (np.arange(3) == 0)[:, None], None, params[3])
-        assert _mstep_core.em_step(em.em_pass, X, weights, far, covariance_type, 1, 0.0,
-                                   eps)[1] is None

@@ -1,0 +1,552 @@
+"""The EM engine: statistics in, parameters out, one loop (DESIGN §2b).
+
+- :class:`Statistics` is what EM needs from the rows for given parameters: the weighted
+  counts ``nk``, the sums ``Σ w r (x − c)`` and the scatter ``Σ w r (x − c)(x − c)ᵀ`` (or
+  its diagonal) about per-component shifts ``c``. Statistics of disjoint rows about the
+  same shifts add up; :func:`ordered_sum` adds them in a fixed order.
+- A **source** is where the rows live. It answers ``statistics(kernel_parameters,
+  n_threads) → (Σ w log p, Statistics)`` and the few primitives that initialisation needs
+  (a seeding sample, a Lloyd step, the statistics of a partition by nearest centre or of
+  random responsibilities). :class:`InMemorySource` is here; ``gmmfast._dask.DaskSource``
+  holds the row blocks of a dask array.
+- A **model** is what is estimated. It turns parameters θ into the kernels' form, and
+  statistics into new parameters (the M-step), and gives the lower bound that EM climbs.
+  :class:`MixtureModel` is EM for a Gaussian mixture with one of the four covariance types.
+- :func:`run_em` is the one loop: ``n_init`` starts, convergence, the best lower bound,
+  verbose output, the ConvergenceWarning and the final E-step.
+- :func:`initial_statistics` is the one dispatch of ``init_params``, over any source, and
+  :func:`kmeans_centres` the one k-means (Lloyd) driver.
+
+Every estimator is a thin façade over (model, source, run_em), and this module imports no
+estimator.
+"""
+
+import functools
+import time
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+
+from gmmfast import _mstep_core
+from gmmfast._compat import ConvergenceWarning
+from gmmfast._initialisation import (
+    kmeans_plusplus,
+    seeding_sample,
+    stats_from_labels,
+    stats_from_random_resp,
+    stats_from_seeds,
+    weighted_mean_and_variance,
+)
+# The widest kernel variants this CPU runs.
+from gmmfast._kernels import em as _em
+from gmmfast._kernels import kmeans as _kmeans
+from gmmfast._mstep import (
+    ill_defined_covariance,
+    kernel_form,
+    precision_cholesky,
+)
+
+INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
+
+KMEANS_MAX_ITER = 300
+KMEANS_TOL = 1e-4
+# Centres recomputed from an unchanged partition move only by the rounding of their sums:
+# a few ulps of their magnitude.
+ROUNDING_STEPS = 16
+
+
+# ----------------------------------------------------------------------------------------
+# statistics
+# ----------------------------------------------------------------------------------------
+
+
+class Statistics(NamedTuple):
+    """Weighted sufficient statistics of a mixture about per-component shifts, float64.
+
+    ``nk`` (K,), ``sums`` (K, D), ``scatter`` (K, D, D) in the "full" form (full and tied
+    covariances) or its diagonal (K, D) in the "diag" form (diag and spherical), ``shifts``
+    (K, D).
+    """
+
+    nk: np.ndarray
+    sums: np.ndarray
+    scatter: np.ndarray
+    shifts: np.ndarray
+
+    @property
+    def form(self):
+        return "full" if self.scatter.ndim == 3 else "diag"
+
+    @classmethod
+    def zeros(cls, form, shifts):
+        """Zeroed statistics of ``form`` about ``shifts`` (K, D)."""
+        shifts = np.ascontiguousarray(shifts, dtype=np.float64)
+        return cls(*_mstep_core.empty_stats(form, *shifts.shape), shifts)
+
+    def recentred(self, shifts):
+        """The same statistics taken about other ``shifts`` (exact up to rounding)."""
+        shifts = np.ascontiguousarray(shifts, dtype=np.float64)
+        sums, scatter = _em._recentre(self.nk, self.sums, self.scatter, shifts - self.shifts)
+        return Statistics(self.nk.copy(), sums, scatter, shifts)
+
+
+def ordered_sum(parts):
+    """Σ of statistics about common shifts, in list order.
+
+    A fixed order makes the total independent of which thread or worker computed which
+    part, and of when its result arrived.
+    """
+    first = parts[0]
+    total = Statistics(first.nk.copy(), first.sums.copy(), first.scatter.copy(), first.shifts)
+    for part in parts[1:]:
+        if part.shifts is not first.shifts and not np.array_equal(part.shifts, first.shifts):
+            part = part.recentred(first.shifts)
+        total.nk[...] += part.nk
+        total.sums[...] += part.sums
+        total.scatter[...] += part.scatter
+    return total
+
+
+class KernelParameters(NamedTuple):
+    """A mixture in the compiled kernels' form (see ``gmmfast._em.em_pass``): means (K, D),
+    precisions' factors ((K, D, D) full, (1, D, D) tied, (K, D) diag) and ``log_norm`` (K,)."""
+
+    means: np.ndarray
+    precisions_chol: np.ndarray
+    log_norm: np.ndarray
+
+
+# ----------------------------------------------------------------------------------------
+# in-memory rows
+# ----------------------------------------------------------------------------------------
+
+
+def check_enough_samples(n_components, n_samples):
+    if n_samples < n_components:
+        raise ValueError(
+            "Expected n_samples >= n_components but got "
+            f"n_components = {n_components}, n_samples = {n_samples}"
+        )
+
+
+def check_enough_weighted_samples(n_components, n_positive):
+    """Rows of zero weight are not data: at least n_components rows must weigh something."""
+    if n_positive < n_components:
+        raise ValueError(
+            "Expected at least n_components samples with a non-zero sample_weight"
+            f" but got n_components = {n_components}, "
+            f"{n_positive} samples with non-zero weight"
+        )
+
+
+def score_arrays(X, kernel_params, labels=False, resp=False, n_threads=0, log_prob=True,
+                 finite_check=None):
+    """(log p(x) or None, labels or None, responsibilities or None) of a block of rows.
+
+    ``kernel_params`` are a model's :class:`KernelParameters`. Only the outputs asked for
+    are computed (labels alone need no exponential). ``finite_check``, when given, is
+    called with X if X holds a NaN or an infinity (found while scoring, instead of in a
+    pass of its own) and must raise.
+    """
+    X = np.ascontiguousarray(X)
+    means, precisions_chol, log_norm = kernel_params
+    n = X.shape[0]
+    log_prob_norm = np.empty(n, dtype=X.dtype) if log_prob else None
+    label_out = np.empty(n, dtype=np.int64) if labels else None
+    resp_out = np.empty((n, means.shape[0]), dtype=X.dtype) if resp else None
+    all_finite = _em.score(X, means, precisions_chol, log_norm, log_prob_norm, label_out,
+                           resp_out, n_threads, check_finite=finite_check is not None)
+    if finite_check is not None and not all_finite:
+        finite_check(X)
+        raise AssertionError("finite_check did not raise on non-finite X")
+    return log_prob_norm, label_out, resp_out
+
+
+def block_statistics(X, sample_weight, kernel_params, n_threads=0):
+    """``(Σ w log p(x), Statistics)`` of one block of rows: the E-step fused with the
+    accumulation of its statistics, about the kernel parameters' means.
+
+    ``X`` is a C-contiguous float32/float64 block, ``sample_weight`` its float64 weights or
+    None. The unit of work of every source: all of X in memory, each block of a dask array
+    on its worker.
+    """
+    means, precisions_chol, _ = kernel_params
+    form = "full" if precisions_chol.ndim == 3 else "diag"
+    stats = Statistics.zeros(form, means)
+    loglik = _em.em_pass(X, sample_weight, means, precisions_chol, kernel_params.log_norm,
+                         stats.nk, stats.sums, stats.scatter, n_threads)
+    return loglik, stats
+
+
+class InMemorySource:
+    """Rows held in memory: a validated, C-contiguous float32/float64 X and float64 sample
+    weights (or None, all ones).
+
+    Its EM pass is one compiled call per iteration (:meth:`fused_em_step`); everything
+    else reads X in compiled passes too.
+    """
+
+    def __init__(self, X, sample_weight=None):
+        self.X = X
+        self.sample_weight = sample_weight
+        self.dtype = X.dtype
+        self.n_samples, self.n_features = X.shape
+        if sample_weight is None:
+            self.total_weight = float(self.n_samples)
+            self.n_positive = self.n_samples
+        else:
+            self.total_weight = float(sample_weight.sum())
+            self.n_positive = int(np.count_nonzero(sample_weight))
+        self._moments = None
+
+    # -- EM --------------------------------------------------------------------------------
+
+    def statistics(self, kernel_params, n_threads):
+        """``(Σ w log p(x), Statistics)`` under the given kernel parameters."""
+        return block_statistics(self.X, self.sample_weight, kernel_params, n_threads)
+
+    def fused_em_step(self, covariance_type, reg_covar, eps, n_threads):
+        """One EM iteration of :class:`MixtureModel` as one compiled call: θ → (Σ w log p,
+        new θ or None). The same arithmetic as its ``kernel_parameters``, ``statistics``
+        and ``m_step`` in turn (tested bit for bit); once a pass has evicted the caches each
+        Python-level call costs about a microsecond, a noticeable share of an iteration on
+        small data."""
+        return functools.partial(_mstep_core.em_step, _em.em_pass, self.X, self.sample_weight,
+                                 covariance_type=covariance_type, n_threads=n_threads,
+                                 reg_covar=reg_covar, eps=eps)
+
+    def score(self, kernel_params, n_threads, **outputs):
+        """:func:`score_arrays` of all the rows (the rows were checked to be finite)."""
+        return score_arrays(self.X, kernel_params, n_threads=n_threads, **outputs)
+
+    def labels(self, kernel_params, n_threads):
+        """The most likely component of every row."""
+        return self.score(kernel_params, n_threads, labels=True, log_prob=False)[1]
+
+    # -- initialisation ----------------------------------------------------------------------
+
+    def mean_and_variance(self, n_threads):
+        """Weighted per-feature mean and variance of the rows (one pass, computed once)."""
+        if self._moments is None:
+            self._moments = weighted_mean_and_variance(self.X, self.sample_weight, n_threads)
+        return self._moments
+
+    def seeding_sample(self, n_clusters, random_state):
+        """A uniform sample of the rows to seed ``n_clusters`` clusters on, as a source
+        (this source itself when it is small)."""
+        indices = seeding_sample(self.X, self.sample_weight, n_clusters, random_state)
+        if indices is None:
+            return self
+        weights = None if self.sample_weight is None else self.sample_weight[indices]
+        return InMemorySource(np.ascontiguousarray(self.X[indices]), weights)
+
+    def rows_at_ranks(self, ranks):
+        """The rows of non-zero weight with the given ranks (0-based, in row order), in the
+        order of ``ranks``, and their weights (or None)."""
+        if self.sample_weight is None:
+            return np.ascontiguousarray(self.X[ranks]), None
+        index = np.flatnonzero(self.sample_weight > 0)[ranks]
+        return np.ascontiguousarray(self.X[index]), self.sample_weight[index]
+
+    def lloyd_step(self, centres, n_threads, labels=None):
+        """One Lloyd step: ``(cluster weights, new centres)``; an empty cluster keeps its
+        centre. ``labels`` (n_samples,) int64, if given, receives the partition."""
+        if labels is None:
+            labels = np.empty(self.n_samples, dtype=np.int64)
+        counts = np.empty(centres.shape[0])
+        new_centres = np.empty_like(centres)
+        _kmeans.lloyd_step(self.X, self.sample_weight, centres, new_centres, counts, labels,
+                           n_threads)
+        return counts, new_centres
+
+    def nearest_centre_statistics(self, centres, form, n_threads):
+        """Statistics of the partition of the rows by nearest centre, taken about the means
+        of that partition."""
+        labels = np.empty(self.n_samples, dtype=np.int64)
+        _, means = self.lloyd_step(centres, n_threads, labels)
+        return Statistics(*stats_from_labels(self.X, self.sample_weight, labels, means, form,
+                                             n_threads))
+
+    def random_resp_statistics(self, n_components, random_state, form, n_threads):
+        """Statistics of uniform random responsibilities drawn from ``random_state``."""
+        mean, _ = self.mean_and_variance(n_threads)
+        shifts = np.ascontiguousarray(np.broadcast_to(mean, (n_components, self.n_features)))
+        return Statistics(*stats_from_random_resp(self.X, self.sample_weight, n_components,
+                                                  random_state, form, n_threads, shifts))
+
+    def farthest_rows(self, centres, new_centres, n_rows, n_threads):
+        """The ``n_rows`` rows of non-zero weight farthest from the new centre of the
+        cluster that their nearest (old) centre defines: where empty clusters go."""
+        labels = np.empty(self.n_samples, dtype=np.int64)
+        self.lloyd_step(centres, n_threads, labels)
+        distances = np.empty(self.n_samples)
+        block = 65536
+        for start in range(0, self.n_samples, block):
+            stop = start + block
+            diff = self.X[start:stop] - new_centres[labels[start:stop]]
+            distances[start:stop] = np.einsum("ij,ij->i", diff, diff)
+        if self.sample_weight is not None:
+            distances[self.sample_weight == 0] = -1.0
+        farthest = np.argsort(distances, kind="stable")[::-1][:n_rows]
+        return self.X[farthest]
+
+
+# ----------------------------------------------------------------------------------------
+# initialisation: one dispatch, one k-means driver
+# ----------------------------------------------------------------------------------------
+
+
+def initial_statistics(source, n_components, init_params, forms, random_state, n_threads):
+    """{form: Statistics of the initial responsibilities chosen by ``init_params``}.
+
+    The draws do not depend on the form: k-means runs once and its partition is
+    accumulated once per form; random responsibilities are drawn again from the same RNG
+    state for each form. ``random_state`` ends as after one draw, whatever ``forms`` holds.
+    """
+    if init_params == "kmeans":
+        centres = kmeans_centres(source, n_components, random_state, n_threads)
+        return {form: source.nearest_centre_statistics(centres, form, n_threads)
+                for form in forms}
+    if init_params == "k-means++":
+        sample = source.seeding_sample(n_components, random_state)
+        seeds = kmeans_plusplus(sample.X, sample.sample_weight, n_components, random_state,
+                                n_threads)
+        return {form: Statistics(*stats_from_seeds(sample.X, sample.sample_weight, seeds,
+                                                   form)) for form in forms}
+    if init_params == "random_from_data":
+        ranks = random_state.choice(source.n_positive, size=n_components, replace=False)
+        rows, weights = source.rows_at_ranks(ranks)
+        seeds = np.arange(n_components)
+        return {form: Statistics(*stats_from_seeds(rows, weights, seeds, form))
+                for form in forms}
+    if init_params == "random":
+        state = random_state.get_state()
+        per_form = {}
+        for form in forms:
+            random_state.set_state(state)
+            per_form[form] = source.random_resp_statistics(n_components, random_state, form,
+                                                           n_threads)
+        return per_form
+    raise ValueError(f"init_params must be one of {INIT_METHODS}, got {init_params!r}")
+
+
+def kmeans_centres(source, n_clusters, random_state, n_threads):
+    """k-means centres of the source's rows: k-means++ seeds and Lloyd's iterations on a
+    seeding sample, then Lloyd's iterations over all the rows.
+
+    Lloyd stops when the centres move by less than ``KMEANS_TOL`` times the mean variance
+    of the rows (squared, summed; a partition that no longer changes moves them by 0), or
+    after ``KMEANS_MAX_ITER`` steps. An empty cluster moves onto the sample's row farthest
+    from its cluster's centre.
+    """
+    _, variance = source.mean_and_variance(n_threads)
+    tolerance = KMEANS_TOL * float(np.mean(variance))
+    sample = source.seeding_sample(n_clusters, random_state)
+    seeds = kmeans_plusplus(sample.X, sample.sample_weight, n_clusters, random_state,
+                            n_threads)
+    centres = np.ascontiguousarray(sample.X[seeds], dtype=np.float64)
+    if sample is not source:
+        centres = lloyd(sample, centres, tolerance, sample, n_threads)
+        # The centres of the sample's final partition, as the source's first step expects.
+        centres = sample.lloyd_step(centres, n_threads)[1]
+    return lloyd(source, centres, tolerance, sample, n_threads)
+
+
+def lloyd(source, centres, tolerance, relocation_rows, n_threads):
+    """Lloyd's iterations on ``source`` from ``centres`` until they move by at most
+    ``tolerance`` (squared), or by no more than rounding (a partition that no longer
+    changes); empty clusters move onto the farthest of ``relocation_rows`` (a source held
+    in memory)."""
+    for _ in range(KMEANS_MAX_ITER):
+        counts, new_centres = source.lloyd_step(centres, n_threads)
+        empty = np.flatnonzero(counts == 0)
+        if empty.size:
+            new_centres[empty] = relocation_rows.farthest_rows(centres, new_centres,
+                                                               empty.size, n_threads)
+        shift = float(((new_centres - centres) ** 2).sum())
+        rounding = (ROUNDING_STEPS * np.finfo(np.float64).eps) ** 2 * float((centres**2).sum())
+        centres = new_centres
+        if shift <= max(tolerance, rounding):
+            break
+    return centres
+
+
+# ----------------------------------------------------------------------------------------
+# the EM mixture model
+# ----------------------------------------------------------------------------------------
+
+
+def mixture_kernel_parameters(theta, covariance_type):
+    """The kernels' form of a mixture θ = (weights, means, covariances or None,
+    precisions_cholesky) of ``covariance_type``."""
+    weights, means, _, precisions_chol = theta
+    return KernelParameters(*_mstep_core.kernel_parameters(
+        weights, means, precisions_chol, covariance_type, np.shape(means)[1]))
+
+
+class MixtureModel:
+    """EM for a Gaussian mixture with ``covariance_type`` "full", "tied", "diag" or
+    "spherical". θ is ``(weights, means, covariances, precisions_cholesky)`` in float64,
+    in scikit-learn's shapes; the lower bound is the weighted average log-likelihood.
+    """
+
+    def __init__(self, covariance_type, reg_covar, dtype):
+        self.covariance_type = covariance_type
+        self.reg_covar = float(reg_covar)
+        self.form = kernel_form(covariance_type)
+        self.float32 = np.dtype(dtype) == np.float32
+        self.eps = float(np.finfo(dtype).eps)
+        # float32 bounds are rounded as scikit-learn computes them; float64 ones stay
+        # Python floats (the same values, without a NumPy scalar per iteration).
+        self.bound_type = np.float32 if self.float32 else float
+
+    def kernel_parameters(self, theta):
+        return mixture_kernel_parameters(theta, self.covariance_type)
+
+    def m_step(self, stats):
+        """θ from the statistics; raises the "ill-defined empirical covariance" error."""
+        theta = _mstep_core.m_step(*stats, self.covariance_type, self.reg_covar, self.eps)
+        if theta is None:
+            raise ill_defined_covariance(self.float32)
+        return theta
+
+    def initial_parameters(self, stats, total_weight):
+        """θ from the statistics of initial responsibilities. As scikit-learn's
+        initialisation, the weights are ``nk / total_weight``, not renormalised."""
+        nk, means, covariances = _mstep_core.estimate_parameters(
+            *stats, self.covariance_type, self.reg_covar, self.eps)
+        chol = precision_cholesky(covariances, self.covariance_type, self.float32)
+        return nk / total_weight, means, covariances, chol
+
+    def em_step(self, source, n_threads):
+        """A function θ → (lower bound under θ, next θ): one EM iteration over ``source``."""
+        bound_type, total_weight, float32 = self.bound_type, source.total_weight, self.float32
+        if isinstance(source, InMemorySource):
+            fused = source.fused_em_step(self.covariance_type, self.reg_covar, self.eps,
+                                         n_threads)
+
+            def step(theta):
+                loglik, theta = fused(theta)
+                if theta is None:
+                    raise ill_defined_covariance(float32)
+                return bound_type(loglik / total_weight), theta
+
+            return step
+
+        def step(theta):
+            loglik, stats = source.statistics(self.kernel_parameters(theta), n_threads)
+            return bound_type(loglik / total_weight), self.m_step(stats)
+
+        return step
+
+
+# ----------------------------------------------------------------------------------------
+# the one loop
+# ----------------------------------------------------------------------------------------
+
+
+class EMResult(NamedTuple):
+    """The best of a run's starts: its parameters, final lower bound, the bound after each
+    iteration, the number of iterations, whether it converged, and the labels of the final
+    E-step (None unless asked for)."""
+
+    parameters: tuple
+    lower_bound: float
+    lower_bounds: list
+    n_iter: int
+    converged: bool
+    labels: object = None
+
+
+def run_em(model, source, start, *, n_init, max_iter, tol, n_threads, verbose=0,
+           verbose_interval=10, final_labels=False):
+    """EM from ``n_init`` starts; the one with the best lower bound is returned.
+
+    ``start(i)`` gives start ``i`` as ``(θ, lower bound before the first iteration)``
+    (``-inf`` for a fresh start; a warm start passes its previous bound, so that a model
+    already at its optimum converges in one iteration). EM runs until the bound changes by
+    less than ``tol`` or for ``max_iter`` iterations; with ``max_iter`` 0 the last start is
+    returned as it is. A ConvergenceWarning says when the best run did not converge.
+    Verbose output follows scikit-learn's format. With ``final_labels`` the result carries
+    the labels of a final E-step with the chosen parameters (what ``fit_predict`` returns).
+    """
+    step = model.em_step(source, n_threads)
+    dtype = source.dtype.type
+    best = None
+    for init in range(n_init):
+        if verbose >= 1:
+            print(f"Initialization {init}")
+        theta, lower_bound = start(init)
+        if max_iter == 0:
+            best = EMResult(theta, dtype(-np.inf), [], 0, False)
+            continue
+        result = _climb(step, theta, lower_bound, max_iter, tol, verbose, verbose_interval)
+        if best is None or result.lower_bound > best.lower_bound:
+            best = result
+    best = best._replace(lower_bound=dtype(best.lower_bound),
+                         lower_bounds=[dtype(bound) for bound in best.lower_bounds])
+    if not best.converged and max_iter > 0:
+        warnings.warn(
+            "Best performing initialization did not converge. "
+            "Try different init parameters, or increase max_iter, "
+            "tol, or check for degenerate data.",
+            ConvergenceWarning,
+        )
+    if final_labels:
+        best = best._replace(labels=source.labels(model.kernel_parameters(best.parameters),
+                                                  n_threads))
+    return best
+
+
+def _climb(step, theta, lower_bound, max_iter, tol, verbose, verbose_interval):
+    """EM iterations from θ until the lower bound changes by less than ``tol``."""
+    lower_bounds = []
+    converged = False
+    n_iter = 0
+    start = iteration_start = time.time()
+    for n_iter in range(1, max_iter + 1):
+        previous = lower_bound
+        lower_bound, theta = step(theta)
+        lower_bounds.append(lower_bound)
+        change = lower_bound - previous
+        if verbose and n_iter % verbose_interval == 0:
+            iteration_start = _print_iteration(verbose, n_iter, iteration_start, change)
+        if abs(change) < tol:
+            converged = True
+            break
+    if verbose:
+        _print_init_end(verbose, converged, lower_bound, start)
+    return EMResult(theta, lower_bound, lower_bounds, n_iter, converged)
+
+
+def _print_iteration(verbose, n_iter, iteration_start, change):
+    now = time.time()
+    if verbose == 1:
+        print(f"  Iteration {n_iter}")
+    else:
+        print(f"  Iteration {n_iter}\t time lapse {now - iteration_start:.5f}s\t "
+              f"ll change {change:.5f}")
+    return now
+
+
+def _print_init_end(verbose, converged, lower_bound, start):
+    status = "converged" if converged else "did not converge"
+    if verbose == 1:
+        print(f"Initialization {status}.")
+    else:
+        print(f"Initialization {status}. time lapse {time.time() - start:.5f}s\t "
+              f"lower bound {lower_bound:.5f}.")
+
+
+# ----------------------------------------------------------------------------------------
+# information criteria
+# ----------------------------------------------------------------------------------------
+
+
+def information_criteria(mean_loglik, total_weight, n_parameters):
+    """``(bic, aic)`` of a model with ``n_parameters`` free parameters whose weighted
+    average log-likelihood on data of total weight ``total_weight`` is ``mean_loglik``."""
+    log_likelihood = mean_loglik * total_weight
+    return (-2 * log_likelihood + n_parameters * np.log(total_weight),
+            -2 * log_likelihood + 2 * n_parameters)

@@ -1,0 +1,259 @@
+"""The EM engine (gmmfast._engine): statistics, sources, the model and the one loop.
+
+A source the engine has never seen (rows served in blocks, as a mini-batch or a Dask source
+serves them) plugs into the same ``run_em`` and ``initial_statistics`` and gives the
+in-memory fit; the in-memory fast path (one compiled call per iteration) is the generic
+iteration bit for bit.
+"""
+
+import ast
+import pathlib
+import warnings
+
+import numpy as np
+import pytest
+
+import gmmfast
+from conftest import COVARIANCE_TYPES, INIT_METHODS
+from gmmfast import GaussianMixture
+from gmmfast._compat import ConvergenceWarning
+from gmmfast._engine import (
+    InMemorySource,
+    MixtureModel,
+    Statistics,
+    initial_statistics,
+    ordered_sum,
+    run_em,
+)
+
+
+class BlockSource:
+    """The rows of an in-memory array served in blocks: each block's statistics are
+    computed alone and summed in order (what a mini-batch or a Dask source does)."""
+
+    def __init__(self, X, sample_weight, n_blocks):
+        bounds = np.linspace(0, len(X), n_blocks + 1).astype(int)
+        self.blocks = [
+            InMemorySource(np.ascontiguousarray(X[a:b]),
+                           None if sample_weight is None else sample_weight[a:b])
+            for a, b in zip(bounds[:-1], bounds[1:])
+        ]
+        self.whole = InMemorySource(X, sample_weight)
+        self.dtype = X.dtype
+        self.n_samples, self.n_features = X.shape
+        self.total_weight = self.whole.total_weight
+        self.n_positive = self.whole.n_positive
+
+    def statistics(self, kernel_params, n_threads):
+        parts = [block.statistics(kernel_params, n_threads) for block in self.blocks]
+        return sum(loglik for loglik, _ in parts), ordered_sum([s for _, s in parts])
+
+    def labels(self, kernel_params, n_threads):
+        return np.concatenate([b.labels(kernel_params, n_threads) for b in self.blocks])
+
+    def lloyd_step(self, centres, n_threads):
+        parts = [block.lloyd_step(centres, n_threads) for block in self.blocks]
+        counts = sum(c for c, _ in parts)
+        shifted = sum((m - centres) * c[:, None] for c, m in parts)
+        new = centres.copy()
+        new[counts > 0] += shifted[counts > 0] / counts[counts > 0, None]
+        return counts, new
+
+    def nearest_centre_statistics(self, centres, form, n_threads):
+        return ordered_sum([block.nearest_centre_statistics(centres, form, n_threads)
+                            .recentred(centres) for block in self.blocks])
+
+    # The rest of initialisation reads the rows as a whole.
+    def mean_and_variance(self, n_threads):
+        return self.whole.mean_and_variance(n_threads)
+
+    def seeding_sample(self, n_clusters, random_state):
+        return self.whole.seeding_sample(n_clusters, random_state)
+
+    def rows_at_ranks(self, ranks):
+        return self.whole.rows_at_ranks(ranks)
+
+    def random_resp_statistics(self, n_components, random_state, form, n_threads):
+        return self.whole.random_resp_statistics(n_components, random_state, form,
+                                                 n_threads)
+
+
+def _problem(dtype=np.float64, weighted=False, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0, 0.0, 0.0], [6.0, 0.0, 1.0], [0.0, 7.0, -2.0]])
+    X = (centres[rng.integers(3, size=900)] + rng.normal(size=(900, 3))).astype(dtype)
+    weights = rng.uniform(0.0, 2.0, size=900) if weighted else None
+    return X, weights
+
+
+def _fit_through_engine(source, covariance_type, init_params, seed, max_iter=100):
+    model = MixtureModel(covariance_type, 1e-6, source.dtype)
+    random_state = np.random.RandomState(seed)
+
+    def start(init):
+        stats = initial_statistics(source, 3, init_params, (model.form,), random_state, 1)
+        return model.initial_parameters(stats[model.form], source.total_weight), -np.inf
+
+    return run_em(model, source, start, n_init=2, max_iter=max_iter, tol=1e-6, n_threads=1,
+                  final_labels=True)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_in_memory_fast_path_is_the_generic_iteration(covariance_type, dtype, weighted):
+    X, weights = _problem(dtype, weighted)
+    source = InMemorySource(X, weights)
+    model = MixtureModel(covariance_type, 1e-6, dtype)
+    stats = initial_statistics(source, 3, "kmeans", (model.form,), np.random.RandomState(0),
+                               1)[model.form]
+    theta = model.initial_parameters(stats, source.total_weight)
+    fast = model.em_step(source, 1)
+    loglik, generic_stats = source.statistics(model.kernel_parameters(theta), 1)
+    bound, new = fast(theta)
+    assert bound == model.bound_type(loglik / source.total_weight) and np.isfinite(bound)
+    for a, b in zip(new, model.m_step(generic_stats)):
+        assert a.dtype == np.float64 and np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_an_empty_component_is_the_ill_defined_covariance_error(covariance_type):
+    X, _ = _problem()
+    source = InMemorySource(X)
+    model = MixtureModel(covariance_type, 0.0, X.dtype)
+    stats = initial_statistics(source, 3, "kmeans", (model.form,), np.random.RandomState(0),
+                               1)[model.form]
+    weights, means, covariances, chol = model.initial_parameters(stats, source.total_weight)
+    far = (weights, means + 1e6 * (np.arange(3) == 0)[:, None], covariances, chol)
+    with pytest.raises(ValueError, match="ill-defined empirical covariance"):
+        model.em_step(source, 1)(far)
+    with pytest.raises(ValueError, match="ill-defined empirical covariance"):
+        model.m_step(source.statistics(model.kernel_parameters(far), 1)[1])
+
+
+@pytest.mark.parametrize("init_params", INIT_METHODS)
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_a_new_source_plugs_into_the_one_loop(covariance_type, init_params):
+    """Blocks summed by the engine give the in-memory fit (rounding apart)."""
+    X, weights = _problem(weighted=True)
+    whole = _fit_through_engine(InMemorySource(X, weights), covariance_type, init_params, 5)
+    blocks = _fit_through_engine(BlockSource(X, weights, 4), covariance_type, init_params, 5)
+    assert blocks.n_iter == whole.n_iter and blocks.converged == whole.converged
+    np.testing.assert_allclose(blocks.lower_bounds, whole.lower_bounds, rtol=1e-10)
+    for a, b in zip(blocks.parameters, whole.parameters):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
+    assert np.array_equal(blocks.labels, whole.labels)
+
+
+def test_the_engine_is_what_the_estimator_runs():
+    X, weights = _problem(weighted=True)
+    result = _fit_through_engine(InMemorySource(X, weights), "full", "kmeans", 3)
+    gm = GaussianMixture(3, tol=1e-6, n_init=2, random_state=3, n_threads=1)
+    labels = gm.fit_predict(X, sample_weight=weights)
+    assert np.array_equal(labels, result.labels)
+    assert gm.lower_bounds_ == result.lower_bounds and gm.n_iter_ == result.n_iter
+    for a, b in zip((gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_),
+                    result.parameters):
+        assert np.array_equal(a, b)
+
+
+def test_run_em_keeps_the_best_start_and_warns_once():
+    X, _ = _problem()
+    source = InMemorySource(X)
+    model = MixtureModel("diag", 1e-6, X.dtype)
+    bounds = []
+
+    def start(init):
+        stats = initial_statistics(source, 3, "random", (model.form,),
+                                   np.random.RandomState(init), 1)[model.form]
+        return model.initial_parameters(stats, source.total_weight), -np.inf
+
+    for init in range(3):
+        single = run_em(model, source, lambda _, i=init: start(i), n_init=1, max_iter=200,
+                        tol=1e-8, n_threads=1)
+        bounds.append(single.lower_bound)
+    best = run_em(model, source, start, n_init=3, max_iter=200, tol=1e-8, n_threads=1)
+    assert best.lower_bound == max(bounds)
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        short = run_em(model, source, start, n_init=3, max_iter=2, tol=1e-8, n_threads=1)
+    assert not short.converged and len(short.lower_bounds) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        none = run_em(model, source, start, n_init=2, max_iter=0, tol=1e-8, n_threads=1)
+    assert none.n_iter == 0 and none.lower_bound == -np.inf and none.lower_bounds == []
+
+
+@pytest.mark.parametrize("form", ["full", "diag"])
+def test_statistics_recentre_and_add_in_order(form):
+    X, weights = _problem(weighted=True)
+    rng = np.random.default_rng(1)
+    resp_shifts = rng.normal(size=(3, 3))
+    source = InMemorySource(X, weights)
+    model = MixtureModel("full" if form == "full" else "diag", 1e-6, X.dtype)
+    stats = initial_statistics(source, 3, "kmeans", (form,), np.random.RandomState(0),
+                               1)[form]
+    moved = stats.recentred(resp_shifts)
+    back = moved.recentred(stats.shifts)
+    for a, b in zip(back, stats):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-9)
+    # The parameters do not depend on the shifts the statistics are taken about.
+    for a, b in zip(model.m_step(moved), model.m_step(stats)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    zero = Statistics.zeros(form, stats.shifts)
+    total = ordered_sum([stats, zero, moved])
+    for a, b in zip(total[:3], stats[:3]):
+        np.testing.assert_allclose(a, 2 * b, rtol=1e-10, atol=1e-8)
+    assert total.shifts is stats.shifts
+
+
+def test_initial_statistics_share_one_draw_across_forms():
+    X, weights = _problem(weighted=True)
+    source = InMemorySource(X, weights)
+    for init_params in INIT_METHODS:
+        both_rng, alone_rng = np.random.RandomState(7), np.random.RandomState(7)
+        both = initial_statistics(source, 3, init_params, ("full", "diag"), both_rng, 1)
+        alone = initial_statistics(source, 3, init_params, ("diag",), alone_rng, 1)
+        for a, b in zip(both["diag"], alone["diag"]):
+            assert np.array_equal(a, b)
+        np.testing.assert_allclose(np.einsum("kii->ki", both["full"].scatter),
+                                   both["diag"].scatter, rtol=1e-12)
+        # The caller's stream moves on as after one draw.
+        assert both_rng.randint(1 << 30) == alone_rng.randint(1 << 30)
+    with pytest.raises(ValueError, match="init_params must be one of"):
+        initial_statistics(source, 3, "nope", ("full",), np.random.RandomState(0), 1)
+
+
+def _imports(path):
+    """The gmmfast modules a module imports when it is imported (its module-level import
+    statements, from its source)."""
+    names = set()
+    module = ast.parse(path.read_text())
+    for node in (n for top in module.body for n in ast.walk(top)
+                 if not isinstance(top, (ast.FunctionDef, ast.ClassDef))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "gmmfast":
+                names.update(f"gmmfast.{alias.name}" for alias in node.names)
+            elif node.module.startswith("gmmfast."):
+                names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names if a.name.startswith("gmmfast."))
+    return names
+
+
+def test_no_import_cycles_and_the_engine_imports_no_estimator():
+    package = pathlib.Path(gmmfast.__file__).parent
+    graph = {f"gmmfast.{p.stem}": _imports(p) for p in package.glob("*.py")
+             if p.stem != "__init__"}
+    estimators = {"gmmfast._gaussian_mixture", "gmmfast._selection", "gmmfast._cli",
+                  "gmmfast.plot", "gmmfast._io"}
+    assert not graph["gmmfast._engine"] & estimators
+    assert not graph["gmmfast._dask"] & estimators
+
+    def reaches(start, target, seen):
+        for name in graph.get(start, ()):
+            if name == target or (name not in seen and reaches(name, target, seen | {name})):
+                return True
+        return False
+
+    cycles = [name for name in graph if reaches(name, name, {name})]
+    assert not cycles, cycles
