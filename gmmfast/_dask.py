@@ -287,6 +287,9 @@ of ``n_components`` components.
             raise ValueError("Sample weights must contain at least one non-zero number.")
         self._moments = None
 
+    def check_finite(self):
+        """Nothing to do: every block was checked when X was persisted."""
+
     def _map(self, func, *shared, blocks=None, per_block=None):
         return _block_results(self._x_blocks, self._w_blocks, func, shared, blocks,
                               per_block)

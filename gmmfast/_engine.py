@@ -22,6 +22,7 @@ estimator.
 """
 
 import functools
+import math
 import time
 import warnings
 from typing import NamedTuple
@@ -184,12 +185,16 @@ class InMemorySource:
     weights (or None, all ones).
 
     Its EM pass is one compiled call per iteration (:meth:`fused_em_step`); everything
-    else reads X in compiled passes too.
+    else reads X in compiled passes too. ``finite_check``, when given, means X has not been
+    checked for NaN and infinities yet: the first pass over X finds them on the way (a
+    non-finite sum), and :meth:`check_finite` then calls ``finite_check(X)``, which must
+    raise. A separate scan would be a serial pass over X before a parallel fit.
     """
 
-    def __init__(self, X, sample_weight=None):
+    def __init__(self, X, sample_weight=None, finite_check=None):
         self.X = X
         self.sample_weight = sample_weight
+        self._finite_check = finite_check
         self.dtype = X.dtype
         self.n_samples, self.n_features = X.shape
         if sample_weight is None:
@@ -200,11 +205,20 @@ class InMemorySource:
             self.n_positive = int(np.count_nonzero(sample_weight))
         self._moments = None
 
+    def check_finite(self):
+        """Raise the finite_check's error if X holds a NaN or an infinity."""
+        if self._finite_check is not None:
+            self._finite_check(self.X)
+            self._finite_check = None
+
     # -- EM --------------------------------------------------------------------------------
 
     def statistics(self, kernel_params, n_threads):
         """``(Σ w log p(x), Statistics)`` under the given kernel parameters."""
-        return block_statistics(self.X, self.sample_weight, kernel_params, n_threads)
+        loglik, stats = block_statistics(self.X, self.sample_weight, kernel_params, n_threads)
+        if not math.isfinite(loglik):
+            self.check_finite()
+        return loglik, stats
 
     def fused_em_step(self, covariance_type, reg_covar, eps, n_threads):
         """One EM iteration of :class:`MixtureModel` as one compiled call: θ → (Σ w log p,
@@ -229,7 +243,10 @@ class InMemorySource:
     def mean_and_variance(self, n_threads):
         """Weighted per-feature mean and variance of the rows (one pass, computed once)."""
         if self._moments is None:
-            self._moments = weighted_mean_and_variance(self.X, self.sample_weight, n_threads)
+            mean, variance = weighted_mean_and_variance(self.X, self.sample_weight, n_threads)
+            if not (np.isfinite(mean).all() and np.isfinite(variance).all()):
+                self.check_finite()
+            self._moments = mean, variance
         return self._moments
 
     def seeding_sample(self, n_clusters, random_state):
@@ -422,14 +439,17 @@ class MixtureModel:
     def em_step(self, source, n_threads):
         """A function θ → (lower bound under θ, next θ): one EM iteration over ``source``."""
         bound_type, total_weight, float32 = self.bound_type, source.total_weight, self.float32
+        isfinite = math.isfinite
         if isinstance(source, InMemorySource):
             fused = source.fused_em_step(self.covariance_type, self.reg_covar, self.eps,
                                          n_threads)
 
             def step(theta):
                 loglik, theta = fused(theta)
-                if theta is None:
-                    raise ill_defined_covariance(float32)
+                if theta is None or not isfinite(loglik):
+                    source.check_finite()
+                    if theta is None:
+                        raise ill_defined_covariance(float32)
                 return bound_type(loglik / total_weight), theta
 
             return step

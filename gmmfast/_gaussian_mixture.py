@@ -182,13 +182,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     # fitting
     # ------------------------------------------------------------------------------------
 
+    @fit_context
     def fit(self, X, y=None, sample_weight=None):
         """Estimate the parameters with EM; keep the best of ``n_init`` runs.
 
         ``sample_weight`` (n_samples,) non-negative weights: a weight of 2 counts a row
         twice, a weight of 0 removes it. Returns ``self``.
         """
-        self.fit_predict(X, y, sample_weight=sample_weight)
+        self._fit_or_restore(X, sample_weight, final_labels=False)
         return self
 
     @fit_context
@@ -197,14 +198,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         On a dask array the labels are lazy: exactly ``fit(X).predict(X)``.
         """
-        return self._fit_or_restore(X, sample_weight)
+        return self._fit_or_restore(X, sample_weight, final_labels=True)
 
-    def _fit_or_restore(self, X, sample_weight):
+    def _fit_or_restore(self, X, sample_weight, final_labels):
         """Run the fit; if anything fails, leave the previous model exactly as it was."""
         previous_state = dict(vars(self))
         try:
             with single_threaded_blas():
-                return self._fit_predict(X, sample_weight)
+                return self._fit_predict(X, sample_weight, final_labels)
         except BaseException:
             vars(self).clear()
             vars(self).update(previous_state)
@@ -219,16 +220,18 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             self.n_features_in_ = source.n_features
             vars(self).pop("feature_names_in_", None)
         else:
-            X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+            # NaN and infinities are found by the first pass over X (see InMemorySource).
+            X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2,
+                              ensure_all_finite=False)
             weights = None if sample_weight is None else check_sample_weight(sample_weight, X)
-            source = InMemorySource(np.ascontiguousarray(X), weights)
+            source = InMemorySource(np.ascontiguousarray(X), weights, self._assert_finite)
         check_enough_samples(self.n_components, source.n_samples)
         if sample_weight is not None:
             check_enough_weighted_samples(self.n_components, source.n_positive)
         check_initial_parameters(self, source.n_features)
         return source
 
-    def _fit_predict(self, X, sample_weight):
+    def _fit_predict(self, X, sample_weight, final_labels):
         source = self._fit_source(X, sample_weight)
         model = MixtureModel(self.covariance_type, self.reg_covar, source.dtype)
         warm = self.warm_start and hasattr(self, "converged_")
@@ -240,12 +243,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             return self._initial_parameters(model, source, random_state), -np.inf
 
         self.converged_ = False
+        if self.max_iter == 0:
+            # No EM pass will read X and find what it holds.
+            source.check_finite()
         result = run_em(model, source, start, n_init=1 if warm else self.n_init,
                         max_iter=self.max_iter, tol=self.tol, n_threads=self._threads(),
                         verbose=self.verbose, verbose_interval=self.verbose_interval,
-                        final_labels=True)
+                        final_labels=final_labels)
         self._store_result(result, source.dtype)
-        # The final E-step makes fit_predict(X) agree with fit(X).predict(X).
+        # fit_predict's final E-step makes its labels agree with fit(X).predict(X).
         return result.labels
 
     def _initial_parameters(self, model, source, random_state):

@@ -38,8 +38,10 @@ def weighted_mean_and_variance(X, sample_weight, n_threads):
     shift = X[:1].astype(np.float64)
     _em.stats_from_labels(X, sample_weight, np.zeros(n, dtype=np.int64), shift, nk, sums,
                           scatter, n_threads)
-    mean = shift[0] + sums[0] / nk[0]
-    variance = scatter[0] / nk[0] - (sums[0] / nk[0]) ** 2
+    # Non-finite X gives non-finite moments, which the caller reports.
+    with np.errstate(invalid="ignore", over="ignore"):
+        mean = shift[0] + sums[0] / nk[0]
+        variance = scatter[0] / nk[0] - (sums[0] / nk[0]) ** 2
     return mean, np.maximum(variance, 0.0)
 
 
