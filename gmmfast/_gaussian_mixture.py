@@ -334,8 +334,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _validate_for_scoring(self, X):
         """X as a C-contiguous float array, not yet checked for NaN and infinities: the
-        scoring kernel checks them on the way (a separate pass over X was ~12 % of
-        predict_proba on workload a)."""
+        scoring kernel checks them on the way (a separate pass over X cost ~12 % of
+        predict_proba on 10⁵ × 2 data)."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32],
                           ensure_all_finite=False)

@@ -1,11 +1,11 @@
 """The M-step's arithmetic, compiled: statistics to parameters, parameters to kernel form.
 
-Compiled twins of ``estimate_parameters``, ``precision_cholesky`` and ``kernel_parameters``
-of ``gmmfast._mstep``, which stay as the NumPy/LAPACK reference formulas the tests hold
-these to (equal to rounding). The numbers are only K×D×D, but the reference formulas take
-~30 NumPy and LAPACK calls per EM iteration, and right after a pass over the data has
-evicted the caches each costs several µs: together ~40 µs, 3 % of workload a's iteration,
-where issue 6 allows 1 %. Here each formula is one loop over the components.
+The one implementation of the M-step, the precisions' Cholesky factors and the kernels'
+form of the parameters; the tests hold them to plain NumPy/LAPACK formulas
+(``tests/_mstep_reference.py``). The numbers are only K×D×D, but in NumPy they take ~30
+calls per EM iteration, and right after a pass over the data has evicted the caches each
+costs several µs: together ~40 µs, several per cent of an iteration on small data. Here
+each formula is one loop over the components.
 
 Unlike the kernels, this module uses NumPy's C API: it allocates arrays and reads their
 data pointers directly. A typed memoryview costs ~1 µs per array once the caches are cold
@@ -34,11 +34,16 @@ def estimate_parameters(nk, sums, scatter, shifts, str covariance_type, double r
                         double eps):
     """Shifted sufficient statistics to ``(nk, means, covariances)``, all float64.
 
-    Same arguments and results as ``gmmfast._mstep.estimate_parameters`` (see there for
-    the algebra): ``nk`` (K,), ``sums`` (K, D), ``scatter`` (K, D, D) for full/tied or
-    (K, D) for diag/spherical, ``shifts`` (K, D), all IN. Returns new arrays: ``nk`` with
-    its ``10 * eps`` guard, the means (K, D) and the covariances in the shape of
+    ``nk`` (K,), ``sums`` (K, D), ``scatter`` (K, D, D) for full/tied or (K, D) for
+    diag/spherical, ``shifts`` (K, D), all IN, are the statistics Σ w r, Σ w r (x − c) and
+    Σ w r (x − c)(x − c)ᵀ about shifts c. Returns new arrays: ``nk`` with its ``10 * eps``
+    guard (``eps`` of the data's dtype: an empty component gets finite parameters, as in
+    scikit-learn), the means (K, D) and the covariances in the shape of
     ``covariance_type`` ((K, D, D), (D, D), (K, D) or (K,)), ``reg_covar`` included.
+
+    With δ = sums / nk the mean is c + δ and the scatter about it is
+    scatter − δ sumsᵀ − sums δᵀ + N δ δᵀ (N the raw count): a small correction, so no
+    digits are lost far from the origin.
     """
     return _estimate(nk, sums, scatter, shifts, covariance_type, reg_covar, eps)
 
@@ -47,13 +52,12 @@ def em_step(em_pass, cnp.ndarray X, sample_weight, tuple params, str covariance_
             int n_threads, double reg_covar, double eps):
     """One EM iteration on in-memory rows: ``(Σ w log p(x), new parameters or None)``.
 
-    ``gmmfast._gaussian_mixture.e_step_stats`` then :func:`m_step` in one call: the kernel
-    form of ``params`` (weights, means, covariances, precisions_chol), zeroed accumulators,
-    ``em_pass`` (the kernel variant's) on ``X`` and its float64 ``sample_weight`` or None,
-    and the M-step. Once a pass has evicted the caches every Python-level call and frame
-    costs ~1 µs, and workload a's iteration is ~0.9 ms: these were 5 of the ~10 µs an
-    iteration spent outside its pass (issue 6 allows 1 %). None in place of the parameters
-    as :func:`m_step`.
+    The in-memory source's fast path (``gmmfast._engine.InMemorySource.fused_em_step``):
+    the kernel form of ``params`` (weights, means, covariances, precisions_chol), zeroed
+    accumulators, ``em_pass`` (the kernel variant's) on ``X`` and its float64
+    ``sample_weight`` or None, and :func:`m_step`, in one call. Once a pass has evicted the
+    caches every Python-level call and frame costs ~1 µs, against an iteration of ~1 ms on
+    10⁵ × 2 data. None in place of the parameters as :func:`m_step`.
     """
     cdef Py_ssize_t d = cnp.PyArray_DIMS(X)[1] if cnp.PyArray_NDIM(X) == 2 else -1
     cdef cnp.ndarray k_means, k_chol, log_norm
@@ -70,7 +74,7 @@ def m_step(nk, sums, scatter, shifts, str covariance_type, double reg_covar, dou
     """One M-step: ``(weights, means, covariances, precisions_chol)`` from the statistics.
 
     Arguments as :func:`estimate_parameters`. The weights are ``nk / Σ nk`` (``nk`` with its
-    guard), the precisions' factors as ``gmmfast._mstep.precision_cholesky`` gives them.
+    guard), the precisions' factors as :func:`precisions_cholesky` gives them.
     Returns None instead when a covariance is not positive definite (or not finite): the
     caller raises scikit-learn's "ill-defined empirical covariance" error.
     """
@@ -217,8 +221,9 @@ cdef void _normalise(cnp.ndarray nk) noexcept:
 
 
 def precisions_cholesky(covariances, str covariance_type):
-    """Factors of the precisions, as ``gmmfast._mstep.precision_cholesky`` gives them, or
-    None when a covariance is not positive definite or not finite.
+    """Cholesky factors of the precisions (``gmmfast._mstep.precision_cholesky`` raises
+    scikit-learn's error instead of returning None), or None when a covariance is not
+    positive definite or not finite.
 
     ``covariances`` IN, in the shape of ``covariance_type``. Returns a new array: upper-
     triangular U with U Uᵀ = Σ⁻¹ (full (K, D, D), tied (D, D)), or 1/σ (diag, spherical).
@@ -328,9 +333,10 @@ def kernel_parameters(weights, means, precisions_chol, str covariance_type,
                       Py_ssize_t n_features):
     """The float64 arrays the compiled kernels take: ``(means, precisions_chol, log_norm)``.
 
-    Same arguments and results as ``gmmfast._mstep.kernel_parameters``: tied precisions
-    are one (1, D, D) factor shared by the components, spherical ones are repeated per
-    feature; ``log_norm`` (K,) is ``log π_k + log det U_k − ½ D log 2π`` (−inf for a zero
+    ``weights`` (K,), ``means`` (K, D) and ``precisions_chol`` in scikit-learn's shape for
+    ``covariance_type``. Tied precisions become one (1, D, D) factor shared by the
+    components (the kernels whiten each chunk once for all of them); spherical ones are
+    repeated per feature, so the diag kernels serve them; ``log_norm`` (K,) is ``log π_k + log det U_k − ½ D log 2π`` (−inf for a zero
     weight). All arguments IN.
     """
     return _kernel_parameters(weights, means, precisions_chol, covariance_type, n_features)
