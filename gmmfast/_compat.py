@@ -375,6 +375,26 @@ else:
         return _fit_context(prefer_skip_nested_validation=True)(fit_method)
 
 
+class restored_on_failure:
+    """Context manager: if the body raises (anything, Ctrl-C included), the estimator's
+    attributes are put back as they were, so a failed refit leaves the old model usable."""
+
+    __slots__ = ("_estimator", "_state")
+
+    def __init__(self, estimator):
+        self._estimator = estimator
+
+    def __enter__(self):
+        self._state = dict(vars(self._estimator))
+        return self
+
+    def __exit__(self, exc_type, exc, traceback):
+        if exc_type is not None:
+            vars(self._estimator).clear()
+            vars(self._estimator).update(self._state)
+        return False
+
+
 def check_sample_weight(sample_weight, X):
     """Validated float64 (n_samples,) weights: finite, non-negative, not all zero."""
     weights = _check_sample_weight(

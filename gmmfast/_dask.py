@@ -290,6 +290,10 @@ of ``n_components`` components.
     def check_finite(self):
         """Nothing to do: every block was checked when X was persisted."""
 
+    def magnitude(self):
+        """The largest absolute value in X (a pass over the blocks)."""
+        return float(abs(self.X).max().compute())
+
     def _map(self, func, *shared, blocks=None, per_block=None):
         return _block_results(self._x_blocks, self._w_blocks, func, shared, blocks,
                               per_block)

@@ -23,6 +23,7 @@ estimator.
 
 import functools
 import math
+import os
 import time
 import warnings
 from typing import NamedTuple
@@ -141,6 +142,39 @@ def check_enough_weighted_samples(n_components, n_positive):
         )
 
 
+# Arrays of K·D² (full) or K·D (diag) numbers alive at once in a fit: covariances,
+# precisions, their factors, the statistics, the M-step's own and the kernels' copies.
+PARAMETER_COPIES = 8
+
+
+def physical_memory():
+    """Bytes of RAM of this machine, or None where it cannot be told."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_parameter_memory(covariance_type, n_components, n_features):
+    """Refuse, before any work, a mixture whose parameters alone exceed the machine's RAM.
+
+    Without this, k-means would run for minutes before the allocation that must fail.
+    """
+    per_component = n_features * n_features if kernel_form(covariance_type) == "full" \
+        else n_features
+    needed = PARAMETER_COPIES * 8 * n_components * per_component
+    available = physical_memory()
+    if available is not None and needed > available:
+        raise MemoryError(
+            f"A mixture of {n_components} components with covariance_type="
+            f"{covariance_type!r} on {n_features} features needs about "
+            f"{needed / 2**30:.1f} GiB for its parameters ({PARAMETER_COPIES} arrays of "
+            f"{n_components} x {per_component} float64 numbers), more than this machine's "
+            f"{available / 2**30:.1f} GiB of RAM. Use fewer components or features, or a "
+            "covariance_type with fewer parameters (diag, spherical, tied)."
+        )
+
+
 def score_arrays(X, kernel_params, labels=False, resp=False, n_threads=0, log_prob=True,
                  finite_check=None):
     """(log p(x) or None, labels or None, responsibilities or None) of a block of rows.
@@ -180,12 +214,39 @@ def block_statistics(X, sample_weight, kernel_params, n_threads=0):
     return loglik, stats
 
 
+# Weights whose mean lies outside [2^-WEIGHT_SCALE_BITS, 2^WEIGHT_SCALE_BITS] are rescaled.
+WEIGHT_SCALE_BITS = 8
+
+
+def normalised_weights(sample_weight):
+    """Sample weights as EM uses them: the same model for any common scale.
+
+    Weights that are all equal weigh nothing but the rows: None. Others are multiplied by
+    a power of two (exact, so sums and ratios keep every bit) when their mean is far from 1:
+    the guard that keeps an empty component finite (10·eps added to each weighted count)
+    must mean as little with weights of 1e-16 or 1e300 as without weights, and the total
+    weight must not overflow.
+    """
+    if sample_weight is None or not sample_weight.size:
+        return sample_weight
+    first = sample_weight[0]
+    if first > 0 and (sample_weight == first).all():
+        return None
+    _, max_exponent = np.frexp(sample_weight.max())
+    _, mean_exponent = np.frexp(np.ldexp(sample_weight, -max_exponent).mean())
+    shift = 1 - max_exponent - mean_exponent  # the mean of the scaled weights in [1, 2)
+    if abs(shift) <= WEIGHT_SCALE_BITS:
+        return sample_weight
+    return np.ldexp(sample_weight, shift)
+
+
 class InMemorySource:
     """Rows held in memory: a validated, C-contiguous float32/float64 X and float64 sample
     weights (or None, all ones).
 
     Its EM pass is one compiled call per iteration (:meth:`fused_em_step`); everything
-    else reads X in compiled passes too. ``finite_check``, when given, means X has not been
+    else reads X in compiled passes too. The weights are used as
+    :func:`normalised_weights` gives them. ``finite_check``, when given, means X has not been
     checked for NaN and infinities yet: the first pass over X finds them on the way (a
     non-finite sum), and :meth:`check_finite` then calls ``finite_check(X)``, which must
     raise. A separate scan would be a serial pass over X before a parallel fit.
@@ -193,7 +254,7 @@ class InMemorySource:
 
     def __init__(self, X, sample_weight=None, finite_check=None):
         self.X = X
-        self.sample_weight = sample_weight
+        self.sample_weight = sample_weight = normalised_weights(sample_weight)
         self._finite_check = finite_check
         self.dtype = X.dtype
         self.n_samples, self.n_features = X.shape
@@ -204,6 +265,12 @@ class InMemorySource:
             self.total_weight = float(sample_weight.sum())
             self.n_positive = int(np.count_nonzero(sample_weight))
         self._moments = None
+
+    def magnitude(self):
+        """The largest absolute value in X (two reductions, no temporary copy)."""
+        if not self.X.size:
+            return 0.0
+        return float(max(abs(self.X.max()), abs(self.X.min())))
 
     def check_finite(self):
         """Raise the finite_check's error if X holds a NaN or an infinity."""
@@ -381,8 +448,10 @@ def lloyd(source, centres, tolerance, relocation_rows, n_threads):
         if empty.size:
             new_centres[empty] = relocation_rows.farthest_rows(centres, new_centres,
                                                                empty.size, n_threads)
-        shift = float(((new_centres - centres) ** 2).sum())
-        rounding = (ROUNDING_STEPS * np.finfo(np.float64).eps) ** 2 * float((centres**2).sum())
+        with np.errstate(over="ignore", invalid="ignore"):  # data whose scale overflows
+            shift = float(((new_centres - centres) ** 2).sum())
+            rounding = ((ROUNDING_STEPS * np.finfo(np.float64).eps) ** 2
+                        * float((centres**2).sum()))
         centres = new_centres
         if shift <= max(tolerance, rounding):
             break
@@ -466,6 +535,10 @@ class MixtureModel:
 # ----------------------------------------------------------------------------------------
 
 
+class Interrupted(Exception):
+    """Raised by :func:`run_em` when its ``stop`` event is set between two iterations."""
+
+
 class EMResult(NamedTuple):
     """The best of a run's starts: its parameters, final lower bound, the bound after each
     iteration, the number of iterations, whether it converged, and the labels of the final
@@ -480,7 +553,7 @@ class EMResult(NamedTuple):
 
 
 def run_em(model, source, start, *, n_init, max_iter, tol, n_threads, verbose=0,
-           verbose_interval=10, final_labels=False):
+           verbose_interval=10, final_labels=False, stop=None):
     """EM from ``n_init`` starts; the one with the best lower bound is returned.
 
     ``start(i)`` gives start ``i`` as ``(θ, lower bound before the first iteration)``
@@ -490,6 +563,9 @@ def run_em(model, source, start, *, n_init, max_iter, tol, n_threads, verbose=0,
     returned as it is. A ConvergenceWarning says when the best run did not converge.
     Verbose output follows scikit-learn's format. With ``final_labels`` the result carries
     the labels of a final E-step with the chosen parameters (what ``fit_predict`` returns).
+    ``stop``, a ``threading.Event``, ends the run with :class:`Interrupted` at the next
+    iteration once it is set: how work running in other threads is cancelled (Ctrl-C
+    reaches the main thread only).
     """
     step = model.em_step(source, n_threads)
     dtype = source.dtype.type
@@ -501,7 +577,8 @@ def run_em(model, source, start, *, n_init, max_iter, tol, n_threads, verbose=0,
         if max_iter == 0:
             best = EMResult(theta, dtype(-np.inf), [], 0, False)
             continue
-        result = _climb(step, theta, lower_bound, max_iter, tol, verbose, verbose_interval)
+        result = _climb(step, theta, lower_bound, max_iter, tol, verbose, verbose_interval,
+                        stop)
         if best is None or result.lower_bound > best.lower_bound:
             best = result
     best = best._replace(lower_bound=dtype(best.lower_bound),
@@ -519,13 +596,15 @@ def run_em(model, source, start, *, n_init, max_iter, tol, n_threads, verbose=0,
     return best
 
 
-def _climb(step, theta, lower_bound, max_iter, tol, verbose, verbose_interval):
+def _climb(step, theta, lower_bound, max_iter, tol, verbose, verbose_interval, stop):
     """EM iterations from θ until the lower bound changes by less than ``tol``."""
     lower_bounds = []
     converged = False
     n_iter = 0
     start = iteration_start = time.time()
     for n_iter in range(1, max_iter + 1):
+        if stop is not None and stop.is_set():
+            raise Interrupted("stopped by the caller")
         previous = lower_bound
         lower_bound, theta = step(theta)
         lower_bounds.append(lower_bound)
@@ -557,6 +636,25 @@ def _print_init_end(verbose, converged, lower_bound, start):
     else:
         print(f"Initialization {status}. time lapse {time.time() - start:.5f}s\t "
               f"lower bound {lower_bound:.5f}.")
+
+
+def scale_overflow_error(source):
+    """The ValueError to give when a fit of ``source`` found no positive-definite
+    covariance because the data's scale overflows its dtype's arithmetic (squared
+    deviations beyond the largest float), or None when the scale is not the cause. Called
+    only after such a failure."""
+    info = np.finfo(source.dtype)
+    reach = source.magnitude()
+    # Squared deviations, summed over a few thousand rows, must stay finite.
+    if not np.isfinite(reach) or reach < np.sqrt(info.max) / 1e4:
+        return None
+    advice = " or pass float64 data" if source.dtype == np.float32 else ""
+    return ValueError(
+        f"The data's scale overflows {source.dtype} arithmetic: its values reach about "
+        f"{reach:.3g}, and EM needs their squares (up to {info.max:.3g} in {source.dtype}). "
+        f"Scale the data before fitting (for instance divide each column by its standard "
+        f"deviation, as sklearn.preprocessing.StandardScaler does){advice}."
+    )
 
 
 # ----------------------------------------------------------------------------------------

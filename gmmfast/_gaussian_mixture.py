@@ -15,6 +15,7 @@ from gmmfast._compat import (
     check_random_state,
     check_sample_weight,
     fit_context,
+    restored_on_failure,
     sklearn_constraints,
     validate_data,
 )
@@ -25,14 +26,17 @@ from gmmfast._engine import (
     MixtureModel,
     check_enough_samples,
     check_enough_weighted_samples,
+    check_parameter_memory,
     information_criteria,
     initial_statistics,
     mixture_kernel_parameters,
     run_em,
+    scale_overflow_error,
     score_arrays,
 )
 from gmmfast._mstep import (
     COVARIANCE_TYPES,
+    IllDefinedCovarianceError,
     cast_parameters,
     covariances_from_cholesky,
     n_parameters,
@@ -202,14 +206,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _fit_or_restore(self, X, sample_weight, final_labels):
         """Run the fit; if anything fails, leave the previous model exactly as it was."""
-        previous_state = dict(vars(self))
-        try:
-            with single_threaded_blas():
-                return self._fit_predict(X, sample_weight, final_labels)
-        except BaseException:
-            vars(self).clear()
-            vars(self).update(previous_state)
-            raise
+        with restored_on_failure(self), single_threaded_blas():
+            return self._fit_predict(X, sample_weight, final_labels)
 
     def _fit_source(self, X, sample_weight):
         """The rows to fit, validated: in memory, or the blocks of a dask array."""
@@ -228,6 +226,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         check_enough_samples(self.n_components, source.n_samples)
         if sample_weight is not None:
             check_enough_weighted_samples(self.n_components, source.n_positive)
+        check_parameter_memory(self.covariance_type, self.n_components, source.n_features)
         check_initial_parameters(self, source.n_features)
         return source
 
@@ -246,11 +245,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if self.max_iter == 0:
             # No EM pass will read X and find what it holds.
             source.check_finite()
-        result = run_em(model, source, start, n_init=1 if warm else self.n_init,
-                        max_iter=self.max_iter, tol=self.tol, n_threads=self._threads(),
-                        verbose=self.verbose, verbose_interval=self.verbose_interval,
-                        final_labels=final_labels)
-        self._store_result(result, source.dtype)
+        try:
+            result = run_em(model, source, start, n_init=1 if warm else self.n_init,
+                            max_iter=self.max_iter, tol=self.tol, n_threads=self._threads(),
+                            verbose=self.verbose, verbose_interval=self.verbose_interval,
+                            final_labels=final_labels)
+            self._store_result(result, source.dtype)
+        except IllDefinedCovarianceError as failure:
+            raise scale_overflow_error(source) or failure from None
         # fit_predict's final E-step makes its labels agree with fit(X).predict(X).
         return result.labels
 

@@ -25,6 +25,10 @@ FLOAT32_ADVICE = (
 )
 
 
+class IllDefinedCovarianceError(ValueError):
+    """scikit-learn's "ill-defined empirical covariance" failure of a fit."""
+
+
 def kernel_form(covariance_type):
     """The compiled kernels know two shapes of precision: "full" (K, D, D) and "diag" (K, D)."""
     return "full" if covariance_type in ("full", "tied") else "diag"
@@ -56,7 +60,8 @@ def precision_cholesky(covariances, covariance_type, float32_data=False):
 
 def ill_defined_covariance(float32_data):
     """scikit-learn's ValueError for a covariance that is not positive definite."""
-    return ValueError(ILL_DEFINED_COVARIANCE + (FLOAT32_ADVICE if float32_data else ""))
+    return IllDefinedCovarianceError(
+        ILL_DEFINED_COVARIANCE + (FLOAT32_ADVICE if float32_data else ""))
 
 
 def cast_parameters(arrays, dtype):
@@ -69,7 +74,7 @@ def cast_parameters(arrays, dtype):
     with np.errstate(over="ignore"):  # reported below as a ValueError instead
         cast = [np.asarray(a).astype(dtype) for a in arrays]
     if not all(np.all(np.isfinite(a)) for a in cast):
-        raise ValueError(ILL_DEFINED_COVARIANCE + FLOAT32_ADVICE)
+        raise ill_defined_covariance(float32_data=True)
     return cast
 
 

@@ -19,6 +19,7 @@ How the search saves work without changing its result:
 """
 
 import math
+import threading
 import time
 import warnings
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -37,16 +38,20 @@ from gmmfast._compat import (
     check_random_state,
     check_sample_weight,
     fit_context,
+    restored_on_failure,
     sklearn_constraints,
     validate_data,
 )
 from gmmfast._dask_input import refuse_dask_input
 from gmmfast._engine import (
     InMemorySource,
+    Interrupted,
+    check_parameter_memory,
     MixtureModel,
     information_criteria,
     initial_statistics,
     run_em,
+    scale_overflow_error,
 )
 from gmmfast._gaussian_mixture import (
     EM_PARAMETER_CONSTRAINTS,
@@ -54,7 +59,12 @@ from gmmfast._gaussian_mixture import (
     fitted_gaussian_mixture,
 )
 from gmmfast._kernels import em as _em
-from gmmfast._mstep import COVARIANCE_TYPES, kernel_form, n_parameters
+from gmmfast._mstep import (
+    COVARIANCE_TYPES,
+    IllDefinedCovarianceError,
+    kernel_form,
+    n_parameters,
+)
 from gmmfast._threads import single_threaded_blas
 
 CRITERIA = ("bic", "aic", "icl")
@@ -260,7 +270,12 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
 
     @fit_context
     def _fit(self, X, sample_weight, progress):
-        """``fit``; ``progress(done, total, row)`` is called after every candidate."""
+        """``fit``; ``progress(done, total, row)`` is called after every candidate. If
+        anything fails, the previous model is left exactly as it was."""
+        with restored_on_failure(self):
+            return self._search(X, sample_weight, progress)
+
+    def _search(self, X, sample_weight, progress):
         refuse_dask_input(X, type(self).__name__)
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         X = np.ascontiguousarray(X)
@@ -274,6 +289,8 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
                 f"Every n_components of the grid ({_describe_grid(grid_k)}) is larger than "
                 f"the number of samples ({n_rows}); give smaller values or more data."
             )
+        for covariance_type in types:
+            check_parameter_memory(covariance_type, max(feasible), X.shape[1])
         search = _GridSearch(self, X, weights, feasible, types, progress)
         results = search.run()
         rows = []
@@ -451,6 +468,9 @@ class _GridSearch:
         self.kernel_threads = max(1, total_threads // self.n_workers)
         self.seeds = self._init_seeds()
         self.done = 0
+        # Set when the search is abandoned (Ctrl-C, an error): running candidates stop at
+        # their next EM iteration instead of running to convergence.
+        self.stop = threading.Event()
 
     def _init_seeds(self):
         """The random_state of each K's initialisation: as an independent fit's, for an int."""
@@ -499,6 +519,7 @@ class _GridSearch:
                                               value[kernel_form(t)])
                             pending[fit] = (key, t)
             except BaseException:
+                self.stop.set()
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
 
@@ -520,6 +541,8 @@ class _GridSearch:
         per_form = {form: [] for form in self.forms}
         with single_threaded_blas():
             for _ in range(self.params["n_init"]):
+                if self.stop.is_set():
+                    raise Interrupted("the search was stopped")
                 stats = initial_statistics(self.source, n_components,
                                            self.params["init_params"], self.forms,
                                            random_state, self.kernel_threads)
@@ -543,9 +566,11 @@ class _GridSearch:
                 lambda init: (model.initial_parameters(stats[init], source.total_weight),
                               -np.inf),
                 n_init=params["n_init"], max_iter=params["max_iter"], tol=params["tol"],
-                n_threads=self.kernel_threads)
+                n_threads=self.kernel_threads, stop=self.stop)
             fitted = fitted_gaussian_mixture(params, result, source.dtype, source.n_features)
         except ValueError as exc:
+            if isinstance(exc, IllDefinedCovarianceError):
+                exc = scale_overflow_error(source) or exc
             row.update(status=STATUS_FAILED, message=str(exc).splitlines()[0],
                        fit_seconds=time.perf_counter() - start)
             return row

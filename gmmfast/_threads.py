@@ -13,6 +13,7 @@ import threading
 
 from threadpoolctl import ThreadpoolController
 
+# Nesting depth of each thread: only a thread's outermost use can change the limit.
 _state = threading.local()
 
 
@@ -21,8 +22,21 @@ def _controller():
     return ThreadpoolController()
 
 
+def _may_change_limits():
+    """Only the main thread changes the process-wide BLAS setting.
+
+    OpenBLAS (0.3.30, pthreads) ignores a change of its thread count made from another
+    thread once the main thread has made one; a restore lost that way would leave BLAS at
+    one thread for the rest of the process. A fit in another thread therefore runs under
+    whatever limit the process has (the model search limits BLAS around its thread pool
+    from the main thread).
+    """
+    return threading.current_thread() is threading.main_thread()
+
+
 class single_threaded_blas:
-    """Context manager limiting every loaded BLAS library to one thread (re-entrant).
+    """Context manager limiting every loaded BLAS library to one thread (re-entrant; in
+    the main thread only, see :func:`_may_change_limits`).
 
     A class rather than a ``contextlib`` generator: every EM pass enters it nested, where
     the generator-based manager cost ~0.9 µs and this one ~0.4 µs, against ~10 µs that
@@ -34,7 +48,7 @@ class single_threaded_blas:
     def __enter__(self):
         depth = getattr(_state, "depth", 0)
         self._limit = None
-        if not depth:
+        if not depth and _may_change_limits():
             self._limit = _controller().limit(limits=1, user_api="blas")
         _state.depth = depth + 1
         return self

@@ -503,12 +503,12 @@ def test_failed_warm_start_fit_leaves_model_unchanged(X):
 
 def test_float32_statistics_that_overflow_are_an_error_not_nan():
     # float32 data are computed in float32: below D = 4 a chunk's scatter is summed in
-    # float32, and for values ~1e19 (squares ~1e38) it overflows. That must be the
-    # ill-defined covariance error with the float32 advice (scikit-learn's float32 fit fails
+    # float32, and for values ~1e19 (squares ~1e38) it overflows. That must be an error
+    # that names the data's scale and suggests float64 (scikit-learn's float32 fit fails
     # here too), and the same data in float64 fit. (From D = 4 the scatter's BLAS product
     # runs in float64.)
     X = np.random.default_rng(0).normal(size=(5000, 3)) * 1e19
-    with pytest.raises(ValueError, match="passing float64 data instead of float32"):
+    with pytest.raises(ValueError, match="scale overflows float32 .* or pass float64 data"):
         GaussianMixture(2, random_state=0).fit(X.astype(np.float32))
     model = GaussianMixture(2, random_state=0).fit(X)
     assert np.all(np.isfinite(model.covariances_))
@@ -516,9 +516,9 @@ def test_float32_statistics_that_overflow_are_an_error_not_nan():
 
 def test_float32_model_never_stores_infinite_parameters():
     # Variances near 1e60 are fine in float64 (the M-step's precision) but overflow the
-    # float32 attributes of a float32 model: refused, with scikit-learn's float32 advice.
+    # float32 attributes of a float32 model: refused, naming the scale, suggesting float64.
     X = np.random.default_rng(0).normal(size=(100, 2)) * 1e30
-    with pytest.raises(ValueError, match="passing float64 data instead of float32"):
+    with pytest.raises(ValueError, match="scale overflows float32 .* or pass float64 data"):
         GaussianMixture(2, random_state=0).fit(X.astype(np.float32))
     model = GaussianMixture(2, random_state=0).fit(X)
     assert np.all(np.isfinite(model.covariances_)) and model.covariances_.dtype == np.float64
