@@ -33,9 +33,10 @@ import numpy as np
 from gmmfast import _mstep_core
 from gmmfast._compat import ConvergenceWarning
 from gmmfast._initialisation import (
+    LABEL_BLOCK_ROWS,
     kmeans_plusplus,
+    row_blocks,
     seeding_sample,
-    stats_from_labels,
     stats_from_random_resp,
     stats_from_seeds,
     weighted_mean_and_variance,
@@ -335,22 +336,43 @@ class InMemorySource:
 
     def lloyd_step(self, centres, n_threads, labels=None):
         """One Lloyd step: ``(cluster weights, new centres)``; an empty cluster keeps its
-        centre. ``labels`` (n_samples,) int64, if given, receives the partition."""
-        if labels is None:
-            labels = np.empty(self.n_samples, dtype=np.int64)
-        counts = np.empty(centres.shape[0])
-        new_centres = np.empty_like(centres)
-        _kmeans.lloyd_step(self.X, self.sample_weight, centres, new_centres, counts, labels,
-                           n_threads)
+        centre. ``labels`` (n_samples,) int64, if given, receives the partition; otherwise
+        the rows go through in blocks, whose labels are all that is ever stored."""
+        if labels is not None:
+            counts = np.empty(centres.shape[0])
+            new_centres = np.empty_like(centres)
+            _kmeans.lloyd_step(self.X, self.sample_weight, centres, new_centres, counts,
+                               labels, n_threads)
+            return counts, new_centres
+        counts = np.zeros(centres.shape[0])
+        shifted_sums = np.zeros_like(centres)
+        for _, _, _, block_counts, block_means in self._nearest(centres, n_threads):
+            counts += block_counts
+            shifted_sums += (block_means - centres) * block_counts[:, None]
+        new_centres = centres.copy()
+        filled = counts > 0
+        new_centres[filled] += shifted_sums[filled] / counts[filled, None]
         return counts, new_centres
 
     def nearest_centre_statistics(self, centres, form, n_threads):
-        """Statistics of the partition of the rows by nearest centre, taken about the means
-        of that partition."""
-        labels = np.empty(self.n_samples, dtype=np.int64)
-        _, means = self.lloyd_step(centres, n_threads, labels)
-        return Statistics(*stats_from_labels(self.X, self.sample_weight, labels, means, form,
-                                             n_threads))
+        """Statistics of the partition of the rows by nearest centre, about the centres."""
+        stats = Statistics.zeros(form, centres)
+        for rows, weights, labels, _, _ in self._nearest(centres, n_threads):
+            # Each block's statistics are added to the running totals.
+            _em.stats_from_labels(rows, weights, labels, stats.shifts, stats.nk, stats.sums,
+                                  stats.scatter, n_threads)
+        return stats
+
+    def _nearest(self, centres, n_threads):
+        """Per block of rows, in order: (rows, weights, labels of the nearest centre,
+        cluster weights, cluster means); one buffer of labels serves every block."""
+        buffer = np.empty(min(self.n_samples, LABEL_BLOCK_ROWS), dtype=np.int64)
+        for rows, weights in row_blocks(self.X, self.sample_weight):
+            labels = buffer[:len(rows)]
+            counts = np.empty(centres.shape[0])
+            means = np.empty_like(centres)
+            _kmeans.lloyd_step(rows, weights, centres, means, counts, labels, n_threads)
+            yield rows, weights, labels, counts, means
 
     def random_resp_statistics(self, n_components, random_state, form, n_threads):
         """Statistics of uniform random responsibilities drawn from ``random_state``."""

@@ -16,9 +16,13 @@ from gmmfast._kernels import em as _em
 from gmmfast._kernels import kmeans as _kmeans
 from gmmfast._mstep_core import empty_stats
 
+# Rows per block of the passes that need a label per row (k-means): the labels of one block
+# (512 KiB) instead of one int64 per row of X, an eighth of X at D = 8 in float64.
+LABEL_BLOCK_ROWS = 65536
+
 # Rows per block when random responsibilities are drawn: bounds the temporary to
 # RANDOM_RESP_BLOCK × K doubles while consuming the RNG exactly as one (N, K) draw would.
-RANDOM_RESP_BLOCK = 65536
+RANDOM_RESP_BLOCK = 16384
 
 # k-means++ seeding, and the first Lloyd iterations, run on a uniform sample of this many
 # rows (at least SEEDING_ROWS_PER_CLUSTER per cluster) when the data are larger: seeding
@@ -31,13 +35,23 @@ SEEDING_SAMPLE_ROWS = 8192
 SEEDING_ROWS_PER_CLUSTER = 100
 
 
+def row_blocks(X, sample_weight):
+    """(rows, weights or None) of X in blocks of LABEL_BLOCK_ROWS rows, in order."""
+    for start in range(0, X.shape[0], LABEL_BLOCK_ROWS):
+        stop = start + LABEL_BLOCK_ROWS
+        yield X[start:stop], None if sample_weight is None else sample_weight[start:stop]
+
+
 def weighted_mean_and_variance(X, sample_weight, n_threads):
     """Per-feature weighted mean and variance of X, in one exact compiled pass."""
-    n, d = X.shape
+    d = X.shape[1]
     nk, sums, scatter = np.zeros(1), np.zeros((1, d)), np.zeros((1, d))
     shift = X[:1].astype(np.float64)
-    _em.stats_from_labels(X, sample_weight, np.zeros(n, dtype=np.int64), shift, nk, sums,
-                          scatter, n_threads)
+    one_cluster = np.zeros(min(X.shape[0], LABEL_BLOCK_ROWS), dtype=np.int64)
+    for rows, weights in row_blocks(X, sample_weight):
+        # Each block's statistics are added to the running totals.
+        _em.stats_from_labels(rows, weights, one_cluster[:len(rows)], shift, nk, sums,
+                              scatter, n_threads)
     # Non-finite X gives non-finite moments, which the caller reports.
     with np.errstate(invalid="ignore", over="ignore"):
         mean = shift[0] + sums[0] / nk[0]
@@ -119,8 +133,9 @@ def stats_from_random_resp(X, sample_weight, n_components, random_state, form, n
         stop = min(start + RANDOM_RESP_BLOCK, X.shape[0])
         resp = random_state.uniform(size=(stop - start, n_components))
         resp /= resp.sum(axis=1)[:, None]
-        # scikit-learn casts the responsibilities to X's dtype before its M-step.
-        resp = resp.astype(X.dtype).astype(np.float64)
+        if X.dtype != np.float64:
+            # scikit-learn casts the responsibilities to X's dtype before its M-step.
+            resp = resp.astype(X.dtype).astype(np.float64)
         weights = None if sample_weight is None else sample_weight[start:stop]
         # Each block's statistics are added to the running totals.
         _em.stats_from_resp(X[start:stop], weights, resp, shifts, nk, sums, scatter,

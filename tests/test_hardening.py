@@ -175,3 +175,27 @@ def test_ctrl_c_stops_a_search_within_a_few_iterations(tmp_path):
         process.kill()
     assert "KeyboardInterrupt" in stderr
     assert took < 10, f"the search took {took:.1f} s to stop"
+
+
+def _fit_peak(n_samples, init_params):
+    """Peak bytes NumPy allocates while fitting n_samples × 8 rows."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n_samples, 8)) + 8 * rng.integers(3, size=(n_samples, 1))
+    estimator = GaussianMixture(3, init_params=init_params, max_iter=3, random_state=0)
+    tracemalloc.start()
+    try:
+        estimator.fit(X)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "random"])
+def test_fit_allocates_nothing_that_grows_with_the_data(init_params):
+    """No label per row and no copy of X: fit's temporaries are bounded by row blocks."""
+    small, large = 200_000, 800_000
+    growth = _fit_peak(large, init_params) - _fit_peak(small, init_params)
+    # One int64 label per row would grow by 8 bytes a row.
+    assert growth < 2 * (large - small), f"peak grew by {growth / 2**20:.1f} MiB"

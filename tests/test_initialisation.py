@@ -10,14 +10,14 @@ from gmmfast._engine import InMemorySource, kmeans_centres
 
 
 def kmeans_labels(X, weights, n_clusters, random_state, n_threads):
-    """(labels, centres) of the engine's k-means: the partition by nearest final centre
-    and the means of that partition (what the initial statistics are taken about)."""
+    """(labels, means) of the engine's k-means: the partition by nearest final centre and
+    the means of that partition, as its initial statistics give them."""
     source = InMemorySource(X, weights)
     centres = kmeans_centres(source, n_clusters, random_state, n_threads)
     labels = np.empty(len(X), dtype=np.int64)
     source.lloyd_step(centres, n_threads, labels)
     stats = source.nearest_centre_statistics(centres, "diag", n_threads)
-    return labels, stats.shifts
+    return labels, stats.shifts + stats.sums / stats.nk[:, None]
 
 
 def kmeans_plusplus_seeds(X, weights, n_clusters, random_state, n_threads):
