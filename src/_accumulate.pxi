@@ -15,6 +15,14 @@ cdef Py_ssize_t GEMM_MIN_ROWS = 32
 # pass took 2.1 ms with the gather, 1.3 ms without).
 cdef Py_ssize_t GATHER_MIN_FEATURES = 4
 
+# The blocked scatter keeps its two operands this far further apart than adjacent, where its
+# work area of (2D + 2) m elements has room for it (m >= 8 doubles, 16 floats): with 256-row
+# chunks and D = 8, diff[i] and weighted[i] would be 4 KiB apart, and the CPU stalls loads
+# whose address matches a pending store's modulo 4 KiB.
+cdef enum:
+    OPERAND_GAP_BYTES = 128
+
+
 cdef struct AccLayout:
     # Where each statistic sits in an accumulator of doubles:
     # [Σ w log p(x) | nk (K) | sums (K·D) | scatter (K·D·D full or tied, K·D diag)].
@@ -66,7 +74,7 @@ cdef void _accumulate_full(
         nk[c] += total
         if d >= GATHER_MIN_FEATURES and m >= 16 and 2 * n_kept <= m:
             # Layout: kept rows (D × n_kept), their r, then the kernel's own scratch, which
-            # needs at most 2 D n_kept elements + 128 bytes: all within (2D + 2) m.
+            # needs at most (2D + 2) n_kept elements: all within (2D + 2) m.
             kept_xt = work
             kept_r = work + d * n_kept
             _gather_responsible_rows(xt, m, d, r, n_kept, kept_xt, kept_r)
@@ -100,10 +108,8 @@ cdef void _accumulate_component_blocked(
     cdef Py_ssize_t rows = _row_block(xt)
     cdef Py_ssize_t n_blocks = m // rows
     cdef floating* diff = work
-    # 128 bytes further than adjacent: with 256-row chunks and D = 8, diff[i] and
-    # weighted[i] would be 4 KiB apart, and the CPU stalls loads whose address matches a
-    # pending store's modulo 4 KiB.
-    cdef floating* weighted = work + d * m + (128 // sizeof(floating) if m >= rows else 0)
+    cdef Py_ssize_t gap = OPERAND_GAP_BYTES // sizeof(floating)
+    cdef floating* weighted = work + d * m + (gap if 2 * m >= gap else 0)
     cdef floating t
     if floating is double:
         weighted_differences_f64(xt, m, n_blocks, d, r, shift, diff, weighted, sums)

@@ -64,14 +64,15 @@ cdef inline void _log_prob(
     floating* work, floating* log_prob,
 ) noexcept nogil:
     """The chunk's weighted log-densities in the model's form; ``tied_centre`` and
-    ``tied_offsets`` (see _tied_geometry) are read for TIED only."""
+    ``tied_offsets`` (see _tied_geometry) are read for TIED only. work: (2 D + 2) m
+    elements for FULL and TIED, D × MAX_ROW_BLOCK for DIAG."""
     if form == TIED:
         _log_prob_tied(xt, m, d, k, tied_centre, precisions_chol, tied_offsets, log_norm,
                        work, log_prob)
     elif form == FULL:
         _log_prob_full(xt, m, d, k, means, precisions_chol, log_norm, work, log_prob)
     else:
-        _log_prob_diag(xt, m, d, k, means, precisions_chol, log_norm, log_prob)
+        _log_prob_diag(xt, m, d, k, means, precisions_chol, log_norm, work, log_prob)
 
 
 cdef void _log_prob_full(
@@ -258,19 +259,19 @@ cdef void _log_prob_tied(
 cdef void _log_prob_diag(
     const floating* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
     const floating* means, const floating* precisions_chol, const floating* log_norm,
-    floating* log_prob,
+    floating* tail_x, floating* log_prob,
 ) noexcept nogil:
+    """log_prob_diag; tail_x: scratch of D × MAX_ROW_BLOCK elements, for the last
+    m % row block rows, which go through the same kernel padded with the means (so a row's
+    result does not depend on where the chunk boundaries fall)."""
     cdef Py_ssize_t i, c, j
     cdef Py_ssize_t m = n_rows
     cdef Py_ssize_t d = n_features
     cdef Py_ssize_t rows = _row_block(xt)
     cdef Py_ssize_t n_blocks = m // rows
     cdef Py_ssize_t done = n_blocks * rows
-    cdef floating* tail_x = NULL
     cdef floating tail_out[MAX_ROW_BLOCK]
     cdef floating* out
-    if done < m:  # only the last chunk of a pass has a partial block
-        tail_x = <floating*> malloc(d * rows * sizeof(floating))
     for c in range(n_components):
         out = log_prob + c * m
         _diag_log_prob_blocks(xt, m, n_blocks, d, means + c * d, precisions_chol + c * d,
@@ -284,7 +285,6 @@ cdef void _log_prob_diag(
                                   precisions_chol + c * d, log_norm[c], tail_out)
             for i in range(m - done):
                 out[done + i] = tail_out[i]
-    free(tail_x)
 
 
 def _tied_geometry(means, precisions_chol, dtype):

@@ -32,7 +32,7 @@ kernels); the work is in the files it includes, one job each:
 
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.math cimport isfinite, sqrt, INFINITY
+from libc.math cimport isfinite, sqrt, INFINITY, NAN
 from libc.stdlib cimport calloc, free, malloc
 from scipy.linalg.cython_blas cimport dgemm, dsyrk, dtrmm, strmm
 from scipy.linalg.cython_lapack cimport dpotrf, dtrtri
@@ -43,7 +43,8 @@ import numpy as np
 from gmmfast._threads import single_threaded_blas
 
 from gmmfast._chunking cimport (
-    CHUNK_ROWS, group_first_chunk, n_chunks_of, n_groups_of, resolve_threads,
+    CHUNK_ROWS, group_first_chunk, n_chunks_of, n_groups_of, requested_threads,
+    resolve_threads,
 )
 from gmmfast._ndarray cimport contiguous, has_shape, is_writable_float64
 from gmmfast._openmp cimport GMMFAST_OPENMP_ENABLED, omp_get_max_threads
@@ -55,6 +56,7 @@ include "_blocked.pxi"
 include "_densities.pxi"
 include "_responsibilities.pxi"
 include "_accumulate.pxi"
+include "_scratch.pxi"
 include "_pass.pxi"
 include "_predict.pxi"
 
@@ -204,12 +206,22 @@ cdef void log_prob_diag(
 ) noexcept nogil:
     """log π_c + log N(x_i | μ_c, diag σ_c²) for every row and component.
 
-    log_prob: OUT (n_components, n_rows); no scratch needed. Whole blocks of rows go through
-    src/_blocked.h; the last m % ROW_BLOCK rows through the same kernel, zero-padded, so a
-    row's result does not depend on where the chunk boundaries fall.
+    log_prob: OUT (n_components, n_rows). Whole blocks of rows go through
+    src/_blocked.h; the last m % ROW_BLOCK rows through the same kernel, padded, so a row's
+    result does not depend on where the chunk boundaries fall. Those rows need a buffer of
+    n_features × 16 doubles, allocated here: if that fails, log_prob is all NaN.
     """
+    cdef double* tail = NULL
+    cdef Py_ssize_t i
+    if n_rows % ROW_BLOCK_F64:
+        tail = <double*> malloc(n_features * MAX_ROW_BLOCK * sizeof(double))
+        if tail == NULL:
+            for i in range(n_components * n_rows):
+                log_prob[i] = NAN
+            return
     _log_prob_diag(xt, n_rows, n_features, n_components, means, precisions_chol, log_norm,
-                   log_prob)
+                   tail, log_prob)
+    free(tail)
 
 
 cdef double log_prob_to_resp(
@@ -343,18 +355,27 @@ cdef double _stats_pass(
     inputs.log_norm = NULL if norm is None else norm.data
     inputs.tied_centre = NULL if centre is None else centre.data
     inputs.tied_offsets = NULL if offsets is None else offsets.data
+    cdef bint widen = single and layout.full and d >= SCATTER_BLAS_MIN_FEATURES
+    cdef ScratchShape shape = scratch_shape(n, d, k, layout.full, widen, False,
+                                            sizeof(float) if single else sizeof(double))
+    cdef Py_ssize_t groups_without_memory = 0
     cdef double loglik
     try:
         if n > 0 and layout.full and d >= SCATTER_BLAS_MIN_FEATURES:
             # Each chunk calls BLAS on small blocks: its own threads would only fight ours.
             # (Below this size, and for diag, the pass calls no BLAS: the limit, ~1 µs per
             # pass, is not applied.)
+            reserve_blas_memory(shape, threads)
             with single_threaded_blas():
-                _dispatch_pass(x.data, single, n, <StatsSource> source, inputs, layout,
-                               n_groups, threads, acc)
+                groups_without_memory = _dispatch_pass(
+                    x.data, single, n, <StatsSource> source, inputs, layout, shape, n_groups,
+                    threads, acc)
         elif n > 0:
-            _dispatch_pass(x.data, single, n, <StatsSource> source, inputs, layout,
-                           n_groups, threads, acc)
+            groups_without_memory = _dispatch_pass(
+                x.data, single, n, <StatsSource> source, inputs, layout, shape, n_groups,
+                threads, acc)
+        if groups_without_memory:
+            raise scratch_error(shape, threads)
         _sum_groups(acc, n_groups, layout)
         if single:
             _recentre_total(acc, layout, scatter.shape, exact_shifts, rounded_shifts)
@@ -386,7 +407,7 @@ cdef cnp.ndarray _samples(X):
 
 
 def em_pass(X, sample_weight, means, precisions_chol, log_norm, nk, sums, scatter,
-            int n_threads=0, form=None):
+            n_threads=0, form=None):
     """One E-step fused with the accumulation of the M-step's sufficient statistics.
 
     The pass computes in X's dtype: float32 data with the parameters rounded to float32
@@ -417,7 +438,9 @@ def em_pass(X, sample_weight, means, precisions_chol, log_norm, nk, sums, scatte
         IN/OUT. (n_components, n_features, n_features) Σ_i w_i r_ik (x_i − μ_k)(x_i − μ_k)ᵀ
         (full) or (n_components, n_features) its diagonal (diag) is added.
     n_threads : int
-        IN. Threads to use; <= 0 means the OpenMP default. Results do not depend on it.
+        IN. Threads to use; <= 0 means the OpenMP default. At most the number of CPUs this
+        process may run on (``omp_get_num_procs()``): larger values are capped. Results do
+        not depend on it.
     form : FORM_FULL, FORM_TIED, FORM_DIAG or None
         IN. The covariance form of ``precisions_chol``, which selects the density kernel;
         None infers it from the shapes ((1, D, D) for K > 1 components is tied). A form
@@ -429,28 +452,28 @@ def em_pass(X, sample_weight, means, precisions_chol, log_norm, nk, sums, scatte
         Σ_i w_i log p(x_i) under the given parameters.
     """
     return _stats_pass(X, sample_weight, means, precisions_chol, log_norm, None, None,
-                       nk, sums, scatter, n_threads, FROM_DENSITY, form)
+                       nk, sums, scatter, requested_threads(n_threads), FROM_DENSITY, form)
 
 
-def stats_from_labels(X, sample_weight, labels, shifts, nk, sums, scatter, int n_threads=0):
+def stats_from_labels(X, sample_weight, labels, shifts, nk, sums, scatter, n_threads=0):
     """Sufficient statistics of a hard partition (labels in [0, K)), moments about ``shifts``.
 
     Same arrays and conventions as :func:`em_pass`; ``labels`` is an int64 (n_samples,) IN.
     """
     _stats_pass(X, sample_weight, shifts, None, None, labels, None,
-                nk, sums, scatter, n_threads, FROM_LABELS, None)
+                nk, sums, scatter, requested_threads(n_threads), FROM_LABELS, None)
 
 
-def stats_from_resp(X, sample_weight, resp, shifts, nk, sums, scatter, int n_threads=0):
+def stats_from_resp(X, sample_weight, resp, shifts, nk, sums, scatter, n_threads=0):
     """Sufficient statistics of given responsibilities (n_samples, n_components) float64."""
     _stats_pass(X, sample_weight, shifts, None, None, None, resp,
-                nk, sums, scatter, n_threads, FROM_RESP, None)
+                nk, sums, scatter, requested_threads(n_threads), FROM_RESP, None)
 
 
 def score(
     const floating[:, ::1] X, means, precisions_chol, log_norm,
     floating[::1] log_prob_norm=None, long long[::1] labels=None,
-    floating[:, ::1] resp=None, int n_threads=0, bint check_finite=False, form=None,
+    floating[:, ::1] resp=None, n_threads=0, bint check_finite=False, form=None,
 ):
     """Per-sample log-density, labels and responsibilities (each optional), chunk by chunk.
 
@@ -469,9 +492,11 @@ def score(
     labels : ndarray of shape (n_samples,), int64, or None
         OUT. argmax_k of log π_k + log N(x_i | θ_k) (first maximum on ties).
     resp : ndarray of shape (n_samples, n_components), X's dtype, or None
-        OUT. Responsibilities p(k | x_i).
+        OUT. Responsibilities p(k | x_i). A row whose density is zero under every
+        component (a point so far from all of them that its squared distances overflow)
+        gets 1/K for each: every row sums to 1.
     n_threads : int
-        IN. Threads to use; <= 0 means the OpenMP default.
+        IN. Threads to use, as in :func:`em_pass`.
     check_finite : bool
         IN. Whether to check X for NaN and infinities.
     form : FORM_FULL, FORM_TIED, FORM_DIAG or None
@@ -510,22 +535,28 @@ def score(
     if n == 0:
         return True if check_finite else None
 
-    cdef int threads = resolve_threads(n_threads, n_chunks_of(n))
+    cdef int threads = resolve_threads(requested_threads(n_threads), n_chunks_of(n))
     cdef floating* norm_out = &log_prob_norm[0] if log_prob_norm is not None else NULL
     cdef long long* label_out = &labels[0] if labels is not None else NULL
     cdef floating* resp_out = &resp[0, 0] if resp is not None else NULL
     cdef size_t resp_bytes = <size_t> (n * k) * sizeof(floating)
     cdef bint stream = (resp_out != NULL and resp_bytes >= STREAM_MIN_BYTES
                         and pages_resident(resp_out, resp_bytes))
-    cdef Py_ssize_t nonfinite_chunks
+    cdef ScratchShape shape = scratch_shape(n, d, k, density_form != DIAG, False, stream,
+                                            sizeof(floating))
+    cdef Py_ssize_t nonfinite_chunks = 0, chunks_without_memory
 
+    if density_form != DIAG and d >= WHITEN_BLAS_MIN_FEATURES:
+        reserve_blas_memory(shape, threads)
     # Each chunk calls BLAS on small blocks: its own threads would only fight ours.
     with single_threaded_blas():
         with nogil:
-            nonfinite_chunks = _score_chunks(
+            chunks_without_memory = _score_chunks(
                 &X[0, 0], n, d, k, density_form, &mean_view[0], &chol_view[0], &norm_view[0],
-                centre_ptr, offsets_ptr, norm_out, label_out, resp_out, check_finite, stream,
-                threads)
+                centre_ptr, offsets_ptr, norm_out, label_out, resp_out, check_finite, shape,
+                threads, &nonfinite_chunks)
+    if chunks_without_memory:
+        raise scratch_error(shape, threads)
     return nonfinite_chunks == 0 if check_finite else None
 
 

@@ -30,35 +30,6 @@ cdef void _fill_resp_from_given(
             resp[c * n_rows + i] = <floating> (w * given[i * n_components + c])
 
 
-cdef struct Scratch:
-    # Per-thread work areas in the compute type, sized for a full chunk (_alloc_scratch).
-    void* xt             # (n_features, CHUNK_ROWS): the chunk transposed
-    void* log_prob       # (n_components, CHUNK_ROWS): log-probabilities, then resp.
-    void* row_work       # (CHUNK_ROWS,): log p(x) per row
-    void* work           # ((2 * n_features + 2), CHUNK_ROWS): kernel scratch
-    double* wide         # (2 * n_features, CHUNK_ROWS): float32 BLAS operands, widened
-
-
-cdef Scratch _alloc_scratch(
-    Py_ssize_t n_features, Py_ssize_t n_components, size_t itemsize,
-) noexcept nogil:
-    cdef Scratch s
-    s.xt = malloc(n_features * CHUNK_ROWS * itemsize)
-    s.log_prob = malloc(n_components * CHUNK_ROWS * itemsize)
-    s.row_work = malloc(CHUNK_ROWS * itemsize)
-    s.work = malloc((2 * n_features + 2) * CHUNK_ROWS * itemsize)
-    s.wide = <double*> malloc(2 * n_features * CHUNK_ROWS * sizeof(double))
-    return s
-
-
-cdef void _free_scratch(Scratch s) noexcept nogil:
-    free(s.xt)
-    free(s.log_prob)
-    free(s.row_work)
-    free(s.work)
-    free(s.wide)
-
-
 cdef struct PassInputs:
     # _stats_pass's arrays, typed by the pass's dtype (shifts, chol, log_norm, tied_*) or
     # float64/int64; NULL where the source or the covariance form does not use them.
@@ -116,36 +87,46 @@ cdef void _stats_group(
             _accumulate_diag(xt, m, d, k, log_prob, shifts, nk, sums, scatter)
 
 
-cdef void _dispatch_pass(
+cdef Py_ssize_t _dispatch_pass(
     const void* X, bint single, Py_ssize_t n, StatsSource source, PassInputs a,
-    AccLayout layout, Py_ssize_t n_groups, int threads, double* acc,
+    AccLayout layout, ScratchShape shape, Py_ssize_t n_groups, int threads, double* acc,
 ) noexcept nogil:
     """_pass_groups in float32 (``single``) or float64."""
     if single:
-        _pass_groups(<const float*> X, n, source, a, layout, n_groups, threads, acc)
-    else:
-        _pass_groups(<const double*> X, n, source, a, layout, n_groups, threads, acc)
+        return _pass_groups(<const float*> X, n, source, a, layout, shape, n_groups, threads,
+                            acc)
+    return _pass_groups(<const double*> X, n, source, a, layout, shape, n_groups, threads, acc)
 
 
-cdef void _pass_groups(
+cdef Py_ssize_t _pass_groups(
     const floating* X, Py_ssize_t n, StatsSource source, PassInputs a, AccLayout layout,
-    Py_ssize_t n_groups, int threads, double* acc,
+    ScratchShape shape, Py_ssize_t n_groups, int threads, double* acc,
 ) noexcept nogil:
-    """Every group's chunks into its own accumulator (acc: n_groups of them), in parallel."""
+    """Every group's chunks into its own accumulator (acc: n_groups of them), in parallel.
+
+    Returns the number of groups left out for want of memory for their thread's scratch
+    (then the accumulators are incomplete).
+    """
     cdef Scratch scratch
     cdef Py_ssize_t g
-    cdef Py_ssize_t d = layout.d
-    cdef Py_ssize_t k = layout.k
+    cdef Py_ssize_t groups_without_memory = 0
     if threads == 1:
         # The same groups in the same order, without starting an OpenMP team: ~3 µs per
         # pass once the caches are cold, 0.3 % of a 1 ms iteration.
-        scratch = _alloc_scratch(d, k, sizeof(floating))
-        for g in range(n_groups):
-            _stats_group(X, n, source, a, layout, g, n_groups, acc, scratch)
-        _free_scratch(scratch)
-        return
+        scratch = alloc_scratch(shape)
+        if scratch.complete:
+            for g in range(n_groups):
+                _stats_group(X, n, source, a, layout, g, n_groups, acc, scratch)
+        else:
+            groups_without_memory = n_groups
+        free_scratch(scratch)
+        return groups_without_memory
     with parallel(num_threads=threads):
-        scratch = _alloc_scratch(d, k, sizeof(floating))
+        scratch = alloc_scratch(shape)
         for g in prange(n_groups, schedule="static"):
+            if not scratch.complete:
+                groups_without_memory += 1
+                continue
             _stats_group(X, n, source, a, layout, g, n_groups, acc, scratch)
-        _free_scratch(scratch)
+        free_scratch(scratch)
+    return groups_without_memory
