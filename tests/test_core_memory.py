@@ -35,6 +35,13 @@ def address_space_limit(headroom_mb):
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
+def random_problem(n, k, d, form):
+    # (X, means, precisions_chol, log_norm): n rows, k components, full or diag.
+    rng = np.random.default_rng(0)
+    chol = np.tile(np.eye(d), (k, 1, 1)) if form == "full" else np.ones((k, d))
+    return rng.random((n, d)), rng.random((k, d)), chol, np.zeros(k)
+
+
 def outcome(headroom_mb, run):
     try:
         with address_space_limit(headroom_mb):
@@ -78,14 +85,10 @@ def test_scratch_that_cannot_be_allocated_is_a_memory_error():
     # accumulators (~2 MB) and the outputs fit in the headroom.
     lines = run_limited("""
         k, d, n = 5000, 2, 2000
-        rng = np.random.default_rng(0)
-        X = rng.random((n, d))
-        means = rng.random((k, d))
-        log_norm = np.zeros(k)
         log_prob_norm = np.empty(n)
-        for full in (True, False):
-            chol = np.tile(np.eye(d), (k, 1, 1)) if full else np.ones((k, d))
-            stats = (np.zeros(k), np.zeros((k, d)), np.zeros((k, d, d) if full else (k, d)))
+        for form in ("full", "diag"):
+            X, means, chol, log_norm = random_problem(n, k, d, form)
+            stats = (np.zeros(k), np.zeros((k, d)), np.zeros(chol.shape))
             for n_threads in (1, 2):
                 # The OpenMP threads are started before the limit: only the scratch fails.
                 em.score(X, means, chol, log_norm, log_prob_norm, n_threads=n_threads)
@@ -106,11 +109,7 @@ def test_blas_without_memory_is_a_memory_error_not_a_hang():
     # enough, each call must end: with a MemoryError, or with the result.
     lines = run_limited("""
         k, d, n = 2, 1000, 600
-        rng = np.random.default_rng(0)
-        X = rng.random((n, d))
-        means = rng.random((k, d))
-        chol = np.tile(np.eye(d), (k, 1, 1))
-        log_norm = np.zeros(k)
+        X, means, chol, log_norm = random_problem(n, k, d, "full")
         resp = np.empty((n, k))
         # The OpenMP threads are started without BLAS (diag), so only BLAS is left to fail.
         em.score(X, means, np.ones((k, d)), log_norm, resp=resp, n_threads=2)
