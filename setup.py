@@ -38,7 +38,7 @@ int main(void) {
 # import by ``gmmfast._kernels`` when the CPU has them (their loops run 4 or 8 doubles wide
 # instead of 2). GCC and Clang only; elsewhere the baseline module serves alone.
 ISA_LEVEL_FLAGS = {
-    # Exactly the features gmmfast_cpu_level() in src/_em.pyx checks before loading them.
+    # Exactly the features gmmfast_cpu_level() in src/_cpu_level.h checks before loading them.
     "x86_64_v3": ["-mavx2", "-mfma", "-mbmi", "-mbmi2"],
     "x86_64_v4": ["-mavx2", "-mfma", "-mbmi", "-mbmi2",
                   "-mavx512f", "-mavx512bw", "-mavx512cd", "-mavx512dq", "-mavx512vl"],

@@ -2,7 +2,9 @@
 # them follow one determinism rule: chunk boundaries and the grouping of chunks into
 # accumulators depend on the problem shape only, never on the number of threads.
 
-from gmmfast._openmp cimport omp_get_max_threads
+from cpython.number cimport PyNumber_Index
+
+from gmmfast._openmp cimport omp_get_max_threads, omp_get_num_procs
 
 # Rows per chunk: a chunk's responsibilities (CHUNK_ROWS × K doubles) stay in L1/L2.
 cdef enum:
@@ -33,9 +35,24 @@ cdef inline Py_ssize_t group_first_chunk(
 
 
 cdef inline int resolve_threads(int n_threads, Py_ssize_t n_tasks) noexcept nogil:
-    """An explicit n_threads wins; <= 0 means the OpenMP default. Never more than tasks."""
+    """The threads a parallel loop over ``n_tasks`` tasks runs on: an explicit n_threads
+    wins, <= 0 means the OpenMP default; never more than the CPUs this process may run on
+    (``omp_get_num_procs``: more threads only wait for each other, and each costs a stack)
+    nor than tasks."""
     if n_threads <= 0:
         n_threads = omp_get_max_threads()
+    n_threads = min(n_threads, omp_get_num_procs())
     if n_tasks < n_threads:
         n_threads = <int> n_tasks
     return n_threads if n_threads > 0 else 1
+
+
+cdef inline int requested_threads(object n_threads) except? -1:
+    """A Python ``n_threads`` (any integer) as resolve_threads takes it: values beyond the
+    CPU count, however large, become the CPU count (which resolve_threads caps at anyway),
+    and <= 0 stays the OpenMP default. A non-integer is a TypeError."""
+    n = PyNumber_Index(n_threads)
+    if n <= 0:
+        return 0
+    cdef int cpus = omp_get_num_procs()
+    return cpus if n > cpus else <int> n

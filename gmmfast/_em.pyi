@@ -4,6 +4,9 @@ import numpy as np
 import numpy.typing as npt
 
 ROWS_PER_CHUNK: int
+FORM_FULL: int
+FORM_TIED: int
+FORM_DIAG: int
 
 def openmp_enabled() -> bool: ...
 def max_threads() -> int: ...
@@ -21,6 +24,7 @@ def em_pass(
     sums: npt.NDArray[np.float64],
     scatter: npt.NDArray[np.float64],
     n_threads: int = 0,
+    form: int | None = None,
 ) -> float: ...
 def stats_from_labels(
     X: npt.NDArray[np.floating],
@@ -52,4 +56,5 @@ def score(
     resp: npt.NDArray[np.floating] | None = None,
     n_threads: int = 0,
     check_finite: bool = False,
+    form: int | None = None,
 ) -> bool | None: ...

@@ -10,9 +10,11 @@ cdef extern from *:
     #else
         #define GMMFAST_OPENMP_ENABLED 0
         #define omp_get_max_threads() 1
+        #define omp_get_num_procs() 1
         #define omp_get_thread_num() 0
     #endif
     """
     bint GMMFAST_OPENMP_ENABLED
     int omp_get_max_threads() noexcept nogil
+    int omp_get_num_procs() noexcept nogil
     int omp_get_thread_num() noexcept nogil

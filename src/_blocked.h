@@ -20,8 +20,8 @@
 
 /* Rows per block: one vector register of each type, 64 bytes with AVX-512, 32 with AVX, 16
  * otherwise. The blocks must not be wider than the registers: GCC keeps a wider vector in
- * memory and moves it element by element (with 64-byte blocks, the AVX2 build scored
- * workload s 7x slower than the AVX-512 one, and slower than the SSE2 baseline). */
+ * memory and moves it element by element (with 64-byte blocks, the AVX2 build scored 7x
+ * slower than the AVX-512 one, and slower than the SSE2 baseline). */
 #if defined(__AVX512F__)
 #define GMMFAST_VECTOR_BYTES 64
 #elif defined(__AVX__)
@@ -62,8 +62,8 @@
 /* Row gathering for accumulate_full: copy the rows i < m whose responsibility r[i] is not
  * zero into kept (d x n_kept, feature-major like xt) and their r into kept_r, in order;
  * returns their number (the caller counted n_kept). Scalar, the test on r is a branch that
- * mispredicts on every change of cluster, and it made a quarter of a float32 pass on
- * workload b; with AVX-512 a block of rows is compressed at once (vcompressps/pd), which
+ * mispredicts on every change of cluster, and it made a quarter of a float32 pass at
+ * D = 8, K = 16; with AVX-512 a block of rows is compressed at once (vcompressps/pd), which
  * keeps the order, so both versions give the same rows. */
 #if defined(__AVX512F__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>

@@ -29,7 +29,7 @@ static inline double GMMFAST_FN(hsum)(GMMFAST_FN(rows) v)
 /* log_prob[i] = log_norm - ||y_i U - offset||^2 / 2 for the rows of n_blocks blocks, from
  * y = x - centre: with offset = (mu - centre) U this is the log-density about mu, and one
  * centred copy of a chunk serves every component (a pass of x - mu per component was ~10 %
- * of an EM pass on workload b). Coordinate j of the whitened row needs only y_0..y_j:
+ * of an EM pass at D = 8, K = 16). Coordinate j of the whitened row needs only y_0..y_j:
  * D(D+1)/2 multiply-adds per row, the offset entering as the first one's addend. Four
  * blocks at a time, for four independent chains of multiply-adds (with two, the loop
  * waited on their latency). */

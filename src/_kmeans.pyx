@@ -14,7 +14,8 @@ from libc.stdlib cimport free, malloc
 import numpy as np
 
 from gmmfast._chunking cimport (
-    CHUNK_ROWS, group_first_chunk, n_chunks_of, n_groups_of, resolve_threads,
+    CHUNK_ROWS, group_first_chunk, n_chunks_of, n_groups_of, requested_threads,
+    resolve_threads,
 )
 
 
@@ -181,7 +182,7 @@ cdef inline double _cluster_sum(
 
 def lloyd_step(
     const floating[:, ::1] X, const double[::1] sample_weight, const double[:, ::1] centers,
-    double[:, ::1] new_centers, double[::1] counts, long long[::1] labels, int n_threads=0,
+    double[:, ::1] new_centers, double[::1] counts, long long[::1] labels, n_threads=0,
 ):
     """One Lloyd iteration: assign every sample to its nearest centre, recompute centres.
 
@@ -200,7 +201,8 @@ def lloyd_step(
     labels : ndarray of shape (n_samples,), int64
         OUT. Index of the nearest centre (first one on ties).
     n_threads : int
-        IN. <= 0 means the OpenMP default. Results do not depend on it.
+        IN. <= 0 means the OpenMP default; at most the CPU count (larger values are
+        capped). Results do not depend on it.
 
     Returns
     -------
@@ -223,7 +225,7 @@ def lloyd_step(
     cdef Py_ssize_t n_groups = n_groups_of(n_chunks, acc_size)
     accumulators = np.zeros((max(n_groups, 1), acc_size), dtype=np.float64)
     cdef double[:, ::1] acc = accumulators
-    cdef int threads = resolve_threads(n_threads, n_groups)
+    cdef int threads = resolve_threads(requested_threads(n_threads), n_groups)
     cdef const double* w_ptr = NULL if sample_weight is None else &sample_weight[0]
     cdef Py_ssize_t g, chunk, row0
     cdef LloydScratch scratch
@@ -231,7 +233,7 @@ def lloyd_step(
 
     if n > 0:
         with nogil, parallel(num_threads=threads):
-            scratch = alloc_lloyd_scratch(d, CHUNK_ROWS)
+            scratch = alloc_lloyd_scratch(d, min(n, <Py_ssize_t> CHUNK_ROWS))
             for g in prange(n_groups, schedule="static"):
                 if scratch.xt == NULL:
                     groups_without_memory += 1
@@ -262,14 +264,14 @@ def lloyd_step(
 
 def update_closest_sq_dist(
     const floating[:, ::1] X, const double[::1] center, double[::1] closest_sq_dist,
-    int n_threads=0,
+    n_threads=0,
 ):
     """closest_sq_dist[i] = min(closest_sq_dist[i], ‖x_i − center‖²), in place (IN/OUT)."""
     cdef Py_ssize_t n = X.shape[0]
     cdef Py_ssize_t d = X.shape[1]
     if center.shape[0] != d or closest_sq_dist.shape[0] != n:
         raise ValueError("center must have shape (n_features,), closest (n_samples,)")
-    cdef int threads = resolve_threads(n_threads, n_chunks_of(n))
+    cdef int threads = resolve_threads(requested_threads(n_threads), n_chunks_of(n))
     cdef Py_ssize_t i
     cdef double dist
     if n == 0:
@@ -284,7 +286,7 @@ def update_closest_sq_dist(
 def candidate_potentials(
     const floating[:, ::1] X, const double[::1] sample_weight,
     const double[:, ::1] candidates, const double[::1] closest_sq_dist,
-    double[::1] potentials, int n_threads=0,
+    double[::1] potentials, n_threads=0,
 ):
     """k-means++ potential of each candidate centre: Σ_i w_i min(closest_i, ‖x_i − cand‖²).
 
@@ -303,7 +305,7 @@ def candidate_potentials(
     cdef Py_ssize_t n_groups = n_groups_of(n_chunks, t)
     accumulators = np.zeros((max(n_groups, 1), t), dtype=np.float64)
     cdef double[:, ::1] acc = accumulators
-    cdef int threads = resolve_threads(n_threads, n_groups)
+    cdef int threads = resolve_threads(requested_threads(n_threads), n_groups)
     cdef const double* w_ptr = NULL if sample_weight is None else &sample_weight[0]
     cdef Py_ssize_t g, i, c, row_end
     cdef double dist, w

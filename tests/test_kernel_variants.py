@@ -2,7 +2,9 @@
 GMMFAST_KERNELS. The variants' numbers are checked by tests/test_kernels.py, which runs
 every kernel test against every available variant."""
 
+import importlib
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -22,6 +24,26 @@ def test_the_widest_available_variant_serves_the_estimators():
     if _em.cpu_level() >= 3 and len(available) > 1:
         # An x86-64 build with GCC/Clang carries the AVX2 variant; this CPU can run it.
         assert "x86_64_v3" in available
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
+                    reason="the variants are x86-64 microarchitecture levels")
+@pytest.mark.skipif("GMMFAST_KERNELS" in os.environ, reason="GMMFAST_KERNELS caps the choice")
+def test_the_widest_variant_the_cpu_supports_is_the_one_that_runs():
+    level = _em.cpu_level()
+    widest = "x86_64_v4" if level >= 4 else "x86_64_v3" if level >= 3 else "baseline"
+    assert _kernels.variant == widest
+    expected = _em if widest == "baseline" else importlib.import_module(f"gmmfast._em_{widest}")
+    assert _kernels.em is expected
+    assert _gaussian_mixture._em is expected
+
+
+@pytest.mark.skipif(os.environ.get("GMMFAST_REQUIRE_OPENMP", "0") in ("", "0"),
+                    reason="only a build made with GMMFAST_REQUIRE_OPENMP=1 must have OpenMP")
+def test_openmp_is_on_when_the_build_requires_it():
+    for name in _kernels.available_variants():
+        em, _ = _kernels.variant_modules(name)
+        assert em.openmp_enabled(), f"{name} kernels were built without OpenMP"
 
 
 def test_variants_need_the_cpu_level_they_were_built_for(monkeypatch):

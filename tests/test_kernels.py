@@ -386,6 +386,68 @@ def test_em_pass_matches_reference(dtype, form, n, weights, d, k):
         assert np.array_equal(scatter, np.swapaxes(scatter, 1, 2)), "scatter not symmetric"
 
 
+FORM_CONSTANTS = {"full": "FORM_FULL", "tied": "FORM_TIED", "diag": "FORM_DIAG"}
+
+
+@pytest.mark.parametrize("form", DENSITY_FORMS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_explicit_form_selects_the_kernel_the_shapes_imply(dtype, form):
+    X = samples(8, 4, dtype)[:300]
+    means, chol, log_norm, _ = model_params(8, 4, form)
+    explicit = getattr(_em, FORM_CONSTANTS[form])
+    inferred_stats, explicit_stats = empty_stats(4, 8, form), empty_stats(4, 8, form)
+    inferred = _em.em_pass(X, None, means, chol, log_norm, *inferred_stats)
+    assert _em.em_pass(X, None, means, chol, log_norm, *explicit_stats, form=explicit) == inferred
+    for a, b in zip(inferred_stats, explicit_stats):
+        assert np.array_equal(a, b)
+    resp, explicit_resp = np.empty((300, 4), dtype), np.empty((300, 4), dtype)
+    _em.score(X, means, chol, log_norm, resp=resp)
+    _em.score(X, means, chol, log_norm, resp=explicit_resp, form=explicit)
+    assert np.array_equal(resp, explicit_resp)
+
+
+def test_one_component_with_one_factor_is_full_unless_told_tied():
+    X = samples(3, 1, np.float64)[:100]
+    means, chol, log_norm, covs = model_params(3, 1, "full")
+    ref = ref_weighted_log_prob(X, means, covs, np.ones(1), "full")[:, 0]
+    for form in (None, _em.FORM_FULL, _em.FORM_TIED):
+        out = np.empty(100)
+        _em.score(X, means, chol, log_norm, log_prob_norm=out, form=form)
+        np.testing.assert_allclose(out, ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "form, chol_form, message",
+    [
+        ("FORM_DIAG", "full", r"shape \(4, 8\) for this form"),
+        ("FORM_FULL", "diag", r"shape \(4, 8, 8\) for this form"),
+        ("FORM_TIED", "full", r"shape \(1, 8, 8\) for this form"),
+        (7, "full", "form must be FORM_FULL, FORM_TIED or FORM_DIAG"),
+        (True, "full", "form must be FORM_FULL, FORM_TIED or FORM_DIAG"),
+        ("full", "full", "form must be FORM_FULL, FORM_TIED or FORM_DIAG"),
+    ],
+)
+def test_explicit_form_must_match_the_precisions(form, chol_form, message):
+    form = getattr(_em, form) if str(form).startswith("FORM_") else form
+    X = samples(8, 4, np.float64)[:10]
+    means, chol, log_norm, _ = model_params(8, 4, chol_form)
+    with pytest.raises(ValueError, match=message):
+        _em.em_pass(X, None, means, chol, log_norm, *empty_stats(4, 8, chol_form), form=form)
+    with pytest.raises(ValueError, match=message):
+        _em.score(X, means, chol, log_norm, labels=np.empty(10, np.int64), form=form)
+
+
+@pytest.mark.parametrize("bad_shape", [(4, 8, 7), (2, 8, 8), (4,), (4, 64)])
+def test_precisions_of_no_form_are_refused_by_every_entry_point(bad_shape):
+    X = samples(8, 4, np.float64)[:10]
+    means, _, log_norm, _ = model_params(8, 4, "full")
+    message = r"precisions_chol must have shape \(4, 8, 8\) \(full\), \(1, 8, 8\) \(tied"
+    with pytest.raises(ValueError, match=message):
+        _em.em_pass(X, None, means, np.ones(bad_shape), log_norm, *empty_stats(4, 8, "full"))
+    with pytest.raises(ValueError, match=message):
+        _em.score(X, means, np.ones(bad_shape), log_norm, labels=np.empty(10, np.int64))
+
+
 @pytest.mark.parametrize("weights", ["none", "with_zeros"])
 @pytest.mark.parametrize("d", [4, 8, 32])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
@@ -596,13 +658,24 @@ def test_score_matches_reference(dtype, form, n, d, k):
     # resp = exp(log_prob - lse): its relative error is the absolute error of the exponent.
     # Below the floor (exp(-600), float32 exp(-87)) responsibilities are exactly 0.
     resp_rtol = rtol * max(1.0, lse_scale.max(initial=0.0))
-    resp_atol = TINY if dtype == np.float64 else np.exp(-87.0)
+    resp_atol = np.exp(-600.0) if dtype == np.float64 else np.exp(-87.0)
     assert_close("score resp", resp, ref_resp, ref_resp, resp_rtol, dtype, atol=resp_atol)
     # Labels: the argmax, up to near-ties that floating point cannot resolve.
     assert labels.min() >= 0 and labels.max() < k
     chosen = log_prob[np.arange(n), labels]
     assert np.all(chosen >= log_prob.max(axis=1) - rtol * lse_scale)
     assert np.mean(labels == np.argmax(log_prob, axis=1)) >= 0.999
+
+
+@pytest.mark.parametrize("n", [7, 257])
+@pytest.mark.parametrize("d", [65, 130])
+@pytest.mark.parametrize("form", DENSITY_FORMS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_more_features_than_one_slab_match_reference(dtype, form, n, d):
+    # D > 64: the diag kernel continues over slabs of 64 features; full and tied whiten
+    # and scatter through BLAS (trmm, syrk); odd n for the padded last row block.
+    test_em_pass_matches_reference(dtype, form, n, "with_zeros", d, 4)
+    test_score_matches_reference(dtype, form, n, d, 4)
 
 
 @pytest.mark.parametrize("k", [9, 16])
