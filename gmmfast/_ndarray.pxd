@@ -1,7 +1,7 @@
 # Array arguments through NumPy's C API, for the Python entry points that run once or more
 # per EM iteration (the pass wrapper, the M-step). Right after a pass has evicted the caches,
 # each typed memoryview costs ~1 µs (an object, a lock, a format string parsed) and each NumPy
-# call several: together they were ~3 % of workload a's iteration. The kernels never see
+# call several: together a few per cent of an iteration on small data. The kernels never see
 # NumPy: they take the pointers. Internal to gmmfast (not part of the C-level API).
 # Every module that cimports this calls ``cnp.import_array()``.
 

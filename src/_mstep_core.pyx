@@ -49,7 +49,7 @@ def estimate_parameters(nk, sums, scatter, shifts, str covariance_type, double r
 
 
 def em_step(em_pass, cnp.ndarray X, sample_weight, tuple params, str covariance_type,
-            int n_threads, double reg_covar, double eps):
+            n_threads, double reg_covar, double eps):
     """One EM iteration on in-memory rows: ``(Σ w log p(x), new parameters or None)``.
 
     The in-memory source's fast path (``gmmfast._engine.InMemorySource.fused_em_step``):
