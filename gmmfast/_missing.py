@@ -31,9 +31,11 @@ Initialisation with missing entries:
 - k-means measures distances over the coordinates a row has (each row goes to the
   nearest centre over its observed coordinates); a centre's coordinate is the mean of the
   observed entries of its cluster in that column (unchanged when there is none);
-- the seeding sample (k-means++ seeds), ``random_from_data``'s rows and the rows that
-  refill empty clusters have their missing entries imputed by the column means (the
-  weighted means of each column's observed entries);
+- k-means++ seeds (for ``kmeans`` and ``k-means++``) are drawn from a sample of the rows
+  with the fewest missing entries: the complete rows when there are at least 100 per
+  cluster, else also those with one missing entry, and so on. Missing entries left in the
+  sample, in ``random_from_data``'s rows and in the rows that refill empty clusters are
+  imputed by the column means (the weighted means of each column's observed entries);
 - the statistics of a partition (``kmeans``) or of random responsibilities (``random``)
   count a missing entry at the shift (the cluster's mean, the data's mean): in the counts,
   not in the sums or the scatter. The initial variances are then those of the observed
@@ -53,6 +55,7 @@ from gmmfast._engine import (
     ordered_sum,
 )
 from gmmfast._initialisation import (
+    SEEDING_ROWS_PER_CLUSTER,
     random_resp_blocks,
     seeding_sample,
     stats_from_labels,
@@ -378,10 +381,28 @@ class MissingValueSource:
             return np.arange(self.n_samples)
         return np.sort(np.concatenate([group.rows for group in self.groups]))
 
+    def _seeding_rows(self, n_clusters):
+        """The rows with the fewest missing entries, at least ``SEEDING_ROWS_PER_CLUSTER``
+        per cluster of non-zero weight (every row with an observed entry if need be), in
+        row order.
+
+        An imputed row lies off the data (its imputed coordinates sit at the column
+        means), so k-means++, which favours far rows, would seed on imputed rows and the
+        sample's Lloyd iterations would fit clusters of them.
+        """
+        needed = SEEDING_ROWS_PER_CLUSTER * n_clusters
+        n_missing = sorted({group.missing.size for group in self.groups})
+        for most_missing in n_missing:
+            chosen = [g for g in self.groups if g.missing.size <= most_missing]
+            if sum(g.source.n_positive for g in chosen) >= needed:
+                break
+        return np.sort(np.concatenate([group.rows for group in chosen]))
+
     def seeding_sample(self, n_clusters, random_state):
-        """A uniform sample of the rows with an observed entry, missing entries imputed by
-        the column means, as an in-memory source (all of them when they are few)."""
-        rows = self._observed_rows()
+        """A uniform sample of the rows with the fewest missing entries (see
+        :meth:`_seeding_rows`), those imputed by the column means, as an in-memory source
+        (all of those rows when they are few)."""
+        rows = self._seeding_rows(n_clusters)
         # seeding_sample reads only the number of rows and their weights.
         indices = seeding_sample(rows[:, None], self._weights_of(rows), n_clusters,
                                  random_state)

@@ -147,6 +147,19 @@ def test_kmeans_finds_the_blobs_through_missing_entries():
     assert len(pairs) == N_COMPONENTS
 
 
+def test_seeds_come_from_the_rows_with_the_fewest_missing_entries():
+    X = _mixture_data(2000, N_COMPONENTS, 4, seed=7)
+    X[np.random.RandomState(0).uniform(size=X.shape) < 0.1] = np.nan
+    complete = {tuple(row) for row in X[~np.isnan(X).any(axis=1)]}
+    n_missing = np.isnan(X).sum(axis=1)
+    # Over 1000 complete rows: enough for 3 clusters, not for 15.
+    sample = MissingValueSource(X, None, 3).seeding_sample(3, np.random.RandomState(0))
+    assert {tuple(row) for row in sample.X} <= complete
+    sample = MissingValueSource(X, None, 15).seeding_sample(15, np.random.RandomState(0))
+    assert len(sample.X) == np.count_nonzero(n_missing <= 1)
+    assert not np.isnan(sample.X).any()
+
+
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 1e-4)])
 def test_scores_are_marginal_densities(covariance_type, dtype, rtol):
