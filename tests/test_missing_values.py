@@ -16,9 +16,11 @@ from gmmfast._engine import (
     ordered_sum,
     run_em,
 )
+from gmmfast import _missing
 from gmmfast._missing import (
     MissingValueSource,
     fit_source,
+    group_rows,
     missing_block_statistics,
     score_missing,
 )
@@ -90,6 +92,28 @@ def test_log_likelihood_never_decreases(covariance_type):
     _, result = _fit(MissingValueSource(X, _weights(len(X)), N_COMPONENTS),
                      covariance_type, 25)
     assert np.all(np.diff(result.lower_bounds) >= -1e-12)
+
+
+@pytest.mark.parametrize("n_features", [3, 12, 70])
+def test_rows_are_grouped_by_pattern(n_features):
+    rng = np.random.RandomState(0)
+    X = rng.randn(400, n_features)
+    # Few patterns, so that groups have several rows.
+    patterns = rng.uniform(size=(6, n_features)) < 0.3
+    patterns[0] = False
+    patterns[1] = True
+    X[patterns[rng.randint(6, size=len(X))]] = np.nan
+    groups, empty_rows = group_rows(X)
+    assert not groups[0].missing.size
+    assert np.all(np.isnan(X[empty_rows]))
+    seen = [empty_rows]
+    for group in groups:
+        assert np.all(np.diff(group.rows) > 0)
+        np.testing.assert_array_equal(group.source.X, X[group.rows][:, group.observed])
+        assert np.all(np.isnan(X[group.rows][:, group.missing]))
+        seen.append(group.rows)
+    np.testing.assert_array_equal(np.sort(np.concatenate(seen)), np.arange(len(X)))
+    assert len(groups) == len({tuple(p) for p in np.isnan(X)} - {(True,) * n_features})
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
@@ -194,7 +218,10 @@ def test_rows_with_no_observed_entry_do_not_change_the_fit():
         np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
-def test_statistics_do_not_depend_on_the_thread_count():
+@pytest.mark.parametrize("parallel_group_rows", [20, 10**9])
+def test_results_do_not_depend_on_the_thread_count(parallel_group_rows, monkeypatch):
+    # Large groups get every thread for their pass, small ones a thread each.
+    monkeypatch.setattr(_missing, "PARALLEL_GROUP_ROWS", parallel_group_rows)
     X = _incomplete_data()
     source = MissingValueSource(X, _weights(len(X)), N_COMPONENTS)
     start, _ = _fit(source, "full", 0)
@@ -203,6 +230,14 @@ def test_statistics_do_not_depend_on_the_thread_count():
     assert one[0] == two[0]
     for a, b in zip(one[1], two[1]):
         np.testing.assert_array_equal(a, b)
+    for a, b in zip(source.score(params, 1, resp=True), source.score(params, 2, resp=True)):
+        np.testing.assert_array_equal(a, b)
+    for init_params in ("kmeans", "random"):
+        one, two = (initial_statistics(source, N_COMPONENTS, init_params, ("full",),
+                                       np.random.RandomState(0), threads)["full"]
+                    for threads in (1, 2))
+        for a, b in zip(one, two):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_blocks_statistics_add_up_to_the_whole():
