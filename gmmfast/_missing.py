@@ -396,7 +396,7 @@ class MissingValueSource:
             raise ValueError(
                 f"Expected at least n_components = {n_components} samples with an "
                 f"observed (non-NaN) entry and a non-zero sample_weight, got "
-                f"{self.n_positive}. Use fewer components, or drop fewer rows."
+                f"{self.n_positive}. Use fewer components, or more data."
             )
         self._moments = None
 
