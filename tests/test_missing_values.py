@@ -184,6 +184,23 @@ def test_seeds_come_from_the_rows_with_the_fewest_missing_entries():
     assert not np.isnan(sample.X).any()
 
 
+def test_rows_for_seeds_and_empty_clusters_are_imputed_by_the_column_means():
+    X = np.array([[0.0, 1.0], [np.nan, 30.0], [2.0, np.nan], [4.0, -1.0], [np.nan, np.nan],
+                  [1.0, 0.0]])
+    weights = np.array([1.0, 1.0, 1.0, 0.0, 1.0, 1.0])
+    source = MissingValueSource(X, weights, 2)
+    mean = [(0.0 + 2.0 + 1.0) / 3, (1.0 + 30.0 + 0.0) / 3]
+    np.testing.assert_allclose(source.mean_and_variance(1)[0], mean)
+    # Ranks among the rows with an observed entry and a weight: 0, 1, 2, 5.
+    rows, row_weights = source.rows_at_ranks(np.array([2, 1]))
+    np.testing.assert_allclose(rows, [[2.0, mean[1]], [mean[0], 30.0]])
+    np.testing.assert_array_equal(row_weights, [1.0, 1.0])
+    # Distances over the observed coordinates: row 1 is 30 away, row 3 has no weight.
+    centres = np.zeros((1, 2))
+    np.testing.assert_allclose(source.farthest_rows(centres, centres, 1, 1),
+                               [[mean[0], 30.0]])
+
+
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 1e-4)])
 def test_scores_are_marginal_densities(covariance_type, dtype, rtol):
