@@ -32,12 +32,13 @@ QUICK_N = {"a": 5_000, "b": 20_000, "c": 5_000, "d": 20_000, "e": 20_000, "f": 6
            "t": 10_000, "s": 10_000}
 
 
-def make_blobs(n, d, k, seed=SEED):
+def make_blobs(n, d, k, seed=SEED, return_mixture=False):
     """K well-separated Gaussian blobs per WORKLOADS.md, rows shuffled (float64).
 
     Means uniform in [-15, 15]^D, re-drawn until every pair is at least 12 apart, the box
     growing 10 % after every 1000 failed draws; covariances ``A Aᵀ / D + 0.1 I`` with ``A``
-    standard normal (K×D×D); weights Dirichlet(10·1_K); counts multinomial.
+    standard normal (K×D×D); weights Dirichlet(10·1_K); counts multinomial. With
+    ``return_mixture``, also the mixture drawn from: ``(weights, means, covariances)``.
     """
     rng = np.random.default_rng(seed)
     half_width, failures = 15.0, 0
@@ -60,7 +61,7 @@ def make_blobs(n, d, k, seed=SEED):
         X[start:start + counts[j]] = means[j] + rng.standard_normal((counts[j], d)) @ L.T
         start += counts[j]
     rng.shuffle(X)
-    return X
+    return (X, (weights, means, covariances)) if return_mixture else X
 
 
 def make_start(X, k, seed=SEED):

@@ -113,11 +113,17 @@ def ordered_sum(parts):
 
 class KernelParameters(NamedTuple):
     """A mixture in the compiled kernels' form (see ``gmmfast._em.em_pass``): means (K, D),
-    precisions' factors ((K, D, D) full, (1, D, D) tied, (K, D) diag) and ``log_norm`` (K,)."""
+    precisions' factors ((K, D, D) full, (1, D, D) tied, (K, D) diag) and ``log_norm`` (K,).
+
+    ``covariances``, in the factors' shape, when the parameters carry them (else None): a
+    source that marginalises over missing entries needs Σ itself, and inverting the
+    factors again would lose the digits that the M-step's Σ still has.
+    """
 
     means: np.ndarray
     precisions_chol: np.ndarray
     log_norm: np.ndarray
+    covariances: np.ndarray | None = None
 
 
 # ----------------------------------------------------------------------------------------
@@ -186,7 +192,7 @@ def score_arrays(X, kernel_params, labels=False, resp=False, n_threads=0, log_pr
     pass of its own) and must raise.
     """
     X = np.ascontiguousarray(X)
-    means, precisions_chol, log_norm = kernel_params
+    means, precisions_chol, log_norm = kernel_params[:3]
     n = X.shape[0]
     log_prob_norm = np.empty(n, dtype=X.dtype) if log_prob else None
     label_out = np.empty(n, dtype=np.int64) if labels else None
@@ -207,10 +213,10 @@ def block_statistics(X, sample_weight, kernel_params, n_threads=0):
     None. The unit of work of every source: all of X in memory, each block of a dask array
     on its worker.
     """
-    means, precisions_chol, _ = kernel_params
+    means, precisions_chol, log_norm = kernel_params[:3]
     form = "full" if precisions_chol.ndim == 3 else "diag"
     stats = Statistics.zeros(form, means)
-    loglik = _em.em_pass(X, sample_weight, means, precisions_chol, kernel_params.log_norm,
+    loglik = _em.em_pass(X, sample_weight, means, precisions_chol, log_norm,
                          stats.nk, stats.sums, stats.scatter, n_threads)
     return loglik, stats
 
@@ -488,9 +494,23 @@ def lloyd(source, centres, tolerance, relocation_rows, n_threads):
 def mixture_kernel_parameters(theta, covariance_type):
     """The kernels' form of a mixture θ = (weights, means, covariances or None,
     precisions_cholesky) of ``covariance_type``."""
-    weights, means, _, precisions_chol = theta
-    return KernelParameters(*_mstep_core.kernel_parameters(
-        weights, means, precisions_chol, covariance_type, np.shape(means)[1]))
+    weights, means, covariances, precisions_chol = theta
+    means, precisions_chol, log_norm = _mstep_core.kernel_parameters(
+        weights, means, precisions_chol, covariance_type, np.shape(means)[1])
+    if covariances is not None:
+        covariances = _in_factors_shape(covariances, covariance_type, precisions_chol.shape)
+    return KernelParameters(means, precisions_chol, log_norm, covariances)
+
+
+def _in_factors_shape(covariances, covariance_type, shape):
+    """Covariances shaped as the kernels' factors: tied is one (1, D, D) matrix, spherical
+    one variance per feature."""
+    covariances = np.asarray(covariances, dtype=np.float64)
+    if covariance_type == "tied":
+        return covariances[None]
+    if covariance_type == "spherical":
+        return np.broadcast_to(covariances[:, None], shape)
+    return covariances
 
 
 class MixtureModel:

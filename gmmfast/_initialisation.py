@@ -129,15 +129,24 @@ def stats_from_random_resp(X, sample_weight, n_components, random_state, form, n
     """Statistics of uniform random responsibilities, rows normalised, about ``shifts``
     (K, D); drawn block by block from the RNG stream as one (n_samples, K) draw would be."""
     nk, sums, scatter = empty_stats(form, n_components, X.shape[1])
-    for start in range(0, X.shape[0], RANDOM_RESP_BLOCK):
-        stop = min(start + RANDOM_RESP_BLOCK, X.shape[0])
-        resp = random_state.uniform(size=(stop - start, n_components))
-        resp /= resp.sum(axis=1)[:, None]
-        if X.dtype != np.float64:
-            # scikit-learn casts the responsibilities to X's dtype before its M-step.
-            resp = resp.astype(X.dtype).astype(np.float64)
+    for start, stop, resp in random_resp_blocks(X.shape[0], n_components, random_state,
+                                                X.dtype):
         weights = None if sample_weight is None else sample_weight[start:stop]
         # Each block's statistics are added to the running totals.
         _em.stats_from_resp(X[start:stop], weights, resp, shifts, nk, sums, scatter,
                             n_threads)
     return nk, sums, scatter, shifts
+
+
+def random_resp_blocks(n_samples, n_components, random_state, dtype):
+    """``(start, stop, responsibilities)`` of consecutive row blocks: uniform random
+    responsibilities, rows normalised, float64, drawn from ``random_state`` as one
+    (n_samples, K) draw would be."""
+    for start in range(0, n_samples, RANDOM_RESP_BLOCK):
+        stop = min(start + RANDOM_RESP_BLOCK, n_samples)
+        resp = random_state.uniform(size=(stop - start, n_components))
+        resp /= resp.sum(axis=1)[:, None]
+        if dtype != np.float64:
+            # scikit-learn casts the responsibilities to X's dtype before its M-step.
+            resp = resp.astype(dtype).astype(np.float64)
+        yield start, stop, resp
