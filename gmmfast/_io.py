@@ -217,8 +217,9 @@ def read_model(path):
 
 
 # What the zipfile module raises, besides BadZipFile, for a damaged archive: a zip feature
-# it does not implement, seeks and structs outside the file, undecodable member names.
-_ARCHIVE_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError,
+# it does not implement, offsets before the start of the file (OSError from seek) or past
+# its end, undecodable member names.
+_ARCHIVE_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
                    NotImplementedError, struct.error, OverflowError, KeyError)
 
 # The JSON metadata is a few kB (the command line adds the column names); this bound
