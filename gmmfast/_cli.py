@@ -133,7 +133,8 @@ MAX_COUNT = 2**31 - 1
 
 
 def _positive_int(text):
-    if len(text.strip().lstrip("+-")) > len(str(MAX_COUNT)):
+    # Refused before int(): a number of thousands of digits is slow (or an error) to parse.
+    if len(text.strip().lstrip("+-").lstrip("0")) > len(str(MAX_COUNT)):
         raise argparse.ArgumentTypeError(f"must be at most {MAX_COUNT}, got {text}")
     try:
         value = int(text)
@@ -431,16 +432,23 @@ def write_predictions(out, model, X, block=65536):
 
 
 def _load_model(path):
+    """The model of a file and the column names ``fit --save`` stored with it (or None)."""
     from gmmfast._io import read_model
 
     if not os.path.exists(path):
         raise UserError(f"no such model file: {path}")
-    return read_model(path)
+    model, metadata = read_model(path)
+    columns = metadata["extra"].get("columns")
+    n_features = model.means_.shape[1]
+    if columns is not None and not (isinstance(columns, list) and len(columns) == n_features
+                                    and all(isinstance(c, str) for c in columns)):
+        raise UserError(f"{path}: the column names stored with the model are not a list of "
+                        f"{n_features} names (the file was edited or damaged)")
+    return model, columns
 
 
 def run_predict(args):
-    model, metadata = _load_model(args.model)
-    saved_columns = metadata["extra"].get("columns")
+    model, saved_columns = _load_model(args.model)
     columns = parse_columns(args.columns)
     if columns is None and saved_columns:
         # The model's columns by name when the file has them (e.g. a header with more
@@ -461,7 +469,7 @@ def run_predict(args):
 
 
 def run_sample(args):
-    model, metadata = _load_model(args.model)
+    model, saved_columns = _load_model(args.model)
     # The samples are drawn per component then stacked (two copies), with int64 labels.
     n_features = model.means_.shape[1]
     _check_fits_in_memory(args.n_samples * (2 * n_features * model.means_.itemsize + 8),
@@ -469,7 +477,7 @@ def run_sample(args):
     if args.seed is not None:
         model.set_params(random_state=args.seed)
     X, labels = model.sample(args.n_samples)
-    names = metadata["extra"].get("columns") or [f"x{i}" for i in range(X.shape[1])]
+    names = saved_columns or [f"x{i}" for i in range(X.shape[1])]
     with _output(args.output) as out:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(list(names) + ["component"])

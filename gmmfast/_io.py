@@ -17,13 +17,18 @@ arrays; a ``random_state`` that is not an int is stored as null), ``fitted``
 and SHA-256 of its bytes), ``extra`` (free JSON given by the writer, e.g. the command line's
 column names) and ``checksum``, the SHA-256 of the canonical JSON of everything else.
 
-Loading never unpickles and refuses, with :class:`ModelFileError`, anything that is not
-exactly such a file: not a zip archive or truncated, a missing or unexpected member, a
-format or version it does not know, an array whose bytes, dtype or shape differ from the
-metadata, a checksum that does not match (an edited file), or parameters that are not a
-valid mixture (shapes that disagree, non-finite values, weights that do not sum to one).
-The checksum detects damage and casual edits, it is not a signature: a file from an
-untrusted source is only as trustworthy as its arrays.
+Loading never unpickles, never reads more than the file holds (every member is stored
+uncompressed, as ``numpy.savez`` writes it, and its size is checked against its ``.npy``
+header and the metadata before it is read) and refuses, with :class:`ModelFileError`,
+anything that is not exactly such a file: not a regular file, not a zip archive or
+truncated, a missing, unexpected, compressed or encrypted member, a format or version it
+does not know, an array whose bytes, dtype or shape differ from the metadata, a checksum
+that does not match (an edited file), parameters outside the estimator's constraints, or
+arrays that are not one valid mixture (shapes that disagree, non-finite values, weights
+that do not sum to one, a ``precisions_cholesky_`` that is not upper triangular with a
+positive diagonal or disagrees with ``covariances_`` or ``precisions_``). The checksum
+detects damage and casual edits, it is not a signature: a file from an untrusted source is
+only as trustworthy as its arrays.
 """
 
 import contextlib
@@ -226,6 +231,7 @@ _ARCHIVE_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, 
 # keeps a damaged size field from making load read or parse gigabytes of text.
 MAX_METADATA_BYTES = 64 * 2**20
 _ZIP_MAGIC = b"PK\x03\x04"
+_SNIFF_BYTES = 2**16
 
 
 def _refuse(path, reason):
@@ -234,11 +240,16 @@ def _refuse(path, reason):
 
 def _read_archive(f, path):
     """The metadata and the arrays, each member's size checked before it is read."""
-    if f.read(len(_ZIP_MAGIC)) != _ZIP_MAGIC:
-        raise _refuse(path, "it is not an .npz archive (it does not begin with a zip "
-                            "header; is it truncated, or were bytes added before it?)")
+    start = f.read(_SNIFF_BYTES)
+    if not start.startswith(_ZIP_MAGIC):
+        raise _refuse(path, _not_a_zip(start))
     f.seek(0)
-    with zipfile.ZipFile(f) as archive:
+    try:
+        archive = zipfile.ZipFile(f)
+    except zipfile.BadZipFile:
+        raise _refuse(path, "the archive is truncated or damaged (its zip directory, at "
+                            "the end of the file, is missing)") from None
+    with archive:
         members = _list_members(archive, file_size(f), path)
         if "metadata" not in members:
             raise _refuse(path, "the 'metadata' member is missing")
@@ -248,6 +259,15 @@ def _read_archive(f, path):
         arrays = {name: _read_array(archive, info, metadata["arrays"][name], path)
                   for name, info in members.items() if name != "metadata"}
     return metadata, arrays
+
+
+def _not_a_zip(start):
+    """Why a file that does not begin with a zip header is refused, from its first bytes."""
+    if start.startswith(b"\x93NUMPY"):
+        return "it is a single .npy array, not an .npz archive"
+    if _ZIP_MAGIC in start:
+        return "bytes were added before the zip archive"
+    return "it is not an .npz archive (not a zip file)"
 
 
 def _list_members(archive, size, path):

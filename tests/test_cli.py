@@ -325,6 +325,21 @@ def test_a_long_grid_is_checked_in_linear_time():
     assert check_n_components_grid([3, 1, 3, 2, 1]) == [3, 1, 2]
 
 
+@pytest.mark.parametrize("columns", [5, "ab", ["a"], [1, 2]])
+def test_column_names_stored_with_a_model_are_checked(tmp_path, monkeypatch, capsys, columns):
+    from gmmfast._cli import main
+    from gmmfast._io import save_model
+
+    monkeypatch.chdir(tmp_path)
+    save_model(gmmfast.GaussianMixture(1).fit(old_faithful()), "m.npz",
+               extra={"columns": columns})
+    write(tmp_path, "a.csv", "a,b\n1,2\n3,4\n")
+    message = "m.npz: the column names stored with the model are not a list of 2 names"
+    for args in (["predict", "m.npz", "a.csv"], ["sample", "m.npz", "-n", "2"]):
+        assert main(args) == 2
+        assert_user_error(2, capsys.readouterr().err, message)
+
+
 def test_parquet(tmp_path):
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame({"a": np.r_[np.zeros(20), np.ones(20) * 9] + np.arange(40) % 3,

@@ -139,7 +139,7 @@ def edit_metadata(path, change):
 def test_a_truncated_file_is_refused(model_file, keep):
     data = model_file.read_bytes()
     model_file.write_bytes(data[: int(len(data) * keep)])
-    with pytest.raises(ModelFileError, match="not a valid gmmfast model file"):
+    with pytest.raises(ModelFileError, match="the archive is truncated or damaged"):
         gmmfast.load(model_file)
 
 
@@ -278,7 +278,7 @@ def test_other_files_are_refused(tmp_path):
         gmmfast.load(text)
     npy = tmp_path / "array.npy"
     np.save(npy, np.zeros(3))
-    with pytest.raises(ModelFileError, match="not an .npz archive"):
+    with pytest.raises(ModelFileError, match="it is a single .npy array, not an .npz"):
         gmmfast.load(npy)
     plain = tmp_path / "plain.npz"
     np.savez(plain, a=np.zeros(2))
@@ -366,7 +366,7 @@ def test_a_device_a_fifo_or_a_folder_is_refused_without_reading(tmp_path):
 
 def test_junk_before_the_archive_is_named_as_such(model_file):
     model_file.write_bytes(b"#!/bin/sh\n" + model_file.read_bytes())
-    with pytest.raises(ModelFileError, match="does not begin with a zip header"):
+    with pytest.raises(ModelFileError, match="bytes were added before the zip archive"):
         gmmfast.load(model_file)
 
 
