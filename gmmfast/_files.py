@@ -17,6 +17,8 @@ import numpy as np
 _NPY_HEADER_ERRORS = (ValueError, SyntaxError, TypeError, KeyError, IndexError,
                       OverflowError, RecursionError, MemoryError, tokenize.TokenError)
 
+_READ_SIZE = 2**20
+
 _FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
                (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
                (stat.S_ISSOCK, "a socket"))
@@ -81,17 +83,17 @@ def npy_data_size(shape, dtype):
 def read_npy_data(f, shape, fortran_order, dtype):
     """The array whose data follows in ``f``; the caller has checked that ``f`` holds it.
 
+    Read in 1 MiB pieces straight into the array (no zero-filled buffer, no second copy).
     A short stream raises ``EOFError``. The array is writable and owns its memory.
     """
-    buffer = bytearray(npy_data_size(shape, dtype))
-    view = memoryview(buffer)
+    data = np.empty(npy_data_size(shape, dtype), dtype=np.uint8)
     filled = 0
-    while filled < len(buffer):
-        count = f.readinto(view[filled:])
+    while filled < data.size:
+        count = f.readinto(memoryview(data[filled:filled + _READ_SIZE]))
         if not count:
-            raise EOFError(f"the array data ends after {filled} of {len(buffer)} bytes")
+            raise EOFError(f"the array data ends after {filled} of {data.size} bytes")
         filled += count
-    array = np.frombuffer(buffer, dtype=dtype)
+    array = data.view(dtype)
     if fortran_order:
         return array.reshape(shape[::-1]).transpose()
     return array.reshape(shape)

@@ -481,7 +481,7 @@ def _check_covariances(arrays, covariance_type, path):
     taken in absolute values, a bound that does not depend on the conditioning: fitted
     models are within 2 ε of it, and the tolerance leaves room for the dimension.
     """
-    cholesky, covariances, precisions = (arrays[name].astype(np.float64) for name in
+    cholesky, covariances, precisions = (np.asarray(arrays[name], np.float64) for name in
                                          ("precisions_cholesky_", "covariances_",
                                           "precisions_"))
     if covariance_type in ("diag", "spherical"):

@@ -59,6 +59,16 @@ def test_round_trip_is_exact(tmp_path, X_small, covariance_type, dtype):
     np.testing.assert_array_equal(loaded.sample(20)[0], model.sample(20)[0])
 
 
+def test_fortran_ordered_arrays_round_trip(tmp_path, X_small):
+    model = fitted(X_small, "full")
+    model.means_ = np.asfortranarray(model.means_)  # stored with fortran_order: True
+    model.covariances_ = np.asfortranarray(model.covariances_)
+    model.save(tmp_path / "model.npz")
+    loaded = gmmfast.load(tmp_path / "model.npz")
+    assert_same_model(loaded, model)
+    assert loaded.means_.flags.writeable
+
+
 def test_the_file_has_exactly_the_given_name(tmp_path, X_small):
     path = tmp_path / "my.model"
     fitted(X_small).save(str(path))
