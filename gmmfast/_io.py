@@ -282,9 +282,12 @@ def _list_members(archive, size, path):
         if info.flag_bits & 0x1:
             raise _refuse(path, f"the member {name!r} is encrypted")
         # Stored members never expand: reading one allocates no more than the file holds.
-        if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
+        if info.compress_type != zipfile.ZIP_STORED:
             raise _refuse(path, f"the member {name!r} is compressed; gmmfast model files "
                                 "store their arrays uncompressed, as numpy.savez writes them")
+        if info.file_size != info.compress_size:
+            raise _refuse(path, f"the member {name!r} has two different sizes in the zip "
+                                "headers (damaged)")
         if info.header_offset + info.compress_size > size:
             raise _refuse(path, f"the member {name!r} claims {format_bytes(info.file_size)}, "
                                 f"more than the whole file ({format_bytes(size)}): "
