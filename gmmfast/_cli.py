@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from gmmfast._datafile import DataError, column_names, parse_columns, read_table
+from gmmfast._files import error_summary, format_bytes
 from gmmfast._mstep import COVARIANCE_TYPES
 from gmmfast.plot import full_covariances  # numpy only: no matplotlib import
 from gmmfast._selection import CRITERIA, DEFAULT_N_COMPONENTS, _describe_grid, _progress_text
@@ -127,13 +128,22 @@ def _add_progress(parser):
     group.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
 
+# Counts (threads, iterations, initialisations, samples) reach the compiled core as C ints.
+MAX_COUNT = 2**31 - 1
+
+
 def _positive_int(text):
+    # Refused before int(): a number of thousands of digits is slow (or an error) to parse.
+    if len(text.strip().lstrip("+-").lstrip("0")) > len(str(MAX_COUNT)):
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_COUNT}, got {text}")
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_COUNT}, got {value}")
     return value
 
 
@@ -155,10 +165,12 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"gmmfast {args.command}: interrupted", file=sys.stderr)
         return 130
-    except (UserError, DataError, ValueError, OSError, ImportError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except (UserError, DataError, ValueError, OSError, ImportError, MemoryError) as exc:
+        message = error_summary(exc)
         if isinstance(exc, OSError) and exc.filename and exc.strerror:
             message = f"{exc.filename}: {exc.strerror}"
+        if isinstance(exc, MemoryError):
+            message = f"out of memory ({message})"
         print(f"gmmfast {args.command}: error: {message}", file=sys.stderr)
         return 2
 
@@ -168,28 +180,39 @@ def main(argv=None):
 # ----------------------------------------------------------------------------------------
 
 
+# Each candidate is a fit: a grid this long is a typo (1-1000000), not a search.
+MAX_GRID_SIZE = 10_000
+
+
 def parse_n_components(text):
     """``auto`` → 1..10; ``3`` → [3]; ``2,3,5`` → [2, 3, 5]; ``1-6`` → [1, ..., 6]."""
     text = text.strip().lower()
     if text == "auto":
         return list(DEFAULT_N_COMPONENTS)
-    values = []
-    for part in text.split(","):
-        part = part.strip()
-        match = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
-        if match:
-            low, high = int(match.group(1)), int(match.group(2))
-            if low > high:
-                raise UserError(f"--n-components: empty range {part!r}")
-            values.extend(range(low, high + 1))
-        elif re.fullmatch(r"\d+", part):
-            values.append(int(part))
-        else:
-            raise UserError(f"--n-components: expected K, a list (2,3,5), a range (1-6) or "
-                            f"auto, got {text!r}")
+    ranges = [_parse_k_range(part.strip(), text) for part in text.split(",")]
+    size = sum(high - low + 1 for low, high in ranges)
+    if size > MAX_GRID_SIZE:
+        raise UserError(f"--n-components {text} lists {size} values; a search takes at "
+                        f"most {MAX_GRID_SIZE} (each one is a fit)")
+    values = [k for low, high in ranges for k in range(low, high + 1)]
     if any(v < 1 for v in values):
         raise UserError("--n-components: the number of components must be at least 1")
     return list(dict.fromkeys(values))
+
+
+def _parse_k_range(part, text):
+    """``"3"`` → (3, 3), ``"1-6"`` → (1, 6)."""
+    match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
+    if not match:
+        raise UserError(f"--n-components: expected K, a list (2,3,5), a range (1-6) or "
+                        f"auto, got {text!r}")
+    bounds = [match.group(1), match.group(2) or match.group(1)]
+    if any(len(bound.lstrip("0")) > 18 for bound in bounds):
+        raise UserError(f"--n-components: {part} is too large")
+    low, high = map(int, bounds)
+    if low > high:
+        raise UserError(f"--n-components: empty range {part!r}")
+    return low, high
 
 
 def parse_covariance_types(text):
@@ -220,8 +243,8 @@ def run_fit(args):
     for option, path in (("--save", args.save), ("--labels", args.labels),
                          ("--plot", args.plot)):
         _check_output_path(option, path)
-    if args.tol < 0:
-        raise UserError(f"--tol must be >= 0, got {args.tol}")
+    if not args.tol >= 0:  # also refuses nan, with which EM would never converge
+        raise UserError(f"--tol must be a number >= 0, got {args.tol}")
     table = read_table(args.data, parse_columns(args.columns))
     X = table.X
     n_rows = X.shape[0]
@@ -409,16 +432,23 @@ def write_predictions(out, model, X, block=65536):
 
 
 def _load_model(path):
+    """The model of a file and the column names ``fit --save`` stored with it (or None)."""
     from gmmfast._io import read_model
 
     if not os.path.exists(path):
         raise UserError(f"no such model file: {path}")
-    return read_model(path)
+    model, metadata = read_model(path)
+    columns = metadata["extra"].get("columns")
+    n_features = model.means_.shape[1]
+    if columns is not None and not (isinstance(columns, list) and len(columns) == n_features
+                                    and all(isinstance(c, str) for c in columns)):
+        raise UserError(f"{path}: the column names stored with the model are not a list of "
+                        f"{n_features} names (the file was edited or damaged)")
+    return model, columns
 
 
 def run_predict(args):
-    model, metadata = _load_model(args.model)
-    saved_columns = metadata["extra"].get("columns")
+    model, saved_columns = _load_model(args.model)
     columns = parse_columns(args.columns)
     if columns is None and saved_columns:
         # The model's columns by name when the file has them (e.g. a header with more
@@ -439,14 +469,29 @@ def run_predict(args):
 
 
 def run_sample(args):
-    model, metadata = _load_model(args.model)
+    model, saved_columns = _load_model(args.model)
+    # The samples are drawn per component then stacked (two copies), with int64 labels.
+    n_features = model.means_.shape[1]
+    _check_fits_in_memory(args.n_samples * (2 * n_features * model.means_.itemsize + 8),
+                          f"-n {args.n_samples}: the samples")
     if args.seed is not None:
         model.set_params(random_state=args.seed)
     X, labels = model.sample(args.n_samples)
-    names = metadata["extra"].get("columns") or [f"x{i}" for i in range(X.shape[1])]
+    names = saved_columns or [f"x{i}" for i in range(X.shape[1])]
     with _output(args.output) as out:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(list(names) + ["component"])
         for row, label in zip(X, labels):
             writer.writerow([f"{v:.10g}" for v in row] + [int(label)])
     return 0
+
+
+def _check_fits_in_memory(n_bytes, what):
+    """Refuse up front what cannot fit in this machine's memory (where it can be known)."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): MemoryError later
+        return
+    if n_bytes > memory:
+        raise UserError(f"{what} would take {format_bytes(n_bytes)}, more than this "
+                        f"machine's memory ({format_bytes(memory)})")

@@ -5,6 +5,7 @@ column, NaN) is a :class:`DataError` whose message says where it is and what to 
 """
 
 import io
+import itertools
 import os
 import re
 import warnings
@@ -12,9 +13,22 @@ from importlib import resources
 
 import numpy as np
 
+from gmmfast._files import (
+    error_summary,
+    file_size,
+    format_bytes,
+    npy_data_size,
+    open_regular_file,
+    read_npy_data,
+    read_npy_header,
+)
+
 TEXT_SUFFIXES = (".csv", ".tsv", ".txt", ".dat")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 BUNDLED_NAME = "Old Faithful geyser eruptions (bundled with gmmfast)"
+# A row of a million numbers is about 20 Mi characters: far above any real table's line,
+# far below what reading a file without line breaks as one line would cost.
+MAX_LINE_LENGTH = 64 * 2**20
 
 
 class DataError(ValueError):
@@ -52,16 +66,18 @@ def read_table(path=None, columns=None):
         raise DataError(f"{path} is a directory, not a data file")
     suffix = os.path.splitext(path)[1].lower()
     if suffix in TEXT_SUFFIXES:
-        with open(path, "r", encoding="utf-8-sig", newline="") as f:
+        with _open_text(path) as f:
             delimiter = "\t" if suffix == ".tsv" else None
             try:
                 return _read_text(f, delimiter, columns, path)
             except UnicodeDecodeError:
                 raise DataError(f"{path}: not a UTF-8 text file") from None
     if suffix == ".npy":
-        return _read_npy(path, columns)
+        with _open(path) as f:
+            return _read_npy(f, columns, path)
     if suffix in PARQUET_SUFFIXES:
-        return _read_parquet(path, columns)
+        with _open(path) as f:
+            return _read_parquet(f, columns, path)
     raise DataError(f"{path}: unsupported file type {suffix or '(no suffix)'!r}; use .csv, "
                     ".tsv, .txt, .npy or .parquet")
 
@@ -72,16 +88,17 @@ def column_names(path):
     suffix = os.path.splitext(path)[1].lower()
     try:
         if suffix in TEXT_SUFFIXES:
-            with open(path, "r", encoding="utf-8-sig", newline="") as f:
-                first = f.readline()
+            with _open_text(path) as f:
+                first = next(_bounded_lines(f, path), "")
             fields = _split(first, "\t" if suffix == ".tsv" else _sniff_delimiter(first))
             return None if all(_is_number(field) for field in fields) else fields
         if suffix in PARQUET_SUFFIXES:
             import pyarrow.parquet as pq
 
-            return list(pq.read_schema(path).names)
+            with _open(path) as f:
+                return list(pq.read_schema(f).names)
     except (OSError, UnicodeDecodeError, ImportError, ValueError):
-        return None  # read_table reports the problem
+        return None  # read_table reports the problem (DataError is a ValueError)
     return None
 
 
@@ -96,6 +113,32 @@ def parse_columns(text):
 
 
 # ----------------------------------------------------------------------------------------
+
+
+def _open(path):
+    """The regular file ``path`` opened for binary reading: a device or FIFO is refused."""
+    return open_regular_file(path, lambda reason: DataError(f"{path}: {reason}"))
+
+
+def _open_text(path):
+    return io.TextIOWrapper(_open(path), encoding="utf-8-sig", newline="")
+
+
+def _bounded_lines(f, source):
+    """The lines of ``f``, refusing one longer than MAX_LINE_LENGTH characters.
+
+    A text table's line is a row; a longer one is a file without newlines (or not a
+    table), and reading it whole could exhaust the memory.
+    """
+    for number in itertools.count(1):
+        line = f.readline(MAX_LINE_LENGTH + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE_LENGTH and not line.endswith("\n"):
+            raise DataError(f"{source}: line {number} is longer than {MAX_LINE_LENGTH} "
+                            "characters (a file without line breaks?); a text table has "
+                            "one row per line")
+        yield line
 
 
 def _sniff_delimiter(line):
@@ -118,9 +161,10 @@ def _is_number(text):
 
 
 def _read_text(f, delimiter, columns, source):
-    first = f.readline()
+    lines = _bounded_lines(f, source)
+    first = next(lines, "")
     while first and not first.strip():
-        first = f.readline()
+        first = next(lines, "")
     if not first:
         raise DataError(f"{source}: the file is empty")
     delimiter = delimiter or _sniff_delimiter(first)
@@ -133,23 +177,21 @@ def _read_text(f, delimiter, columns, source):
         duplicated = sorted({n for n in names if names.count(n) > 1})
         raise DataError(f"{source}: duplicated column names in the header: {duplicated}")
     indices = _column_indices(columns, names, source)
-    body = f if has_header else _chain(first, f)
+    body = lines if has_header else itertools.chain([first], lines)
     try:
         with warnings.catch_warnings():
             # "input contained no data" is reported below, as a DataError.
             warnings.simplefilter("ignore", UserWarning)
             X = np.loadtxt(body, delimiter=delimiter, dtype=np.float64, ndmin=2,
                            usecols=indices, quotechar='"', comments=None)
+    except DataError:  # a line too long, from _bounded_lines
+        raise
     except ValueError as exc:
         raise DataError(_explain_text_error(exc, names, indices, has_header, source)) \
             from None
     if X.shape[0] == 0:
         raise DataError(f"{source}: no data rows")
     return _checked(X, [names[i] for i in indices], source, first_line=1 + has_header)
-
-
-def _chain(first_line, rest):
-    return io.StringIO(first_line + rest.read())
 
 
 def _explain_text_error(exc, names, indices, has_header, source):
@@ -208,18 +250,25 @@ def _checked(X, names, source, first_line=0):
     return Table(np.ascontiguousarray(X), names, source)
 
 
-def _read_npy(path, columns):
+def _read_npy(f, columns, path):
     try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npy array "
-                        f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-                        ) from None
-    if array.dtype.names is not None:
+        shape, fortran_order, dtype = read_npy_header(f)
+    except ValueError as exc:
+        raise DataError(f"{path}: not a readable .npy array ({exc})") from None
+    if dtype.names is not None:
         raise DataError(f"{path}: structured .npy arrays are not supported; save a plain "
                         "2-d numeric array")
-    if array.dtype.kind not in "biuf":
-        raise DataError(f"{path}: the array's dtype {array.dtype} is not numeric")
+    if dtype.kind not in "biuf":
+        raise DataError(f"{path}: the array's dtype {dtype} is not numeric")
+    size, available = npy_data_size(shape, dtype), file_size(f) - f.tell()
+    if size > available:
+        raise DataError(f"{path}: the .npy header describes a {dtype} array of shape "
+                        f"{shape} ({format_bytes(size)}) but the file holds "
+                        f"{format_bytes(available)} of data (truncated or damaged)")
+    try:
+        array = read_npy_data(f, shape, fortran_order, dtype)
+    except EOFError as exc:
+        raise DataError(f"{path}: not a readable .npy array ({exc})") from None
     if array.ndim == 1:
         array = array[:, None]
     if array.ndim != 2:
@@ -231,17 +280,16 @@ def _read_npy(path, columns):
     return _checked(array[:, indices].astype(np.float64), [names[i] for i in indices], path)
 
 
-def _read_parquet(path, columns):
+def _read_parquet(f, columns, path):
     try:
         import pandas as pd
-        frame = pd.read_parquet(path)
+        frame = pd.read_parquet(f)
     except ImportError:
         raise DataError("reading .parquet files needs pandas and pyarrow: "
                         "pip install pandas pyarrow") from None
     except Exception as exc:  # pyarrow's errors have no common base worth naming
-        raise DataError(f"{path}: not a readable parquet file "
-                        f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-                        ) from None
+        raise DataError(f"{path}: not a readable parquet file ({error_summary(exc)})") \
+            from None
     names = [str(name) for name in frame.columns]
     indices = _column_indices(columns, names, path)
     selected = frame.iloc[:, indices]

@@ -408,12 +408,14 @@ def check_n_components_grid(n_components):
             raise TypeError(f"n_components must be an int, an iterable of ints or None, "
                             f"got {n_components!r}") from None
     grid = []
+    seen = set()  # beside the list, so a long grid is checked in linear time
     for value in values:
         if isinstance(value, bool) or not isinstance(value, (Integral, np.integer)):
             raise TypeError(f"n_components must contain ints, got {value!r}")
         if value < 1:
             raise ValueError(f"n_components must be >= 1, got {value}")
-        if int(value) not in grid:
+        if int(value) not in seen:
+            seen.add(int(value))
             grid.append(int(value))
     if not grid:
         raise ValueError("n_components is empty: give at least one number of components")

@@ -7,8 +7,10 @@ the tests are run from a source checkout.
 import csv
 import importlib.util
 import io
+import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -189,7 +191,37 @@ USER_ERRORS = [
     (lambda d: ["frobnicate"], "invalid choice: 'frobnicate'"),
     (lambda d: ["fit", "--save", "no/such/dir/m.npz", "-k", "1", "-c", "full", "-q"],
      "--save no/such/dir/m.npz: the folder no/such/dir does not exist"),
+    # Absurd sizes: refused before anything is allocated or run.
+    (lambda d: ["fit", write_npy_header(d, "huge.npy", (10**12, 2))],
+     "huge.npy: the .npy header describes a float64 array of shape (1000000000000, 2) "
+     "(16 TB) but the file holds 0 bytes of data"),
+    (lambda d: ["fit", "-k", "1-100000000"],
+     "--n-components 1-100000000 lists 100000000 values; a search takes at most 10000"),
+    (lambda d: ["fit", "-k", "3," + "9" * 30], f"--n-components: {'9' * 30} is too large"),
+    (lambda d: ["fit", "--threads", str(2**63)],
+     f"argument --threads: must be at most 2147483647, got {2**63}"),
+    (lambda d: ["fit", "--max-iter", "9" * 5000], "argument --max-iter: must be at most"),
+    (lambda d: ["fit", "--tol", "nan"], "--tol must be a number >= 0, got nan"),
+    (lambda d: ["sample", "m.npz", "-n", str(10**12)],
+     "argument -n/--n-samples: must be at most 2147483647, got 1000000000000"),
+    (lambda d: ["sample", "m.npz", "-n", str(2**63)],
+     f"argument -n/--n-samples: must be at most 2147483647, got {2**63}"),
+    (lambda d: ["sample", write_wide_model(d), "-n", str(2**31 - 1)],
+     "-n 2147483647: the samples would take 34.4 TB, more than this machine's memory"),
 ]
+
+
+def write_npy_header(tmp_path, name, shape):
+    """A .npy file that is only a header, claiming an array of ``shape``."""
+    header = f"{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}".ljust(117)
+    (tmp_path / name).write_bytes(b"\x93NUMPY\x01\x00v\x00" + header.encode() + b"\n")
+    return name
+
+
+def write_wide_model(tmp_path):
+    X = np.random.RandomState(0).rand(4, 1000)
+    gmmfast.GaussianMixture(1, covariance_type="diag").fit(X).save(tmp_path / "wide.npz")
+    return "wide.npz"
 
 
 IDS = [message.split(":")[0][:30] for _, message in USER_ERRORS]
@@ -226,6 +258,88 @@ def test_user_errors_in_process(tmp_path, monkeypatch, capsys, make_args, messag
     assert_user_error(status, capsys.readouterr().err, message)
 
 
+def test_devices_and_fifos_are_refused_without_blocking(tmp_path):
+    if not os.path.exists("/dev/zero") or not hasattr(os, "mkfifo"):
+        pytest.skip("needs /dev/zero and FIFOs (POSIX)")
+    os.mkfifo(tmp_path / "fifo.csv")  # no writer will ever come
+    (tmp_path / "zero.csv").symlink_to("/dev/zero")
+    write(tmp_path, "a.csv", "a,b\n1,2\n3,4\n4,5\n")
+    gmmfast.GaussianMixture(1).fit(old_faithful()).save(tmp_path / "m.npz")
+    # One interpreter for the three runs; in a subprocess so that a hang fails (and is
+    # killed) instead of stalling the suite.
+    script = (
+        "import sys\n"
+        "from gmmfast._cli import main\n"
+        "for args in (['predict', '/dev/zero', 'a.csv'], ['fit', 'fifo.csv'],\n"
+        "             ['predict', 'm.npz', 'fifo.csv'], ['fit', 'zero.csv']):\n"
+        "    print(main(args), file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60, cwd=tmp_path)
+    assert result.stderr.splitlines() == [
+        "gmmfast predict: error: /dev/zero: not a valid gmmfast model file: it is a "
+        "character device, not a regular file", "2",
+        "gmmfast fit: error: fifo.csv: it is a named pipe (FIFO), not a regular file", "2",
+        "gmmfast predict: error: fifo.csv: it is a named pipe (FIFO), not a regular file",
+        "2",
+        "gmmfast fit: error: zero.csv: it is a character device, not a regular file", "2",
+    ]
+
+
+def test_a_line_too_long_is_refused_without_reading_it_whole(tmp_path, monkeypatch, capsys):
+    from gmmfast import _datafile
+    from gmmfast._cli import main
+
+    monkeypatch.setattr(_datafile, "MAX_LINE_LENGTH", 1000)
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "flat.csv", "a,b\n" + "1,2," * 2000)
+    write(tmp_path, "fine.csv", "a,b\n" + "1,2\n" * 2000)
+    assert main(["fit", "flat.csv", "-q"]) == 2
+    assert_user_error(2, capsys.readouterr().err, "flat.csv: line 2 is longer than 1000 "
+                      "characters (a file without line breaks?)")
+    assert main(["fit", "fine.csv", "-k", "1", "-c", "diag", "-q"]) == 0
+
+
+def test_out_of_memory_is_one_line(tmp_path, monkeypatch, capsys):
+    from gmmfast._cli import main
+
+    def sample(self, n_samples):
+        raise MemoryError("Unable to allocate 7.28 TiB for an array with shape "
+                          "(500000000000, 2) and data type float64")
+
+    monkeypatch.setattr(gmmfast.GaussianMixture, "sample", sample)
+    monkeypatch.chdir(tmp_path)
+    gmmfast.GaussianMixture(1).fit(old_faithful()).save(tmp_path / "m.npz")
+    assert main(["sample", "m.npz", "-n", "1000"]) == 2
+    assert_user_error(2, capsys.readouterr().err, "gmmfast sample: error: out of memory "
+                      "(Unable to allocate 7.28 TiB for an array")
+
+
+def test_a_long_grid_is_checked_in_linear_time():
+    from gmmfast._selection import check_n_components_grid
+
+    start = time.perf_counter()
+    grid = check_n_components_grid(range(1, 40_001))
+    assert grid == list(range(1, 40_001))
+    assert time.perf_counter() - start < 1.0  # 9.5 s when each value searched the list
+    assert check_n_components_grid([3, 1, 3, 2, 1]) == [3, 1, 2]
+
+
+@pytest.mark.parametrize("columns", [5, "ab", ["a"], [1, 2]])
+def test_column_names_stored_with_a_model_are_checked(tmp_path, monkeypatch, capsys, columns):
+    from gmmfast._cli import main
+    from gmmfast._io import save_model
+
+    monkeypatch.chdir(tmp_path)
+    save_model(gmmfast.GaussianMixture(1).fit(old_faithful()), "m.npz",
+               extra={"columns": columns})
+    write(tmp_path, "a.csv", "a,b\n1,2\n3,4\n")
+    message = "m.npz: the column names stored with the model are not a list of 2 names"
+    for args in (["predict", "m.npz", "a.csv"], ["sample", "m.npz", "-n", "2"]):
+        assert main(args) == 2
+        assert_user_error(2, capsys.readouterr().err, message)
+
+
 def test_parquet(tmp_path):
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame({"a": np.r_[np.zeros(20), np.ones(20) * 9] + np.arange(40) % 3,
@@ -257,6 +371,8 @@ def test_parse_n_components():
     assert parse_n_components("2,3,5") == [2, 3, 5]
     assert parse_n_components("1-4,8") == [1, 2, 3, 4, 8]
     assert parse_n_components(" 2 - 3 ") == [2, 3]
+    assert parse_n_components("3,1-4,0003") == [3, 1, 2, 4]
+    assert len(parse_n_components("1-10000")) == 10000
 
 
 def test_parse_covariance_types():

@@ -1,7 +1,14 @@
 """Model files: GaussianMixture.save / gmmfast.load round-trip exactly and refuse bad files."""
 
+import io
 import json
+import os
+import stat
+import struct
+import subprocess
+import sys
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -50,6 +57,16 @@ def test_round_trip_is_exact(tmp_path, X_small, covariance_type, dtype):
     np.testing.assert_array_equal(loaded.score_samples(X), model.score_samples(X))
     assert loaded.bic(X) == model.bic(X)
     np.testing.assert_array_equal(loaded.sample(20)[0], model.sample(20)[0])
+
+
+def test_fortran_ordered_arrays_round_trip(tmp_path, X_small):
+    model = fitted(X_small, "full")
+    model.means_ = np.asfortranarray(model.means_)  # stored with fortran_order: True
+    model.covariances_ = np.asfortranarray(model.covariances_)
+    model.save(tmp_path / "model.npz")
+    loaded = gmmfast.load(tmp_path / "model.npz")
+    assert_same_model(loaded, model)
+    assert loaded.means_.flags.writeable
 
 
 def test_the_file_has_exactly_the_given_name(tmp_path, X_small):
@@ -132,7 +149,7 @@ def edit_metadata(path, change):
 def test_a_truncated_file_is_refused(model_file, keep):
     data = model_file.read_bytes()
     model_file.write_bytes(data[: int(len(data) * keep)])
-    with pytest.raises(ModelFileError, match="not a valid gmmfast model file"):
+    with pytest.raises(ModelFileError, match="the archive is truncated or damaged"):
         gmmfast.load(model_file)
 
 
@@ -171,19 +188,76 @@ def test_a_wrong_format_version_is_refused(model_file, version, match):
         gmmfast.load(model_file)
 
 
-def test_a_consistent_but_invalid_model_is_refused(model_file):
-    # Edited with the checksums recomputed (as a careful forger would): the semantic
-    # checks still refuse weights that do not sum to one.
+def forge(path, arrays=None, metadata=None):
+    """Edit a model file as a careful forger would: with every checksum recomputed."""
     from gmmfast._io import _checksum, _describe_array
 
-    content = members(model_file)
-    content["weights_"] = content["weights_"] * 2
-    metadata = json.loads(str(content["metadata"]))
-    metadata["arrays"]["weights_"] = _describe_array(content["weights_"])
-    metadata["checksum"] = _checksum(metadata)
-    content["metadata"] = np.asarray(json.dumps(metadata))
-    rewrite(model_file, content)
+    content = members(path)
+    meta = json.loads(str(content.pop("metadata")))
+    for name, change in (arrays or {}).items():
+        content[name] = change(content[name].copy())
+        meta["arrays"][name] = _describe_array(content[name])
+    if metadata is not None:
+        metadata(meta)
+    meta["checksum"] = _checksum(meta)
+    rewrite(path, {"metadata": np.asarray(json.dumps(meta)), **content})
+
+
+def test_a_consistent_but_invalid_model_is_refused(model_file):
+    # The semantic checks refuse weights that do not sum to one, checksums or not.
+    forge(model_file, arrays={"weights_": lambda w: w * 2})
     with pytest.raises(ModelFileError, match="weights_ are not non-negative numbers summing"):
+        gmmfast.load(model_file)
+
+
+def negate_first(a):
+    a.reshape(-1)[0] *= -1
+    return a
+
+
+def set_below_diagonal(a):
+    a[0, 1, 0] = 0.5
+    return a
+
+
+@pytest.mark.parametrize("covariance_type, arrays, match", [
+    ("full", {"precisions_cholesky_": negate_first}, "must have a positive diagonal"),
+    ("full", {"precisions_cholesky_": set_below_diagonal}, "must be upper triangular"),
+    ("full", {"covariances_": lambda c: c * 2}, "covariances_ are not the inverse"),
+    ("full", {"covariances_": negate_first}, "covariances_ are not the inverse"),
+    ("tied", {"covariances_": lambda c: c * 1.001}, "covariances_ are not the inverse"),
+    ("full", {"precisions_": lambda p: p * 1.001}, "precisions_ differ from precisions_ch"),
+    ("diag", {"covariances_": negate_first}, "must be positive"),
+    ("diag", {"precisions_": negate_first}, "precisions_ differ from precisions_cholesky_"),
+    ("spherical", {"precisions_cholesky_": negate_first}, "must be positive"),
+    ("spherical", {"covariances_": lambda c: c * 1.01}, "covariances_ are not the inverse"),
+])
+def test_a_mixture_whose_parameters_disagree_is_refused(tmp_path, X_small, covariance_type,
+                                                        arrays, match):
+    # Scoring reads precisions_cholesky_ and sampling covariances_: a file where they
+    # describe different mixtures (or no mixture) would give NaN or two answers.
+    path = tmp_path / "model.npz"
+    fitted(X_small.astype(np.float32), covariance_type).save(path)
+    forge(path, arrays=arrays)
+    with pytest.raises(ModelFileError, match=match):
+        gmmfast.load(path)
+
+
+@pytest.mark.parametrize("section, name, value, match", [
+    ("params", "n_threads", "lots", "'n_threads' parameter of GaussianMixture must be"),
+    ("params", "tol", -1, "'tol' parameter of GaussianMixture must be"),
+    ("params", "max_iter", 1.5, "'max_iter' parameter of GaussianMixture must be"),
+    ("params", "init_params", "magic", "'init_params' parameter of GaussianMixture must"),
+    ("params", "warm_start", "yes", "'warm_start' parameter of GaussianMixture must"),
+    ("params", "reg_covar", float("nan"), "reg_covar=nan is not a finite number"),
+    ("params", "random_state", -1, "random_state=-1 is not None or an int"),
+    ("params", "covariance_type", "round", "unknown covariance_type 'round'"),
+    ("fitted", "n_iter_", -5, "n_iter_=-5 is negative"),
+    ("fitted", "converged_", 1, "converged_ / n_iter_ are missing or of the wrong type"),
+])
+def test_invalid_parameters_are_refused(model_file, section, name, value, match):
+    forge(model_file, metadata=lambda m: m[section].update({name: value}))
+    with pytest.raises(ModelFileError, match=match):
         gmmfast.load(model_file)
 
 
@@ -214,7 +288,7 @@ def test_other_files_are_refused(tmp_path):
         gmmfast.load(text)
     npy = tmp_path / "array.npy"
     np.save(npy, np.zeros(3))
-    with pytest.raises(ModelFileError, match="not an .npz archive"):
+    with pytest.raises(ModelFileError, match="it is a single .npy array, not an .npz"):
         gmmfast.load(npy)
     plain = tmp_path / "plain.npz"
     np.savez(plain, a=np.zeros(2))
@@ -222,3 +296,236 @@ def test_other_files_are_refused(tmp_path):
         gmmfast.load(plain)
     with pytest.raises(FileNotFoundError):
         gmmfast.load(tmp_path / "missing.npz")
+
+
+# --------------------------------------------------------------------------------------
+# hostile files: bounded reads, and nothing but ModelFileError
+# --------------------------------------------------------------------------------------
+
+
+def npy_bytes(array):
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def npy_with_header(header):
+    """A version 1.0 .npy member whose header text is ``header``, whatever it says."""
+    text = header.encode("latin1")
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text
+
+
+def write_members(path, raw):
+    """A zip of stored members with exactly these bytes (``{name: bytes}``)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in raw.items():
+            archive.writestr(name + ".npy", data)
+
+
+def raw_members(path):
+    with zipfile.ZipFile(path) as archive:
+        return {info.filename[:-4]: archive.read(info) for info in archive.infolist()}
+
+
+def patch_entry(path, name, **fields):
+    """Overwrite fields of member ``name``'s local and central zip headers in place."""
+    local_offsets = {"flag_bits": (6, "<H"), "compress_type": (8, "<H"), "crc": (14, "<I"),
+                     "compress_size": (18, "<I"), "file_size": (22, "<I")}
+    central_offsets = {"extract_version": (6, "<H"), "flag_bits": (8, "<H"),
+                       "compress_type": (10, "<H"), "crc": (16, "<I"),
+                       "compress_size": (20, "<I"), "file_size": (24, "<I")}
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as archive:
+        local = archive.getinfo(name + ".npy").header_offset
+    central = data.find(b"PK\x01\x02" + data[local + 4:local + 6])
+    while data[central + 46:central + 46 + len(name) + 4] != (name + ".npy").encode():
+        central = data.find(b"PK\x01\x02", central + 4)
+    for field, value in fields.items():
+        for start, offsets in ((local, local_offsets), (central, central_offsets)):
+            if field in offsets:
+                offset, fmt = offsets[field]
+                struct.pack_into(fmt, data, start + offset, value)
+    path.write_bytes(bytes(data))
+
+
+def test_a_device_a_fifo_or_a_folder_is_refused_without_reading(tmp_path):
+    if not os.path.exists("/dev/zero") or not hasattr(os, "mkfifo"):
+        pytest.skip("needs /dev/zero and FIFOs (POSIX)")
+    link = tmp_path / "zero.npz"
+    link.symlink_to("/dev/zero")  # endless
+    fifo = tmp_path / "fifo.npz"
+    os.mkfifo(fifo)  # opening it for reading blocks until a writer comes: none will
+    # In a subprocess, so that a hang is a failure (and is killed), not a stuck suite.
+    script = (
+        "import sys, gmmfast\n"
+        "from gmmfast._io import ModelFileError\n"
+        "for path in sys.argv[1:]:\n"
+        "    try:\n"
+        "        gmmfast.load(path)\n"
+        "    except ModelFileError as exc:\n"
+        "        print(str(exc).split(': ')[-1])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, link, fifo, tmp_path],
+                            capture_output=True, text=True, timeout=60)
+    assert result.stdout.splitlines() == [
+        "it is a character device, not a regular file",
+        "it is a named pipe (FIFO), not a regular file",
+        "it is a directory, not a regular file",
+    ], result.stderr
+
+
+def test_junk_before_the_archive_is_named_as_such(model_file):
+    model_file.write_bytes(b"#!/bin/sh\n" + model_file.read_bytes())
+    with pytest.raises(ModelFileError, match="bytes were added before the zip archive"):
+        gmmfast.load(model_file)
+
+
+def test_a_compressed_member_is_refused(model_file):
+    content = members(model_file)
+    with open(model_file, "wb") as f:
+        np.savez_compressed(f, **content)
+    with pytest.raises(ModelFileError, match="is compressed; gmmfast model files store"):
+        gmmfast.load(model_file)
+
+
+def test_a_zip_bomb_is_refused_without_inflating_it(tmp_path, model_file):
+    # 2.2 GB of zeros deflated to 2 MB as the means_ member; loaded in a subprocess limited
+    # to 1.5 GB of address space, where inflating it would raise MemoryError.
+    chunk_size, n_chunks = 2**20, 2100
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    chunk = deflate.compress(bytes(chunk_size)) + deflate.flush(zlib.Z_FULL_FLUSH)
+    bomb = chunk * n_chunks + b"\x03\x00"  # an empty final block ends the stream
+    raw = raw_members(model_file)
+    raw["means_"] = bomb
+    write_members(model_file, raw)
+    patch_entry(model_file, "means_", compress_type=zipfile.ZIP_DEFLATED,
+                file_size=chunk_size * n_chunks)
+    assert model_file.stat().st_size < 3 * 2**20
+    script = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (1536 * 2**20, resource.RLIM_INFINITY))\n"
+        "import gmmfast\n"
+        "from gmmfast._io import ModelFileError\n"
+        "try:\n"
+        f"    gmmfast.load({str(model_file)!r})\n"
+        "except ModelFileError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "OPENBLAS_NUM_THREADS": "1",
+                                             "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+    assert "'means_.npy' is compressed" in result.stdout
+
+
+def test_a_member_larger_than_the_file_is_refused(model_file):
+    patch_entry(model_file, "means_", file_size=10**9, compress_size=10**9)
+    with pytest.raises(ModelFileError, match="claims 1 GB, more than the whole file"):
+        gmmfast.load(model_file)
+    patch_entry(model_file, "means_", compress_size=160)
+    with pytest.raises(ModelFileError, match="'means_.npy' has two different sizes"):
+        gmmfast.load(model_file)
+
+
+@pytest.mark.parametrize("header, match", [
+    ("{'descr': '<f8', 'fortran_order': False, 'shape': (10**12, 2), }",
+     "malformed .npy header"),
+    ("{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000,), }",
+     "array 'means_' differs from its description"),
+    ("{'descr': '<f8', 'fortran_order': False, 'shape': (-3, 2), }", "negative shape"),
+    ("{'descr': '|O', 'fortran_order': False, 'shape': (3, 4), }", "pickled"),
+    ("{'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), '''", "malformed .npy header"),
+    ("{'descr': '<f8', 'fortran_order': False, 'shape': " + "(" * 300, "malformed .npy"),
+])
+def test_a_member_with_a_hostile_header_is_refused(model_file, header, match):
+    raw = raw_members(model_file)
+    raw["means_"] = npy_with_header(header.ljust(118) + "\n")
+    write_members(model_file, raw)
+    with pytest.raises(ModelFileError, match=match):
+        gmmfast.load(model_file)
+
+
+def test_a_member_of_raw_bytes_is_refused(model_file):
+    raw = raw_members(model_file)
+    raw["weights_"] = b"\x00\x01 not an array"
+    write_members(model_file, raw)
+    with pytest.raises(ModelFileError, match="member 'weights_': malformed .npy header"):
+        gmmfast.load(model_file)
+
+
+def test_a_member_whose_data_disagrees_with_its_forged_header_is_refused(model_file):
+    # The metadata and the header agree on 1e12 elements; the member holds a few bytes.
+    shape = [10**12]
+    forge(model_file, metadata=lambda m: m["arrays"]["lower_bounds_"].update(shape=shape))
+    raw = raw_members(model_file)
+    raw["lower_bounds_"] = npy_with_header(
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000,), }".ljust(117)
+        + "\n")
+    write_members(model_file, raw)
+    with pytest.raises(ModelFileError, match="holds 128 bytes but its header describes 8 TB"):
+        gmmfast.load(model_file)
+
+
+def test_deeply_nested_or_oversized_metadata_is_refused(model_file, monkeypatch):
+    raw = raw_members(model_file)
+    raw["metadata"] = npy_bytes(np.asarray("[" * 100_000 + "]" * 100_000))
+    write_members(model_file, raw)
+    with pytest.raises(ModelFileError, match="nested too deeply"):
+        gmmfast.load(model_file)
+    raw["metadata"] = npy_bytes(np.asarray("1" * 5000))
+    write_members(model_file, raw)
+    with pytest.raises(ModelFileError, match="the metadata is not valid JSON"):
+        gmmfast.load(model_file)
+    monkeypatch.setattr(gmmfast._io, "MAX_METADATA_BYTES", 1000)
+    with pytest.raises(ModelFileError, match="'metadata' member claims 20.1 kB \\(metadata "
+                                             "is at most 1 kB\\)"):
+        gmmfast.load(model_file)
+
+
+@pytest.mark.parametrize("fields, match", [
+    ({"flag_bits": 1}, "the member 'means_.npy' is encrypted"),
+    ({"extract_version": 99}, "unreadable or damaged archive \\(zip file version 9.9\\)"),
+    ({"compress_type": 99}, "'means_.npy' is compressed"),
+    ({"crc": 0}, "unreadable or damaged archive \\(Bad CRC-32 for file 'means_.npy'\\)"),
+])
+def test_zip_features_numpy_does_not_write_are_refused(model_file, fields, match):
+    patch_entry(model_file, "means_", **fields)
+    with pytest.raises(ModelFileError, match=match):
+        gmmfast.load(model_file)
+
+
+# --------------------------------------------------------------------------------------
+# saving
+# --------------------------------------------------------------------------------------
+
+
+def test_a_failed_save_keeps_the_previous_file(tmp_path, X_small, monkeypatch):
+    path = tmp_path / "model.npz"
+    first = fitted(X_small)
+    first.save(path)
+    good = path.read_bytes()
+
+    def savez_then_fail(f, **members):
+        f.write(b"PK\x03\x04 half an archive")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", savez_then_fail)
+    with pytest.raises(OSError, match="No space left on device"):
+        fitted(X_small, "diag").save(path)
+    assert path.read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
+    monkeypatch.undo()
+    assert_same_model(gmmfast.load(path), first)
+
+
+def test_save_replaces_the_file_and_keeps_its_permissions(tmp_path, X_small):
+    path = tmp_path / "model.npz"
+    fitted(X_small).save(path)
+    os.chmod(path, 0o640)
+    second = fitted(X_small, "diag")
+    second.save(path)
+    assert_same_model(gmmfast.load(path), second)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
+    with pytest.raises(FileNotFoundError, match="missing/model.npz"):
+        second.save(tmp_path / "missing" / "model.npz")
