@@ -62,6 +62,182 @@ def _dask_backend():
     return _dask
 
 
+class MixtureEstimator(DensityMixin, BaseEstimator):
+    """What every mixture estimator shares: ``fit``/``fit_predict`` with the previous model
+    restored on failure, the validated source of rows, and scoring through the kernels.
+
+    A subclass runs its model in ``_fit_predict(X, sample_weight)`` and gives its fitted
+    model in the kernels' form from ``_kernel_parameters()``; scoring, sampling and Dask
+    input then need nothing else.
+    """
+
+    # ------------------------------------------------------------------------------------
+    # fitting
+    # ------------------------------------------------------------------------------------
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the parameters with EM; keep the best of ``n_init`` runs.
+
+        ``sample_weight`` (n_samples,) non-negative weights: a weight of 2 counts a row
+        twice, a weight of 0 removes it. Returns ``self``.
+        """
+        self.fit_predict(X, y, sample_weight=sample_weight)
+        return self
+
+    @fit_context
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then label X by a final E-step with the chosen parameters.
+
+        On a dask array the labels are lazy: exactly ``fit(X).predict(X)``.
+        """
+        return self._fit_or_restore(X, sample_weight)
+
+    def _fit_or_restore(self, X, sample_weight):
+        """Run the fit; if anything fails, leave the previous model exactly as it was."""
+        previous_state = dict(vars(self))
+        try:
+            with single_threaded_blas():
+                return self._fit_predict(X, sample_weight)
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(previous_state)
+            raise
+
+    def _fit_source(self, X, sample_weight):
+        """The rows to fit, validated: in memory, or the blocks of a dask array."""
+        if is_dask_collection(X):
+            source = _dask_backend().DaskSource(X, sample_weight, self.n_components,
+                                                type(self).__name__)
+            # A dask array has no column names.
+            self.n_features_in_ = source.n_features
+            vars(self).pop("feature_names_in_", None)
+        else:
+            X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+            weights = None if sample_weight is None else check_sample_weight(sample_weight, X)
+            source = InMemorySource(np.ascontiguousarray(X), weights)
+        check_enough_samples(self.n_components, source.n_samples)
+        if sample_weight is not None:
+            check_enough_weighted_samples(self.n_components, source.n_positive)
+        return source
+
+    def _threads(self):
+        return 0 if self.n_threads is None else int(self.n_threads)
+
+    # ------------------------------------------------------------------------------------
+    # scoring
+    # ------------------------------------------------------------------------------------
+
+    def _score_lazily(self, X, output):
+        """A dask array's "log_prob", "labels" or "resp", lazily, block by block."""
+        check_is_fitted(self)
+        return _dask_backend().score_lazily(self, X, output, self._kernel_parameters(),
+                                            self._threads())
+
+    def _score_arrays(self, X, labels=False, resp=False, log_prob=True):
+        """(log p(x), labels, responsibilities; each None unless asked for) of X validated
+        by _validate_for_scoring, through the compiled core, which also checks that X is
+        finite."""
+        return score_arrays(X, self._kernel_parameters(), labels, resp, self._threads(),
+                            log_prob, finite_check=self._assert_finite)
+
+    def _validate_for_scoring(self, X):
+        """X as a C-contiguous float array, not yet checked for NaN and infinities: the
+        scoring kernel checks them on the way (a separate pass over X was ~12 % of
+        predict_proba on workload a)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32],
+                          ensure_all_finite=False)
+        return np.ascontiguousarray(X)
+
+    def _assert_finite(self, X):
+        assert_finite(X, "X", type(self).__name__)
+
+    def score_samples(self, X):
+        """Log-density log p(x) of every sample, shape (n_samples,).
+
+        On a dask array: a lazy dask array, computed block by block on the workers.
+        """
+        if is_dask_collection(X):
+            return self._score_lazily(X, "log_prob")
+        X = self._validate_for_scoring(X)
+        return self._score_arrays(X)[0]
+
+    def score(self, X, y=None, sample_weight=None):
+        """Average log-likelihood of X (weighted by ``sample_weight`` when given)."""
+        if is_dask_collection(X):
+            return self._total_weight_and_score(X, sample_weight)[1]
+        log_prob = self.score_samples(X)
+        if sample_weight is None:
+            return float(log_prob.mean())
+        weights = check_sample_weight(sample_weight, log_prob[:, None])
+        return float(np.average(log_prob, weights=weights))
+
+    def predict(self, X):
+        """Index of the most likely component of every sample (int64; lazy on dask input)."""
+        if is_dask_collection(X):
+            return self._score_lazily(X, "labels")
+        X = self._validate_for_scoring(X)
+        return self._score_arrays(X, labels=True, log_prob=False)[1]
+
+    def predict_proba(self, X):
+        """Responsibilities p(k | x), shape (n_samples, n_components); rows sum to 1.
+
+        On a dask array: a lazy dask array, computed block by block on the workers.
+        """
+        if is_dask_collection(X):
+            return self._score_lazily(X, "resp")
+        X = self._validate_for_scoring(X)
+        return self._score_arrays(X, resp=True, log_prob=False)[2]
+
+    def _total_weight_and_score(self, X, sample_weight):
+        if is_dask_collection(X):
+            check_is_fitted(self)
+            return _dask_backend().total_weight_and_score(
+                self, X, sample_weight, self._kernel_parameters(), self._threads())
+        n = X.shape[0] if sample_weight is None else float(
+            check_sample_weight(sample_weight, np.asarray(X)).sum()
+        )
+        return n, self.score(X, sample_weight=sample_weight)
+
+    def sample(self, n_samples=1):
+        """Draw samples from the fitted mixture: (X float64 (n, d), component labels)."""
+        check_is_fitted(self)
+        if n_samples < 1:
+            raise ValueError(
+                "Invalid value for 'n_samples': %d . The sampling requires at "
+                "least one sample." % (self.n_components)
+            )
+        _, n_features = self.means_.shape
+        rng = check_random_state(self.random_state)
+        counts = rng.multinomial(n_samples, self.weights_)
+        if self.covariance_type == "full":
+            X = np.vstack([
+                rng.multivariate_normal(mean, covariance, int(count))
+                for mean, covariance, count in zip(self.means_, self.covariances_, counts)
+            ])
+        elif self.covariance_type == "tied":
+            X = np.vstack([
+                rng.multivariate_normal(mean, self.covariances_, int(count))
+                for mean, count in zip(self.means_, counts)
+            ])
+        else:
+            X = np.vstack([
+                mean + rng.standard_normal(size=(count, n_features)) * np.sqrt(covariance)
+                for mean, covariance, count in zip(self.means_, self.covariances_, counts)
+            ])
+        y = np.concatenate(
+            [np.full(count, j, dtype=np.int64) for j, count in enumerate(counts)]
+        )
+        return X.astype(np.float64, copy=False), y
+
+    if HAS_SKLEARN:
+
+        def __sklearn_tags__(self):
+            tags = super().__sklearn_tags__()
+            tags.input_tags.allow_nan = False
+            return tags
+
+
 def fitted_gaussian_mixture(params, result, dtype, n_features_in):
     """A :class:`GaussianMixture` with constructor parameters ``params``, fitted: its
     attributes are the :class:`~gmmfast._engine.EMResult` ``result`` of a run on
@@ -72,7 +248,7 @@ def fitted_gaussian_mixture(params, result, dtype, n_features_in):
     return model
 
 
-class GaussianMixture(DensityMixin, BaseEstimator):
+class GaussianMixture(MixtureEstimator):
     """Gaussian mixture model fitted by EM, a drop-in for scikit-learn's ``GaussianMixture``.
 
     Every parameter, attribute, method and message of
@@ -182,54 +358,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     # fitting
     # ------------------------------------------------------------------------------------
 
-    def fit(self, X, y=None, sample_weight=None):
-        """Estimate the parameters with EM; keep the best of ``n_init`` runs.
-
-        ``sample_weight`` (n_samples,) non-negative weights: a weight of 2 counts a row
-        twice, a weight of 0 removes it. Returns ``self``.
-        """
-        self.fit_predict(X, y, sample_weight=sample_weight)
-        return self
-
-    @fit_context
-    def fit_predict(self, X, y=None, sample_weight=None):
-        """Fit, then label X by a final E-step with the chosen parameters.
-
-        On a dask array the labels are lazy: exactly ``fit(X).predict(X)``.
-        """
-        return self._fit_or_restore(X, sample_weight)
-
-    def _fit_or_restore(self, X, sample_weight):
-        """Run the fit; if anything fails, leave the previous model exactly as it was."""
-        previous_state = dict(vars(self))
-        try:
-            with single_threaded_blas():
-                return self._fit_predict(X, sample_weight)
-        except BaseException:
-            vars(self).clear()
-            vars(self).update(previous_state)
-            raise
-
-    def _fit_source(self, X, sample_weight):
-        """The rows to fit, validated: in memory, or the blocks of a dask array."""
-        if is_dask_collection(X):
-            source = _dask_backend().DaskSource(X, sample_weight, self.n_components,
-                                                type(self).__name__)
-            # A dask array has no column names.
-            self.n_features_in_ = source.n_features
-            vars(self).pop("feature_names_in_", None)
-        else:
-            X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
-            weights = None if sample_weight is None else check_sample_weight(sample_weight, X)
-            source = InMemorySource(np.ascontiguousarray(X), weights)
-        check_enough_samples(self.n_components, source.n_samples)
-        if sample_weight is not None:
-            check_enough_weighted_samples(self.n_components, source.n_positive)
-        check_initial_parameters(self, source.n_features)
-        return source
-
     def _fit_predict(self, X, sample_weight):
         source = self._fit_source(X, sample_weight)
+        check_initial_parameters(self, source.n_features)
         model = MixtureModel(self.covariance_type, self.reg_covar, source.dtype)
         warm = self.warm_start and hasattr(self, "converged_")
         random_state = check_random_state(self.random_state)
@@ -290,9 +421,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.lower_bound_ = result.lower_bound
         self.lower_bounds_ = result.lower_bounds
 
-    def _threads(self):
-        return 0 if self.n_threads is None else int(self.n_threads)
-
     def save(self, path):
         """Write the fitted model to ``path`` as a portable, pickle-free ``.npz`` file.
 
@@ -313,81 +441,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             (self.weights_, self.means_, None, self.precisions_cholesky_),
             self.covariance_type)
 
-    def _score_lazily(self, X, output):
-        """A dask array's "log_prob", "labels" or "resp", lazily, block by block."""
-        check_is_fitted(self)
-        return _dask_backend().score_lazily(self, X, output, self._kernel_parameters(),
-                                            self._threads())
-
-    def _score_arrays(self, X, labels=False, resp=False, log_prob=True):
-        """(log p(x), labels, responsibilities; each None unless asked for) of X validated
-        by _validate_for_scoring, through the compiled core, which also checks that X is
-        finite."""
-        return score_arrays(X, self._kernel_parameters(), labels, resp, self._threads(),
-                            log_prob, finite_check=self._assert_finite)
-
-    def _validate_for_scoring(self, X):
-        """X as a C-contiguous float array, not yet checked for NaN and infinities: the
-        scoring kernel checks them on the way (a separate pass over X was ~12 % of
-        predict_proba on workload a)."""
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32],
-                          ensure_all_finite=False)
-        return np.ascontiguousarray(X)
-
-    def _assert_finite(self, X):
-        assert_finite(X, "X", type(self).__name__)
-
-    def score_samples(self, X):
-        """Log-density log p(x) of every sample, shape (n_samples,).
-
-        On a dask array: a lazy dask array, computed block by block on the workers.
-        """
-        if is_dask_collection(X):
-            return self._score_lazily(X, "log_prob")
-        X = self._validate_for_scoring(X)
-        return self._score_arrays(X)[0]
-
-    def score(self, X, y=None, sample_weight=None):
-        """Average log-likelihood of X (weighted by ``sample_weight`` when given)."""
-        if is_dask_collection(X):
-            return self._total_weight_and_score(X, sample_weight)[1]
-        log_prob = self.score_samples(X)
-        if sample_weight is None:
-            return float(log_prob.mean())
-        weights = check_sample_weight(sample_weight, log_prob[:, None])
-        return float(np.average(log_prob, weights=weights))
-
-    def predict(self, X):
-        """Index of the most likely component of every sample (int64; lazy on dask input)."""
-        if is_dask_collection(X):
-            return self._score_lazily(X, "labels")
-        X = self._validate_for_scoring(X)
-        return self._score_arrays(X, labels=True, log_prob=False)[1]
-
-    def predict_proba(self, X):
-        """Responsibilities p(k | x), shape (n_samples, n_components); rows sum to 1.
-
-        On a dask array: a lazy dask array, computed block by block on the workers.
-        """
-        if is_dask_collection(X):
-            return self._score_lazily(X, "resp")
-        X = self._validate_for_scoring(X)
-        return self._score_arrays(X, resp=True, log_prob=False)[2]
-
     def _n_parameters(self):
         """Number of free parameters of the model."""
         return n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
-
-    def _total_weight_and_score(self, X, sample_weight):
-        if is_dask_collection(X):
-            check_is_fitted(self)
-            return _dask_backend().total_weight_and_score(
-                self, X, sample_weight, self._kernel_parameters(), self._threads())
-        n = X.shape[0] if sample_weight is None else float(
-            check_sample_weight(sample_weight, np.asarray(X)).sum()
-        )
-        return n, self.score(X, sample_weight=sample_weight)
 
     def bic(self, X, sample_weight=None):
         """Bayesian information criterion on X (lower is better)."""
@@ -398,41 +454,3 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Akaike information criterion on X (lower is better)."""
         n, mean_loglik = self._total_weight_and_score(X, sample_weight)
         return information_criteria(mean_loglik, n, self._n_parameters())[1]
-
-    def sample(self, n_samples=1):
-        """Draw samples from the fitted mixture: (X float64 (n, d), component labels)."""
-        check_is_fitted(self)
-        if n_samples < 1:
-            raise ValueError(
-                "Invalid value for 'n_samples': %d . The sampling requires at "
-                "least one sample." % (self.n_components)
-            )
-        _, n_features = self.means_.shape
-        rng = check_random_state(self.random_state)
-        counts = rng.multinomial(n_samples, self.weights_)
-        if self.covariance_type == "full":
-            X = np.vstack([
-                rng.multivariate_normal(mean, covariance, int(count))
-                for mean, covariance, count in zip(self.means_, self.covariances_, counts)
-            ])
-        elif self.covariance_type == "tied":
-            X = np.vstack([
-                rng.multivariate_normal(mean, self.covariances_, int(count))
-                for mean, count in zip(self.means_, counts)
-            ])
-        else:
-            X = np.vstack([
-                mean + rng.standard_normal(size=(count, n_features)) * np.sqrt(covariance)
-                for mean, covariance, count in zip(self.means_, self.covariances_, counts)
-            ])
-        y = np.concatenate(
-            [np.full(count, j, dtype=np.int64) for j, count in enumerate(counts)]
-        )
-        return X.astype(np.float64, copy=False), y
-
-    if HAS_SKLEARN:
-
-        def __sklearn_tags__(self):
-            tags = super().__sklearn_tags__()
-            tags.input_tags.allow_nan = False
-            return tags
