@@ -8,11 +8,12 @@ per component, carried in the kernels' ``log_norm``. The statistics are EM's, so
 one pass over the rows per iteration, in memory or on the blocks of a dask array.
 """
 
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 from scipy.special import betaln, digamma, gammaln
 
+from gmmfast import _mstep_core
 from gmmfast._compat import (
     HAS_SKLEARN,
     check_array_fallback,
@@ -26,10 +27,8 @@ from gmmfast._engine import (
     mixture_kernel_parameters,
     run_em,
 )
-from gmmfast._gaussian_mixture import EM_PARAMETER_CONSTRAINTS, MixtureEstimator
-from gmmfast import _mstep_core
+from gmmfast._gaussian_mixture import MIXTURE_PARAMETER_CONSTRAINTS, MixtureEstimator
 from gmmfast._mstep import (
-    COVARIANCE_TYPES,
     cast_parameters,
     kernel_form,
     precision_cholesky,
@@ -198,7 +197,7 @@ class VariationalMixtureModel:
 
     # -- the bound ---------------------------------------------------------------------------
 
-    def entropy_term(self, loglik, stats, kernel_params):
+    def sum_resp_log_resp(self, loglik, stats, kernel_params):
         """Σ_i w_i Σ_k r_ik log r_ik from the pass's results, without another pass.
 
         r_ik = p̃_ik / p̃_i, so Σ_k r_ik log r_ik = Σ_k r_ik log p̃_ik − log p̃_i, and
@@ -233,9 +232,6 @@ class VariationalMixtureModel:
 
     # -- the engine's protocol -----------------------------------------------------------------
 
-    def initial_parameters(self, stats):
-        return self.m_step(stats)
-
     def em_step(self, source, n_threads):
         """A function θ → (bound, next θ): the E-step under θ, the M-step, and the bound
         from the entropy of that E-step and the normalisers of the next θ."""
@@ -245,7 +241,7 @@ class VariationalMixtureModel:
             kernel_params = self.kernel_parameters(theta)
             loglik, stats = source.statistics(kernel_params, n_threads)
             next_theta = self.m_step(stats)
-            bound = (-self.entropy_term(loglik, stats, kernel_params)
+            bound = (-self.sum_resp_log_resp(loglik, stats, kernel_params)
                      + self.parameters_term(next_theta))
             return bound_type(bound), next_theta
 
@@ -355,11 +351,7 @@ default="dirichlet_process"
     """
 
     _constraints = {
-        "n_components": [("interval", Integral, 1, True)],
-        "covariance_type": [("options", frozenset(COVARIANCE_TYPES))],
-        **EM_PARAMETER_CONSTRAINTS,
-        "warm_start": [("boolean",)],
-        "verbose_interval": [("interval", Integral, 1, True)],
+        **MIXTURE_PARAMETER_CONSTRAINTS,
         "weight_concentration_prior_type": [("options", frozenset(PRIOR_TYPES))],
         "weight_concentration_prior": [None, ("interval", Real, 0.0, False)],
         "mean_precision_prior": [None, ("interval", Real, 0.0, False)],
@@ -427,7 +419,8 @@ default="dirichlet_process"
                 return self._current_parameters(), self.lower_bound_
             stats = initial_statistics(source, self.n_components, self.init_params,
                                        (model.form,), random_state, self._threads())
-            return model.initial_parameters(stats[model.form]), -np.inf
+            # scikit-learn's start: the variational update of the initial responsibilities.
+            return model.m_step(stats[model.form]), -np.inf
 
         self.converged_ = False
         result = run_em(model, source, start, n_init=1 if warm else self.n_init,
@@ -543,15 +536,9 @@ default="dirichlet_process"
 
     @property
     def n_components_in_use_(self):
-        """Components that carry at least one sample's weight: N_k ≥ 1, with N_k the
-        weight of the samples the fit assigns to component k (Σ_i w_i r_ik)."""
-        check_is_fitted(self)
-        if self.weight_concentration_prior_type == "dirichlet_process":
-            counts = np.asarray(self.weight_concentration_[0], dtype=np.float64) - 1.0
-        else:
-            counts = (np.asarray(self.weight_concentration_, dtype=np.float64)
-                      - self.weight_concentration_prior_)
-        return int(np.count_nonzero(counts >= 1.0))
+        """Components that carry at least one sample's weight (see
+        :func:`components_in_use`)."""
+        return int(np.count_nonzero(components_in_use(self)))
 
     # ------------------------------------------------------------------------------------
     # scoring
@@ -560,6 +547,20 @@ default="dirichlet_process"
     def _kernel_parameters(self):
         """The fitted model in the kernels' form (the variational log ρ of every row)."""
         return self._model(self.means_.dtype).kernel_parameters(self._current_parameters())
+
+
+def components_in_use(model):
+    """Boolean mask (n_components,) of the components of a fitted
+    :class:`BayesianGaussianMixture` that carry at least one sample's weight: N_k ≥ 1, with
+    N_k = Σ_i w_i r_ik the weight the fit assigns to component k (read off the posterior's
+    concentrations, which are the prior's plus N_k)."""
+    check_is_fitted(model)
+    if model.weight_concentration_prior_type == "dirichlet_process":
+        counts = np.asarray(model.weight_concentration_[0], dtype=np.float64) - 1.0
+    else:
+        counts = (np.asarray(model.weight_concentration_, dtype=np.float64)
+                  - model.weight_concentration_prior_)
+    return counts >= 1.0
 
 
 def _finite(value, name):

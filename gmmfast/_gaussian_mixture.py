@@ -54,6 +54,15 @@ EM_PARAMETER_CONSTRAINTS = {
     "n_threads": [("interval", Integral, 1, True), None],
 }
 
+# The parameters of every estimator of one mixture: its shape, EM's and the warm start.
+MIXTURE_PARAMETER_CONSTRAINTS = {
+    "n_components": [("interval", Integral, 1, True)],
+    "covariance_type": [("options", frozenset(COVARIANCE_TYPES))],
+    **EM_PARAMETER_CONSTRAINTS,
+    "warm_start": [("boolean",)],
+    "verbose_interval": [("interval", Integral, 1, True)],
+}
+
 
 def _dask_backend():
     """gmmfast._dask, imported only once a Dask collection has been passed in."""
@@ -307,11 +316,7 @@ class GaussianMixture(MixtureEstimator):
     """
 
     _constraints = {
-        "n_components": [("interval", Integral, 1, True)],
-        "covariance_type": [("options", frozenset(COVARIANCE_TYPES))],
-        **EM_PARAMETER_CONSTRAINTS,
-        "warm_start": [("boolean",)],
-        "verbose_interval": [("interval", Integral, 1, True)],
+        **MIXTURE_PARAMETER_CONSTRAINTS,
         "weights_init": [("array-like",), None],
         "means_init": [("array-like",), None],
         "precisions_init": [("array-like",), None],

@@ -12,6 +12,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from gmmfast import BayesianGaussianMixture
+from gmmfast._bayesian_mixture import components_in_use
 from gmmfast._compat import ConvergenceWarning, NotFittedError
 from gmmfast._engine import InMemorySource
 
@@ -86,7 +87,7 @@ def test_entropy_from_statistics_equals_direct_sum(blobs):
     resp = model.predict_proba(blobs)
     with np.errstate(divide="ignore", invalid="ignore"):
         direct = np.nansum(resp * np.log(resp))
-    assert variational.entropy_term(loglik, stats, kernel_params) == pytest.approx(
+    assert variational.sum_resp_log_resp(loglik, stats, kernel_params) == pytest.approx(
         direct, rel=1e-9, abs=1e-9)
 
 
@@ -115,11 +116,20 @@ def test_max_iter_zero_is_one_update_from_the_initial_responsibilities(prior_typ
 def test_unused_components_are_switched_off(blobs):
     model = BayesianGaussianMixture(n_components=8, random_state=0, max_iter=500).fit(blobs)
     assert model.n_components_in_use_ == 3
+    assert_array_equal(components_in_use(model), model.weights_ > 0.1)
     # The others keep only the prior's share.
     assert np.sort(model.weights_)[:-3].max() < 0.01
     assert np.unique(model.predict(blobs)).size == 3
     with pytest.raises(NotFittedError):
         BayesianGaussianMixture().n_components_in_use_
+
+
+def test_components_in_use_under_the_dirichlet_distribution_prior(blobs):
+    model = BayesianGaussianMixture(n_components=6, random_state=0, max_iter=500,
+                                    weight_concentration_prior=1e-3,
+                                    weight_concentration_prior_type="dirichlet_distribution")
+    model.fit(blobs)
+    assert_array_equal(components_in_use(model), model.weights_ > 0.1)
 
 
 @pytest.mark.parametrize("prior_type", PRIOR_TYPES)
