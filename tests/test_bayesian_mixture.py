@@ -168,6 +168,15 @@ def test_float32_is_kept(covariance_type, blobs):
     assert single.predict_proba(blobs.astype(np.float32)).dtype == np.float32
 
 
+def test_float32_bounds_are_compared_in_float64(blobs):
+    # A sum over 10⁶ rows rounded to float32 moves in steps of ~0.5, far above tol.
+    X = blobs.astype(np.float32)
+    model = BayesianGaussianMixture(n_components=3, random_state=0).fit(X)
+    step = model._model(X.dtype).em_step(InMemorySource(X), 1)
+    bound, _ = step(model._current_parameters())
+    assert type(bound) is float
+
+
 def test_threads_do_not_change_the_fit(blobs):
     fits = [BayesianGaussianMixture(n_components=4, random_state=0, n_threads=n).fit(blobs)
             for n in (1, 2)]
