@@ -58,6 +58,15 @@ EM_PARAMETER_CONSTRAINTS = {
     "n_threads": [("interval", Integral, 1, True), None],
 }
 
+# The parameters of every estimator of one mixture: its shape, EM's and the warm start.
+MIXTURE_PARAMETER_CONSTRAINTS = {
+    "n_components": [("interval", Integral, 1, True)],
+    "covariance_type": [("options", frozenset(COVARIANCE_TYPES))],
+    **EM_PARAMETER_CONSTRAINTS,
+    "warm_start": [("boolean",)],
+    "verbose_interval": [("interval", Integral, 1, True)],
+}
+
 
 def _dask_backend():
     """gmmfast._dask, imported only once a Dask collection has been passed in."""
@@ -66,121 +75,16 @@ def _dask_backend():
     return _dask
 
 
-def fitted_gaussian_mixture(params, result, dtype, n_features_in):
-    """A :class:`GaussianMixture` with constructor parameters ``params``, fitted: its
-    attributes are the :class:`~gmmfast._engine.EMResult` ``result`` of a run on
-    ``n_features_in`` columns of ``dtype`` (how model selection returns its candidates)."""
-    model = GaussianMixture(**params)
-    model.n_features_in_ = n_features_in
-    model._store_result(result, dtype)
-    return model
+class MixtureEstimator(DensityMixin, BaseEstimator):
+    """What every mixture estimator shares: ``fit``/``fit_predict`` with the previous model
+    restored on failure, the validated source of rows, and scoring through the kernels.
 
-
-class GaussianMixture(DensityMixin, BaseEstimator):
-    """Gaussian mixture model fitted by EM, a drop-in for scikit-learn's ``GaussianMixture``.
-
-    Every parameter, attribute, method and message of
-    :class:`sklearn.mixture.GaussianMixture` behaves the same; EM streams over the samples
-    in chunks through compiled, OpenMP-parallel kernels that never build the N×K
-    responsibility matrix. Initialisation (k-means, k-means++) is compiled too, so the
-    initial partition for a given seed may differ from scikit-learn's.
-
-    ``X`` may also be a ``dask.array.Array`` (``pip install gmmfast[dask]``): ``fit`` then
-    runs the same EM with the blocks' statistics computed on the Dask workers and summed on
-    the client, without ever collecting X; ``predict``, ``predict_proba`` and
-    ``score_samples`` return lazy dask arrays. For dask input, ``init_params="kmeans"``
-    seeds k-means++ on a uniform sample of at most 100 000 rows, then runs Lloyd's
-    iterations over all blocks; see ``gmmfast._dask`` and the README's "Dask" section.
-
-    Parameters
-    ----------
-    n_components : int, default=1
-        Number of mixture components.
-    covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
-        Form of the covariance matrices.
-    tol : float, default=1e-3
-        EM stops when the change of the average log-likelihood falls below ``tol``.
-    reg_covar : float, default=1e-6
-        Added to the diagonal of every covariance estimated from data.
-    max_iter : int, default=100
-        EM iterations per initialisation; 0 returns the initialisation.
-    n_init : int, default=1
-        Number of initialisations; the one with the best lower bound is kept.
-    init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default="kmeans"
-        How the initial responsibilities are chosen.
-    weights_init, means_init, precisions_init : array-like, default=None
-        User-provided initial parameters (shapes as in scikit-learn).
-    random_state : int, RandomState instance or None, default=None
-        Seed of the one RNG stream consumed by all initialisations.
-    warm_start : bool, default=False
-        Continue from the previous fit's parameters.
-    verbose : int, default=0
-        Print progress (1: per initialisation, 2: per iteration with timings).
-    verbose_interval : int, default=10
-        Iterations between two progress lines.
-    n_threads : int or None, default=None
-        Threads for the compiled kernels; None uses the OpenMP default
-        (``OMP_NUM_THREADS``, threadpoolctl limits). Results do not depend on it.
-
-    Attributes
-    ----------
-    weights_, means_, covariances_, precisions_, precisions_cholesky_ : ndarray
-        Fitted parameters, in X's dtype (float32 or float64).
-    converged_ : bool
-    n_iter_ : int
-    lower_bound_ : float
-    lower_bounds_ : list of float
-    n_features_in_ : int
-    feature_names_in_ : ndarray of str
+    A subclass gives its engine model for the validated rows (``_prepared_model(source)``),
+    a fresh start (``_start_parameters(model, source, random_state)``), its parameters as
+    fitted (``_current_parameters()``, ``_store_result(result, dtype)``) and its fitted
+    model in the kernels' form (``_kernel_parameters()``); fitting, scoring, sampling and
+    Dask input then need nothing else.
     """
-
-    _constraints = {
-        "n_components": [("interval", Integral, 1, True)],
-        "covariance_type": [("options", frozenset(COVARIANCE_TYPES))],
-        **EM_PARAMETER_CONSTRAINTS,
-        "warm_start": [("boolean",)],
-        "verbose_interval": [("interval", Integral, 1, True)],
-        "weights_init": [("array-like",), None],
-        "means_init": [("array-like",), None],
-        "precisions_init": [("array-like",), None],
-    }
-    if HAS_SKLEARN:
-        _parameter_constraints = sklearn_constraints(_constraints)
-
-    def __init__(
-        self,
-        n_components=1,
-        *,
-        covariance_type="full",
-        tol=1e-3,
-        reg_covar=1e-6,
-        max_iter=100,
-        n_init=1,
-        init_params="kmeans",
-        weights_init=None,
-        means_init=None,
-        precisions_init=None,
-        random_state=None,
-        warm_start=False,
-        verbose=0,
-        verbose_interval=10,
-        n_threads=None,
-    ):
-        self.n_components = n_components
-        self.covariance_type = covariance_type
-        self.tol = tol
-        self.reg_covar = reg_covar
-        self.max_iter = max_iter
-        self.n_init = n_init
-        self.init_params = init_params
-        self.weights_init = weights_init
-        self.means_init = means_init
-        self.precisions_init = precisions_init
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.verbose = verbose
-        self.verbose_interval = verbose_interval
-        self.n_threads = n_threads
 
     # ------------------------------------------------------------------------------------
     # fitting
@@ -227,19 +131,20 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if sample_weight is not None:
             check_enough_weighted_samples(self.n_components, source.n_positive)
         check_parameter_memory(self.covariance_type, self.n_components, source.n_features)
-        check_initial_parameters(self, source.n_features)
         return source
 
     def _fit_predict(self, X, sample_weight, final_labels):
+        """EM of the estimator's model on X from its starts; the final E-step's labels
+        when ``final_labels`` (else None)."""
         source = self._fit_source(X, sample_weight)
-        model = MixtureModel(self.covariance_type, self.reg_covar, source.dtype)
+        model = self._prepared_model(source)
         warm = self.warm_start and hasattr(self, "converged_")
         random_state = check_random_state(self.random_state)
 
         def start(init):
             if warm:
                 return self._current_parameters(), self.lower_bound_
-            return self._initial_parameters(model, source, random_state), -np.inf
+            return self._start_parameters(model, source, random_state), -np.inf
 
         self.converged_ = False
         if self.max_iter == 0:
@@ -253,73 +158,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             self._store_result(result, source.dtype)
         except IllDefinedCovarianceError as failure:
             raise scale_overflow_error(source) or failure from None
-        # fit_predict's final E-step makes its labels agree with fit(X).predict(X).
         return result.labels
-
-    def _initial_parameters(self, model, source, random_state):
-        """The start drawn by init_params, overridden by the user's initial parameters."""
-        user_given = (self.weights_init, self.means_init, self.precisions_init)
-        if all(p is not None for p in user_given):
-            # Nothing to estimate: the RNG is not consumed (as in scikit-learn).
-            mix_weights = means = covariances = None
-        else:
-            stats = initial_statistics(source, self.n_components, self.init_params,
-                                       (model.form,), random_state, self._threads())
-            mix_weights, means, covariances, chol = model.initial_parameters(
-                stats[model.form], source.total_weight)
-        if self.weights_init is not None:
-            mix_weights = np.asarray(self.weights_init, dtype=np.float64)
-        if self.means_init is not None:
-            means = np.asarray(self.means_init, dtype=np.float64)
-        if self.precisions_init is not None:
-            chol = precision_cholesky_from_precisions(
-                self.precisions_init, self.covariance_type
-            )
-            covariances = covariances_from_cholesky(chol, self.covariance_type)
-        return mix_weights, means, covariances, chol
-
-    def _current_parameters(self):
-        return tuple(
-            np.asarray(a, dtype=np.float64)
-            for a in (self.weights_, self.means_, self.covariances_,
-                      self.precisions_cholesky_)
-        )
-
-    def _store_result(self, result, dtype):
-        """The fitted attributes from an :class:`~gmmfast._engine.EMResult`."""
-        mix_weights, means, covariances, chol = result.parameters
-        precisions = precisions_from_cholesky(chol, self.covariance_type)
-        (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_,
-         self.precisions_) = cast_parameters(
-            (mix_weights, means, covariances, chol, precisions), dtype
-        )
-        self.converged_ = bool(result.converged)
-        self.n_iter_ = int(result.n_iter)
-        self.lower_bound_ = result.lower_bound
-        self.lower_bounds_ = result.lower_bounds
 
     def _threads(self):
         return 0 if self.n_threads is None else int(self.n_threads)
 
-    def save(self, path):
-        """Write the fitted model to ``path`` as a portable, pickle-free ``.npz`` file.
-
-        The file holds the fitted arrays and JSON metadata with a format version; read it
-        back with :func:`gmmfast.load`. See ``gmmfast._io`` for the format.
-        """
-        from gmmfast._io import save_model
-
-        save_model(self, path)
-
     # ------------------------------------------------------------------------------------
     # scoring
     # ------------------------------------------------------------------------------------
-
-    def _kernel_parameters(self):
-        """The fitted model in the kernels' form (means, precisions_chol, log_norm)."""
-        return mixture_kernel_parameters(
-            (self.weights_, self.means_, None, self.precisions_cholesky_),
-            self.covariance_type)
 
     def _score_lazily(self, X, output):
         """A dask array's "log_prob", "labels" or "resp", lazily, block by block."""
@@ -383,10 +229,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         X = self._validate_for_scoring(X)
         return self._score_arrays(X, resp=True, log_prob=False)[2]
 
-    def _n_parameters(self):
-        """Number of free parameters of the model."""
-        return n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
-
     def _total_weight_and_score(self, X, sample_weight):
         if is_dask_collection(X):
             check_is_fitted(self)
@@ -396,16 +238,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             check_sample_weight(sample_weight, np.asarray(X)).sum()
         )
         return n, self.score(X, sample_weight=sample_weight)
-
-    def bic(self, X, sample_weight=None):
-        """Bayesian information criterion on X (lower is better)."""
-        n, mean_loglik = self._total_weight_and_score(X, sample_weight)
-        return information_criteria(mean_loglik, n, self._n_parameters())[0]
-
-    def aic(self, X, sample_weight=None):
-        """Akaike information criterion on X (lower is better)."""
-        n, mean_loglik = self._total_weight_and_score(X, sample_weight)
-        return information_criteria(mean_loglik, n, self._n_parameters())[1]
 
     def sample(self, n_samples=1):
         """Draw samples from the fitted mixture: (X float64 (n, d), component labels)."""
@@ -444,3 +276,200 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             tags = super().__sklearn_tags__()
             tags.input_tags.allow_nan = False
             return tags
+
+
+def fitted_gaussian_mixture(params, result, dtype, n_features_in):
+    """A :class:`GaussianMixture` with constructor parameters ``params``, fitted: its
+    attributes are the :class:`~gmmfast._engine.EMResult` ``result`` of a run on
+    ``n_features_in`` columns of ``dtype`` (how model selection returns its candidates)."""
+    model = GaussianMixture(**params)
+    model.n_features_in_ = n_features_in
+    model._store_result(result, dtype)
+    return model
+
+
+class GaussianMixture(MixtureEstimator):
+    """Gaussian mixture model fitted by EM, a drop-in for scikit-learn's ``GaussianMixture``.
+
+    Every parameter, attribute, method and message of
+    :class:`sklearn.mixture.GaussianMixture` behaves the same; EM streams over the samples
+    in chunks through compiled, OpenMP-parallel kernels that never build the N×K
+    responsibility matrix. Initialisation (k-means, k-means++) is compiled too, so the
+    initial partition for a given seed may differ from scikit-learn's.
+
+    ``X`` may also be a ``dask.array.Array`` (``pip install gmmfast[dask]``): ``fit`` then
+    runs the same EM with the blocks' statistics computed on the Dask workers and summed on
+    the client, without ever collecting X; ``predict``, ``predict_proba`` and
+    ``score_samples`` return lazy dask arrays. For dask input, ``init_params="kmeans"``
+    seeds k-means++ on a uniform sample of at most 100 000 rows, then runs Lloyd's
+    iterations over all blocks; see ``gmmfast._dask`` and the README's "Dask" section.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of mixture components.
+    covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
+        Form of the covariance matrices.
+    tol : float, default=1e-3
+        EM stops when the change of the average log-likelihood falls below ``tol``.
+    reg_covar : float, default=1e-6
+        Added to the diagonal of every covariance estimated from data.
+    max_iter : int, default=100
+        EM iterations per initialisation; 0 returns the initialisation.
+    n_init : int, default=1
+        Number of initialisations; the one with the best lower bound is kept.
+    init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default="kmeans"
+        How the initial responsibilities are chosen.
+    weights_init, means_init, precisions_init : array-like, default=None
+        User-provided initial parameters (shapes as in scikit-learn).
+    random_state : int, RandomState instance or None, default=None
+        Seed of the one RNG stream consumed by all initialisations.
+    warm_start : bool, default=False
+        Continue from the previous fit's parameters.
+    verbose : int, default=0
+        Print progress (1: per initialisation, 2: per iteration with timings).
+    verbose_interval : int, default=10
+        Iterations between two progress lines.
+    n_threads : int or None, default=None
+        Threads for the compiled kernels; None uses the OpenMP default
+        (``OMP_NUM_THREADS``, threadpoolctl limits). Results do not depend on it.
+
+    Attributes
+    ----------
+    weights_, means_, covariances_, precisions_, precisions_cholesky_ : ndarray
+        Fitted parameters, in X's dtype (float32 or float64).
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+    lower_bounds_ : list of float
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+    """
+
+    _constraints = {
+        **MIXTURE_PARAMETER_CONSTRAINTS,
+        "weights_init": [("array-like",), None],
+        "means_init": [("array-like",), None],
+        "precisions_init": [("array-like",), None],
+    }
+    if HAS_SKLEARN:
+        _parameter_constraints = sklearn_constraints(_constraints)
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+        n_threads=None,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.n_threads = n_threads
+
+    # ------------------------------------------------------------------------------------
+    # fitting
+    # ------------------------------------------------------------------------------------
+
+    def _prepared_model(self, source):
+        check_initial_parameters(self, source.n_features)
+        return MixtureModel(self.covariance_type, self.reg_covar, source.dtype)
+
+    def _start_parameters(self, model, source, random_state):
+        """The start drawn by init_params, overridden by the user's initial parameters."""
+        user_given = (self.weights_init, self.means_init, self.precisions_init)
+        if all(p is not None for p in user_given):
+            # Nothing to estimate: the RNG is not consumed (as in scikit-learn).
+            mix_weights = means = covariances = None
+        else:
+            stats = initial_statistics(source, self.n_components, self.init_params,
+                                       (model.form,), random_state, self._threads())
+            mix_weights, means, covariances, chol = model.initial_parameters(
+                stats[model.form], source.total_weight)
+        if self.weights_init is not None:
+            mix_weights = np.asarray(self.weights_init, dtype=np.float64)
+        if self.means_init is not None:
+            means = np.asarray(self.means_init, dtype=np.float64)
+        if self.precisions_init is not None:
+            chol = precision_cholesky_from_precisions(
+                self.precisions_init, self.covariance_type
+            )
+            covariances = covariances_from_cholesky(chol, self.covariance_type)
+        return mix_weights, means, covariances, chol
+
+    def _current_parameters(self):
+        return tuple(
+            np.asarray(a, dtype=np.float64)
+            for a in (self.weights_, self.means_, self.covariances_,
+                      self.precisions_cholesky_)
+        )
+
+    def _store_result(self, result, dtype):
+        """The fitted attributes from an :class:`~gmmfast._engine.EMResult`."""
+        mix_weights, means, covariances, chol = result.parameters
+        precisions = precisions_from_cholesky(chol, self.covariance_type)
+        (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_,
+         self.precisions_) = cast_parameters(
+            (mix_weights, means, covariances, chol, precisions), dtype
+        )
+        self.converged_ = bool(result.converged)
+        self.n_iter_ = int(result.n_iter)
+        self.lower_bound_ = result.lower_bound
+        self.lower_bounds_ = result.lower_bounds
+
+    def save(self, path):
+        """Write the fitted model to ``path`` as a portable, pickle-free ``.npz`` file.
+
+        The file holds the fitted arrays and JSON metadata with a format version; read it
+        back with :func:`gmmfast.load`. See ``gmmfast._io`` for the format.
+        """
+        from gmmfast._io import save_model
+
+        save_model(self, path)
+
+    # ------------------------------------------------------------------------------------
+    # scoring
+    # ------------------------------------------------------------------------------------
+
+    def _kernel_parameters(self):
+        """The fitted model in the kernels' form (means, precisions_chol, log_norm)."""
+        return mixture_kernel_parameters(
+            (self.weights_, self.means_, None, self.precisions_cholesky_),
+            self.covariance_type)
+
+    def _n_parameters(self):
+        """Number of free parameters of the model."""
+        return n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
+
+    def bic(self, X, sample_weight=None):
+        """Bayesian information criterion on X (lower is better)."""
+        n, mean_loglik = self._total_weight_and_score(X, sample_weight)
+        return information_criteria(mean_loglik, n, self._n_parameters())[0]
+
+    def aic(self, X, sample_weight=None):
+        """Akaike information criterion on X (lower is better)."""
+        n, mean_loglik = self._total_weight_and_score(X, sample_weight)
+        return information_criteria(mean_loglik, n, self._n_parameters())[1]

@@ -56,13 +56,15 @@ def check_precisions(precisions, covariance_type, n_components, n_features):
             raise ValueError(f"'{covariance_type} precision' should be positive")
         return precisions
     stack = precisions[None] if covariance_type == "tied" else precisions
-    for matrix in stack:
-        symmetric = np.allclose(matrix, matrix.T)
-        if not (symmetric and np.all(np.linalg.eigvalsh(matrix) > 0.0)):
-            raise ValueError(
-                f"'{covariance_type} precision' should be symmetric, positive-definite"
-            )
+    if not all(is_symmetric_positive_definite(matrix) for matrix in stack):
+        raise ValueError(
+            f"'{covariance_type} precision' should be symmetric, positive-definite"
+        )
     return precisions
+
+
+def is_symmetric_positive_definite(matrix):
+    return np.allclose(matrix, matrix.T) and bool(np.all(np.linalg.eigvalsh(matrix) > 0.0))
 
 
 def check_initial_parameters(estimator, n_features):

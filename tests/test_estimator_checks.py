@@ -1,4 +1,4 @@
-"""scikit-learn's own estimator checks, run on gmmfast's GaussianMixture."""
+"""scikit-learn's own estimator checks, run on gmmfast's estimators."""
 
 import pytest
 
@@ -9,10 +9,10 @@ from sklearn.utils.estimator_checks import (  # noqa: E402
     parametrize_with_checks,
 )
 
-from gmmfast import GaussianMixture  # noqa: E402
+from gmmfast import BayesianGaussianMixture, GaussianMixture  # noqa: E402
 
 
-@parametrize_with_checks([GaussianMixture()])
+@parametrize_with_checks([GaussianMixture(), BayesianGaussianMixture()])
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -26,3 +26,8 @@ def test_check_dataframe_column_names_consistency():
     check_dataframe_column_names_consistency(
         "GaussianMixture", GaussianMixture(n_init=2, max_iter=5)
     )
+
+
+def test_check_param_validation_bayesian():
+    check_param_validation("BayesianGaussianMixture",
+                           BayesianGaussianMixture(n_init=2, max_iter=5))

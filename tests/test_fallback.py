@@ -163,3 +163,20 @@ def test_convergence_warning_and_feature_names_without_sklearn():
             raise AssertionError("reordered columns accepted")
         """
     )
+
+
+def test_bayesian_mixture_without_sklearn():
+    out = run_without_sklearn(
+        """
+        from gmmfast import BayesianGaussianMixture
+        model = BayesianGaussianMixture(n_components=5, random_state=0).fit(X)
+        print(model.n_components_in_use_)
+        try:
+            BayesianGaussianMixture(weight_concentration_prior=-1.0).fit(X)
+        except ValueError as error:
+            print(error)
+        """
+    )
+    in_use, message = out.strip().split("\n")
+    assert in_use == "2"
+    assert "'weight_concentration_prior' parameter of BayesianGaussianMixture" in message
