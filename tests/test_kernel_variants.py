@@ -35,7 +35,7 @@ def test_the_widest_variant_the_cpu_supports_is_the_one_that_runs():
     assert _kernels.variant == widest
     expected = _em if widest == "baseline" else importlib.import_module(f"gmmfast._em_{widest}")
     assert _kernels.em is expected
-    assert _gaussian_mixture._em is expected
+    assert _engine._em is expected
 
 
 @pytest.mark.skipif(os.environ.get("GMMFAST_REQUIRE_OPENMP", "0") in ("", "0"),
