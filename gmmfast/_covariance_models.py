@@ -36,12 +36,16 @@ its eigenvectors:
   closed; the two alternate. For EVE and VVE, given the orientation the shapes (and
   volumes) are closed forms along its axes, and the orientation is improved by the
   majorisation-minimisation steps of Browne & McNicholas (2014, "Estimating common
-  principal components in high dimensions"), alternating their two majorisers.
+  principal components in high dimensions"), alternating their two majorisers. F has
+  local minima in the common orientation, so a cold start first searches it by sweeps of
+  plane rotations (as Flury & Gautschi's common-principal-components algorithm does) from
+  several starting axes.
 
 Every iterative model decreases F at each step, warm-starts from the previous EM
 iteration's estimate (so an EM iteration never decreases the likelihood), stops when the
-relative change of F falls below ``tol`` and warns with a ``ConvergenceWarning`` when
-``max_iter`` is reached first.
+relative change of F falls below ``tol`` (mclust's default for its inner iterations,
+about sqrt(machine epsilon)) and warns with a ``ConvergenceWarning`` when ``max_iter`` is
+reached first.
 
 The parameter counts are mclust's ``nVarParams`` (Fraley & Raftery 2002; Scrucca et al.
 2016, "mclust 5", Table 3).
@@ -150,8 +154,8 @@ def expected_complete_loglik(nk, scatter, covariances, reg_covar):
     return -0.5 * float((nk * log_det + trace).sum())
 
 
-def estimate_covariances(model, nk, scatter, reg_covar, previous=None, max_iter=500,
-                         tol=1e-10):
+def estimate_covariances(model, nk, scatter, reg_covar, previous=None, max_iter=1000,
+                         tol=1e-8):
     """The covariances of ``model`` that maximise the expected complete-data log-likelihood.
 
     Parameters
@@ -310,7 +314,7 @@ def _decreasing_eigh(matrices):
 
 def _variances_along(axes, regularised):
     """``diag(Dᵀ W_k D)`` for a common orthogonal D: each scatter along D's columns."""
-    return np.einsum("ji,kjl,li->ki", axes, regularised, axes)
+    return (axes * (regularised @ axes)).sum(axis=-2)
 
 
 def _axes_objective(nk, variances, volumes, shapes):
@@ -376,7 +380,6 @@ def _fit_along_axes(volume_rule, shape_rule, nk, variances, axes, start_volumes,
     """
     n_total = nk.sum()
     n_features = variances.shape[1]
-    shapes = None
     if shape_rule == "I":
         shapes = np.ones_like(variances)
         traces = variances.sum(axis=1)
@@ -478,7 +481,7 @@ def _fit_common_orientation(volume_rule, nk, regularised, start_axes, iteration)
 
     and the minimiser of the linear majoriser ``tr(Dᵀ G)`` over orthogonal D is ``−U Vᵀ``
     for ``G = U S Vᵀ`` (orthogonal Procrustes). One step applies both, then refits the
-    shapes, so F never increases.
+    shapes, so F never increases. A cold start begins at the axes of :func:`_search_axes`.
     """
     largest_scatter = np.linalg.eigvalsh(regularised)[:, -1]
     eye = np.eye(regularised.shape[-1])
@@ -494,22 +497,30 @@ def _fit_common_orientation(volume_rule, nk, regularised, start_axes, iteration)
     def step(fit):
         inverse = 1.0 / (fit.volumes[:, None] * fit.shapes)  # diagonals of M_k
         shifted = regularised - largest_scatter[:, None, None] * eye
-        axes = procrustes(np.einsum("kij,jl,kl->il", shifted, fit.axes, inverse))
+        axes = procrustes(((shifted @ fit.axes) * inverse[:, None, :]).sum(axis=0))
         shifted_inverse = inverse - inverse.max(axis=1, keepdims=True)
-        axes = procrustes(np.einsum("kij,jl,kl->il", regularised, axes, shifted_inverse))
+        axes = procrustes(((regularised @ axes) * shifted_inverse[:, None, :]).sum(axis=0))
         return shapes_given(axes)
 
     if start_axes is None:
         start_axes = _search_axes(volume_rule, nk, regularised)
-    return iteration.run(step, shapes_given(np.asarray(start_axes, dtype=np.float64)))
+    fit = iteration.run(step, shapes_given(np.asarray(start_axes, dtype=np.float64)))
+    # MM steps can crawl (each changing F by less than tol) far from the minimum when the
+    # eigenvalues spread widely; Newton's plane rotations finish the descent.
+    axes, _ = _sweep_rotations(volume_rule, nk, regularised, fit.axes, _POLISH_SWEEPS,
+                               search=False, tol=iteration.tol)
+    polished = shapes_given(axes)
+    return polished if polished.objective <= fit.objective else fit
 
 
-# Angles tried for each plane rotation of the search, then again around the best one.
-_COARSE_ANGLES = np.linspace(0.0, np.pi, 64, endpoint=False)
-_FINE_ANGLES = np.linspace(-np.pi / 64, np.pi / 64, 17)
-# The search only picks the basin of F; the MM steps then converge to tol.
+# Double angles φ = 2θ tried for each plane rotation of the search, which Newton's method
+# then refines.
+_COARSE_ANGLES = np.linspace(0.0, 2 * np.pi, 64, endpoint=False)
+_NEWTON_STEPS = 2
+# The search only picks the basin of F; the iteration then converges to tol.
 _SEARCH_SWEEPS = 10
 _SEARCH_TOL = 1e-4
+_POLISH_SWEEPS = 20
 
 
 def _profile_objective(volume_rule, nk, log_products, n_features):
@@ -529,11 +540,11 @@ def _search_axes(volume_rule, nk, regularised):
     """Common axes for a cold start of EVE or VVE, by sweeps of plane rotations.
 
     F has local minima in the orientation, where the MM steps stall. Each plane rotation
-    here minimises the profiled F over its angle on a grid, a search across the whole
-    circle (the Jacobi-sweep scheme of Flury & Gautschi's common-principal-components
-    algorithm, with a grid in place of their inner iteration). The sweeps start from the
-    principal axes of the pooled scatter, of the pooled covariances and of each component,
-    and the best end point is kept; the MM steps then converge from there.
+    here minimises the profiled F over its angle, searched over the whole circle (the
+    Jacobi-sweep scheme of Flury & Gautschi's common-principal-components algorithm, with
+    a grid and Newton's method in place of their inner iteration). Two sweeps from each of
+    the principal axes of the pooled scatter, of the pooled covariances and of each
+    component pick the most promising start, whose sweeps then continue.
     """
     starts = np.concatenate([
         _decreasing_eigh(regularised.sum(axis=0))[1][None],
@@ -542,38 +553,50 @@ def _search_axes(volume_rule, nk, regularised):
     ])
     best_axes, best_value = starts[0], np.inf
     for axes in starts:
-        axes, value = _sweep_rotations(volume_rule, nk, regularised, axes)
+        axes, value = _sweep_rotations(volume_rule, nk, regularised, axes, 2, search=True,
+                                       tol=_SEARCH_TOL)
         if value < best_value:
             best_axes, best_value = axes, value
-    return best_axes
+    return _sweep_rotations(volume_rule, nk, regularised, best_axes, _SEARCH_SWEEPS,
+                            search=True, tol=_SEARCH_TOL)[0]
 
 
-def _sweep_rotations(volume_rule, nk, regularised, axes):
-    """Sweeps of the best plane rotations from ``axes``: the axes and their profiled F."""
+def _sweep_rotations(volume_rule, nk, regularised, axes, n_sweeps, search, tol):
+    """Sweeps of the best plane rotations from ``axes``: the axes and their profiled F.
+
+    With ``search`` each plane's angle is sought over the whole circle, else near 0. Stops
+    after ``n_sweeps`` or when a sweep decreases the profiled F by less than ``tol``
+    (relative).
+    """
     n_features = regularised.shape[-1]
-    rotated = np.einsum("ji,kjl,lm->kim", axes, regularised, axes)
+    axes = axes.copy()
+    rotated = axes.T @ regularised @ axes
     log_products = np.log(np.diagonal(rotated, axis1=1, axis2=2)).sum(axis=1)
     value = _profile_objective(volume_rule, nk, log_products, n_features)
-    for _ in range(_SEARCH_SWEEPS):
+    for _ in range(n_sweeps):
         previous_value = value
         for i in range(n_features - 1):
             for j in range(i + 1, n_features):
-                angle, value = _best_plane_angle(volume_rule, nk, rotated, i, j, value)
+                angle, value = _best_plane_angle(volume_rule, nk, rotated, i, j, value,
+                                                 search)
                 if angle != 0.0:
-                    rotation = _plane_rotation(n_features, i, j, angle)
-                    axes = axes @ rotation
-                    rotated = np.einsum("ji,kjl,lm->kim", rotation, rotated, rotation)
-        if not previous_value - value > _SEARCH_TOL * abs(value):
+                    cos, sin = np.cos(angle), np.sin(angle)
+                    _rotate_columns(axes, i, j, cos, sin)
+                    _rotate_columns(rotated, i, j, cos, sin)
+                    _rotate_columns(rotated.swapaxes(-1, -2), i, j, cos, sin)
+        if not previous_value - value > tol * abs(value):
             break
     return axes, value
 
 
-def _best_plane_angle(volume_rule, nk, rotated, i, j, value):
-    """The rotation angle of axes i, j that most decreases the profiled F, and its value.
+def _best_plane_angle(volume_rule, nk, rotated, i, j, value, search):
+    """The rotation angle θ of axes i, j that most decreases the profiled F, and its value.
 
     Rotating by θ moves each component's variances along axes i and j to ``m ± c`` with
-    ``c = h cos 2θ + r sin 2θ``, ``m, h`` the mean and half-difference of the two variances
-    and ``r`` their covariance; the other axes keep theirs. Angle 0 (no change) wins ties.
+    ``c = h cos φ + r sin φ`` (φ = 2θ), ``m, h`` the mean and half-difference of the two
+    variances and ``r`` their covariance; the other axes keep theirs. Newton's method on φ
+    starts at the best of a grid over the circle (``search``) or at 0; angle 0 (no change)
+    wins unless F decreases.
     """
     n_features = rotated.shape[-1]
     log_variances = np.log(np.diagonal(rotated, axis1=1, axis2=2))
@@ -582,26 +605,44 @@ def _best_plane_angle(volume_rule, nk, rotated, i, j, value):
     half = 0.5 * (rotated[:, i, i] - rotated[:, j, j])
     covariance = rotated[:, i, j]
 
-    def values(angles):
-        change = np.cos(2 * angles)[:, None] * half + np.sin(2 * angles)[:, None] * covariance
-        log_products = others + np.log((mean + change) * (mean - change))
-        return _profile_objective(volume_rule, nk, log_products, n_features)
+    def profile(phi):
+        """The profiled F at angles φ (A,), with its first two derivatives in φ."""
+        cos, sin = np.cos(phi)[:, None], np.sin(phi)[:, None]
+        change = half * cos + covariance * sin
+        slope = covariance * cos - half * sin
+        product = (mean + change) * (mean - change)
+        log_product = np.log(product)
+        d_log = -2.0 * change * slope / product
+        d2_log = -2.0 * (slope**2 - change**2) / product - d_log**2
+        if volume_rule == "V":
+            return (nk * (others + log_product)).sum(axis=1), d_log @ nk, d2_log @ nk
+        scaled = (others + log_product) / n_features
+        top = scaled.max(axis=1, keepdims=True)
+        weights = np.exp(scaled - top)
+        total = weights.sum(axis=1)
+        d1 = (weights * d_log).sum(axis=1) / (n_features * total)
+        d2 = ((weights * (d2_log / n_features + (d_log / n_features) ** 2)).sum(axis=1)
+              / total - d1**2)
+        return np.log(total) + top[:, 0], d1, d2
 
-    coarse = values(_COARSE_ANGLES)
-    angles = _COARSE_ANGLES[np.argmin(coarse)] + _FINE_ANGLES
-    fine = values(angles)
-    best = np.argmin(fine)
-    if fine[best] < value:
-        return float(angles[best]), float(fine[best])
+    phi = _COARSE_ANGLES[np.argmin(profile(_COARSE_ANGLES)[0])] if search else 0.0
+    for _ in range(_NEWTON_STEPS):
+        _, d1, d2 = profile(np.array([phi]))
+        if not d2[0] > 0:
+            break
+        phi -= d1[0] / d2[0]
+    new_value = float(profile(np.array([phi]))[0][0])
+    if new_value < value:
+        return 0.5 * phi, new_value
     return 0.0, value
 
 
-def _plane_rotation(n_features, i, j, angle):
-    rotation = np.eye(n_features)
-    cos, sin = np.cos(angle), np.sin(angle)
-    rotation[i, i] = rotation[j, j] = cos
-    rotation[i, j], rotation[j, i] = -sin, sin
-    return rotation
+def _rotate_columns(matrices, i, j, cos, sin):
+    """Rotate columns i and j of ``matrices`` (..., D, D) in place by the angle (cos, sin)."""
+    column_i = matrices[..., i].copy()
+    column_j = matrices[..., j]
+    matrices[..., i] = cos * column_i + sin * column_j
+    matrices[..., j] = cos * column_j - sin * column_i
 
 
 # --------------------------------------------------------------------------------------
