@@ -1,0 +1,718 @@
+"""M-steps of mclust's fourteen covariance models, on the engine's K×D×D statistics.
+
+Every model writes each component's covariance through its eigen-decomposition
+``Σ_k = λ_k D_k A_k D_kᵀ`` (Banfield & Raftery 1993; Celeux & Govaert 1995): a volume
+``λ_k = det(Σ_k)^(1/D)``, a shape ``A_k`` (diagonal, determinant 1) and an orientation
+``D_k`` (orthogonal). A model's three-letter name says, in that order, whether the volume,
+the shape and the orientation are Equal across components, Variable, or the Identity
+(spherical shape ``A = I``; orientation along the coordinate axes, ``D = I``).
+
+For fixed responsibilities and means, the M-step of every model minimises
+
+    F(Σ) = Σ_k [ n_k log det Σ_k + tr(Σ_k⁻¹ W_k) ],
+
+that is, maximises the expected complete-data log-likelihood ``−½ F`` (up to terms free of
+the covariances), over its constrained family, where ``W_k`` is the weighted scatter of
+component k about its mean. ``reg_covar`` keeps gmmfast's meaning: it is added to each
+component's sample covariance before the constrained fit, so ``W_k`` becomes
+``W_k + n_k · reg_covar · I``. This makes VVV, EEE, VVI and VII exactly scikit-learn's
+full, tied, diag and spherical covariances (with their ``reg_covar``), and keeps every
+constraint exact in the output.
+
+How each model is solved, with ``ω_k`` the eigenvalues of ``W_k`` (decreasing) and ``L_k``
+its eigenvectors:
+
+- Along fixed axes the problem only sees each component's scatter along those axes (its
+  "variances" ``w_k``), and the volume/shape letters pick one of six solutions: EI, VI, EE,
+  EV and VV are closed forms, VE alternates between the common shape and the volumes
+  (Celeux & Govaert 1995; the objective is convex in the log-volumes and log-shapes, so
+  the alternation reaches the global minimum).
+- Orientation I: those axes are the coordinate axes, ``w_k = diag(W_k)``.
+- Orientation V: the optimal ``D_k`` for any shape with decreasing entries is ``L_k``, so
+  the axes problem runs on ``w_k = ω_k`` (Celeux & Govaert 1995): EEV, EVV and VVV are
+  closed forms, VEV iterates as VE does.
+- Orientation E: EEE is the closed form ``Σ = Σ_k W_k / n``. For VEE, given the volumes the
+  best common ``C = D A Dᵀ`` is proportional to ``Σ_k W_k / λ_k``, given C the volumes are
+  closed; the two alternate. For EVE and VVE, given the orientation the shapes (and
+  volumes) are closed forms along its axes, and the orientation is improved by the
+  majorisation-minimisation steps of Browne & McNicholas (2014, "Estimating common
+  principal components in high dimensions"), alternating their two majorisers, each step
+  followed by a Newton step on the rotation angles of all planes of axes. F has local
+  minima in the common orientation, so a cold start first searches it by sweeps of plane
+  rotations (as Flury & Gautschi's common-principal-components algorithm does) from
+  several starting axes.
+
+Every iterative model decreases F at each step, warm-starts from the previous EM
+iteration's estimate (so an EM iteration never decreases the likelihood), stops when the
+relative change of F falls below ``tol`` (mclust's default for its inner iterations,
+about sqrt(machine epsilon)) and warns with a ``ConvergenceWarning`` when ``max_iter`` is
+reached first.
+
+The parameter counts are mclust's ``nVarParams`` (Fraley & Raftery 2002; Scrucca et al.
+2016, "mclust 5", Table 3).
+"""
+
+import warnings
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from gmmfast._compat import ConvergenceWarning
+from gmmfast._mstep import ILL_DEFINED_COVARIANCE
+
+COVARIANCE_MODELS = (
+    "EII", "VII", "EEI", "VEI", "EVI", "VVI",
+    "EEE", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV",
+)
+SKLEARN_NAMES = {"spherical": "VII", "diag": "VVI", "tied": "EEE", "full": "VVV"}
+
+# Models whose covariances are diagonal: their E-step is the diag kernel's.
+_DIAGONAL_MODELS = COVARIANCE_MODELS[:6]
+
+
+class CovarianceEstimate(NamedTuple):
+    """The covariances of one M-step and their decomposition ``Σ_k = λ_k D_k A_k D_kᵀ``.
+
+    Attributes
+    ----------
+    covariances : ndarray of shape (K, D) for the six diagonal models (EII … VVI), each
+        row the diagonal of Σ_k; of shape (K, D, D) for the others. Equal covariances
+        (EII, EEI, EEE) are repeated for every component.
+    volumes : ndarray of shape (K,)
+        ``λ_k = det(Σ_k)^(1/D)``.
+    shapes : ndarray of shape (K, D)
+        The diagonal of ``A_k`` (product 1). For diagonal models, along the coordinate
+        axes; for the others, along the columns of ``orientations``: in decreasing order,
+        except for EVE and VVE whose common axes are ordered by the components' mean
+        log-shape (their shapes cannot all decrease along one set of axes).
+    orientations : ndarray of shape (K, D, D), or None for the diagonal models
+        ``D_k``, its columns the principal axes of Σ_k.
+    n_iter : int
+        Iterations of the inner algorithm (0 for the closed forms).
+    converged : bool
+        Whether the inner algorithm met ``tol`` (True for the closed forms).
+    """
+
+    covariances: np.ndarray
+    volumes: np.ndarray
+    shapes: np.ndarray
+    orientations: Optional[np.ndarray]
+    n_iter: int
+    converged: bool
+
+
+class _AxesFit(NamedTuple):
+    """Volumes, shapes and common or per-component axes, with the value of F they give."""
+
+    volumes: np.ndarray  # (K,)
+    shapes: np.ndarray  # (K, D)
+    axes: Optional[np.ndarray]  # None, (D, D) common or (K, D, D) per component
+    objective: float
+
+
+def kernel_form(model):
+    """The E-step kernel that serves ``model``: "diag" (K, D) or "full" (K, D, D) factors."""
+    _check_model(model)
+    return "diag" if model in _DIAGONAL_MODELS else "full"
+
+
+def n_covariance_parameters(model, n_components, n_features):
+    """Free parameters of the K covariances of ``model``: mclust's ``nVarParams``.
+
+    A volume costs 1, a shape D − 1 (its entries multiply to 1) and an orientation
+    D(D − 1)/2 (an orthogonal matrix), each counted once when Equal and K times when
+    Variable; an Identity costs nothing.
+    """
+    _check_model(model)
+    k, d = int(n_components), int(n_features)
+    per_letter = (1, d - 1, d * (d - 1) // 2)
+    count = 0
+    for letter, size in zip(model, per_letter):
+        count += {"I": 0, "E": size, "V": k * size}[letter]
+    return count
+
+
+def expected_complete_loglik(nk, scatter, covariances, reg_covar):
+    """``−½ Σ_k [n_k log det Σ_k + tr(Σ_k⁻¹ (W_k + n_k reg_covar I))]``.
+
+    The part of the expected complete-data log-likelihood that depends on the covariances,
+    which every M-step of this module maximises. ``covariances`` and ``scatter`` are
+    (K, D) diagonals or (K, D, D) matrices; a (K, D, D) scatter with diagonal covariances
+    uses its diagonal.
+    """
+    nk = np.asarray(nk, dtype=np.float64)
+    scatter = np.asarray(scatter, dtype=np.float64)
+    covariances = np.asarray(covariances, dtype=np.float64)
+    if covariances.ndim == 2:
+        variances = _diagonal(scatter) + reg_covar * nk[:, None]
+        value = nk * np.log(covariances).sum(axis=1) + (variances / covariances).sum(axis=1)
+        return -0.5 * float(value.sum())
+    regularised = _regularised(nk, scatter, reg_covar)
+    chol = np.linalg.cholesky(covariances)
+    log_det = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+    whitened = np.linalg.solve(chol, np.linalg.solve(chol, regularised).swapaxes(1, 2))
+    trace = np.trace(whitened, axis1=1, axis2=2)
+    return -0.5 * float((nk * log_det + trace).sum())
+
+
+def estimate_covariances(model, nk, scatter, reg_covar, previous=None, max_iter=1000,
+                         tol=1e-8):
+    """The covariances of ``model`` that maximise the expected complete-data log-likelihood.
+
+    Parameters
+    ----------
+    model : str
+        One of :data:`COVARIANCE_MODELS`.
+    nk : array-like of shape (K,)
+        Positive weighted counts ``Σ_i w_i r_ik``.
+    scatter : array-like of shape (K, D, D), or (K, D) for the diagonal models
+        ``W_k = Σ_i w_i r_ik (x_i − μ_k)(x_i − μ_k)ᵀ``, the scatter about each component's
+        mean (the diagonal models use only its diagonal).
+    reg_covar : float
+        Non-negative; the fit uses ``W_k + n_k · reg_covar · I``.
+    previous : CovarianceEstimate, optional
+        The previous EM iteration's estimate of the same model and size. The iterative
+        models (VEI, VEE, EVE, VVE, VEV) start from it, so the result is at least as good
+        as ``previous`` for the new statistics; the closed forms ignore it.
+    max_iter : int
+        Cap on the iterations of the iterative models; a ``ConvergenceWarning`` says when
+        it is reached.
+    tol : float
+        The iterative models stop when F decreases by less than ``tol`` times ``|F|`` (or
+        times the total count, when F is smaller).
+
+    Returns
+    -------
+    CovarianceEstimate
+
+    Raises
+    ------
+    ValueError
+        If an argument is malformed, or if a covariance is not positive definite (a
+        component collapsed onto a point or a subspace with ``reg_covar = 0``).
+    """
+    _check_model(model)
+    nk, scatter = _check_statistics(model, nk, scatter, reg_covar)
+    if max_iter < 1 or not tol >= 0:
+        raise ValueError(
+            f"max_iter must be a positive integer and tol non-negative, got "
+            f"max_iter={max_iter!r} and tol={tol!r}."
+        )
+    _check_previous(previous, nk.shape[0], scatter.shape[1])
+    regularised = _regularised(nk, scatter, reg_covar)
+    iteration = _Iteration(model, float(nk.sum()), max_iter, tol)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        try:
+            fit = _fit(model, nk, regularised, previous, iteration)
+            estimate = _estimate(model, fit, iteration)
+        except np.linalg.LinAlgError:  # NaN from a singular scatter reached LAPACK
+            estimate = None
+    if estimate is None:
+        raise ValueError(ILL_DEFINED_COVARIANCE)
+    iteration.warn_if_capped()
+    return estimate
+
+
+def _fit(model, nk, regularised, previous, iteration):
+    """The model's volumes, shapes and axes; the module docstring says how."""
+    volume_rule, shape_rule, orientation_rule = model
+    start_volumes = None if previous is None else previous.volumes
+    if orientation_rule == "I":
+        return _fit_along_axes(volume_rule, shape_rule, nk, regularised, None, start_volumes,
+                               iteration)
+    if orientation_rule == "V":
+        eigenvalues, eigenvectors = _decreasing_eigh(regularised)
+        return _fit_along_axes(volume_rule, shape_rule, nk, eigenvalues, eigenvectors,
+                               start_volumes, iteration)
+    if model == "EEE":
+        return _fit_eee(nk, regularised)
+    if model == "VEE":
+        return _fit_vee(nk, regularised, start_volumes, iteration)
+    start_axes = None
+    if previous is not None and previous.orientations is not None:
+        start_axes = previous.orientations[0]
+    return _fit_common_orientation(volume_rule, nk, regularised, start_axes, iteration)
+
+
+# --------------------------------------------------------------------------------------
+# Validation
+
+
+def _check_model(model):
+    if model not in COVARIANCE_MODELS:
+        raise ValueError(
+            f"Unknown covariance model {model!r}; use one of {', '.join(COVARIANCE_MODELS)} "
+            f"(mclust's names) or, for the four scikit-learn types, "
+            f"{', '.join(SKLEARN_NAMES)}."
+        )
+
+
+def _check_statistics(model, nk, scatter, reg_covar):
+    nk = np.asarray(nk, dtype=np.float64)
+    scatter = np.asarray(scatter, dtype=np.float64)
+    if nk.ndim != 1 or nk.size == 0 or not np.all(np.isfinite(nk)) or np.any(nk <= 0):
+        raise ValueError("nk must be a non-empty 1-D array of positive finite counts.")
+    n_components = nk.shape[0]
+    full = scatter.ndim == 3 and scatter.shape[1] == scatter.shape[2]
+    diagonal = scatter.ndim == 2 and model in _DIAGONAL_MODELS
+    if not (full or diagonal) or scatter.shape[0] != n_components or scatter.shape[1] < 1:
+        expected = "(K, D, D) or (K, D)" if model in _DIAGONAL_MODELS else "(K, D, D)"
+        raise ValueError(
+            f"scatter for model {model} must have shape {expected} with K = len(nk) = "
+            f"{n_components}, got shape {scatter.shape}."
+        )
+    if not np.all(np.isfinite(scatter)):
+        raise ValueError("scatter contains NaN or infinity.")
+    if not (np.isscalar(reg_covar) and np.isfinite(reg_covar) and reg_covar >= 0):
+        raise ValueError(f"reg_covar must be a non-negative finite number, got {reg_covar!r}.")
+    if model in _DIAGONAL_MODELS:
+        scatter = _diagonal(scatter)
+    return nk, scatter
+
+
+def _check_previous(previous, n_components, n_features):
+    if previous is None:
+        return
+    if not isinstance(previous, CovarianceEstimate):
+        raise ValueError(
+            f"previous must be the CovarianceEstimate of an earlier M-step, got "
+            f"{type(previous).__name__}."
+        )
+    if previous.shapes.shape != (n_components, n_features):
+        raise ValueError(
+            f"previous estimate has {previous.shapes.shape[0]} components of dimension "
+            f"{previous.shapes.shape[1]}, but the statistics have {n_components} of "
+            f"dimension {n_features}; pass previous=None to start afresh."
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Small algebra
+
+
+def _diagonal(scatter):
+    return np.diagonal(scatter, axis1=1, axis2=2).copy() if scatter.ndim == 3 else scatter
+
+
+def _regularised(nk, scatter, reg_covar):
+    """``W_k + n_k reg_covar I``: the scatter of ``reg_covar``-regularised covariances."""
+    if scatter.ndim == 2:
+        return scatter + reg_covar * nk[:, None]
+    eye = np.eye(scatter.shape[-1])
+    return scatter + (reg_covar * nk)[:, None, None] * eye
+
+
+def _geometric_mean(values):
+    """``(Π_j v_j)^(1/D)`` along the last axis, through logs so it neither over- nor
+    underflows."""
+    return np.exp(np.log(values).mean(axis=-1))
+
+
+def _decreasing_eigh(matrices):
+    eigenvalues, eigenvectors = np.linalg.eigh(matrices)
+    return eigenvalues[..., ::-1], eigenvectors[..., ::-1]
+
+
+def _variances_along(axes, regularised):
+    """``diag(Dᵀ W_k D)`` for a common orthogonal D: each scatter along D's columns."""
+    return (axes * (regularised @ axes)).sum(axis=-2)
+
+
+def _axes_objective(nk, variances, volumes, shapes):
+    """F when Σ_k = λ_k diag(a_k) along the axes that give the scatter ``variances``."""
+    n_features = variances.shape[1]
+    log_det = n_features * np.log(volumes)
+    trace = (variances / shapes).sum(axis=1) / volumes
+    return float((nk * log_det + trace).sum())
+
+
+# --------------------------------------------------------------------------------------
+# The inner iteration shared by the iterative models
+
+
+class _Iteration:
+    """Runs a monotone step until F stops decreasing, and counts."""
+
+    def __init__(self, model, n_total, max_iter, tol):
+        self.model = model
+        self.n_total = n_total
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter = 0
+        self.converged = True
+
+    def run(self, step, fit):
+        """Apply ``step`` to ``fit`` (an ``_AxesFit``) until F's relative change < tol.
+
+        A start at F = −∞ (a component's scatter singular along the axes, without
+        ``reg_covar``) is returned as it is, to be reported as ill-defined.
+        """
+        if not np.isfinite(fit.objective):
+            return fit
+        for n_iter in range(1, self.max_iter + 1):
+            new_fit = step(fit)
+            decrease = fit.objective - new_fit.objective
+            fit = new_fit
+            if decrease <= self.tol * max(abs(fit.objective), self.n_total):
+                self.n_iter, self.converged = n_iter, True
+                return fit
+        self.n_iter, self.converged = self.max_iter, False
+        return fit
+
+    def warn_if_capped(self):
+        if not self.converged:
+            warnings.warn(
+                f"The M-step of covariance model {self.model} stopped after max_iter="
+                f"{self.max_iter} iterations, before the relative change of its objective "
+                f"fell below tol={self.tol}. Increase max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+
+
+# --------------------------------------------------------------------------------------
+# Volumes and shapes along fixed axes
+
+
+def _fit_along_axes(volume_rule, shape_rule, nk, variances, axes, start_volumes, iteration):
+    """Volumes and shapes along fixed axes, from each component's ``variances`` along them.
+
+    ``variances`` (K, D) are ``diag(D_kᵀ W_k D_k)``; the shape letter "I" means A = I.
+    """
+    n_total = nk.sum()
+    n_features = variances.shape[1]
+    if shape_rule == "I":
+        shapes = np.ones_like(variances)
+        traces = variances.sum(axis=1)
+        if volume_rule == "E":
+            volumes = np.full(nk.shape, traces.sum() / (n_total * n_features))
+        else:
+            volumes = traces / (nk * n_features)
+    elif shape_rule == "V":
+        # Given the volumes, A_k ∝ w_k; then the volumes are closed forms of g_k = (Π w_k)^(1/D).
+        scales = _geometric_mean(variances)
+        shapes = variances / scales[:, None]
+        if volume_rule == "E":
+            volumes = np.full(nk.shape, scales.sum() / n_total)
+        else:
+            volumes = scales / nk
+    elif volume_rule == "E":
+        pooled = variances.sum(axis=0) / n_total
+        volume = _geometric_mean(pooled)
+        volumes = np.full(nk.shape, volume)
+        shapes = np.broadcast_to(pooled / volume, variances.shape).copy()
+    else:
+        return _fit_variable_volume_equal_shape(nk, variances, axes, start_volumes, iteration)
+    return _AxesFit(volumes, shapes, axes, _axes_objective(nk, variances, volumes, shapes))
+
+
+def _fit_variable_volume_equal_shape(nk, variances, axes, start_volumes, iteration):
+    """VE along fixed axes: alternate ``A ∝ Σ_k w_k / λ_k`` and ``λ_k = tr(w_k A⁻¹)/(n_k D)``.
+
+    In log-volumes and log-shapes F is a sum of linear and exponential terms, hence convex,
+    so this block-coordinate descent reaches the global minimum.
+    """
+    n_features = variances.shape[1]
+
+    def shape_given(volumes):
+        pooled = (variances / volumes[:, None]).sum(axis=0)
+        shapes = np.broadcast_to(pooled / _geometric_mean(pooled), variances.shape)
+        return _AxesFit(volumes, shapes, axes, _axes_objective(nk, variances, volumes, shapes))
+
+    def step(fit):
+        volumes = (variances / fit.shapes).sum(axis=1) / (nk * n_features)
+        return shape_given(volumes)
+
+    if start_volumes is None:
+        start_volumes = _geometric_mean(variances) / nk
+    fit = iteration.run(step, shape_given(np.asarray(start_volumes, dtype=np.float64)))
+    return fit._replace(shapes=fit.shapes.copy())
+
+
+# --------------------------------------------------------------------------------------
+# Common orientation
+
+
+def _fit_eee(nk, regularised):
+    """EEE: Σ = Σ_k W_k / n, decomposed."""
+    pooled = regularised.sum(axis=0) / nk.sum()
+    eigenvalues, axes = _decreasing_eigh(pooled)
+    volume = _geometric_mean(eigenvalues)
+    n_components = nk.shape[0]
+    volumes = np.full(n_components, volume)
+    shapes = np.tile(eigenvalues / volume, (n_components, 1))
+    variances = _variances_along(axes, regularised)
+    return _AxesFit(volumes, shapes, axes, _axes_objective(nk, variances, volumes, shapes))
+
+
+def _fit_vee(nk, regularised, start_volumes, iteration):
+    """VEE: alternate ``C ∝ Σ_k W_k / λ_k`` (closed given the volumes) and the volumes."""
+    n_features = regularised.shape[-1]
+
+    def orientation_given(volumes):
+        pooled = (regularised / volumes[:, None, None]).sum(axis=0)
+        eigenvalues, axes = _decreasing_eigh(pooled)
+        shapes = np.tile(eigenvalues / _geometric_mean(eigenvalues), (nk.shape[0], 1))
+        variances = _variances_along(axes, regularised)
+        return _AxesFit(volumes, shapes, axes,
+                        _axes_objective(nk, variances, volumes, shapes))
+
+    def step(fit):
+        variances = _variances_along(fit.axes, regularised)
+        volumes = (variances / fit.shapes).sum(axis=1) / (nk * n_features)
+        return orientation_given(volumes)
+
+    if start_volumes is None:
+        start_volumes = np.exp(np.linalg.slogdet(regularised)[1] / n_features) / nk
+    return iteration.run(step, orientation_given(np.asarray(start_volumes, np.float64)))
+
+
+def _fit_common_orientation(volume_rule, nk, regularised, start_axes, iteration):
+    """EVE and VVE: closed shapes along the common axes D, D improved by MM steps.
+
+    Given D, the shapes (and volumes) are those of EVI or VVI along D's columns. Given the
+    shapes, F depends on D through ``f(D) = Σ_k tr(W_k D M_k Dᵀ)`` with
+    ``M_k = (λ_k A_k)⁻¹``, minimised over orthogonal D by Browne & McNicholas's two
+    majorisers. On orthogonal D, ``f`` is a constant minus a convex quadratic,
+    ``Σ_k ω_k tr(M_k) − tr((ω_k I − W_k) D M_k Dᵀ)`` (or the same with the roles of W_k and
+    M_k exchanged), so it lies below its tangent plane at the current D, whose slope is:
+
+    - with ω_k the largest eigenvalue of W_k: ``G = Σ_k (W_k − ω_k I) D M_k``;
+    - with m_k the largest entry of M_k: ``G = Σ_k W_k D (M_k − m_k I)``;
+
+    and the minimiser of the linear majoriser ``tr(Dᵀ G)`` over orthogonal D is ``−U Vᵀ``
+    for ``G = U S Vᵀ`` (orthogonal Procrustes). MM steps alone crawl when the eigenvalues
+    spread widely (each changing F by less than tol far from the minimum), so one step
+    applies both, then a Newton rotation of all planes (:func:`_newton_rotation`), then
+    refits the shapes: F never increases. A cold start begins at the axes of
+    :func:`_search_axes`.
+    """
+    largest_scatter = np.linalg.eigvalsh(regularised)[:, -1]
+    eye = np.eye(regularised.shape[-1])
+
+    def shapes_given(axes):
+        variances = _variances_along(axes, regularised)
+        return _fit_along_axes(volume_rule, "V", nk, variances, axes, None, iteration)
+
+    def procrustes(gradient):
+        u, _, vt = np.linalg.svd(gradient)
+        return -u @ vt
+
+    def step(fit):
+        inverse = 1.0 / (fit.volumes[:, None] * fit.shapes)  # diagonals of M_k
+        shifted = regularised - largest_scatter[:, None, None] * eye
+        axes = procrustes(((shifted @ fit.axes) * inverse[:, None, :]).sum(axis=0))
+        shifted_inverse = inverse - inverse.max(axis=1, keepdims=True)
+        axes = procrustes(((regularised @ axes) * shifted_inverse[:, None, :]).sum(axis=0))
+        axes = _newton_rotation(volume_rule, nk, regularised, axes)
+        return shapes_given(axes)
+
+    if start_axes is None:
+        start_axes = _search_axes(volume_rule, nk, regularised)
+    return iteration.run(step, shapes_given(np.asarray(start_axes, dtype=np.float64)))
+
+
+def _newton_rotation(volume_rule, nk, regularised, axes):
+    """Rotate ``axes`` by Newton steps on every plane at once: better axes, never worse.
+
+    For each pair of axes (i, j), the first two derivatives of the profiled F in the
+    rotation angle at 0 (as in :func:`_best_plane_angle`) give a Newton angle; the axes
+    turn by the rotation whose generator holds all these angles, halved until the profiled
+    F decreases (at most a few times; otherwise the axes are returned unchanged).
+    """
+    n_features = axes.shape[0]
+    rotated = axes.T @ regularised @ axes
+    variances = np.diagonal(rotated, axis1=1, axis2=2)
+    log_products = np.log(variances).sum(axis=1)
+    value = _profile_objective(volume_rule, nk, log_products, n_features)
+    half = 0.5 * (variances[:, :, None] - variances[:, None, :])
+    product = variances[:, :, None] * variances[:, None, :]
+    d_log = -2.0 * half * rotated / product
+    d2_log = -2.0 * (rotated**2 - half**2) / product - d_log**2
+    if volume_rule == "V":
+        d1 = np.tensordot(nk, d_log, axes=1)
+        d2 = np.tensordot(nk, d2_log, axes=1)
+    else:
+        weights = np.exp(log_products / n_features - (log_products / n_features).max())
+        weights /= weights.sum()
+        d1 = np.tensordot(weights, d_log, axes=1) / n_features
+        d2 = (np.tensordot(weights, d2_log / n_features + (d_log / n_features) ** 2, axes=1)
+              - d1**2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        angles = np.where(d2 > 0, -0.5 * d1 / d2, 0.0)  # θ = φ / 2
+    generator = np.triu(angles, 1)
+    generator = generator.T - generator
+    eye = np.eye(n_features)
+    for _ in range(_NEWTON_HALVINGS):
+        # Cayley transform of half the generator: the rotation exp(generator) to second order.
+        candidate = axes @ np.linalg.solve(eye - 0.5 * generator, eye + 0.5 * generator)
+        candidate_value = _profile_objective(
+            volume_rule, nk, np.log(_variances_along(candidate, regularised)).sum(axis=1),
+            n_features)
+        if candidate_value < value:
+            return candidate
+        generator *= 0.5
+    return axes
+
+
+# Double angles φ = 2θ tried for each plane rotation of the search, which Newton's method
+# then refines.
+_COARSE_ANGLES = np.linspace(0.0, 2 * np.pi, 64, endpoint=False)
+_NEWTON_STEPS = 2
+# The search only picks the basin of F; the iteration then converges to tol.
+_SEARCH_SWEEPS = 10
+_SEARCH_TOL = 1e-4
+_NEWTON_HALVINGS = 8
+
+
+def _profile_objective(volume_rule, nk, log_products, n_features):
+    """F minimised over the shapes and volumes, less a constant, for EVE or VVE axes.
+
+    ``log_products`` (..., K) are ``Σ_j log w_kj``, the log-product of each component's
+    variances along the axes. Given the axes, VVE's F is ``Σ_k n_k Σ_j log(w_kj / n_k) + nD``
+    and EVE's ``nD (log(Σ_k g_k / n) + 1)`` with ``g_k = (Π_j w_kj)^(1/D)``: both increase
+    with the expressions returned.
+    """
+    if volume_rule == "V":
+        return (nk * log_products).sum(axis=-1)
+    return np.log(np.exp(log_products / n_features).sum(axis=-1))
+
+
+def _search_axes(volume_rule, nk, regularised):
+    """Common axes for a cold start of EVE or VVE, by sweeps of plane rotations.
+
+    F has local minima in the orientation, where the MM steps stall. Each plane rotation
+    here minimises the profiled F over its angle, searched over the whole circle (the
+    Jacobi-sweep scheme of Flury & Gautschi's common-principal-components algorithm, with
+    a grid and Newton's method in place of their inner iteration). Two sweeps from each of
+    the principal axes of the pooled scatter, of the pooled covariances and of each
+    component pick the most promising start, whose sweeps then continue.
+    """
+    starts = np.concatenate([
+        _decreasing_eigh(regularised.sum(axis=0))[1][None],
+        _decreasing_eigh((regularised / nk[:, None, None]).sum(axis=0))[1][None],
+        _decreasing_eigh(regularised)[1],
+    ])
+    best_axes, best_value = starts[0], np.inf
+    for axes in starts:
+        axes, value = _sweep_rotations(volume_rule, nk, regularised, axes, 2, search=True,
+                                       tol=_SEARCH_TOL)
+        if value < best_value:
+            best_axes, best_value = axes, value
+    return _sweep_rotations(volume_rule, nk, regularised, best_axes, _SEARCH_SWEEPS,
+                            search=True, tol=_SEARCH_TOL)[0]
+
+
+def _sweep_rotations(volume_rule, nk, regularised, axes, n_sweeps, search, tol):
+    """Sweeps of the best plane rotations from ``axes``: the axes and their profiled F.
+
+    With ``search`` each plane's angle is sought over the whole circle, else near 0. Stops
+    after ``n_sweeps`` or when a sweep decreases the profiled F by less than ``tol``
+    (relative).
+    """
+    n_features = regularised.shape[-1]
+    axes = axes.copy()
+    rotated = axes.T @ regularised @ axes
+    log_products = np.log(np.diagonal(rotated, axis1=1, axis2=2)).sum(axis=1)
+    value = _profile_objective(volume_rule, nk, log_products, n_features)
+    for _ in range(n_sweeps):
+        previous_value = value
+        for i in range(n_features - 1):
+            for j in range(i + 1, n_features):
+                angle, value = _best_plane_angle(volume_rule, nk, rotated, i, j, value,
+                                                 search)
+                if angle != 0.0:
+                    cos, sin = np.cos(angle), np.sin(angle)
+                    _rotate_columns(axes, i, j, cos, sin)
+                    _rotate_columns(rotated, i, j, cos, sin)
+                    _rotate_columns(rotated.swapaxes(-1, -2), i, j, cos, sin)
+        if not previous_value - value > tol * abs(value):
+            break
+    return axes, value
+
+
+def _best_plane_angle(volume_rule, nk, rotated, i, j, value, search):
+    """The rotation angle θ of axes i, j that most decreases the profiled F, and its value.
+
+    Rotating by θ moves each component's variances along axes i and j to ``m ± c`` with
+    ``c = h cos φ + r sin φ`` (φ = 2θ), ``m, h`` the mean and half-difference of the two
+    variances and ``r`` their covariance; the other axes keep theirs. Newton's method on φ
+    starts at the best of a grid over the circle (``search``) or at 0; angle 0 (no change)
+    wins unless F decreases.
+    """
+    n_features = rotated.shape[-1]
+    log_variances = np.log(np.diagonal(rotated, axis1=1, axis2=2))
+    others = log_variances.sum(axis=1) - log_variances[:, i] - log_variances[:, j]
+    mean = 0.5 * (rotated[:, i, i] + rotated[:, j, j])
+    half = 0.5 * (rotated[:, i, i] - rotated[:, j, j])
+    covariance = rotated[:, i, j]
+
+    def profile(phi):
+        """The profiled F at angles φ (A,), with its first two derivatives in φ."""
+        cos, sin = np.cos(phi)[:, None], np.sin(phi)[:, None]
+        change = half * cos + covariance * sin
+        slope = covariance * cos - half * sin
+        product = (mean + change) * (mean - change)
+        log_product = np.log(product)
+        d_log = -2.0 * change * slope / product
+        d2_log = -2.0 * (slope**2 - change**2) / product - d_log**2
+        if volume_rule == "V":
+            return (nk * (others + log_product)).sum(axis=1), d_log @ nk, d2_log @ nk
+        scaled = (others + log_product) / n_features
+        top = scaled.max(axis=1, keepdims=True)
+        weights = np.exp(scaled - top)
+        total = weights.sum(axis=1)
+        d1 = (weights * d_log).sum(axis=1) / (n_features * total)
+        d2 = ((weights * (d2_log / n_features + (d_log / n_features) ** 2)).sum(axis=1)
+              / total - d1**2)
+        return np.log(total) + top[:, 0], d1, d2
+
+    phi = _COARSE_ANGLES[np.argmin(profile(_COARSE_ANGLES)[0])] if search else 0.0
+    for _ in range(_NEWTON_STEPS):
+        _, d1, d2 = profile(np.array([phi]))
+        if not d2[0] > 0:
+            break
+        phi -= d1[0] / d2[0]
+    new_value = float(profile(np.array([phi]))[0][0])
+    if new_value < value:
+        return 0.5 * phi, new_value
+    return 0.0, value
+
+
+def _rotate_columns(matrices, i, j, cos, sin):
+    """Rotate columns i and j of ``matrices`` (..., D, D) in place by the angle (cos, sin)."""
+    column_i = matrices[..., i].copy()
+    column_j = matrices[..., j]
+    matrices[..., i] = cos * column_i + sin * column_j
+    matrices[..., j] = cos * column_j - sin * column_i
+
+
+# --------------------------------------------------------------------------------------
+# Output
+
+
+def _estimate(model, fit, iteration):
+    volumes, shapes, axes = fit.volumes, fit.shapes, fit.axes
+    n_components, n_features = shapes.shape
+    if axes is not None and axes.ndim == 2:
+        if model in ("EVE", "VVE"):
+            order = np.argsort(-np.log(shapes).mean(axis=0), kind="stable")
+            axes, shapes = axes[:, order], shapes[:, order]
+        axes = np.broadcast_to(axes, (n_components, n_features, n_features)).copy()
+    principal = volumes[:, None] * shapes
+    if axes is None:
+        covariances = principal
+    else:
+        covariances = np.einsum("kij,kj,klj->kil", axes, principal, axes)
+        covariances = 0.5 * (covariances + covariances.swapaxes(1, 2))
+    if not (np.all(np.isfinite(covariances)) and np.all(principal > 0)
+            and np.all(np.isfinite(principal))):
+        return None
+    return CovarianceEstimate(
+        covariances=covariances,
+        volumes=volumes,
+        shapes=shapes,
+        orientations=axes,
+        n_iter=iteration.n_iter,
+        converged=iteration.converged,
+    )
