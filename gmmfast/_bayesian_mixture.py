@@ -349,6 +349,9 @@ default="dirichlet_process"
     feature_names_in_ : ndarray of str
     """
 
+    # Weights count observations here: scaling them all changes the posterior.
+    _scale_free_weights = False
+
     _constraints = {
         **MIXTURE_PARAMETER_CONSTRAINTS,
         "weight_concentration_prior_type": [("options", frozenset(PRIOR_TYPES))],

@@ -4,7 +4,7 @@
 
 from cpython.number cimport PyNumber_Index
 
-from gmmfast._openmp cimport omp_get_max_threads, omp_get_num_procs
+from gmmfast._openmp cimport gmmfast_num_procs, omp_get_max_threads
 
 # Rows per chunk: a chunk's responsibilities (CHUNK_ROWS × K doubles) stay in L1/L2.
 cdef enum:
@@ -37,11 +37,11 @@ cdef inline Py_ssize_t group_first_chunk(
 cdef inline int resolve_threads(int n_threads, Py_ssize_t n_tasks) noexcept nogil:
     """The threads a parallel loop over ``n_tasks`` tasks runs on: an explicit n_threads
     wins, <= 0 means the OpenMP default; never more than the CPUs this process may run on
-    (``omp_get_num_procs``: more threads only wait for each other, and each costs a stack)
-    nor than tasks."""
+    (``omp_get_num_procs``, read once: more threads only wait for each other, and each
+    costs a stack) nor than tasks."""
     if n_threads <= 0:
         n_threads = omp_get_max_threads()
-    n_threads = min(n_threads, omp_get_num_procs())
+    n_threads = min(n_threads, gmmfast_num_procs())
     if n_tasks < n_threads:
         n_threads = <int> n_tasks
     return n_threads if n_threads > 0 else 1
@@ -54,5 +54,5 @@ cdef inline int requested_threads(object n_threads) except? -1:
     n = PyNumber_Index(n_threads)
     if n <= 0:
         return 0
-    cdef int cpus = omp_get_num_procs()
+    cdef int cpus = gmmfast_num_procs()
     return cpus if n > cpus else <int> n

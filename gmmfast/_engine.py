@@ -226,7 +226,8 @@ WEIGHT_SCALE_BITS = 8
 
 
 def normalised_weights(sample_weight):
-    """Sample weights as EM uses them: the same model for any common scale.
+    """Sample weights as maximum likelihood uses them: the same model for any common scale
+    (a Bayesian model, whose weights count observations, must not be given these).
 
     Weights that are all equal weigh nothing but the rows: None. Others are multiplied by
     a power of two (exact, so sums and ratios keep every bit) when their mean is far from 1:
@@ -252,8 +253,7 @@ class InMemorySource:
     weights (or None, all ones).
 
     Its EM pass is one compiled call per iteration (:meth:`fused_em_step`); everything
-    else reads X in compiled passes too. The weights are used as
-    :func:`normalised_weights` gives them. ``finite_check``, when given, means X has not been
+    else reads X in compiled passes too. ``finite_check``, when given, means X has not been
     checked for NaN and infinities yet: the first pass over X finds them on the way (a
     non-finite sum), and :meth:`check_finite` then calls ``finite_check(X)``, which must
     raise. A separate scan would be a serial pass over X before a parallel fit.
@@ -261,7 +261,7 @@ class InMemorySource:
 
     def __init__(self, X, sample_weight=None, finite_check=None):
         self.X = X
-        self.sample_weight = sample_weight = normalised_weights(sample_weight)
+        self.sample_weight = sample_weight
         self._finite_check = finite_check
         self.dtype = X.dtype
         self.n_samples, self.n_features = X.shape

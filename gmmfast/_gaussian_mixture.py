@@ -30,6 +30,7 @@ from gmmfast._engine import (
     information_criteria,
     initial_statistics,
     mixture_kernel_parameters,
+    normalised_weights,
     run_em,
     scale_overflow_error,
     score_arrays,
@@ -86,6 +87,10 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
     Dask input then need nothing else.
     """
 
+    # Whether the model is the same for any common scale of the sample weights (maximum
+    # likelihood), so that they can be rescaled (see gmmfast._engine.normalised_weights).
+    _scale_free_weights = True
+
     # ------------------------------------------------------------------------------------
     # fitting
     # ------------------------------------------------------------------------------------
@@ -126,6 +131,8 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
             X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2,
                               ensure_all_finite=False)
             weights = None if sample_weight is None else check_sample_weight(sample_weight, X)
+            if self._scale_free_weights:
+                weights = normalised_weights(weights)
             source = InMemorySource(np.ascontiguousarray(X), weights, self._assert_finite)
         check_enough_samples(self.n_components, source.n_samples)
         if sample_weight is not None:

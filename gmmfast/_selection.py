@@ -50,6 +50,7 @@ from gmmfast._engine import (
     MixtureModel,
     information_criteria,
     initial_statistics,
+    normalised_weights,
     run_em,
     scale_overflow_error,
 )
@@ -458,7 +459,7 @@ class _GridSearch:
         self.verbose = estimator.verbose
         self.X = X
         self.weights = weights
-        self.source = InMemorySource(X, weights)
+        self.source = InMemorySource(X, normalised_weights(weights))
         self.grid_k = grid_k
         self.types = types
         self.forms = tuple(dict.fromkeys(kernel_form(t) for t in types))
