@@ -16,7 +16,7 @@ from gmmfast._datafile import DataError, column_names, parse_columns, read_table
 from gmmfast._files import error_summary, format_bytes
 from gmmfast._mstep import COVARIANCE_TYPES
 from gmmfast.plot import full_covariances  # numpy only: no matplotlib import
-from gmmfast._selection import CRITERIA, DEFAULT_N_COMPONENTS, _describe_grid, _progress_text
+from gmmfast._selection import CRITERIA, DEFAULT_N_COMPONENTS, describe_grid, progress_text
 
 DESCRIPTION = """\
 Gaussian mixture models from the command line. 'gmmfast fit' chooses the number of
@@ -61,7 +61,7 @@ def build_parser():
                           "default: the bundled Old Faithful data (272 x 2)")
     fit.add_argument("-k", "--n-components", default="auto", metavar="K|auto",
                      help="number of components: K, a list (2,3,5), a range (1-6) or auto "
-                          f"(= {_describe_grid(list(DEFAULT_N_COMPONENTS))}); default auto")
+                          f"(= {describe_grid(list(DEFAULT_N_COMPONENTS))}); default auto")
     fit.add_argument("-c", "--covariance-type", default="auto", metavar="T|auto",
                      help=f"{', '.join(COVARIANCE_TYPES)}, a comma-separated list, or auto "
                           "(all four); default auto")
@@ -251,11 +251,11 @@ def run_fit(args):
     if n_rows < 2:
         raise UserError(f"{table.source}: a mixture needs at least 2 rows, got {n_rows}")
     if min(grid) > n_rows:
-        what = f"{grid[0]} is" if len(grid) == 1 else f"every value ({_describe_grid(grid)}) is"
+        what = f"{grid[0]} is" if len(grid) == 1 else f"every value ({describe_grid(grid)}) is"
         raise UserError(f"--n-components {what} larger than the number of rows ({n_rows})")
 
     def print_progress(done, total, row):
-        print(f"gmmfast: {_progress_text(done, total, row)}", file=sys.stderr, flush=True)
+        print(f"gmmfast: {progress_text(done, total, row)}", file=sys.stderr, flush=True)
 
     progress = print_progress if _show_progress(args) else None
 
@@ -291,7 +291,7 @@ def format_fit_summary(result, table, grid, types, args, elapsed):
     lines = [f"Data: {table.describe()}"]
     n_candidates = len(criteria)
     if n_candidates > 1:
-        lines.append(f"Search: n_components {_describe_grid(grid)} x covariance_type "
+        lines.append(f"Search: n_components {describe_grid(grid)} x covariance_type "
                      f"{', '.join(types)} = {n_candidates} candidates, by {name}, "
                      f"seed {args.seed}")
         lines.append("")

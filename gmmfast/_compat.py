@@ -104,7 +104,7 @@ def _describe_interval(kind, low, closed_low):
     return f"{name} in the range {left}{low}, inf)"
 
 
-def _fallback_validate_params(estimator):
+def validate_params(estimator):
     """Check every constructor parameter against ``estimator._constraints``."""
     name = type(estimator).__name__
     for param, allowed in estimator._constraints.items():
@@ -196,7 +196,7 @@ def _to_sklearn(constraint):
 def _fallback_fit_context(fit_method):
     @functools.wraps(fit_method)
     def wrapper(estimator, *args, **kwargs):
-        _fallback_validate_params(estimator)
+        validate_params(estimator)
         return fit_method(estimator, *args, **kwargs)
 
     return wrapper

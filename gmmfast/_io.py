@@ -43,7 +43,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from gmmfast._compat import _fallback_validate_params, check_is_fitted
+from gmmfast._compat import validate_params, check_is_fitted
 from gmmfast._files import (
     error_summary,
     file_size,
@@ -423,7 +423,7 @@ def _build_model(metadata, arrays, path):
 
     model = GaussianMixture(**params)
     try:
-        _fallback_validate_params(model)
+        validate_params(model)
     except ValueError as exc:  # InvalidParameterError, with scikit-learn's message
         raise _refuse(path, f"invalid parameters ({exc})") from None
     for name in PARAMETER_ARRAYS:

@@ -287,7 +287,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         feasible = [k for k in grid_k if k <= n_rows]
         if not feasible:
             raise ValueError(
-                f"Every n_components of the grid ({_describe_grid(grid_k)}) is larger than "
+                f"Every n_components of the grid ({describe_grid(grid_k)}) is larger than "
                 f"the number of samples ({n_rows}); give smaller values or more data."
             )
         for covariance_type in types:
@@ -445,7 +445,7 @@ def check_covariance_types(covariance_type):
     return types
 
 
-def _describe_grid(grid):
+def describe_grid(grid):
     if len(grid) > 2 and grid == list(range(grid[0], grid[-1] + 1)):
         return f"{grid[0]}..{grid[-1]}"
     return ", ".join(map(str, grid))
@@ -530,7 +530,7 @@ class _GridSearch:
         results[row["n_components"], row["covariance_type"]] = row
         self.done += 1
         if self.verbose:
-            print(_progress_text(self.done, self.n_candidates, row))
+            print(progress_text(self.done, self.n_candidates, row))
         if self.progress is not None:
             self.progress(self.done, self.n_candidates, row)
 
@@ -653,7 +653,7 @@ def _make_table(rows, criterion):
     return CriterionTable(columns, criterion, best)
 
 
-def _progress_text(done, total, row):
+def progress_text(done, total, row):
     """One line about a finished candidate, e.g. for a progress display."""
     head = (f"[{done:>{len(str(total))}}/{total}] n_components={row['n_components']:<3} "
             f"{row['covariance_type']:<9}")
