@@ -49,6 +49,7 @@ from gmmfast._engine import (
     block_statistics,
     check_enough_samples,
     ordered_sum,
+    weight_shift,
     score_arrays,
 )
 from gmmfast._initialisation import stats_from_labels, stats_from_random_resp
@@ -191,11 +192,17 @@ def _ordered_float_sum(parts):
 
 
 def _block_summary(block, weights):
-    """(rows, total weight, rows of non-zero weight) of a block."""
+    """(rows, total weight, rows of non-zero weight, largest and smallest weight, and the
+    total weight as s·2^e without overflow: s, e) of a block."""
     n_rows = block.shape[0]
     if weights is None:
-        return n_rows, float(n_rows), n_rows
-    return n_rows, float(weights.sum()), int(np.count_nonzero(weights))
+        return n_rows, float(n_rows), n_rows, 1.0, 1.0, float(n_rows), 0
+    if not weights.size:
+        return 0, 0.0, 0, 0.0, np.inf, 0.0, 0
+    _, exponent = np.frexp(weights.max())
+    return (n_rows, float(weights.sum()), int(np.count_nonzero(weights)),
+            float(weights.max()), float(weights.min()),
+            float(np.ldexp(weights, -exponent).sum()), int(exponent))
 
 
 def _positive_rows(block, weights, local_ranks):
@@ -260,7 +267,8 @@ of ``n_components`` components.
     depend neither on the number of workers nor on scheduling.
     """
 
-    def __init__(self, X, sample_weight, n_components, estimator_name):
+    def __init__(self, X, sample_weight, n_components, estimator_name,
+                 scale_free_weights=False):
         self.source = X
         self.estimator_name = estimator_name
         X = _checked_array(X, estimator_name, min_samples=2)
@@ -278,7 +286,9 @@ of ``n_components`` components.
             else list(self.sample_weight.to_delayed(optimize_graph=False))
         )
         # The first pass: it raises here, before any initialisation, if a block holds NaN.
-        summaries = np.array(self._map(_block_summary), dtype=np.float64).reshape(-1, 3)
+        summaries = self._summaries()
+        if weights is not None and scale_free_weights and self._normalise_weights(summaries):
+            summaries = self._summaries()
         self._block_weight = summaries[:, 1]
         self._block_positive = summaries[:, 2].astype(np.int64)
         self.total_weight = float(_ordered_float_sum([(w,) for w in self._block_weight])[0])
@@ -286,6 +296,28 @@ of ``n_components`` components.
         if self.total_weight == 0.0:
             raise ValueError("Sample weights must contain at least one non-zero number.")
         self._moments = None
+
+    def _summaries(self):
+        return np.array(self._map(_block_summary), dtype=np.float64).reshape(-1, 7)
+
+    def _normalise_weights(self, summaries):
+        """Rescale the weights as ``gmmfast._engine.normalised_weights`` does in memory
+        (the scale-free weights of maximum likelihood); whether they changed."""
+        maximum, minimum = summaries[:, 3].max(), summaries[:, 4].min()
+        if 0 < minimum == maximum:
+            self.sample_weight = None
+            self._w_blocks = [None] * len(self._x_blocks)
+            return True
+        max_exponent = int(np.frexp(maximum)[1])
+        scaled_total = sum(float(np.ldexp(s, int(e) - max_exponent))
+                           for s, e in summaries[:, 5:7])
+        shift = weight_shift(max_exponent, scaled_total / self.n_samples)
+        if not shift:
+            return False
+        (self.sample_weight,) = dask.persist(
+            self.sample_weight.map_blocks(np.ldexp, shift, dtype=np.float64))
+        self._w_blocks = list(self.sample_weight.to_delayed(optimize_graph=False))
+        return True
 
     def check_finite(self):
         """Nothing to do: every block was checked when X was persisted."""

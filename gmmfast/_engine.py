@@ -241,11 +241,18 @@ def normalised_weights(sample_weight):
     if first > 0 and (sample_weight == first).all():
         return None
     _, max_exponent = np.frexp(sample_weight.max())
-    _, mean_exponent = np.frexp(np.ldexp(sample_weight, -max_exponent).mean())
-    shift = 1 - max_exponent - mean_exponent  # the mean of the scaled weights in [1, 2)
-    if abs(shift) <= WEIGHT_SCALE_BITS:
-        return sample_weight
-    return np.ldexp(sample_weight, shift)
+    shift = weight_shift(int(max_exponent), np.ldexp(sample_weight, -max_exponent).mean())
+    return np.ldexp(sample_weight, shift) if shift else sample_weight
+
+
+def weight_shift(max_exponent, scaled_mean):
+    """The power of two that brings weights to a mean in [1, 2), or 0 when their mean is
+    within a factor 2^WEIGHT_SCALE_BITS of 1 (they are used as given). The largest weight
+    is m·2^max_exponent with m in [0.5, 1); ``scaled_mean`` is the mean of the weights
+    divided by 2^max_exponent, which cannot overflow."""
+    _, mean_exponent = np.frexp(scaled_mean)
+    shift = 1 - max_exponent - int(mean_exponent)
+    return 0 if abs(shift) <= WEIGHT_SCALE_BITS else shift
 
 
 class InMemorySource:

@@ -122,7 +122,8 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
         """The rows to fit, validated: in memory, or the blocks of a dask array."""
         if is_dask_collection(X):
             source = _dask_backend().DaskSource(X, sample_weight, self.n_components,
-                                                type(self).__name__)
+                                                type(self).__name__,
+                                                self._scale_free_weights)
             # A dask array has no column names.
             self.n_features_in_ = source.n_features
             vars(self).pop("feature_names_in_", None)

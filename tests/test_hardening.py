@@ -199,3 +199,24 @@ def test_fit_allocates_nothing_that_grows_with_the_data(init_params):
     growth = _fit_peak(large, init_params) - _fit_peak(small, init_params)
     # One int64 label per row would grow by 8 bytes a row.
     assert growth < 2 * (large - small), f"peak grew by {growth / 2**20:.1f} MiB"
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-16, 1e300])
+def test_a_common_scale_of_the_weights_does_not_change_a_dask_fit(scale):
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    X = _blobs(600)
+    weights = np.random.RandomState(1).uniform(0.2, 2.0, len(X))
+    Xd = da.from_array(X, chunks=(200, 2))
+    with dask.config.set(scheduler="synchronous"):
+        plain = GaussianMixture(2, random_state=0).fit(Xd)
+        uniform = GaussianMixture(2, random_state=0).fit(
+            Xd, sample_weight=da.from_array(np.full(len(X), scale), chunks=200))
+        reference = GaussianMixture(2, random_state=0).fit(Xd, sample_weight=weights)
+        scaled = GaussianMixture(2, random_state=0).fit(
+            Xd, sample_weight=da.from_array(weights * scale, chunks=200))
+    for name in ("weights_", "means_", "covariances_", "lower_bounds_"):
+        assert np.array_equal(getattr(uniform, name), getattr(plain, name)), name
+        np.testing.assert_allclose(getattr(scaled, name), getattr(reference, name),
+                                   rtol=1e-12, atol=1e-14)
