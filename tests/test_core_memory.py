@@ -8,6 +8,7 @@ prints one outcome per case; a crash shows as a negative return code (the signal
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import pytest
@@ -61,8 +62,10 @@ def run_limited(body, timeout=120):
     limit needs its memory anew."""
     code = PRELUDE + textwrap.dedent(body)
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    # From a temporary folder: `python -c` puts the working directory first on sys.path,
+    # and the repository root holds the uncompiled gmmfast/.
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           timeout=timeout, env=env)
+                           timeout=timeout, env=env, cwd=tempfile.gettempdir())
     assert child.returncode == 0, (
         f"child ended with {child.returncode}\nstdout: {child.stdout}\nstderr: {child.stderr}")
     return child.stdout.splitlines()

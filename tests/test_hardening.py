@@ -134,10 +134,12 @@ OVERLAPPING_FITS = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("first", ["worker", "main"])
-def test_overlapping_fits_in_two_threads_leave_blas_as_it_was(first):
+def test_overlapping_fits_in_two_threads_leave_blas_as_it_was(first, tmp_path):
     """In a fresh process: a fit in a worker thread overlapping one in the main thread."""
+    # From tmp_path: `python -c` puts the working directory first on sys.path, and the
+    # repository root holds the uncompiled gmmfast/.
     done = subprocess.run([sys.executable, "-c", OVERLAPPING_FITS, first],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     before, after = done.stdout.strip().split("] [")
     assert before + "]" == "[" + after, done.stdout

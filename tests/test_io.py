@@ -366,7 +366,7 @@ def test_a_device_a_fifo_or_a_folder_is_refused_without_reading(tmp_path):
         "        print(str(exc).split(': ')[-1])\n"
     )
     result = subprocess.run([sys.executable, "-c", script, link, fifo, tmp_path],
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert result.stdout.splitlines() == [
         "it is a character device, not a regular file",
         "it is a named pipe (FIFO), not a regular file",
@@ -412,8 +412,9 @@ def test_a_zip_bomb_is_refused_without_inflating_it(tmp_path, model_file):
         "    print(exc)\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=60, env={**os.environ, "OPENBLAS_NUM_THREADS": "1",
-                                             "OMP_NUM_THREADS": "1"})
+                            timeout=60, cwd=tmp_path,
+                            env={**os.environ, "OPENBLAS_NUM_THREADS": "1",
+                                 "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr
     assert "'means_.npy' is compressed" in result.stdout
 
