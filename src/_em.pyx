@@ -367,13 +367,17 @@ cdef double _stats_pass(
             # pass, is not applied.)
             reserve_blas_memory(shape, threads)
             with single_threaded_blas():
-                groups_without_memory = _dispatch_pass(
-                    x.data, single, n, <StatsSource> source, inputs, layout, shape, n_groups,
-                    threads, acc)
+                with nogil:
+                    groups_without_memory = _dispatch_pass(
+                        x.data, single, n, <StatsSource> source, inputs, layout, shape,
+                        n_groups, threads, acc)
         elif n > 0:
-            groups_without_memory = _dispatch_pass(
-                x.data, single, n, <StatsSource> source, inputs, layout, shape, n_groups,
-                threads, acc)
+            # Other Python threads (a model search's candidates, groups of rows with
+            # missing entries, callers predicting meanwhile) run during the pass.
+            with nogil:
+                groups_without_memory = _dispatch_pass(
+                    x.data, single, n, <StatsSource> source, inputs, layout, shape,
+                    n_groups, threads, acc)
         if groups_without_memory:
             raise scratch_error(shape, threads)
         _sum_groups(acc, n_groups, layout)

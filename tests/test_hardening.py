@@ -222,3 +222,30 @@ def test_a_common_scale_of_the_weights_does_not_change_a_dask_fit(scale):
         assert np.array_equal(getattr(uniform, name), getattr(plain, name)), name
         np.testing.assert_allclose(getattr(scaled, name), getattr(reference, name),
                                    rtol=1e-12, atol=1e-14)
+
+
+def test_the_em_pass_lets_other_python_threads_run():
+    """The pass releases the GIL: a search's candidates, or a caller's other threads, run
+    while it does."""
+    from gmmfast._kernels import em
+    from gmmfast._mstep_core import empty_stats, kernel_parameters
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1_000_000, 8))
+    chol = np.stack([np.eye(8)] * 8)
+    params = kernel_parameters(np.full(8, 1 / 8), rng.normal(size=(8, 8)), chol, "full", 8)
+    started, done = threading.Event(), threading.Event()
+
+    def work():
+        started.set()
+        em.em_pass(X, None, *params, *empty_stats("full", 8, 8), 1)
+        done.set()
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    started.wait(10)
+    steps = 0
+    while not done.is_set():
+        steps += 1
+    worker.join()
+    assert steps > 1000, f"the main thread ran {steps} steps during the pass"
