@@ -231,7 +231,7 @@ def test_the_em_pass_lets_other_python_threads_run():
     from gmmfast._mstep_core import empty_stats, kernel_parameters
 
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(1_000_000, 8))
+    X = rng.normal(size=(2_000_000, 8))
     chol = np.stack([np.eye(8)] * 8)
     params = kernel_parameters(np.full(8, 1 / 8), rng.normal(size=(8, 8)), chol, "full", 8)
     started, done = threading.Event(), threading.Event()
@@ -244,8 +244,13 @@ def test_the_em_pass_lets_other_python_threads_run():
     worker = threading.Thread(target=work)
     worker.start()
     started.wait(10)
+    # The worker is inside the pass by now; holding the GIL there, it would keep this
+    # thread asleep until the pass had ended.
+    time.sleep(0.02)
     steps = 0
     while not done.is_set():
         steps += 1
     worker.join()
-    assert steps > 1000, f"the main thread ran {steps} steps during the pass"
+    # ~10^6 steps while a ~0.1 s pass runs; holding the GIL, the pass would leave only the
+    # few thousand steps that fit in the worker's Python code around it.
+    assert steps > 200_000, f"the main thread ran {steps} steps during the pass"
