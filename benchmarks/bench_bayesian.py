@@ -10,9 +10,9 @@ from all the rows).
 
 Per iteration: ``(t(max_iter=20) − t(max_iter=1)) / 19``, which removes the fixed costs.
 Peak memory: the peak RSS of the two fits above the RSS just before them (after a warm-up
-fit on the first 50 000 rows), against the bytes of X. The 1-minute load average before each
-run is reported too: other processes on the cores slow gmmfast's short, cache-resident
-passes more than scikit-learn's memory-bound NumPy, so the ratios fall as the load rises.
+fit on the first 50 000 rows), against the bytes of X. The range of the 1-minute load
+average before the runs of a case is reported too: on a shared machine the speed-ups move
+by up to 1.5× from run to run with what else runs.
 
     python benchmarks/bench_bayesian.py                  # b, d, t, s; 3 repeats
     python benchmarks/bench_bayesian.py --quick          # small N, 1 repeat: a smoke test
