@@ -10,7 +10,9 @@ from all the rows).
 
 Per iteration: ``(t(max_iter=20) − t(max_iter=1)) / 19``, which removes the fixed costs.
 Peak memory: the peak RSS of the two fits above the RSS just before them (after a warm-up
-fit on the first 50 000 rows), against the bytes of X.
+fit on the first 50 000 rows), against the bytes of X. The range of the 1-minute load
+average before the runs of a case is reported too: on a shared machine the speed-ups move
+by up to 1.5× from run to run with what else runs.
 
     python benchmarks/bench_bayesian.py                  # b, d, t, s; 3 repeats
     python benchmarks/bench_bayesian.py --quick          # small N, 1 repeat: a smoke test
@@ -117,9 +119,12 @@ def main(argv=None):
         runs = {lib: [] for lib in libs if lib in args.libs.split(",")}
         for _ in range(repeats):
             for lib in runs:  # the libraries alternate
-                runs[lib].append(run_child(dict(task, lib=lib)))
+                load = os.getloadavg()[0]
+                runs[lib].append(dict(run_child(dict(task, lib=lib)), load=load))
         results[case] = {lib: {key: statistics.median(r[key] for r in lib_runs)
                                for key in lib_runs[0]} for lib, lib_runs in runs.items()}
+        loads = [r["load"] for lib_runs in runs.values() for r in lib_runs]
+        results[case]["load"] = (min(loads), max(loads))
         print(case, json.dumps(results[case]), flush=True)
     report(results)
     return 0
@@ -127,16 +132,17 @@ def main(argv=None):
 
 def report(results):
     print("\n| case | gmmfast s/iter | sklearn s/iter | speed-up | gmmfast peak / X | "
-          "bound (gmmfast / sklearn) |")
-    print("|---|---|---|---|---|---|")
+          "bound (gmmfast / sklearn) | load average |")
+    print("|---|---|---|---|---|---|---|")
     for case, libs in results.items():
         ours, theirs = libs["gmmfast"], libs.get("sklearn")
+        low, high = libs["load"]
         speed_up = f"{theirs['s_per_iter'] / ours['s_per_iter']:.0f}x" if theirs else ""
         bound = (f"{ours['lower_bound']:.6g} / {theirs['lower_bound']:.6g}" if theirs
                  else f"{ours['lower_bound']:.6g}")
         print(f"| {case} | {ours['s_per_iter']:.4f} | "
               f"{theirs['s_per_iter'] if theirs else float('nan'):.3f} | {speed_up} | "
-              f"{ours['peak_mb'] / ours['x_mb']:.3f} | {bound} |")
+              f"{ours['peak_mb'] / ours['x_mb']:.3f} | {bound} | {low:.1f}–{high:.1f} |")
     if "b" in results and "b32" in results:
         ratio = results["b"]["gmmfast"]["s_per_iter"] / results["b32"]["gmmfast"]["s_per_iter"]
         print(f"\nfloat32 / float64 speed on b: {ratio:.2f}x")
