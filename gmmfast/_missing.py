@@ -67,6 +67,10 @@ from gmmfast._mstep import covariances_from_cholesky, ill_defined_covariance
 
 LOG_2PI = np.log(2.0 * np.pi)
 
+# The estimators' ``nan_policy``, with SciPy's names: "raise" refuses NaN (scikit-learn's
+# behaviour), "omit" treats it as a missing entry.
+NAN_POLICIES = ("raise", "omit")
+
 # Rows from which a pattern's pass gets all the threads (one OpenMP team per pass); the
 # passes of smaller patterns run side by side, one thread each. Starting a team costs
 # microseconds on idle cores but milliseconds when they are busy: on 2 shared cores under
@@ -137,6 +141,27 @@ def _pattern_keys(missing):
     padded = np.zeros((len(packed), width), dtype=np.uint8)
     padded[:, :n_bytes] = packed
     return padded.view(f"u{width}").reshape(-1)
+
+
+def has_observation(X):
+    """(n_samples,) bool: whether each row of X has an observed (non-NaN) entry."""
+    return ~np.isnan(X).all(axis=1)
+
+
+def observed_row_weights(X, sample_weight):
+    """The weights of X's rows in an average of their scores under ``nan_policy="omit"``:
+    ``sample_weight`` (None: ones) with 0 for the rows with no observed entry; None when
+    every row has one and no weights were given."""
+    observed = has_observation(X)
+    if observed.all():
+        return sample_weight
+    if not observed.any():
+        raise ValueError(
+            "Every row of X is missing all its entries (NaN): there is nothing to score. "
+            "Pass rows with at least one observed value."
+        )
+    weights = np.ones(X.shape[0]) if sample_weight is None else sample_weight
+    return np.where(observed, weights, 0.0)
 
 
 def check_no_infinity(X):
@@ -400,6 +425,13 @@ class MissingValueSource:
                 f"{self.n_positive}. Use fewer components, or more data."
             )
         self._moments = None
+
+    def check_finite(self):
+        """Nothing to do: the constructor refused infinities, and NaN marks missing."""
+
+    def magnitude(self):
+        """The largest absolute observed value."""
+        return max((group.source.magnitude() for group in self.groups), default=0.0)
 
     # -- EM --------------------------------------------------------------------------------
 
