@@ -43,6 +43,7 @@ Initialisation with missing entries:
   conditional moments.
 """
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -388,6 +389,95 @@ def score_missing(X, kernel_params, labels=False, resp=False, n_threads=0, log_p
     groups, empty_rows = group_rows(X)
     return score_groups(groups, empty_rows, X.shape[0], X.dtype, kernel_params, labels,
                         resp, n_threads, log_prob, finite_check)
+
+
+# ----------------------------------------------------------------------------------------
+# imputation
+# ----------------------------------------------------------------------------------------
+
+
+def impute_missing(X, kernel_params, random_state=None, n_threads=0):
+    """A copy of X (validated, float32/float64, NaN for the missing entries, no infinity)
+    with every missing entry filled in under the mixture ``kernel_params``.
+
+    Without ``random_state``: by the conditional mean Σ_k r_ik E[x_m | x_o, k], with
+    r_ik = p(k | x_o) the responsibilities of the row's observed entries. With a
+    ``random_state`` (a ``RandomState``): by a draw from the conditional distribution
+    p(x_m | x_o), a component from r_i, then its Gaussian conditional. A row with no
+    observed entry gets the mixture's mean, or a draw from the mixture. The complete rows
+    are copied untouched.
+    """
+    X = np.array(X, order="C")
+    groups, empty_rows = group_rows(X)
+    groups = [group for group in groups if group.missing.size]
+    if not groups and not empty_rows.size:
+        return X
+    covariances = kernel_covariances(kernel_params)
+    means = kernel_params.means
+    # Each group draws from its own stream, seeded by one draw and its first row: the
+    # values do not depend on the threads.
+    seed = None if random_state is None else random_state.randint(np.iinfo(np.int32).max)
+
+    def rng_of(rows):
+        return None if seed is None else np.random.RandomState([seed, rows[0]])
+
+    def fill(group, threads):
+        conditional = marginal(kernel_params, covariances, group.observed, group.missing)
+        resp = group.source.score(conditional.kernel_params, threads, resp=True,
+                                  log_prob=False)[2]
+        expectation = functools.partial(_conditional_mean, group.source.X, means, group,
+                                        conditional.regression)
+        X[group.rows[:, None], group.missing] = _filled(
+            resp, expectation, conditional.conditional_covariances, rng_of(group.rows))
+
+    map_groups(fill, groups, n_threads)
+    if empty_rows.size:
+        prior = np.broadcast_to(np.exp(_log_weights(kernel_params)),
+                                (empty_rows.size, len(means)))
+        X[empty_rows] = _filled(prior, lambda k, rows=None: means[k][None], covariances,
+                                rng_of(empty_rows))
+    return X
+
+
+def _conditional_mean(values, means, group, regression, k, rows=slice(None)):
+    """E[x_m | x_o, k] of the ``rows`` of a group's observed ``values``: (n, |m|)
+    μ_m + Σ_mo Σ_oo⁻¹ (x_o − μ_o), or (1, |m|) μ_m where the columns are independent
+    given the component (diag form)."""
+    if regression is None:
+        return means[k, group.missing][None]
+    centred = values[rows] - means[k, group.observed]
+    return means[k, group.missing] + centred @ regression[min(k, len(regression) - 1)].T
+
+
+def _filled(resp, expectation, conditional_covariances, rng):
+    """The filled-in entries of rows with responsibilities ``resp`` (n, K):
+    Σ_k r_ik ``expectation(k)``, or with ``rng`` a draw of each row's component from its
+    responsibilities and of the entries from that component's Gaussian, mean
+    ``expectation(k, rows)`` (broadcast to the rows), covariance the k-th of ``conditional_covariances``
+    ((F, m, m) matrices or (K, m) variances)."""
+    n_components = resp.shape[1]
+    if rng is None:
+        total = 0.0
+        for k in range(n_components):
+            total = total + resp[:, k:k + 1] * expectation(k)
+        return total
+    cumulative = np.cumsum(resp, axis=1, dtype=np.float64)
+    draws = rng.uniform(size=(len(resp), 1)) * cumulative[:, -1:]
+    components = np.minimum((cumulative <= draws).sum(axis=1), n_components - 1)
+    filled = np.empty((len(resp), conditional_covariances.shape[-1]))
+    for k in range(n_components):
+        rows = np.flatnonzero(components == k)
+        if not rows.size:
+            continue
+        noise = rng.standard_normal((rows.size, filled.shape[1]))
+        if conditional_covariances.ndim == 2:
+            noise *= np.sqrt(conditional_covariances[k])
+        else:
+            factor = np.linalg.cholesky(
+                conditional_covariances[min(k, len(conditional_covariances) - 1)])
+            noise = noise @ factor.T
+        filled[rows] = expectation(k, rows) + noise
+    return filled
 
 
 # ----------------------------------------------------------------------------------------
