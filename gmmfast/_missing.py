@@ -301,10 +301,10 @@ def map_groups(func, groups, n_threads):
     threads (<= 0: the OpenMP default).
 
     A group of at least ``PARALLEL_GROUP_ROWS`` rows gets all the threads for its pass;
-    the smaller ones run whole, one thread each, on a pool of Python threads: side by
-    side where the compiled pass releases the GIL (scoring, k-means), one after the other
-    where it holds it (``em_pass``). The compiled passes give the same result on any
-    number of threads, so neither does the list depend on it.
+    the smaller ones run whole, one thread each, on a pool of Python threads, side by
+    side (the compiled passes release the GIL; the NumPy work between them does not
+    overlap). The compiled passes give the same result on any number of threads, so
+    neither does the list depend on it.
     """
     n_threads = n_threads if n_threads > 0 else _em.max_threads()
     if n_threads == 1:
