@@ -267,3 +267,26 @@ def test_allow_nan_tag_follows_the_policy():
     for estimator in (GaussianMixture(), BayesianGaussianMixture(), GaussianMixtureIC()):
         assert not get_tags(estimator).input_tags.allow_nan
         assert get_tags(estimator.set_params(nan_policy="omit")).input_tags.allow_nan
+
+
+def test_default_covariance_prior_counts_a_missing_entry_at_its_column_mean_and_variance():
+    X = _incomplete()
+    X = X[~np.isnan(X).all(axis=1)]
+    bayes = BayesianGaussianMixture(n_components=2, max_iter=1, nan_policy="omit")
+    _fit(bayes, X)
+    mean, variance = np.nanmean(X, axis=0), np.nanvar(X, axis=0)
+    centred = np.where(np.isnan(X), 0.0, X - mean)
+    expected = (centred.T @ centred + np.diag(np.isnan(X).sum(axis=0) * variance)) / (
+        len(X) - 1)
+    np.testing.assert_allclose(bayes.covariance_prior_, expected, rtol=1e-10)
+    np.testing.assert_allclose(bayes.mean_prior_, mean, rtol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_bayesian_bound_with_missing_entries_never_decreases(covariance_type):
+    # The missing entries are latent variables of the variational posterior: the bound,
+    # which counts the entropy of their conditional distributions, rises at every step.
+    bayes = _fit(BayesianGaussianMixture(n_components=4, covariance_type=covariance_type,
+                                         tol=0.0, max_iter=40, random_state=0,
+                                         nan_policy="omit"), _incomplete(fraction=0.3))
+    assert np.all(np.diff(bayes.lower_bounds_) >= -1e-9)
