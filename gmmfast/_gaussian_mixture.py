@@ -186,6 +186,7 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
         return self.nan_policy == "omit"
 
     def _refuse_dask_with_missing_entries(self):
+        """The Dask source has no missing-value form: refuse its input under "omit"."""
         if self._omits_nan():
             raise ValueError(
                 f"{type(self).__name__} with nan_policy='omit' does not take dask arrays "
@@ -273,6 +274,7 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
     def _total_weight_and_score(self, X, sample_weight):
         if is_dask_collection(X):
             check_is_fitted(self)
+            self._refuse_dask_with_missing_entries()
             return _dask_backend().total_weight_and_score(
                 self, X, sample_weight, self._kernel_parameters(), self._threads())
         X = self._validate_for_scoring(X)

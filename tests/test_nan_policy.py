@@ -259,6 +259,8 @@ def test_dask_input_under_omit_is_refused_clearly():
     model = GaussianMixture(2, nan_policy="omit").fit(_incomplete())
     with pytest.raises(ValueError, match="does not take dask arrays"):
         model.predict(X)
+    with pytest.raises(ValueError, match="does not take dask arrays"):
+        model.score(X)
 
 
 def test_allow_nan_tag_follows_the_policy():
