@@ -43,7 +43,6 @@ Initialisation with missing entries:
   conditional moments.
 """
 
-import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -425,42 +424,80 @@ def impute_missing(X, kernel_params, random_state=None, n_threads=0):
         conditional = marginal(kernel_params, covariances, group.observed, group.missing)
         resp = group.source.score(conditional.kernel_params, threads, resp=True,
                                   log_prob=False)[2]
-        expectation = functools.partial(_conditional_mean, group.source.X, means, group,
-                                        conditional.regression)
+        affine = ConditionalMeans.of(means, group, conditional.regression)
         X[group.rows[:, None], group.missing] = _filled(
-            resp, expectation, conditional.conditional_covariances, rng_of(group.rows))
+            group.source.X, resp, affine, conditional.conditional_covariances,
+            rng_of(group.rows))
 
     map_groups(fill, groups, n_threads)
     if empty_rows.size:
         prior = np.broadcast_to(np.exp(_log_weights(kernel_params)),
                                 (empty_rows.size, len(means)))
-        X[empty_rows] = _filled(prior, lambda k, rows=None: means[k][None], covariances,
-                                rng_of(empty_rows))
+        nothing_observed = np.empty((empty_rows.size, 0))
+        X[empty_rows] = _filled(nothing_observed, prior, ConditionalMeans(means, None),
+                                covariances, rng_of(empty_rows))
     return X
 
 
-def _conditional_mean(values, means, group, regression, k, rows=slice(None)):
-    """E[x_m | x_o, k] of the ``rows`` of a group's observed ``values``: (n, |m|)
-    μ_m + Σ_mo Σ_oo⁻¹ (x_o − μ_o), or (1, |m|) μ_m where the columns are independent
-    given the component (diag form)."""
-    if regression is None:
-        return means[k, group.missing][None]
-    centred = values[rows] - means[k, group.observed]
-    return means[k, group.missing] + centred @ regression[min(k, len(regression) - 1)].T
+# Rows per block of the conditional means' products: bounds the temporary to
+# IMPUTE_BLOCK_ROWS × K × |m| numbers.
+IMPUTE_BLOCK_ROWS = 8192
 
 
-def _filled(resp, expectation, conditional_covariances, rng):
-    """The filled-in entries of rows with responsibilities ``resp`` (n, K):
-    Σ_k r_ik ``expectation(k)``, or with ``rng`` a draw of each row's component from its
-    responsibilities and of the entries from that component's Gaussian, mean
-    ``expectation(k, rows)`` (broadcast to the rows), covariance the k-th of ``conditional_covariances``
-    ((F, m, m) matrices or (K, m) variances)."""
-    n_components = resp.shape[1]
+class ConditionalMeans(NamedTuple):
+    """The conditional means of a pattern's missing entries as affine maps of its observed
+    ones, E[x_m | x_o, k] = ``offsets[k]`` + ``regressions[k]`` x_o: offsets (K, |m|),
+    regressions (K, |m|, |o|), or None where the columns are independent given the
+    component (diag form: the conditional mean is μ_m)."""
+
+    offsets: np.ndarray
+    regressions: np.ndarray | None
+
+    @classmethod
+    def of(cls, means, group, regression):
+        """Of the ``group``'s pattern, from its :class:`Marginal`'s ``regression``
+        Σ_mo Σ_oo⁻¹: E[x_m | x_o, k] = μ_m + Σ_mo Σ_oo⁻¹ (x_o − μ_o)."""
+        offsets = means[:, group.missing]
+        if regression is None:
+            return cls(offsets, None)
+        regressions = np.broadcast_to(regression, (len(means),) + regression.shape[1:])
+        offsets = offsets - np.einsum("kmo,ko->km", regressions, means[:, group.observed])
+        return cls(offsets, regressions)
+
+    def of_component(self, k, values):
+        """E[x_m | x_o, k] of the rows ``values`` (n, |o|), (n, |m|) (or (1, |m|) when it
+        does not depend on them)."""
+        if self.regressions is None:
+            return self.offsets[k][None]
+        return self.offsets[k] + values @ self.regressions[k].T
+
+    def mixed(self, values, resp):
+        """Σ_k r_ik E[x_m | x_o, k] of the rows ``values`` with responsibilities ``resp``:
+        Σ_k r_ik b_k + Σ_k r_ik A_k x_o, every A_k x_o of a block of rows in one product."""
+        resp = resp.astype(np.float64, copy=False)
+        filled = resp @ self.offsets
+        if self.regressions is None:
+            return filled
+        n_components, n_missing, n_observed = self.regressions.shape
+        # (|o|, K·|m|): column block k is A_kᵀ.
+        stacked = self.regressions.transpose(2, 0, 1).reshape(n_observed, -1)
+        for start in range(0, len(values), IMPUTE_BLOCK_ROWS):
+            block = slice(start, start + IMPUTE_BLOCK_ROWS)
+            regressed = (values[block] @ stacked).reshape(-1, n_components, n_missing)
+            filled[block] += np.einsum("nk,nkm->nm", resp[block], regressed)
+        return filled
+
+
+def _filled(values, resp, affine, conditional_covariances, rng):
+    """The filled-in entries of rows with observed ``values`` and responsibilities
+    ``resp`` (n, K), the pattern's conditional means ``affine`` (:class:`ConditionalMeans`):
+    their mixture Σ_k r_ik E[x_m | x_o, k], or with ``rng`` a draw of each row's component
+    from its responsibilities and of the entries from that component's Gaussian
+    conditional, covariance the k-th of ``conditional_covariances`` ((F, m, m) matrices
+    or (K, m) variances)."""
     if rng is None:
-        total = 0.0
-        for k in range(n_components):
-            total = total + resp[:, k:k + 1] * expectation(k)
-        return total
+        return affine.mixed(values, resp)
+    n_components = resp.shape[1]
     cumulative = np.cumsum(resp, axis=1, dtype=np.float64)
     draws = rng.uniform(size=(len(resp), 1)) * cumulative[:, -1:]
     components = np.minimum((cumulative <= draws).sum(axis=1), n_components - 1)
@@ -476,7 +513,7 @@ def _filled(resp, expectation, conditional_covariances, rng):
             factor = np.linalg.cholesky(
                 conditional_covariances[min(k, len(conditional_covariances) - 1)])
             noise = noise @ factor.T
-        filled[rows] = expectation(k, rows) + noise
+        filled[rows] = affine.of_component(k, values[rows]) + noise
     return filled
 
 
