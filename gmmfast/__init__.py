@@ -4,12 +4,13 @@ from gmmfast._bayesian_mixture import BayesianGaussianMixture
 from gmmfast._capi import C_API_VERSION, get_include
 from gmmfast._config import show_config
 from gmmfast._gaussian_mixture import GaussianMixture
+from gmmfast._imputer import GaussianMixtureImputer
 from gmmfast._io import load
 from gmmfast._selection import GaussianMixtureIC, select_model
 
 __version__ = "0.1.0"
 
-__all__ = ["BayesianGaussianMixture", "GaussianMixture", "GaussianMixtureIC", "load",
-           "select_model", "show_config", "__version__"]
+__all__ = ["BayesianGaussianMixture", "GaussianMixture", "GaussianMixtureIC",
+           "GaussianMixtureImputer", "load", "select_model", "show_config", "__version__"]
 # The C-level API for other Cython code (docs/c_api.md).
 __all__ += ["C_API_VERSION", "get_include"]

@@ -252,11 +252,17 @@ def sample_covariance(source, form, n_threads):
     by integer weights): (D, D) in the "full" form, its diagonal (D,) in the "diag" form.
 
     One pass of the EM kernel with a single component, so that any source computes it.
+    With missing entries (``nan_policy="omit"``) a missing entry counts at its column's
+    mean with its column's variance (the component's covariance is that diagonal): the
+    diagonal is the observed entries' variance, the covariances shrink toward 0 with the
+    fraction of rows missing either column.
     """
-    mean, _ = source.mean_and_variance(n_threads)
+    mean, variance = source.mean_and_variance(n_threads)
     d = source.n_features
     unit = np.eye(d)[None] if form == "full" else np.ones((1, d))
-    _, stats = source.statistics(KernelParameters(mean[None], unit, np.zeros(1)), n_threads)
+    covariance = np.diag(variance)[None] if form == "full" else variance[None]
+    _, stats = source.statistics(KernelParameters(mean[None], unit, np.zeros(1), covariance),
+                                 n_threads)
     total, offset = stats.nk[0], stats.sums[0]
     # About the exact mean: the rounding of ``mean`` leaves a small offset in the sums.
     correction = np.outer(offset, offset) if form == "full" else offset**2
@@ -324,6 +330,13 @@ default="dirichlet_process"
     n_threads : int or None, default=None
         Threads for the compiled kernels; None uses the OpenMP default. Results do not
         depend on it.
+    nan_policy : {"raise", "omit"}, default="raise"
+        What NaN in X means, as in :class:`GaussianMixture`: "omit" fits over the
+        observed entries (the missing ones are latent variables of the variational
+        posterior, so ``lower_bound_`` also counts the entropy of their conditional
+        distributions) and scores rows by their marginal densities. The default
+        ``covariance_prior`` then comes from the observed entries (see
+        ``sample_covariance``).
 
     Attributes
     ----------
@@ -385,6 +398,7 @@ default="dirichlet_process"
         verbose=0,
         verbose_interval=10,
         n_threads=None,
+        nan_policy="raise",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -404,6 +418,7 @@ default="dirichlet_process"
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.n_threads = n_threads
+        self.nan_policy = nan_policy
 
     # ------------------------------------------------------------------------------------
     # fitting

@@ -1,4 +1,5 @@
-"""The ``gmmfast`` command: ``fit`` (choose and fit a mixture), ``predict``, ``sample``.
+"""The ``gmmfast`` command: ``fit`` (choose and fit a mixture), ``predict``, ``sample``,
+``impute`` (fill in missing values).
 
 Exit status 0 on success, 2 for a usage or input error (one line on stderr, no traceback).
 """
@@ -28,8 +29,10 @@ examples:
   gmmfast fit                                   the bundled Old Faithful data
   gmmfast fit data.csv --columns x,y --save model.npz --labels labels.csv
   gmmfast fit data.npy -k 1-20 -c full,diag --criterion icl --plot clusters.png
+  gmmfast fit incomplete.csv --missing omit     empty fields, NA and NaN are missing values
   gmmfast predict model.npz new.csv -o labels.csv
-  gmmfast sample model.npz -n 1000"""
+  gmmfast sample model.npz -n 1000
+  gmmfast impute incomplete.csv -o completed.csv"""
 
 
 class UserError(Exception):
@@ -49,7 +52,8 @@ def build_parser():
     parser = _Parser(prog="gmmfast", description=DESCRIPTION,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"gmmfast {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="{fit,predict,sample}")
+    commands = parser.add_subparsers(dest="command",
+                                     metavar="{fit,predict,sample,impute}")
 
     fit = commands.add_parser(
         "fit", help="choose and fit a Gaussian mixture, print a summary",
@@ -85,6 +89,7 @@ def build_parser():
                      help="draw the clusters (and the criterion of a search) to this image "
                           "(needs matplotlib)")
     _add_progress(fit)
+    _add_missing_option(fit)
     fit.set_defaults(run=run_fit)
 
     predict = commands.add_parser(
@@ -97,6 +102,7 @@ def build_parser():
                                        "by name, else every column)")
     predict.add_argument("-o", "--output", metavar="OUT.csv",
                          help="write to this file instead of standard output")
+    _add_missing_option(predict)
     predict.set_defaults(run=run_predict)
 
     sample = commands.add_parser(
@@ -111,6 +117,7 @@ def build_parser():
     sample.add_argument("-o", "--output", metavar="OUT.csv",
                         help="write to this file instead of standard output")
     sample.set_defaults(run=run_sample)
+    _add_impute_command(commands)
     return parser
 
 
@@ -155,7 +162,7 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.error("give a command: fit, predict or sample")
+        parser.error("give a command: fit, predict, sample or impute")
     try:
         return args.run(args)
     except BrokenPipeError:
@@ -245,7 +252,8 @@ def run_fit(args):
         _check_output_path(option, path)
     if not args.tol >= 0:  # also refuses nan, with which EM would never converge
         raise UserError(f"--tol must be a number >= 0, got {args.tol}")
-    table = read_table(args.data, parse_columns(args.columns))
+    table = read_table(args.data, parse_columns(args.columns),
+                       allow_missing=args.missing == "omit")
     X = table.X
     n_rows = X.shape[0]
     if n_rows < 2:
@@ -262,7 +270,8 @@ def run_fit(args):
     start = time.perf_counter()
     result = select_model(X, grid, types, args.criterion, random_state=args.seed,
                           n_init=args.n_init, max_iter=args.max_iter, tol=args.tol,
-                          n_threads=args.threads, progress=progress)
+                          n_threads=args.threads, progress=progress,
+                          nan_policy=args.missing)
     elapsed = time.perf_counter() - start
     print(format_fit_summary(result, table, grid, types, args, elapsed))
 
@@ -278,7 +287,8 @@ def run_fit(args):
             write_predictions(out, model, X)
         print(f"Labels and probabilities of the {n_rows} rows written to {args.labels}")
     if args.plot:
-        write_figure(args.plot, result, X, table.names, search=len(result.criterion_table_) > 1)
+        write_figure(args.plot, result, complete_rows(X), table.names,
+                     search=len(result.criterion_table_) > 1)
         print(f"Figure written to {args.plot}")
     return 0
 
@@ -456,7 +466,8 @@ def run_predict(args):
         names = column_names(args.data)
         if names is not None and set(saved_columns) <= set(names):
             columns = saved_columns
-    table = read_table(args.data, columns)
+    table = read_table(args.data, columns, allow_missing=args.missing == "omit")
+    model.set_params(nan_policy=args.missing)
     n_features = model.means_.shape[1]
     if table.X.shape[1] != n_features:
         raise UserError(f"{table.source} has {table.X.shape[1]} columns but the model was "
@@ -495,3 +506,88 @@ def _check_fits_in_memory(n_bytes, what):
     if n_bytes > memory:
         raise UserError(f"{what} would take {format_bytes(n_bytes)}, more than this "
                         f"machine's memory ({format_bytes(memory)})")
+
+
+# ----------------------------------------------------------------------------------------
+# missing values: fit --missing, gmmfast impute
+# ----------------------------------------------------------------------------------------
+
+
+def _add_missing_option(command):
+    command.add_argument("--missing", choices=("raise", "omit"), default="raise",
+                         help="what a missing value (an empty field, NA, NaN) means: "
+                              "'raise' (the default) refuses the file; 'omit' uses the "
+                              "observed values of each row (fit: EM over them; predict: "
+                              "the mixture's marginal over them)")
+
+
+def complete_rows(X):
+    """The rows of X without a missing value: what a figure of the data can show."""
+    complete = X[~np.isnan(X).any(axis=1)]
+    if not len(complete):
+        raise UserError("--plot: no row of the data is complete, so there is nothing to "
+                        "draw; fill the missing values in with 'gmmfast impute' first")
+    return complete
+
+
+def _add_impute_command(commands):
+    impute = commands.add_parser(
+        "impute", help="fill in missing values from a Gaussian mixture",
+        description="Fit a Gaussian mixture to the observed values (the model chosen by "
+                    "BIC, as 'fit' does) and write the table with every missing value "
+                    "(an empty field, NA, NaN) replaced by its conditional mean given the "
+                    "row's observed values, as CSV (or .npy for an OUT ending in .npy).")
+    impute.add_argument("data", metavar="DATA",
+                        help="a .csv/.tsv/.txt, .npy or .parquet file")
+    _add_columns(impute)
+    impute.add_argument("-k", "--n-components", default="auto", metavar="K|auto",
+                        help="numbers of components to try: 3, 2,3,5, 1-6 or auto (1-10)")
+    impute.add_argument("-c", "--covariance-type", default="auto", metavar="T|auto",
+                        help="covariance types to try: full, tied, diag, spherical, a "
+                             "list, or auto (all four)")
+    impute.add_argument("--sample-posterior", action="store_true",
+                        help="draw each missing value from its conditional distribution "
+                             "instead of taking its mean")
+    impute.add_argument("--seed", type=int, default=0, metavar="N",
+                        help="random seed (default 0)")
+    impute.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                        help="threads (default: all cores)")
+    impute.add_argument("-o", "--output", metavar="OUT",
+                        help="write to this file (.csv, or .npy) instead of standard output")
+    impute.set_defaults(run=run_impute)
+
+
+def run_impute(args):
+    from gmmfast import GaussianMixtureIC, GaussianMixtureImputer
+
+    _check_output_path("--output", args.output)
+    search = GaussianMixtureIC(n_components=parse_n_components(args.n_components),
+                               covariance_type=parse_covariance_types(args.covariance_type),
+                               random_state=args.seed, n_threads=args.threads)
+    table = read_table(args.data, parse_columns(args.columns), allow_missing=True)
+    imputer = GaussianMixtureImputer(search, sample_posterior=args.sample_posterior,
+                                     random_state=args.seed, n_threads=args.threads)
+    completed = imputer.fit_transform(table.X)
+    if args.output is not None and args.output.lower().endswith(".npy"):
+        from gmmfast._io import write_atomically
+
+        write_atomically(args.output, lambda f: np.save(f, completed))
+    else:
+        with _output(args.output) as out:
+            write_table(out, completed, table.names)
+    if args.output is not None:
+        n_missing = int(np.isnan(table.X).sum())
+        chosen = imputer.estimator_
+        print(f"{n_missing} missing value{'s' * (n_missing != 1)} of {table.describe()} "
+              f"filled in from a mixture of {chosen.n_components_} "
+              f"component{'s' * (chosen.n_components_ != 1)} "
+              f"({chosen.covariance_type_} covariances); written to {args.output}")
+    return 0
+
+
+def write_table(out, X, names):
+    """CSV with a header of ``names``; each value in the shortest form that reads back
+    as the same float."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(names)
+    writer.writerows(X.tolist())

@@ -271,7 +271,11 @@ def check_array_fallback(X, *, name="X", estimator_name="GaussianMixture",
             f"Found array with 0 feature(s) (shape={array.shape}) while a minimum of 1 is "
             f"required by {estimator_name}."
         )
-    if ensure_all_finite and not np.all(np.isfinite(array)):
+    if ensure_all_finite == "allow-nan":  # scikit-learn's value: NaN passes, infinity not
+        if np.isinf(array).any():
+            raise ValueError(
+                f"Input {name} contains infinity or a value too large for {array.dtype!r}.")
+    elif ensure_all_finite and not np.all(np.isfinite(array)):
         problem = "NaN" if np.isnan(array).any() else (
             f"infinity or a value too large for {array.dtype!r}"
         )

@@ -49,16 +49,17 @@ class Table:
                 f"({', '.join(self.names)})")
 
 
-def read_table(path=None, columns=None):
+def read_table(path=None, columns=None, allow_missing=False):
     """The float64 matrix of ``path`` (None: the bundled Old Faithful data).
 
     ``columns`` is a list of column names or 0-based indices (as strings or ints); None
-    keeps every column.
+    keeps every column. With ``allow_missing``, missing values (NaN, and in text files
+    empty fields and ``NA``) are read as NaN instead of refused.
     """
     if path is None:
         resource = resources.files("gmmfast").joinpath("data", "old_faithful.csv")
         with resource.open("r", encoding="utf-8") as f:
-            return _read_text(f, ",", columns, BUNDLED_NAME)
+            return _read_text(f, ",", columns, BUNDLED_NAME, allow_missing)
     path = os.fspath(path)
     if not os.path.exists(path):
         raise DataError(f"no such file: {path}")
@@ -69,15 +70,15 @@ def read_table(path=None, columns=None):
         with _open_text(path) as f:
             delimiter = "\t" if suffix == ".tsv" else None
             try:
-                return _read_text(f, delimiter, columns, path)
+                return _read_text(f, delimiter, columns, path, allow_missing)
             except UnicodeDecodeError:
                 raise DataError(f"{path}: not a UTF-8 text file") from None
     if suffix == ".npy":
         with _open(path) as f:
-            return _read_npy(f, columns, path)
+            return _read_npy(f, columns, path, allow_missing)
     if suffix in PARQUET_SUFFIXES:
         with _open(path) as f:
-            return _read_parquet(f, columns, path)
+            return _read_parquet(f, columns, path, allow_missing)
     raise DataError(f"{path}: unsupported file type {suffix or '(no suffix)'!r}; use .csv, "
                     ".tsv, .txt, .npy or .parquet")
 
@@ -160,7 +161,16 @@ def _is_number(text):
     return True
 
 
-def _read_text(f, delimiter, columns, source):
+# How a text table may write a missing value (with ``allow_missing``), lower case.
+MISSING_TEXT = frozenset({"", "na", "nan", "null", "none"})
+
+
+def _number_or_missing(text):
+    """loadtxt's converter when missing values are allowed: NaN for MISSING_TEXT."""
+    return np.nan if text.strip().lower() in MISSING_TEXT else float(text)
+
+
+def _read_text(f, delimiter, columns, source, allow_missing=False):
     lines = _bounded_lines(f, source)
     first = next(lines, "")
     while first and not first.strip():
@@ -171,7 +181,8 @@ def _read_text(f, delimiter, columns, source):
     fields = _split(first, delimiter)
     # A header is a first line with a field that is not a number ("nan" is a number here,
     # and is refused later as missing data).
-    has_header = not all(_is_number(field) for field in fields)
+    has_header = not all(_is_number(field) or (allow_missing and field.lower() in MISSING_TEXT)
+                         for field in fields)
     names = fields if has_header else [f"x{i}" for i in range(len(fields))]
     if has_header and len(set(names)) != len(names):
         duplicated = sorted({n for n in names if names.count(n) > 1})
@@ -183,7 +194,8 @@ def _read_text(f, delimiter, columns, source):
             # "input contained no data" is reported below, as a DataError.
             warnings.simplefilter("ignore", UserWarning)
             X = np.loadtxt(body, delimiter=delimiter, dtype=np.float64, ndmin=2,
-                           usecols=indices, quotechar='"', comments=None)
+                           usecols=indices, quotechar='"', comments=None,
+                           converters=_number_or_missing if allow_missing else None)
     except DataError:  # a line too long, from _bounded_lines
         raise
     except ValueError as exc:
@@ -191,7 +203,8 @@ def _read_text(f, delimiter, columns, source):
             from None
     if X.shape[0] == 0:
         raise DataError(f"{source}: no data rows")
-    return _checked(X, [names[i] for i in indices], source, first_line=1 + has_header)
+    return _checked(X, [names[i] for i in indices], source, first_line=1 + has_header,
+                    allow_missing=allow_missing)
 
 
 def _explain_text_error(exc, names, indices, has_header, source):
@@ -204,8 +217,9 @@ def _explain_text_error(exc, names, indices, has_header, source):
         # numpy numbers the columns of the file from 1, whatever usecols selects.
         name = names[column - 1] if column - 1 < len(names) else str(column)
         what = "a missing value" if value == "" else f"the non-numeric value {value!r}"
-        return (f"{source}: line {line}, column {name!r} has {what}; every selected "
-                "column must be numeric (choose columns with --columns)")
+        advice = (MISSING_ADVICE if value == "" else
+                  "every selected column must be numeric (choose columns with --columns)")
+        return f"{source}: line {line}, column {name!r} has {what}; {advice}"
     match = re.search(r"the number of columns changed from (\d+) to (\d+) at row (\d+)",
                       message)
     if match:
@@ -238,19 +252,27 @@ def _column_indices(columns, names, source):
     return indices
 
 
-def _checked(X, names, source, first_line=0):
-    """X itself if every value is finite; otherwise a DataError naming the first bad cell."""
-    finite = np.isfinite(X)
+# What a user can do about a missing value where gmmfast needs complete data.
+MISSING_ADVICE = ("drop or impute missing values first, or let gmmfast handle them: "
+                  "'gmmfast fit --missing omit' fits over the observed values, "
+                  "'gmmfast impute' fills them in")
+
+
+def _checked(X, names, source, first_line=0, allow_missing=False):
+    """X itself if every value is finite (NaN allowed with ``allow_missing``); otherwise a
+    DataError naming the first bad cell."""
+    finite = ~np.isinf(X) if allow_missing else np.isfinite(X)
     if not finite.all():
         row, column = np.argwhere(~finite)[0]
         kind = "NaN (a missing value)" if np.isnan(X[row, column]) else "an infinite value"
         where = f"line {row + first_line}" if first_line else f"row {row}"
-        raise DataError(f"{source}: {where}, column {names[column]!r} is {kind}; gmmfast "
-                        "needs complete data (drop or impute missing values first)")
+        advice = ("gmmfast needs finite values" if allow_missing else
+                  f"gmmfast needs complete data here ({MISSING_ADVICE})")
+        raise DataError(f"{source}: {where}, column {names[column]!r} is {kind}; {advice}")
     return Table(np.ascontiguousarray(X), names, source)
 
 
-def _read_npy(f, columns, path):
+def _read_npy(f, columns, path, allow_missing=False):
     try:
         shape, fortran_order, dtype = read_npy_header(f)
     except ValueError as exc:
@@ -277,10 +299,11 @@ def _read_npy(f, columns, path):
         raise DataError(f"{path}: no data rows")
     names = [f"x{i}" for i in range(array.shape[1])]
     indices = _column_indices(columns, names, path)
-    return _checked(array[:, indices].astype(np.float64), [names[i] for i in indices], path)
+    return _checked(array[:, indices].astype(np.float64), [names[i] for i in indices], path,
+                    allow_missing=allow_missing)
 
 
-def _read_parquet(f, columns, path):
+def _read_parquet(f, columns, path, allow_missing=False):
     try:
         import pandas as pd
         frame = pd.read_parquet(f)
@@ -300,4 +323,4 @@ def _read_parquet(f, columns, path):
     if len(selected) == 0:
         raise DataError(f"{path}: no data rows")
     X = selected.to_numpy(dtype=np.float64, na_value=np.nan)
-    return _checked(X, [names[i] for i in indices], path)
+    return _checked(X, [names[i] for i in indices], path, allow_missing=allow_missing)

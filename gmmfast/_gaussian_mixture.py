@@ -35,6 +35,7 @@ from gmmfast._engine import (
     scale_overflow_error,
     score_arrays,
 )
+from gmmfast._missing import NAN_POLICIES, fit_source, observed_row_weights, score_missing
 from gmmfast._mstep import (
     COVARIANCE_TYPES,
     IllDefinedCovarianceError,
@@ -57,6 +58,7 @@ EM_PARAMETER_CONSTRAINTS = {
     "random_state": [("random_state",)],
     "verbose": [("verbose",)],
     "n_threads": [("interval", Integral, 1, True), None],
+    "nan_policy": [("options", frozenset(NAN_POLICIES))],
 }
 
 # The parameters of every estimator of one mixture: its shape, EM's and the warm start.
@@ -119,8 +121,11 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
             return self._fit_predict(X, sample_weight, final_labels)
 
     def _fit_source(self, X, sample_weight):
-        """The rows to fit, validated: in memory, or the blocks of a dask array."""
+        """The rows to fit, validated: in memory, or the blocks of a dask array; under
+        ``nan_policy="omit"`` the rows grouped by their missing entries (see
+        ``gmmfast._missing``)."""
         if is_dask_collection(X):
+            self._refuse_dask_with_missing_entries()
             source = _dask_backend().DaskSource(X, sample_weight, self.n_components,
                                                 type(self).__name__,
                                                 self._scale_free_weights)
@@ -134,7 +139,12 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
             weights = None if sample_weight is None else check_sample_weight(sample_weight, X)
             if self._scale_free_weights:
                 weights = normalised_weights(weights)
-            source = InMemorySource(np.ascontiguousarray(X), weights, self._assert_finite)
+            if self._omits_nan():
+                source = fit_source(np.ascontiguousarray(X), weights, self.n_components,
+                                    getattr(self, "feature_names_in_", None))
+            else:
+                source = InMemorySource(np.ascontiguousarray(X), weights,
+                                        self._assert_finite)
         check_enough_samples(self.n_components, source.n_samples)
         if sample_weight is not None:
             check_enough_weighted_samples(self.n_components, source.n_positive)
@@ -171,6 +181,19 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
     def _threads(self):
         return 0 if self.n_threads is None else int(self.n_threads)
 
+    def _omits_nan(self):
+        """Whether NaN entries are missing values (``nan_policy="omit"``)."""
+        return self.nan_policy == "omit"
+
+    def _refuse_dask_with_missing_entries(self):
+        """The Dask source has no missing-value form: refuse its input under "omit"."""
+        if self._omits_nan():
+            raise ValueError(
+                f"{type(self).__name__} with nan_policy='omit' does not take dask arrays "
+                "yet: pass X.compute() (a NumPy array), or nan_policy='raise' with the "
+                "missing entries filled in."
+            )
+
     # ------------------------------------------------------------------------------------
     # scoring
     # ------------------------------------------------------------------------------------
@@ -178,13 +201,18 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
     def _score_lazily(self, X, output):
         """A dask array's "log_prob", "labels" or "resp", lazily, block by block."""
         check_is_fitted(self)
+        self._refuse_dask_with_missing_entries()
         return _dask_backend().score_lazily(self, X, output, self._kernel_parameters(),
                                             self._threads())
 
     def _score_arrays(self, X, labels=False, resp=False, log_prob=True):
         """(log p(x), labels, responsibilities; each None unless asked for) of X validated
         by _validate_for_scoring, through the compiled core, which also checks that X is
-        finite."""
+        finite; under ``nan_policy="omit"`` from each row's marginal density over its
+        observed entries (see :meth:`score_samples`)."""
+        if self._omits_nan():
+            return score_missing(X, self._kernel_parameters(), labels, resp,
+                                 self._threads(), log_prob, finite_check=self._assert_finite)
         return score_arrays(X, self._kernel_parameters(), labels, resp, self._threads(),
                             log_prob, finite_check=self._assert_finite)
 
@@ -203,6 +231,14 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
     def score_samples(self, X):
         """Log-density log p(x) of every sample, shape (n_samples,).
 
+        Under ``nan_policy="omit"`` a row's NaN entries are missing: its log-density is
+        that of its observed entries, log p(x_o) (the mixture's marginal), so that the sum
+        over rows is the log-likelihood of what was observed. A row with no observed entry
+        gets 0: the density of nothing observed is 1, whatever the model (NaN would poison
+        every sum of the scores, and the row carries no information to score).
+        ``predict_proba`` gives such a row the mixture weights (the posterior without
+        evidence is the prior), ``predict`` the heaviest component.
+
         On a dask array: a lazy dask array, computed block by block on the workers.
         """
         if is_dask_collection(X):
@@ -211,14 +247,12 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
         return self._score_arrays(X)[0]
 
     def score(self, X, y=None, sample_weight=None):
-        """Average log-likelihood of X (weighted by ``sample_weight`` when given)."""
-        if is_dask_collection(X):
-            return self._total_weight_and_score(X, sample_weight)[1]
-        log_prob = self.score_samples(X)
-        if sample_weight is None:
-            return float(log_prob.mean())
-        weights = check_sample_weight(sample_weight, log_prob[:, None])
-        return float(np.average(log_prob, weights=weights))
+        """Average log-likelihood of X (weighted by ``sample_weight`` when given).
+
+        Under ``nan_policy="omit"``: the average over the rows with an observed entry (as
+        the fit's ``lower_bound_``); a row with none carries no weight.
+        """
+        return self._total_weight_and_score(X, sample_weight)[1]
 
     def predict(self, X):
         """Index of the most likely component of every sample (int64; lazy on dask input)."""
@@ -240,12 +274,18 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
     def _total_weight_and_score(self, X, sample_weight):
         if is_dask_collection(X):
             check_is_fitted(self)
+            self._refuse_dask_with_missing_entries()
             return _dask_backend().total_weight_and_score(
                 self, X, sample_weight, self._kernel_parameters(), self._threads())
-        n = X.shape[0] if sample_weight is None else float(
-            check_sample_weight(sample_weight, np.asarray(X)).sum()
-        )
-        return n, self.score(X, sample_weight=sample_weight)
+        X = self._validate_for_scoring(X)
+        log_prob = self._score_arrays(X)[0]
+        weights = None if sample_weight is None else check_sample_weight(
+            sample_weight, log_prob[:, None])
+        if self._omits_nan():
+            weights = observed_row_weights(X, weights)
+        if weights is None:
+            return X.shape[0], float(log_prob.mean())
+        return float(weights.sum()), float(np.average(log_prob, weights=weights))
 
     def sample(self, n_samples=1):
         """Draw samples from the fitted mixture: (X float64 (n, d), component labels)."""
@@ -282,7 +322,7 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
 
         def __sklearn_tags__(self):
             tags = super().__sklearn_tags__()
-            tags.input_tags.allow_nan = False
+            tags.input_tags.allow_nan = self._omits_nan()
             return tags
 
 
@@ -341,8 +381,18 @@ class GaussianMixture(MixtureEstimator):
     n_threads : int or None, default=None
         Threads for the compiled kernels; None uses the OpenMP default
         (``OMP_NUM_THREADS``, threadpoolctl limits). Results do not depend on it.
-
-    Attributes
+    nan_policy : {"raise", "omit"}, default="raise"
+        What NaN in X means (SciPy's names). "raise": an error, as in scikit-learn.
+        "omit": a missing entry, missing at random. ``fit`` then runs the exact EM over
+        the observed entries (each row's marginal density in the E-step, the conditional
+        expectations of its missing entries and their conditional covariance in the
+        M-step; Ghahramani & Jordan 1994), and the scoring methods use each row's
+        marginal density (see :meth:`score_samples`). Infinities are still errors. A row
+        with no observed entry carries no weight in the fit (``lower_bound_`` averages the
+        other rows). The initialisation copes with missing entries: k-means measures
+        distances over the coordinates a row has, and seeds on the most complete rows
+        (see ``gmmfast._missing``). Without any NaN the fit is the "raise" fit, bit for
+        bit. Dask arrays are not supported under "omit" yet.
     ----------
     weights_, means_, covariances_, precisions_, precisions_cholesky_ : ndarray
         Fitted parameters, in X's dtype (float32 or float64).
@@ -381,6 +431,7 @@ class GaussianMixture(MixtureEstimator):
         verbose=0,
         verbose_interval=10,
         n_threads=None,
+        nan_policy="raise",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -397,6 +448,7 @@ class GaussianMixture(MixtureEstimator):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.n_threads = n_threads
+        self.nan_policy = nan_policy
 
     # ------------------------------------------------------------------------------------
     # fitting
@@ -463,9 +515,11 @@ class GaussianMixture(MixtureEstimator):
     # ------------------------------------------------------------------------------------
 
     def _kernel_parameters(self):
-        """The fitted model in the kernels' form (means, precisions_chol, log_norm)."""
+        """The fitted model in the kernels' form (means, precisions_chol, log_norm), with
+        the covariances when rows with missing entries need their marginals."""
+        covariances = self.covariances_ if self._omits_nan() else None
         return mixture_kernel_parameters(
-            (self.weights_, self.means_, None, self.precisions_cholesky_),
+            (self.weights_, self.means_, covariances, self.precisions_cholesky_),
             self.covariance_type)
 
     def _n_parameters(self):

@@ -67,6 +67,10 @@ from gmmfast._mstep import covariances_from_cholesky, ill_defined_covariance
 
 LOG_2PI = np.log(2.0 * np.pi)
 
+# The estimators' ``nan_policy``, with SciPy's names: "raise" refuses NaN (scikit-learn's
+# behaviour), "omit" treats it as a missing entry.
+NAN_POLICIES = ("raise", "omit")
+
 # Rows from which a pattern's pass gets all the threads (one OpenMP team per pass); the
 # passes of smaller patterns run side by side, one thread each. Starting a team costs
 # microseconds on idle cores but milliseconds when they are busy: on 2 shared cores under
@@ -137,6 +141,27 @@ def _pattern_keys(missing):
     padded = np.zeros((len(packed), width), dtype=np.uint8)
     padded[:, :n_bytes] = packed
     return padded.view(f"u{width}").reshape(-1)
+
+
+def has_observation(X):
+    """(n_samples,) bool: whether each row of X has an observed (non-NaN) entry."""
+    return ~np.isnan(X).all(axis=1)
+
+
+def observed_row_weights(X, sample_weight):
+    """The weights of X's rows in an average of their scores under ``nan_policy="omit"``:
+    ``sample_weight`` (None: ones) with 0 for the rows with no observed entry; None when
+    every row has one and no weights were given."""
+    observed = has_observation(X)
+    if observed.all():
+        return sample_weight
+    if not observed.any():
+        raise ValueError(
+            "Every row of X is missing all its entries (NaN): there is nothing to score. "
+            "Pass rows with at least one observed value."
+        )
+    weights = np.ones(X.shape[0]) if sample_weight is None else sample_weight
+    return np.where(observed, weights, 0.0)
 
 
 def check_no_infinity(X):
@@ -275,10 +300,10 @@ def map_groups(func, groups, n_threads):
     threads (<= 0: the OpenMP default).
 
     A group of at least ``PARALLEL_GROUP_ROWS`` rows gets all the threads for its pass;
-    the smaller ones run whole, one thread each, on a pool of Python threads: side by
-    side where the compiled pass releases the GIL (scoring, k-means), one after the other
-    where it holds it (``em_pass``). The compiled passes give the same result on any
-    number of threads, so neither does the list depend on it.
+    the smaller ones run whole, one thread each, on a pool of Python threads, side by
+    side (the compiled passes release the GIL; the NumPy work between them does not
+    overlap). The compiled passes give the same result on any number of threads, so
+    neither does the list depend on it.
     """
     n_threads = n_threads if n_threads > 0 else _em.max_threads()
     if n_threads == 1:
@@ -366,6 +391,133 @@ def score_missing(X, kernel_params, labels=False, resp=False, n_threads=0, log_p
 
 
 # ----------------------------------------------------------------------------------------
+# imputation
+# ----------------------------------------------------------------------------------------
+
+
+def impute_missing(X, kernel_params, random_state=None, n_threads=0):
+    """A copy of X (validated, float32/float64, NaN for the missing entries, no infinity)
+    with every missing entry filled in under the mixture ``kernel_params``.
+
+    Without ``random_state``: by the conditional mean Σ_k r_ik E[x_m | x_o, k], with
+    r_ik = p(k | x_o) the responsibilities of the row's observed entries. With a
+    ``random_state`` (a ``RandomState``): by a draw from the conditional distribution
+    p(x_m | x_o), a component from r_i, then its Gaussian conditional. A row with no
+    observed entry gets the mixture's mean, or a draw from the mixture. The complete rows
+    are copied untouched.
+    """
+    X = np.array(X, order="C")
+    groups, empty_rows = group_rows(X)
+    groups = [group for group in groups if group.missing.size]
+    if not groups and not empty_rows.size:
+        return X
+    covariances = kernel_covariances(kernel_params)
+    means = kernel_params.means
+    # Each group draws from its own stream, seeded by one draw and its first row: the
+    # values do not depend on the threads.
+    seed = None if random_state is None else random_state.randint(np.iinfo(np.int32).max)
+
+    def rng_of(rows):
+        return None if seed is None else np.random.RandomState([seed, rows[0]])
+
+    def fill(group, threads):
+        conditional = marginal(kernel_params, covariances, group.observed, group.missing)
+        resp = group.source.score(conditional.kernel_params, threads, resp=True,
+                                  log_prob=False)[2]
+        affine = ConditionalMeans.of(means, group, conditional.regression)
+        X[group.rows[:, None], group.missing] = _filled(
+            group.source.X, resp, affine, conditional.conditional_covariances,
+            rng_of(group.rows))
+
+    map_groups(fill, groups, n_threads)
+    if empty_rows.size:
+        prior = np.broadcast_to(np.exp(_log_weights(kernel_params)),
+                                (empty_rows.size, len(means)))
+        nothing_observed = np.empty((empty_rows.size, 0))
+        X[empty_rows] = _filled(nothing_observed, prior, ConditionalMeans(means, None),
+                                covariances, rng_of(empty_rows))
+    return X
+
+
+# Rows per block of the conditional means' products: bounds the temporary to
+# IMPUTE_BLOCK_ROWS × K × |m| numbers.
+IMPUTE_BLOCK_ROWS = 8192
+
+
+class ConditionalMeans(NamedTuple):
+    """The conditional means of a pattern's missing entries as affine maps of its observed
+    ones, E[x_m | x_o, k] = ``offsets[k]`` + ``regressions[k]`` x_o: offsets (K, |m|),
+    regressions (K, |m|, |o|), or None where the columns are independent given the
+    component (diag form: the conditional mean is μ_m)."""
+
+    offsets: np.ndarray
+    regressions: np.ndarray | None
+
+    @classmethod
+    def of(cls, means, group, regression):
+        """Of the ``group``'s pattern, from its :class:`Marginal`'s ``regression``
+        Σ_mo Σ_oo⁻¹: E[x_m | x_o, k] = μ_m + Σ_mo Σ_oo⁻¹ (x_o − μ_o)."""
+        offsets = means[:, group.missing]
+        if regression is None:
+            return cls(offsets, None)
+        regressions = np.broadcast_to(regression, (len(means),) + regression.shape[1:])
+        offsets = offsets - np.einsum("kmo,ko->km", regressions, means[:, group.observed])
+        return cls(offsets, regressions)
+
+    def of_component(self, k, values):
+        """E[x_m | x_o, k] of the rows ``values`` (n, |o|), (n, |m|) (or (1, |m|) when it
+        does not depend on them)."""
+        if self.regressions is None:
+            return self.offsets[k][None]
+        return self.offsets[k] + values @ self.regressions[k].T
+
+    def mixed(self, values, resp):
+        """Σ_k r_ik E[x_m | x_o, k] of the rows ``values`` with responsibilities ``resp``:
+        Σ_k r_ik b_k + Σ_k r_ik A_k x_o, every A_k x_o of a block of rows in one product."""
+        resp = resp.astype(np.float64, copy=False)
+        filled = resp @ self.offsets
+        if self.regressions is None:
+            return filled
+        n_components, n_missing, n_observed = self.regressions.shape
+        # (|o|, K·|m|): column block k is A_kᵀ.
+        stacked = self.regressions.transpose(2, 0, 1).reshape(n_observed, -1)
+        for start in range(0, len(values), IMPUTE_BLOCK_ROWS):
+            block = slice(start, start + IMPUTE_BLOCK_ROWS)
+            regressed = (values[block] @ stacked).reshape(-1, n_components, n_missing)
+            filled[block] += np.einsum("nk,nkm->nm", resp[block], regressed)
+        return filled
+
+
+def _filled(values, resp, affine, conditional_covariances, rng):
+    """The filled-in entries of rows with observed ``values`` and responsibilities
+    ``resp`` (n, K), the pattern's conditional means ``affine`` (:class:`ConditionalMeans`):
+    their mixture Σ_k r_ik E[x_m | x_o, k], or with ``rng`` a draw of each row's component
+    from its responsibilities and of the entries from that component's Gaussian
+    conditional, covariance the k-th of ``conditional_covariances`` ((F, m, m) matrices
+    or (K, m) variances)."""
+    if rng is None:
+        return affine.mixed(values, resp)
+    n_components = resp.shape[1]
+    cumulative = np.cumsum(resp, axis=1, dtype=np.float64)
+    draws = rng.uniform(size=(len(resp), 1)) * cumulative[:, -1:]
+    components = np.minimum((cumulative <= draws).sum(axis=1), n_components - 1)
+    filled = np.empty((len(resp), conditional_covariances.shape[-1]))
+    for k in range(n_components):
+        rows = np.flatnonzero(components == k)
+        if not rows.size:
+            continue
+        noise = rng.standard_normal((rows.size, filled.shape[1]))
+        if conditional_covariances.ndim == 2:
+            noise *= np.sqrt(conditional_covariances[k])
+        else:
+            factor = np.linalg.cholesky(
+                conditional_covariances[min(k, len(conditional_covariances) - 1)])
+            noise = noise @ factor.T
+        filled[rows] = affine.of_component(k, values[rows]) + noise
+    return filled
+
+
+# ----------------------------------------------------------------------------------------
 # the source
 # ----------------------------------------------------------------------------------------
 
@@ -400,6 +552,13 @@ class MissingValueSource:
                 f"{self.n_positive}. Use fewer components, or more data."
             )
         self._moments = None
+
+    def check_finite(self):
+        """Nothing to do: the constructor refused infinities, and NaN marks missing."""
+
+    def magnitude(self):
+        """The largest absolute observed value."""
+        return max((group.source.magnitude() for group in self.groups), default=0.0)
 
     # -- EM --------------------------------------------------------------------------------
 

@@ -60,6 +60,7 @@ from gmmfast._gaussian_mixture import (
     fitted_gaussian_mixture,
 )
 from gmmfast._kernels import em as _em
+from gmmfast._missing import fit_source, has_observation, observed_row_weights
 from gmmfast._mstep import (
     COVARIANCE_TYPES,
     IllDefinedCovarianceError,
@@ -201,6 +202,11 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
     n_threads : int or None, default=None
         Threads for the whole search (candidates run in parallel, each with its share);
         None uses the OpenMP default. Results do not depend on it.
+    nan_policy : {"raise", "omit"}, default="raise"
+        What NaN in X means, as in :class:`gmmfast.GaussianMixture`: with "omit" every
+        candidate is fitted by EM over the observed entries and scored by its marginal
+        densities (a row with no observed entry counts for nothing; ``n_components``
+        larger than the number of rows with an observed entry are skipped).
 
     Attributes
     ----------
@@ -240,6 +246,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         random_state=None,
         verbose=0,
         n_threads=None,
+        nan_policy="raise",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -252,6 +259,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.n_threads = n_threads
+        self.nan_policy = nan_policy
 
     # ------------------------------------------------------------------------------------
     # fitting
@@ -278,12 +286,13 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
 
     def _search(self, X, sample_weight, progress):
         refuse_dask_input(X, type(self).__name__)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2,
+                          ensure_all_finite=self._finite_check_mode())
         X = np.ascontiguousarray(X)
         weights = None if sample_weight is None else check_sample_weight(sample_weight, X)
         grid_k = check_n_components_grid(self.n_components)
         types = check_covariance_types(self.covariance_type)
-        n_rows = X.shape[0] if weights is None else int(np.count_nonzero(weights))
+        n_rows = _rows_to_fit(X, weights, self.nan_policy == "omit")
         feasible = [k for k in grid_k if k <= n_rows]
         if not feasible:
             raise ValueError(
@@ -323,10 +332,15 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
     # the chosen model's methods
     # ------------------------------------------------------------------------------------
 
+    def _finite_check_mode(self):
+        """validate_data's ``ensure_all_finite``: NaN passes under ``nan_policy="omit"``."""
+        return "allow-nan" if self.nan_policy == "omit" else True
+
     def _validated(self, X):
         check_is_fitted(self)
         refuse_dask_input(X, type(self).__name__)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32],
+                          ensure_all_finite=self._finite_check_mode())
         return np.ascontiguousarray(X)
 
     def score_samples(self, X):
@@ -368,7 +382,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
 
         def __sklearn_tags__(self):
             tags = super().__sklearn_tags__()
-            tags.input_tags.allow_nan = False
+            tags.input_tags.allow_nan = self.nan_policy == "omit"
             return tags
 
 
@@ -391,6 +405,17 @@ def select_model(X, n_components=None, covariance_type="all", criterion="bic", *
 # ----------------------------------------------------------------------------------------
 # the grid
 # ----------------------------------------------------------------------------------------
+
+
+def _rows_to_fit(X, weights, omit_nan):
+    """The number of rows that a fit can use: of non-zero weight and, when NaN marks
+    missing entries, with an observed entry."""
+    if not omit_nan:
+        return X.shape[0] if weights is None else int(np.count_nonzero(weights))
+    usable = has_observation(X)
+    if weights is not None:
+        usable &= weights > 0
+    return int(np.count_nonzero(usable))
 
 
 def check_n_components_grid(n_components):
@@ -459,7 +484,11 @@ class _GridSearch:
         self.verbose = estimator.verbose
         self.X = X
         self.weights = weights
-        self.source = InMemorySource(X, normalised_weights(weights))
+        self.source = _search_source(estimator, X, normalised_weights(weights))
+        # A row with no observed entry has the prior as responsibilities: no evidence of
+        # the clusters' overlap, so no share of ICL's entropy.
+        self.entropy_weights = (observed_row_weights(X, weights)
+                                if estimator.nan_policy == "omit" else weights)
         self.grid_k = grid_k
         self.types = types
         self.forms = tuple(dict.fromkeys(kernel_form(t) for t in types))
@@ -556,7 +585,8 @@ class _GridSearch:
     def _fit_candidate(self, n_components, covariance_type, stats):
         """Row of the table for one candidate: EM from the shared statistics, then scores."""
         params = {name: self.params[name] for name in
-                  ("tol", "reg_covar", "max_iter", "n_init", "init_params", "random_state")}
+                  ("tol", "reg_covar", "max_iter", "n_init", "init_params", "random_state",
+                   "nan_policy")}
         params.update(n_components=n_components, covariance_type=covariance_type,
                       n_threads=self.kernel_threads)
         source = self.source
@@ -592,9 +622,19 @@ class _GridSearch:
             message="",
         )
         if self.params["criterion"] == "icl":
-            row["icl"] = float(bic + 2 * responsibility_entropy(fitted, self.X, self.weights))
+            row["icl"] = float(bic + 2 * responsibility_entropy(fitted, self.X,
+                                                                self.entropy_weights))
         row["fit_seconds"] = time.perf_counter() - start
         return row
+
+
+def _search_source(estimator, X, weights):
+    """The source every candidate is fitted on: X in memory, or its rows grouped by
+    missing entries under ``nan_policy="omit"`` (a column with no observed value is an
+    error; numbers of components beyond the rows are skipped, not errors)."""
+    if estimator.nan_policy == "omit":
+        return fit_source(X, weights, 1, getattr(estimator, "feature_names_in_", None))
+    return InMemorySource(X, weights)
 
 
 def responsibility_entropy(model, X, sample_weight=None):

@@ -102,3 +102,23 @@ def marginal_log_density(X, theta, covariance_type):
         if row is not None:
             log_prob[i], resp[i] = row[0], row[1]
     return log_prob, resp
+
+
+def conditional_mean_imputation(X, theta, covariance_type):
+    """X with each NaN replaced by Σ_k r_ik E[x_m | x_o, k] under θ, one row at a time (a
+    row with no observed entry: the mixture's mean Σ_k π_k μ_k)."""
+    weights, means, covariances = (np.asarray(a, dtype=np.float64) for a in theta)
+    covariances = full_covariances(covariances, covariance_type, *means.shape)
+    imputed = np.array(X, dtype=np.float64)
+    for i, x in enumerate(imputed):
+        row = e_step_row(x, weights, means, covariances)
+        imputed[i] = weights @ means if row is None else row[1] @ row[2]
+    return imputed
+
+
+def conditional_covariance(covariance, observed):
+    """Σ_mm − Σ_mo Σ_oo⁻¹ Σ_om of one (D, D) covariance, ``observed`` a boolean mask."""
+    m = ~observed
+    cov_mo = covariance[np.ix_(m, observed)]
+    return (covariance[np.ix_(m, m)]
+            - cov_mo @ np.linalg.solve(covariance[np.ix_(observed, observed)], cov_mo.T))

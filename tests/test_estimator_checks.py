@@ -9,10 +9,19 @@ from sklearn.utils.estimator_checks import (  # noqa: E402
     parametrize_with_checks,
 )
 
-from gmmfast import BayesianGaussianMixture, GaussianMixture  # noqa: E402
+from gmmfast import (  # noqa: E402
+    BayesianGaussianMixture,
+    GaussianMixture,
+    GaussianMixtureImputer,
+)
 
 
-@parametrize_with_checks([GaussianMixture(), BayesianGaussianMixture()])
+@parametrize_with_checks([
+    GaussianMixture(), BayesianGaussianMixture(),
+    GaussianMixture(nan_policy="omit"), BayesianGaussianMixture(nan_policy="omit"),
+    GaussianMixtureImputer(),
+    GaussianMixtureImputer(GaussianMixture(2), sample_posterior=True, random_state=0),
+])
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -31,3 +40,7 @@ def test_check_dataframe_column_names_consistency():
 def test_check_param_validation_bayesian():
     check_param_validation("BayesianGaussianMixture",
                            BayesianGaussianMixture(n_init=2, max_iter=5))
+
+
+def test_check_param_validation_imputer():
+    check_param_validation("GaussianMixtureImputer", GaussianMixtureImputer())

@@ -65,7 +65,7 @@ def test_get_set_params_and_pickle_without_sklearn():
         gm = gmmfast.GaussianMixture(2)
         params = gm.get_params()
         assert params["n_components"] == 2 and params["n_threads"] is None
-        assert len(params) == 15
+        assert len(params) == 16
         gm.set_params(covariance_type="tied", random_state=1)
         assert gm.covariance_type == "tied"
         try:
@@ -180,3 +180,24 @@ def test_bayesian_mixture_without_sklearn():
     in_use, message = out.strip().split("\n")
     assert in_use == "2"
     assert "'weight_concentration_prior' parameter of BayesianGaussianMixture" in message
+
+
+def test_missing_values_and_the_imputer_without_sklearn():
+    run_without_sklearn(
+        """
+        X[::3, 0] = np.nan
+        X[1] = np.nan
+        gm = gmmfast.GaussianMixture(2, nan_policy="omit", random_state=0).fit(X)
+        assert np.isfinite(gm.score(X)) and gm.predict(X).shape == (400,)
+        search = gmmfast.GaussianMixtureIC(n_components=[1, 2], nan_policy="omit").fit(X)
+        assert search.n_components_ == 2
+        imputed = gmmfast.GaussianMixtureImputer(gmmfast.GaussianMixture(2)).fit_transform(X)
+        assert np.isfinite(imputed).all()
+        try:
+            gmmfast.GaussianMixture(nan_policy="skip").fit(X)
+        except ValueError as exc:
+            assert "nan_policy" in str(exc) and "'omit'" in str(exc)
+        else:
+            raise AssertionError("an unknown nan_policy was accepted")
+        """
+    )
