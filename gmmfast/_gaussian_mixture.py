@@ -393,6 +393,8 @@ class GaussianMixture(MixtureEstimator):
         distances over the coordinates a row has, and seeds on the most complete rows
         (see ``gmmfast._missing``). Without any NaN the fit is the "raise" fit, bit for
         bit. Dask arrays are not supported under "omit" yet.
+
+    Attributes
     ----------
     weights_, means_, covariances_, precisions_, precisions_cholesky_ : ndarray
         Fitted parameters, in X's dtype (float32 or float64).
