@@ -460,8 +460,10 @@ class GaussianMixture(MixtureEstimator):
         )
         self.converged_ = bool(result.converged)
         self.n_iter_ = int(result.n_iter)
-        self.lower_bound_ = result.lower_bound
-        self.lower_bounds_ = result.lower_bounds
+        # In X's dtype, as scikit-learn's (its bound is the mean of X-dtype log-densities).
+        bound_type = np.dtype(dtype).type
+        self.lower_bound_ = bound_type(result.lower_bound)
+        self.lower_bounds_ = [bound_type(bound) for bound in result.lower_bounds]
 
     # ------------------------------------------------------------------------------------
     # scoring

@@ -61,7 +61,9 @@ def read_model(path):
 
 def _gaussian_mixture(metadata, arrays, kind, path):
     params, covariance_type = _checked_params(metadata, kind, path)
-    n_features = _check_mixture(arrays, covariance_type, params, path)
+    # The bound is in the data's dtype, as scikit-learn's.
+    n_features = _check_mixture(arrays, covariance_type, params, arrays["means_"].dtype,
+                                path)
     _check_fitted(metadata["fitted"], kind, n_features, path)
     params.update(_array_params(arrays, kind, path))
     model = _estimator(GaussianMixture, params, path)
@@ -74,7 +76,8 @@ def _bayesian_gaussian_mixture(metadata, arrays, kind, path):
     if params["weight_concentration_prior_type"] not in PRIOR_TYPES:
         raise refuse(path, "unknown weight_concentration_prior_type "
                            f"{params['weight_concentration_prior_type']!r}")
-    n_features = _check_mixture(arrays, covariance_type, params, path)
+    # The bound is a float64 sum over the rows whatever the data's dtype.
+    n_features = _check_mixture(arrays, covariance_type, params, np.float64, path)
     fitted = metadata["fitted"]
     _check_fitted(fitted, kind, n_features, path)
     _check_posterior(arrays, covariance_type, params["weight_concentration_prior_type"],
@@ -163,8 +166,9 @@ def _checked_params(metadata, kind, path):
     return params, covariance_type
 
 
-def _check_mixture(arrays, covariance_type, params, path):
-    """The arrays of a Gaussian mixture form one: returns the number of features."""
+def _check_mixture(arrays, covariance_type, params, bound_dtype, path):
+    """The arrays of a Gaussian mixture form one (with lower bounds of ``bound_dtype``):
+    returns the number of features."""
     _check_shapes(arrays, covariance_type, path)
     n_components, n_features = arrays["means_"].shape
     if not all(np.all(np.isfinite(arrays[name])) for name in MIXTURE_ARRAYS):
@@ -176,7 +180,7 @@ def _check_mixture(arrays, covariance_type, params, path):
     if params["n_components"] != n_components:
         raise refuse(path, f"n_components={params['n_components']!r} but the arrays have "
                            f"{n_components} components")
-    _check_bounds(arrays, path)
+    _check_bounds(arrays, bound_dtype, path)
     names = arrays.get("feature_names_in_")
     if names is not None and (names.dtype.kind != "U" or names.shape != (n_features,)):
         raise refuse(path, "feature_names_in_ must be one string per feature")
@@ -211,11 +215,10 @@ def _check_arrays(arrays, shapes, dtype, context, path):
                                f"{context}")
 
 
-def _check_bounds(arrays, path):
+def _check_bounds(arrays, dtype, path):
     bound, bounds = arrays["lower_bound_"], arrays["lower_bounds_"]
     if bound.shape != () or bounds.ndim != 1:
         raise refuse(path, "lower_bound_ must be a scalar and lower_bounds_ a 1-d array")
-    dtype = arrays["means_"].dtype
     for name in ("lower_bound_", "lower_bounds_"):
         if arrays[name].dtype != dtype:
             raise refuse(path, f"{name} should be {np.dtype(dtype).name}")

@@ -470,6 +470,7 @@ def set_all(value):
     ({"mean_prior": set_all(np.inf)},
      "the parameter mean_prior is not an array of finite float64 numbers"),
     ({"lower_bound_": set_all(np.nan)}, "lower_bound_ or lower_bounds_ is NaN or infinite"),
+    ({"lower_bounds_": lambda b: b.astype(np.float32)}, "lower_bounds_ should be float64"),
     ({"lower_bounds_": set_all(np.inf)}, "lower_bound_ or lower_bounds_ is NaN or infin"),
 ])
 def test_an_invalid_bayesian_mixture_is_refused(bayesian_file, arrays, match):
