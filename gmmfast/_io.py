@@ -87,17 +87,24 @@ def _bayesian_gaussian_mixture(metadata, arrays, kind, path):
     model = _estimator(BayesianGaussianMixture, params, path)
     _set_fitted(model, arrays, fitted,
                 MIXTURE_ARRAYS + ("mean_precision_", "mean_prior_"))
+    _set_posterior_and_priors(model, arrays, fitted)
+    return model
+
+
+def _set_posterior_and_priors(model, arrays, fitted):
+    """A Bayesian mixture's attributes in the estimator's own types: a pair of arrays for
+    the Dirichlet process's concentrations, a scalar for tied degrees of freedom and for a
+    spherical covariance prior."""
     concentration = arrays["weight_concentration_"]
     model.weight_concentration_ = (tuple(concentration) if concentration.ndim == 2
                                    else concentration)
     dof = arrays["degrees_of_freedom_"]
     model.degrees_of_freedom_ = dof[()] if dof.ndim == 0 else dof
     prior = arrays["covariance_prior_"]
-    model.covariance_prior_ = prior[()].item() if prior.ndim == 0 else prior
+    model.covariance_prior_ = prior.item() if prior.ndim == 0 else prior
     for name in ("weight_concentration_prior_", "mean_precision_prior_",
                  "degrees_of_freedom_prior_"):
         setattr(model, name, fitted[name])
-    return model
 
 
 _BUILDERS = {"GaussianMixture": _gaussian_mixture,

@@ -10,8 +10,9 @@ Format version 2 (version 1, which had no ``kind``, is still read: its files are
 ``allow_pickle=False``) holds one ``.npy`` member per array:
 
 - ``metadata``: a 0-d unicode array, the JSON text described below;
-- the fitted arrays of the kind (:data:`KINDS`), all float32 or all float64 (the training
-  data's dtype); ``lower_bound_`` (0-d) and ``lower_bounds_`` (1-d);
+- the fitted arrays of the kind (:data:`KINDS`), in the training data's dtype (float32 or
+  float64), except a Bayesian mixture's priors (their own dtype) and lower bounds
+  (float64); ``lower_bound_`` is 0-d and ``lower_bounds_`` 1-d;
 - ``feature_names_in_`` (1-d unicode), only if the model was fitted on named columns;
 - the array-valued constructor parameters (float64), only if they were given.
 
