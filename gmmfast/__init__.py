@@ -7,8 +7,7 @@ from gmmfast._gaussian_mixture import GaussianMixture
 from gmmfast._imputer import GaussianMixtureImputer
 from gmmfast._io import load
 from gmmfast._selection import GaussianMixtureIC, select_model
-
-__version__ = "0.1.0"
+from gmmfast._version import __version__
 
 __all__ = ["BayesianGaussianMixture", "GaussianMixture", "GaussianMixtureIC",
            "GaussianMixtureImputer", "load", "select_model", "show_config", "__version__"]

@@ -356,7 +356,8 @@ default="dirichlet_process"
     converged_ : bool
     n_iter_ : int
     lower_bound_ : float
-        The lower bound of the best fit, a sum over the (weighted) samples.
+        The lower bound of the best fit, a sum over the (weighted) samples; float64
+        whatever X's dtype (as scikit-learn's).
     lower_bounds_ : list of float
     n_features_in_ : int
     feature_names_in_ : ndarray of str
@@ -534,8 +535,11 @@ default="dirichlet_process"
         self.weight_concentration_ = (tuple(cast[7:]) if len(cast) == 9 else cast[7])
         self.converged_ = bool(result.converged)
         self.n_iter_ = int(result.n_iter)
-        self.lower_bound_ = result.lower_bound
-        self.lower_bounds_ = result.lower_bounds
+        # float64 whatever X's dtype, as scikit-learn's: the bound is a sum over the rows,
+        # which float32 would round by more than ``tol`` (and a warm start compares the
+        # next bound with this one).
+        self.lower_bound_ = np.float64(result.lower_bound)
+        self.lower_bounds_ = [np.float64(bound) for bound in result.lower_bounds]
 
     @property
     def n_components_in_use_(self):

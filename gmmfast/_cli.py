@@ -10,9 +10,11 @@ import os
 import re
 import sys
 import time
+import warnings
 
 import numpy as np
 
+from gmmfast._compat import ConvergenceWarning
 from gmmfast._datafile import DataError, column_names, parse_columns, read_table
 from gmmfast._files import error_summary, format_bytes
 from gmmfast._mstep import COVARIANCE_TYPES
@@ -21,8 +23,10 @@ from gmmfast._selection import CRITERIA, DEFAULT_N_COMPONENTS, describe_grid, pr
 
 DESCRIPTION = """\
 Gaussian mixture models from the command line. 'gmmfast fit' chooses the number of
-components and the covariance type by an information criterion and prints the model;
-'gmmfast' alone runs 'gmmfast fit' on the Old Faithful geyser data bundled with gmmfast."""
+components and the covariance type by an information criterion and prints the model
+('gmmfast fit --bayesian' fits a variational Bayesian mixture that switches off the
+components the data do not need); 'gmmfast' alone runs 'gmmfast fit' on the Old Faithful
+geyser data bundled with gmmfast."""
 
 FIT_EPILOG = """\
 examples:
@@ -30,9 +34,16 @@ examples:
   gmmfast fit data.csv --columns x,y --save model.npz --labels labels.csv
   gmmfast fit data.npy -k 1-20 -c full,diag --criterion icl --plot clusters.png
   gmmfast fit incomplete.csv --missing omit     empty fields, NA and NaN are missing values
+  gmmfast fit data.csv --bayesian -k 20 --plot clusters.png
   gmmfast predict model.npz new.csv -o labels.csv
   gmmfast sample model.npz -n 1000
   gmmfast impute incomplete.csv -o completed.csv"""
+
+
+# fit --bayesian: K is an upper bound, so it may be generous (the "auto" grid's largest
+# value); "full" is scikit-learn's default and the type in which pruning works best.
+BAYESIAN_N_COMPONENTS = 10
+BAYESIAN_COVARIANCE_TYPE = "full"
 
 
 class UserError(Exception):
@@ -58,19 +69,30 @@ def build_parser():
     fit = commands.add_parser(
         "fit", help="choose and fit a Gaussian mixture, print a summary",
         description="Fit Gaussian mixtures over a grid of n_components x covariance_type,\n"
-                    "keep the best by BIC (or AIC, ICL) and print it.",
+                    "keep the best by BIC (or AIC, ICL) and print it. With --bayesian, fit\n"
+                    "one variational Bayesian mixture instead: of its K components, those\n"
+                    "the data do not need switch off.",
         epilog=FIT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     fit.add_argument("data", nargs="?", metavar="DATA",
                      help="a .csv/.tsv/.txt (header detected), .npy or .parquet file; "
                           "default: the bundled Old Faithful data (272 x 2)")
-    fit.add_argument("-k", "--n-components", default="auto", metavar="K|auto",
+    # -k, -c and --criterion default to None so that --bayesian can tell what was given.
+    fit.add_argument("-k", "--n-components", metavar="K|auto",
                      help="number of components: K, a list (2,3,5), a range (1-6) or auto "
-                          f"(= {describe_grid(list(DEFAULT_N_COMPONENTS))}); default auto")
-    fit.add_argument("-c", "--covariance-type", default="auto", metavar="T|auto",
+                          f"(= {describe_grid(list(DEFAULT_N_COMPONENTS))}); default auto. "
+                          "With --bayesian: K, the upper bound (default "
+                          f"{BAYESIAN_N_COMPONENTS})")
+    fit.add_argument("-c", "--covariance-type", metavar="T|auto",
                      help=f"{', '.join(COVARIANCE_TYPES)}, a comma-separated list, or auto "
-                          "(all four); default auto")
-    fit.add_argument("--criterion", choices=CRITERIA, default="bic",
-                     help="lower is better; default bic")
+                          "(all four); default auto. With --bayesian: one type (default "
+                          f"{BAYESIAN_COVARIANCE_TYPE})")
+    fit.add_argument("--criterion", choices=CRITERIA,
+                     help="lower is better; default bic (not with --bayesian)")
+    fit.add_argument("--bayesian", action="store_true",
+                     help="fit one variational Bayesian mixture (BayesianGaussianMixture, "
+                          "Dirichlet-process prior) instead of a search: -k is the upper "
+                          "bound on the number of components, and those the data do not "
+                          "need are switched off")
     _add_columns(fit)
     fit.add_argument("--seed", type=int, default=0, metavar="N",
                      help="random seed of the initialisations (default 0)")
@@ -241,23 +263,16 @@ def _show_progress(args):
 
 
 def run_fit(args):
+    if args.bayesian:
+        return run_bayesian_fit(args)
     from gmmfast._selection import select_model
 
-    grid = parse_n_components(args.n_components)
-    types = parse_covariance_types(args.covariance_type)
-    if args.plot:
-        _check_matplotlib("--plot")
-    for option, path in (("--save", args.save), ("--labels", args.labels),
-                         ("--plot", args.plot)):
-        _check_output_path(option, path)
-    if not args.tol >= 0:  # also refuses nan, with which EM would never converge
-        raise UserError(f"--tol must be a number >= 0, got {args.tol}")
-    table = read_table(args.data, parse_columns(args.columns),
-                       allow_missing=args.missing == "omit")
+    grid = parse_n_components(args.n_components or "auto")
+    types = parse_covariance_types(args.covariance_type or "auto")
+    args.criterion = args.criterion or "bic"
+    table = _read_fit_data(args)
     X = table.X
     n_rows = X.shape[0]
-    if n_rows < 2:
-        raise UserError(f"{table.source}: a mixture needs at least 2 rows, got {n_rows}")
     if min(grid) > n_rows:
         what = f"{grid[0]} is" if len(grid) == 1 else f"every value ({describe_grid(grid)}) is"
         raise UserError(f"--n-components {what} larger than the number of rows ({n_rows})")
@@ -274,8 +289,31 @@ def run_fit(args):
                           nan_policy=args.missing)
     elapsed = time.perf_counter() - start
     print(format_fit_summary(result, table, grid, types, args, elapsed))
+    _write_fit_outputs(args, result.best_estimator_, table,
+                       lambda path: write_figure(path, result, complete_rows(X), table.names,
+                                                 search=len(result.criterion_table_) > 1))
+    return 0
 
-    model = result.best_estimator_
+
+def _read_fit_data(args):
+    """The table to fit, once every option that can be checked before reading it is."""
+    if args.plot:
+        _check_matplotlib("--plot")
+    for option, path in (("--save", args.save), ("--labels", args.labels),
+                         ("--plot", args.plot)):
+        _check_output_path(option, path)
+    if not args.tol >= 0:  # also refuses nan, with which EM would never converge
+        raise UserError(f"--tol must be a number >= 0, got {args.tol}")
+    table = read_table(args.data, parse_columns(args.columns),
+                       allow_missing=args.missing == "omit")
+    n_rows = table.X.shape[0]
+    if n_rows < 2:
+        raise UserError(f"{table.source}: a mixture needs at least 2 rows, got {n_rows}")
+    return table
+
+
+def _write_fit_outputs(args, model, table, draw_figure):
+    """--save, --labels and --plot (``draw_figure(path)``) of a fitted model."""
     if args.save:
         from gmmfast._io import save_model
 
@@ -284,13 +322,88 @@ def run_fit(args):
               f"'gmmfast predict {args.save} DATA')")
     if args.labels:
         with _output(args.labels) as out:
-            write_predictions(out, model, X)
-        print(f"Labels and probabilities of the {n_rows} rows written to {args.labels}")
+            write_predictions(out, model, table.X)
+        print(f"Labels and probabilities of the {table.X.shape[0]} rows written to "
+              f"{args.labels}")
     if args.plot:
-        write_figure(args.plot, result, complete_rows(X), table.names,
-                     search=len(result.criterion_table_) > 1)
+        draw_figure(args.plot)
         print(f"Figure written to {args.plot}")
+
+
+# ----------------------------------------------------------------------------------------
+# gmmfast fit --bayesian
+# ----------------------------------------------------------------------------------------
+
+
+def bayesian_options(args):
+    """(upper bound K, covariance type) of ``fit --bayesian``; refuses the options of a
+    search, which a single variational fit has no use for."""
+    if args.criterion is not None:
+        raise UserError("--criterion chooses among the candidates of a search; --bayesian "
+                        "fits one model and switches off the components it does not need "
+                        "(leave out --criterion)")
+    text = (args.n_components or str(BAYESIAN_N_COMPONENTS)).strip()
+    if not re.fullmatch(r"\d{1,9}", text) or int(text) < 1:
+        raise UserError(f"--bayesian takes -k K, one number >= 1: the upper bound on the number "
+                        f"of components (default {BAYESIAN_N_COMPONENTS}), got {text!r}; "
+                        "the fit itself finds how many of them the data need")
+    covariance_type = (args.covariance_type or BAYESIAN_COVARIANCE_TYPE).strip().lower()
+    if covariance_type not in COVARIANCE_TYPES:
+        raise UserError(f"--bayesian fits one covariance type: give -c "
+                        f"{' | '.join(COVARIANCE_TYPES)} (default "
+                        f"{BAYESIAN_COVARIANCE_TYPE}), got {covariance_type!r}")
+    return int(text), covariance_type
+
+
+def run_bayesian_fit(args):
+    from gmmfast import BayesianGaussianMixture
+
+    n_components, covariance_type = bayesian_options(args)
+    table = _read_fit_data(args)
+    X = table.X
+    if n_components > X.shape[0]:
+        raise UserError(f"--n-components {n_components} is larger than the number of rows "
+                        f"({X.shape[0]})")
+    model = BayesianGaussianMixture(n_components=n_components,
+                                    covariance_type=covariance_type, tol=args.tol,
+                                    max_iter=args.max_iter, n_init=args.n_init,
+                                    random_state=args.seed, n_threads=args.threads,
+                                    nan_policy=args.missing)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        # Whether it converged is part of the summary.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X)
+    elapsed = time.perf_counter() - start
+    print(format_bayesian_summary(model, table, args, elapsed))
+    _write_fit_outputs(args, model, table,
+                       lambda path: write_figure(path, model, complete_rows(X), table.names,
+                                                 search=False))
     return 0
+
+
+def format_bayesian_summary(model, table, args, elapsed):
+    from gmmfast._bayesian_mixture import components_in_use
+
+    in_use = np.flatnonzero(components_in_use(model))
+    n_rows, k = table.X.shape[0], model.n_components
+    status = (f"converged after {model.n_iter_} iterations" if model.converged_
+              else f"did NOT converge in {model.n_iter_} iterations (raise --max-iter)")
+    lines = [
+        f"Data: {table.describe()}",
+        f"Model: BayesianGaussianMixture(n_components={k}, covariance_type="
+        f"{model.covariance_type!r}), seed {args.seed}",
+        "  variational, with a Dirichlet-process prior on the weights: the components the "
+        "data do not need switch off",
+        f"  {status}; lower bound {float(model.lower_bound_):.2f} (a sum over the rows)",
+        f"  {len(in_use)} of {k} components in use, {k - len(in_use)} switched off (in use: "
+        f"N_k >= 1, the weight of at least one row, 1/{n_rows} = {1 / n_rows:.2g})",
+        "",
+    ]
+    lines.extend(format_components(model, table.names, in_use))
+    lines.append("")
+    lines.append(f"Time: {elapsed:.2f} s")
+    return "\n".join(lines)
 
 
 def format_fit_summary(result, table, grid, types, args, elapsed):
@@ -334,16 +447,19 @@ def _fmt(value):
     return f"{value:.4g}"
 
 
-def format_components(model, names):
+def format_components(model, names, components=None):
     """One row per component: weight, then mean and standard deviation of each feature.
 
     With two features and full or tied covariances, also their correlation. With more than
-    four features, one line per (component, feature) instead.
+    four features, one line per (component, feature) instead. ``components``: the indices
+    of the components to show, "in use" (default: all).
     """
     covariances = full_covariances(model)
     sds = np.sqrt(np.diagonal(covariances, axis1=1, axis2=2))
     n_features = model.means_.shape[1]
-    lines = ["Components (mean and standard deviation of each column):"]
+    shown = range(model.n_components) if components is None else components
+    heading = "Components" if components is None else "Components in use"
+    lines = [f"{heading} (mean and standard deviation of each column):"]
     if n_features <= 4:
         width = max(12, *(len(n) + 2 for n in names))
         correlation = n_features == 2 and model.covariance_type in ("full", "tied")
@@ -354,7 +470,7 @@ def format_components(model, names):
         if correlation:
             sub += f"{'correlation':>13}"
         lines += [header.rstrip(), sub]
-        for k in range(model.n_components):
+        for k in shown:
             row = f"{k:>4} {model.weights_[k]:>8.4f}"
             row += "".join(f"{_fmt(model.means_[k, j]):>{width}}{_fmt(sds[k, j]):>{width}}"
                            for j in range(n_features))
@@ -364,7 +480,7 @@ def format_components(model, names):
             lines.append(row)
         return lines
     width = max(8, *(len(n) for n in names))
-    for k in range(model.n_components):
+    for k in shown:
         lines.append(f"  component {k}: weight {model.weights_[k]:.4f}")
         for j, n in enumerate(names):
             lines.append(f"    {n:<{width}}  mean {_fmt(model.means_[k, j]):>10}   "
@@ -392,7 +508,8 @@ def _check_matplotlib(option):
 
 
 def write_figure(path, result, X, names, search):
-    """The cluster plot (and, after a search, the criterion plot beside it) as an image."""
+    """The cluster plot of a search's model or of a model (and, after a search, the
+    criterion plot beside it) as an image."""
     from matplotlib.figure import Figure
 
     from gmmfast.plot import plot_clusters, plot_criterion
@@ -400,7 +517,7 @@ def write_figure(path, result, X, names, search):
     # A bare Figure (no pyplot): no GUI backend, no global state, works headless.
     figure = Figure(figsize=(12, 5) if search else (6.5, 5), layout="constrained")
     axes = figure.subplots(1, 2 if search else 1, squeeze=False)[0]
-    plot_clusters(result.best_estimator_, X, ax=axes[0], feature_names=names)
+    plot_clusters(result, X, ax=axes[0], feature_names=names)
     if search:
         plot_criterion(result, ax=axes[1])
     figure.savefig(path, dpi=110)
@@ -569,7 +686,7 @@ def run_impute(args):
                                      random_state=args.seed, n_threads=args.threads)
     completed = imputer.fit_transform(table.X)
     if args.output is not None and args.output.lower().endswith(".npy"):
-        from gmmfast._io import write_atomically
+        from gmmfast._model_file import write_atomically
 
         write_atomically(args.output, lambda f: np.save(f, completed))
     else:

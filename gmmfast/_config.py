@@ -3,12 +3,11 @@
 import sys
 
 from gmmfast import _em, _kernels
+from gmmfast._version import __version__
 
 
 def config():
     """The build and runtime facts :func:`show_config` prints, as a dict."""
-    from gmmfast import __version__
-
     try:
         import sklearn
 

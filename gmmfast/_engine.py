@@ -590,8 +590,9 @@ class Interrupted(Exception):
 
 class EMResult(NamedTuple):
     """The best of a run's starts: its parameters, final lower bound, the bound after each
-    iteration, the number of iterations, whether it converged, and the labels of the final
-    E-step (None unless asked for)."""
+    iteration (float64: the estimator stores them in the dtype its attributes have), the
+    number of iterations, whether it converged, and the labels of the final E-step (None
+    unless asked for)."""
 
     parameters: tuple
     lower_bound: float
@@ -617,21 +618,18 @@ def run_em(model, source, start, *, n_init, max_iter, tol, n_threads, verbose=0,
     reaches the main thread only).
     """
     step = model.em_step(source, n_threads)
-    dtype = source.dtype.type
     best = None
     for init in range(n_init):
         if verbose >= 1:
             print(f"Initialization {init}")
         theta, lower_bound = start(init)
         if max_iter == 0:
-            best = EMResult(theta, dtype(-np.inf), [], 0, False)
+            best = EMResult(theta, -np.inf, [], 0, False)
             continue
         result = _climb(step, theta, lower_bound, max_iter, tol, verbose, verbose_interval,
                         stop)
         if best is None or result.lower_bound > best.lower_bound:
             best = result
-    best = best._replace(lower_bound=dtype(best.lower_bound),
-                         lower_bounds=[dtype(bound) for bound in best.lower_bounds])
     if not best.converged and max_iter > 0:
         warnings.warn(
             "Best performing initialization did not converge. "

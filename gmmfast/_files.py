@@ -1,6 +1,6 @@
 """Reading files that may be hostile: only regular files, and never more than they hold.
 
-Shared by the model files (``gmmfast._io``) and the command line's data files
+Shared by the model files (``gmmfast._model_file``) and the command line's data files
 (``gmmfast._datafile``), so a device, a FIFO or a header that promises terabytes is refused
 the same way, before anything is allocated or read.
 """

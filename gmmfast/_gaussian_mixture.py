@@ -36,6 +36,7 @@ from gmmfast._engine import (
     score_arrays,
 )
 from gmmfast._missing import NAN_POLICIES, fit_source, observed_row_weights, score_missing
+from gmmfast._model_file import save_model
 from gmmfast._mstep import (
     COVARIANCE_TYPES,
     IllDefinedCovarianceError,
@@ -318,6 +319,20 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
         )
         return X.astype(np.float64, copy=False), y
 
+    # ------------------------------------------------------------------------------------
+    # model files
+    # ------------------------------------------------------------------------------------
+
+    def save(self, path):
+        """Write the fitted model to ``path`` (exactly that name) as a portable,
+        pickle-free ``.npz`` file.
+
+        The file holds every fitted array and JSON metadata with the model's kind and a
+        format version; read it back with :func:`gmmfast.load`. See
+        ``gmmfast._model_file`` for the format.
+        """
+        save_model(self, path)
+
     if HAS_SKLEARN:
 
         def __sklearn_tags__(self):
@@ -499,18 +514,10 @@ class GaussianMixture(MixtureEstimator):
         )
         self.converged_ = bool(result.converged)
         self.n_iter_ = int(result.n_iter)
-        self.lower_bound_ = result.lower_bound
-        self.lower_bounds_ = result.lower_bounds
-
-    def save(self, path):
-        """Write the fitted model to ``path`` as a portable, pickle-free ``.npz`` file.
-
-        The file holds the fitted arrays and JSON metadata with a format version; read it
-        back with :func:`gmmfast.load`. See ``gmmfast._io`` for the format.
-        """
-        from gmmfast._io import save_model
-
-        save_model(self, path)
+        # In X's dtype, as scikit-learn's (its bound is the mean of X-dtype log-densities).
+        bound_type = np.dtype(dtype).type
+        self.lower_bound_ = bound_type(result.lower_bound)
+        self.lower_bounds_ = [bound_type(bound) for bound in result.lower_bounds]
 
     # ------------------------------------------------------------------------------------
     # scoring

@@ -1,7 +1,8 @@
 """Plots of fitted Gaussian mixtures (matplotlib, the optional extra ``gmmfast[plot]``).
 
 - :func:`plot_clusters`: the samples coloured by component, one covariance ellipse per
-  component at 1 and 2 standard deviations, the means marked;
+  component at 1 and 2 standard deviations, the means marked (for a Bayesian mixture, the
+  components in use);
 - :func:`plot_criterion`: the criterion of a search against ``n_components``, one line per
   covariance type, the chosen model marked;
 - :func:`plot_density`: contours of the log-density.
@@ -43,6 +44,16 @@ def _require_matplotlib():
 def _mixture(model):
     """The fitted GaussianMixture inside ``model`` (itself, or a search's best model)."""
     return getattr(model, "best_estimator_", model)
+
+
+def _components_shown(model):
+    """The indices of the components to draw: all, but only those in use for a Bayesian
+    mixture (the others carry no data and sit at the prior)."""
+    from gmmfast._bayesian_mixture import BayesianGaussianMixture, components_in_use
+
+    if isinstance(model, BayesianGaussianMixture):
+        return np.flatnonzero(components_in_use(model))
+    return np.arange(model.n_components)
 
 
 def _colors(n):
@@ -135,8 +146,9 @@ def plot_clusters(model, X, ax=None, *, features=None, n_std=(1, 2), feature_nam
 
     Parameters
     ----------
-    model : GaussianMixture or GaussianMixtureIC
-        A fitted mixture (a search draws its chosen model).
+    model : GaussianMixture, BayesianGaussianMixture or GaussianMixtureIC
+        A fitted mixture (a search draws its chosen model; a Bayesian mixture the
+        components in use, see ``components_in_use``).
     X : array-like (n_samples, n_features)
         The samples to draw (usually the training data).
     ax : matplotlib Axes, optional
@@ -153,7 +165,8 @@ def plot_clusters(model, X, ax=None, *, features=None, n_std=(1, 2), feature_nam
     Returns
     -------
     ax : the matplotlib Axes. It holds one scatter collection (the samples), one line
-    (the means, "+" markers) and ``K * len(n_std)`` ellipse patches.
+    (the means, "+" markers) and ``K * len(n_std)`` ellipse patches (K the components
+    drawn).
     """
     _require_matplotlib()
     model = _mixture(model)
@@ -163,38 +176,46 @@ def plot_clusters(model, X, ax=None, *, features=None, n_std=(1, 2), feature_nam
     ax = _axes(ax)
     labels = model.predict(X)
     colors = _colors(model.n_components)
+    shown = _components_shown(model)
     if X.shape[1] == 1:
-        return _plot_1d(model, X, ax, labels, colors, names)
+        return _plot_1d(model, X, ax, labels, colors, names, shown)
     plane = _Plane(X, features, names)
     Y = plane.points(X)
     point_colors = np.asarray(colors)[labels]
     ax.scatter(Y[:, 0], Y[:, 1], c=point_colors, s=point_size, alpha=0.6, linewidths=0)
     _, means, covariances = plane.mixture(model)
-    for k in range(model.n_components):
+    for k in shown:
         for rank, n in enumerate(n_std):
             ax.add_patch(_ellipse(means[k], covariances[k], n, fill=False,
                                   edgecolor=colors[k], linewidth=2.0 if rank == 0 else 1.2,
                                   linestyle="-" if rank == 0 else "--"))
-    ax.plot(means[:, 0], means[:, 1], "k+", markersize=14, markeredgewidth=2.5,
+    ax.plot(means[shown, 0], means[shown, 1], "k+", markersize=14, markeredgewidth=2.5,
             label="component means")
     ax.set_xlabel(plane.labels[0])
     ax.set_ylabel(plane.labels[1])
-    ax.set_title(f"{model.n_components} component{'s' * (model.n_components != 1)}, "
-                 f"{model.covariance_type} covariance "
+    ax.set_title(f"{_count_text(model, shown)}, {model.covariance_type} covariance "
                  f"(ellipses at {', '.join(f'{n:g}' for n in n_std)} sd)")
     ax.autoscale_view()
     return ax
 
 
-def _plot_1d(model, X, ax, labels, colors, names):
+def _count_text(model, shown):
+    """"3 components", or "3 of 10 components in use" when some are not drawn."""
+    total = model.n_components
+    if len(shown) < total:
+        return f"{len(shown)} of {total} components in use"
+    return f"{total} component{'s' * (total != 1)}"
+
+
+def _plot_1d(model, X, ax, labels, colors, names, shown):
     x = X[:, 0]
     ax.hist(x, bins="auto", density=True, color="0.8", label="data")
     grid = np.linspace(x.min() - 0.1 * np.ptp(x), x.max() + 0.1 * np.ptp(x), 400)
     variances = full_covariances(model)[:, 0, 0]
     densities = (model.weights_[:, None] / np.sqrt(2 * np.pi * variances[:, None])
                  * np.exp(-0.5 * (grid - model.means_[:, :1]) ** 2 / variances[:, None]))
-    for k, density in enumerate(densities):
-        ax.plot(grid, density, color=colors[k], label=f"component {k}")
+    for k in shown:
+        ax.plot(grid, densities[k], color=colors[k], label=f"component {k}")
     ax.plot(grid, densities.sum(axis=0), "k-", linewidth=2, label="mixture")
     ax.set_xlabel(names[0] if names is not None else "x0")
     ax.set_ylabel("density")

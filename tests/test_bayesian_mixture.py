@@ -163,7 +163,10 @@ def test_float32_is_kept(covariance_type, blobs):
         assert_allclose(getattr(single, name), getattr(double, name), rtol=1e-3, atol=1e-4,
                         err_msg=name)
     assert all(a.dtype == np.float32 for a in np.atleast_1d(single.weight_concentration_))
-    assert isinstance(single.lower_bound_, np.float32)
+    # The bound is a float64 sum over the rows, as scikit-learn's, not rounded to float32.
+    assert type(single.lower_bound_) is np.float64
+    assert all(type(bound) is np.float64 for bound in single.lower_bounds_)
+    assert single.lower_bound_ != np.float32(single.lower_bound_)
     assert single.lower_bound_ == pytest.approx(double.lower_bound_, rel=1e-5)
     assert single.predict_proba(blobs.astype(np.float32)).dtype == np.float32
 

@@ -163,6 +163,75 @@ def test_npy_input_quietly(tmp_path):
     assert result.stderr == ""
 
 
+@pytest.fixture(scope="module")
+def bayesian_fit(tmp_path_factory):
+    """One ``gmmfast fit --bayesian`` of the blobs (3 clusters) with 8 components at most."""
+    directory = tmp_path_factory.mktemp("bayesian")
+    X = write_blobs(directory / "blobs.csv")
+    args = ["fit", "blobs.csv", "--columns", "x,y", "--bayesian", "-k", "8",
+            "--save", "bayes.npz", "--labels", "labels.csv"]
+    if HAS_MATPLOTLIB:
+        args += ["--plot", "clusters.png"]
+    result = ok(directory, *args)
+    model = gmmfast.BayesianGaussianMixture(n_components=8, random_state=0).fit(X[:, :2])
+    return directory, X[:, :2], result, model
+
+
+def test_fit_bayesian_prints_the_components_in_use(bayesian_fit):
+    from gmmfast._bayesian_mixture import components_in_use
+
+    directory, X, result, model = bayesian_fit
+    out = result.stdout
+    assert "Model: BayesianGaussianMixture(n_components=8, covariance_type='full'), seed 0" \
+        in out
+    assert model.n_components_in_use_ == 3
+    assert "3 of 8 components in use, 5 switched off (in use: N_k >= 1, the weight of at " \
+           "least one row, 1/180 = 0.0056)" in out
+    assert f"converged after {model.n_iter_} iterations" in out
+    assert f"lower bound {model.lower_bound_:.2f}" in out
+    rows = out.split("Components in use")[1].splitlines()[3:]
+    shown = [line.split() for line in rows[:rows.index("")]]
+    in_use = np.flatnonzero(components_in_use(model))
+    assert [int(row[0]) for row in shown] == in_use.tolist()
+    assert [row[1] for row in shown] == [f"{model.weights_[k]:.4f}" for k in in_use]
+    assert "Search:" not in out and "BIC" not in out
+    assert result.stderr == ""
+
+
+def test_fit_bayesian_saves_a_bayesian_model_that_predict_and_sample_use(bayesian_fit):
+    directory, X, result, model = bayesian_fit
+    assert "Model written to bayes.npz" in result.stdout
+    loaded = gmmfast.load(directory / "bayes.npz")
+    assert type(loaded) is gmmfast.BayesianGaussianMixture
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_",
+                 "mean_precision_", "degrees_of_freedom_"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(model, name))
+    header, labels = read_csv((directory / "labels.csv").read_text())
+    assert header == ["label"] + [f"p_{k}" for k in range(8)]
+    np.testing.assert_array_equal(labels[:, 0], model.predict(X))
+    predicted = ok(directory, "predict", "bayes.npz", "blobs.csv")
+    assert predicted.stdout == (directory / "labels.csv").read_text()
+    sampled = ok(directory, "sample", "bayes.npz", "-n", "5", "--seed", "3")
+    header, values = read_csv(sampled.stdout)
+    expected, components = loaded.set_params(random_state=3).sample(5)
+    assert header == ["x", "y", "component"]
+    np.testing.assert_allclose(values[:, :2], expected, rtol=1e-9)
+    np.testing.assert_array_equal(values[:, 2], components)
+    if HAS_MATPLOTLIB:
+        assert (directory / "clusters.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fit_bayesian_defaults_to_ten_full_components(capsys):
+    from gmmfast._cli import main
+
+    assert main(["fit", "--bayesian", "-c", "diag", "--max-iter", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "Model: BayesianGaussianMixture(n_components=10, covariance_type='diag')" in out
+    assert "did NOT converge in 3 iterations (raise --max-iter)" in out
+    assert main(["fit", "--bayesian", "--max-iter", "3"]) == 0
+    assert "covariance_type='full'" in capsys.readouterr().out
+
+
 def write(tmp_path, name, text):
     (tmp_path / name).write_text(text)
     return name
@@ -208,6 +277,21 @@ USER_ERRORS = [
      f"argument -n/--n-samples: must be at most 2147483647, got {2**63}"),
     (lambda d: ["sample", write_wide_model(d), "-n", str(2**31 - 1)],
      "-n 2147483647: the samples would take 34.4 TB, more than this machine's memory"),
+    (lambda d: ["fit", "--bayesian", "-k", "auto"], "--bayesian takes -k K, one number >= 1:"
+                                                    " the upper bound on the number of "
+                                                    "components (default 10), got 'auto'"),
+    (lambda d: ["fit", "--bayesian", "-k", "2-6"], "--bayesian takes -k K, one number"),
+    (lambda d: ["fit", "--bayesian", "-k", "2,3"], "--bayesian takes -k K, one number"),
+    (lambda d: ["fit", "--bayesian", "-k", "0"], "--bayesian takes -k K, one number >= 1"),
+    (lambda d: ["fit", "--bayesian", "-c", "auto"],
+     "--bayesian fits one covariance type: give -c full | tied | diag | spherical "
+     "(default full), got 'auto'"),
+    (lambda d: ["fit", "--bayesian", "-c", "full,diag"], "--bayesian fits one covariance"),
+    (lambda d: ["fit", "--bayesian", "--criterion", "bic"],
+     "--criterion chooses among the candidates of a search; --bayesian fits one model"),
+    (lambda d: ["fit", "--bayesian", "-k", "300"],
+     "--n-components 300 is larger than the number of rows (272)"),
+    (lambda d: ["fit", "--bayesian", "--tol", "-1"], "--tol must be a number >= 0, got -1"),
 ]
 
 
@@ -226,7 +310,7 @@ def write_wide_model(tmp_path):
 
 IDS = [message.split(":")[0][:30] for _, message in USER_ERRORS]
 # The cases run in a real subprocess too (each costs an interpreter start).
-IN_SUBPROCESS = {0, 1, 3, 4, 11, 13, 14}
+IN_SUBPROCESS = {0, 1, 3, 4, 11, 13, 14, 24}
 
 
 def assert_user_error(returncode, stderr, message):

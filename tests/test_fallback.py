@@ -201,3 +201,24 @@ def test_missing_values_and_the_imputer_without_sklearn():
             raise AssertionError("an unknown nan_policy was accepted")
         """
     )
+
+
+def test_model_files_without_sklearn():
+    out = run_without_sklearn(
+        """
+        import os, tempfile
+        from gmmfast import BayesianGaussianMixture, GaussianMixture
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "m.npz")
+            for model in (GaussianMixture(2, random_state=0).fit(X),
+                          BayesianGaussianMixture(n_components=4, covariance_type="diag",
+                                                  mean_prior=[1.0, 2.0],
+                                                  random_state=0).fit(X)):
+                model.save(path)
+                loaded = gmmfast.load(path)
+                assert type(loaded) is type(model)
+                assert (loaded.score_samples(X) == model.score_samples(X)).all()
+                print(type(loaded).__name__)
+        """
+    )
+    assert out.split() == ["GaussianMixture", "BayesianGaussianMixture"]

@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 
 import gmmfast
-from gmmfast import GaussianMixture
-from gmmfast._io import FORMAT_VERSION, ModelFileError, read_model, save_model
+from gmmfast import BayesianGaussianMixture, GaussianMixture
+from gmmfast._compat import HAS_SKLEARN
+from gmmfast._io import ModelFileError, read_model, save_model
+from gmmfast._model_file import FORMAT_VERSION, checksum, describe_array
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 FITTED_ARRAYS = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_")
@@ -116,6 +118,190 @@ def test_the_best_model_of_a_search_can_be_saved(tmp_path, X_small):
 
 
 # --------------------------------------------------------------------------------------
+# Bayesian mixtures
+# --------------------------------------------------------------------------------------
+
+BAYESIAN_ARRAYS = FITTED_ARRAYS + ("mean_precision_", "mean_prior_")
+PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
+
+
+def fitted_bayesian(X, covariance_type="full", prior_type="dirichlet_process", **params):
+    params.setdefault("max_iter", 500)
+    return BayesianGaussianMixture(n_components=5, covariance_type=covariance_type,
+                                   weight_concentration_prior_type=prior_type,
+                                   random_state=0, n_threads=1, **params).fit(X)
+
+
+def assert_same_value(a, b, name):
+    """Equal bit for bit, of the same type (and dtype and shape for arrays)."""
+    assert type(a) is type(b), name
+    if isinstance(a, tuple):
+        assert len(a) == len(b), name
+        for x, y in zip(a, b):
+            assert_same_value(x, y, name)
+    elif isinstance(a, (np.ndarray, np.generic)):
+        assert a.dtype == b.dtype and a.shape == b.shape, name
+        if a.dtype == object:
+            assert a.tolist() == b.tolist(), f"{name} differs"
+        else:
+            assert a.tobytes() == b.tobytes(), f"{name} differs"
+    else:
+        assert a == b, name
+
+
+def assert_same_bayesian_model(loaded, original):
+    assert type(loaded) is BayesianGaussianMixture
+    fitted_names = sorted(name for name in vars(original) if name.endswith("_")
+                          and not name.startswith("_"))
+    assert sorted(name for name in vars(loaded) if name.endswith("_")
+                  and not name.startswith("_")) == fitted_names
+    for name in fitted_names:
+        if name == "lower_bounds_":
+            assert len(loaded.lower_bounds_) == len(original.lower_bounds_)
+            for a, b in zip(loaded.lower_bounds_, original.lower_bounds_):
+                assert_same_value(a, b, name)
+        else:
+            assert_same_value(getattr(loaded, name), getattr(original, name), name)
+    loaded_params, original_params = loaded.get_params(), original.get_params()
+    for name, value in original_params.items():
+        if isinstance(value, (np.ndarray, list)):  # stored as float64 arrays
+            np.testing.assert_array_equal(loaded_params[name], value)
+        else:
+            assert loaded_params[name] == value, name
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("prior_type", PRIOR_TYPES)
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_a_bayesian_mixture_round_trips_exactly(tmp_path, X_small, covariance_type,
+                                                prior_type, dtype):
+    X = X_small.astype(dtype)
+    model = fitted_bayesian(X, covariance_type, prior_type)
+    path = tmp_path / "bayes.npz"
+    model.save(path)
+    loaded, metadata = read_model(path)
+    assert metadata["kind"] == "BayesianGaussianMixture"
+    assert metadata["format_version"] == FORMAT_VERSION
+    assert_same_bayesian_model(loaded, model)
+    assert loaded.means_.dtype == dtype
+    if HAS_SKLEARN:  # every fitted attribute scikit-learn's estimator has
+        from sklearn.mixture import BayesianGaussianMixture as SklearnBayesian
+
+        reference = SklearnBayesian(n_components=2, covariance_type=covariance_type,
+                                    weight_concentration_prior_type=prior_type,
+                                    max_iter=100).fit(X[:50])
+        assert {name for name in vars(reference) if name.endswith("_")} <= set(vars(loaded))
+    assert loaded.n_components_in_use_ == model.n_components_in_use_
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    np.testing.assert_array_equal(loaded.score_samples(X), model.score_samples(X))
+    assert loaded.score(X) == model.score(X)
+    np.testing.assert_array_equal(loaded.sample(30)[0], model.sample(30)[0])
+
+
+@pytest.mark.parametrize("covariance_type, covariance_prior", [
+    ("full", 2.0 * np.eye(4)),
+    ("tied", np.eye(4) + 0.5),
+    ("diag", np.array([1.0, 2.0, 3.0, 4.0])),
+    ("spherical", 1.5),
+])
+def test_given_priors_and_feature_names_round_trip(tmp_path, X_small, covariance_type,
+                                                   covariance_prior):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X_small, columns=["a", "b", "c", "d"])
+    model = fitted_bayesian(frame, covariance_type, weight_concentration_prior=0.01,
+                            mean_precision_prior=0.5, mean_prior=[1, 2, 3, 4],
+                            degrees_of_freedom_prior=6.5,
+                            covariance_prior=covariance_prior)
+    model.save(tmp_path / "m.npz")
+    loaded = gmmfast.load(tmp_path / "m.npz")
+    assert_same_bayesian_model(loaded, model)
+    assert loaded.feature_names_in_.tolist() == ["a", "b", "c", "d"]
+    assert loaded.covariance_prior_ == pytest.approx(model.covariance_prior_)
+    np.testing.assert_array_equal(loaded.predict(frame), model.predict(frame))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # ConvergenceWarning after max_iter=3
+@pytest.mark.parametrize("prior_type", PRIOR_TYPES)
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_a_loaded_bayesian_mixture_warm_starts_and_refits(tmp_path, X_small,
+                                                          covariance_type, prior_type):
+    X = X_small.astype(np.float32)
+    model = fitted_bayesian(X, covariance_type, prior_type, max_iter=3, warm_start=True)
+    model.save(tmp_path / "m.npz")
+    loaded = gmmfast.load(tmp_path / "m.npz")
+    model.fit(X)  # continues from its parameters
+    loaded.fit(X)
+    assert_same_bayesian_model(loaded, model)
+    fresh = fitted_bayesian(X, covariance_type, prior_type, max_iter=3)
+    loaded.set_params(warm_start=False).fit(X)
+    np.testing.assert_array_equal(loaded.means_, fresh.means_)
+
+
+def test_a_bayesian_mixture_that_ran_no_iteration_round_trips(tmp_path, X_small):
+    model = fitted_bayesian(X_small, max_iter=0)
+    model.save(tmp_path / "m.npz")
+    loaded = gmmfast.load(tmp_path / "m.npz")
+    assert loaded.lower_bound_ == -np.inf and loaded.lower_bounds_ == []
+    assert_same_bayesian_model(loaded, model)
+
+
+def test_save_is_defined_once_for_every_estimator(tmp_path, X_small):
+    from gmmfast._gaussian_mixture import MixtureEstimator
+
+    assert "save" in vars(MixtureEstimator)
+    assert "save" not in vars(GaussianMixture)
+    assert "save" not in vars(BayesianGaussianMixture)
+
+    class Tuned(BayesianGaussianMixture):
+        pass
+
+    Tuned(n_components=2, random_state=0).fit(X_small).save(tmp_path / "m.npz")
+    assert type(gmmfast.load(tmp_path / "m.npz")) is BayesianGaussianMixture
+
+    with pytest.raises(TypeError, match="int has no model file format"):
+        save_model(3, tmp_path / "n.npz")
+
+
+# --------------------------------------------------------------------------------------
+# files of format version 1, written before model files had a kind
+# --------------------------------------------------------------------------------------
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+
+
+def test_a_version_1_file_loads_as_a_gaussian_mixture(tmp_path):
+    # Written by gmmfast 0.1.0 (format version 1): GaussianMixture(2, random_state=0,
+    # n_threads=1) on two unit blobs at (0, 0) and (5, 5), 40 rows each, with the column
+    # names the command line stores.
+    path = os.path.join(DATA, "model_v1_full.npz")
+    model, metadata = read_model(path)
+    assert metadata["format_version"] == 1 and "kind" not in metadata
+    assert metadata["extra"]["columns"] == ["x", "y"]
+    assert type(model) is GaussianMixture
+    assert model.get_params()["n_components"] == 2 and model.random_state == 0
+    np.testing.assert_allclose(model.means_, [[5.036286123255739, 5.439320066613383],
+                                              [-0.0088842539013188, -0.05220109414370285]],
+                               rtol=1e-15)
+    assert model.lower_bound_ == pytest.approx(-3.5171530638024144, rel=1e-15)
+    np.testing.assert_array_equal(model.predict([[0.0, 0.0], [5.0, 5.0]]), [1, 0])
+    # Saved again, it is a version 2 file of kind GaussianMixture with the same model.
+    model.save(tmp_path / "again.npz")
+    again, metadata = read_model(tmp_path / "again.npz")
+    assert metadata["format_version"] == FORMAT_VERSION
+    assert metadata["kind"] == "GaussianMixture"
+    assert_same_model(again, model)
+
+
+def test_a_version_1_float32_file_loads(tmp_path):
+    model = gmmfast.load(os.path.join(DATA, "model_v1_tied_float32.npz"))
+    assert type(model) is GaussianMixture and model.covariance_type == "tied"
+    assert model.means_.dtype == np.float32 and type(model.lower_bound_) is np.float32
+    np.testing.assert_array_equal(model.means_, np.array(
+        [[5.036285, 5.4393187], [-0.008884619, -0.052201916]], dtype=np.float32))
+
+
+# --------------------------------------------------------------------------------------
 # refused files
 # --------------------------------------------------------------------------------------
 
@@ -178,7 +364,7 @@ def test_edited_metadata_is_refused(model_file):
 
 
 @pytest.mark.parametrize("version, match", [
-    (FORMAT_VERSION + 1, "format_version 2 is not supported.*newer gmmfast"),
+    (FORMAT_VERSION + 1, "format_version 3 is not supported.*newer gmmfast"),
     (0, "format_version 0 is not supported"),
     ("1", "unknown format_version '1'"),
 ])
@@ -190,16 +376,14 @@ def test_a_wrong_format_version_is_refused(model_file, version, match):
 
 def forge(path, arrays=None, metadata=None):
     """Edit a model file as a careful forger would: with every checksum recomputed."""
-    from gmmfast._io import _checksum, _describe_array
-
     content = members(path)
     meta = json.loads(str(content.pop("metadata")))
     for name, change in (arrays or {}).items():
         content[name] = change(content[name].copy())
-        meta["arrays"][name] = _describe_array(content[name])
+        meta["arrays"][name] = describe_array(content[name])
     if metadata is not None:
         metadata(meta)
-    meta["checksum"] = _checksum(meta)
+    meta["checksum"] = checksum(meta)
     rewrite(path, {"metadata": np.asarray(json.dumps(meta)), **content})
 
 
@@ -241,6 +425,93 @@ def test_a_mixture_whose_parameters_disagree_is_refused(tmp_path, X_small, covar
     forge(path, arrays=arrays)
     with pytest.raises(ModelFileError, match=match):
         gmmfast.load(path)
+
+
+@pytest.fixture
+def bayesian_file(tmp_path, X_small):
+    path = tmp_path / "bayes.npz"
+    fitted_bayesian(X_small, "full", mean_prior=np.zeros(4)).save(path)
+    return path
+
+
+def swap_first_two(a):
+    a[[0, 1]] = a[[1, 0]]
+    return a
+
+
+def set_all(value):
+    def change(a):
+        a[...] = value
+        return a
+
+    return change
+
+
+@pytest.mark.parametrize("arrays, match", [
+    ({"weights_": swap_first_two}, "weights_ are not the expected weights of weight_conc"),
+    ({"weight_concentration_": negate_first},
+     "weight_concentration_ must be finite numbers above 0"),
+    ({"weight_concentration_": lambda c: c[0]},
+     "weight_concentration_ should be float64 of shape \\(2, 5\\) for 5 full components "
+     "with a dirichlet_process prior"),
+    ({"mean_precision_": set_all(0.0)}, "mean_precision_ must be finite numbers above 0"),
+    ({"mean_precision_": lambda m: m.astype(np.float32)},
+     "mean_precision_ should be float64 of shape \\(5,\\)"),
+    ({"degrees_of_freedom_": set_all(3.0)},
+     "degrees_of_freedom_ must be finite numbers above 3"),
+    ({"degrees_of_freedom_": set_all(np.inf)},
+     "degrees_of_freedom_ must be finite numbers above 3"),
+    ({"mean_prior_": set_all(np.nan)}, "mean_prior_ contains NaN or infinity"),
+    ({"mean_prior_": lambda m: m[:3]}, "mean_prior_ should be float32 or float64 of shape"),
+    ({"covariance_prior_": negate_first},
+     "covariance_prior_ is not finite and symmetric positive definite"),
+    ({"covariance_prior_": lambda c: np.diag(c)},
+     "covariance_prior_ should be float32 or float64 of shape \\(4, 4\\) for full"),
+    ({"mean_prior": set_all(np.inf)},
+     "the parameter mean_prior is not an array of finite float64 numbers"),
+    ({"lower_bound_": set_all(np.nan)}, "lower_bound_ or lower_bounds_ is NaN or infinite"),
+    ({"lower_bounds_": lambda b: b.astype(np.float32)}, "lower_bounds_ should be float64"),
+    ({"lower_bounds_": set_all(np.inf)}, "lower_bound_ or lower_bounds_ is NaN or infin"),
+])
+def test_an_invalid_bayesian_mixture_is_refused(bayesian_file, arrays, match):
+    forge(bayesian_file, arrays=arrays)
+    with pytest.raises(ModelFileError, match=match):
+        gmmfast.load(bayesian_file)
+
+
+@pytest.mark.parametrize("section, name, value, match", [
+    ("fitted", "weight_concentration_prior_", -1,
+     "weight_concentration_prior_=-1 is not a finite number above 0"),
+    ("fitted", "mean_precision_prior_", "1", "mean_precision_prior_='1' is not a finite"),
+    ("fitted", "degrees_of_freedom_prior_", True,
+     "degrees_of_freedom_prior_=True is not a finite number above 3"),
+    ("fitted", "degrees_of_freedom_prior_", 2.5,
+     "degrees_of_freedom_prior_=2.5 is not a finite number above 3"),
+    ("fitted", "n_components_in_use_", 2, "the metadata's fitted entries should be"),
+    ("params", "weight_concentration_prior_type", "gamma",
+     "unknown weight_concentration_prior_type 'gamma'"),
+    ("params", "mean_precision_prior", -1.0, "'mean_precision_prior' parameter of "
+                                             "BayesianGaussianMixture must be"),
+    ("params", "weights_init", None, "the metadata's params are not those of the model"),
+])
+def test_invalid_bayesian_metadata_is_refused(bayesian_file, section, name, value, match):
+    forge(bayesian_file, metadata=lambda m: m[section].update({name: value}))
+    with pytest.raises(ModelFileError, match=match):
+        gmmfast.load(bayesian_file)
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda m: m.update(kind="Mystery"), "unknown model kind 'Mystery'; this gmmfast reads "
+                                         "GaussianMixture, BayesianGaussianMixture"),
+    (lambda m: m.pop("kind"), "unknown model kind None"),
+    (lambda m: m.update(kind="GaussianMixture"), "unknown arrays \\['covariance_prior_', "
+                                                 "'degrees_of_freedom_', 'mean_precision_'"),
+    (lambda m: m.update(format_version=1), "format_version 1 files have no 'kind'"),
+])
+def test_a_wrong_model_kind_is_refused(bayesian_file, change, match):
+    forge(bayesian_file, metadata=change)
+    with pytest.raises(ModelFileError, match=match):
+        gmmfast.load(bayesian_file)
 
 
 @pytest.mark.parametrize("section, name, value, match", [
@@ -477,7 +748,7 @@ def test_deeply_nested_or_oversized_metadata_is_refused(model_file, monkeypatch)
     write_members(model_file, raw)
     with pytest.raises(ModelFileError, match="the metadata is not valid JSON"):
         gmmfast.load(model_file)
-    monkeypatch.setattr(gmmfast._io, "MAX_METADATA_BYTES", 1000)
+    monkeypatch.setattr(gmmfast._model_file, "MAX_METADATA_BYTES", 1000)
     with pytest.raises(ModelFileError, match="'metadata' member claims 20.1 kB \\(metadata "
                                              "is at most 1 kB\\)"):
         gmmfast.load(model_file)

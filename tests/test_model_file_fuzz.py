@@ -2,11 +2,14 @@
 
 Property-based (hypothesis): byte flips, truncations, inserted and deleted bytes, and
 members replaced by other bytes, applied to small valid model files of every covariance
-type. Derandomised and bounded, so the suite stays fast and reproducible.
+type, of GaussianMixture and BayesianGaussianMixture; and forged values (any float, checksums
+recomputed), after which a file that loads must score without NaN. Derandomised and
+bounded, so the suite stays fast and reproducible.
 """
 
 import functools
 import io
+import json
 import os
 import tempfile
 import zipfile
@@ -19,7 +22,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import gmmfast  # noqa: E402
-from gmmfast import GaussianMixture  # noqa: E402
+from gmmfast import BayesianGaussianMixture, GaussianMixture  # noqa: E402
 from gmmfast._io import ModelFileError  # noqa: E402
 
 FUZZ = settings(max_examples=150, deadline=2000, derandomize=True, database=None,
@@ -29,12 +32,20 @@ FUZZ = settings(max_examples=150, deadline=2000, derandomize=True, database=None
 
 @functools.lru_cache(maxsize=None)
 def original(which):
-    """The bytes of a small valid model file; ``which`` picks the covariance type."""
+    """The bytes of a small valid model file; ``which`` picks the covariance type, and
+    from 4 on a Bayesian mixture (alternately with a Dirichlet-process and a Dirichlet
+    prior)."""
     rng = np.random.RandomState(0)
     X = np.vstack([rng.randn(30, 2), rng.randn(30, 2) + 4])
-    covariance_type = ("full", "tied", "diag", "spherical")[which]
-    model = GaussianMixture(2, covariance_type=covariance_type, random_state=0,
-                            n_threads=1).fit(X)
+    covariance_type = ("full", "tied", "diag", "spherical")[which % 4]
+    if which < 4:
+        model = GaussianMixture(2, covariance_type=covariance_type, random_state=0,
+                                n_threads=1).fit(X)
+    else:
+        prior_type = ("dirichlet_process", "dirichlet_distribution")[which % 2]
+        model = BayesianGaussianMixture(n_components=3, covariance_type=covariance_type,
+                                        weight_concentration_prior_type=prior_type,
+                                        random_state=0, n_threads=1, max_iter=500).fit(X)
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "model.npz")
         model.save(path)
@@ -68,7 +79,7 @@ def replace_member(data, index, payload):
     return buffer.getvalue()
 
 
-which = st.integers(0, 3)
+which = st.integers(0, 7)
 position = st.floats(0, 1, exclude_max=True)
 
 
@@ -112,7 +123,53 @@ npy_header = st.builds(
 
 
 @FUZZ
-@given(which=which, member=st.integers(0, 10),
+@given(which=which, member=st.integers(0, 20),
        payload=st.one_of(st.binary(max_size=256), npy_header))
 def test_replaced_members(target, which, member, payload):
     assert_loads_or_refuses(target, replace_member(original(which), member, payload))
+
+
+def float_members(data):
+    """The names of the non-empty float arrays of a model file."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        return sorted(name for name in archive.files
+                      if archive[name].dtype.kind == "f" and archive[name].size)
+
+
+def forged(data, name, index, value):
+    """The archive with one number of the array ``name`` set to ``value``, every checksum
+    recomputed (as a careful forger would)."""
+    from gmmfast._model_file import checksum, describe_array
+
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        content = {member: archive[member] for member in archive.files}
+    metadata = json.loads(str(content.pop("metadata")))
+    array = content[name].copy()
+    array.reshape(-1)[index % array.size] = value
+    content[name] = array
+    metadata["arrays"][name] = describe_array(array)
+    metadata["checksum"] = checksum(metadata)
+    buffer = io.BytesIO()
+    np.savez(buffer, metadata=np.asarray(json.dumps(metadata)), **content)
+    return buffer.getvalue()
+
+
+POINTS = np.array([[0.0, 0.0], [4.0, 4.0], [2.0, -1.0]])
+SPECIAL_VALUES = [0.0, -1.0, 1.0, 0.5, 1e-30, 1e30, -1e30, np.nan, np.inf, -np.inf]
+
+
+@settings(FUZZ, max_examples=300)
+@given(which=which, choice=st.data(), index=st.integers(0, 20),
+       value=st.one_of(st.sampled_from(SPECIAL_VALUES), st.floats(width=32)))
+def test_forged_values(target, which, choice, index, value):
+    data = original(which)
+    name = choice.draw(st.sampled_from(float_members(data)))
+    target.write_bytes(forged(data, name, index, value))
+    try:
+        model = gmmfast.load(target)
+    except ModelFileError:
+        return
+    with np.errstate(all="raise"):
+        assert not np.isnan(model.score_samples(POINTS)).any()
+        assert np.isfinite(model.predict_proba(POINTS)).all()
+    assert np.isfinite(model.sample(5)[0]).all()

@@ -14,7 +14,7 @@ from matplotlib.collections import PathCollection  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Ellipse  # noqa: E402
 
-from gmmfast import GaussianMixture, GaussianMixtureIC  # noqa: E402
+from gmmfast import BayesianGaussianMixture, GaussianMixture, GaussianMixtureIC  # noqa: E402
 from gmmfast.plot import (  # noqa: E402
     full_covariances,
     plot_clusters,
@@ -49,6 +49,30 @@ def test_plot_clusters_two_features(make_data, covariance_type):
     means = ax.lines[0]
     np.testing.assert_allclose(means.get_xdata(), model.means_[:, 0])
     assert ax.get_xlabel() == "x0" and ax.get_ylabel() == "x1"
+
+
+@pytest.mark.parametrize("n_features", [1, 2, 3])
+def test_plot_clusters_of_a_bayesian_mixture_draws_the_components_in_use(make_data,
+                                                                         n_features):
+    from gmmfast._bayesian_mixture import components_in_use
+
+    X = make_data(n_samples=300, n_components=3, n_features=n_features, seed=1)
+    model = BayesianGaussianMixture(n_components=8, random_state=0, max_iter=500).fit(X)
+    in_use = np.flatnonzero(components_in_use(model))
+    assert 2 <= len(in_use) < 8
+    ax = plot_clusters(model, X, ax=axes())
+    if n_features == 1:
+        labels = [line.get_label() for line in ax.lines]
+        assert labels == [f"component {k}" for k in in_use] + ["mixture"]
+        return
+    ellipses = [p for p in ax.patches if isinstance(p, Ellipse)]
+    assert len(ellipses) == len(in_use) * 2
+    assert ax.get_title().startswith(f"{len(in_use)} of 8 components in use, full "
+                                     "covariance")
+    if n_features == 2:
+        np.testing.assert_allclose([tuple(e.center) for e in ellipses[::2]],
+                                   model.means_[in_use])
+        np.testing.assert_allclose(ax.lines[0].get_xdata(), model.means_[in_use, 0])
 
 
 def test_ellipse_axes_follow_the_covariance():
