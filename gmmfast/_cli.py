@@ -32,6 +32,10 @@ examples:
   gmmfast sample model.npz -n 1000"""
 
 
+# Also the README's advice: matplotlib alone, without rebuilding gmmfast for its plot extra.
+MATPLOTLIB_INSTALL = "pip install matplotlib"
+
+
 class UserError(Exception):
     """A problem with the command line or its inputs: reported in one line, exit status 2."""
 
@@ -378,7 +382,8 @@ def _check_matplotlib(option):
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise UserError(f"{option} needs matplotlib: pip install 'gmmfast[plot]'") from None
+        raise UserError(f"{option} needs matplotlib, which is not installed: "
+                        f"{MATPLOTLIB_INSTALL}") from None
 
 
 def write_figure(path, result, X, names, search):
