@@ -173,9 +173,12 @@ USER_ERRORS = [
     (lambda d: ["fit", write(d, "a.csv", "a,b\n1,2\n3,x\n4,5\n")],
      "line 3, column 'b' has the non-numeric value 'x'"),
     (lambda d: ["fit", write(d, "a.csv", "a,b\n1,2\n3,\n4,5\n")],
-     "line 3, column 'b' has a missing value"),
+     "a.csv: missing value (an empty cell) in column 'b', line 3: drop or impute the rows "
+     "with missing values, or fit with --missing omit"),
     (lambda d: ["fit", write(d, "a.csv", "a,b\n1,2\nnan,3\n4,5\n")],
-     "line 3, column 'a' is NaN"),
+     "a.csv: missing value ('nan') in column 'a', line 3"),
+    (lambda d: ["fit", write(d, "a.csv", "a,b\n1,2\n\n3,4\n4,5,6\n")],
+     "a.csv: line 5 has 3 fields where the header has 2"),
     (lambda d: ["fit", write(d, "a.csv", "a,b\n1,2\n3,4\n4,5\n"), "-k", "5"],
      "--n-components 5 is larger than the number of rows (3)"),
     (lambda d: ["fit", write(d, "a.csv", "a,b\n1,2\n3,4\n"), "--columns", "c"],
@@ -226,7 +229,7 @@ def write_wide_model(tmp_path):
 
 IDS = [message.split(":")[0][:30] for _, message in USER_ERRORS]
 # The cases run in a real subprocess too (each costs an interpreter start).
-IN_SUBPROCESS = {0, 1, 3, 4, 11, 13, 14}
+IN_SUBPROCESS = {0, 1, 3, 5, 12, 14, 15}
 
 
 def assert_user_error(returncode, stderr, message):
