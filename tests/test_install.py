@@ -42,3 +42,23 @@ def test_the_plot_hint_is_the_readme_install_command(monkeypatch, capsys, tmp_pa
     if not README.exists():
         pytest.skip("the README is not beside the installed package")
     assert f"`{MATPLOTLIB_INSTALL}`" in README.read_text(encoding="utf-8")
+
+
+def readme_block(after_heading):
+    """The first ```python block of the README after the heading ``after_heading``."""
+    if not README.exists():
+        pytest.skip("the README is not beside the installed package")
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index(after_heading):]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start:section.index("```\n", start)]
+
+
+def test_the_readme_dask_example_runs_as_pasted(tmp_path):
+    pytest.importorskip("distributed")
+    (tmp_path / "example.py").write_text(readme_block("\n## Dask\n"))
+    result = subprocess.run([sys.executable, "example.py"], capture_output=True, text=True,
+                            timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    labels, score, bic = result.stdout.rsplit(None, 2)
+    assert labels.startswith("[") and float(score) < 0 < float(bic)
