@@ -2,6 +2,8 @@
 
 Every problem a user can cause (a missing file, a non-numeric or missing value, an unknown
 column, NaN) is a :class:`DataError` whose message says where it is and what to do.
+Text tables are parsed by pyarrow's CSV reader or pandas when installed (NumPy's
+``loadtxt`` otherwise); whichever ran, the array and the messages are the same.
 """
 
 import csv
@@ -414,12 +416,12 @@ def _first_problem(f, layout, source):
     text = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")
     n_fields = len(layout.names)
     n_rows = 0
+    header_ahead = layout.has_header
     try:
         for number, line in enumerate(_bounded_lines(text, source), start=1):
             fields = _fields(line, layout.delimiter)
-            if not fields or (number == 1 and layout.has_header):
-                continue  # a blank line, or the header
-            if layout.has_header and n_rows == 0 and fields == layout.names:
+            if not fields or header_ahead:  # a blank line, or the header
+                header_ahead = header_ahead and not fields
                 continue
             n_rows += 1
             if len(fields) != n_fields:

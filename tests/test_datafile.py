@@ -84,6 +84,7 @@ BAD_TABLES = [
     ("a,b\n1,2\n3,NA\nnan,x\n", "missing value ('NA') in column 'b', line 3"),
     ("a,b\n1,2\n3,-inf\n", "t.csv: line 3, column 'b' is an infinite value (-inf)"),
     ("a,b\n1,2\n\n\n3,4,5\n", "t.csv: line 5 has 3 fields where the header has 2"),
+    ("\n\na,b\n1,2\n3\n", "t.csv: line 5 has 1 field where the header has 2"),
     ("a,b,c\n1,2,3\n4,5\n", "t.csv: line 3 has 2 fields where the header has 3"),
     ("1,2\n3,4,5\n", "t.csv: line 2 has 3 fields where the first line has 2"),
     ("a,b\n", "t.csv: no data rows"),
