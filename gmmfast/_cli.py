@@ -29,6 +29,7 @@ examples:
   gmmfast fit                                   the bundled Old Faithful data
   gmmfast fit data.csv --columns x,y --save model.npz --labels labels.csv
   gmmfast fit data.npy -k 1-20 -c full,diag --criterion icl --plot clusters.png
+  gmmfast fit wine.csv --columns ^class --scale  every column but 'class', standardised
   gmmfast predict model.npz new.csv -o labels.csv
   gmmfast sample model.npz -n 1000"""
 
