@@ -90,7 +90,23 @@ def _probe_openmp(compiler):
     return None
 
 
+def available_cores():
+    """The cores this process may run on (its affinity mask, not the machine's total)."""
+    if hasattr(os, "process_cpu_count"):  # Python 3.13
+        return os.process_cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 class BuildExtWithOpenMP(build_ext):
+    def finalize_options(self):
+        super().finalize_options()
+        # pip has no way to pass -j, and the modules are independent: unless the user chose
+        # (build_ext -j N, or --parallel in setup.cfg), compile one module per core.
+        if self.parallel is None:
+            self.parallel = available_cores()
+
     def build_extensions(self):
         flags = _probe_openmp(self.compiler)
         require = os.environ.get("GMMFAST_REQUIRE_OPENMP", "0") not in ("", "0")

@@ -5,7 +5,7 @@ Exit status 0 on success, 2 for a usage or input error (one line on stderr, no t
 """
 
 import argparse
-import csv
+import copy
 import os
 import re
 import sys
@@ -17,7 +17,8 @@ import numpy as np
 from gmmfast._compat import ConvergenceWarning
 from gmmfast._datafile import DataError, column_names, parse_columns, read_table
 from gmmfast._files import error_summary, format_bytes
-from gmmfast._mstep import COVARIANCE_TYPES
+from gmmfast._mstep import COVARIANCE_TYPES, precisions_from_cholesky
+from gmmfast._tablewriter import write_csv
 from gmmfast.plot import full_covariances  # numpy only: no matplotlib import
 from gmmfast._selection import CRITERIA, DEFAULT_N_COMPONENTS, describe_grid, progress_text
 
@@ -35,6 +36,7 @@ examples:
   gmmfast fit data.npy -k 1-20 -c full,diag --criterion icl --plot clusters.png
   gmmfast fit incomplete.csv --missing omit     empty fields, NA and NaN are missing values
   gmmfast fit data.csv --bayesian -k 20 --plot clusters.png
+  gmmfast fit wine.csv --columns ^class --scale  every column but 'class', standardised
   gmmfast predict model.npz new.csv -o labels.csv
   gmmfast sample model.npz -n 1000
   gmmfast impute incomplete.csv -o completed.csv"""
@@ -44,6 +46,10 @@ examples:
 # value); "full" is scikit-learn's default and the type in which pruning works best.
 BAYESIAN_N_COMPONENTS = 10
 BAYESIAN_COVARIANCE_TYPE = "full"
+
+
+# Also the README's advice: matplotlib alone, without rebuilding gmmfast for its plot extra.
+MATPLOTLIB_INSTALL = "pip install matplotlib"
 
 
 class UserError(Exception):
@@ -94,6 +100,9 @@ def build_parser():
                           "bound on the number of components, and those the data do not "
                           "need are switched off")
     _add_columns(fit)
+    fit.add_argument("--scale", action="store_true",
+                     help="standardise each column (mean 0, sd 1) for the fit; the model is "
+                          "reported, saved and plotted in the original units")
     fit.add_argument("--seed", type=int, default=0, metavar="N",
                      help="random seed of the initialisations (default 0)")
     fit.add_argument("--n-init", type=_positive_int, default=1, metavar="N",
@@ -145,8 +154,9 @@ def build_parser():
 
 def _add_columns(parser, default_help=" (default: every column)"):
     parser.add_argument("--columns", metavar="A,B,...",
-                        help="comma-separated column names or 0-based indices to use"
-                             + default_help)
+                        help="comma-separated column names, 0-based indices or ranges of "
+                             "them (0-3) to use; ^NAME, ^INDEX or ^0-3 leaves a column out "
+                             "(only exclusions: every other column)" + default_help)
 
 
 def _add_progress(parser):
@@ -276,6 +286,9 @@ def run_fit(args):
     if min(grid) > n_rows:
         what = f"{grid[0]} is" if len(grid) == 1 else f"every value ({describe_grid(grid)}) is"
         raise UserError(f"--n-components {what} larger than the number of rows ({n_rows})")
+    scaling = standardisation(X, table.names) if args.scale else None
+    X_fit = X if scaling is None else (X - scaling[0]) / scaling[1]
+    print(f"Data: {table.describe()}", flush=True)  # before the search, which can be long
 
     def print_progress(done, total, row):
         print(f"gmmfast: {progress_text(done, total, row)}", file=sys.stderr, flush=True)
@@ -283,14 +296,20 @@ def run_fit(args):
     progress = print_progress if _show_progress(args) else None
 
     start = time.perf_counter()
-    result = select_model(X, grid, types, args.criterion, random_state=args.seed,
+    result = select_model(X_fit, grid, types, args.criterion, random_state=args.seed,
                           n_init=args.n_init, max_iter=args.max_iter, tol=args.tol,
                           n_threads=args.threads, progress=progress,
                           nan_policy=args.missing)
     elapsed = time.perf_counter() - start
-    print(format_fit_summary(result, table, grid, types, args, elapsed))
-    _write_fit_outputs(args, result.best_estimator_, table,
-                       lambda path: write_figure(path, result, complete_rows(X), table.names,
+    model = result.best_estimator_
+    if scaling is not None:
+        model = unscaled_mixture(model, *scaling)
+    print(format_fit_summary(result, model, table, grid, types, args, elapsed))
+    if scaling is not None:
+        print(format_scaling_note(scaling[1], n_rows, args.criterion))
+    _write_fit_outputs(args, model, table,
+                       lambda path: write_figure(path, result, model, complete_rows(X),
+                                                 table.names,
                                                  search=len(result.criterion_table_) > 1))
     return 0
 
@@ -305,7 +324,8 @@ def _read_fit_data(args):
     if not args.tol >= 0:  # also refuses nan, with which EM would never converge
         raise UserError(f"--tol must be a number >= 0, got {args.tol}")
     table = read_table(args.data, parse_columns(args.columns),
-                       allow_missing=args.missing == "omit")
+                       allow_missing=args.missing == "omit",
+                       progress=_ReadProgress(args.data) if _show_progress(args) else None)
     n_rows = table.X.shape[0]
     if n_rows < 2:
         raise UserError(f"{table.source}: a mixture needs at least 2 rows, got {n_rows}")
@@ -342,6 +362,10 @@ def bayesian_options(args):
         raise UserError("--criterion chooses among the candidates of a search; --bayesian "
                         "fits one model and switches off the components it does not need "
                         "(leave out --criterion)")
+    if args.scale:
+        raise UserError("--scale is not available with --bayesian yet (its priors would "
+                        "have to be mapped back too): standardise the columns of the file "
+                        "first, or fit without --bayesian")
     text = (args.n_components or str(BAYESIAN_N_COMPONENTS)).strip()
     if not re.fullmatch(r"\d{1,9}", text) or int(text) < 1:
         raise UserError(f"--bayesian takes -k K, one number >= 1: the upper bound on the number "
@@ -361,6 +385,7 @@ def run_bayesian_fit(args):
     n_components, covariance_type = bayesian_options(args)
     table = _read_fit_data(args)
     X = table.X
+    print(f"Data: {table.describe()}", flush=True)  # before the fit, which can be long
     if n_components > X.shape[0]:
         raise UserError(f"--n-components {n_components} is larger than the number of rows "
                         f"({X.shape[0]})")
@@ -377,8 +402,8 @@ def run_bayesian_fit(args):
     elapsed = time.perf_counter() - start
     print(format_bayesian_summary(model, table, args, elapsed))
     _write_fit_outputs(args, model, table,
-                       lambda path: write_figure(path, model, complete_rows(X), table.names,
-                                                 search=False))
+                       lambda path: write_figure(path, None, model, complete_rows(X),
+                                                 table.names, search=False))
     return 0
 
 
@@ -390,7 +415,6 @@ def format_bayesian_summary(model, table, args, elapsed):
     status = (f"converged after {model.n_iter_} iterations" if model.converged_
               else f"did NOT converge in {model.n_iter_} iterations (raise --max-iter)")
     lines = [
-        f"Data: {table.describe()}",
         f"Model: BayesianGaussianMixture(n_components={k}, covariance_type="
         f"{model.covariance_type!r}), seed {args.seed}",
         "  variational, with a Dirichlet-process prior on the weights: the components the "
@@ -406,12 +430,86 @@ def format_bayesian_summary(model, table, args, elapsed):
     return "\n".join(lines)
 
 
-def format_fit_summary(result, table, grid, types, args, elapsed):
-    model = result.best_estimator_
+class _ReadProgress:
+    """Prints how much of a data file is read, on stderr, at most once a second.
+
+    A file read in under a second prints nothing.
+    """
+
+    INTERVAL = 1.0
+
+    def __init__(self, path):
+        self.path = path
+        self.last = time.monotonic()
+
+    def __call__(self, done, total):
+        now = time.monotonic()
+        if now - self.last >= self.INTERVAL:
+            self.last = now
+            print(f"gmmfast: reading {self.path}: {100 * done / max(total, 1):.0f} % "
+                  f"({format_bytes(done)} of {format_bytes(total)})", file=sys.stderr,
+                  flush=True)
+
+
+def standardisation(X, names):
+    """The columns' means and standard deviations (as StandardScaler's: ddof 0), over the
+    observed entries of each column when some are missing (``--missing omit``)."""
+    with warnings.catch_warnings():
+        # A column with no observed value gets NaN here and its own error from the fit.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(X, axis=0)
+        sd = np.nanstd(X, axis=0)
+    constant = [name for name, s in zip(names, sd) if s == 0]
+    if constant:
+        raise UserError(f"--scale: column {constant[0]!r} is constant (sd 0), so it cannot "
+                        f"be standardised; leave it out with --columns ^{constant[0]}")
+    return mean, sd
+
+
+def unscaled_mixture(model, mean, sd):
+    """The mixture on the original columns that ``model``, fitted on (X − mean) / sd, is.
+
+    x = mean + sd·z maps N(μ, Σ) exactly to N(mean + sd·μ, S Σ S) with S = diag(sd), and
+    the precision's Cholesky factor U to S⁻¹U. A spherical model becomes a diagonal one
+    (its one variance scaled per column).
+    """
+    original = copy.deepcopy(model)
+    covariance_type = model.covariance_type
+    covariances, factors = model.covariances_, model.precisions_cholesky_
+    if covariance_type == "full":
+        covariances = covariances * np.outer(sd, sd)
+        factors = factors / sd[None, :, None]
+    elif covariance_type == "tied":
+        covariances = covariances * np.outer(sd, sd)
+        factors = factors / sd[:, None]
+    else:
+        if covariance_type == "spherical":
+            covariances, factors = covariances[:, None], factors[:, None]
+            original.set_params(covariance_type="diag")
+        covariances = covariances * sd**2
+        factors = factors / sd
+    original.means_ = mean + model.means_ * sd
+    original.covariances_ = covariances
+    original.precisions_cholesky_ = factors
+    original.precisions_ = precisions_from_cholesky(factors, original.covariance_type)
+    return original
+
+
+def format_scaling_note(sd, n_rows, criterion):
+    shift = 2 * n_rows * np.log(sd).sum()
+    return (f"\n--scale: fitted on the standardised columns; the components above are in "
+            f"the original units. The {criterion.upper()} values are those of the "
+            f"standardised data: on the original units each is {shift:+.2f} (2 N sum(log sd)), "
+            "the same for every candidate, so the choice is the same.")
+
+
+def format_fit_summary(result, model, table, grid, types, args, elapsed):
+    """The summary after the "Data:" line; ``model`` is the chosen model as reported."""
+    chosen = result.best_estimator_
     criteria = result.criterion_table_
     best = result.best_index_
     name = args.criterion.upper()
-    lines = [f"Data: {table.describe()}"]
+    lines = []
     n_candidates = len(criteria)
     if n_candidates > 1:
         lines.append(f"Search: n_components {describe_grid(grid)} x covariance_type "
@@ -426,10 +524,10 @@ def format_fit_summary(result, table, grid, types, args, elapsed):
         lines.append(f"{name} (lower is better; {', '.join(legend)}):")
         lines.append(criteria.format())
         lines.append("")
-    status = (f"converged after {model.n_iter_} iterations" if model.converged_
-              else f"did NOT converge in {model.n_iter_} iterations")
-    lines.append(f"Chosen model: n_components={model.n_components}, covariance_type="
-                 f"{model.covariance_type!r}, seed {args.seed}")
+    status = (f"converged after {chosen.n_iter_} iterations" if chosen.converged_
+              else f"did NOT converge in {chosen.n_iter_} iterations")
+    lines.append(f"Chosen model: n_components={chosen.n_components}, covariance_type="
+                 f"{chosen.covariance_type!r}, seed {args.seed}")
     lines.append(f"  {status}; average log-likelihood "
                  f"{criteria['log_likelihood'][best] / table.X.shape[0]:.4f}; "
                  f"{criteria['n_parameters'][best]} free parameters")
@@ -504,12 +602,12 @@ def _check_matplotlib(option):
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise UserError(f"{option} needs matplotlib: pip install 'gmmfast[plot]'") from None
+        raise UserError(f"{option} needs matplotlib, which is not installed: "
+                        f"{MATPLOTLIB_INSTALL}") from None
 
 
-def write_figure(path, result, X, names, search):
-    """The cluster plot of a search's model or of a model (and, after a search, the
-    criterion plot beside it) as an image."""
+def write_figure(path, result, model, X, names, search):
+    """The cluster plot of ``model`` (and, after a search, the criterion plot beside it)."""
     from matplotlib.figure import Figure
 
     from gmmfast.plot import plot_clusters, plot_criterion
@@ -517,7 +615,7 @@ def write_figure(path, result, X, names, search):
     # A bare Figure (no pyplot): no GUI backend, no global state, works headless.
     figure = Figure(figsize=(12, 5) if search else (6.5, 5), layout="constrained")
     axes = figure.subplots(1, 2 if search else 1, squeeze=False)[0]
-    plot_clusters(result, X, ax=axes[0], feature_names=names)
+    plot_clusters(model, X, ax=axes[0], feature_names=names)
     if search:
         plot_criterion(result, ax=axes[1])
     figure.savefig(path, dpi=110)
@@ -529,7 +627,7 @@ def write_figure(path, result, X, names, search):
 
 
 class _output:
-    """A context manager yielding a text stream: the file ``path``, or stdout for None."""
+    """A context manager yielding a binary stream: the file ``path``, or stdout for None."""
 
     def __init__(self, path):
         self.path = path
@@ -537,25 +635,32 @@ class _output:
 
     def __enter__(self):
         if self.path is None or self.path == "-":
-            return sys.stdout
-        self.stream = open(self.path, "w", encoding="utf-8", newline="")
+            sys.stdout.flush()
+            return sys.stdout.buffer
+        self.stream = open(self.path, "wb")
         return self.stream
 
     def __exit__(self, *exc):
         if self.stream is not None:
             self.stream.close()
+        else:
+            sys.stdout.buffer.flush()
 
 
-def write_predictions(out, model, X, block=65536):
+# Rows per block of output: a few MB of text at a time, however many rows.
+OUTPUT_BLOCK_ROWS = 65536
+
+
+def write_predictions(out, model, X, block=OUTPUT_BLOCK_ROWS):
     """CSV of ``label, p_0, …, p_{K−1}``, computed block by block (never N × K at once)."""
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["label"] + [f"p_{k}" for k in range(model.n_components)])
     X = np.ascontiguousarray(X, dtype=model.means_.dtype)
-    for start in range(0, X.shape[0], block):
-        proba = model.predict_proba(X[start:start + block])
-        labels = model.predict(X[start:start + block])
-        for label, row in zip(labels, proba):
-            writer.writerow([int(label)] + [f"{p:.10g}" for p in row])
+
+    def blocks():
+        for start in range(0, X.shape[0], block):
+            rows = X[start:start + block]
+            yield [model.predict(rows), *model.predict_proba(rows).T]
+
+    write_csv(out, ["label"] + [f"p_{k}" for k in range(model.n_components)], blocks())
 
 
 def _load_model(path):
@@ -606,11 +711,10 @@ def run_sample(args):
         model.set_params(random_state=args.seed)
     X, labels = model.sample(args.n_samples)
     names = saved_columns or [f"x{i}" for i in range(X.shape[1])]
+    blocks = ([*X[start:start + OUTPUT_BLOCK_ROWS].T, labels[start:start + OUTPUT_BLOCK_ROWS]]
+              for start in range(0, len(X), OUTPUT_BLOCK_ROWS))
     with _output(args.output) as out:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(list(names) + ["component"])
-        for row, label in zip(X, labels):
-            writer.writerow([f"{v:.10g}" for v in row] + [int(label)])
+        write_csv(out, list(names) + ["component"], blocks)
     return 0
 
 
@@ -690,8 +794,10 @@ def run_impute(args):
 
         write_atomically(args.output, lambda f: np.save(f, completed))
     else:
+        blocks = ([*completed[start:start + OUTPUT_BLOCK_ROWS].T]
+                  for start in range(0, len(completed), OUTPUT_BLOCK_ROWS))
         with _output(args.output) as out:
-            write_table(out, completed, table.names)
+            write_csv(out, table.names, blocks)
     if args.output is not None:
         n_missing = int(np.isnan(table.X).sum())
         chosen = imputer.estimator_
@@ -701,10 +807,3 @@ def run_impute(args):
               f"({chosen.covariance_type_} covariances); written to {args.output}")
     return 0
 
-
-def write_table(out, X, names):
-    """CSV with a header of ``names``; each value in the shortest form that reads back
-    as the same float."""
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(names)
-    writer.writerows(X.tolist())

@@ -1,9 +1,14 @@
 """Reading a data table for the command line: CSV/TSV text, ``.npy`` or ``.parquet``.
 
 Every problem a user can cause (a missing file, a non-numeric or missing value, an unknown
-column, NaN) is a :class:`DataError` whose message says where it is and what to do.
+column, NaN) is a :class:`DataError` whose message says where it is and what to do. Missing
+values are read as NaN when the caller allows them (``--missing omit``).
+Text tables are parsed by pyarrow's CSV reader or pandas when installed (NumPy's
+``loadtxt`` otherwise); whichever ran, the array and the messages are the same.
 """
 
+import csv
+import importlib
 import io
 import itertools
 import os
@@ -49,17 +54,19 @@ class Table:
                 f"({', '.join(self.names)})")
 
 
-def read_table(path=None, columns=None, allow_missing=False):
+def read_table(path=None, columns=None, allow_missing=False, progress=None):
     """The float64 matrix of ``path`` (None: the bundled Old Faithful data).
 
-    ``columns`` is a list of column names or 0-based indices (as strings or ints); None
-    keeps every column. With ``allow_missing``, missing values (NaN, and in text files
-    empty fields and ``NA``) are read as NaN instead of refused.
+    ``columns`` is a list of column names, 0-based indices (as strings or ints), ranges of
+    indices (``"0-3"``) or exclusions (``"^id"``, ``"^2-3"``); None keeps every column.
+    With ``allow_missing``, missing values (NaN, and in text files the cells of
+    MISSING_CELLS) are read as NaN instead of refused. ``progress(bytes_read,
+    total_bytes)``, if given, is called as a text file is read.
     """
     if path is None:
         resource = resources.files("gmmfast").joinpath("data", "old_faithful.csv")
-        with resource.open("r", encoding="utf-8") as f:
-            return _read_text(f, ",", columns, BUNDLED_NAME, allow_missing)
+        return _read_text(io.BytesIO(resource.read_bytes()), ",", columns, BUNDLED_NAME,
+                          allow_missing, None)
     path = os.fspath(path)
     if not os.path.exists(path):
         raise DataError(f"no such file: {path}")
@@ -67,12 +74,9 @@ def read_table(path=None, columns=None, allow_missing=False):
         raise DataError(f"{path} is a directory, not a data file")
     suffix = os.path.splitext(path)[1].lower()
     if suffix in TEXT_SUFFIXES:
-        with _open_text(path) as f:
+        with _open(path) as f:
             delimiter = "\t" if suffix == ".tsv" else None
-            try:
-                return _read_text(f, delimiter, columns, path, allow_missing)
-            except UnicodeDecodeError:
-                raise DataError(f"{path}: not a UTF-8 text file") from None
+            return _read_text(f, delimiter, columns, path, allow_missing, progress)
     if suffix == ".npy":
         with _open(path) as f:
             return _read_npy(f, columns, path, allow_missing)
@@ -108,7 +112,7 @@ def parse_columns(text):
     if text is None:
         return None
     names = [part.strip() for part in text.split(",")]
-    if not all(names):
+    if not all(names) or "^" in names:
         raise DataError(f"--columns {text!r}: empty column name")
     return names
 
@@ -125,21 +129,25 @@ def _open_text(path):
     return io.TextIOWrapper(_open(path), encoding="utf-8-sig", newline="")
 
 
-def _bounded_lines(f, source):
+def _bounded_lines(f, source, first_number=1):
     """The lines of ``f``, refusing one longer than MAX_LINE_LENGTH characters.
 
     A text table's line is a row; a longer one is a file without newlines (or not a
     table), and reading it whole could exhaust the memory.
     """
-    for number in itertools.count(1):
+    for number in itertools.count(first_number):
         line = f.readline(MAX_LINE_LENGTH + 1)
         if not line:
             return
-        if len(line) > MAX_LINE_LENGTH and not line.endswith("\n"):
-            raise DataError(f"{source}: line {number} is longer than {MAX_LINE_LENGTH} "
-                            "characters (a file without line breaks?); a text table has "
-                            "one row per line")
+        if len(line) > MAX_LINE_LENGTH and not line.endswith(
+                b"\n" if isinstance(line, bytes) else "\n"):
+            raise _line_too_long(source, number)
         yield line
+
+
+def _line_too_long(source, number):
+    return DataError(f"{source}: line {number} is longer than {MAX_LINE_LENGTH} characters "
+                     "(a file without line breaks?); a text table has one row per line")
 
 
 def _sniff_delimiter(line):
@@ -161,118 +169,410 @@ def _is_number(text):
     return True
 
 
-# How a text table may write a missing value (with ``allow_missing``), lower case.
-MISSING_TEXT = frozenset({"", "na", "nan", "null", "none"})
+class _Layout:
+    """What the first line of a text table says (delimiter, names, header), the columns
+    selected, and whether missing cells are allowed (read as NaN)."""
+
+    def __init__(self, first, delimiter, columns, source, allow_missing):
+        self.delimiter = delimiter or _sniff_delimiter(first)
+        self.allow_missing = allow_missing
+        fields = _split(first, self.delimiter)
+        # A header is a first line with a field that is not a number ("nan" is a number
+        # here, and is refused later as missing data unless allowed, like other missing
+        # cells).
+        self.has_header = not all(_is_number(field)
+                                  or (allow_missing and field in MISSING_CELLS)
+                                  for field in fields)
+        self.names = fields if self.has_header else [f"x{i}" for i in range(len(fields))]
+        if self.has_header and len(set(self.names)) != len(self.names):
+            duplicated = sorted({n for n in self.names if self.names.count(n) > 1})
+            raise DataError(f"{source}: duplicated column names in the header: {duplicated}")
+        self.indices = _column_indices(columns, self.names, source)
 
 
-def _number_or_missing(text):
-    """loadtxt's converter when missing values are allowed: NaN for MISSING_TEXT."""
-    return np.nan if text.strip().lower() in MISSING_TEXT else float(text)
+def _read_text(f, delimiter, columns, source, allow_missing, progress):
+    """The table of the binary stream ``f`` (at its start), by the fastest reader installed.
 
-
-def _read_text(f, delimiter, columns, source, allow_missing=False):
-    lines = _bounded_lines(f, source)
-    first = next(lines, "")
-    while first and not first.strip():
-        first = next(lines, "")
-    if not first:
-        raise DataError(f"{source}: the file is empty")
-    delimiter = delimiter or _sniff_delimiter(first)
-    fields = _split(first, delimiter)
-    # A header is a first line with a field that is not a number ("nan" is a number here,
-    # and is refused later as missing data).
-    has_header = not all(_is_number(field) or (allow_missing and field.lower() in MISSING_TEXT)
-                         for field in fields)
-    names = fields if has_header else [f"x{i}" for i in range(len(fields))]
-    if has_header and len(set(names)) != len(names):
-        duplicated = sorted({n for n in names if names.count(n) > 1})
-        raise DataError(f"{source}: duplicated column names in the header: {duplicated}")
-    indices = _column_indices(columns, names, source)
-    body = lines if has_header else itertools.chain([first], lines)
-    try:
-        with warnings.catch_warnings():
-            # "input contained no data" is reported below, as a DataError.
-            warnings.simplefilter("ignore", UserWarning)
-            X = np.loadtxt(body, delimiter=delimiter, dtype=np.float64, ndmin=2,
-                           usecols=indices, quotechar='"', comments=None,
-                           converters=_number_or_missing if allow_missing else None)
-    except DataError:  # a line too long, from _bounded_lines
-        raise
-    except ValueError as exc:
-        raise DataError(_explain_text_error(exc, names, indices, has_header, source)) \
-            from None
+    Whatever the reader, a table it cannot read cleanly (a ragged row, a non-numeric or
+    missing cell, an infinite value) is read again line by line by :func:`_first_problem`,
+    so every reader reports the same problem in the same words.
+    """
+    start = f.tell()
+    layout, body_line = _read_layout(f, delimiter, columns, source, allow_missing)
+    body_start = f.tell()
+    size = f.seek(0, io.SEEK_END)
+    f.seek(body_start)
+    reader = _text_reader(layout.delimiter, size)
+    X = None
+    if reader is _read_body_numpy or _first_row_is_whole(f, layout, source, body_line):
+        X = _parse_body(reader, f, layout, source, body_line, size, progress)
+    if X is None or not _acceptable(X, allow_missing).all():
+        f.seek(start)
+        problem = _first_problem(f, layout, source)
+        if problem is not None:
+            raise problem
+        # Nothing wrong by the rules every reader shares: what NumPy's reader makes of it
+        # stands (a fast reader can refuse more, e.g. an empty cell in a column not used).
+        f.seek(body_start)
+        X = _parse_body(_read_body_numpy, f, layout, source, body_line, size, progress)
+        if X is None:
+            raise DataError(f"{source}: cannot read the table")
     if X.shape[0] == 0:
         raise DataError(f"{source}: no data rows")
-    return _checked(X, [names[i] for i in indices], source, first_line=1 + has_header,
-                    allow_missing=allow_missing)
+    return Table(np.ascontiguousarray(X), [layout.names[i] for i in layout.indices], source)
 
 
-def _explain_text_error(exc, names, indices, has_header, source):
-    message = str(exc).splitlines()[0].rstrip(".")
-    match = re.search(r"could not convert string '(.*)' to float64 at row (\d+), column "
-                      r"(\d+)", message)
-    if match:
-        value, row, column = match.group(1), int(match.group(2)), int(match.group(3))
-        line = row + 1 + has_header
-        # numpy numbers the columns of the file from 1, whatever usecols selects.
-        name = names[column - 1] if column - 1 < len(names) else str(column)
-        what = "a missing value" if value == "" else f"the non-numeric value {value!r}"
-        advice = (MISSING_ADVICE if value == "" else
-                  "every selected column must be numeric (choose columns with --columns)")
-        return f"{source}: line {line}, column {name!r} has {what}; {advice}"
-    match = re.search(r"the number of columns changed from (\d+) to (\d+) at row (\d+)",
-                      message)
-    if match:
-        line = int(match.group(3)) + has_header
-        return (f"{source}: line {line} has {match.group(2)} fields where the first line "
-                f"has {match.group(1)}")
-    return f"{source}: cannot read the table ({message})"
+def _acceptable(X, allow_missing):
+    """Where X holds a value the caller takes: a finite one, or NaN if missing is allowed."""
+    return ~np.isinf(X) if allow_missing else np.isfinite(X)
 
 
-def _column_indices(columns, names, source):
-    if columns is None:
-        return list(range(len(names)))
-    indices = []
-    for column in columns:
-        text = str(column)
-        if text in names:
-            index = names.index(text)
-        elif re.fullmatch(r"-?\d+", text):
-            index = int(text)
-            if not -len(names) <= index < len(names):
-                raise DataError(f"{source}: column index {index} is out of range (the file "
-                                f"has {len(names)} columns, numbered from 0)")
-            index %= len(names)
+def _read_layout(f, delimiter, columns, source, allow_missing):
+    """The table's layout from its first non-blank line, and the line number of its data.
+
+    ``f`` is left at the first data line (the header, if any, read).
+    """
+    lines = _bounded_lines(f, source)
+    try:
+        first, number = next(lines, b""), 1
+        while first and not first.strip():
+            first, number = next(lines, b""), number + 1
+        if not first:
+            raise DataError(f"{source}: the file is empty")
+        layout = _Layout(first.decode("utf-8-sig"), delimiter, columns, source,
+                         allow_missing)
+    except UnicodeDecodeError:
+        raise DataError(f"{source}: not a UTF-8 text file") from None
+    if layout.has_header:
+        return layout, number + 1
+    f.seek(-len(first), io.SEEK_CUR)
+    return layout, number
+
+
+def _parse_body(reader, f, layout, source, body_line, size, progress):
+    """The reader's array of the rows from ``f``'s position, or None if it refused them."""
+    watched = _WatchedReader(f, source, body_line, size, progress)
+    try:
+        return reader(watched, layout)
+    except Exception:  # any reader's complaint: _first_problem names it in our words
+        if watched.error is not None:
+            raise watched.error from None
+        return None
+
+
+def _first_row_is_whole(f, layout, source, line_number):
+    """True if the first non-blank line from ``f``'s position has the header's field count.
+
+    (The fast readers take the field count from the first row they read.) ``f`` is left
+    where it was.
+    """
+    start = f.tell()
+    try:
+        for line in _bounded_lines(f, source, line_number):
+            if line.strip():
+                return _count_fields(line.decode("utf-8"), layout.delimiter) == len(layout.names)
+        return True
+    except UnicodeDecodeError:
+        return False
+    finally:
+        f.seek(start)
+
+
+# Files smaller than this are read by NumPy: importing pandas or pyarrow costs more than
+# their faster parsing saves.
+FAST_READER_MIN_BYTES = 2**20
+
+
+def _text_reader(delimiter, size):
+    """The body reader to use: pyarrow's CSV, pandas' C parser, or NumPy's loadtxt."""
+    if size >= FAST_READER_MIN_BYTES:
+        if delimiter is not None and _optional_import("pyarrow.csv") is not None:
+            return _read_body_pyarrow
+        if _optional_import("pandas") is not None:
+            return _read_body_pandas
+    return _read_body_numpy
+
+
+def _optional_import(name):
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+# Cells that stand for "no value" (the common spellings that pandas and pyarrow also
+# treat as missing); a cell that parses as NaN is one too.
+MISSING_CELLS = ("", "NA", "N/A", "n/a", "NaN", "nan", "-NaN", "-nan", "NULL", "null",
+                 "None", "#N/A", "<NA>")
+
+
+def _read_body_pyarrow(stream, layout):
+    import pyarrow as pa
+    import pyarrow.csv as pv
+
+    field_names = [f"f{i}" for i in range(len(layout.names))]
+    selected = [field_names[i] for i in layout.indices]
+    table = pv.read_csv(
+        stream,
+        read_options=pv.ReadOptions(column_names=field_names, block_size=4 * 2**20),
+        parse_options=pv.ParseOptions(delimiter=layout.delimiter, quote_char='"'),
+        convert_options=pv.ConvertOptions(
+            include_columns=selected, column_types={n: pa.float64() for n in selected},
+            null_values=list(MISSING_CELLS), strings_can_be_null=True))
+    X = np.empty((table.num_rows, len(selected)))
+    for j, name in enumerate(selected):
+        X[:, j] = table.column(name).to_numpy(zero_copy_only=False)
+    return X
+
+
+def _read_body_pandas(stream, layout):
+    import pandas as pd
+
+    # Every field is read: with usecols, pandas lets a long row pass. It takes the field
+    # count from the first row (the caller checked it), refuses a longer row and fills a
+    # short row's missing fields with NaN, which the last field shows.
+    last = len(layout.names) - 1
+    # pandas 3 parses floats exactly by default; earlier versions needed asking.
+    precision = {"float_precision": "round_trip"} if pd.__version__ < "3" else {}
+    frame = pd.read_csv(
+        stream, sep=layout.delimiter or r"\s+", header=None,
+        dtype={i: np.float64 for i in layout.indices},
+        na_values={i: list(MISSING_CELLS) for i in {*layout.indices, last}},
+        keep_default_na=False, quotechar='"', engine="c", encoding="utf-8", **precision)
+    if frame.shape[1] != last + 1 or frame[last].isna().any():
+        # (or an empty cell in the last column, if unused: NumPy's reader decides)
+        return None
+    return frame[layout.indices].to_numpy(dtype=np.float64)
+
+
+def _number_or_missing(cell):
+    """loadtxt's converter when missing cells are allowed: NaN for one of MISSING_CELLS."""
+    return np.nan if cell.strip() in MISSING_CELLS else float(cell)
+
+
+def _read_body_numpy(stream, layout):
+    text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+    every_column = layout.indices == list(range(len(layout.names)))
+    with warnings.catch_warnings():
+        # "input contained no data" is reported by the caller, as a DataError.
+        warnings.simplefilter("ignore", UserWarning)
+        # loadtxt checks the field count of every row only when it reads every field; the
+        # line-by-line check costs a third of the reading time, so it runs only if needed.
+        return np.loadtxt(text if every_column else _whole_rows(text, layout),
+                          delimiter=layout.delimiter, dtype=np.float64, ndmin=2,
+                          usecols=None if every_column else layout.indices, quotechar='"',
+                          comments=None,
+                          converters=_number_or_missing if layout.allow_missing else None)
+
+
+class _RaggedRow(ValueError):
+    pass
+
+
+def _whole_rows(lines, layout):
+    """The lines, refusing a row whose field count is not the header's.
+
+    (loadtxt checks only the fields it reads.)
+    """
+    n_fields = len(layout.names)
+    for line in lines:
+        if line.strip() and _count_fields(line, layout.delimiter) != n_fields:
+            raise _RaggedRow(line)
+        yield line
+
+
+def _count_fields(line, delimiter):
+    if delimiter is None:
+        return len(line.split())
+    if '"' in line:
+        return len(next(csv.reader([line], delimiter=delimiter)))
+    return line.count(delimiter) + 1
+
+
+class _WatchedReader(io.RawIOBase):
+    """Binary reads of a file that report progress and refuse an endless line.
+
+    The fast readers take the file in large blocks; this is where a line longer than
+    MAX_LINE_LENGTH is noticed (as ``error``) before it is read whole.
+    """
+
+    def __init__(self, f, source, line_number, size, progress):
+        self._f = f
+        self._source = source
+        self._line_number = line_number
+        self._line_length = 0
+        self._size = size
+        self._progress = progress
+        self.error = None
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def read(self, size=-1):
+        data = self._f.read(size)
+        newlines = data.count(b"\n")
+        if newlines:
+            self._line_number += newlines
+            self._line_length = len(data) - data.rfind(b"\n") - 1
         else:
-            raise DataError(f"{source}: no column named {text!r} (columns: "
-                            f"{', '.join(names)})")
-        if index in indices:
-            raise DataError(f"{source}: column {names[index]!r} is selected twice")
-        indices.append(index)
-    return indices
+            self._line_length += len(data)
+        if self._line_length > MAX_LINE_LENGTH:
+            self.error = _line_too_long(self._source, self._line_number)
+            raise self.error
+        if self._progress is not None and data:
+            self._progress(self._f.tell(), self._size)
+        return data
+
+
+def _first_problem(f, layout, source):
+    """The DataError naming the first bad line of a text table ``f`` (read from its start).
+
+    None if there is none.
+
+    Goes through the lines as they are in the file, so the line numbers are true ones
+    (blank lines and the header counted).
+    """
+    text = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")
+    n_fields = len(layout.names)
+    n_rows = 0
+    header_ahead = layout.has_header
+    try:
+        for number, line in enumerate(_bounded_lines(text, source), start=1):
+            fields = _fields(line, layout.delimiter)
+            if not fields or header_ahead:  # a blank line, or the header
+                header_ahead = header_ahead and not fields
+                continue
+            n_rows += 1
+            if len(fields) != n_fields:
+                what = "the header" if layout.has_header else "the first line"
+                return DataError(f"{source}: line {number} has {len(fields)} field"
+                                 f"{'s' * (len(fields) != 1)} where {what} has {n_fields}")
+            for index in layout.indices:
+                problem = _cell_problem(fields[index])
+                if problem and not (layout.allow_missing and problem[0] == "missing"):
+                    return _bad_cell(source, f"line {number}", layout.names[index], problem)
+    except UnicodeDecodeError:
+        return DataError(f"{source}: not a UTF-8 text file")
+    finally:
+        text.detach()
+    if n_rows == 0:
+        return DataError(f"{source}: no data rows")
+    return None
+
+
+def _fields(line, delimiter):
+    if delimiter is None:
+        return line.split()
+    line = line.rstrip("\r\n")
+    if not line:
+        return []
+    return [field.strip() for field in next(csv.reader([line], delimiter=delimiter))]
+
+
+# What a cell holding one number looks like (what every reader accepts).
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|infinity)",
+                    re.IGNORECASE)
+
+
+def _cell_problem(cell):
+    """None for a finite number, else ``(kind, cell)``: missing, infinite or non-numeric."""
+    if cell in MISSING_CELLS or cell.lower() in ("nan", "+nan", "-nan"):
+        return "missing", cell
+    if not NUMBER.fullmatch(cell):
+        return "non-numeric", cell
+    if not np.isfinite(float(cell)):
+        return "infinite", cell
+    return None
 
 
 # What a user can do about a missing value where gmmfast needs complete data.
-MISSING_ADVICE = ("drop or impute missing values first, or let gmmfast handle them: "
-                  "'gmmfast fit --missing omit' fits over the observed values, "
+MISSING_ADVICE = ("drop or impute the rows with missing values first, or let gmmfast handle "
+                  "them: 'gmmfast fit --missing omit' fits over the observed values, "
                   "'gmmfast impute' fills them in")
 
 
-def _checked(X, names, source, first_line=0, allow_missing=False):
-    """X itself if every value is finite (NaN allowed with ``allow_missing``); otherwise a
+def _bad_cell(source, where, name, problem):
+    kind, cell = problem
+    if kind == "missing":
+        shown = repr(cell) if cell else "an empty cell"
+        return DataError(f"{source}: missing value ({shown}) in column {name!r}, {where}: "
+                         f"{MISSING_ADVICE}")
+    if kind == "infinite":
+        return DataError(f"{source}: {where}, column {name!r} is an infinite value "
+                         f"({cell}); every value must be finite")
+    return DataError(f"{source}: {where}, column {name!r} has the non-numeric value "
+                     f"{cell!r}; every selected column must be numeric (choose columns with "
+                     "--columns)")
+
+
+def _column_indices(columns, names, source):
+    """The 0-based indices that ``columns`` selects (see :func:`read_table`), in order.
+
+    A name that exists in the file wins over reading it as an index, a range or an
+    exclusion. Exclusions alone keep every other column.
+    """
+    if columns is None:
+        return list(range(len(names)))
+    texts = [str(column) for column in columns]
+    excluded = [t for t in texts if t.startswith("^") and t not in names]
+    kept = [t for t in texts if t not in excluded]
+    indices = []
+    for text in kept:
+        for index in _resolve_column(text, names, source):
+            if index in indices:
+                raise DataError(f"{source}: column {names[index]!r} is selected twice")
+            indices.append(index)
+    if not kept:
+        indices = list(range(len(names)))
+    dropped = {i for text in excluded for i in _resolve_column(text[1:], names, source)}
+    indices = [i for i in indices if i not in dropped]
+    if not indices:
+        raise DataError(f"{source}: --columns {','.join(texts)} leaves no column")
+    return indices
+
+
+def _resolve_column(text, names, source):
+    """The indices of one ``--columns`` item: a name, an index (-1 the last) or a range."""
+    if text in names:
+        return [names.index(text)]
+    match = re.fullmatch(r"(\d+)\s*-\s*(\d+)", text)
+    if match:
+        low, high = int(match.group(1)), int(match.group(2))
+        if low > high:
+            raise DataError(f"{source}: empty column range {text!r} (write low-high)")
+        _check_index(high, names, source)
+        return list(range(low, high + 1))
+    if re.fullmatch(r"-?\d+", text):
+        index = int(text)
+        _check_index(index, names, source)
+        return [index % len(names)]
+    raise DataError(f"{source}: no column named {text!r} (columns: {', '.join(names)})")
+
+
+def _check_index(index, names, source):
+    if not -len(names) <= index < len(names):
+        raise DataError(f"{source}: column index {index} is out of range (the file has "
+                        f"{len(names)} columns, numbered from 0)")
+
+
+def _checked(X, names, source, allow_missing):
+    """X itself if every value is finite (or NaN, with ``allow_missing``); otherwise a
     DataError naming the first bad cell."""
-    finite = ~np.isinf(X) if allow_missing else np.isfinite(X)
-    if not finite.all():
-        row, column = np.argwhere(~finite)[0]
-        kind = "NaN (a missing value)" if np.isnan(X[row, column]) else "an infinite value"
-        where = f"line {row + first_line}" if first_line else f"row {row}"
-        advice = ("gmmfast needs finite values" if allow_missing else
-                  f"gmmfast needs complete data here ({MISSING_ADVICE})")
-        raise DataError(f"{source}: {where}, column {names[column]!r} is {kind}; {advice}")
+    acceptable = _acceptable(X, allow_missing)
+    if not acceptable.all():
+        row, column = np.argwhere(~acceptable)[0]
+        value = X[row, column]
+        problem = ("missing", "NaN") if np.isnan(value) else ("infinite", str(value))
+        raise _bad_cell(source, f"row {row}", names[column], problem)
     return Table(np.ascontiguousarray(X), names, source)
 
 
-def _read_npy(f, columns, path, allow_missing=False):
+def _read_npy(f, columns, path, allow_missing):
     try:
         shape, fortran_order, dtype = read_npy_header(f)
     except ValueError as exc:
@@ -300,10 +600,10 @@ def _read_npy(f, columns, path, allow_missing=False):
     names = [f"x{i}" for i in range(array.shape[1])]
     indices = _column_indices(columns, names, path)
     return _checked(array[:, indices].astype(np.float64), [names[i] for i in indices], path,
-                    allow_missing=allow_missing)
+                    allow_missing)
 
 
-def _read_parquet(f, columns, path, allow_missing=False):
+def _read_parquet(f, columns, path, allow_missing):
     try:
         import pandas as pd
         frame = pd.read_parquet(f)
@@ -323,4 +623,4 @@ def _read_parquet(f, columns, path, allow_missing=False):
     if len(selected) == 0:
         raise DataError(f"{path}: no data rows")
     X = selected.to_numpy(dtype=np.float64, na_value=np.nan)
-    return _checked(X, [names[i] for i in indices], path, allow_missing=allow_missing)
+    return _checked(X, [names[i] for i in indices], path, allow_missing)

@@ -242,9 +242,12 @@ USER_ERRORS = [
     (lambda d: ["fit", write(d, "a.csv", "a,b\n1,2\n3,x\n4,5\n")],
      "line 3, column 'b' has the non-numeric value 'x'"),
     (lambda d: ["fit", write(d, "a.csv", "a,b\n1,2\n3,\n4,5\n")],
-     "line 3, column 'b' has a missing value"),
+     "a.csv: missing value (an empty cell) in column 'b', line 3: drop or impute the rows "
+     "with missing values first, or let gmmfast handle them: 'gmmfast fit --missing omit'"),
     (lambda d: ["fit", write(d, "a.csv", "a,b\n1,2\nnan,3\n4,5\n")],
-     "line 3, column 'a' is NaN"),
+     "a.csv: missing value ('nan') in column 'a', line 3"),
+    (lambda d: ["fit", write(d, "a.csv", "a,b\n1,2\n\n3,4\n4,5,6\n")],
+     "a.csv: line 5 has 3 fields where the header has 2"),
     (lambda d: ["fit", write(d, "a.csv", "a,b\n1,2\n3,4\n4,5\n"), "-k", "5"],
      "--n-components 5 is larger than the number of rows (3)"),
     (lambda d: ["fit", write(d, "a.csv", "a,b\n1,2\n3,4\n"), "--columns", "c"],
@@ -477,3 +480,120 @@ def test_headerless_and_whitespace_text_files(tmp_path):
     assert read_table(tmp_path / "c.tsv").X.tolist() == [[1.5, 2.0]]
     (tmp_path / "d.csv").write_text('"a";"b"\n1;2\n')
     assert read_table(tmp_path / "d.csv").names == ["a", "b"]
+
+
+# --------------------------------------------------------------------------------------
+# --scale, progress, and the output writers
+# --------------------------------------------------------------------------------------
+
+
+def unscaled_reference(model, mean, sd):
+    """The original-units parameters of a model fitted on (X − mean) / sd, by brute force:
+    full covariances S Σ S, and the precisions as their inverses."""
+    from gmmfast.plot import full_covariances
+
+    covariances = full_covariances(model) * np.outer(sd, sd)
+    return mean + model.means_ * sd, covariances, np.linalg.inv(covariances)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_scale_is_a_fit_on_standardised_data_mapped_back(tmp_path, monkeypatch, capsys,
+                                                         covariance_type):
+    from gmmfast._cli import main
+    from gmmfast.plot import full_covariances
+
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.randn(80, 3), rng.randn(80, 3) + [3, 4, 0]]) * [1000, 1, 0.01] + 50
+    np.save(tmp_path / "x.npy", X)
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "x.npy", "--scale", "-k", "1-3", "-c", covariance_type, "-q",
+                 "--save", "m.npz", "--labels", "labels.csv"]) == 0
+    out = capsys.readouterr().out
+    mean, sd = X.mean(axis=0), X.std(axis=0)
+    search = gmmfast.select_model((X - mean) / sd, [1, 2, 3], covariance_type, random_state=0)
+    means, covariances, precisions = unscaled_reference(search.best_estimator_, mean, sd)
+
+    model = gmmfast.load("m.npz")
+    np.testing.assert_array_equal(model.weights_, search.best_estimator_.weights_)
+    np.testing.assert_allclose(model.means_, means, rtol=1e-12)
+    np.testing.assert_allclose(full_covariances(model), covariances, rtol=1e-12, atol=0)
+    expected = {"full": precisions, "tied": precisions[0],
+                "diag": np.diagonal(precisions, axis1=1, axis2=2)}[model.covariance_type]
+    np.testing.assert_allclose(model.precisions_, expected, rtol=1e-9)
+    # The same density, so the same labels, as the standardised model's.
+    np.testing.assert_allclose(model.score_samples(X),
+                               search.score_samples((X - mean) / sd) - np.log(sd).sum(),
+                               rtol=1e-10)
+    header, values = read_csv((tmp_path / "labels.csv").read_text())
+    np.testing.assert_array_equal(values[:, 0], search.predict((X - mean) / sd))
+    shift = 2 * len(X) * np.log(sd).sum()
+    assert f"each is {shift:+.2f} (2 N sum(log sd))" in out
+    assert f"covariance_type={covariance_type!r}" in out
+    assert f"{model.means_[0, 0]:.4g}" in out  # the components in the original units
+
+
+def test_scale_refuses_a_constant_column(tmp_path, monkeypatch, capsys):
+    from gmmfast._cli import main
+
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "c.csv", "a,b\n1,5\n2,5\n3,5\n")
+    assert main(["fit", "c.csv", "--scale", "-q"]) == 2
+    assert_user_error(2, capsys.readouterr().err, "--scale: column 'b' is constant (sd 0), "
+                      "so it cannot be standardised; leave it out with --columns ^b")
+
+
+def test_the_data_line_and_reading_progress_come_before_the_search(tmp_path, monkeypatch,
+                                                                   capsys):
+    from gmmfast import _cli, _datafile
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(_cli._ReadProgress, "INTERVAL", 0.0)
+    monkeypatch.setattr(_datafile, "FAST_READER_MIN_BYTES", 0)
+    write(tmp_path, "d.csv", "a,b\n" + "".join(f"{i % 7},{i % 5}\n" for i in range(30000)))
+    seen_before_search = []
+    select_model = gmmfast.select_model
+
+    def spy(*args, **kwargs):
+        seen_before_search.append(capsys.readouterr())
+        return select_model(*args, **kwargs)
+
+    monkeypatch.setattr("gmmfast._selection.select_model", spy)
+    assert _cli.main(["fit", "d.csv", "-k", "1", "-c", "diag", "--progress"]) == 0
+    before = seen_before_search[0]
+    assert before.out == "Data: d.csv: 30000 rows x 2 columns (a, b)\n"
+    size = (tmp_path / "d.csv").stat().st_size
+    assert before.err.splitlines()[-1] == (f"gmmfast: reading d.csv: 100 % ({size / 1000:.3g} kB "
+                                           f"of {size / 1000:.3g} kB)")
+    assert main_quiet_prints_nothing(_cli, capsys)
+
+
+def main_quiet_prints_nothing(cli, capsys):
+    assert cli.main(["fit", "d.csv", "-k", "1", "-c", "diag", "--quiet"]) == 0
+    return capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("writer", ["pyarrow", "python"])
+def test_both_writers_write_the_same_values(tmp_path, monkeypatch, capsys, writer):
+    from gmmfast._cli import main
+
+    if writer == "pyarrow":
+        pytest.importorskip("pyarrow.csv")
+    else:
+        monkeypatch.setitem(sys.modules, "pyarrow.csv", None)
+    monkeypatch.setattr("gmmfast._cli.OUTPUT_BLOCK_ROWS", 100)
+    monkeypatch.chdir(tmp_path)
+    X = old_faithful()
+    model = gmmfast.GaussianMixture(3, random_state=0).fit(X)
+    model.save(tmp_path / "m.npz")
+    np.savetxt(tmp_path / "x.csv", X, delimiter=",")
+    assert main(["predict", "m.npz", "x.csv"]) == 0
+    header, values = read_csv(capsys.readouterr().out)
+    assert header == ["label", "p_0", "p_1", "p_2"]
+    np.testing.assert_array_equal(values[:, 0], model.predict(X))
+    np.testing.assert_array_equal(values[:, 1:], model.predict_proba(X))  # exact: shortest repr
+    assert main(["sample", "m.npz", "-n", "250", "--seed", "3", "-o", "s.csv"]) == 0
+    header, values = read_csv((tmp_path / "s.csv").read_text())
+    assert header == ["x0", "x1", "component"]
+    samples, labels = model.set_params(random_state=3).sample(250)
+    np.testing.assert_array_equal(values[:, :2], samples)
+    np.testing.assert_array_equal(values[:, 2], labels)

@@ -39,7 +39,7 @@ def test_fit_refuses_missing_values_by_default_and_names_the_option(tmp_path, mo
                                                                     capsys):
     status, out, err = run(tmp_path, monkeypatch, capsys, "fit", "incomplete.csv", "-q")
     assert status == 2 and out == ""
-    assert "line 3, column 'b' has a missing value" in err
+    assert "missing value (an empty cell) in column 'b', line 3" in err
     assert "--missing omit" in err and "gmmfast impute" in err
 
 

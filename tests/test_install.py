@@ -1,0 +1,64 @@
+"""What a new user meets before any fit: importing from the source folder, the install hints."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import gmmfast
+
+PACKAGE = Path(gmmfast.__file__).parent
+README = PACKAGE.parent / "README.md"
+
+
+def test_importing_the_uncompiled_source_folder_says_what_to_do(tmp_path):
+    # The source folder as a fresh clone has it: the Python files, no compiled modules.
+    shutil.copytree(PACKAGE, tmp_path / "gmmfast",
+                    ignore=lambda folder, names: [n for n in names
+                                                  if not n.endswith(".py")
+                                                  and not os.path.isdir(os.path.join(folder, n))])
+    assert not list((tmp_path / "gmmfast").glob("_em*"))
+    result = subprocess.run([sys.executable, "-c", "import gmmfast"], capture_output=True,
+                            text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: gmmfast's compiled core is not built in ")
+    assert "Install gmmfast (pip install .) and run Python from another folder" in last
+    assert "python setup.py build_ext --inplace" in last
+    assert "circular" not in result.stderr
+
+
+def test_the_plot_hint_is_the_readme_install_command(monkeypatch, capsys, tmp_path):
+    from gmmfast._cli import MATPLOTLIB_INSTALL, main
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "--plot", "out.png", "-q"]) == 2
+    assert capsys.readouterr().err == ("gmmfast fit: error: --plot needs matplotlib, which is "
+                                       f"not installed: {MATPLOTLIB_INSTALL}\n")
+    if not README.exists():
+        pytest.skip("the README is not beside the installed package")
+    assert f"`{MATPLOTLIB_INSTALL}`" in README.read_text(encoding="utf-8")
+
+
+def readme_block(after_heading):
+    """The first ```python block of the README after the heading ``after_heading``."""
+    if not README.exists():
+        pytest.skip("the README is not beside the installed package")
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index(after_heading):]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start:section.index("```\n", start)]
+
+
+def test_the_readme_dask_example_runs_as_pasted(tmp_path):
+    pytest.importorskip("distributed")
+    (tmp_path / "example.py").write_text(readme_block("\n## Dask\n"))
+    result = subprocess.run([sys.executable, "example.py"], capture_output=True, text=True,
+                            timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    labels, score, bic = result.stdout.rsplit(None, 2)
+    assert labels.startswith("[") and float(score) < 0 < float(bic)
