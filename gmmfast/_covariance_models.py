@@ -58,16 +58,69 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from gmmfast._compat import ConvergenceWarning
-from gmmfast._mstep import ILL_DEFINED_COVARIANCE
+from gmmfast._mstep import COVARIANCE_TYPES, ILL_DEFINED_COVARIANCE, n_parameters
 
 COVARIANCE_MODELS = (
     "EII", "VII", "EEI", "VEI", "EVI", "VVI",
     "EEE", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV",
 )
 SKLEARN_NAMES = {"spherical": "VII", "diag": "VVI", "tied": "EEE", "full": "VVV"}
+# Every name ``covariance_type`` accepts: scikit-learn's four, then mclust's fourteen.
+COVARIANCE_NAMES = COVARIANCE_TYPES + COVARIANCE_MODELS
 
 # Models whose covariances are diagonal: their E-step is the diag kernel's.
 _DIAGONAL_MODELS = COVARIANCE_MODELS[:6]
+_MCLUST_TO_SKLEARN = {model: name for name, model in SKLEARN_NAMES.items()}
+
+
+# --------------------------------------------------------------------------------------
+# Names: scikit-learn's four are four of mclust's fourteen
+
+
+def check_covariance_name(name):
+    """Raise a ValueError listing the accepted names unless ``name`` is one of them."""
+    if not isinstance(name, str) or name not in COVARIANCE_NAMES:
+        raise ValueError(
+            f"covariance_type must be one of scikit-learn's {', '.join(COVARIANCE_TYPES)} "
+            f"or mclust's {', '.join(COVARIANCE_MODELS)}; got {name!r}."
+        )
+
+
+def mclust_name(name):
+    """The mclust name of a covariance model given by either name ("full" → "VVV")."""
+    check_covariance_name(name)
+    return SKLEARN_NAMES.get(name, name)
+
+
+def sklearn_name(name):
+    """The scikit-learn name of a model given by either name, or None for the ten models
+    scikit-learn lacks ("VVV" → "full", "VEV" → None)."""
+    check_covariance_name(name)
+    return name if name in SKLEARN_NAMES else _MCLUST_TO_SKLEARN.get(name)
+
+
+def sklearn_layout(name):
+    """The scikit-learn covariance type whose array shapes the model's parameters take.
+
+    The four scikit-learn models keep their own (spherical (K,), tied (D, D), …) under
+    either name. The other ten store one covariance per component: the diagonal models
+    (EII, EEI, VEI, EVI) as "diag" (K, D), the others as "full" (K, D, D).
+    """
+    return sklearn_name(name) or ("diag" if name in _DIAGONAL_MODELS else "full")
+
+
+def needs_constrained_m_step(name):
+    """Whether the model is one of the ten that scikit-learn's M-steps cannot fit."""
+    return sklearn_name(name) is None
+
+
+def n_mixture_parameters(name, n_components, n_features):
+    """Free parameters of a mixture of the model: covariances (mclust's ``nVarParams``),
+    means and weights; the same count under either name of a scikit-learn model."""
+    if sklearn_name(name) is not None:
+        return n_parameters(sklearn_name(name), n_components, n_features)
+    return int(n_covariance_parameters(name, n_components, n_features)
+               + n_components * n_features + n_components - 1)
 
 
 class CovarianceEstimate(NamedTuple):
@@ -716,3 +769,26 @@ def _estimate(model, fit, iteration):
         n_iter=iteration.n_iter,
         converged=iteration.converged,
     )
+
+
+
+def decompose(name, covariances, n_components, n_features):
+    """``(volumes, shapes, orientations)`` of covariances fitted by scikit-learn's M-steps.
+
+    ``name`` is one of VII, VVI, EEE, VVV (or spherical, diag, tied, full) and
+    ``covariances`` are in that type's scikit-learn shape. The arrays are those of
+    :class:`CovarianceEstimate`: (K,), (K, D) shapes in decreasing order along the
+    orientations, and (K, D, D) orientations or None for the diagonal models.
+    """
+    layout = sklearn_name(name)
+    covariances = np.asarray(covariances, dtype=np.float64)
+    if layout == "spherical":
+        return covariances.copy(), np.ones((n_components, n_features)), None
+    if layout == "diag":
+        volumes = _geometric_mean(covariances)
+        return volumes, covariances / volumes[:, None], None
+    if layout == "tied":
+        covariances = np.broadcast_to(covariances, (n_components, n_features, n_features))
+    eigenvalues, orientations = _decreasing_eigh(covariances)
+    volumes = _geometric_mean(eigenvalues)
+    return volumes, eigenvalues / volumes[:, None], orientations.copy()

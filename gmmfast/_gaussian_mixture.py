@@ -19,6 +19,15 @@ from gmmfast._compat import (
     sklearn_constraints,
     validate_data,
 )
+from gmmfast._covariance_models import (
+    COVARIANCE_MODELS,
+    COVARIANCE_NAMES,
+    CovarianceEstimate,
+    decompose,
+    n_mixture_parameters,
+    needs_constrained_m_step,
+    sklearn_layout,
+)
 from gmmfast._dask_input import is_dask_collection
 from gmmfast._engine import (
     INIT_METHODS,
@@ -40,7 +49,6 @@ from gmmfast._mstep import (
     IllDefinedCovarianceError,
     cast_parameters,
     covariances_from_cholesky,
-    n_parameters,
     precision_cholesky_from_precisions,
     precisions_from_cholesky,
 )
@@ -171,6 +179,10 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
     def _threads(self):
         return 0 if self.n_threads is None else int(self.n_threads)
 
+    def _covariance_layout(self):
+        """The scikit-learn covariance type whose shapes the fitted arrays have."""
+        return sklearn_layout(self.covariance_type)
+
     # ------------------------------------------------------------------------------------
     # scoring
     # ------------------------------------------------------------------------------------
@@ -258,12 +270,13 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
         _, n_features = self.means_.shape
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_)
-        if self.covariance_type == "full":
+        layout = self._covariance_layout()
+        if layout == "full":
             X = np.vstack([
                 rng.multivariate_normal(mean, covariance, int(count))
                 for mean, covariance, count in zip(self.means_, self.covariances_, counts)
             ])
-        elif self.covariance_type == "tied":
+        elif layout == "tied":
             X = np.vstack([
                 rng.multivariate_normal(mean, self.covariances_, int(count))
                 for mean, count in zip(self.means_, counts)
@@ -356,6 +369,7 @@ class GaussianMixture(MixtureEstimator):
 
     _constraints = {
         **MIXTURE_PARAMETER_CONSTRAINTS,
+        "covariance_type": [("options", frozenset(COVARIANCE_NAMES))],
         "weights_init": [("array-like",), None],
         "means_init": [("array-like",), None],
         "precisions_init": [("array-like",), None],
@@ -411,34 +425,41 @@ class GaussianMixture(MixtureEstimator):
         user_given = (self.weights_init, self.means_init, self.precisions_init)
         if all(p is not None for p in user_given):
             # Nothing to estimate: the RNG is not consumed (as in scikit-learn).
-            mix_weights = means = covariances = None
+            theta = [None] * 4
         else:
             stats = initial_statistics(source, self.n_components, self.init_params,
                                        (model.form,), random_state, self._threads())
-            mix_weights, means, covariances, chol = model.initial_parameters(
-                stats[model.form], source.total_weight)
+            theta = list(model.initial_parameters(stats[model.form], source.total_weight))
         if self.weights_init is not None:
-            mix_weights = np.asarray(self.weights_init, dtype=np.float64)
+            theta[0] = np.asarray(self.weights_init, dtype=np.float64)
         if self.means_init is not None:
-            means = np.asarray(self.means_init, dtype=np.float64)
+            theta[1] = np.asarray(self.means_init, dtype=np.float64)
         if self.precisions_init is not None:
-            chol = precision_cholesky_from_precisions(
-                self.precisions_init, self.covariance_type
-            )
-            covariances = covariances_from_cholesky(chol, self.covariance_type)
-        return mix_weights, means, covariances, chol
+            layout = self._covariance_layout()
+            chol = precision_cholesky_from_precisions(self.precisions_init, layout)
+            # The user's covariances replace the constrained estimate (θ's fifth entry).
+            theta = [*theta[:2], covariances_from_cholesky(chol, layout), chol]
+        return tuple(theta)
 
     def _current_parameters(self):
-        return tuple(
+        theta = tuple(
             np.asarray(a, dtype=np.float64)
             for a in (self.weights_, self.means_, self.covariances_,
                       self.precisions_cholesky_)
         )
+        if not needs_constrained_m_step(self.covariance_type):
+            return theta
+        # The fitted decomposition warm-starts the first M-step of a warm start.
+        estimate = CovarianceEstimate(
+            theta[2], *(None if a is None else np.asarray(a, dtype=np.float64)
+                        for a in (self.volumes_, self.shapes_, self.orientations_)),
+            n_iter=0, converged=True)
+        return (*theta, estimate)
 
     def _store_result(self, result, dtype):
         """The fitted attributes from an :class:`~gmmfast._engine.EMResult`."""
-        mix_weights, means, covariances, chol = result.parameters
-        precisions = precisions_from_cholesky(chol, self.covariance_type)
+        mix_weights, means, covariances, chol = result.parameters[:4]
+        precisions = precisions_from_cholesky(chol, self._covariance_layout())
         (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_,
          self.precisions_) = cast_parameters(
             (mix_weights, means, covariances, chol, precisions), dtype
@@ -447,6 +468,18 @@ class GaussianMixture(MixtureEstimator):
         self.n_iter_ = int(result.n_iter)
         self.lower_bound_ = result.lower_bound
         self.lower_bounds_ = result.lower_bounds
+        if self.covariance_type in COVARIANCE_MODELS:
+            self._store_decomposition(result.parameters, dtype)
+
+    def _store_decomposition(self, theta, dtype):
+        """``volumes_``, ``shapes_``, ``orientations_``: Σ_k = λ_k D_k A_k D_kᵀ."""
+        if len(theta) > 4:
+            estimate = theta[4]
+            parts = estimate.volumes, estimate.shapes, estimate.orientations
+        else:
+            parts = decompose(self.covariance_type, theta[2], *np.shape(theta[1]))
+        self.volumes_, self.shapes_ = (np.asarray(a, dtype=dtype) for a in parts[:2])
+        self.orientations_ = None if parts[2] is None else np.asarray(parts[2], dtype=dtype)
 
     def save(self, path):
         """Write the fitted model to ``path`` as a portable, pickle-free ``.npz`` file.
@@ -456,6 +489,13 @@ class GaussianMixture(MixtureEstimator):
         """
         from gmmfast._io import save_model
 
+        if self.covariance_type not in COVARIANCE_TYPES:
+            raise ValueError(
+                f"Model files hold the four scikit-learn covariance types for now, not "
+                f"covariance_type={self.covariance_type!r}. For VVV, EEE, VVI and VII "
+                f"fit with their scikit-learn names (full, tied, diag, spherical): the "
+                f"same model."
+            )
         save_model(self, path)
 
     # ------------------------------------------------------------------------------------
@@ -466,11 +506,12 @@ class GaussianMixture(MixtureEstimator):
         """The fitted model in the kernels' form (means, precisions_chol, log_norm)."""
         return mixture_kernel_parameters(
             (self.weights_, self.means_, None, self.precisions_cholesky_),
-            self.covariance_type)
+            self._covariance_layout())
 
     def _n_parameters(self):
-        """Number of free parameters of the model."""
-        return n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
+        """Number of free parameters of the model: mclust's count for its models."""
+        return n_mixture_parameters(self.covariance_type, self.n_components,
+                                    self.means_.shape[1])
 
     def bic(self, X, sample_weight=None):
         """Bayesian information criterion on X (lower is better)."""
