@@ -14,6 +14,7 @@ import numpy as np
 
 from gmmfast._datafile import DataError, column_names, parse_columns, read_table
 from gmmfast._files import error_summary, format_bytes
+from gmmfast._covariance_models import COVARIANCE_MODELS, sklearn_layout
 from gmmfast._mstep import COVARIANCE_TYPES
 from gmmfast.plot import full_covariances  # numpy only: no matplotlib import
 from gmmfast._selection import CRITERIA, DEFAULT_N_COMPONENTS, describe_grid, progress_text
@@ -63,8 +64,9 @@ def build_parser():
                      help="number of components: K, a list (2,3,5), a range (1-6) or auto "
                           f"(= {describe_grid(list(DEFAULT_N_COMPONENTS))}); default auto")
     fit.add_argument("-c", "--covariance-type", default="auto", metavar="T|auto",
-                     help=f"{', '.join(COVARIANCE_TYPES)}, a comma-separated list, or auto "
-                          "(all four); default auto")
+                     help=f"{', '.join(COVARIANCE_TYPES)} or one of mclust's 14 models "
+                          "(EII, VII, ..., VEV, EVV, VVV), a comma-separated list, or auto "
+                          f"(= {', '.join(COVARIANCE_TYPES)}); default auto")
     fit.add_argument("--criterion", choices=CRITERIA, default="bic",
                      help="lower is better; default bic")
     _add_columns(fit)
@@ -216,15 +218,22 @@ def _parse_k_range(part, text):
 
 
 def parse_covariance_types(text):
-    text = text.strip().lower()
-    if text in ("auto", "all"):
+    text = text.strip()
+    if text.lower() in ("auto", "all"):
         return list(COVARIANCE_TYPES)
-    types = [part.strip() for part in text.split(",")]
-    for t in types:
-        if t not in COVARIANCE_TYPES:
-            raise UserError(f"--covariance-type: {t!r} is not one of "
-                            f"{', '.join(COVARIANCE_TYPES)} or auto")
+    types = [_covariance_name(part.strip()) for part in text.split(",")]
     return list(dict.fromkeys(types))
+
+
+def _covariance_name(text):
+    """A scikit-learn or mclust covariance name, in any letter case."""
+    if text.lower() in COVARIANCE_TYPES:
+        return text.lower()
+    if text.upper() in COVARIANCE_MODELS:
+        return text.upper()
+    raise UserError(f"--covariance-type: {text!r} is not one of "
+                    f"{', '.join(COVARIANCE_TYPES)}, mclust's "
+                    f"{', '.join(COVARIANCE_MODELS)} or auto")
 
 
 def _show_progress(args):
@@ -336,7 +345,8 @@ def format_components(model, names):
     lines = ["Components (mean and standard deviation of each column):"]
     if n_features <= 4:
         width = max(12, *(len(n) + 2 for n in names))
-        correlation = n_features == 2 and model.covariance_type in ("full", "tied")
+        correlation = (n_features == 2
+                       and sklearn_layout(model.covariance_type) in ("full", "tied"))
         header = f"{'':>4} {'':>8}" + "".join(f"{n:>{width + (width + len(n)) // 2}}"
                                               f"{'':>{width - (width + len(n)) // 2}}"
                                               for n in names)

@@ -99,6 +99,13 @@ def sklearn_name(name):
     return name if name in SKLEARN_NAMES else _MCLUST_TO_SKLEARN.get(name)
 
 
+def model_label(name):
+    """The model's mclust name, with its scikit-learn name where it has one:
+    "VVV (full)", "VEV"."""
+    other = sklearn_name(name)
+    return mclust_name(name) + (f" ({other})" if other else "")
+
+
 def sklearn_layout(name):
     """The scikit-learn covariance type whose array shapes the model's parameters take.
 
