@@ -617,7 +617,7 @@ def _newton_rotation(volume_rule, nk, regularised, axes):
 
 # Double angles φ = 2θ tried for each plane rotation of the search, which Newton's method
 # then refines.
-_COARSE_ANGLES = np.linspace(0.0, 2 * np.pi, 64, endpoint=False)
+_COARSE_ANGLES = np.linspace(0.0, 2 * np.pi, 32, endpoint=False)
 _NEWTON_STEPS = 2
 # The search only picks the basin of F; the iteration then converges to tol.
 _SEARCH_SWEEPS = 10
@@ -644,7 +644,7 @@ def _search_axes(volume_rule, nk, regularised):
     F has local minima in the orientation, where the MM steps stall. Each plane rotation
     here minimises the profiled F over its angle, searched over the whole circle (the
     Jacobi-sweep scheme of Flury & Gautschi's common-principal-components algorithm, with
-    a grid and Newton's method in place of their inner iteration). Two sweeps from each of
+    a grid and Newton's method in place of their inner iteration). One sweep from each of
     the principal axes of the pooled scatter, of the pooled covariances and of each
     component pick the most promising start, whose sweeps then continue.
     """
@@ -655,7 +655,7 @@ def _search_axes(volume_rule, nk, regularised):
     ])
     best_axes, best_value = starts[0], np.inf
     for axes in starts:
-        axes, value = _sweep_rotations(volume_rule, nk, regularised, axes, 2, search=True,
+        axes, value = _sweep_rotations(volume_rule, nk, regularised, axes, 1, search=True,
                                        tol=_SEARCH_TOL)
         if value < best_value:
             best_axes, best_value = axes, value
