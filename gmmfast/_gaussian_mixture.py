@@ -329,8 +329,17 @@ class GaussianMixture(MixtureEstimator):
     ----------
     n_components : int, default=1
         Number of mixture components.
-    covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
-        Form of the covariance matrices.
+    covariance_type : str, default="full"
+        Form of the covariance matrices: scikit-learn's "full", "tied", "diag",
+        "spherical", or one of mclust's fourteen models "EII", "VII", "EEI", "VEI",
+        "EVI", "VVI", "EEE", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV". mclust
+        writes each covariance as ``Σ_k = λ_k D_k A_k D_kᵀ``: a volume λ_k, a shape A_k
+        (diagonal, determinant 1) and an orientation D_k (orthogonal), and the three
+        letters say whether each is Equal across components, Variable, or the Identity
+        (A = I: spherical; D = I: along the coordinate axes). VVV, EEE, VVI and VII are
+        full, tied, diag and spherical: the same fits, the same attributes, under either
+        name (``covariance_type`` stays the name given). See
+        ``gmmfast._covariance_models`` for the M-steps (Celeux & Govaert 1995).
     tol : float, default=1e-3
         EM stops when the change of the average log-likelihood falls below ``tol``.
     reg_covar : float, default=1e-6
@@ -358,7 +367,21 @@ class GaussianMixture(MixtureEstimator):
     Attributes
     ----------
     weights_, means_, covariances_, precisions_, precisions_cholesky_ : ndarray
-        Fitted parameters, in X's dtype (float32 or float64).
+        Fitted parameters, in X's dtype (float32 or float64). ``covariances_``,
+        ``precisions_`` (their inverses) and ``precisions_cholesky_`` (upper-triangular U
+        with U Uᵀ = Σ⁻¹, or 1/σ for diagonal models) have scikit-learn's shapes for its
+        four types under either name: full/VVV (K, D, D), tied/EEE (D, D), diag/VVI
+        (K, D), spherical/VII (K,). The other ten hold one covariance per component:
+        EII, EEI, VEI, EVI as diagonals (K, D) like diag (equal ones repeated), VEE, EVE,
+        VVE, EEV, VEV, EVV as matrices (K, D, D) like full.
+    volumes_, shapes_, orientations_ : ndarray
+        Only with an mclust name (any of the fourteen): the decomposition
+        ``Σ_k = λ_k D_k A_k D_kᵀ``. ``volumes_`` (K,) are λ_k = det(Σ_k)^(1/D),
+        ``shapes_`` (K, D) the diagonals of A_k (product 1), along the coordinate axes for
+        the diagonal models and along the columns of ``orientations_`` otherwise, in
+        decreasing order (EVE and VVE: by the components' mean log-shape, as their axes
+        are common). ``orientations_`` (K, D, D) are D_k, or None for the six diagonal
+        models (EII … VVI).
     converged_ : bool
     n_iter_ : int
     lower_bound_ : float
