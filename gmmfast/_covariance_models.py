@@ -780,14 +780,15 @@ def _estimate(model, fit, iteration):
 
 
 def decompose(name, covariances, n_components, n_features):
-    """``(volumes, shapes, orientations)`` of covariances fitted by scikit-learn's M-steps.
+    """``(volumes, shapes, orientations)`` of covariances given in the shapes of the
+    model's :func:`sklearn_layout`, each decomposed on its own.
 
-    ``name`` is one of VII, VVI, EEE, VVV (or spherical, diag, tied, full) and
-    ``covariances`` are in that type's scikit-learn shape. The arrays are those of
+    For scikit-learn's four models (VII, VVI, EEE, VVV under either name), whose M-steps
+    give no decomposition, and for parameters the user gave. The arrays are those of
     :class:`CovarianceEstimate`: (K,), (K, D) shapes in decreasing order along the
-    orientations, and (K, D, D) orientations or None for the diagonal models.
+    orientations, and (K, D, D) orientations or None for diagonal covariances.
     """
-    layout = sklearn_name(name)
+    layout = sklearn_layout(name)
     covariances = np.asarray(covariances, dtype=np.float64)
     if layout == "spherical":
         return covariances.copy(), np.ones((n_components, n_features)), None

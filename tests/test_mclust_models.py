@@ -306,3 +306,23 @@ def test_each_m_step_starts_from_the_previous_estimate(X, monkeypatch):
     assert len(starts) == 6 and starts[0] is None
     assert all(start is result for start, result in zip(starts[1:], results[:-1]))
     np.testing.assert_array_equal(gm.volumes_, results[-1].volumes)
+
+
+@pytest.mark.parametrize("model", ["EEI", "VEV", "VII", "EEE"])
+def test_user_given_precisions_are_decomposed_without_em(X, model):
+    gm = GaussianMixture(3, covariance_type=model, random_state=0).fit(X)
+    start = GaussianMixture(3, covariance_type=model, max_iter=0, weights_init=gm.weights_,
+                            means_init=gm.means_, precisions_init=gm.precisions_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start.fit(X)
+    np.testing.assert_allclose(start.covariances_, gm.covariances_, rtol=1e-8)
+    np.testing.assert_allclose(start.volumes_, gm.volumes_, rtol=1e-8)
+    principal = start.volumes_[:, None] * start.shapes_
+    if start.orientations_ is None:
+        recomposed = principal[:, :, None] * np.eye(X.shape[1])
+    else:
+        recomposed = np.einsum("kij,kj,klj->kil", start.orientations_, principal,
+                               start.orientations_)
+    np.testing.assert_allclose(recomposed, covariance_matrices(start), rtol=1e-8,
+                               atol=1e-12)
