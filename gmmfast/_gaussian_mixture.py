@@ -493,6 +493,9 @@ class GaussianMixture(MixtureEstimator):
         self.lower_bounds_ = result.lower_bounds
         if self.covariance_type in COVARIANCE_MODELS:
             self._store_decomposition(result.parameters, dtype)
+        else:  # a refit under a scikit-learn name leaves no stale decomposition behind
+            for name in ("volumes_", "shapes_", "orientations_"):
+                vars(self).pop(name, None)
 
     def _store_decomposition(self, theta, dtype):
         """``volumes_``, ``shapes_``, ``orientations_``: Σ_k = λ_k D_k A_k D_kᵀ."""

@@ -175,8 +175,11 @@ def test_the_four_aliases_give_identical_fits(X, sklearn_type, model, dtype):
     assert ours._n_parameters() == theirs._n_parameters()
     assert ours.bic(data) == theirs.bic(data)
     np.testing.assert_array_equal(ours.predict(data), theirs.predict(data))
-    # Only the mclust names add the decomposition.
+    # Only the mclust names add the decomposition, and a refit under the other name
+    # drops it.
     assert hasattr(ours, "volumes_") and not hasattr(theirs, "volumes_")
+    ours.set_params(covariance_type=sklearn_type).fit(data)
+    assert not hasattr(ours, "volumes_")
 
 
 # --------------------------------------------------------------------------------------
