@@ -2,6 +2,7 @@
 (``gmmfast._engine``): a :class:`~gmmfast._engine.MixtureModel`, a source of rows (in memory,
 or the blocks of a dask array) and ``run_em``."""
 
+import copy
 from numbers import Integral, Real
 
 import numpy as np
@@ -511,18 +512,24 @@ class GaussianMixture(MixtureEstimator):
         """Write the fitted model to ``path`` as a portable, pickle-free ``.npz`` file.
 
         The file holds the fitted arrays and JSON metadata with a format version; read it
-        back with :func:`gmmfast.load`. See ``gmmfast._io`` for the format.
+        back with :func:`gmmfast.load`. See ``gmmfast._io`` for the format. VVV, EEE, VVI
+        and VII are saved under their scikit-learn names; the ten other mclust models
+        cannot be saved yet (a ValueError says so).
         """
         from gmmfast._io import save_model
 
-        if self.covariance_type not in COVARIANCE_TYPES:
+        if needs_constrained_m_step(self.covariance_type):
             raise ValueError(
-                f"Model files hold the four scikit-learn covariance types for now, not "
-                f"covariance_type={self.covariance_type!r}. For VVV, EEE, VVI and VII "
-                f"fit with their scikit-learn names (full, tied, diag, spherical): the "
-                f"same model."
+                f"Model files hold scikit-learn's four covariance types (full, tied, diag, "
+                f"spherical, also under their mclust names VVV, EEE, VVI, VII) for now, "
+                f"not covariance_type={self.covariance_type!r}."
             )
-        save_model(self, path)
+        model = self
+        if self.covariance_type not in COVARIANCE_TYPES:
+            # The same model under its scikit-learn name, which is what the file records.
+            model = copy.copy(self)
+            model.covariance_type = sklearn_layout(self.covariance_type)
+        save_model(model, path)
 
     # ------------------------------------------------------------------------------------
     # scoring
