@@ -17,6 +17,7 @@ import numpy as np
 from gmmfast._compat import ConvergenceWarning
 from gmmfast._datafile import DataError, column_names, parse_columns, read_table
 from gmmfast._files import error_summary, format_bytes
+from gmmfast._covariance_models import COVARIANCE_MODELS, sklearn_layout
 from gmmfast._mstep import COVARIANCE_TYPES, precisions_from_cholesky
 from gmmfast._tablewriter import write_csv
 from gmmfast.plot import full_covariances  # numpy only: no matplotlib import
@@ -89,9 +90,10 @@ def build_parser():
                           "With --bayesian: K, the upper bound (default "
                           f"{BAYESIAN_N_COMPONENTS})")
     fit.add_argument("-c", "--covariance-type", metavar="T|auto",
-                     help=f"{', '.join(COVARIANCE_TYPES)}, a comma-separated list, or auto "
-                          "(all four); default auto. With --bayesian: one type (default "
-                          f"{BAYESIAN_COVARIANCE_TYPE})")
+                     help=f"{', '.join(COVARIANCE_TYPES)} or one of mclust's 14 models "
+                          "(EII, VII, ..., VEV, EVV, VVV), a comma-separated list, or auto "
+                          f"(= {', '.join(COVARIANCE_TYPES)}); default auto. With --bayesian: "
+                          f"one of scikit-learn's four (default {BAYESIAN_COVARIANCE_TYPE})")
     fit.add_argument("--criterion", choices=CRITERIA,
                      help="lower is better; default bic (not with --bayesian)")
     fit.add_argument("--bayesian", action="store_true",
@@ -255,15 +257,22 @@ def _parse_k_range(part, text):
 
 
 def parse_covariance_types(text):
-    text = text.strip().lower()
-    if text in ("auto", "all"):
+    text = text.strip()
+    if text.lower() in ("auto", "all"):
         return list(COVARIANCE_TYPES)
-    types = [part.strip() for part in text.split(",")]
-    for t in types:
-        if t not in COVARIANCE_TYPES:
-            raise UserError(f"--covariance-type: {t!r} is not one of "
-                            f"{', '.join(COVARIANCE_TYPES)} or auto")
+    types = [_covariance_name(part.strip()) for part in text.split(",")]
     return list(dict.fromkeys(types))
+
+
+def _covariance_name(text):
+    """A scikit-learn or mclust covariance name, in any letter case."""
+    if text.lower() in COVARIANCE_TYPES:
+        return text.lower()
+    if text.upper() in COVARIANCE_MODELS:
+        return text.upper()
+    raise UserError(f"--covariance-type: {text!r} is not one of "
+                    f"{', '.join(COVARIANCE_TYPES)}, mclust's "
+                    f"{', '.join(COVARIANCE_MODELS)} or auto")
 
 
 def _show_progress(args):
@@ -474,7 +483,13 @@ def unscaled_mixture(model, mean, sd):
     (its one variance scaled per column).
     """
     original = copy.deepcopy(model)
-    covariance_type = model.covariance_type
+    # Rescaling the columns keeps the arrays' layout but not an mclust model's equal
+    # volumes, shapes or orientations: the model mapped back is one of the layout's type.
+    covariance_type = sklearn_layout(model.covariance_type)
+    if covariance_type != model.covariance_type:
+        original.set_params(covariance_type=covariance_type)
+        for name in ("volumes_", "shapes_", "orientations_"):
+            vars(original).pop(name, None)
     covariances, factors = model.covariances_, model.precisions_cholesky_
     if covariance_type == "full":
         covariances = covariances * np.outer(sd, sd)
@@ -560,7 +575,8 @@ def format_components(model, names, components=None):
     lines = [f"{heading} (mean and standard deviation of each column):"]
     if n_features <= 4:
         width = max(12, *(len(n) + 2 for n in names))
-        correlation = n_features == 2 and model.covariance_type in ("full", "tied")
+        correlation = (n_features == 2
+                       and sklearn_layout(model.covariance_type) in ("full", "tied"))
         header = f"{'':>4} {'':>8}" + "".join(f"{n:>{width + (width + len(n)) // 2}}"
                                               f"{'':>{width - (width + len(n)) // 2}}"
                                               for n in names)

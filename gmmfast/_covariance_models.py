@@ -58,16 +58,76 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from gmmfast._compat import ConvergenceWarning
-from gmmfast._mstep import ILL_DEFINED_COVARIANCE
+from gmmfast._mstep import COVARIANCE_TYPES, ILL_DEFINED_COVARIANCE, n_parameters
 
 COVARIANCE_MODELS = (
     "EII", "VII", "EEI", "VEI", "EVI", "VVI",
     "EEE", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV",
 )
 SKLEARN_NAMES = {"spherical": "VII", "diag": "VVI", "tied": "EEE", "full": "VVV"}
+# Every name ``covariance_type`` accepts: scikit-learn's four, then mclust's fourteen.
+COVARIANCE_NAMES = COVARIANCE_TYPES + COVARIANCE_MODELS
 
 # Models whose covariances are diagonal: their E-step is the diag kernel's.
 _DIAGONAL_MODELS = COVARIANCE_MODELS[:6]
+_MCLUST_TO_SKLEARN = {model: name for name, model in SKLEARN_NAMES.items()}
+
+
+# --------------------------------------------------------------------------------------
+# Names: scikit-learn's four are four of mclust's fourteen
+
+
+def check_covariance_name(name):
+    """Raise a ValueError listing the accepted names unless ``name`` is one of them."""
+    if not isinstance(name, str) or name not in COVARIANCE_NAMES:
+        raise ValueError(
+            f"covariance_type must be one of scikit-learn's {', '.join(COVARIANCE_TYPES)} "
+            f"or mclust's {', '.join(COVARIANCE_MODELS)}; got {name!r}."
+        )
+
+
+def mclust_name(name):
+    """The mclust name of a covariance model given by either name ("full" → "VVV")."""
+    check_covariance_name(name)
+    return SKLEARN_NAMES.get(name, name)
+
+
+def sklearn_name(name):
+    """The scikit-learn name of a model given by either name, or None for the ten models
+    scikit-learn lacks ("VVV" → "full", "VEV" → None)."""
+    check_covariance_name(name)
+    return name if name in SKLEARN_NAMES else _MCLUST_TO_SKLEARN.get(name)
+
+
+def model_label(name):
+    """The model's mclust name, with its scikit-learn name where it has one:
+    "VVV (full)", "VEV"."""
+    other = sklearn_name(name)
+    return mclust_name(name) + (f" ({other})" if other else "")
+
+
+def sklearn_layout(name):
+    """The scikit-learn covariance type whose array shapes the model's parameters take.
+
+    The four scikit-learn models keep their own (spherical (K,), tied (D, D), …) under
+    either name. The other ten store one covariance per component: the diagonal models
+    (EII, EEI, VEI, EVI) as "diag" (K, D), the others as "full" (K, D, D).
+    """
+    return sklearn_name(name) or ("diag" if name in _DIAGONAL_MODELS else "full")
+
+
+def needs_constrained_m_step(name):
+    """Whether the model is one of the ten that scikit-learn's M-steps cannot fit."""
+    return sklearn_name(name) is None
+
+
+def n_mixture_parameters(name, n_components, n_features):
+    """Free parameters of a mixture of the model: covariances (mclust's ``nVarParams``),
+    means and weights; the same count under either name of a scikit-learn model."""
+    if sklearn_name(name) is not None:
+        return n_parameters(sklearn_name(name), n_components, n_features)
+    return int(n_covariance_parameters(name, n_components, n_features)
+               + n_components * n_features + n_components - 1)
 
 
 class CovarianceEstimate(NamedTuple):
@@ -557,7 +617,7 @@ def _newton_rotation(volume_rule, nk, regularised, axes):
 
 # Double angles φ = 2θ tried for each plane rotation of the search, which Newton's method
 # then refines.
-_COARSE_ANGLES = np.linspace(0.0, 2 * np.pi, 64, endpoint=False)
+_COARSE_ANGLES = np.linspace(0.0, 2 * np.pi, 32, endpoint=False)
 _NEWTON_STEPS = 2
 # The search only picks the basin of F; the iteration then converges to tol.
 _SEARCH_SWEEPS = 10
@@ -584,7 +644,7 @@ def _search_axes(volume_rule, nk, regularised):
     F has local minima in the orientation, where the MM steps stall. Each plane rotation
     here minimises the profiled F over its angle, searched over the whole circle (the
     Jacobi-sweep scheme of Flury & Gautschi's common-principal-components algorithm, with
-    a grid and Newton's method in place of their inner iteration). Two sweeps from each of
+    a grid and Newton's method in place of their inner iteration). One sweep from each of
     the principal axes of the pooled scatter, of the pooled covariances and of each
     component pick the most promising start, whose sweeps then continue.
     """
@@ -595,7 +655,7 @@ def _search_axes(volume_rule, nk, regularised):
     ])
     best_axes, best_value = starts[0], np.inf
     for axes in starts:
-        axes, value = _sweep_rotations(volume_rule, nk, regularised, axes, 2, search=True,
+        axes, value = _sweep_rotations(volume_rule, nk, regularised, axes, 1, search=True,
                                        tol=_SEARCH_TOL)
         if value < best_value:
             best_axes, best_value = axes, value
@@ -716,3 +776,27 @@ def _estimate(model, fit, iteration):
         n_iter=iteration.n_iter,
         converged=iteration.converged,
     )
+
+
+
+def decompose(name, covariances, n_components, n_features):
+    """``(volumes, shapes, orientations)`` of covariances given in the shapes of the
+    model's :func:`sklearn_layout`, each decomposed on its own.
+
+    For scikit-learn's four models (VII, VVI, EEE, VVV under either name), whose M-steps
+    give no decomposition, and for parameters the user gave. The arrays are those of
+    :class:`CovarianceEstimate`: (K,), (K, D) shapes in decreasing order along the
+    orientations, and (K, D, D) orientations or None for diagonal covariances.
+    """
+    layout = sklearn_layout(name)
+    covariances = np.asarray(covariances, dtype=np.float64)
+    if layout == "spherical":
+        return covariances.copy(), np.ones((n_components, n_features)), None
+    if layout == "diag":
+        volumes = _geometric_mean(covariances)
+        return volumes, covariances / volumes[:, None], None
+    if layout == "tied":
+        covariances = np.broadcast_to(covariances, (n_components, n_features, n_features))
+    eigenvalues, orientations = _decreasing_eigh(covariances)
+    volumes = _geometric_mean(eigenvalues)
+    return volumes, eigenvalues / volumes[:, None], orientations.copy()

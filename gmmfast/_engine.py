@@ -11,7 +11,8 @@
   holds the row blocks of a dask array.
 - A **model** is what is estimated. It turns parameters θ into the kernels' form, and
   statistics into new parameters (the M-step), and gives the lower bound that EM climbs.
-  :class:`MixtureModel` is EM for a Gaussian mixture with one of the four covariance types.
+  :class:`MixtureModel` is EM for a Gaussian mixture with any of mclust's fourteen
+  covariance models (scikit-learn's four among them).
 - :func:`run_em` is the one loop: ``n_init`` starts, convergence, the best lower bound,
   verbose output, the ConvergenceWarning and the final E-step.
 - :func:`initial_statistics` is the one dispatch of ``init_params``, over any source, and
@@ -32,6 +33,12 @@ import numpy as np
 
 from gmmfast import _mstep_core
 from gmmfast._compat import ConvergenceWarning
+from gmmfast._covariance_models import (
+    CovarianceEstimate,
+    estimate_covariances,
+    needs_constrained_m_step,
+    sklearn_layout,
+)
 from gmmfast._initialisation import (
     LABEL_BLOCK_ROWS,
     kmeans_plusplus,
@@ -45,6 +52,7 @@ from gmmfast._initialisation import (
 from gmmfast._kernels import em as _em
 from gmmfast._kernels import kmeans as _kmeans
 from gmmfast._mstep import (
+    ILL_DEFINED_COVARIANCE,
     ill_defined_covariance,
     kernel_form,
     precision_cholesky,
@@ -167,8 +175,8 @@ def check_parameter_memory(covariance_type, n_components, n_features):
 
     Without this, k-means would run for minutes before the allocation that must fail.
     """
-    per_component = n_features * n_features if kernel_form(covariance_type) == "full" \
-        else n_features
+    per_component = n_features * n_features \
+        if kernel_form(sklearn_layout(covariance_type)) == "full" else n_features
     needed = PARAMETER_COPIES * 8 * n_components * per_component
     available = physical_memory()
     if available is not None and needed > available:
@@ -500,8 +508,9 @@ def lloyd(source, centres, tolerance, relocation_rows, n_threads):
 
 def mixture_kernel_parameters(theta, covariance_type):
     """The kernels' form of a mixture θ = (weights, means, covariances or None,
-    precisions_cholesky) of ``covariance_type``."""
-    weights, means, covariances, precisions_chol = theta
+    precisions_cholesky, …) whose arrays have the shapes of the scikit-learn
+    ``covariance_type``."""
+    weights, means, covariances, precisions_chol = theta[:4]
     means, precisions_chol, log_norm = _mstep_core.kernel_parameters(
         weights, means, precisions_chol, covariance_type, np.shape(means)[1])
     if covariances is not None:
@@ -521,15 +530,23 @@ def _in_factors_shape(covariances, covariance_type, shape):
 
 
 class MixtureModel:
-    """EM for a Gaussian mixture with ``covariance_type`` "full", "tied", "diag" or
-    "spherical". θ is ``(weights, means, covariances, precisions_cholesky)`` in float64,
-    in scikit-learn's shapes; the lower bound is the weighted average log-likelihood.
+    """EM for a Gaussian mixture with ``covariance_type`` any name of
+    ``gmmfast._covariance_models.COVARIANCE_NAMES``; the lower bound is the weighted
+    average log-likelihood.
+
+    θ is ``(weights, means, covariances, precisions_cholesky)`` in float64, the arrays in
+    the shapes of the scikit-learn type ``layout`` (:func:`sklearn_layout`). Scikit-learn's
+    four models, under either name, are fitted by the compiled M-steps. The other ten
+    append the M-step's :class:`CovarianceEstimate` to θ: its decomposition, and the warm
+    start of the next M-step (the iterative ones then never decrease the likelihood).
     """
 
     def __init__(self, covariance_type, reg_covar, dtype):
         self.covariance_type = covariance_type
+        self.layout = sklearn_layout(covariance_type)
+        self.constrained = needs_constrained_m_step(covariance_type)
         self.reg_covar = float(reg_covar)
-        self.form = kernel_form(covariance_type)
+        self.form = kernel_form(self.layout)
         self.float32 = np.dtype(dtype) == np.float32
         self.eps = float(np.finfo(dtype).eps)
         # float32 bounds are rounded as scikit-learn computes them; float64 ones stay
@@ -537,11 +554,16 @@ class MixtureModel:
         self.bound_type = np.float32 if self.float32 else float
 
     def kernel_parameters(self, theta):
-        return mixture_kernel_parameters(theta, self.covariance_type)
+        return mixture_kernel_parameters(theta, self.layout)
 
-    def m_step(self, stats):
-        """θ from the statistics; raises the "ill-defined empirical covariance" error."""
-        theta = _mstep_core.m_step(*stats, self.covariance_type, self.reg_covar, self.eps)
+    def m_step(self, stats, previous=None):
+        """θ from the statistics; ``previous`` (the θ these statistics were computed
+        under, or None) warm-starts the iterative M-steps. Raises the "ill-defined
+        empirical covariance" error."""
+        if self.constrained:
+            nk, means, estimate = self._constrained_estimate(stats, previous)
+            return (nk / nk.sum(), means, *self._constrained_covariances(estimate))
+        theta = _mstep_core.m_step(*stats, self.layout, self.reg_covar, self.eps)
         if theta is None:
             raise ill_defined_covariance(self.float32)
         return theta
@@ -549,18 +571,43 @@ class MixtureModel:
     def initial_parameters(self, stats, total_weight):
         """θ from the statistics of initial responsibilities. As scikit-learn's
         initialisation, the weights are ``nk / total_weight``, not renormalised."""
+        if self.constrained:
+            nk, means, estimate = self._constrained_estimate(stats, None)
+            return (nk / total_weight, means, *self._constrained_covariances(estimate))
         nk, means, covariances = _mstep_core.estimate_parameters(
-            *stats, self.covariance_type, self.reg_covar, self.eps)
-        chol = precision_cholesky(covariances, self.covariance_type, self.float32)
+            *stats, self.layout, self.reg_covar, self.eps)
+        chol = precision_cholesky(covariances, self.layout, self.float32)
         return nk / total_weight, means, covariances, chol
+
+    def _constrained_estimate(self, stats, previous):
+        """``(nk, means, CovarianceEstimate)`` of one of the ten constrained models."""
+        # The compiled step gives the components' sample covariances W_k / n_k without
+        # reg_covar, which the constrained fit adds itself.
+        nk, means, sample_covariances = _mstep_core.estimate_parameters(
+            *stats, self.form, 0.0, self.eps)
+        scale = nk[:, None, None] if self.form == "full" else nk[:, None]
+        start = previous[4] if previous is not None and len(previous) > 4 else None
+        try:
+            estimate = estimate_covariances(self.covariance_type, nk,
+                                            sample_covariances * scale, self.reg_covar,
+                                            previous=start)
+        except ValueError as error:
+            if str(error) != ILL_DEFINED_COVARIANCE:
+                raise
+            raise ill_defined_covariance(self.float32) from None
+        return nk, means, estimate
+
+    def _constrained_covariances(self, estimate):
+        """``(covariances, precisions_cholesky, estimate)``: the tail of a constrained θ."""
+        chol = precision_cholesky(estimate.covariances, self.layout, self.float32)
+        return estimate.covariances, chol, estimate
 
     def em_step(self, source, n_threads):
         """A function θ → (lower bound under θ, next θ): one EM iteration over ``source``."""
         bound_type, total_weight, float32 = self.bound_type, source.total_weight, self.float32
         isfinite = math.isfinite
-        if isinstance(source, InMemorySource):
-            fused = source.fused_em_step(self.covariance_type, self.reg_covar, self.eps,
-                                         n_threads)
+        if isinstance(source, InMemorySource) and not self.constrained:
+            fused = source.fused_em_step(self.layout, self.reg_covar, self.eps, n_threads)
 
             def step(theta):
                 loglik, theta = fused(theta)
@@ -574,7 +621,7 @@ class MixtureModel:
 
         def step(theta):
             loglik, stats = source.statistics(self.kernel_parameters(theta), n_threads)
-            return bound_type(loglik / total_weight), self.m_step(stats)
+            return bound_type(loglik / total_weight), self.m_step(stats, previous=theta)
 
         return step
 

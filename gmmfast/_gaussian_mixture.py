@@ -2,6 +2,7 @@
 (``gmmfast._engine``): a :class:`~gmmfast._engine.MixtureModel`, a source of rows (in memory,
 or the blocks of a dask array) and ``run_em``."""
 
+import copy
 from numbers import Integral, Real
 
 import numpy as np
@@ -18,6 +19,15 @@ from gmmfast._compat import (
     restored_on_failure,
     sklearn_constraints,
     validate_data,
+)
+from gmmfast._covariance_models import (
+    COVARIANCE_MODELS,
+    COVARIANCE_NAMES,
+    CovarianceEstimate,
+    decompose,
+    n_mixture_parameters,
+    needs_constrained_m_step,
+    sklearn_layout,
 )
 from gmmfast._dask_input import is_dask_collection
 from gmmfast._engine import (
@@ -42,7 +52,6 @@ from gmmfast._mstep import (
     IllDefinedCovarianceError,
     cast_parameters,
     covariances_from_cholesky,
-    n_parameters,
     precision_cholesky_from_precisions,
     precisions_from_cholesky,
 )
@@ -195,6 +204,10 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
                 "missing entries filled in."
             )
 
+    def _covariance_layout(self):
+        """The scikit-learn covariance type whose shapes the fitted arrays have."""
+        return sklearn_layout(self.covariance_type)
+
     # ------------------------------------------------------------------------------------
     # scoring
     # ------------------------------------------------------------------------------------
@@ -299,12 +312,13 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
         _, n_features = self.means_.shape
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_)
-        if self.covariance_type == "full":
+        layout = self._covariance_layout()
+        if layout == "full":
             X = np.vstack([
                 rng.multivariate_normal(mean, covariance, int(count))
                 for mean, covariance, count in zip(self.means_, self.covariances_, counts)
             ])
-        elif self.covariance_type == "tied":
+        elif layout == "tied":
             X = np.vstack([
                 rng.multivariate_normal(mean, self.covariances_, int(count))
                 for mean, count in zip(self.means_, counts)
@@ -331,7 +345,11 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
         format version; read it back with :func:`gmmfast.load`. See
         ``gmmfast._model_file`` for the format.
         """
-        save_model(self, path)
+        save_model(self._as_saved(), path)
+
+    def _as_saved(self):
+        """The model as its file records it: itself, unless a subclass says otherwise."""
+        return self
 
     if HAS_SKLEARN:
 
@@ -371,8 +389,17 @@ class GaussianMixture(MixtureEstimator):
     ----------
     n_components : int, default=1
         Number of mixture components.
-    covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
-        Form of the covariance matrices.
+    covariance_type : str, default="full"
+        Form of the covariance matrices: scikit-learn's "full", "tied", "diag",
+        "spherical", or one of mclust's fourteen models "EII", "VII", "EEI", "VEI",
+        "EVI", "VVI", "EEE", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV". mclust
+        writes each covariance as ``Σ_k = λ_k D_k A_k D_kᵀ``: a volume λ_k, a shape A_k
+        (diagonal, determinant 1) and an orientation D_k (orthogonal), and the three
+        letters say whether each is Equal across components, Variable, or the Identity
+        (A = I: spherical; D = I: along the coordinate axes). VVV, EEE, VVI and VII are
+        full, tied, diag and spherical: the same fits, the same attributes, under either
+        name (``covariance_type`` stays the name given). See
+        ``gmmfast._covariance_models`` for the M-steps (Celeux & Govaert 1995).
     tol : float, default=1e-3
         EM stops when the change of the average log-likelihood falls below ``tol``.
     reg_covar : float, default=1e-6
@@ -412,7 +439,21 @@ class GaussianMixture(MixtureEstimator):
     Attributes
     ----------
     weights_, means_, covariances_, precisions_, precisions_cholesky_ : ndarray
-        Fitted parameters, in X's dtype (float32 or float64).
+        Fitted parameters, in X's dtype (float32 or float64). ``covariances_``,
+        ``precisions_`` (their inverses) and ``precisions_cholesky_`` (upper-triangular U
+        with U Uᵀ = Σ⁻¹, or 1/σ for diagonal models) have scikit-learn's shapes for its
+        four types under either name: full/VVV (K, D, D), tied/EEE (D, D), diag/VVI
+        (K, D), spherical/VII (K,). The other ten hold one covariance per component:
+        EII, EEI, VEI, EVI as diagonals (K, D) like diag (equal ones repeated), VEE, EVE,
+        VVE, EEV, VEV, EVV as matrices (K, D, D) like full.
+    volumes_, shapes_, orientations_ : ndarray
+        Only with an mclust name (any of the fourteen): the decomposition
+        ``Σ_k = λ_k D_k A_k D_kᵀ``. ``volumes_`` (K,) are λ_k = det(Σ_k)^(1/D),
+        ``shapes_`` (K, D) the diagonals of A_k (product 1), along the coordinate axes for
+        the diagonal models and along the columns of ``orientations_`` otherwise, in
+        decreasing order (EVE and VVE: by the components' mean log-shape, as their axes
+        are common). ``orientations_`` (K, D, D) are D_k, or None for the six diagonal
+        models (EII … VVI).
     converged_ : bool
     n_iter_ : int
     lower_bound_ : float
@@ -423,6 +464,7 @@ class GaussianMixture(MixtureEstimator):
 
     _constraints = {
         **MIXTURE_PARAMETER_CONSTRAINTS,
+        "covariance_type": [("options", frozenset(COVARIANCE_NAMES))],
         "weights_init": [("array-like",), None],
         "means_init": [("array-like",), None],
         "precisions_init": [("array-like",), None],
@@ -480,34 +522,41 @@ class GaussianMixture(MixtureEstimator):
         user_given = (self.weights_init, self.means_init, self.precisions_init)
         if all(p is not None for p in user_given):
             # Nothing to estimate: the RNG is not consumed (as in scikit-learn).
-            mix_weights = means = covariances = None
+            theta = [None] * 4
         else:
             stats = initial_statistics(source, self.n_components, self.init_params,
                                        (model.form,), random_state, self._threads())
-            mix_weights, means, covariances, chol = model.initial_parameters(
-                stats[model.form], source.total_weight)
+            theta = list(model.initial_parameters(stats[model.form], source.total_weight))
         if self.weights_init is not None:
-            mix_weights = np.asarray(self.weights_init, dtype=np.float64)
+            theta[0] = np.asarray(self.weights_init, dtype=np.float64)
         if self.means_init is not None:
-            means = np.asarray(self.means_init, dtype=np.float64)
+            theta[1] = np.asarray(self.means_init, dtype=np.float64)
         if self.precisions_init is not None:
-            chol = precision_cholesky_from_precisions(
-                self.precisions_init, self.covariance_type
-            )
-            covariances = covariances_from_cholesky(chol, self.covariance_type)
-        return mix_weights, means, covariances, chol
+            layout = self._covariance_layout()
+            chol = precision_cholesky_from_precisions(self.precisions_init, layout)
+            # The user's covariances replace the constrained estimate (θ's fifth entry).
+            theta = [*theta[:2], covariances_from_cholesky(chol, layout), chol]
+        return tuple(theta)
 
     def _current_parameters(self):
-        return tuple(
+        theta = tuple(
             np.asarray(a, dtype=np.float64)
             for a in (self.weights_, self.means_, self.covariances_,
                       self.precisions_cholesky_)
         )
+        if not needs_constrained_m_step(self.covariance_type):
+            return theta
+        # The fitted decomposition warm-starts the first M-step of a warm start.
+        estimate = CovarianceEstimate(
+            theta[2], *(None if a is None else np.asarray(a, dtype=np.float64)
+                        for a in (self.volumes_, self.shapes_, self.orientations_)),
+            n_iter=0, converged=True)
+        return (*theta, estimate)
 
     def _store_result(self, result, dtype):
         """The fitted attributes from an :class:`~gmmfast._engine.EMResult`."""
-        mix_weights, means, covariances, chol = result.parameters
-        precisions = precisions_from_cholesky(chol, self.covariance_type)
+        mix_weights, means, covariances, chol = result.parameters[:4]
+        precisions = precisions_from_cholesky(chol, self._covariance_layout())
         (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_,
          self.precisions_) = cast_parameters(
             (mix_weights, means, covariances, chol, precisions), dtype
@@ -518,6 +567,38 @@ class GaussianMixture(MixtureEstimator):
         bound_type = np.dtype(dtype).type
         self.lower_bound_ = bound_type(result.lower_bound)
         self.lower_bounds_ = [bound_type(bound) for bound in result.lower_bounds]
+        if self.covariance_type in COVARIANCE_MODELS:
+            self._store_decomposition(result.parameters, dtype)
+        else:  # a refit under a scikit-learn name leaves no stale decomposition behind
+            for name in ("volumes_", "shapes_", "orientations_"):
+                vars(self).pop(name, None)
+
+    def _store_decomposition(self, theta, dtype):
+        """``volumes_``, ``shapes_``, ``orientations_``: Σ_k = λ_k D_k A_k D_kᵀ."""
+        if len(theta) > 4:
+            estimate = theta[4]
+            parts = estimate.volumes, estimate.shapes, estimate.orientations
+        else:
+            parts = decompose(self.covariance_type, theta[2], *np.shape(theta[1]))
+        self.volumes_, self.shapes_ = (np.asarray(a, dtype=dtype) for a in parts[:2])
+        self.orientations_ = None if parts[2] is None else np.asarray(parts[2], dtype=dtype)
+
+    def _as_saved(self):
+        """Model files hold scikit-learn's four covariance types: VVV, EEE, VVI and VII
+        are saved under their scikit-learn names; the ten other mclust models cannot be
+        saved yet (a ValueError says so)."""
+        if needs_constrained_m_step(self.covariance_type):
+            raise ValueError(
+                f"Model files hold scikit-learn's four covariance types (full, tied, diag, "
+                f"spherical, also under their mclust names VVV, EEE, VVI, VII) for now, "
+                f"not covariance_type={self.covariance_type!r}: pickle the model instead."
+            )
+        if self.covariance_type in COVARIANCE_TYPES:
+            return self
+        # The same model under its scikit-learn name, which is what the file records.
+        model = copy.copy(self)
+        model.covariance_type = sklearn_layout(self.covariance_type)
+        return model
 
     # ------------------------------------------------------------------------------------
     # scoring
@@ -529,11 +610,12 @@ class GaussianMixture(MixtureEstimator):
         covariances = self.covariances_ if self._omits_nan() else None
         return mixture_kernel_parameters(
             (self.weights_, self.means_, covariances, self.precisions_cholesky_),
-            self.covariance_type)
+            self._covariance_layout())
 
     def _n_parameters(self):
-        """Number of free parameters of the model."""
-        return n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
+        """Number of free parameters of the model: mclust's count for its models."""
+        return n_mixture_parameters(self.covariance_type, self.n_components,
+                                    self.means_.shape[1])
 
     def bic(self, X, sample_weight=None):
         """Bayesian information criterion on X (lower is better)."""

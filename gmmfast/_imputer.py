@@ -15,6 +15,7 @@ from gmmfast._compat import (
     sklearn_constraints,
     validate_data,
 )
+from gmmfast._covariance_models import sklearn_layout
 from gmmfast._engine import mixture_kernel_parameters
 from gmmfast._missing import impute_missing
 from gmmfast._selection import GaussianMixtureIC
@@ -128,7 +129,7 @@ class GaussianMixtureImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
         mixture = getattr(self.estimator_, "best_estimator_", self.estimator_)
         return mixture_kernel_parameters(
             (mixture.weights_, mixture.means_, mixture.covariances_,
-             mixture.precisions_cholesky_), mixture.covariance_type)
+             mixture.precisions_cholesky_), sklearn_layout(mixture.covariance_type))
 
     if HAS_SKLEARN:
 

@@ -3,6 +3,7 @@
 import numpy as np
 
 from gmmfast._compat import check_array_fallback
+from gmmfast._covariance_models import sklearn_layout
 
 
 def _as_float_array(value, name):
@@ -70,6 +71,10 @@ def is_symmetric_positive_definite(matrix):
 def check_initial_parameters(estimator, n_features):
     """Validate weights_init, means_init and precisions_init and store the arrays back.
 
+    The precisions of mclust's models take the shapes of their scikit-learn layout (see
+    ``gmmfast._covariance_models.sklearn_layout``): any positive-definite start, which
+    the first M-step projects onto the model's constraint.
+
     scikit-learn replaces the user's objects (e.g. lists) by the validated arrays; code
     that reads them after fit sees arrays, so gmmfast does the same.
     """
@@ -80,5 +85,6 @@ def check_initial_parameters(estimator, n_features):
         estimator.means_init = check_means(estimator.means_init, k, n_features)
     if estimator.precisions_init is not None:
         estimator.precisions_init = check_precisions(
-            estimator.precisions_init, estimator.covariance_type, k, n_features
+            estimator.precisions_init, sklearn_layout(estimator.covariance_type), k,
+            n_features
         )

@@ -6,7 +6,8 @@ How the search saves work without changing its result:
 - **One initialisation per number of components.** The initial responsibilities
   (``init_params``, ``random_state``) do not depend on the covariance type: k-means is run
   once per K, and its partition becomes the initial statistics of every covariance type
-  (one compiled pass per kernel form, "full" for full/tied, "diag" for diag/spherical).
+  (one compiled pass per kernel form: "full" for the models with full or tied
+  covariances, "diag" for the diagonal and spherical ones).
   With an int ``random_state`` every candidate is bit for bit the model that
   ``GaussianMixture(K, covariance_type=T, random_state=random_state).fit(X)`` gives.
 - **Candidates in parallel.** Candidates run on a thread pool (the compiled kernels release
@@ -42,6 +43,14 @@ from gmmfast._compat import (
     sklearn_constraints,
     validate_data,
 )
+from gmmfast._covariance_models import (
+    COVARIANCE_MODELS,
+    COVARIANCE_NAMES,
+    mclust_name,
+    n_mixture_parameters,
+    sklearn_layout,
+    sklearn_name,
+)
 from gmmfast._dask_input import refuse_dask_input
 from gmmfast._engine import (
     InMemorySource,
@@ -62,10 +71,8 @@ from gmmfast._gaussian_mixture import (
 from gmmfast._kernels import em as _em
 from gmmfast._missing import fit_source, has_observation, observed_row_weights
 from gmmfast._mstep import (
-    COVARIANCE_TYPES,
     IllDefinedCovarianceError,
     kernel_form,
-    n_parameters,
 )
 from gmmfast._threads import single_threaded_blas
 
@@ -87,7 +94,9 @@ STATUS_OK, STATUS_SKIPPED, STATUS_FAILED = "ok", "skipped", "failed"
 class CriterionTable(dict):
     """Every candidate of a search, one row each, as a dict of equal-length NumPy arrays.
 
-    Columns: ``n_components``, ``covariance_type``, ``bic``, ``aic``, ``icl`` (only when the
+    Columns: ``n_components``, ``covariance_type`` (the name given), ``mclust_name`` and
+    ``sklearn_name`` (the model's names; "" where scikit-learn has none), ``bic``, ``aic``,
+    ``icl`` (only when the
     criterion is ICL), ``log_likelihood`` (total, sample-weighted, of the training data),
     ``n_parameters``, ``n_iter``, ``converged``, ``fit_seconds``, ``status`` (``"ok"``,
     ``"skipped"`` when K exceeds the number of samples, ``"failed"`` when EM broke down)
@@ -95,7 +104,8 @@ class CriterionTable(dict):
 
     ``criterion`` names the column the search minimised and ``best_index`` is the chosen
     row. ``to_frame()`` gives a pandas DataFrame, ``to_records()`` a structured array,
-    ``str(table)`` a K × covariance-type grid of the criterion.
+    ``str(table)`` a K × covariance-type grid of the criterion, each column headed by the
+    model's mclust name and, under it, its scikit-learn name where it has one.
     """
 
     def __init__(self, columns, criterion, best_index):
@@ -145,9 +155,15 @@ class CriterionTable(dict):
                     "!" if not self["converged"][i] else " ")
                 text = f"{self.scores[i]:.2f}{mark}"
             cells[self["n_components"][i], self["covariance_type"][i]] = text
-        width = max([len(t) for t in cells.values()] + [len(t) + 1 for t in types] + [9])
+        headers = [_column_names(t) for t in types]
+        width = max([len(t) for t in cells.values()]
+                    + [len(name) + 1 for names in headers for name in names] + [9])
         # Names align with the numbers, whose last character is the marker column.
-        lines = [f"{'K':>3} " + "".join(f"{t:>{width - 1}}  " for t in types).rstrip()]
+        lines = [f"{'K':>3} " + "".join(f"{names[0]:>{width - 1}}  " for names in headers)
+                 .rstrip()]
+        if any(len(names) > 1 for names in headers):
+            lines.append("    " + "".join(f"{(names + ('',))[1]:>{width - 1}}  "
+                                            for names in headers).rstrip())
         for k in ks:
             row = "".join(f"{cells.get((k, t), ''):>{width}} " for t in types)
             lines.append(f"{k:>3} {row}".rstrip())
@@ -162,6 +178,12 @@ class CriterionTable(dict):
                 f"covariance_type={str(self['covariance_type'][self.best_index])!r}")
         return (f"CriterionTable(criterion={self.criterion!r}, {len(self)} candidates, "
                 f"best: {best})\n{self.format()}")
+
+
+def _column_names(covariance_type):
+    """A grid column's heading: the mclust name, then the scikit-learn name if any."""
+    other = sklearn_name(covariance_type)
+    return (mclust_name(covariance_type),) + ((other,) if other else ())
 
 
 # ----------------------------------------------------------------------------------------
@@ -184,8 +206,12 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         Numbers of components to try; None means 1, 2, …, 10. Values larger than the number
         of samples are skipped (and listed as skipped in ``criterion_table_``).
     covariance_type : str or iterable of str, default="all"
-        Covariance types to try: "full", "tied", "diag", "spherical", a list of them, or
-        "all" for the four.
+        Covariance models to try: "all" for mclust's fourteen (EII, VII, EEI, VEI, EVI,
+        VVI, EEE, VEE, EVE, VVE, EEV, VEV, EVV, VVV; see :class:`GaussianMixture`), one
+        name, a comma-separated string such as "VVV,EEE,VEV", or a list of names. The
+        scikit-learn names "full", "tied", "diag" and "spherical" are accepted for VVV,
+        EEE, VVI and VII (["full", "tied", "diag", "spherical"] is scikit-learn's grid).
+        The candidates keep the names as given; the table also lists both names.
     criterion : {"bic", "aic", "icl"}, default="bic"
         Lower is better. ``bic = -2 log L + p log n``, ``aic = -2 log L + 2 p``,
         ``icl = bic + 2 entropy`` with ``entropy = -Σ_i Σ_k r_ik log r_ik`` the entropy of
@@ -214,6 +240,8 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         The chosen model, fitted on the whole data.
     n_components_ : int
     covariance_type_ : str
+        The chosen model's name as given in ``covariance_type`` (mclust's name under
+        "all").
     best_index_ : int
         Row of the chosen model in ``criterion_table_``.
     criterion_table_ : CriterionTable
@@ -449,25 +477,31 @@ def check_n_components_grid(n_components):
 
 
 def check_covariance_types(covariance_type):
-    """The covariance types to try, as a list of distinct names in the given order."""
+    """The covariance models to try, as a list of distinct names in the given order.
+
+    "all" is mclust's fourteen models; a str may list names separated by commas. A model
+    given under both its names is fitted once, under the first.
+    """
     if isinstance(covariance_type, str):
-        values = list(COVARIANCE_TYPES) if covariance_type == "all" else [covariance_type]
+        values = list(COVARIANCE_MODELS) if covariance_type == "all" else [
+            part.strip() for part in covariance_type.split(",")]
     else:
         try:
             values = list(covariance_type)
         except TypeError:
             raise TypeError("covariance_type must be a str or an iterable of str, got "
                             f"{covariance_type!r}") from None
-    types = []
+    types = {}
     for value in values:
-        if value not in COVARIANCE_TYPES:
-            raise ValueError(f"covariance_type must be 'all' or among {COVARIANCE_TYPES}, "
-                             f"got {value!r}")
-        if value not in types:
-            types.append(value)
+        if not isinstance(value, str) or value not in COVARIANCE_NAMES:
+            raise ValueError(
+                f"covariance_type must be 'all' or among {COVARIANCE_NAMES} (scikit-learn's "
+                f"names, then mclust's), or a list or comma-separated string of them; "
+                f"got {value!r}")
+        types.setdefault(mclust_name(value), value)
     if not types:
         raise ValueError("covariance_type is empty: give at least one covariance type")
-    return types
+    return list(types.values())
 
 
 def describe_grid(grid):
@@ -491,7 +525,7 @@ class _GridSearch:
                                 if estimator.nan_policy == "omit" else weights)
         self.grid_k = grid_k
         self.types = types
-        self.forms = tuple(dict.fromkeys(kernel_form(t) for t in types))
+        self.forms = tuple(dict.fromkeys(_form(t) for t in types))
         self.progress = progress
         self.n_candidates = len(grid_k) * len(types)
         total_threads = estimator.n_threads or _em.max_threads()
@@ -527,7 +561,7 @@ class _GridSearch:
                 for k in self.grid_k:
                     stats = self._initial_stats(k)
                     for t in self.types:
-                        self._record(results, self._fit_candidate(k, t, stats[kernel_form(t)]))
+                        self._record(results, self._fit_candidate(k, t, stats[_form(t)]))
             else:
                 self._run_parallel(results)
         return results
@@ -547,8 +581,7 @@ class _GridSearch:
                             self._record(results, value)
                             continue
                         for t in self.types:
-                            fit = pool.submit(self._fit_candidate, key, t,
-                                              value[kernel_form(t)])
+                            fit = pool.submit(self._fit_candidate, key, t, value[_form(t)])
                             pending[fit] = (key, t)
             except BaseException:
                 self.stop.set()
@@ -609,7 +642,7 @@ class _GridSearch:
             return row
         # The same arithmetic as GaussianMixture.bic/aic, so the table equals them exactly.
         mean_loglik = fitted.score(self.X, sample_weight=self.weights)
-        n_params = n_parameters(covariance_type, n_components, source.n_features)
+        n_params = n_mixture_parameters(covariance_type, n_components, source.n_features)
         bic, aic = information_criteria(mean_loglik, source.total_weight, n_params)
         row.update(
             model=fitted,
@@ -637,6 +670,11 @@ def _search_source(estimator, X, weights):
     return InMemorySource(X, weights)
 
 
+def _form(covariance_type):
+    """The kernel form of the model's statistics: "full" or "diag"."""
+    return kernel_form(sklearn_layout(covariance_type))
+
+
 def responsibility_entropy(model, X, sample_weight=None):
     """``-Σ_i w_i Σ_k r_ik log r_ik`` (0 log 0 = 0) of ``model``'s responsibilities on X.
 
@@ -659,11 +697,13 @@ def _skipped_row(n_components, covariance_type, n_features, n_rows):
     return {
         "n_components": n_components,
         "covariance_type": covariance_type,
+        "mclust_name": mclust_name(covariance_type),
+        "sklearn_name": sklearn_name(covariance_type) or "",
         "bic": math.nan,
         "aic": math.nan,
         "icl": math.nan,
         "log_likelihood": math.nan,
-        "n_parameters": n_parameters(covariance_type, n_components, n_features),
+        "n_parameters": n_mixture_parameters(covariance_type, n_components, n_features),
         "n_iter": 0,
         "converged": False,
         "fit_seconds": 0.0,
@@ -675,7 +715,8 @@ def _skipped_row(n_components, covariance_type, n_features, n_rows):
 
 
 COLUMNS = (
-    ("n_components", np.int64), ("covariance_type", str), ("bic", np.float64),
+    ("n_components", np.int64), ("covariance_type", str), ("mclust_name", str),
+    ("sklearn_name", str), ("bic", np.float64),
     ("aic", np.float64), ("icl", np.float64), ("log_likelihood", np.float64),
     ("n_parameters", np.int64), ("n_iter", np.int64), ("converged", bool),
     ("fit_seconds", np.float64), ("status", str), ("message", str),

@@ -17,6 +17,8 @@ densities. matplotlib is imported only when a function is called.
 import numpy as np
 from scipy.special import logsumexp
 
+from gmmfast._covariance_models import model_label, sklearn_layout
+
 __all__ = ["plot_clusters", "plot_criterion", "plot_density"]
 
 MATPLOTLIB_MISSING = ("gmmfast.plot needs matplotlib, which is not installed: "
@@ -69,11 +71,12 @@ def full_covariances(model):
     """(K, D, D) covariance matrices of a fitted mixture, whatever its covariance type."""
     cov = np.asarray(model.covariances_, dtype=np.float64)
     k, d = model.means_.shape
-    if model.covariance_type == "full":
+    layout = sklearn_layout(model.covariance_type)
+    if layout == "full":
         return cov
-    if model.covariance_type == "tied":
+    if layout == "tied":
         return np.broadcast_to(cov, (k, d, d)).copy()
-    if model.covariance_type == "diag":
+    if layout == "diag":
         return np.stack([np.diag(c) for c in cov])
     return cov[:, None, None] * np.eye(d)
 
@@ -239,13 +242,13 @@ def plot_criterion(result, ax=None):
     for covariance_type in types:
         rows = ok & (table["covariance_type"] == covariance_type)
         ax.plot(table["n_components"][rows], table.scores[rows], marker="o",
-                label=covariance_type)
+                label=model_label(covariance_type))
     if table.best_index is not None:
         best = table.best_index
         ax.plot([table["n_components"][best]], [table.scores[best]], linestyle="none",
                 marker="*", markersize=18, color="gold", markeredgecolor="k",
                 label=f"chosen: {table['n_components'][best]} components, "
-                      f"{table['covariance_type'][best]}")
+                      f"{model_label(table['covariance_type'][best])}")
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

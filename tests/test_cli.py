@@ -84,7 +84,9 @@ def test_gmmfast_alone_runs_fit_on_the_bundled_data(tmp_path):
     assert "correlation" in out and "Time:" in out
     assert result.stderr == ""  # not a terminal: no progress lines
     # The same search in Python:
-    search = gmmfast.select_model(old_faithful(), random_state=0)
+    search = gmmfast.select_model(old_faithful(),
+                                  covariance_type=["full", "tied", "diag", "spherical"],
+                                  random_state=0)
     assert (search.n_components_, search.covariance_type_) == (2, "full")
     assert f"BIC {search.criterion_table_['bic'][search.best_index_]:.2f}" in out
 

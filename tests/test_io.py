@@ -111,7 +111,9 @@ def test_an_unfitted_model_cannot_be_saved(tmp_path):
 
 
 def test_the_best_model_of_a_search_can_be_saved(tmp_path, X_small):
-    search = gmmfast.GaussianMixtureIC(n_components=[2, 3], random_state=0).fit(X_small)
+    # Model files hold scikit-learn's four types (and their mclust names) for now.
+    search = gmmfast.GaussianMixtureIC(n_components=[2, 3], random_state=0,
+                                       covariance_type="full,tied,diag,spherical").fit(X_small)
     search.best_estimator_.save(tmp_path / "best.npz")
     loaded = gmmfast.load(tmp_path / "best.npz")
     np.testing.assert_array_equal(loaded.predict(X_small), search.predict(X_small))

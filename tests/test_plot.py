@@ -31,7 +31,8 @@ def axes():
 
 @pytest.fixture(scope="module")
 def search(X_small):
-    return GaussianMixtureIC(n_components=[1, 2, 3, 4], random_state=0).fit(X_small)
+    return GaussianMixtureIC(n_components=[1, 2, 3, 4], covariance_type=COVARIANCE_TYPES,
+                             random_state=0).fit(X_small)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
@@ -106,7 +107,7 @@ def test_plot_criterion(search):
     assert star.get_marker() == "*"
     assert star.get_ydata()[0] == search.criterion_table_["bic"][search.best_index_]
     assert [t.get_text() for t in ax.get_legend().get_texts()][:4] == [
-        "full", "tied", "diag", "spherical"]
+        "VVV (full)", "EEE (tied)", "VVI (diag)", "VII (spherical)"]
     assert ax.get_ylabel().startswith("BIC")
     # The table itself works too, and skipped candidates are left out.
     table = GaussianMixtureIC(n_components=[1, 2, 50], covariance_type="diag",

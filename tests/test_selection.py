@@ -50,8 +50,18 @@ def make_family(covariance_type, n_components=3, n_features=2, n_samples=600, se
 
 
 def hand_n_parameters(covariance_type, k, d):
-    covariance = {"full": k * d * (d + 1) / 2, "tied": d * (d + 1) / 2, "diag": k * d,
-                  "spherical": k}[covariance_type]
+    """Covariances (mclust's nVarParams, as tabulated by Scrucca et al. 2016), means and
+    weights."""
+    rotation = d * (d - 1) // 2
+    covariance = {
+        "EII": 1, "VII": k, "EEI": d, "VEI": k + d - 1, "EVI": 1 + k * (d - 1),
+        "VVI": k * d, "EEE": d * (d + 1) // 2, "VEE": k + d - 1 + rotation,
+        "EVE": 1 + k * (d - 1) + rotation, "VVE": k * d + rotation,
+        "EEV": d + k * rotation, "VEV": k + d - 1 + k * rotation,
+        "EVV": k * d * (d + 1) // 2 - (k - 1), "VVV": k * d * (d + 1) // 2,
+        "full": k * d * (d + 1) // 2, "tied": d * (d + 1) // 2, "diag": k * d,
+        "spherical": k,
+    }[covariance_type]
     return int(covariance + k * d + (k - 1))
 
 
@@ -62,7 +72,8 @@ def test_bic_picks_the_true_number_of_components_and_family(covariance_type, n_f
                                                             seed):
     n_components = 3 if seed == 0 else 4
     X = make_family(covariance_type, n_components, n_features, seed=seed)
-    search = GaussianMixtureIC(n_components=range(1, 7), random_state=0).fit(X)
+    search = GaussianMixtureIC(n_components=range(1, 7), covariance_type=COVARIANCE_TYPES,
+                               random_state=0).fit(X)
     assert (search.n_components_, search.covariance_type_) == (n_components, covariance_type)
     assert search.best_estimator_.n_components == n_components
 
@@ -75,9 +86,11 @@ def test_the_table_has_every_candidate_in_grid_order():
     assert len(table) == 6
     assert table["n_components"].tolist() == [3, 3, 1, 1, 2, 2]
     assert table["covariance_type"].tolist() == ["diag", "full"] * 3
-    assert set(table) == {"n_components", "covariance_type", "bic", "aic", "log_likelihood",
-                          "n_parameters", "n_iter", "converged", "fit_seconds", "status",
-                          "message"}
+    assert set(table) == {"n_components", "covariance_type", "mclust_name", "sklearn_name",
+                          "bic", "aic", "log_likelihood", "n_parameters", "n_iter",
+                          "converged", "fit_seconds", "status", "message"}
+    assert table["mclust_name"].tolist() == ["VVI", "VVV"] * 3
+    assert table["sklearn_name"].tolist() == types * 3
     assert (table["status"] == "ok").all() and table["converged"].all()
     assert (table["n_iter"] >= 1).all() and (table["fit_seconds"] >= 0).all()
     assert table.criterion == "bic" and table.best_index == search.best_index_
@@ -96,7 +109,7 @@ def test_to_frame():
     X = make_family("diag", 2)
     table = GaussianMixtureIC(n_components=[1, 2], random_state=0).fit(X).criterion_table_
     frame = table.to_frame()
-    assert isinstance(frame, pd.DataFrame) and frame.shape == (8, len(table.keys()))
+    assert isinstance(frame, pd.DataFrame) and frame.shape == (28, len(table.keys()))
     assert frame["bic"].tolist() == table["bic"].tolist()
 
 
@@ -252,7 +265,8 @@ def test_a_candidate_that_breaks_down_is_recorded_as_failed():
     # Two distinct points: a full covariance of everything is singular without reg_covar,
     # a component on one point has zero variance; diag/spherical of everything are fine.
     X = np.repeat([[0.0, 0.0], [1.0, 1.0]], 10, axis=0)
-    search = GaussianMixtureIC(n_components=[1, 2], reg_covar=0.0, random_state=0).fit(X)
+    search = GaussianMixtureIC(n_components=[1, 2], covariance_type=COVARIANCE_TYPES,
+                               reg_covar=0.0, random_state=0).fit(X)
     table = search.criterion_table_
     status = dict(zip(zip(table["n_components"].tolist(), table["covariance_type"].tolist()),
                       table["status"].tolist()))
@@ -341,7 +355,7 @@ def test_works_without_scikit_learn():
         X = np.vstack([rng.normal(size=(200, 2)), rng.normal(size=(200, 2)) + 8])
         search = gmmfast.GaussianMixtureIC(n_components=range(1, 5), random_state=0).fit(X)
         assert search.n_components_ == 2, search.criterion_table_
-        assert len(search.criterion_table_) == 16
+        assert len(search.criterion_table_) == 4 * 14
         try:
             gmmfast.GaussianMixtureIC(criterion="bad").fit(X)
         except ValueError as exc:
