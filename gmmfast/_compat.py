@@ -98,10 +98,11 @@ class _FallbackDensityMixin:
     """Marks a density estimator (scikit-learn's DensityMixin has no behaviour we need)."""
 
 
-def _describe_interval(kind, low, closed_low):
+def _describe_interval(kind, low, closed_low, high=None, closed_high=False):
     name = "an int" if kind is numbers.Integral else "a float"
     left = "[" if closed_low else "("
-    return f"{name} in the range {left}{low}, inf)"
+    right = f"{high}]" if closed_high else f"{'inf' if high is None else high})"
+    return f"{name} in the range {left}{low}, {right}"
 
 
 def validate_params(estimator):
@@ -129,10 +130,14 @@ def _satisfies(value, constraint):
         return value is None
     kind = constraint[0]
     if kind == "interval":
-        _, number_type, low, closed_low = constraint
+        _, number_type, low, closed_low, *upper = constraint
         if isinstance(value, bool) or not isinstance(value, number_type):
             return False
-        return value >= low if closed_low else value > low
+        above = value >= low if closed_low else value > low
+        if upper:
+            high, closed_high = upper
+            return above and (value <= high if closed_high else value < high)
+        return above
     if kind == "options":
         return isinstance(value, str) and value in constraint[1]
     if kind == "boolean":
@@ -153,7 +158,7 @@ def _describe(constraint):
         return "None"
     kind = constraint[0]
     if kind == "interval":
-        return _describe_interval(constraint[1], constraint[2], constraint[3])
+        return _describe_interval(*constraint[1:])
     if kind == "options":
         return f"a str among {set(sorted(constraint[1]))}"
     return {
@@ -166,7 +171,8 @@ def _describe(constraint):
 
 
 # gmmfast declares each estimator's parameter constraints once, as plain tuples
-# (``("interval", Integral, 1, True)`` = an int >= 1, ``("options", {...})``, ``("boolean",)``,
+# (``("interval", Integral, 1, True)`` = an int >= 1, ``("interval", Real, 0, True, 1, True)``
+# = a float in [0, 1], ``("options", {...})``, ``("boolean",)``,
 # ``("array-like",)``, ``("random_state",)``, ``("verbose",)``, ``None``, or NO_VALIDATION for
 # a parameter the estimator checks itself); ``sklearn_constraints`` turns the table into
 # scikit-learn's ``_parameter_constraints`` and the fallback validator reads it directly.
@@ -186,8 +192,11 @@ def _to_sklearn(constraint):
         return None
     kind = constraint[0]
     if kind == "interval":
-        _, number_type, low, closed_low = constraint
-        return Interval(number_type, low, None, closed="left" if closed_low else "neither")
+        _, number_type, low, closed_low, *upper = constraint
+        high, closed_high = upper or (None, False)
+        closed = {(True, True): "both", (True, False): "left", (False, True): "right",
+                  (False, False): "neither"}[closed_low, closed_high]
+        return Interval(number_type, low, high, closed=closed)
     if kind == "options":
         return StrOptions(set(constraint[1]))
     return kind  # "boolean", "array-like", "random_state", "verbose": scikit-learn's names

@@ -627,6 +627,80 @@ class MixtureModel:
 
 
 # ----------------------------------------------------------------------------------------
+# online EM
+# ----------------------------------------------------------------------------------------
+
+
+class StreamState(NamedTuple):
+    """Where online EM stands in a stream of batches: the running statistics, expressed in
+    units of ``weight`` (the total weight of the batch that last updated them), and the
+    number of batches blended into them."""
+
+    statistics: Statistics
+    weight: float
+    n_batches: int
+
+
+def learning_rate(n_batches, learning_offset, learning_decay):
+    """The step size ρ = (learning_offset + t)^(−learning_decay) of the batch that follows
+    t batches (t ≥ 1; the first batch of a stream replaces the statistics, ρ = 1)."""
+    return (learning_offset + n_batches) ** -learning_decay
+
+
+class OnlineModel:
+    """Online EM of ``model`` over a stream of batches: stepwise EM (Cappé & Moulines,
+    2009, "On-line expectation-maximization algorithm for latent data models").
+
+    θ is ``(the model's θ, StreamState or None)``. A step over one batch computes the
+    batch's statistics under θ, blends them into the running statistics per unit of weight,
+
+        s ← (1 − ρ) s + ρ ŝ(batch),
+
+    with ρ from :func:`learning_rate`, and applies the model's M-step to the result. Each
+    batch is one observation of the stream, whatever its size or total weight. The bound a
+    step returns is the model's bound for the batch under θ (for EM, the batch's weighted
+    average log-likelihood before the update). With ρ = 1 a step is one EM iteration on the
+    batch.
+    """
+
+    def __init__(self, model, learning_offset, learning_decay):
+        self.model = model
+        self.form = model.form
+        self.learning_offset = float(learning_offset)
+        self.learning_decay = float(learning_decay)
+
+    def kernel_parameters(self, theta):
+        return self.model.kernel_parameters(theta[0])
+
+    def blended(self, state, stats, weight):
+        """The stream's state after a batch of total ``weight`` with statistics ``stats``."""
+        if state is None:
+            return StreamState(stats, weight, 1)
+        rho = learning_rate(state.n_batches, self.learning_offset, self.learning_decay)
+        # Running statistics per unit of weight, re-expressed in the batch's units.
+        keep = (1.0 - rho) * weight / state.weight
+        running = state.statistics.recentred(stats.shifts)
+        blended = Statistics(keep * running.nk + rho * stats.nk,
+                             keep * running.sums + rho * stats.sums,
+                             keep * running.scatter + rho * stats.scatter, stats.shifts)
+        return StreamState(blended, weight, state.n_batches + 1)
+
+    def em_step(self, source, n_threads):
+        """A function θ → (bound, next θ): one step of online EM over the batch ``source``."""
+        model, total_weight = self.model, source.total_weight
+
+        def step(theta):
+            parameters, state = theta
+            loglik, stats = source.statistics(model.kernel_parameters(parameters), n_threads)
+            state = self.blended(state, stats, total_weight)
+            # θ warm-starts the iterative M-steps of mclust's constrained models.
+            return model.bound_type(loglik / total_weight), (
+                model.m_step(state.statistics, parameters), state)
+
+        return step
+
+
+# ----------------------------------------------------------------------------------------
 # the one loop
 # ----------------------------------------------------------------------------------------
 

@@ -32,8 +32,10 @@ from gmmfast._covariance_models import (
 from gmmfast._dask_input import is_dask_collection
 from gmmfast._engine import (
     INIT_METHODS,
+    EMResult,
     InMemorySource,
     MixtureModel,
+    OnlineModel,
     check_enough_samples,
     check_enough_weighted_samples,
     check_parameter_memory,
@@ -130,34 +132,45 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
         with restored_on_failure(self), single_threaded_blas():
             return self._fit_predict(X, sample_weight, final_labels)
 
-    def _fit_source(self, X, sample_weight):
+    def _fit_source(self, X, sample_weight, reset=True):
         """The rows to fit, validated: in memory, or the blocks of a dask array; under
         ``nan_policy="omit"`` the rows grouped by their missing entries (see
-        ``gmmfast._missing``)."""
+        ``gmmfast._missing``).
+
+        ``reset`` False: a further batch for a fitted model (``partial_fit``), which must
+        have the model's features and may have fewer rows than components.
+        """
         if is_dask_collection(X):
             self._refuse_dask_with_missing_entries()
             source = _dask_backend().DaskSource(X, sample_weight, self.n_components,
                                                 type(self).__name__,
                                                 self._scale_free_weights)
-            # A dask array has no column names.
-            self.n_features_in_ = source.n_features
-            vars(self).pop("feature_names_in_", None)
+            if reset:
+                # A dask array has no column names.
+                self.n_features_in_ = source.n_features
+                vars(self).pop("feature_names_in_", None)
+            elif source.n_features != self.n_features_in_:
+                raise ValueError(
+                    f"X has {source.n_features} features, but {type(self).__name__} is "
+                    f"expecting {self.n_features_in_} features as input.")
         else:
             # NaN and infinities are found by the first pass over X (see InMemorySource).
-            X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2,
-                              ensure_all_finite=False)
+            X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset,
+                              ensure_min_samples=2 if reset else 1, ensure_all_finite=False)
             weights = None if sample_weight is None else check_sample_weight(sample_weight, X)
             if self._scale_free_weights:
                 weights = normalised_weights(weights)
             if self._omits_nan():
-                source = fit_source(np.ascontiguousarray(X), weights, self.n_components,
+                source = fit_source(np.ascontiguousarray(X), weights,
+                                    self.n_components if reset else 1,
                                     getattr(self, "feature_names_in_", None))
             else:
                 source = InMemorySource(np.ascontiguousarray(X), weights,
                                         self._assert_finite)
-        check_enough_samples(self.n_components, source.n_samples)
-        if sample_weight is not None:
-            check_enough_weighted_samples(self.n_components, source.n_positive)
+        if reset:
+            check_enough_samples(self.n_components, source.n_samples)
+            if sample_weight is not None:
+                check_enough_weighted_samples(self.n_components, source.n_positive)
         check_parameter_memory(self.covariance_type, self.n_components, source.n_features)
         return source
 
@@ -167,6 +180,8 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
         source = self._fit_source(X, sample_weight)
         model = self._prepared_model(source)
         warm = self.warm_start and hasattr(self, "converged_")
+        # A fit ends any stream of partial_fit calls.
+        vars(self).pop("_stream", None)
         random_state = check_random_state(self.random_state)
 
         def start(init):
@@ -435,6 +450,17 @@ class GaussianMixture(MixtureEstimator):
         distances over the coordinates a row has, and seeds on the most complete rows
         (see ``gmmfast._missing``). Without any NaN the fit is the "raise" fit, bit for
         bit. Dask arrays are not supported under "omit" yet.
+    learning_decay : float in [0, 1], default=0.7
+        Online EM (:meth:`partial_fit`) only: batch t + 1 of a stream moves the running
+        statistics by ρ = (learning_offset + t)^(−learning_decay). Stepwise EM converges
+        for values in (0.5, 1] (Σ ρ diverges, Σ ρ² does not); 0.7 forgets the early,
+        poorly fitted batches quickly while keeping the noise of later ones small. 0 makes
+        every batch replace the statistics (one plain EM iteration per batch).
+    learning_offset : float >= 1, default=10.0
+        Online EM only: damps the first steps (the second batch of a stream gets
+        ρ = 11^−0.7 ≈ 0.19 with the defaults), so that one batch does not overturn the
+        model fitted on the first. The names and ranges are those of scikit-learn's
+        ``LatentDirichletAllocation``.
 
     Attributes
     ----------
@@ -455,9 +481,15 @@ class GaussianMixture(MixtureEstimator):
         are common). ``orientations_`` (K, D, D) are D_k, or None for the six diagonal
         models (EII … VVI).
     converged_ : bool
+        After :meth:`partial_fit`, always False: online EM does not declare convergence.
     n_iter_ : int
+        EM iterations of the best start; after :meth:`partial_fit`, the number of batches
+        of the current stream.
     lower_bound_ : float
+        The weighted average log-likelihood at the last iteration; after
+        :meth:`partial_fit`, that of the last batch under the parameters it updated.
     lower_bounds_ : list of float
+        Per iteration of the best start; after :meth:`partial_fit`, ``[lower_bound_]``.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
     """
@@ -468,6 +500,8 @@ class GaussianMixture(MixtureEstimator):
         "weights_init": [("array-like",), None],
         "means_init": [("array-like",), None],
         "precisions_init": [("array-like",), None],
+        "learning_decay": [("interval", Real, 0.0, True, 1.0, True)],
+        "learning_offset": [("interval", Real, 1.0, True)],
     }
     if HAS_SKLEARN:
         _parameter_constraints = sklearn_constraints(_constraints)
@@ -491,6 +525,8 @@ class GaussianMixture(MixtureEstimator):
         verbose_interval=10,
         n_threads=None,
         nan_policy="raise",
+        learning_decay=0.7,
+        learning_offset=10.0,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -508,10 +544,62 @@ class GaussianMixture(MixtureEstimator):
         self.verbose_interval = verbose_interval
         self.n_threads = n_threads
         self.nan_policy = nan_policy
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
 
     # ------------------------------------------------------------------------------------
     # fitting
     # ------------------------------------------------------------------------------------
+
+    @fit_context
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Update the model with one batch of a stream, by online EM.
+
+        Each call is one step of stepwise EM (Cappé & Moulines, 2009): the batch's
+        statistics under the current parameters are blended into running statistics,
+        ``s ← (1 − ρ) s + ρ ŝ(batch)`` per unit of weight with ρ set by
+        ``learning_decay`` and ``learning_offset``, and the M-step is applied to them. Every
+        batch counts as one observation of the stream whatever its size, so batches of
+        similar sizes suit it best; rows are never kept, so memory does not grow with the
+        stream.
+
+        The first call of an unfitted model initialises it from its batch with
+        ``init_params`` (or the given ``weights_init``, ``means_init``,
+        ``precisions_init``; the batch needs at least ``n_components`` rows) and makes one
+        EM iteration on it. Later calls need the same features, and may have fewer rows. On
+        a model fitted by :meth:`fit`, a stream starts from the fitted parameters; ``fit``
+        (with or without ``warm_start``) ends the stream. ``n_init``, ``max_iter`` and
+        ``tol`` concern ``fit`` only. If a call fails (a batch with NaN, another number of
+        features, ...), the model is left as it was.
+
+        The running statistics are part of the model: a pickled model resumes its stream
+        exactly. Returns ``self``.
+        """
+        with restored_on_failure(self), single_threaded_blas():
+            self._partial_fit(X, sample_weight)
+        return self
+
+    def _partial_fit(self, X, sample_weight):
+        fitted = hasattr(self, "converged_")
+        source = self._fit_source(X, sample_weight, reset=not fitted)
+        model = self._prepared_model(source)
+        if fitted:
+            parameters = self._current_parameters()
+        else:
+            parameters = self._start_parameters(model, source,
+                                                check_random_state(self.random_state))
+        online = OnlineModel(model, self.learning_offset, self.learning_decay)
+        step = online.em_step(source, self._threads())
+        try:
+            bound, (parameters, stream) = step((parameters, getattr(self, "_stream", None)))
+        except IllDefinedCovarianceError as failure:
+            raise scale_overflow_error(source) or failure from None
+        bound = source.dtype.type(bound)
+        self._store_result(EMResult(parameters, bound, [bound], stream.n_batches, False),
+                           source.dtype)
+        self._stream = stream
+        if self.verbose:
+            print(f"Batch {stream.n_batches}: average log-likelihood {bound:.5f}")
 
     def _prepared_model(self, source):
         check_initial_parameters(self, source.n_features)

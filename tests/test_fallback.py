@@ -65,7 +65,7 @@ def test_get_set_params_and_pickle_without_sklearn():
         gm = gmmfast.GaussianMixture(2)
         params = gm.get_params()
         assert params["n_components"] == 2 and params["n_threads"] is None
-        assert len(params) == 16
+        assert len(params) == 18
         gm.set_params(covariance_type="tied", random_state=1)
         assert gm.covariance_type == "tied"
         try:
@@ -92,6 +92,11 @@ def test_get_set_params_and_pickle_without_sklearn():
         ("gmmfast.GaussianMixture(n_threads=0).fit(X)", "InvalidParameterError",
          "The 'n_threads' parameter of GaussianMixture must be an int in the range "
          "[1, inf) or None. Got 0 instead."),
+        ("gmmfast.GaussianMixture(learning_decay=1.5).partial_fit(X)",
+         "InvalidParameterError", "The 'learning_decay' parameter of GaussianMixture must be "
+         "a float in the range [0.0, 1.0]. Got 1.5 instead."),
+        ("gmmfast.GaussianMixture(2).partial_fit(X).partial_fit(X[:5, :1])", "ValueError",
+         "X has 1 features, but GaussianMixture is expecting 2 features as input."),
         ("gmmfast.GaussianMixture().fit(X[:, 0])", "ValueError", "Expected 2D array"),
         ("gmmfast.GaussianMixture().fit(X[:1])", "ValueError",
          "Found array with 1 sample(s) (shape=(1, 2)) while a minimum of 2 is required by "
