@@ -25,6 +25,7 @@ from gmmfast._model_file import (
     KINDS,
     MIXTURE_ARRAYS,
     ModelFileError,
+    PARAMS_AFTER_VERSION_1,
     read_model_file,
     refuse,
     save_model,
@@ -158,6 +159,8 @@ def _set_fitted(model, arrays, fitted, names):
 def _checked_params(metadata, kind, path):
     """The JSON parameters, which must be exactly the kind's, and the covariance type."""
     params = dict(metadata["params"])
+    if metadata["format_version"] == 1:
+        params = {**PARAMS_AFTER_VERSION_1, **params}
     if set(params) != set(kind.scalar_params):
         raise refuse(path, "the metadata's params are not those of the model kind")
     covariance_type = params["covariance_type"]

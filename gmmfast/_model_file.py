@@ -71,7 +71,12 @@ MIXTURE_ARRAYS = ("weights_", "means_", "covariances_", "precisions_",
 BOUND_ARRAYS = ("lower_bound_", "lower_bounds_")
 EM_PARAMS = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init",
              "init_params")
-RUN_PARAMS = ("random_state", "warm_start", "verbose", "verbose_interval", "n_threads")
+RUN_PARAMS = ("random_state", "warm_start", "verbose", "verbose_interval", "n_threads",
+              "nan_policy")
+ONLINE_PARAMS = ("learning_decay", "learning_offset")
+# Parameters that came after format version 1, and the values its files were fitted with.
+PARAMS_AFTER_VERSION_1 = {"nan_policy": "raise", "learning_decay": 0.7,
+                          "learning_offset": 10.0}
 FITTED_SCALARS = ("converged_", "n_iter_", "n_features_in_")
 
 
@@ -87,7 +92,7 @@ class ModelKind(NamedTuple):
 KINDS = {
     "GaussianMixture": ModelKind(
         arrays=MIXTURE_ARRAYS + BOUND_ARRAYS,
-        scalar_params=EM_PARAMS + RUN_PARAMS,
+        scalar_params=EM_PARAMS + RUN_PARAMS + ONLINE_PARAMS,
         array_params=("weights_init", "means_init", "precisions_init"),
         fitted_scalars=FITTED_SCALARS,
     ),
