@@ -526,43 +526,40 @@ def format_online_summary(model, table, n_rows, batch_rows, args, elapsed):
     return "\n".join(lines)
 
 
-class _StreamProgress:
-    """Rows done and the running average log-likelihood of a stream, on stderr, at most
-    once a second."""
+class _ProgressLines:
+    """Progress lines on stderr, at most one a second: work done in under a second
+    prints nothing."""
 
     INTERVAL = 1.0
 
     def __init__(self):
         self.last = time.monotonic()
 
-    def __call__(self, n_rows, model):
+    def show(self, text):
         now = time.monotonic()
         if now - self.last >= self.INTERVAL:
             self.last = now
-            print(f"gmmfast: {n_rows} rows in {model.n_iter_} batches, average "
-                  f"log-likelihood of the last batch {float(model.lower_bound_):.4f}",
-                  file=sys.stderr, flush=True)
+            print(f"gmmfast: {text}", file=sys.stderr, flush=True)
 
 
-class _ReadProgress:
-    """Prints how much of a data file is read, on stderr, at most once a second.
+class _StreamProgress(_ProgressLines):
+    """Rows done and the average log-likelihood of the last batch of a stream."""
 
-    A file read in under a second prints nothing.
-    """
+    def __call__(self, n_rows, model):
+        self.show(f"{n_rows} rows in {model.n_iter_} batches, average log-likelihood of "
+                  f"the last batch {float(model.lower_bound_):.4f}")
 
-    INTERVAL = 1.0
+
+class _ReadProgress(_ProgressLines):
+    """How much of a data file is read."""
 
     def __init__(self, path):
+        super().__init__()
         self.path = path
-        self.last = time.monotonic()
 
     def __call__(self, done, total):
-        now = time.monotonic()
-        if now - self.last >= self.INTERVAL:
-            self.last = now
-            print(f"gmmfast: reading {self.path}: {100 * done / max(total, 1):.0f} % "
-                  f"({format_bytes(done)} of {format_bytes(total)})", file=sys.stderr,
-                  flush=True)
+        self.show(f"reading {self.path}: {100 * done / max(total, 1):.0f} % "
+                  f"({format_bytes(done)} of {format_bytes(total)})")
 
 
 def standardisation(X, names):

@@ -312,42 +312,65 @@ MISSING_CELLS = ("", "NA", "N/A", "n/a", "NaN", "nan", "-NaN", "-nan", "NULL", "
 
 
 def _read_body_pyarrow(stream, layout):
-    import pyarrow as pa
     import pyarrow.csv as pv
 
-    field_names = [f"f{i}" for i in range(len(layout.names))]
-    selected = [field_names[i] for i in layout.indices]
-    table = pv.read_csv(
-        stream,
-        read_options=pv.ReadOptions(column_names=field_names, block_size=4 * 2**20),
-        parse_options=pv.ParseOptions(delimiter=layout.delimiter, quote_char='"'),
-        convert_options=pv.ConvertOptions(
-            include_columns=selected, column_types={n: pa.float64() for n in selected},
-            null_values=list(MISSING_CELLS), strings_can_be_null=True))
+    options, selected = _pyarrow_csv_options(layout, block_size=4 * 2**20)
+    table = pv.read_csv(stream, **options)
     X = np.empty((table.num_rows, len(selected)))
     for j, name in enumerate(selected):
         X[:, j] = table.column(name).to_numpy(zero_copy_only=False)
     return X
 
 
+def _pyarrow_csv_options(layout, **read_options):
+    """pyarrow's CSV options for the table's selected columns (float64, MISSING_CELLS as
+    null), and the names it gives them."""
+    import pyarrow as pa
+    import pyarrow.csv as pv
+
+    field_names = [f"f{i}" for i in range(len(layout.names))]
+    selected = [field_names[i] for i in layout.indices]
+    options = dict(
+        read_options=pv.ReadOptions(column_names=field_names, **read_options),
+        parse_options=pv.ParseOptions(delimiter=layout.delimiter, quote_char='"'),
+        convert_options=pv.ConvertOptions(
+            include_columns=selected, column_types={n: pa.float64() for n in selected},
+            null_values=list(MISSING_CELLS), strings_can_be_null=True))
+    return options, selected
+
+
 def _read_body_pandas(stream, layout):
     import pandas as pd
 
-    # Every field is read: with usecols, pandas lets a long row pass. It takes the field
-    # count from the first row (the caller checked it), refuses a longer row and fills a
-    # short row's missing fields with NaN, which the last field shows.
-    last = len(layout.names) - 1
-    # pandas 3 parses floats exactly by default; earlier versions needed asking.
-    precision = {"float_precision": "round_trip"} if pd.__version__ < "3" else {}
-    frame = pd.read_csv(
-        stream, sep=layout.delimiter or r"\s+", header=None,
-        dtype={i: np.float64 for i in layout.indices},
-        na_values={i: list(MISSING_CELLS) for i in {*layout.indices, last}},
-        keep_default_na=False, quotechar='"', engine="c", encoding="utf-8", **precision)
-    if frame.shape[1] != last + 1 or frame[last].isna().any():
+    frame = pd.read_csv(stream, **_pandas_csv_options(layout))
+    if _has_short_rows(frame, layout):
         # (or an empty cell in the last column, if unused: NumPy's reader decides)
         return None
     return frame[layout.indices].to_numpy(dtype=np.float64)
+
+
+def _pandas_csv_options(layout):
+    """``pandas.read_csv``'s options for the table's body.
+
+    Every field is read: with usecols, pandas lets a long row pass. It takes the field
+    count from the first row (the caller checked it), refuses a longer row and fills a
+    short row's missing fields with NaN, which the last field shows.
+    """
+    import pandas as pd
+
+    last = len(layout.names) - 1
+    # pandas 3 parses floats exactly by default; earlier versions needed asking.
+    precision = {"float_precision": "round_trip"} if pd.__version__ < "3" else {}
+    return dict(sep=layout.delimiter or r"\s+", header=None,
+                dtype={i: np.float64 for i in layout.indices},
+                na_values={i: list(MISSING_CELLS) for i in {*layout.indices, last}},
+                keep_default_na=False, quotechar='"', engine="c", encoding="utf-8",
+                **precision)
+
+
+def _has_short_rows(frame, layout):
+    last = len(layout.names) - 1
+    return frame.shape[1] != last + 1 or frame[last].isna().any()
 
 
 def _number_or_missing(cell):
@@ -847,37 +870,19 @@ TEXT_BLOCK_BYTES = 2**20
 
 
 def _text_blocks_pyarrow(stream, layout):
-    import pyarrow as pa
     import pyarrow.csv as pv
 
-    field_names = [f"f{i}" for i in range(len(layout.names))]
-    selected = [field_names[i] for i in layout.indices]
-    reader = pv.open_csv(
-        stream,
-        read_options=pv.ReadOptions(column_names=field_names, block_size=TEXT_BLOCK_BYTES,
-                                    use_threads=False),
-        parse_options=pv.ParseOptions(delimiter=layout.delimiter, quote_char='"'),
-        convert_options=pv.ConvertOptions(
-            include_columns=selected, column_types={n: pa.float64() for n in selected},
-            null_values=list(MISSING_CELLS), strings_can_be_null=True))
-    for batch in reader:
+    options, selected = _pyarrow_csv_options(layout, block_size=TEXT_BLOCK_BYTES,
+                                             use_threads=False)
+    for batch in pv.open_csv(stream, **options):
         yield _arrow_columns(batch, range(len(selected)))
 
 
 def _text_blocks_pandas(stream, layout):
     import pandas as pd
 
-    # As _read_body_pandas: every field is read, and a short row shows as NaN in the last.
-    last = len(layout.names) - 1
-    precision = {"float_precision": "round_trip"} if pd.__version__ < "3" else {}
-    chunks = pd.read_csv(
-        stream, sep=layout.delimiter or r"\s+", header=None,
-        dtype={i: np.float64 for i in layout.indices},
-        na_values={i: list(MISSING_CELLS) for i in {*layout.indices, last}},
-        keep_default_na=False, quotechar='"', engine="c", encoding="utf-8",
-        chunksize=NPY_BLOCK_ROWS, **precision)
-    for frame in chunks:
-        if frame.shape[1] != last + 1 or frame[last].isna().any():
+    for frame in pd.read_csv(stream, chunksize=NPY_BLOCK_ROWS, **_pandas_csv_options(layout)):
+        if _has_short_rows(frame, layout):
             raise _RaggedRow("a short row")
         yield frame[layout.indices].to_numpy(dtype=np.float64)
 
