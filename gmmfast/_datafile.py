@@ -8,6 +8,7 @@ Text tables are parsed by pyarrow's CSV reader or pandas when installed (NumPy's
 """
 
 import csv
+import functools
 import importlib
 import io
 import itertools
@@ -710,14 +711,16 @@ class BatchedTable:
             layout, body_line = _read_layout(f, delimiter, columns, self.source,
                                              self.allow_missing)
             body_start = f.tell()
+            line_bytes = len(f.readline(MAX_LINE_LENGTH))
         self.names = [layout.names[i] for i in layout.indices]
+        read_blocks = _text_batch_reader(layout, line_bytes)
 
         def open_body():
             with _open(self.source) as f:
                 f.seek(body_start)
                 watched = _WatchedReader(f, self.source, body_line, 0, None)
                 try:
-                    for X in _text_batch_reader(layout)(watched, layout):
+                    for X in read_blocks(watched, layout):
                         if not _acceptable(X, self.allow_missing).all():
                             raise _RaggedRow("a value no reader accepts")
                         yield X
@@ -855,10 +858,13 @@ def _arrow_columns(table, positions):
     return X
 
 
-def _text_batch_reader(layout):
-    """The fastest installed reader of a text table's body in blocks of rows."""
+def _text_batch_reader(layout, line_bytes):
+    """The fastest installed reader of a text table's body in blocks of rows; its first
+    line is ``line_bytes`` long."""
     if layout.delimiter is not None and _optional_import("pyarrow.csv") is not None:
-        return _text_blocks_pyarrow
+        # pyarrow's blocks hold whole lines: room for several of the first one's length.
+        return functools.partial(_text_blocks_pyarrow,
+                                 block_bytes=max(TEXT_BLOCK_BYTES, 8 * line_bytes))
     if _optional_import("pandas") is not None:
         return _text_blocks_pandas
     return _text_blocks_python
@@ -869,10 +875,10 @@ def _text_batch_reader(layout):
 TEXT_BLOCK_BYTES = 2**20
 
 
-def _text_blocks_pyarrow(stream, layout):
+def _text_blocks_pyarrow(stream, layout, block_bytes=TEXT_BLOCK_BYTES):
     import pyarrow.csv as pv
 
-    options, selected = _pyarrow_csv_options(layout, block_size=TEXT_BLOCK_BYTES,
+    options, selected = _pyarrow_csv_options(layout, block_size=block_bytes,
                                              use_threads=False)
     for batch in pv.open_csv(stream, **options):
         yield _arrow_columns(batch, range(len(selected)))

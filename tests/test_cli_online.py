@@ -116,13 +116,21 @@ def test_every_text_reader_gives_the_table_in_batches(tmp_path, monkeypatch, rea
     X = blobs(700)
     path = write_csv(tmp_path / ("data.tsv" if delimiter == "\t" else "data.csv"), X,
                      delimiter)
-    monkeypatch.setattr(_datafile, "_text_batch_reader", lambda layout: reader)
+    monkeypatch.setattr(_datafile, "_text_batch_reader", lambda layout, line_bytes: reader)
     table = BatchedTable(path, ["x", "z"])
     assert table.names == ["x", "z"]
     batches = list(table.batches(256))
     assert [len(b) for b in batches] == [256, 256, 188]
     np.testing.assert_array_equal(np.vstack(batches), read_table(path, ["x", "z"]).X)
     assert np.vstack(list(table.batches(1000))).tobytes() == np.vstack(batches).tobytes()
+
+
+def test_lines_longer_than_pyarrow_s_block_are_read(tmp_path):
+    X = np.random.RandomState(0).randn(12, 30_000)
+    np.savetxt(tmp_path / "wide.csv", X, delimiter=",")
+    assert (tmp_path / "wide.csv").stat().st_size > 8 * _datafile.TEXT_BLOCK_BYTES
+    batches = list(BatchedTable(tmp_path / "wide.csv").batches(5))
+    np.testing.assert_array_equal(np.vstack(batches), X)
 
 
 def test_batches_are_cut_the_same_whatever_the_reader_s_blocks(tmp_path, monkeypatch):
@@ -167,7 +175,7 @@ def test_a_bad_line_gets_read_table_s_message(tmp_path, monkeypatch, reader, lin
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError) as expected:
         read_table(path, ["^id"])
-    monkeypatch.setattr(_datafile, "_text_batch_reader", lambda layout: reader)
+    monkeypatch.setattr(_datafile, "_text_batch_reader", lambda layout, line_bytes: reader)
     with pytest.raises(DataError) as got:
         list(BatchedTable(path, ["^id"]).batches(100))
     assert str(got.value) == str(expected.value)
