@@ -5,6 +5,8 @@ column, NaN) is a :class:`DataError` whose message says where it is and what to 
 values are read as NaN when the caller allows them (``--missing omit``).
 Text tables are parsed by pyarrow's CSV reader or pandas when installed (NumPy's
 ``loadtxt`` otherwise); whichever ran, the array and the messages are the same.
+:class:`BatchedTable` reads a file a batch of rows at a time instead, for files larger
+than memory (``gmmfast fit --online``), with the same checks and messages.
 """
 
 import csv
