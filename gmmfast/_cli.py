@@ -42,6 +42,7 @@ examples:
   gmmfast fit incomplete.csv --missing omit     empty fields, NA and NaN are missing values
   gmmfast fit data.csv --bayesian -k 20 --plot clusters.png
   gmmfast fit wine.csv --columns ^class --scale  every column but 'class', standardised
+  gmmfast fit data.csv -c VVV,EEE,VEV --json -  the summary as JSON on stdout
   gmmfast predict model.npz new.csv -o labels.csv
   gmmfast sample model.npz -n 1000
   gmmfast impute incomplete.csv -o completed.csv"""
@@ -324,7 +325,7 @@ def run_fit(args):
         raise UserError(f"--n-components {what} larger than the number of rows ({n_rows})")
     scaling = standardisation(X, table.names) if args.scale else None
     X_fit = X if scaling is None else (X - scaling[0]) / scaling[1]
-    print(f"Data: {table.describe()}", flush=True)  # before the search, which can be long
+    print(format_data(table), flush=True)  # before the search, which can be long
 
     def print_progress(done, total, row):
         print(f"gmmfast: {progress_text(done, total, row)}", file=sys.stderr, flush=True)
@@ -424,7 +425,7 @@ def run_bayesian_fit(args):
     n_components, covariance_type = bayesian_options(args)
     table = _read_fit_data(args)
     X = table.X
-    print(f"Data: {table.describe()}", flush=True)  # before the fit, which can be long
+    print(format_data(table), flush=True)  # before the fit, which can be long
     if n_components > X.shape[0]:
         raise UserError(f"--n-components {n_components} is larger than the number of rows "
                         f"({X.shape[0]})")
@@ -456,11 +457,12 @@ def format_bayesian_summary(model, table, args, elapsed):
     lines = [
         f"Model: BayesianGaussianMixture(n_components={k}, covariance_type="
         f"{model.covariance_type!r}), seed {args.seed}",
-        "  variational, with a Dirichlet-process prior on the weights: the components the "
-        "data do not need switch off",
+        "  variational, with a Dirichlet-process prior on the weights:",
+        "  the components the data do not need switch off",
         f"  {status}; lower bound {float(model.lower_bound_):.2f} (a sum over the rows)",
-        f"  {len(in_use)} of {k} components in use, {k - len(in_use)} switched off (in use: "
-        f"N_k >= 1, the weight of at least one row, 1/{n_rows} = {1 / n_rows:.2g})",
+        f"  {len(in_use)} of {k} components in use, {k - len(in_use)} switched off",
+        f"  (in use: N_k >= 1, the weight of at least one row, 1/{n_rows} = "
+        f"{1 / n_rows:.2g})",
         "",
     ]
     lines.extend(format_components(model, table.names, in_use))
@@ -552,7 +554,7 @@ def format_scaling_note(sd, n_rows, criterion):
             f"the original units. The {criterion.upper()} values are those of the "
             f"standardised data: on the original units each is {shift:+.2f} (2 N sum(log sd)), "
             "the same for every candidate, so the choice is the same.")
-    return "\n" + textwrap.fill(note, MAX_WIDTH, break_on_hyphens=False)
+    return "\n" + "\n".join(_wrap(note, ""))
 
 
 def format_fit_summary(result, model, table, grid, types, args, elapsed):
@@ -593,13 +595,35 @@ def format_fit_summary(result, model, table, grid, types, args, elapsed):
     return "\n".join(lines)
 
 
+def format_data(table):
+    """The "Data:" line; when it is too long, the column names on indented lines below."""
+    text = f"Data: {table.describe()}"
+    names = f" ({', '.join(table.names)})"
+    if len(text) <= MAX_WIDTH or not text.endswith(names):
+        return text
+    return "\n".join([text[:-len(names)] + ":"] + _wrap(", ".join(table.names), "  "))
+
+
 def format_search(grid, types, n_candidates, criterion, seed):
-    """The "Search:" line; more than scikit-learn's four types wrap onto indented lines."""
-    text = (f"Search: n_components {describe_grid(grid)} x covariance_type "
-            f"{', '.join(types)} = {n_candidates} candidates, by {criterion}, seed {seed}")
-    if len(types) <= len(COVARIANCE_TYPES):
-        return [text]
-    return textwrap.wrap(text, MAX_WIDTH, subsequent_indent="  ", break_on_hyphens=False)
+    """The "Search:" line; when it is too long, wrapped onto indented lines, the count of
+    candidates kept whole."""
+    grid_text = (f"Search: n_components {describe_grid(grid)} x covariance_type "
+                 f"{', '.join(types)}")
+    count = f"= {n_candidates} candidates, by {criterion}, seed {seed}"
+    lines = _wrap(grid_text, "", "  ")
+    if len(lines[-1]) + 1 + len(count) <= MAX_WIDTH:
+        lines[-1] += " " + count
+    else:
+        lines.append("  " + count)
+    return lines
+
+
+def _wrap(text, indent, subsequent_indent=None):
+    """``text`` as lines of at most ``MAX_WIDTH`` characters, broken at spaces only."""
+    return textwrap.wrap(text, MAX_WIDTH, initial_indent=indent,
+                         subsequent_indent=indent if subsequent_indent is None
+                         else subsequent_indent,
+                         break_on_hyphens=False, break_long_words=False)
 
 
 def format_best_models(criteria, n_best=3):
