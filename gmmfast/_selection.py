@@ -135,20 +135,21 @@ class CriterionTable(dict):
         """The table as a NumPy structured array, one record per candidate."""
         return np.rec.fromarrays(list(self.values()), names=list(self.keys()))
 
-    def format(self, max_width=100):
+    def format(self, max_width=None):
         """The criterion as a K × covariance-type grid of text (lower is better).
 
         ``*`` marks the chosen model, ``!`` a candidate that did not converge; skipped and
         failed candidates show as ``-`` and ``failed``. A grid wider than ``max_width``
-        characters is cut into blocks of covariance-type columns, one under the other, each
-        with its own K column and headings.
+        characters (default: no limit) is cut into blocks of covariance-type columns, one
+        under the other, each with its own K column and headings.
         """
         types = list(dict.fromkeys(self["covariance_type"].tolist()))
         cells = self._cells()
         headers = {t: _column_names(t) for t in types}
         width = max([len(t) for t in cells.values()]
                     + [len(name) + 1 for names in headers.values() for name in names] + [9])
-        per_block = max(1, (max_width - 4) // (width + 1))
+        per_block = (len(types) if max_width is None
+                     else max(1, (max_width - 4) // (width + 1)))
         blocks = [self._format_block(types[i:i + per_block], cells, headers, width)
                   for i in range(0, len(types), per_block)]
         return "\n\n".join(blocks)
