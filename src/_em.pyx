@@ -444,8 +444,10 @@ def em_pass(X, sample_weight, means, precisions_chol, log_norm, nk, sums, scatte
         (full) or (n_components, n_features) its diagonal (diag) is added.
     n_threads : int
         IN. Threads to use; <= 0 means the OpenMP default. At most the number of CPUs this
-        process may run on (``omp_get_num_procs()``): larger values are capped. Results do
-        not depend on it.
+        process may run on (``omp_get_num_procs()``): larger values are capped. A small pass
+        (a few hundred rows) runs on fewer, down to one, as waking threads would cost more
+        than the pass (see MIN_WORK_PER_THREAD in gmmfast/_chunking.pxd). Results do not
+        depend on it.
     form : FORM_FULL, FORM_TIED, FORM_DIAG or None
         IN. The covariance form of ``precisions_chol``, which selects the density kernel;
         None infers it from the shapes ((1, D, D) for K > 1 components is tied). A form

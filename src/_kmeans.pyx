@@ -202,7 +202,8 @@ def lloyd_step(
         OUT. Index of the nearest centre (first one on ties).
     n_threads : int
         IN. <= 0 means the OpenMP default; at most the CPU count (larger values are
-        capped). Results do not depend on it.
+        capped), and fewer for a small pass, as :func:`gmmfast._em.em_pass`. Results do not
+        depend on it.
 
     Returns
     -------
