@@ -13,8 +13,13 @@ Fits a workload (default a: 10^5 × 2, K = 4, full) from the suite's common star
 
     python benchmarks/bench_overhead.py                  # workload a, 300 iterations x 7
     python benchmarks/bench_overhead.py --workload s
+    python benchmarks/bench_overhead.py --small-data     # Old Faithful, threads 1 vs default
 
-Medians over the repeats; the overhead is (outside + wrapper) / iteration.
+Medians over the repeats; the overhead is (outside + wrapper) / iteration. With
+``--small-data``, fits on the 272 × 2 Old Faithful data through the non-fused pass
+(variational Bayes, an mclust model) and the fused one, with the default thread count and
+with one, alternating: passes that small run on one thread whatever the default, so the two
+columns should agree (starting a 2-thread team per pass made them 3 to 50× apart).
 """
 
 import argparse
@@ -109,12 +114,46 @@ def pass_wrapper(X, start, covariance_type, repeats):
     return float(np.median(times))
 
 
+def small_data_fits(repeats):
+    """{name: (median ms with the default threads, median ms with n_threads=1)}."""
+    from gmmfast import BayesianGaussianMixture, GaussianMixture
+    from gmmfast._datafile import read_table
+
+    X = read_table(None).X
+    estimators = {
+        "BayesianGaussianMixture(10)": lambda **kw: BayesianGaussianMixture(
+            n_components=10, random_state=0, **kw),
+        "GaussianMixture(3, 'VEV')": lambda **kw: GaussianMixture(
+            3, covariance_type="VEV", random_state=0, **kw),
+        "GaussianMixture(10) fused": lambda **kw: GaussianMixture(10, random_state=0, **kw),
+    }
+    times = {(name, threads): [] for name in estimators for threads in ("default", "1")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(repeats):
+            for name, make in estimators.items():
+                for threads, kw in (("default", {}), ("1", {"n_threads": 1})):
+                    model = make(**kw)
+                    t0 = time.perf_counter()
+                    model.fit(X)
+                    times[name, threads].append((time.perf_counter() - t0) * 1e3)
+    return {name: (float(np.median(times[name, "default"])), float(np.median(times[name, "1"])))
+            for name in estimators}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workload", default="a", choices=sorted(workloads.WORKLOADS))
     ap.add_argument("--iterations", type=int, default=300)
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--small-data", action="store_true",
+                    help="fits on Old Faithful with the default threads and with one")
     args = ap.parse_args(argv)
+    if args.small_data:
+        print(f"Old Faithful (272 x 2), medians of {args.repeats} fits, ms")
+        for name, (default, one) in small_data_fits(args.repeats).items():
+            print(f"  {name:30s} default threads {default:8.2f}   n_threads=1 {one:8.2f}")
+        return
     n, _, _, covariance_type, dtype, _ = workloads.WORKLOADS[args.workload]
     data, start_file = workloads.prepare(args.workload, n, RAW_DIR)
     X, start = np.load(data), dict(np.load(start_file))

@@ -13,6 +13,14 @@ cdef enum:
     MAX_GROUPS = 64
     # Per-pass budget for all accumulators together, in doubles (16 MiB).
     GROUP_BUDGET_DOUBLES = 2097152
+    # Work (see pass_work) a thread must have before a pass starts an OpenMP team for it:
+    # ~100 µs of compute at the ~0.4 ns per unit measured on 2-core x86-64. Waking the team's
+    # threads costs ~10 µs on an idle machine and a scheduler time slice (~10 ms) on a busy
+    # one, where a tiny pass on 2 threads made a fit of 272 rows 10 to 50× slower than on one.
+    MIN_WORK_PER_THREAD = 262144
+    # What a (row, component) pair costs besides its per-feature work: the exponential,
+    # the logarithm, the responsibility and the counts.
+    PAIR_OVERHEAD = 16
 
 
 cdef inline Py_ssize_t n_chunks_of(Py_ssize_t n_samples) noexcept nogil:
@@ -34,16 +42,28 @@ cdef inline Py_ssize_t group_first_chunk(
     return group * n_chunks // n_groups
 
 
-cdef inline int resolve_threads(int n_threads, Py_ssize_t n_tasks) noexcept nogil:
-    """The threads a parallel loop over ``n_tasks`` tasks runs on: an explicit n_threads
-    wins, <= 0 means the OpenMP default; never more than the CPUs this process may run on
-    (``omp_get_num_procs``, read once: more threads only wait for each other, and each
-    costs a stack) nor than tasks."""
+cdef inline double pass_work(
+    Py_ssize_t n_samples, Py_ssize_t n_components, Py_ssize_t per_pair
+) noexcept nogil:
+    """The work of a pass, in the units of MIN_WORK_PER_THREAD: n_samples × n_components
+    (row, component or centre) pairs of ``per_pair`` operations each (D for distances and
+    diagonal densities, D² for full ones) and PAIR_OVERHEAD."""
+    return <double> n_samples * n_components * (per_pair + PAIR_OVERHEAD)
+
+
+cdef inline int resolve_threads(int n_threads, Py_ssize_t n_tasks, double work) noexcept nogil:
+    """The threads a parallel loop over ``n_tasks`` tasks, of ``work`` in all (pass_work),
+    runs on: an explicit n_threads wins, <= 0 means the OpenMP default; never more than the
+    CPUs this process may run on (``omp_get_num_procs``, read once: more threads only wait
+    for each other, and each costs a stack), nor than tasks, nor than threads with
+    MIN_WORK_PER_THREAD each (starting a team costs more than a small pass)."""
     if n_threads <= 0:
         n_threads = omp_get_max_threads()
     n_threads = min(n_threads, gmmfast_num_procs())
     if n_tasks < n_threads:
         n_threads = <int> n_tasks
+    if work < <double> n_threads * MIN_WORK_PER_THREAD:
+        n_threads = <int> (work / MIN_WORK_PER_THREAD)
     return n_threads if n_threads > 0 else 1
 
 

@@ -5,10 +5,13 @@ Exit status 0 on success, 2 for a usage or input error (one line on stderr, no t
 """
 
 import argparse
+import contextlib
 import copy
+import json
 import os
 import re
 import sys
+import textwrap
 import time
 import warnings
 
@@ -17,7 +20,8 @@ import numpy as np
 from gmmfast._compat import ConvergenceWarning
 from gmmfast._datafile import DataError, column_names, parse_columns, read_table
 from gmmfast._files import error_summary, format_bytes
-from gmmfast._covariance_models import COVARIANCE_MODELS, sklearn_layout
+from gmmfast._covariance_models import (COVARIANCE_MODELS, mclust_name, model_label,
+                                        sklearn_layout, sklearn_name)
 from gmmfast._mstep import COVARIANCE_TYPES, precisions_from_cholesky
 from gmmfast._tablewriter import write_csv
 from gmmfast.plot import full_covariances  # numpy only: no matplotlib import
@@ -38,6 +42,7 @@ examples:
   gmmfast fit incomplete.csv --missing omit     empty fields, NA and NaN are missing values
   gmmfast fit data.csv --bayesian -k 20 --plot clusters.png
   gmmfast fit wine.csv --columns ^class --scale  every column but 'class', standardised
+  gmmfast fit data.csv -c VVV,EEE,VEV --json -  the summary as JSON on stdout
   gmmfast predict model.npz new.csv -o labels.csv
   gmmfast sample model.npz -n 1000
   gmmfast impute incomplete.csv -o completed.csv"""
@@ -47,6 +52,9 @@ examples:
 # value); "full" is scikit-learn's default and the type in which pruning works best.
 BAYESIAN_N_COMPONENTS = 10
 BAYESIAN_COVARIANCE_TYPE = "full"
+
+# The widest line of the tables 'fit' prints: a terminal's or an e-mail's width, with room.
+MAX_WIDTH = 100
 
 
 # fit --online: batches large enough that the per-batch cost is small, small enough that a
@@ -132,9 +140,15 @@ def build_parser():
     fit.add_argument("--plot", metavar="OUT.png",
                      help="draw the clusters (and the criterion of a search) to this image "
                           "(needs matplotlib)")
+    fit.add_argument("--json", metavar="OUT.json",
+                     help="also write the whole summary as JSON for scripts: every "
+                          "candidate's scores and status, the chosen model's weights, means "
+                          "and covariances (original units with --scale), the data and the "
+                          "timings; missing numbers are null. '-' writes it to standard "
+                          "output and the printed summary to standard error")
     _add_progress(fit)
     _add_missing_option(fit)
-    fit.set_defaults(run=run_fit)
+    fit.set_defaults(run=run_fit_command)
 
     predict = commands.add_parser(
         "predict", help="label new data with a saved model",
@@ -292,6 +306,20 @@ def _show_progress(args):
     return args.progress or sys.stderr.isatty()
 
 
+def run_fit_command(args):
+    """``gmmfast fit``; with ``--json -`` the printed summary goes to stderr, to leave
+    stdout to the JSON."""
+    if args.json is not None and args.bayesian:
+        raise UserError("--json is not available with --bayesian yet: use --save for the "
+                        "fitted model")
+    if args.json != "-":
+        _check_output_path("--json", args.json)
+        return run_fit(args)
+    args.json_stream = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        return run_fit(args)
+
+
 def run_fit(args):
     if args.online:
         return run_online_fit(args)
@@ -313,7 +341,7 @@ def run_fit(args):
         raise UserError(f"--n-components {what} larger than the number of rows ({n_rows})")
     scaling = standardisation(X, table.names) if args.scale else None
     X_fit = X if scaling is None else (X - scaling[0]) / scaling[1]
-    print(f"Data: {table.describe()}", flush=True)  # before the search, which can be long
+    print(format_data(table), flush=True)  # before the search, which can be long
 
     def print_progress(done, total, row):
         print(f"gmmfast: {progress_text(done, total, row)}", file=sys.stderr, flush=True)
@@ -332,6 +360,9 @@ def run_fit(args):
     print(format_fit_summary(result, model, table, grid, types, args, elapsed))
     if scaling is not None:
         print(format_scaling_note(scaling[1], n_rows, args.criterion))
+    if args.json is not None:
+        write_json_summary(args, fit_summary(result, model, table, scaling, grid, types,
+                                             args, elapsed))
     _write_fit_outputs(args, model, table,
                        lambda path: write_figure(path, result, model, complete_rows(X),
                                                  table.names,
@@ -413,7 +444,7 @@ def run_bayesian_fit(args):
     n_components, covariance_type = bayesian_options(args)
     table = _read_fit_data(args)
     X = table.X
-    print(f"Data: {table.describe()}", flush=True)  # before the fit, which can be long
+    print(format_data(table), flush=True)  # before the fit, which can be long
     if n_components > X.shape[0]:
         raise UserError(f"--n-components {n_components} is larger than the number of rows "
                         f"({X.shape[0]})")
@@ -445,11 +476,12 @@ def format_bayesian_summary(model, table, args, elapsed):
     lines = [
         f"Model: BayesianGaussianMixture(n_components={k}, covariance_type="
         f"{model.covariance_type!r}), seed {args.seed}",
-        "  variational, with a Dirichlet-process prior on the weights: the components the "
-        "data do not need switch off",
+        "  variational, with a Dirichlet-process prior on the weights:",
+        "  the components the data do not need switch off",
         f"  {status}; lower bound {float(model.lower_bound_):.2f} (a sum over the rows)",
-        f"  {len(in_use)} of {k} components in use, {k - len(in_use)} switched off (in use: "
-        f"N_k >= 1, the weight of at least one row, 1/{n_rows} = {1 / n_rows:.2g})",
+        f"  {len(in_use)} of {k} components in use, {k - len(in_use)} switched off",
+        f"  (in use: N_k >= 1, the weight of at least one row, 1/{n_rows} = "
+        f"{1 / n_rows:.2g})",
         "",
     ]
     lines.extend(format_components(model, table.names, in_use))
@@ -474,6 +506,8 @@ def online_options(args):
             (args.scale, "--scale", "standardising needs a pass over the data first; "
                                     "standardise the file first"),
             (args.plot, "--plot", "drawing the clusters needs every row in memory"),
+            (args.json is not None, "--json", "its summary is that of a search; use --save "
+                                              "for the fitted model"),
             (args.data is None, "the bundled data", "--online reads a file: give DATA")):
         if given:
             raise UserError(f"{option} is not available with --online: {why}")
@@ -612,12 +646,19 @@ def unscaled_mixture(model, mean, sd):
     return original
 
 
+def criterion_shift(sd, n_rows):
+    """What every candidate's BIC, AIC and ICL gains on the original units over the
+    standardised ones: the log-density of each row falls by sum(log sd)."""
+    return float(2 * n_rows * np.log(sd).sum())
+
+
 def format_scaling_note(sd, n_rows, criterion):
-    shift = 2 * n_rows * np.log(sd).sum()
-    return (f"\n--scale: fitted on the standardised columns; the components above are in "
+    shift = criterion_shift(sd, n_rows)
+    note = (f"--scale: fitted on the standardised columns; the components above are in "
             f"the original units. The {criterion.upper()} values are those of the "
             f"standardised data: on the original units each is {shift:+.2f} (2 N sum(log sd)), "
             "the same for every candidate, so the choice is the same.")
+    return "\n" + "\n".join(_wrap(note, ""))
 
 
 def format_fit_summary(result, model, table, grid, types, args, elapsed):
@@ -629,9 +670,7 @@ def format_fit_summary(result, model, table, grid, types, args, elapsed):
     lines = []
     n_candidates = len(criteria)
     if n_candidates > 1:
-        lines.append(f"Search: n_components {describe_grid(grid)} x covariance_type "
-                     f"{', '.join(types)} = {n_candidates} candidates, by {name}, "
-                     f"seed {args.seed}")
+        lines.extend(format_search(grid, types, n_candidates, name, args.seed))
         lines.append("")
         legend = ["* chosen"]
         if not criteria["converged"][criteria["status"] == "ok"].all():
@@ -639,7 +678,9 @@ def format_fit_summary(result, model, table, grid, types, args, elapsed):
         if (criteria["status"] == "skipped").any():
             legend.append("- more components than rows")
         lines.append(f"{name} (lower is better; {', '.join(legend)}):")
-        lines.append(criteria.format())
+        lines.append(criteria.format(MAX_WIDTH))
+        lines.append("")
+        lines.append(format_best_models(criteria))
         lines.append("")
     status = (f"converged after {chosen.n_iter_} iterations" if chosen.converged_
               else f"did NOT converge in {chosen.n_iter_} iterations")
@@ -658,6 +699,121 @@ def format_fit_summary(result, model, table, grid, types, args, elapsed):
     return "\n".join(lines)
 
 
+def format_data(table):
+    """The "Data:" line; when it is too long, the column names on indented lines below."""
+    text = f"Data: {table.describe()}"
+    names = f" ({', '.join(table.names)})"
+    if len(text) <= MAX_WIDTH or not text.endswith(names):
+        return text
+    return "\n".join([text[:-len(names)] + ":"] + _wrap(", ".join(table.names), "  "))
+
+
+def format_search(grid, types, n_candidates, criterion, seed):
+    """The "Search:" line; when it is too long, wrapped onto indented lines, the count of
+    candidates kept whole."""
+    grid_text = (f"Search: n_components {describe_grid(grid)} x covariance_type "
+                 f"{', '.join(types)}")
+    count = f"= {n_candidates} candidates, by {criterion}, seed {seed}"
+    lines = _wrap(grid_text, "", "  ")
+    if len(lines[-1]) + 1 + len(count) <= MAX_WIDTH:
+        lines[-1] += " " + count
+    else:
+        lines.append("  " + count)
+    return lines
+
+
+def _wrap(text, indent, subsequent_indent=None):
+    """``text`` as lines of at most ``MAX_WIDTH`` characters, broken at spaces only."""
+    return textwrap.wrap(text, MAX_WIDTH, initial_indent=indent,
+                         subsequent_indent=indent if subsequent_indent is None
+                         else subsequent_indent,
+                         break_on_hyphens=False, break_long_words=False)
+
+
+def format_best_models(criteria, n_best=3):
+    """The best ``n_best`` fitted candidates, the first with its criterion, the others with
+    their difference to it: "Best by BIC: VVV (full),2 2322.19 | EEE (tied),4 +2.02 | …"."""
+    ok = np.flatnonzero(criteria["status"] == "ok")
+    scores = criteria.scores
+    # The chosen candidate first, also when another ties with it.
+    order = sorted(ok, key=lambda i: (scores[i], i != criteria.best_index))[:n_best]
+    best = scores[order[0]]
+    parts = [f"{model_label(criteria['covariance_type'][i])},{criteria['n_components'][i]} "
+             + (f"{best:.2f}" if j == 0 else f"{scores[i] - best:+.2f}")
+             for j, i in enumerate(order)]
+    return f"Best by {criteria.criterion.upper()}: " + " | ".join(parts)
+
+
+# Every column of the criterion table that a script may want, in this order.
+JSON_CANDIDATE_FIELDS = ("n_components", "covariance_type", "log_likelihood", "n_parameters",
+                         "bic", "aic", "icl", "n_iter", "converged", "fit_seconds", "status",
+                         "message")
+
+
+def fit_summary(result, model, table, scaling, grid, types, args, elapsed):
+    """The summary of a search as plain Python values (``model``: the chosen model as
+    reported, in the original units with ``--scale``)."""
+    criteria = result.criterion_table_
+    n_rows = table.X.shape[0]
+    candidates = []
+    for i in range(len(criteria)):
+        row = {name: (criteria[name][i] if name in criteria else None)
+               for name in JSON_CANDIDATE_FIELDS}
+        row["mclust_name"] = mclust_name(row["covariance_type"])
+        row["sklearn_name"] = sklearn_name(row["covariance_type"])
+        candidates.append(row)
+    return {
+        "data": {"source": table.source, "n_rows": n_rows, "n_columns": table.X.shape[1],
+                 "columns": table.names, "missing": args.missing,
+                 "scaling": None if scaling is None else {
+                     "mean": scaling[0], "sd": scaling[1],
+                     "criterion_shift": criterion_shift(scaling[1], n_rows)}},
+        "search": {"n_components": grid, "covariance_types": types,
+                   "criterion": args.criterion, "seed": args.seed, "n_init": args.n_init,
+                   "max_iter": args.max_iter, "tol": args.tol},
+        "candidates": candidates,
+        "best_index": criteria.best_index,
+        "model": {"n_components": model.n_components,
+                  "covariance_type": model.covariance_type,
+                  "fitted_covariance_type": result.best_estimator_.covariance_type,
+                  "converged": model.converged_, "n_iter": model.n_iter_,
+                  "weights": model.weights_, "means": model.means_,
+                  "covariances": model.covariances_},
+        "timings": {"search_seconds": elapsed,
+                    "candidate_seconds": float(np.sum(criteria["fit_seconds"]))},
+    }
+
+
+def plain_json(value):
+    """``value`` with NumPy scalars and arrays as Python numbers and lists, and NaN and
+    infinities as None (JSON has no literal for them)."""
+    if isinstance(value, dict):
+        return {key: plain_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [plain_json(item) for item in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.str_):
+        return str(value)
+    return value
+
+
+def write_json_summary(args, summary):
+    """--json: the summary to a file, or to the stdout that ``run_fit_command`` kept."""
+    text = json.dumps(plain_json(summary), indent=1, allow_nan=False) + "\n"
+    if args.json == "-":
+        args.json_stream.write(text)
+        args.json_stream.flush()
+        return
+    with open(args.json, "w", encoding="utf-8") as out:
+        out.write(text)
+    print(f"Summary written to {args.json} (JSON)")
+
+
 def _fmt(value):
     return f"{value:.4g}"
 
@@ -665,8 +821,8 @@ def _fmt(value):
 def format_components(model, names, components=None):
     """One row per component: weight, then mean and standard deviation of each feature.
 
-    With two features and full or tied covariances, also their correlation. With more than
-    four features, one line per (component, feature) instead. ``components``: the indices
+    With two features and full or tied covariances, also their correlation. When that
+    table would be wider than ``MAX_WIDTH``, one line per (component, feature) instead. ``components``: the indices
     of the components to show, "in use" (default: all).
     """
     covariances = full_covariances(model)
@@ -675,10 +831,10 @@ def format_components(model, names, components=None):
     shown = range(model.n_components) if components is None else components
     heading = "Components" if components is None else "Components in use"
     lines = [f"{heading} (mean and standard deviation of each column):"]
-    if n_features <= 4:
-        width = max(12, *(len(n) + 2 for n in names))
-        correlation = (n_features == 2
-                       and sklearn_layout(model.covariance_type) in ("full", "tied"))
+    width = max(12, *(len(n) + 2 for n in names))
+    correlation = (n_features == 2
+                   and sklearn_layout(model.covariance_type) in ("full", "tied"))
+    if 13 + 2 * width * n_features + 13 * correlation <= MAX_WIDTH:
         header = f"{'':>4} {'':>8}" + "".join(f"{n:>{width + (width + len(n)) // 2}}"
                                               f"{'':>{width - (width + len(n)) // 2}}"
                                               for n in names)

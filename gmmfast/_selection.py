@@ -135,14 +135,27 @@ class CriterionTable(dict):
         """The table as a NumPy structured array, one record per candidate."""
         return np.rec.fromarrays(list(self.values()), names=list(self.keys()))
 
-    def format(self):
+    def format(self, max_width=None):
         """The criterion as a K × covariance-type grid of text (lower is better).
 
         ``*`` marks the chosen model, ``!`` a candidate that did not converge; skipped and
-        failed candidates show as ``-`` and ``failed``.
+        failed candidates show as ``-`` and ``failed``. A grid wider than ``max_width``
+        characters (default: no limit) is cut into blocks of covariance-type columns, one
+        under the other, each with its own K column and headings.
         """
         types = list(dict.fromkeys(self["covariance_type"].tolist()))
-        ks = list(dict.fromkeys(self["n_components"].tolist()))
+        cells = self._cells()
+        headers = {t: _column_names(t) for t in types}
+        width = max([len(t) for t in cells.values()]
+                    + [len(name) + 1 for names in headers.values() for name in names] + [9])
+        per_block = (len(types) if max_width is None
+                     else max(1, (max_width - 4) // (width + 1)))
+        blocks = [self._format_block(types[i:i + per_block], cells, headers, width)
+                  for i in range(0, len(types), per_block)]
+        return "\n\n".join(blocks)
+
+    def _cells(self):
+        """{(K, covariance type): the grid's text for that candidate}."""
         cells = {}
         for i in range(len(self)):
             status = self["status"][i]
@@ -155,16 +168,17 @@ class CriterionTable(dict):
                     "!" if not self["converged"][i] else " ")
                 text = f"{self.scores[i]:.2f}{mark}"
             cells[self["n_components"][i], self["covariance_type"][i]] = text
-        headers = [_column_names(t) for t in types]
-        width = max([len(t) for t in cells.values()]
-                    + [len(name) + 1 for names in headers for name in names] + [9])
+        return cells
+
+    def _format_block(self, types, cells, headers, width):
+        """The grid's lines for the columns ``types``, K first."""
         # Names align with the numbers, whose last character is the marker column.
-        lines = [f"{'K':>3} " + "".join(f"{names[0]:>{width - 1}}  " for names in headers)
+        lines = [f"{'K':>3} " + "".join(f"{headers[t][0]:>{width - 1}}  " for t in types)
                  .rstrip()]
-        if any(len(names) > 1 for names in headers):
-            lines.append("    " + "".join(f"{(names + ('',))[1]:>{width - 1}}  "
-                                            for names in headers).rstrip())
-        for k in ks:
+        if any(len(headers[t]) > 1 for t in types):
+            lines.append("    " + "".join(f"{(headers[t] + ('',))[1]:>{width - 1}}  "
+                                            for t in types).rstrip())
+        for k in dict.fromkeys(self["n_components"].tolist()):
             row = "".join(f"{cells.get((k, t), ''):>{width}} " for t in types)
             lines.append(f"{k:>3} {row}".rstrip())
         return "\n".join(lines)

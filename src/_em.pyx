@@ -43,7 +43,7 @@ import numpy as np
 from gmmfast._threads import single_threaded_blas
 
 from gmmfast._chunking cimport (
-    CHUNK_ROWS, group_first_chunk, n_chunks_of, n_groups_of, requested_threads,
+    CHUNK_ROWS, group_first_chunk, n_chunks_of, n_groups_of, pass_work, requested_threads,
     resolve_threads,
 )
 from gmmfast._ndarray cimport contiguous, has_shape, is_writable_float64
@@ -341,7 +341,8 @@ cdef double _stats_pass(
 
     cdef Py_ssize_t n_chunks = n_chunks_of(n)
     cdef Py_ssize_t n_groups = n_groups_of(n_chunks, layout.size)
-    cdef int threads = resolve_threads(n_threads, n_groups)
+    cdef int threads = resolve_threads(n_threads, n_groups,
+                                       pass_work(n, k, d * d if layout.full else d))
     cdef double* acc = <double*> calloc(n_groups * layout.size, sizeof(double))
     if acc == NULL:
         raise MemoryError(f"no memory for {n_groups} accumulators of {layout.size} doubles")
@@ -443,8 +444,10 @@ def em_pass(X, sample_weight, means, precisions_chol, log_norm, nk, sums, scatte
         (full) or (n_components, n_features) its diagonal (diag) is added.
     n_threads : int
         IN. Threads to use; <= 0 means the OpenMP default. At most the number of CPUs this
-        process may run on (``omp_get_num_procs()``): larger values are capped. Results do
-        not depend on it.
+        process may run on (``omp_get_num_procs()``): larger values are capped. A small pass
+        (a few hundred rows) runs on fewer, down to one, as waking threads would cost more
+        than the pass (see MIN_WORK_PER_THREAD in gmmfast/_chunking.pxd). Results do not
+        depend on it.
     form : FORM_FULL, FORM_TIED, FORM_DIAG or None
         IN. The covariance form of ``precisions_chol``, which selects the density kernel;
         None infers it from the shapes ((1, D, D) for K > 1 components is tied). A form
@@ -539,21 +542,30 @@ def score(
     if n == 0:
         return True if check_finite else None
 
-    cdef int threads = resolve_threads(requested_threads(n_threads), n_chunks_of(n))
+    cdef bint full = density_form != DIAG
+    cdef int threads = resolve_threads(requested_threads(n_threads), n_chunks_of(n),
+                                       pass_work(n, k, d * d if full else d))
     cdef floating* norm_out = &log_prob_norm[0] if log_prob_norm is not None else NULL
     cdef long long* label_out = &labels[0] if labels is not None else NULL
     cdef floating* resp_out = &resp[0, 0] if resp is not None else NULL
     cdef size_t resp_bytes = <size_t> (n * k) * sizeof(floating)
     cdef bint stream = (resp_out != NULL and resp_bytes >= STREAM_MIN_BYTES
                         and pages_resident(resp_out, resp_bytes))
-    cdef ScratchShape shape = scratch_shape(n, d, k, density_form != DIAG, False, stream,
-                                            sizeof(floating))
+    cdef ScratchShape shape = scratch_shape(n, d, k, full, False, stream, sizeof(floating))
     cdef Py_ssize_t nonfinite_chunks = 0, chunks_without_memory
 
-    if density_form != DIAG and d >= WHITEN_BLAS_MIN_FEATURES:
+    if full and d >= WHITEN_BLAS_MIN_FEATURES:
         reserve_blas_memory(shape, threads)
-    # Each chunk calls BLAS on small blocks: its own threads would only fight ours.
-    with single_threaded_blas():
+        # Each chunk calls BLAS on small blocks: its own threads would only fight ours.
+        with single_threaded_blas():
+            with nogil:
+                chunks_without_memory = _score_chunks(
+                    &X[0, 0], n, d, k, density_form, &mean_view[0], &chol_view[0],
+                    &norm_view[0], centre_ptr, offsets_ptr, norm_out, label_out, resp_out,
+                    check_finite, shape, threads, &nonfinite_chunks)
+    else:
+        # No BLAS below that size (as in _stats_pass): limiting it would cost ~20 µs, as
+        # much as scoring a few hundred rows.
         with nogil:
             chunks_without_memory = _score_chunks(
                 &X[0, 0], n, d, k, density_form, &mean_view[0], &chol_view[0], &norm_view[0],

@@ -14,7 +14,7 @@ from libc.stdlib cimport free, malloc
 import numpy as np
 
 from gmmfast._chunking cimport (
-    CHUNK_ROWS, group_first_chunk, n_chunks_of, n_groups_of, requested_threads,
+    CHUNK_ROWS, group_first_chunk, n_chunks_of, n_groups_of, pass_work, requested_threads,
     resolve_threads,
 )
 
@@ -202,7 +202,8 @@ def lloyd_step(
         OUT. Index of the nearest centre (first one on ties).
     n_threads : int
         IN. <= 0 means the OpenMP default; at most the CPU count (larger values are
-        capped). Results do not depend on it.
+        capped), and fewer for a small pass, as :func:`gmmfast._em.em_pass`. Results do not
+        depend on it.
 
     Returns
     -------
@@ -225,7 +226,8 @@ def lloyd_step(
     cdef Py_ssize_t n_groups = n_groups_of(n_chunks, acc_size)
     accumulators = np.zeros((max(n_groups, 1), acc_size), dtype=np.float64)
     cdef double[:, ::1] acc = accumulators
-    cdef int threads = resolve_threads(requested_threads(n_threads), n_groups)
+    cdef int threads = resolve_threads(requested_threads(n_threads), n_groups,
+                                       pass_work(n, k, d))
     cdef const double* w_ptr = NULL if sample_weight is None else &sample_weight[0]
     cdef Py_ssize_t g, chunk, row0
     cdef LloydScratch scratch
@@ -271,7 +273,8 @@ def update_closest_sq_dist(
     cdef Py_ssize_t d = X.shape[1]
     if center.shape[0] != d or closest_sq_dist.shape[0] != n:
         raise ValueError("center must have shape (n_features,), closest (n_samples,)")
-    cdef int threads = resolve_threads(requested_threads(n_threads), n_chunks_of(n))
+    cdef int threads = resolve_threads(requested_threads(n_threads), n_chunks_of(n),
+                                       pass_work(n, 1, d))
     cdef Py_ssize_t i
     cdef double dist
     if n == 0:
@@ -305,7 +308,8 @@ def candidate_potentials(
     cdef Py_ssize_t n_groups = n_groups_of(n_chunks, t)
     accumulators = np.zeros((max(n_groups, 1), t), dtype=np.float64)
     cdef double[:, ::1] acc = accumulators
-    cdef int threads = resolve_threads(requested_threads(n_threads), n_groups)
+    cdef int threads = resolve_threads(requested_threads(n_threads), n_groups,
+                                       pass_work(n, t, d))
     cdef const double* w_ptr = NULL if sample_weight is None else &sample_weight[0]
     cdef Py_ssize_t g, i, c, row_end
     cdef double dist, w

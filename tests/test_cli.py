@@ -73,10 +73,11 @@ def fitted(tmp_path_factory):
 def test_gmmfast_alone_runs_fit_on_the_bundled_data(tmp_path):
     result = ok(tmp_path)
     out = result.stdout
-    assert "Data: Old Faithful geyser eruptions (bundled with gmmfast): 272 rows x 2 columns " \
-           "(eruptions, waiting)" in out
-    assert "Search: n_components 1..10 x covariance_type full, tied, diag, spherical = 40 " \
-           "candidates, by BIC" in out
+    # Both lines are longer than 100 characters in one piece.
+    assert "Data: Old Faithful geyser eruptions (bundled with gmmfast): 272 rows x 2 " \
+           "columns:\n  eruptions, waiting\n" in out
+    assert "Search: n_components 1..10 x covariance_type full, tied, diag, spherical\n" \
+           "  = 40 candidates, by BIC" in out
     table_rows = [line for line in out.splitlines() if line[:3].strip().isdigit()
                   and len(line.split()) == 5]
     assert [int(line.split()[0]) for line in table_rows] == list(range(1, 11))
@@ -187,7 +188,7 @@ def test_fit_bayesian_prints_the_components_in_use(bayesian_fit):
     assert "Model: BayesianGaussianMixture(n_components=8, covariance_type='full'), seed 0" \
         in out
     assert model.n_components_in_use_ == 3
-    assert "3 of 8 components in use, 5 switched off (in use: N_k >= 1, the weight of at " \
+    assert "3 of 8 components in use, 5 switched off\n  (in use: N_k >= 1, the weight of at " \
            "least one row, 1/180 = 0.0056)" in out
     assert f"converged after {model.n_iter_} iterations" in out
     assert f"lower bound {model.lower_bound_:.2f}" in out

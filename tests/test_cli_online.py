@@ -218,6 +218,7 @@ def run(cwd, *args):
     (["-k", "2", "--bayesian"], "--bayesian is not available with --online"),
     (["-k", "2", "--scale"], "--scale is not available with --online"),
     (["-k", "2", "--n-init", "3"], "--n-init is not available with --online"),
+    (["-k", "2", "--json", "out.json"], "--json is not available with --online"),
 ])
 def test_options_a_stream_cannot_take_exit_2_with_one_line(data, options, message):
     folder, _ = data

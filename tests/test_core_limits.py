@@ -44,6 +44,48 @@ def test_thread_counts_beyond_the_cpus_are_capped():
     assert int(child.stdout) <= cpus() - 1  # the calling thread is one of the team
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux's /proc")
+@pytest.mark.skipif(cpus() < 2, reason="needs 2 CPUs for a pass to start threads")
+def test_a_small_pass_starts_no_threads_and_a_large_one_does():
+    # Waking an OpenMP team costs more than a pass over a few hundred rows (on a busy
+    # machine, a scheduler time slice per pass). A fresh process: only these calls can have
+    # started OpenMP threads, which then stay (libgomp keeps its pool).
+    code = textwrap.dedent("""
+        import os
+        import numpy as np
+        from gmmfast import _kernels
+        em, kmeans = _kernels.em, _kernels.kmeans
+
+        def passes(n, k, d):
+            rng = np.random.default_rng(0)
+            X, means = rng.random((n, d)), rng.random((k, d))
+            chol, log_norm = np.tile(np.eye(d), (k, 1, 1)), np.zeros(k)
+            stats = np.zeros(k), np.zeros((k, d)), np.zeros((k, d, d))
+            em.em_pass(X, None, means, chol, log_norm, *stats, n_threads=2)
+            em.stats_from_labels(X, None, np.arange(n) % k, means, *stats, n_threads=2)
+            em.score(X, means, chol, log_norm, np.empty(n), n_threads=2)
+            kmeans.lloyd_step(X, None, means, np.empty((k, d)), np.empty(k),
+                              np.empty(n, np.int64), n_threads=2)
+            kmeans.update_closest_sq_dist(X, means[0], np.full(n, np.inf), n_threads=2)
+            kmeans.candidate_potentials(X, None, means, np.full(n, np.inf), np.empty(k),
+                                        n_threads=2)
+
+        def threads_started_by(*shape):
+            before = len(os.listdir("/proc/self/task"))
+            passes(*shape)
+            return len(os.listdir("/proc/self/task")) - before
+
+        # Old Faithful's size (2 chunks of rows) with 10 components; then 10^5 x 8.
+        print(threads_started_by(272, 10, 2), threads_started_by(100_000, 10, 8))
+    """)
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=120, cwd=tempfile.gettempdir())
+    assert child.returncode == 0, child.stderr
+    small, large = map(int, child.stdout.split())
+    assert small == 0
+    assert large >= 1
+
+
 @pytest.mark.parametrize("n_threads", [100_000, 2**63, -2**63])
 def test_any_integer_thread_count_gives_the_same_result(n_threads):
     rng = np.random.default_rng(1)

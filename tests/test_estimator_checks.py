@@ -12,6 +12,7 @@ from sklearn.utils.estimator_checks import (  # noqa: E402
 from gmmfast import (  # noqa: E402
     BayesianGaussianMixture,
     GaussianMixture,
+    GaussianMixtureIC,
     GaussianMixtureImputer,
 )
 
@@ -19,7 +20,8 @@ from gmmfast import (  # noqa: E402
 @parametrize_with_checks([
     GaussianMixture(), BayesianGaussianMixture(),
     GaussianMixture(nan_policy="omit"), BayesianGaussianMixture(nan_policy="omit"),
-    GaussianMixtureImputer(),
+    # The default search over a short n_components grid: the checks fit dozens of times.
+    GaussianMixtureImputer(GaussianMixtureIC(n_components=[1, 2])),
     GaussianMixtureImputer(GaussianMixture(2), sample_posterior=True, random_state=0),
 ])
 def test_sklearn_estimator_checks(estimator, check):
