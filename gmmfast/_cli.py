@@ -57,6 +57,11 @@ BAYESIAN_COVARIANCE_TYPE = "full"
 MAX_WIDTH = 100
 
 
+# fit --online: batches large enough that the per-batch cost is small, small enough that a
+# batch of many columns stays a few tens of MB.
+ONLINE_BATCH_ROWS = 10_000
+
+
 # Also the README's advice: matplotlib alone, without rebuilding gmmfast for its plot extra.
 MATPLOTLIB_INSTALL = "pip install matplotlib"
 
@@ -109,6 +114,12 @@ def build_parser():
                           "Dirichlet-process prior) instead of a search: -k is the upper "
                           "bound on the number of components, and those the data do not "
                           "need are switched off")
+    fit.add_argument("--online", action="store_true",
+                     help="fit one GaussianMixture (-k K, -c T) by online EM over batches "
+                          "of rows read from DATA, which is never held whole: for files "
+                          "larger than memory")
+    fit.add_argument("--batch-rows", type=_positive_int, default=None, metavar="N",
+                     help=f"rows per batch of --online (default {ONLINE_BATCH_ROWS})")
     _add_columns(fit)
     fit.add_argument("--scale", action="store_true",
                      help="standardise each column (mean 0, sd 1) for the fit; the model is "
@@ -310,6 +321,11 @@ def run_fit_command(args):
 
 
 def run_fit(args):
+    if args.online:
+        return run_online_fit(args)
+    if args.batch_rows is not None:
+        raise UserError("--batch-rows is the batch size of --online: add --online, or leave "
+                        "--batch-rows out")
     if args.bayesian:
         return run_bayesian_fit(args)
     from gmmfast._selection import select_model
@@ -358,9 +374,7 @@ def _read_fit_data(args):
     """The table to fit, once every option that can be checked before reading it is."""
     if args.plot:
         _check_matplotlib("--plot")
-    for option, path in (("--save", args.save), ("--labels", args.labels),
-                         ("--plot", args.plot)):
-        _check_output_path(option, path)
+    _check_fit_output_paths(args)
     if not args.tol >= 0:  # also refuses nan, with which EM would never converge
         raise UserError(f"--tol must be a number >= 0, got {args.tol}")
     table = read_table(args.data, parse_columns(args.columns),
@@ -370,6 +384,12 @@ def _read_fit_data(args):
     if n_rows < 2:
         raise UserError(f"{table.source}: a mixture needs at least 2 rows, got {n_rows}")
     return table
+
+
+def _check_fit_output_paths(args):
+    for option, path in (("--save", args.save), ("--labels", args.labels),
+                         ("--plot", args.plot)):
+        _check_output_path(option, path)
 
 
 def _write_fit_outputs(args, model, table, draw_figure):
@@ -382,9 +402,8 @@ def _write_fit_outputs(args, model, table, draw_figure):
               f"'gmmfast predict {args.save} DATA')")
     if args.labels:
         with _output(args.labels) as out:
-            write_predictions(out, model, table.X)
-        print(f"Labels and probabilities of the {table.X.shape[0]} rows written to "
-              f"{args.labels}")
+            n_rows = write_predictions(out, model, table.batches(OUTPUT_BLOCK_ROWS))
+        print(f"Labels and probabilities of the {n_rows} rows written to {args.labels}")
     if args.plot:
         draw_figure(args.plot)
         print(f"Figure written to {args.plot}")
@@ -471,25 +490,110 @@ def format_bayesian_summary(model, table, args, elapsed):
     return "\n".join(lines)
 
 
-class _ReadProgress:
-    """Prints how much of a data file is read, on stderr, at most once a second.
+# ----------------------------------------------------------------------------------------
+# gmmfast fit --online
+# ----------------------------------------------------------------------------------------
 
-    A file read in under a second prints nothing.
-    """
+
+def online_options(args):
+    """(K, covariance type) of ``fit --online``; refuses what a single online fit over
+    batches cannot do."""
+    for given, option, why in (
+            (args.bayesian, "--bayesian", "online EM fits a GaussianMixture"),
+            (args.criterion is not None, "--criterion", "it chooses among the candidates "
+                                                        "of a search"),
+            (args.n_init != 1, "--n-init", "a stream is read once, from one start"),
+            (args.scale, "--scale", "standardising needs a pass over the data first; "
+                                    "standardise the file first"),
+            (args.plot, "--plot", "drawing the clusters needs every row in memory"),
+            (args.json is not None, "--json", "its summary is that of a search; use --save "
+                                              "for the fitted model"),
+            (args.data is None, "the bundled data", "--online reads a file: give DATA")):
+        if given:
+            raise UserError(f"{option} is not available with --online: {why}")
+    text = (args.n_components or "").strip()
+    if not re.fullmatch(r"\d{1,9}", text) or int(text) < 1:
+        raise UserError(f"--online fits one model: give -k K, one number >= 1 (a search over "
+                        f"several numbers of components needs the whole data), got "
+                        f"{text or 'none'!r}")
+    covariance_type = _covariance_name((args.covariance_type or "full").strip())
+    return int(text), covariance_type
+
+
+def run_online_fit(args):
+    from gmmfast import GaussianMixture
+    from gmmfast._datafile import BatchedTable
+
+    n_components, covariance_type = online_options(args)
+    batch_rows = args.batch_rows or ONLINE_BATCH_ROWS
+    _check_fit_output_paths(args)
+    table = BatchedTable(args.data, parse_columns(args.columns),
+                         allow_missing=args.missing == "omit")
+    print(f"Data: {table.describe()}, read in batches of {batch_rows} rows", flush=True)
+    model = GaussianMixture(n_components, covariance_type=covariance_type,
+                            random_state=args.seed, n_threads=args.threads,
+                            nan_policy=args.missing)
+    progress = _StreamProgress() if _show_progress(args) else None
+    start, n_rows = time.perf_counter(), 0
+    for X in table.batches(batch_rows):
+        model.partial_fit(X)
+        n_rows += X.shape[0]
+        if progress is not None:
+            progress(n_rows, model)
+    elapsed = time.perf_counter() - start
+    print(format_online_summary(model, table, n_rows, batch_rows, args, elapsed))
+    _write_fit_outputs(args, model, table, draw_figure=None)
+    return 0
+
+
+def format_online_summary(model, table, n_rows, batch_rows, args, elapsed):
+    lines = [
+        f"Model: GaussianMixture(n_components={model.n_components}, covariance_type="
+        f"{model.covariance_type!r}), seed {args.seed}",
+        f"  online EM over {n_rows} rows in {model.n_iter_} batches of up to {batch_rows} "
+        f"rows; average log-likelihood of the last batch {float(model.lower_bound_):.4f}",
+        "",
+    ]
+    lines.extend(format_components(model, table.names))
+    lines.append("")
+    lines.append(f"Time: {elapsed:.2f} s")
+    return "\n".join(lines)
+
+
+class _ProgressLines:
+    """Progress lines on stderr, at most one a second: work done in under a second
+    prints nothing."""
 
     INTERVAL = 1.0
 
-    def __init__(self, path):
-        self.path = path
+    def __init__(self):
         self.last = time.monotonic()
 
-    def __call__(self, done, total):
+    def show(self, text):
         now = time.monotonic()
         if now - self.last >= self.INTERVAL:
             self.last = now
-            print(f"gmmfast: reading {self.path}: {100 * done / max(total, 1):.0f} % "
-                  f"({format_bytes(done)} of {format_bytes(total)})", file=sys.stderr,
-                  flush=True)
+            print(f"gmmfast: {text}", file=sys.stderr, flush=True)
+
+
+class _StreamProgress(_ProgressLines):
+    """Rows done and the average log-likelihood of the last batch of a stream."""
+
+    def __call__(self, n_rows, model):
+        self.show(f"{n_rows} rows in {model.n_iter_} batches, average log-likelihood of "
+                  f"the last batch {float(model.lower_bound_):.4f}")
+
+
+class _ReadProgress(_ProgressLines):
+    """How much of a data file is read."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def __call__(self, done, total):
+        self.show(f"reading {self.path}: {100 * done / max(total, 1):.0f} % "
+                  f"({format_bytes(done)} of {format_bytes(total)})")
 
 
 def standardisation(X, names):
@@ -821,16 +925,20 @@ class _output:
 OUTPUT_BLOCK_ROWS = 65536
 
 
-def write_predictions(out, model, X, block=OUTPUT_BLOCK_ROWS):
-    """CSV of ``label, p_0, …, p_{K−1}``, computed block by block (never N × K at once)."""
-    X = np.ascontiguousarray(X, dtype=model.means_.dtype)
+def write_predictions(out, model, batches):
+    """CSV of ``label, p_0, …, p_{K−1}`` of the rows of ``batches`` (arrays of rows),
+    computed batch by batch (never N × K at once); returns the number of rows."""
+    n_rows = 0
 
     def blocks():
-        for start in range(0, X.shape[0], block):
-            rows = X[start:start + block]
+        nonlocal n_rows
+        for rows in batches:
+            rows = np.ascontiguousarray(rows, dtype=model.means_.dtype)
+            n_rows += rows.shape[0]
             yield [model.predict(rows), *model.predict_proba(rows).T]
 
     write_csv(out, ["label"] + [f"p_{k}" for k in range(model.n_components)], blocks())
+    return n_rows
 
 
 def _load_model(path):
@@ -867,7 +975,7 @@ def run_predict(args):
                         + (f" ({', '.join(saved_columns)})" if saved_columns else "")
                         + "; choose them with --columns")
     with _output(args.output) as out:
-        write_predictions(out, model, table.X)
+        write_predictions(out, model, table.batches(OUTPUT_BLOCK_ROWS))
     return 0
 
 

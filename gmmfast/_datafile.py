@@ -5,9 +5,12 @@ column, NaN) is a :class:`DataError` whose message says where it is and what to 
 values are read as NaN when the caller allows them (``--missing omit``).
 Text tables are parsed by pyarrow's CSV reader or pandas when installed (NumPy's
 ``loadtxt`` otherwise); whichever ran, the array and the messages are the same.
+:class:`BatchedTable` reads a file a batch of rows at a time instead, for files larger
+than memory (``gmmfast fit --online``), with the same checks and messages.
 """
 
 import csv
+import functools
 import importlib
 import io
 import itertools
@@ -47,6 +50,11 @@ class Table:
         self.X = X
         self.names = list(names)
         self.source = source
+
+    def batches(self, batch_rows):
+        """The rows, ``batch_rows`` at a time (as :meth:`BatchedTable.batches`)."""
+        for start in range(0, self.X.shape[0], batch_rows):
+            yield self.X[start:start + batch_rows]
 
     def describe(self):
         n, d = self.X.shape
@@ -307,42 +315,65 @@ MISSING_CELLS = ("", "NA", "N/A", "n/a", "NaN", "nan", "-NaN", "-nan", "NULL", "
 
 
 def _read_body_pyarrow(stream, layout):
-    import pyarrow as pa
     import pyarrow.csv as pv
 
-    field_names = [f"f{i}" for i in range(len(layout.names))]
-    selected = [field_names[i] for i in layout.indices]
-    table = pv.read_csv(
-        stream,
-        read_options=pv.ReadOptions(column_names=field_names, block_size=4 * 2**20),
-        parse_options=pv.ParseOptions(delimiter=layout.delimiter, quote_char='"'),
-        convert_options=pv.ConvertOptions(
-            include_columns=selected, column_types={n: pa.float64() for n in selected},
-            null_values=list(MISSING_CELLS), strings_can_be_null=True))
+    options, selected = _pyarrow_csv_options(layout, block_size=4 * 2**20)
+    table = pv.read_csv(stream, **options)
     X = np.empty((table.num_rows, len(selected)))
     for j, name in enumerate(selected):
         X[:, j] = table.column(name).to_numpy(zero_copy_only=False)
     return X
 
 
+def _pyarrow_csv_options(layout, **read_options):
+    """pyarrow's CSV options for the table's selected columns (float64, MISSING_CELLS as
+    null), and the names it gives them."""
+    import pyarrow as pa
+    import pyarrow.csv as pv
+
+    field_names = [f"f{i}" for i in range(len(layout.names))]
+    selected = [field_names[i] for i in layout.indices]
+    options = dict(
+        read_options=pv.ReadOptions(column_names=field_names, **read_options),
+        parse_options=pv.ParseOptions(delimiter=layout.delimiter, quote_char='"'),
+        convert_options=pv.ConvertOptions(
+            include_columns=selected, column_types={n: pa.float64() for n in selected},
+            null_values=list(MISSING_CELLS), strings_can_be_null=True))
+    return options, selected
+
+
 def _read_body_pandas(stream, layout):
     import pandas as pd
 
-    # Every field is read: with usecols, pandas lets a long row pass. It takes the field
-    # count from the first row (the caller checked it), refuses a longer row and fills a
-    # short row's missing fields with NaN, which the last field shows.
-    last = len(layout.names) - 1
-    # pandas 3 parses floats exactly by default; earlier versions needed asking.
-    precision = {"float_precision": "round_trip"} if pd.__version__ < "3" else {}
-    frame = pd.read_csv(
-        stream, sep=layout.delimiter or r"\s+", header=None,
-        dtype={i: np.float64 for i in layout.indices},
-        na_values={i: list(MISSING_CELLS) for i in {*layout.indices, last}},
-        keep_default_na=False, quotechar='"', engine="c", encoding="utf-8", **precision)
-    if frame.shape[1] != last + 1 or frame[last].isna().any():
+    frame = pd.read_csv(stream, **_pandas_csv_options(layout))
+    if _has_short_rows(frame, layout):
         # (or an empty cell in the last column, if unused: NumPy's reader decides)
         return None
     return frame[layout.indices].to_numpy(dtype=np.float64)
+
+
+def _pandas_csv_options(layout):
+    """``pandas.read_csv``'s options for the table's body.
+
+    Every field is read: with usecols, pandas lets a long row pass. It takes the field
+    count from the first row (the caller checked it), refuses a longer row and fills a
+    short row's missing fields with NaN, which the last field shows.
+    """
+    import pandas as pd
+
+    last = len(layout.names) - 1
+    # pandas 3 parses floats exactly by default; earlier versions needed asking.
+    precision = {"float_precision": "round_trip"} if pd.__version__ < "3" else {}
+    return dict(sep=layout.delimiter or r"\s+", header=None,
+                dtype={i: np.float64 for i in layout.indices},
+                na_values={i: list(MISSING_CELLS) for i in {*layout.indices, last}},
+                keep_default_na=False, quotechar='"', engine="c", encoding="utf-8",
+                **precision)
+
+
+def _has_short_rows(frame, layout):
+    last = len(layout.names) - 1
+    return frame.shape[1] != last + 1 or frame[last].isna().any()
 
 
 def _number_or_missing(cell):
@@ -560,15 +591,15 @@ def _check_index(index, names, source):
                         f"{len(names)} columns, numbered from 0)")
 
 
-def _checked(X, names, source, allow_missing):
+def _checked(X, names, source, allow_missing, first_row=0):
     """X itself if every value is finite (or NaN, with ``allow_missing``); otherwise a
-    DataError naming the first bad cell."""
+    DataError naming the first bad cell (X's rows numbered from ``first_row``)."""
     acceptable = _acceptable(X, allow_missing)
     if not acceptable.all():
         row, column = np.argwhere(~acceptable)[0]
         value = X[row, column]
         problem = ("missing", "NaN") if np.isnan(value) else ("infinite", str(value))
-        raise _bad_cell(source, f"row {row}", names[column], problem)
+        raise _bad_cell(source, f"row {first_row + row}", names[column], problem)
     return Table(np.ascontiguousarray(X), names, source)
 
 
@@ -624,3 +655,260 @@ def _read_parquet(f, columns, path, allow_missing):
         raise DataError(f"{path}: no data rows")
     X = selected.to_numpy(dtype=np.float64, na_value=np.nan)
     return _checked(X, [names[i] for i in indices], path, allow_missing)
+
+
+# ----------------------------------------------------------------------------------------
+# tables read in batches, never whole (gmmfast fit --online)
+# ----------------------------------------------------------------------------------------
+
+
+class BatchedTable:
+    """A data file read a batch of rows at a time, so that it is never held whole.
+
+    Its kind, columns and header are read (and refused as :func:`read_table` would) when
+    it is made; :meth:`batches` reads the rows, and can be called again for another pass.
+    Each batch is a float64 array checked as :func:`read_table` checks the whole table,
+    with the same messages: text tables through pyarrow's streaming CSV reader, else
+    pandas' chunked one, else line by line in Python; ``.npy`` arrays through a memory
+    map; Parquet files by record batches (pyarrow).
+    """
+
+    def __init__(self, path, columns=None, allow_missing=False):
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise DataError(f"no such file: {path}")
+        if os.path.isdir(path):
+            raise DataError(f"{path} is a directory, not a data file")
+        self.source = path
+        self.allow_missing = allow_missing
+        suffix = os.path.splitext(path)[1].lower()
+        if suffix in TEXT_SUFFIXES:
+            self._open_body = self._text_layout(columns, "\t" if suffix == ".tsv" else None)
+        elif suffix == ".npy":
+            self._open_body = self._npy_layout(columns)
+        elif suffix in PARQUET_SUFFIXES:
+            self._open_body = self._parquet_layout(columns)
+        else:
+            raise DataError(f"{path}: unsupported file type {suffix or '(no suffix)'!r}; use "
+                            ".csv, .tsv, .txt, .npy or .parquet")
+
+    def describe(self):
+        d = len(self.names)
+        return f"{self.source}: {d} column{'s' * (d != 1)} ({', '.join(self.names)})"
+
+    def batches(self, batch_rows):
+        """The rows of the file, ``batch_rows`` at a time (the last batch may be smaller),
+        each checked; a DataError for a file without data rows."""
+        n_rows = 0
+        for X in _rebatched(self._open_body(), batch_rows):
+            yield _checked(X, self.names, self.source, self.allow_missing, n_rows).X
+            n_rows += X.shape[0]
+        if n_rows == 0:
+            raise DataError(f"{self.source}: no data rows")
+
+    # -- text ----------------------------------------------------------------------------
+
+    def _text_layout(self, columns, delimiter):
+        with _open(self.source) as f:
+            layout, body_line = _read_layout(f, delimiter, columns, self.source,
+                                             self.allow_missing)
+            body_start = f.tell()
+            line_bytes = len(f.readline(MAX_LINE_LENGTH))
+        self.names = [layout.names[i] for i in layout.indices]
+        read_blocks = _text_batch_reader(layout, line_bytes)
+
+        def open_body():
+            with _open(self.source) as f:
+                f.seek(body_start)
+                watched = _WatchedReader(f, self.source, body_line, 0, None)
+                try:
+                    for X in read_blocks(watched, layout):
+                        if not _acceptable(X, self.allow_missing).all():
+                            raise _RaggedRow("a value no reader accepts")
+                        yield X
+                except DataError:
+                    raise
+                except Exception:  # any reader's complaint, named as read_table names it
+                    if watched.error is not None:
+                        raise watched.error from None
+                    f.seek(0)
+                    problem = _first_problem(f, layout, self.source)
+                    raise problem or DataError(
+                        f"{self.source}: cannot read the table in batches") from None
+
+        return open_body
+
+    # -- .npy ----------------------------------------------------------------------------
+
+    def _npy_layout(self, columns):
+        path = self.source
+        with _open(path) as f:
+            try:
+                shape, fortran_order, dtype = read_npy_header(f)
+            except ValueError as exc:
+                raise DataError(f"{path}: not a readable .npy array ({exc})") from None
+            offset, available = f.tell(), file_size(f) - f.tell()
+        if dtype.names is not None or dtype.kind not in "biuf":
+            raise DataError(f"{path}: the array's dtype {dtype} is not numeric; save a "
+                            "plain 2-d numeric array")
+        if len(shape) not in (1, 2):
+            raise DataError(f"{path}: expected a 1-d or 2-d array, got {len(shape)} "
+                            "dimensions")
+        size = npy_data_size(shape, dtype)
+        if size > available:
+            raise DataError(f"{path}: the .npy header describes a {dtype} array of shape "
+                            f"{shape} ({format_bytes(size)}) but the file holds "
+                            f"{format_bytes(available)} of data (truncated or damaged)")
+        names = [f"x{i}" for i in range(shape[1] if len(shape) == 2 else 1)]
+        indices = _column_indices(columns, names, path)
+        self.names = [names[i] for i in indices]
+
+        n_rows, n_columns = shape[0], len(names)
+
+        def open_body():
+            if size == 0:
+                return
+            if fortran_order:
+                yield from _fortran_npy_blocks(path, offset, shape, dtype, indices)
+                return
+            # A C-order array's rows are consecutive bytes: read a block at a time, so
+            # that only one block is ever in memory.
+            with _open(path) as f:
+                f.seek(offset)
+                for start in range(0, n_rows, NPY_BLOCK_ROWS):
+                    rows = min(NPY_BLOCK_ROWS, n_rows - start)
+                    block = read_npy_data(f, (rows, n_columns), False, dtype)
+                    yield block[:, indices].astype(np.float64)
+
+        return open_body
+
+    # -- Parquet -------------------------------------------------------------------------
+
+    def _parquet_layout(self, columns):
+        path = self.source
+        pq = _optional_import("pyarrow.parquet")
+        if pq is None:
+            raise DataError("reading .parquet files in batches needs pyarrow: "
+                            "pip install pyarrow")
+        import pyarrow as pa
+
+        with _open(path) as f:
+            try:
+                schema = pq.read_schema(f)
+            except Exception as exc:  # pyarrow's errors have no common base worth naming
+                raise DataError(f"{path}: not a readable parquet file "
+                                f"({error_summary(exc)})") from None
+        names = [str(name) for name in schema.names]
+        indices = _column_indices(columns, names, path)
+        for i in indices:
+            kind = schema.field(i).type
+            if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+                raise DataError(f"{path}: column {names[i]!r} is not numeric ({kind}); "
+                                "choose numeric columns with --columns")
+        self.names = [names[i] for i in indices]
+
+        def open_body():
+            with _open(path) as f:
+                for batch in pq.ParquetFile(f).iter_batches(batch_size=NPY_BLOCK_ROWS,
+                                                            columns=self.names):
+                    yield _arrow_columns(batch, range(len(self.names)))
+
+        return open_body
+
+
+# Rows taken at a time from a memory map or a Parquet file before they are re-cut into
+# batches: large enough for speed, small enough to bound memory.
+NPY_BLOCK_ROWS = 65536
+
+
+def _fortran_npy_blocks(path, offset, shape, dtype, indices):
+    """Blocks of rows of a Fortran-order ``.npy`` array (whose rows are scattered through
+    the file) through a memory map: the operating system reads the pages a block needs,
+    and can drop them again."""
+    array = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F")
+    if array.ndim == 1:
+        array = array[:, None]
+    for start in range(0, array.shape[0], NPY_BLOCK_ROWS):
+        yield array[start:start + NPY_BLOCK_ROWS][:, indices].astype(np.float64)
+
+
+def _rebatched(blocks, batch_rows):
+    """The rows of the arrays ``blocks`` (any number of rows each), ``batch_rows`` at a
+    time: the same batches whatever the reader's own block sizes."""
+    pending, n_pending = [], 0
+    for block in blocks:
+        while block.shape[0]:
+            take = min(batch_rows - n_pending, block.shape[0])
+            pending.append(block[:take])
+            n_pending += take
+            block = block[take:]
+            if n_pending == batch_rows:
+                yield np.concatenate(pending) if len(pending) > 1 else pending[0]
+                pending, n_pending = [], 0
+    if n_pending:
+        yield np.concatenate(pending)
+
+
+def _arrow_columns(table, positions):
+    """The columns at ``positions`` of a pyarrow table or record batch, float64, a null
+    as NaN."""
+    import pyarrow as pa
+
+    X = np.empty((table.num_rows, len(positions)))
+    for j, position in enumerate(positions):
+        X[:, j] = table.column(position).cast(pa.float64()).to_numpy(zero_copy_only=False)
+    return X
+
+
+def _text_batch_reader(layout, line_bytes):
+    """The fastest installed reader of a text table's body in blocks of rows; its first
+    line is ``line_bytes`` long."""
+    if layout.delimiter is not None and _optional_import("pyarrow.csv") is not None:
+        # pyarrow's blocks hold whole lines: room for several of the first one's length.
+        return functools.partial(_text_blocks_pyarrow,
+                                 block_bytes=max(TEXT_BLOCK_BYTES, 8 * line_bytes))
+    if _optional_import("pandas") is not None:
+        return _text_blocks_pandas
+    return _text_blocks_python
+
+
+# pyarrow's streaming reader reads a few dozen blocks ahead: 1 MB blocks keep that under
+# 100 MB (4 MB ones cost about 200 MB), at no measurable cost in speed.
+TEXT_BLOCK_BYTES = 2**20
+
+
+def _text_blocks_pyarrow(stream, layout, block_bytes=TEXT_BLOCK_BYTES):
+    import pyarrow.csv as pv
+
+    options, selected = _pyarrow_csv_options(layout, block_size=block_bytes,
+                                             use_threads=False)
+    for batch in pv.open_csv(stream, **options):
+        yield _arrow_columns(batch, range(len(selected)))
+
+
+def _text_blocks_pandas(stream, layout):
+    import pandas as pd
+
+    for frame in pd.read_csv(stream, chunksize=NPY_BLOCK_ROWS, **_pandas_csv_options(layout)):
+        if _has_short_rows(frame, layout):
+            raise _RaggedRow("a short row")
+        yield frame[layout.indices].to_numpy(dtype=np.float64)
+
+
+def _text_blocks_python(stream, layout):
+    text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+    parse = _number_or_missing if layout.allow_missing else float
+    n_fields = len(layout.names)
+    rows = []
+    for line in _bounded_lines(text, "the table"):
+        fields = _fields(line, layout.delimiter)
+        if not fields:
+            continue
+        if len(fields) != n_fields:
+            raise _RaggedRow(line)
+        rows.append([parse(fields[i]) for i in layout.indices])
+        if len(rows) == NPY_BLOCK_ROWS:
+            yield np.array(rows, dtype=np.float64)
+            rows = []
+    if rows:
+        yield np.array(rows, dtype=np.float64)

@@ -374,6 +374,13 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
             return tags
 
 
+def resume_stream(model, stream):
+    """Make the fitted ``model``'s next :meth:`~GaussianMixture.partial_fit` continue the
+    stream whose running state is ``stream`` (a :class:`~gmmfast._engine.StreamState`)."""
+    model._stream = stream
+    return model
+
+
 def fitted_gaussian_mixture(params, result, dtype, n_features_in):
     """A :class:`GaussianMixture` with constructor parameters ``params``, fitted: its
     attributes are the :class:`~gmmfast._engine.EMResult` ``result`` of a run on
@@ -572,8 +579,9 @@ class GaussianMixture(MixtureEstimator):
         ``tol`` concern ``fit`` only. If a call fails (a batch with NaN, another number of
         features, ...), the model is left as it was.
 
-        The running statistics are part of the model: a pickled model resumes its stream
-        exactly. Returns ``self``.
+        The running statistics are part of the model: a pickled model, or one saved with
+        :meth:`save` and read back with :func:`gmmfast.load`, resumes its stream exactly.
+        Returns ``self``.
         """
         with restored_on_failure(self), single_threaded_blas():
             self._partial_fit(X, sample_weight)

@@ -9,7 +9,10 @@ dtypes that disagree, non-finite values, weights that do not sum to one, a
 with ``covariances_`` or ``precisions_``; for a Bayesian mixture also concentrations, mean
 precisions or degrees of freedom that are not positive (degrees of freedom above
 n_features − 1), weights that are not those of the concentrations, and priors that are not
-valid.
+valid; for a ``GaussianMixture`` saved in the middle of a stream of ``partial_fit`` calls,
+running statistics of the wrong shapes or dtypes for its components, features and
+covariance type, non-finite, with negative counts or scatter diagonals, a weight that is not
+positive or a batch count below one.
 """
 
 import numpy as np
@@ -20,17 +23,19 @@ from gmmfast._bayesian_mixture import (
     dirichlet_process_weights,
 )
 from gmmfast._compat import validate_params
-from gmmfast._gaussian_mixture import GaussianMixture
+from gmmfast._engine import Statistics, StreamState
+from gmmfast._gaussian_mixture import GaussianMixture, resume_stream
 from gmmfast._model_file import (
     KINDS,
     MIXTURE_ARRAYS,
+    STREAM_STATISTICS,
     ModelFileError,
     PARAMS_AFTER_VERSION_1,
     read_model_file,
     refuse,
     save_model,
 )
-from gmmfast._mstep import COVARIANCE_TYPES
+from gmmfast._mstep import COVARIANCE_TYPES, kernel_form
 from gmmfast._params import is_symmetric_positive_definite
 
 __all__ = ["ModelFileError", "load", "read_model", "save_model"]
@@ -66,10 +71,46 @@ def _gaussian_mixture(metadata, arrays, kind, path):
     n_features = _check_mixture(arrays, covariance_type, params, arrays["means_"].dtype,
                                 path)
     _check_fitted(metadata["fitted"], kind, n_features, path)
+    stream = _stream_state(arrays, covariance_type, path)
     params.update(_array_params(arrays, kind, path))
     model = _estimator(GaussianMixture, params, path)
     _set_fitted(model, arrays, metadata["fitted"], MIXTURE_ARRAYS)
+    if stream is not None:
+        resume_stream(model, stream)
     return model
+
+
+def _stream_state(arrays, covariance_type, path):
+    """The running state of online EM saved with the model (a ``StreamState``), or None:
+    statistics in the form of ``covariance_type``'s kernels, finite, with non-negative
+    counts and scatter diagonals; a positive weight and at least one batch."""
+    if "stream_nk" not in arrays:
+        return None
+    n_components, n_features = arrays["means_"].shape
+    vectors = (n_components, n_features)
+    scatter = (*vectors, n_features) if kernel_form(covariance_type) == "full" else vectors
+    _check_arrays(arrays, {"stream_nk": (n_components,), "stream_sums": vectors,
+                           "stream_scatter": scatter, "stream_shifts": vectors,
+                           "stream_weight": ()}, np.float64,
+                  f"for the running statistics of {n_components} {covariance_type} "
+                  f"components in {n_features} dimensions", path)
+    n_batches = arrays["stream_n_batches"]
+    if n_batches.dtype != np.int64 or n_batches.shape != ():
+        raise refuse(path, "stream_n_batches should be an int64 number of batches")
+    statistics = Statistics(*(arrays[name] for name in STREAM_STATISTICS))
+    if not all(np.all(np.isfinite(a)) for a in (*statistics, arrays["stream_weight"])):
+        raise refuse(path, "the running statistics of online EM contain NaN or infinity")
+    diagonal = (np.diagonal(statistics.scatter, axis1=1, axis2=2) if scatter != vectors
+                else statistics.scatter)
+    if np.any(statistics.nk < 0) or np.any(diagonal < 0):
+        raise refuse(path, "the running statistics of online EM have negative counts "
+                           "(stream_nk) or scatter diagonals (stream_scatter)")
+    weight, n_batches = float(arrays["stream_weight"]), int(n_batches)
+    if not weight > 0:
+        raise refuse(path, f"stream_weight={weight!r} is not positive")
+    if n_batches < 1:
+        raise refuse(path, f"stream_n_batches={n_batches} is not a positive count")
+    return StreamState(statistics, weight, n_batches)
 
 
 def _bayesian_gaussian_mixture(metadata, arrays, kind, path):

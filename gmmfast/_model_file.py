@@ -14,7 +14,12 @@ Format version 2 (version 1, which had no ``kind``, is still read: its files are
   float64), except a Bayesian mixture's priors (their own dtype) and lower bounds
   (float64); ``lower_bound_`` is 0-d and ``lower_bounds_`` 1-d;
 - ``feature_names_in_`` (1-d unicode), only if the model was fitted on named columns;
-- the array-valued constructor parameters (float64), only if they were given.
+- the array-valued constructor parameters (float64), only if they were given;
+- a ``GaussianMixture`` in the middle of a stream of ``partial_fit`` calls (and only then):
+  the running statistics of online EM, :data:`STREAM_ARRAYS` (float64: ``stream_nk``
+  (K,), ``stream_sums`` and ``stream_shifts`` (K, D), ``stream_scatter`` (K, D, D) for full
+  and tied covariances, its diagonal (K, D) for diag and spherical ones, ``stream_weight``
+  0-d; ``stream_n_batches`` 0-d int64), all six or none.
 
 The JSON metadata: ``format`` (``"gmmfast.GaussianMixture"``, the name of the format for
 every kind), ``format_version`` (2), ``kind`` (``"GaussianMixture"`` or
@@ -78,6 +83,9 @@ ONLINE_PARAMS = ("learning_decay", "learning_offset")
 PARAMS_AFTER_VERSION_1 = {"nan_policy": "raise", "learning_decay": 0.7,
                           "learning_offset": 10.0}
 FITTED_SCALARS = ("converged_", "n_iter_", "n_features_in_")
+# Online EM's running state (gmmfast._engine.StreamState): its statistics, then its scalars.
+STREAM_STATISTICS = ("stream_nk", "stream_sums", "stream_scatter", "stream_shifts")
+STREAM_ARRAYS = STREAM_STATISTICS + ("stream_weight", "stream_n_batches")
 
 
 class ModelKind(NamedTuple):
@@ -87,6 +95,7 @@ class ModelKind(NamedTuple):
     scalar_params: tuple   # constructor parameters stored in the JSON
     array_params: tuple    # constructor parameters stored as members when they are given
     fitted_scalars: tuple  # fitted attributes stored in the JSON
+    stream_arrays: tuple = ()  # the running state of partial_fit, all or none of them
 
 
 KINDS = {
@@ -95,6 +104,7 @@ KINDS = {
         scalar_params=EM_PARAMS + RUN_PARAMS + ONLINE_PARAMS,
         array_params=("weights_init", "means_init", "precisions_init"),
         fitted_scalars=FITTED_SCALARS,
+        stream_arrays=STREAM_ARRAYS,
     ),
     "BayesianGaussianMixture": ModelKind(
         # weight_concentration_ is (2, K) for the Dirichlet process (the Beta parameters of
@@ -142,7 +152,8 @@ def save_model(model, path, extra=None):
     """Write the fitted gmmfast estimator ``model`` to ``path`` (exactly that name).
 
     ``extra`` is any JSON-serialisable dict stored with the model (read it back with
-    :func:`gmmfast._io.read_model`).
+    :func:`gmmfast._io.read_model`). A stream of ``partial_fit`` calls in progress (the
+    estimator's ``_stream``, a ``gmmfast._engine.StreamState``) is saved with it.
     """
     kind_name = kind_of(model)
     check_is_fitted(model)
@@ -156,6 +167,8 @@ def save_model(model, path, extra=None):
     for name in kind.array_params:
         if params[name] is not None:
             arrays[name] = np.asarray(params[name], dtype=np.float64)
+    if kind.stream_arrays and getattr(model, "_stream", None) is not None:
+        arrays.update(stream_members(model._stream))
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -171,6 +184,15 @@ def save_model(model, path, extra=None):
     members = {"metadata": np.asarray(json.dumps(metadata, sort_keys=True)), **arrays}
     # An open file, so numpy does not append ".npz" to the name the user chose.
     write_atomically(path, lambda f: np.savez(f, **members))
+
+
+def stream_members(stream):
+    """The :data:`STREAM_ARRAYS` members of a ``StreamState``."""
+    members = {name: np.ascontiguousarray(value, dtype=np.float64)
+               for name, value in zip(STREAM_STATISTICS, stream.statistics)}
+    members["stream_weight"] = np.asarray(stream.weight, dtype=np.float64)
+    members["stream_n_batches"] = np.asarray(stream.n_batches, dtype=np.int64)
+    return members
 
 
 def _member(value):
@@ -443,11 +465,16 @@ def _kind(metadata, path):
 def _check_member_names(members, metadata, kind, path):
     declared = metadata["arrays"]
     required = set(kind.arrays)
-    allowed = required | {"feature_names_in_"} | set(kind.array_params)
+    # Format version 1 came before partial_fit.
+    stream = set(kind.stream_arrays) if metadata["format_version"] > 1 else set()
+    allowed = required | {"feature_names_in_"} | set(kind.array_params) | stream
     if set(declared) - allowed:
         raise refuse(path, f"unknown arrays {sorted(set(declared) - allowed)}")
     if required - set(declared):
         raise refuse(path, f"missing arrays {sorted(required - set(declared))}")
+    if stream & set(declared) and stream - set(declared):
+        raise refuse(path, "the running state of online EM is incomplete: missing arrays "
+                           f"{sorted(stream - set(declared))}")
     present = set(members) - {"metadata"}
     if present != set(declared):
         extra = sorted(present - set(declared))

@@ -304,6 +304,138 @@ def test_a_version_1_float32_file_loads(tmp_path):
 
 
 # --------------------------------------------------------------------------------------
+# a stream of partial_fit calls
+# --------------------------------------------------------------------------------------
+
+STREAM_MEMBERS = ("stream_nk", "stream_sums", "stream_scatter", "stream_shifts",
+                  "stream_weight", "stream_n_batches")
+
+
+def streamed(model, X, n_batches, batch_rows=150):
+    for start in range(0, n_batches * batch_rows, batch_rows):
+        model.partial_fit(X[start:start + batch_rows])
+    return model
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES + ("VVV",))
+def test_a_saved_stream_resumes_as_if_it_never_stopped(tmp_path, X_small, covariance_type,
+                                                        dtype):
+    X = X_small.astype(dtype)
+    make = lambda: GaussianMixture(3, covariance_type=covariance_type, random_state=0)  # noqa: E731
+    whole = streamed(make(), X, 4)
+    path = tmp_path / "stream.npz"
+    streamed(make(), X, 2).save(path)
+    assert set(STREAM_MEMBERS) <= set(members(path))
+    resumed = gmmfast.load(path)
+    for start in (300, 450):
+        resumed.partial_fit(X[start:start + 150])
+    for name in FITTED_ARRAYS:
+        assert getattr(resumed, name).tobytes() == getattr(whole, name).tobytes(), name
+    assert resumed.lower_bound_.tobytes() == whole.lower_bound_.tobytes()
+    assert resumed.n_iter_ == whole.n_iter_ == 4
+
+
+def test_a_model_without_a_stream_saves_no_stream(tmp_path, X_small):
+    path = tmp_path / "model.npz"
+    fitted(X_small).save(path)
+    assert not set(STREAM_MEMBERS) & set(members(path))
+    # fit ends a stream: its model file holds none either
+    model = streamed(GaussianMixture(3, random_state=0), X_small, 2).fit(X_small)
+    model.save(path)
+    assert not set(STREAM_MEMBERS) & set(members(path))
+    loaded = gmmfast.load(path).partial_fit(X_small[:150])
+    expected = model.partial_fit(X_small[:150])
+    assert loaded.means_.tobytes() == expected.means_.tobytes()
+
+
+@pytest.fixture
+def stream_file(tmp_path, X_small):
+    path = tmp_path / "stream.npz"
+    streamed(GaussianMixture(3, covariance_type="full", random_state=0), X_small, 2).save(path)
+    return path
+
+
+def set_first(value):
+    def change(a):
+        a.reshape(-1)[0] = value
+        return a
+    return change
+
+
+@pytest.mark.parametrize("arrays, match", [
+    ({"stream_nk": lambda a: a[:2]}, r"stream_nk should be float64 of shape \(3,\) for the "
+                                     "running statistics of 3 full components in 4 dim"),
+    ({"stream_scatter": lambda a: np.diagonal(a, axis1=1, axis2=2).copy()},
+     r"stream_scatter should be float64 of shape \(3, 4, 4\)"),
+    ({"stream_sums": lambda a: a.astype(np.float32)}, "stream_sums should be float64"),
+    ({"stream_shifts": lambda a: a[:, :3]}, r"stream_shifts should be float64 of shape"),
+    ({"stream_weight": lambda a: a.reshape(1)}, r"stream_weight should be float64 of shape"),
+    ({"stream_n_batches": lambda a: a.astype(np.float64)}, "stream_n_batches should be an "
+                                                            "int64 number of batches"),
+    ({"stream_sums": set_first(np.nan)}, "running statistics of online EM contain NaN"),
+    ({"stream_scatter": set_first(np.inf)}, "running statistics of online EM contain NaN"),
+    ({"stream_weight": set_first(np.inf)}, "running statistics of online EM contain NaN"),
+    ({"stream_nk": set_first(-1.0)}, "negative counts"),
+    ({"stream_scatter": set_first(-1.0)}, "scatter diagonals"),
+    ({"stream_weight": set_first(0.0)}, "stream_weight=0.0 is not positive"),
+    ({"stream_n_batches": set_first(0)}, "stream_n_batches=0 is not a positive count"),
+])
+def test_an_invalid_stream_is_refused(stream_file, arrays, match):
+    forge(stream_file, arrays=arrays)
+    with pytest.raises(ModelFileError, match=match):
+        gmmfast.load(stream_file)
+
+
+def test_a_diagonal_stream_has_the_diagonal_form(tmp_path, X_small):
+    path = tmp_path / "stream.npz"
+    streamed(GaussianMixture(3, covariance_type="spherical", random_state=0),
+             X_small, 2).save(path)
+    assert members(path)["stream_scatter"].shape == (3, 4)
+    forge(path, arrays={"stream_scatter": lambda a: np.stack([np.diag(r) for r in a])})
+    with pytest.raises(ModelFileError, match=r"stream_scatter should be float64 of shape "
+                                             r"\(3, 4\) for the running statistics of 3 "
+                                             "spherical components"):
+        gmmfast.load(path)
+
+
+def test_an_incomplete_stream_is_refused(stream_file):
+    def drop_weight(meta):
+        del meta["arrays"]["stream_weight"]
+    content = members(stream_file)
+    del content["stream_weight"]
+    rewrite(stream_file, content)
+    forge(stream_file, metadata=drop_weight)
+    with pytest.raises(ModelFileError, match=r"running state of online EM is incomplete: "
+                                             r"missing arrays \['stream_weight'\]"):
+        gmmfast.load(stream_file)
+
+
+def test_a_version_1_file_holds_no_stream(stream_file):
+    def as_version_1(meta):
+        meta["format_version"] = 1
+        del meta["kind"]
+        for name in ("nan_policy", "learning_decay", "learning_offset"):
+            del meta["params"][name]
+    forge(stream_file, metadata=as_version_1)
+    with pytest.raises(ModelFileError, match="unknown arrays"):
+        gmmfast.load(stream_file)
+
+
+def test_a_bayesian_model_file_holds_no_stream(bayesian_file, stream_file):
+    stream = {name: array for name, array in members(stream_file).items()
+              if name.startswith("stream_")}
+    content = members(bayesian_file)
+    meta = json.loads(str(content.pop("metadata")))
+    for name, array in stream.items():
+        meta["arrays"][name] = describe_array(array)
+    meta["checksum"] = checksum(meta)
+    rewrite(bayesian_file, {"metadata": np.asarray(json.dumps(meta)), **content, **stream})
+    with pytest.raises(ModelFileError, match="unknown arrays"):
+        gmmfast.load(bayesian_file)
+
+
+# --------------------------------------------------------------------------------------
 # refused files
 # --------------------------------------------------------------------------------------
 

@@ -2,8 +2,10 @@
 
 Property-based (hypothesis): byte flips, truncations, inserted and deleted bytes, and
 members replaced by other bytes, applied to small valid model files of every covariance
-type, of GaussianMixture and BayesianGaussianMixture; and forged values (any float, checksums
-recomputed), after which a file that loads must score without NaN. Derandomised and
+type, of GaussianMixture (fitted, and in the middle of a stream of partial_fit calls) and
+BayesianGaussianMixture; and forged values (any float, checksums recomputed), after which a
+file that loads must score without NaN, and resume its stream with finite parameters or a
+ValueError. Derandomised and
 bounded, so the suite stays fast and reproducible.
 """
 
@@ -32,15 +34,20 @@ FUZZ = settings(max_examples=150, deadline=2000, derandomize=True, database=None
 
 @functools.lru_cache(maxsize=None)
 def original(which):
-    """The bytes of a small valid model file; ``which`` picks the covariance type, and
-    from 4 on a Bayesian mixture (alternately with a Dirichlet-process and a Dirichlet
-    prior)."""
+    """The bytes of a small valid model file; ``which`` picks the covariance type, from 4
+    on a Bayesian mixture (alternately with a Dirichlet-process and a Dirichlet prior), and
+    from 8 on a GaussianMixture saved in the middle of a stream."""
     rng = np.random.RandomState(0)
     X = np.vstack([rng.randn(30, 2), rng.randn(30, 2) + 4])
     covariance_type = ("full", "tied", "diag", "spherical")[which % 4]
     if which < 4:
         model = GaussianMixture(2, covariance_type=covariance_type, random_state=0,
                                 n_threads=1).fit(X)
+    elif which >= 8:
+        model = GaussianMixture(2, covariance_type=covariance_type, random_state=0,
+                                n_threads=1)
+        for batch in np.array_split(rng.permutation(X), 3):
+            model.partial_fit(batch)
     else:
         prior_type = ("dirichlet_process", "dirichlet_distribution")[which % 2]
         model = BayesianGaussianMixture(n_components=3, covariance_type=covariance_type,
@@ -79,7 +86,7 @@ def replace_member(data, index, payload):
     return buffer.getvalue()
 
 
-which = st.integers(0, 7)
+which = st.integers(0, 11)
 position = st.floats(0, 1, exclude_max=True)
 
 
@@ -173,3 +180,9 @@ def test_forged_values(target, which, choice, index, value):
         assert not np.isnan(model.score_samples(POINTS)).any()
         assert np.isfinite(model.predict_proba(POINTS)).all()
     assert np.isfinite(model.sample(5)[0]).all()
+    if hasattr(model, "partial_fit"):
+        try:
+            model.partial_fit(POINTS)
+        except ValueError:
+            return
+        assert np.isfinite(model.means_).all() and np.isfinite(model.covariances_).all()
