@@ -360,7 +360,7 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
         format version; read it back with :func:`gmmfast.load`. See
         ``gmmfast._model_file`` for the format.
         """
-        save_model(self._as_saved(), path)
+        save_model(self, path)
 
     def _as_saved(self):
         """The model as its file records it: itself, unless a subclass says otherwise."""

@@ -153,8 +153,11 @@ def save_model(model, path, extra=None):
 
     ``extra`` is any JSON-serialisable dict stored with the model (read it back with
     :func:`gmmfast._io.read_model`). A stream of ``partial_fit`` calls in progress (the
-    estimator's ``_stream``, a ``gmmfast._engine.StreamState``) is saved with it.
+    estimator's ``_stream``, a ``gmmfast._engine.StreamState``) is saved with it. The
+    estimator says through ``_as_saved()`` which model its file records (a
+    ``GaussianMixture`` of an mclust name with a scikit-learn layout: that layout's name).
     """
+    model = model._as_saved()
     kind_name = kind_of(model)
     check_is_fitted(model)
     kind = KINDS[kind_name]
