@@ -157,8 +157,8 @@ def save_model(model, path, extra=None):
     estimator says through ``_as_saved()`` which model its file records (a
     ``GaussianMixture`` of an mclust name with a scikit-learn layout: that layout's name).
     """
-    model = model._as_saved()
     kind_name = kind_of(model)
+    model = model._as_saved()
     check_is_fitted(model)
     kind = KINDS[kind_name]
     arrays = {name: _member(getattr(model, name)) for name in kind.arrays}
