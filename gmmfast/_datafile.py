@@ -9,6 +9,7 @@ Text tables are parsed by pyarrow's CSV reader or pandas when installed (NumPy's
 than memory (``gmmfast fit --online``), with the same checks and messages.
 """
 
+import contextlib
 import csv
 import functools
 import importlib
@@ -721,20 +722,23 @@ class BatchedTable:
             with _open(self.source) as f:
                 f.seek(body_start)
                 watched = _WatchedReader(f, self.source, body_line, 0, None)
-                try:
-                    for X in read_blocks(watched, layout):
-                        if not _acceptable(X, self.allow_missing).all():
-                            raise _RaggedRow("a value no reader accepts")
-                        yield X
-                except DataError:
-                    raise
-                except Exception:  # any reader's complaint, named as read_table names it
-                    if watched.error is not None:
-                        raise watched.error from None
-                    f.seek(0)
-                    problem = _first_problem(f, layout, self.source)
-                    raise problem or DataError(
-                        f"{self.source}: cannot read the table in batches") from None
+                # Closed before f is (however the batches end): a reader may read ahead.
+                with contextlib.closing(read_blocks(watched, layout)) as blocks:
+                    try:
+                        for X in blocks:
+                            if not _acceptable(X, self.allow_missing).all():
+                                raise _RaggedRow("a value no reader accepts")
+                            yield X
+                    except DataError:
+                        raise
+                    except Exception:  # any reader's complaint, named as read_table names it
+                        blocks.close()  # it stops reading f before f is read from the start
+                        if watched.error is not None:
+                            raise watched.error from None
+                        f.seek(0)
+                        problem = _first_problem(f, layout, self.source)
+                        raise problem or DataError(
+                            f"{self.source}: cannot read the table in batches") from None
 
         return open_body
 
@@ -861,14 +865,19 @@ def _arrow_columns(table, positions):
 
 
 def _text_batch_reader(layout, line_bytes):
-    """The fastest installed reader of a text table's body in blocks of rows; its first
-    line is ``line_bytes`` long."""
+    """The installed reader of a text table's body in blocks of rows; its first line is
+    ``line_bytes`` long.
+
+    pandas' chunks come first: pyarrow's streaming reader reads ahead in a thread of its
+    own, and a table refused mid-file once left that thread reading at exit (the process
+    aborted, under the wheel's vendored OpenMP runtime).
+    """
+    if _optional_import("pandas") is not None:
+        return _text_blocks_pandas
     if layout.delimiter is not None and _optional_import("pyarrow.csv") is not None:
         # pyarrow's blocks hold whole lines: room for several of the first one's length.
         return functools.partial(_text_blocks_pyarrow,
                                  block_bytes=max(TEXT_BLOCK_BYTES, 8 * line_bytes))
-    if _optional_import("pandas") is not None:
-        return _text_blocks_pandas
     return _text_blocks_python
 
 
@@ -882,8 +891,14 @@ def _text_blocks_pyarrow(stream, layout, block_bytes=TEXT_BLOCK_BYTES):
 
     options, selected = _pyarrow_csv_options(layout, block_size=block_bytes,
                                              use_threads=False)
-    for batch in pv.open_csv(stream, **options):
-        yield _arrow_columns(batch, range(len(selected)))
+    reader = pv.open_csv(stream, **options)
+    try:
+        for batch in reader:
+            yield _arrow_columns(batch, range(len(selected)))
+    finally:
+        # Stops the reader's read-ahead, which would otherwise go on reading the stream in
+        # a thread of its own, even while the process exits.
+        reader.close()
 
 
 def _text_blocks_pandas(stream, layout):
