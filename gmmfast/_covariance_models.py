@@ -216,7 +216,7 @@ def expected_complete_loglik(nk, scatter, covariances, reg_covar):
 
 
 def estimate_covariances(model, nk, scatter, reg_covar, previous=None, max_iter=1000,
-                         tol=1e-8):
+                         tol=1e-8, warn=True):
     """The covariances of ``model`` that maximise the expected complete-data log-likelihood.
 
     Parameters
@@ -236,7 +236,8 @@ def estimate_covariances(model, nk, scatter, reg_covar, previous=None, max_iter=
         as ``previous`` for the new statistics; the closed forms ignore it.
     max_iter : int
         Cap on the iterations of the iterative models; a ``ConvergenceWarning`` says when
-        it is reached.
+        it is reached (unless ``warn`` is False: a capped estimate, started from
+        ``previous``, still improves on it, as a generalised EM step needs).
     tol : float
         The iterative models stop when F decreases by less than ``tol`` times ``|F|`` (or
         times the total count, when F is smaller).
@@ -269,7 +270,8 @@ def estimate_covariances(model, nk, scatter, reg_covar, previous=None, max_iter=
             estimate = None
     if estimate is None:
         raise ValueError(ILL_DEFINED_COVARIANCE)
-    iteration.warn_if_capped()
+    if warn:
+        iteration.warn_if_capped()
     return estimate
 
 

@@ -58,7 +58,15 @@ from gmmfast._mstep import (
     precision_cholesky,
 )
 
-INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
+# scikit-learn's initialisations, one start each; "multistart" (gmmfast._starts) screens
+# many of them.
+SINGLE_START_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
+INIT_METHODS = SINGLE_START_METHODS + ("multistart",)
+
+# The models whose cold M-step searches their common axes (see _covariance_models).
+SEARCHED_AXES = ("EVE", "VVE")
+# Inner iterations of the iterative M-steps in runs that only screen starts.
+SCREENING_INNER_ITERATIONS = 3
 
 KMEANS_MAX_ITER = 300
 KMEANS_TOL = 1e-4
@@ -309,6 +317,9 @@ class InMemorySource:
             self.check_finite()
         return loglik, stats
 
+    def statistics_of_sets(self, kernel_params_list, n_threads):
+        return [self.statistics(p, n_threads) for p in kernel_params_list]
+
     def fused_em_step(self, covariance_type, reg_covar, eps, n_threads):
         """One EM iteration of :class:`MixtureModel` as one compiled call: θ → (Σ w log p,
         new θ or None). The same arithmetic as its ``kernel_parameters``, ``statistics``
@@ -346,6 +357,15 @@ class InMemorySource:
             return self
         weights = None if self.sample_weight is None else self.sample_weight[indices]
         return InMemorySource(np.ascontiguousarray(self.X[indices]), weights)
+
+    def subset(self, rows):
+        """A source of the given rows (sorted indices)."""
+        weights = None if self.sample_weight is None else self.sample_weight[rows]
+        return InMemorySource(np.ascontiguousarray(self.X[rows]), weights)
+
+    def imputed_rows(self, rows):
+        """The given rows (there is nothing missing to impute)."""
+        return self.X[rows]
 
     def rows_at_ranks(self, ranks):
         """The rows of non-zero weight with the given ranks (0-based, in row order), in the
@@ -455,7 +475,7 @@ def initial_statistics(source, n_components, init_params, forms, random_state, n
             per_form[form] = source.random_resp_statistics(n_components, random_state, form,
                                                            n_threads)
         return per_form
-    raise ValueError(f"init_params must be one of {INIT_METHODS}, got {init_params!r}")
+    raise ValueError(f"init_params must be one of {SINGLE_START_METHODS}, got {init_params!r}")
 
 
 def kmeans_centres(source, n_clusters, random_state, n_threads):
@@ -534,6 +554,8 @@ class MixtureModel:
     ``gmmfast._covariance_models.COVARIANCE_NAMES``; the lower bound is the weighted
     average log-likelihood.
 
+    ``screening``: see :meth:`for_screening`.
+
     θ is ``(weights, means, covariances, precisions_cholesky)`` in float64, the arrays in
     the shapes of the scikit-learn type ``layout`` (:func:`sklearn_layout`). Scikit-learn's
     four models, under either name, are fitted by the compiled M-steps. The other ten
@@ -541,17 +563,29 @@ class MixtureModel:
     start of the next M-step (the iterative ones then never decrease the likelihood).
     """
 
-    def __init__(self, covariance_type, reg_covar, dtype):
+    def __init__(self, covariance_type, reg_covar, dtype, screening=False):
         self.covariance_type = covariance_type
         self.layout = sklearn_layout(covariance_type)
         self.constrained = needs_constrained_m_step(covariance_type)
         self.reg_covar = float(reg_covar)
+        self.dtype = np.dtype(dtype)
+        self.screening = screening
+        self._inner_iterations = (
+            {"max_iter": SCREENING_INNER_ITERATIONS, "warn": False} if screening else {})
         self.form = kernel_form(self.layout)
         self.float32 = np.dtype(dtype) == np.float32
         self.eps = float(np.finfo(dtype).eps)
         # float32 bounds are rounded as scikit-learn computes them; float64 ones stay
         # Python floats (the same values, without a NumPy scalar per iteration).
         self.bound_type = np.float32 if self.float32 else float
+
+    def for_screening(self):
+        """The model for short runs that only compare starts: generalised EM, whose
+        iterative M-steps stop after SCREENING_INNER_ITERATIONS inner iterations (each
+        still raises the bound), and whose cold EVE and VVE M-steps start from the
+        common axes of EEE's closed form instead of searching for them (about ten times
+        the cost)."""
+        return MixtureModel(self.covariance_type, self.reg_covar, self.dtype, screening=True)
 
     def kernel_parameters(self, theta):
         return mixture_kernel_parameters(theta, self.layout)
@@ -586,11 +620,14 @@ class MixtureModel:
         nk, means, sample_covariances = _mstep_core.estimate_parameters(
             *stats, self.form, 0.0, self.eps)
         scale = nk[:, None, None] if self.form == "full" else nk[:, None]
+        scatter = sample_covariances * scale
         start = previous[4] if previous is not None and len(previous) > 4 else None
         try:
-            estimate = estimate_covariances(self.covariance_type, nk,
-                                            sample_covariances * scale, self.reg_covar,
-                                            previous=start)
+            if start is None and self.screening and self.covariance_type in SEARCHED_AXES:
+                start = estimate_covariances("EEE", nk, scatter, self.reg_covar)
+            estimate = estimate_covariances(self.covariance_type, nk, scatter,
+                                            self.reg_covar, previous=start,
+                                            **self._inner_iterations)
         except ValueError as error:
             if str(error) != ILL_DEFINED_COVARIANCE:
                 raise
@@ -701,6 +738,74 @@ class OnlineModel:
 
 
 # ----------------------------------------------------------------------------------------
+# several parameter sets at once
+# ----------------------------------------------------------------------------------------
+
+
+class ParameterSets(NamedTuple):
+    """The θ of each of several parameter sets of one model (None for a set that was
+    dropped) and the lower bound each had at the last step (−inf before the first)."""
+
+    thetas: tuple
+    bounds: tuple
+
+    @classmethod
+    def of(cls, thetas):
+        return cls(tuple(thetas), (-np.inf,) * len(thetas))
+
+    def keep_best(self, n_sets):
+        """The ``n_sets`` live sets with the highest bounds (earlier sets win ties)."""
+        live = [i for i, theta in enumerate(self.thetas) if theta is not None]
+        kept = set(sorted(live, key=lambda i: -self.bounds[i])[:n_sets])
+        return self._replace(thetas=tuple(t if i in kept else None
+                                          for i, t in enumerate(self.thetas)))
+
+    def best(self):
+        """Index of the live set with the highest bound (the first among equals)."""
+        live = [i for i, theta in enumerate(self.thetas) if theta is not None]
+        return max(live, key=lambda i: self.bounds[i]) if live else None
+
+
+class MultiSetModel:
+    """Several parameter sets of ``model`` climbed together: a step scores every live set
+    in one pass over the rows (the source's ``statistics_of_sets``) and applies the
+    model's M-step to each. θ is a :class:`ParameterSets`; the bound is the sum of the
+    live sets' bounds (EM raises each, so the sum changes by less than ``tol`` only when
+    every set's bound does). A
+    set whose bound is not finite, whose M-step finds an ill-defined covariance, or whose
+    θ ``admissible(θ)`` (if given) refuses is dropped, not an error: the others go on."""
+
+    def __init__(self, model, admissible=None):
+        self.model = model
+        self.form = model.form
+        self.admissible = admissible
+
+    def em_step(self, source, n_threads):
+        model, total_weight = self.model, source.total_weight
+
+        def step(sets):
+            live = [i for i, theta in enumerate(sets.thetas) if theta is not None]
+            results = source.statistics_of_sets(
+                [model.kernel_parameters(sets.thetas[i]) for i in live], n_threads)
+            thetas = [None] * len(sets.thetas)
+            bounds = [-np.inf] * len(sets.thetas)
+            for i, (loglik, stats) in zip(live, results):
+                bound = loglik / total_weight
+                if not math.isfinite(bound):
+                    continue
+                try:
+                    theta = model.m_step(stats, previous=sets.thetas[i])
+                except ValueError:
+                    continue
+                if self.admissible is None or self.admissible(theta):
+                    thetas[i], bounds[i] = theta, model.bound_type(bound)
+            return (math.fsum(b for b in bounds if b > -np.inf),
+                    ParameterSets(tuple(thetas), tuple(bounds)))
+
+        return step
+
+
+# ----------------------------------------------------------------------------------------
 # the one loop
 # ----------------------------------------------------------------------------------------
 
@@ -712,8 +817,8 @@ class Interrupted(Exception):
 class EMResult(NamedTuple):
     """The best of a run's starts: its parameters, final lower bound, the bound after each
     iteration (float64: the estimator stores them in the dtype its attributes have), the
-    number of iterations, whether it converged, and the labels of the final E-step (None
-    unless asked for)."""
+    number of iterations, whether it converged, the labels of the final E-step (None
+    unless asked for), and the final lower bound of every start, in order."""
 
     parameters: tuple
     lower_bound: float
@@ -721,10 +826,11 @@ class EMResult(NamedTuple):
     n_iter: int
     converged: bool
     labels: object = None
+    start_bounds: tuple = ()
 
 
 def run_em(model, source, start, *, n_init, max_iter, tol, n_threads, verbose=0,
-           verbose_interval=10, final_labels=False, stop=None):
+           verbose_interval=10, final_labels=False, stop=None, warn=True, admissible=None):
     """EM from ``n_init`` starts; the one with the best lower bound is returned.
 
     ``start(i)`` gives start ``i`` as ``(θ, lower bound before the first iteration)``
@@ -736,22 +842,30 @@ def run_em(model, source, start, *, n_init, max_iter, tol, n_threads, verbose=0,
     the labels of a final E-step with the chosen parameters (what ``fit_predict`` returns).
     ``stop``, a ``threading.Event``, ends the run with :class:`Interrupted` at the next
     iteration once it is set: how work running in other threads is cancelled (Ctrl-C
-    reaches the main thread only).
+    reaches the main thread only). ``warn=False`` leaves the ConvergenceWarning out (for
+    runs that are cut short on purpose). ``admissible(θ)``, if given, says whether a
+    start's result may be kept: an inadmissible one is kept only when no start gives an
+    admissible one.
     """
     step = model.em_step(source, n_threads)
     best = None
+    start_bounds = []
     for init in range(n_init):
         if verbose >= 1:
             print(f"Initialization {init}")
         theta, lower_bound = start(init)
         if max_iter == 0:
             best = EMResult(theta, -np.inf, [], 0, False)
+            start_bounds.append(-np.inf)
             continue
         result = _climb(step, theta, lower_bound, max_iter, tol, verbose, verbose_interval,
                         stop)
-        if best is None or result.lower_bound > best.lower_bound:
-            best = result
-    if not best.converged and max_iter > 0:
+        start_bounds.append(result.lower_bound)
+        rank = (admissible is None or admissible(result.parameters), result.lower_bound)
+        if best is None or rank > best_rank:
+            best, best_rank = result, rank
+    best = best._replace(start_bounds=tuple(start_bounds))
+    if warn and not best.converged and max_iter > 0:
         warnings.warn(
             "Best performing initialization did not converge. "
             "Try different init parameters, or increase max_iter, "

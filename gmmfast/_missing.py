@@ -540,6 +540,7 @@ class MissingValueSource:
         self.sample_weight = sample_weight
         self.dtype = X.dtype
         self.n_samples, self.n_features = X.shape
+        self.feature_names = feature_names
         self.groups, self.empty_rows = group_rows(X, sample_weight)
         group_weights = np.array([group.source.total_weight for group in self.groups])
         self.total_weight = float(group_weights.sum())
@@ -567,6 +568,9 @@ class MissingValueSource:
         log-likelihood and the completed statistics, about the kernel parameters' means."""
         return grouped_statistics(self.groups, kernel_params, n_threads)
 
+    def statistics_of_sets(self, kernel_params_list, n_threads):
+        return [self.statistics(p, n_threads) for p in kernel_params_list]
+
     def score(self, kernel_params, n_threads, **outputs):
         """:func:`score_groups` of all the rows: ``(log p(x_o), labels, responsibilities)``,
         each None unless asked for (``log_prob``, ``labels``, ``resp``)."""
@@ -590,6 +594,11 @@ class MissingValueSource:
         mean, _ = self.mean_and_variance(0)
         values = np.array(self.X[rows], dtype=self.dtype)
         return np.where(np.isnan(values), mean.astype(self.dtype), values)
+
+    def subset(self, rows):
+        """A source of the given rows (sorted indices), grouped by pattern anew."""
+        return fit_source(np.ascontiguousarray(self.X[rows]), self._weights_of(rows), 1,
+                          self.feature_names)
 
     def _weights_of(self, rows):
         return None if self.sample_weight is None else self.sample_weight[rows]

@@ -81,14 +81,15 @@ def test_gmmfast_alone_runs_fit_on_the_bundled_data(tmp_path):
     table_rows = [line for line in out.splitlines() if line[:3].strip().isdigit()
                   and len(line.split()) == 5]
     assert [int(line.split()[0]) for line in table_rows] == list(range(1, 11))
-    assert "Chosen model: n_components=2, covariance_type='full'" in out
+    assert "Chosen model: n_components=3, covariance_type='tied'" in out
+    assert "BIC 2314.30" in out  # mclust's optimum for EEE with 3 components
     assert "correlation" in out and "Time:" in out
     assert result.stderr == ""  # not a terminal: no progress lines
     # The same search in Python:
     search = gmmfast.select_model(old_faithful(),
                                   covariance_type=["full", "tied", "diag", "spherical"],
                                   random_state=0)
-    assert (search.n_components_, search.covariance_type_) == (2, "full")
+    assert (search.n_components_, search.covariance_type_) == (3, "tied")
     assert f"BIC {search.criterion_table_['bic'][search.best_index_]:.2f}" in out
 
 
