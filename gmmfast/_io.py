@@ -452,11 +452,12 @@ def _holds_given_start(arrays, fitted):
 
 def _check_constraints(arrays, covariance_type, path):
     """The letters of an mclust name hold: E, the volumes (shapes, orientations) are equal
-    across components; I as a shape, the shapes are 1 (an I orientation has no
-    ``orientations_``)."""
+    across components; I as a shape, the shapes are 1."""
     tolerance = _decomposition_tolerance(arrays)
     for letter, name in zip(covariance_type, DECOMPOSITION_ARRAYS):
-        values = np.asarray(arrays.get(name), np.float64)
+        if name not in arrays:  # an I orientation: the model has no orientations_
+            continue
+        values = np.asarray(arrays[name], np.float64)
         # Volumes and shapes are positive: relative; orientations have entries ≤ 1.
         scale = 1.0 if name == "orientations_" else values[0]
         if letter == "E" and not np.all(np.abs(values - values[0]) <= tolerance * scale):
