@@ -762,11 +762,7 @@ def _estimate(model, fit, iteration):
             axes, shapes = axes[:, order], shapes[:, order]
         axes = np.broadcast_to(axes, (n_components, n_features, n_features)).copy()
     principal = volumes[:, None] * shapes
-    if axes is None:
-        covariances = principal
-    else:
-        covariances = np.einsum("kij,kj,klj->kil", axes, principal, axes)
-        covariances = 0.5 * (covariances + covariances.swapaxes(1, 2))
+    covariances = compose(volumes, shapes, axes)
     if not (np.all(np.isfinite(covariances)) and np.all(principal > 0)
             and np.all(np.isfinite(principal))):
         return None
@@ -779,6 +775,15 @@ def _estimate(model, fit, iteration):
         converged=iteration.converged,
     )
 
+
+def compose(volumes, shapes, orientations):
+    """The covariances ``Σ_k = λ_k D_k A_k D_kᵀ`` of a decomposition: (K, D) diagonals
+    when ``orientations`` is None, else (K, D, D) symmetric matrices."""
+    principal = volumes[:, None] * shapes
+    if orientations is None:
+        return principal
+    covariances = np.einsum("kij,kj,klj->kil", orientations, principal, orientations)
+    return 0.5 * (covariances + covariances.swapaxes(1, 2))
 
 
 def decompose(name, covariances, n_components, n_features):

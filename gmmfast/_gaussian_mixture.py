@@ -2,7 +2,6 @@
 (``gmmfast._engine``): a :class:`~gmmfast._engine.MixtureModel`, a source of rows (in memory,
 or the blocks of a dask array) and ``run_em``."""
 
-import copy
 from numbers import Integral, Real
 
 import numpy as np
@@ -379,10 +378,6 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
         """
         save_model(self, path)
 
-    def _as_saved(self):
-        """The model as its file records it: itself, unless a subclass says otherwise."""
-        return self
-
     if HAS_SKLEARN:
 
         def __sklearn_tags__(self):
@@ -726,23 +721,6 @@ class GaussianMixture(MixtureEstimator):
             parts = decompose(self.covariance_type, theta[2], *np.shape(theta[1]))
         self.volumes_, self.shapes_ = (np.asarray(a, dtype=dtype) for a in parts[:2])
         self.orientations_ = None if parts[2] is None else np.asarray(parts[2], dtype=dtype)
-
-    def _as_saved(self):
-        """Model files hold scikit-learn's four covariance types: VVV, EEE, VVI and VII
-        are saved under their scikit-learn names; the ten other mclust models cannot be
-        saved yet (a ValueError says so)."""
-        if needs_constrained_m_step(self.covariance_type):
-            raise ValueError(
-                f"Model files hold scikit-learn's four covariance types (full, tied, diag, "
-                f"spherical, also under their mclust names VVV, EEE, VVI, VII) for now, "
-                f"not covariance_type={self.covariance_type!r}: pickle the model instead."
-            )
-        if self.covariance_type in COVARIANCE_TYPES:
-            return self
-        # The same model under its scikit-learn name, which is what the file records.
-        model = copy.copy(self)
-        model.covariance_type = sklearn_layout(self.covariance_type)
-        return model
 
     # ------------------------------------------------------------------------------------
     # scoring

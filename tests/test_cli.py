@@ -601,18 +601,3 @@ def test_both_writers_write_the_same_values(tmp_path, monkeypatch, capsys, write
     samples, labels = model.set_params(random_state=3).sample(250)
     np.testing.assert_array_equal(values[:, :2], samples)
     np.testing.assert_array_equal(values[:, 2], labels)
-
-
-def test_a_model_saved_under_an_mclust_name_loads(tmp_path, monkeypatch, capsys):
-    from gmmfast._cli import main
-
-    monkeypatch.chdir(tmp_path)
-    assert main(["fit", "-c", "VVV", "-k", "2", "-q", "--save", "vvv.npz"]) == 0
-    loaded = gmmfast.load(tmp_path / "vvv.npz")
-    direct = gmmfast.GaussianMixture(2, covariance_type="full", random_state=0).fit(
-        old_faithful())
-    assert loaded.covariance_type == "full"
-    np.testing.assert_allclose(loaded.means_, direct.means_, rtol=1e-12)
-    # A constrained model has no file form yet: one line, exit status 2.
-    assert main(["fit", "-c", "VEV", "-k", "2", "-q", "--save", "vev.npz"]) == 2
-    assert "not covariance_type='VEV'" in capsys.readouterr().err
