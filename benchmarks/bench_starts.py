@@ -22,11 +22,12 @@ Cost (``--cost``): ``GaussianMixtureIC(n_components=range(1, 11), random_state=0
 default search: 14 models) on ``benchmarks/bench_selection.make_data(N)`` rows (100 000 × 8),
 ``init_params`` multistart and kmeans alternating, medians of ``--repeats``.
 
-    python benchmarks/bench_starts.py --datasets iris,faithful,wine
+    python benchmarks/bench_starts.py --datasets iris,faithful,wine --cache refs.json
     python benchmarks/bench_starts.py --cost --repeats 3
 """
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -111,15 +112,44 @@ def best_of_nine(X, model, k, tol):
     return best, collapsed
 
 
-def quality(name, X, args):
+def references(name, X, args):
+    """mclust's cells and best model, and the best of 9 per cell; read from ``--cache``
+    (a JSON file) when it holds them for these data and tol (the nine fits take minutes
+    per data set), else computed and written there."""
     from bench_mclust import run_mclust
     from gmmfast._covariance_models import COVARIANCE_MODELS
 
+    key = f"{name} {X.shape} tol={args.tol}"
+    cache = {}
+    if args.cache and os.path.exists(args.cache):
+        with open(args.cache) as handle:
+            cache = json.load(handle)
+    if key not in cache:
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, f"{name}.csv")
+            np.savetxt(path, X, delimiter=",", fmt="%.17g")
+            mclust_seconds, mclust, mclust_best = run_mclust(path)
+        nine = {f"{m} {k}": best_of_nine(X, m, k, args.tol)
+                for m in COVARIANCE_MODELS for k in GRID_K}
+        cache[key] = {"mclust": {f"{m} {k}": v for (m, k), v in mclust.items()},
+                      "mclust_best": mclust_best, "mclust_seconds": mclust_seconds,
+                      "nine": nine}
+        if args.cache:
+            with open(args.cache, "w") as handle:
+                json.dump(cache, handle)
+    entry = cache[key]
+    mclust = {(m, int(k)): v for m, k, v in
+              ((*key.split(), v) for key, v in entry["mclust"].items())}
+    nine = {(m, int(k)): tuple(v) for m, k, v in
+            ((*key.split(), v) for key, v in entry["nine"].items())}
+    return mclust, tuple(entry["mclust_best"]), entry["mclust_seconds"], nine
+
+
+def quality(name, X, args):
+    from gmmfast._covariance_models import COVARIANCE_MODELS
+
+    mclust, mclust_best, mclust_seconds, nine_cells = references(name, X, args)
     seconds, mine, my_best = ours(X, args.init, args.tol)
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, f"{name}.csv")
-        np.savetxt(path, X, delimiter=",", fmt="%.17g")
-        mclust_seconds, mclust, mclust_best = run_mclust(path)
     lines = [f"### {name} ({X.shape[0]} × {X.shape[1]})", "",
              "log L(gmmfast) − max(log L(mclust), best of 9) per cell; `c`: the best of 9 "
              "collapsed (a spurious optimum that multistart refuses):", "",
@@ -130,7 +160,7 @@ def quality(name, X, args):
     for k in GRID_K:
         row = []
         for model in COVARIANCE_MODELS:
-            nine, collapsed = best_of_nine(X, model, k, args.tol)
+            nine, collapsed = nine_cells[model, k]
             reference = np.nanmax([mclust.get((model, k), np.nan), nine])
             difference = mine.get((model, k), np.nan) - reference
             if collapsed and difference < -MARGIN:
@@ -198,6 +228,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--n-threads", type=int, default=None)
     parser.add_argument("--out", default=None, help="also append the report to this file")
+    parser.add_argument("--cache", default=None,
+                        help="JSON file keeping the references (mclust, best of 9) between "
+                             "runs")
     args = parser.parse_args()
     if args.cost:
         sections = [cost(args)]

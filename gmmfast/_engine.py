@@ -753,12 +753,21 @@ class ParameterSets(NamedTuple):
     def of(cls, thetas):
         return cls(tuple(thetas), (-np.inf,) * len(thetas))
 
-    def keep_best(self, n_sets):
-        """The ``n_sets`` live sets with the highest bounds (earlier sets win ties)."""
+    def keep_best(self, n_sets, always=None):
+        """The ``n_sets`` live sets with the highest bounds (earlier sets win ties), and
+        the set ``always`` (an index, if given) if it is live."""
         live = [i for i, theta in enumerate(self.thetas) if theta is not None]
         kept = set(sorted(live, key=lambda i: -self.bounds[i])[:n_sets])
+        if always is not None:
+            kept.add(always)
         return self._replace(thetas=tuple(t if i in kept else None
                                           for i, t in enumerate(self.thetas)))
+
+    def only(self, admissible):
+        """The sets whose θ ``admissible(θ)`` accepts; the others are dropped."""
+        return self._replace(thetas=tuple(
+            theta if theta is not None and admissible(theta) else None
+            for theta in self.thetas))
 
     def best(self):
         """Index of the live set with the highest bound (the first among equals)."""
@@ -771,14 +780,12 @@ class MultiSetModel:
     in one pass over the rows (the source's ``statistics_of_sets``) and applies the
     model's M-step to each. θ is a :class:`ParameterSets`; the bound is the sum of the
     live sets' bounds (EM raises each, so the sum changes by less than ``tol`` only when
-    every set's bound does). A
-    set whose bound is not finite, whose M-step finds an ill-defined covariance, or whose
-    θ ``admissible(θ)`` (if given) refuses is dropped, not an error: the others go on."""
+    every set's bound does). A set whose bound is not finite or whose M-step finds an
+    ill-defined covariance is dropped, not an error: the others go on."""
 
-    def __init__(self, model, admissible=None):
+    def __init__(self, model):
         self.model = model
         self.form = model.form
-        self.admissible = admissible
 
     def em_step(self, source, n_threads):
         model, total_weight = self.model, source.total_weight
@@ -794,11 +801,10 @@ class MultiSetModel:
                 if not math.isfinite(bound):
                     continue
                 try:
-                    theta = model.m_step(stats, previous=sets.thetas[i])
+                    thetas[i] = model.m_step(stats, previous=sets.thetas[i])
                 except ValueError:
                     continue
-                if self.admissible is None or self.admissible(theta):
-                    thetas[i], bounds[i] = theta, model.bound_type(bound)
+                bounds[i] = model.bound_type(bound)
             return (math.fsum(b for b in bounds if b > -np.inf),
                     ParameterSets(tuple(thetas), tuple(bounds)))
 

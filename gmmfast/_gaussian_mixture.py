@@ -448,14 +448,16 @@ class GaussianMixture(MixtureEstimator):
         "multistart" screens many cheap, diverse starts and keeps the best ("emEM",
         Biernacki, Celeux & Govaert 2003): the plain k-means start, k-means runs, k-means++
         seeds and random rows, and Ward's hierarchical agglomeration of the rows raw,
-        standardised and whitened, all on a screen of at most 2 000 rows (a fixed sample
+        standardised and whitened, all on a screen of at most 1 000 rows (a fixed sample
         of larger data). The starts climb a few EM iterations together, scored in one
         pass over the screen; the better half goes on, three rounds (4, 8, 16
-        iterations). The winner and the plain k-means start then climb to convergence on
-        all the rows, and the better is kept, so the fit is never worse than the
-        "kmeans" start's with the same ``random_state``. Each of ``n_init``
-        initialisations runs the whole strategy with new draws. It costs about the
-        screening plus one more EM run; it needs X in memory (not a dask array). With
+        iterations). The winner climbs to convergence on all the rows. On data within the
+        screen, so does the plain k-means start and the better is kept: the fit is never
+        worse than the "kmeans" fit with the same ``random_state``; on larger data the
+        k-means start competes on the screen. Fits whose component collapsed onto
+        repeated values (a variance held up by ``reg_covar`` alone) lose to any other.
+        Each of ``n_init`` initialisations runs the whole strategy with new draws. It
+        needs X in memory (not a dask array). With
         user-given initial parameters (``weights_init`` …), the strategy is not run:
         the k-means start fills in what is not given. In :meth:`partial_fit`, the first
         batch starts from the screening's winner.

@@ -103,8 +103,8 @@ class CriterionTable(dict):
     ``init_params="multistart"`` its name, e.g. "kmeans", "k-means++ 2", "hierarchical
     (whitened)"; otherwise the init_params), ``gain_over_kmeans`` (under "multistart", how
     much higher the kept fit's final lower bound is than that of the fit from the plain
-    k-means start, both as total log-likelihoods; 0 when that start won, NaN for other
-    init_params), ``fit_seconds``, ``status`` (``"ok"``,
+    k-means start, both as total log-likelihoods; on data larger than the screen, as
+    measured on the screen; 0 when that start won, NaN for other init_params), ``fit_seconds``, ``status`` (``"ok"``,
     ``"skipped"`` when K exceeds the number of samples, ``"failed"`` when EM broke down)
     and ``message`` (why, for the last two). Scores of rows that are not ``"ok"`` are NaN.
 
