@@ -52,6 +52,7 @@ from gmmfast import _mstep_core
 from gmmfast._engine import (
     InMemorySource,
     KernelParameters,
+    SetStatistics,
     Statistics,
     ordered_sum,
 )
@@ -522,7 +523,7 @@ def _filled(values, resp, affine, conditional_covariances, rng):
 # ----------------------------------------------------------------------------------------
 
 
-class MissingValueSource:
+class MissingValueSource(SetStatistics):
     """Rows with missing entries (NaN), a source of the EM engine (``gmmfast._engine``)
     for a fit of ``n_components`` components.
 
