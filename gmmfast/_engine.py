@@ -7,7 +7,8 @@
 - A **source** is where the rows live. It answers ``statistics(kernel_parameters,
   n_threads) → (Σ w log p, Statistics)`` and the few primitives that initialisation needs
   (a seeding sample, a Lloyd step, the statistics of a partition by nearest centre or of
-  random responsibilities). :class:`InMemorySource` is here; ``gmmfast._dask.DaskSource``
+  random responsibilities), and ``statistics_of_sets`` for several parameter sets at once
+  (:class:`SetStatistics`). :class:`InMemorySource` is here; ``gmmfast._dask.DaskSource``
   holds the row blocks of a dask array.
 - A **model** is what is estimated. It turns parameters θ into the kernels' form, and
   statistics into new parameters (the M-step), and gives the lower bound that EM climbs.
@@ -254,21 +255,22 @@ def block_statistics_of_sets(X, sample_weight, kernel_params_list, n_threads=0):
         loglik[part] = _em.em_pass_sets(X, sample_weight, means[part], precisions_chol[part],
                                         log_norm[part], nk[part], sums[part], scatter[part],
                                         n_threads)
-    return [(float(loglik[i]), Statistics(nk[i], sums[i], scatter[i], means[i]))
-            for i in range(n_sets)]
+    return [(set_loglik, Statistics(*stats))
+            for set_loglik, *stats in zip(loglik.tolist(), nk, sums, scatter, means)]
 
 
 def _stacked(arrays, name):
     """The float64 arrays of the parameter sets stacked on a first axis; a ValueError when
     their shapes differ."""
-    shapes = {np.shape(array) for array in arrays}
-    if len(shapes) > 1:
+    try:
+        return np.array(arrays, dtype=np.float64)
+    except ValueError:
+        shapes = sorted({np.shape(array) for array in arrays})
         raise ValueError(
             f"Every parameter set must have the same number of components and covariance "
-            f"form, but their {name} have shapes {sorted(shapes)}: score sets of different "
+            f"form, but their {name} have shapes {shapes}: score sets of different "
             f"shapes in separate calls."
-        )
-    return np.ascontiguousarray(np.stack(arrays), dtype=np.float64)
+        ) from None
 
 
 # Weights whose mean lies outside [2^-WEIGHT_SCALE_BITS, 2^WEIGHT_SCALE_BITS] are rescaled.

@@ -81,8 +81,9 @@ cdef inline void _chunk_statistics(
     cdef floating* row_work = <floating*> s.row_work
     cdef floating* work = <floating*> s.work
     cdef const floating* shifts = <const floating*> a.shifts
-    cdef const double* sample_weight = a.w
-    cdef const double* wc = NULL if sample_weight == NULL else sample_weight + row0
+    cdef const double* wc = NULL
+    if a.w != NULL:
+        wc = a.w + row0
     if source == FROM_DENSITY:
         _log_prob(xt, m, d, k, a.form, shifts, <const floating*> a.chol,
                   <const floating*> a.log_norm, <const floating*> a.tied_centre,
