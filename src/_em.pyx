@@ -294,10 +294,7 @@ cdef double _stats_pass(
     cdef Py_ssize_t k = cnp.PyArray_DIMS(exact_shifts)[0] if exact_shifts.ndim == 2 else 0
     if k < 1 or not has_shape(exact_shifts, k, d, -1):
         raise ValueError(f"means/shifts must have shape (K >= 1, {d}), got {np.shape(shifts)}")
-    if not (is_writable_float64(nk) and is_writable_float64(sums)
-            and is_writable_float64(scatter)):
-        raise ValueError("nk, sums and scatter must be writable, aligned, C-contiguous "
-                         "float64 arrays: the statistics are added to them in place")
+    _check_writable(nk, sums, scatter)
     # Without densities (labels, given responsibilities), the scatter's shape says which
     # statistics are wanted; with them, the form of the precisions does.
     cdef cnp.ndarray chol = None
@@ -312,11 +309,7 @@ cdef double _stats_pass(
         expected = f"({k}, {d}, {d})" if layout.full else f"({k}, {d})"
         raise ValueError(f"scatter must have shape {expected} for these precisions")
 
-    cdef cnp.ndarray weights = None
-    if sample_weight is not None:
-        weights = contiguous(sample_weight, cnp.NPY_DOUBLE)
-        if not has_shape(weights, n, -1, -1):
-            raise ValueError(f"sample_weight must have shape ({n},)")
+    cdef cnp.ndarray weights = _weights(sample_weight, n)
     # The kernels take their moments about the shifts rounded to the compute type; they
     # are moved onto the exact shifts after the pass (_recentre).
     cdef cnp.ndarray rounded_shifts = contiguous(exact_shifts, compute)
@@ -448,6 +441,24 @@ def max_sets_per_pass(Py_ssize_t n_samples, Py_ssize_t n_components, Py_ssize_t 
     tied precisions, else diag)."""
     cdef AccLayout layout = acc_layout(n_components, n_features, full)
     return _max_sets(n_groups_of(n_chunks_of(n_samples), layout.size), layout)
+
+
+cdef int _check_writable(nk, sums, scatter) except -1:
+    if not (is_writable_float64(nk) and is_writable_float64(sums)
+            and is_writable_float64(scatter)):
+        raise ValueError("nk, sums and scatter must be writable, aligned, C-contiguous "
+                         "float64 arrays: the statistics are added to them in place")
+    return 0
+
+
+cdef cnp.ndarray _weights(sample_weight, Py_ssize_t n):
+    """The sample weights as the kernels read them (float64, C order), or None."""
+    if sample_weight is None:
+        return None
+    cdef cnp.ndarray weights = contiguous(sample_weight, cnp.NPY_DOUBLE)
+    if not has_shape(weights, n, -1, -1):
+        raise ValueError(f"sample_weight must have shape ({n},)")
+    return weights
 
 
 cdef cnp.ndarray _samples(X):
@@ -585,10 +596,7 @@ def em_pass_sets(X, sample_weight, means, precisions_chol, log_norm, nk, sums, s
     cdef cnp.ndarray norm = contiguous(log_norm, compute)
     if np.shape(norm) != (n_sets, k):
         raise ValueError(f"log_norm must have shape ({n_sets}, {k}), got {np.shape(log_norm)}")
-    if not (is_writable_float64(nk) and is_writable_float64(sums)
-            and is_writable_float64(scatter)):
-        raise ValueError("nk, sums and scatter must be writable, aligned, C-contiguous "
-                         "float64 arrays: the statistics are added to them in place")
+    _check_writable(nk, sums, scatter)
     cdef tuple expected = (n_sets, k, d)
     if layout.full:
         expected += (d,)
@@ -598,11 +606,7 @@ def em_pass_sets(X, sample_weight, means, precisions_chol, log_norm, nk, sums, s
     if np.shape(scatter) != expected:
         raise ValueError(f"scatter must have shape {expected} for these precisions, got "
                          f"{np.shape(scatter)}")
-    cdef cnp.ndarray weights = None
-    if sample_weight is not None:
-        weights = contiguous(sample_weight, cnp.NPY_DOUBLE)
-        if not has_shape(weights, n, -1, -1):
-            raise ValueError(f"sample_weight must have shape ({n},)")
+    cdef cnp.ndarray weights = _weights(sample_weight, n)
     cdef cnp.ndarray rounded_means = contiguous(exact_means, compute)
     cdef cnp.ndarray centre = None, offsets = None
     if density_form == TIED:
