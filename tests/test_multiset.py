@@ -6,7 +6,7 @@ import pytest
 
 from conftest import COVARIANCE_TYPES, _mixture_data
 from gmmfast import _em
-from gmmfast._engine import InMemorySource, mixture_kernel_parameters
+from gmmfast._engine import InMemorySource, MixtureModel, mixture_kernel_parameters
 from gmmfast._kernels import em as widest_em
 from gmmfast._missing import MissingValueSource
 from gmmfast._mstep import precision_cholesky
@@ -226,3 +226,17 @@ def test_other_sources_score_each_set_with_their_own_pass(make_source, covarianc
     source = make_source(_mixture_data(300, 3, N_FEATURES, seed=16))
     sets = parameter_sets(covariance_type, 3, seed=17)
     assert_same_statistics(source.statistics_of_sets(sets, 1), single_passes(source, sets))
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_the_m_step_of_each_set_is_that_of_its_own_pass(covariance_type):
+    """The sets' statistics are views of one stacked array each: the M-step takes them as
+    it takes a single pass's."""
+    X = _mixture_data(500, 3, N_FEATURES, seed=18)
+    source = InMemorySource(X)
+    model = MixtureModel(covariance_type, 1e-6, X.dtype)
+    sets = parameter_sets(covariance_type, 3, seed=19)[:2]
+    for (_, stats), (_, expected) in zip(source.statistics_of_sets(sets, 1),
+                                         single_passes(source, sets)):
+        for value, expected_value in zip(model.m_step(stats), model.m_step(expected)):
+            np.testing.assert_array_equal(value, expected_value)
