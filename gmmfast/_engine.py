@@ -7,7 +7,8 @@
 - A **source** is where the rows live. It answers ``statistics(kernel_parameters,
   n_threads) → (Σ w log p, Statistics)`` and the few primitives that initialisation needs
   (a seeding sample, a Lloyd step, the statistics of a partition by nearest centre or of
-  random responsibilities). :class:`InMemorySource` is here; ``gmmfast._dask.DaskSource``
+  random responsibilities), and ``statistics_of_sets`` for several parameter sets at once
+  (:class:`SetStatistics`). :class:`InMemorySource` is here; ``gmmfast._dask.DaskSource``
   holds the row blocks of a dask array.
 - A **model** is what is estimated. It turns parameters θ into the kernels' form, and
   statistics into new parameters (the M-step), and gives the lower bound that EM climbs.
@@ -237,6 +238,49 @@ def block_statistics(X, sample_weight, kernel_params, n_threads=0):
     return loglik, stats
 
 
+def block_statistics_of_sets(X, sample_weight, kernel_params_list, n_threads=0):
+    """``[(Σ w log p(x), Statistics)]`` of one block of rows under each kernel parameters of
+    the list, the same numbers as :func:`block_statistics` per set, from one compiled pass
+    over X (as many sets per pass as its accumulators allow).
+
+    The sets must share their number of components and covariance form.
+    """
+    if not kernel_params_list:
+        return []
+    means = _stacked([params[0] for params in kernel_params_list], "means")
+    precisions_chol = _stacked([params[1] for params in kernel_params_list],
+                               "precisions_chol")
+    log_norm = _stacked([params[2] for params in kernel_params_list], "log_norm")
+    n_sets, n_components, n_features = means.shape
+    full = precisions_chol.ndim == 4
+    nk = np.zeros((n_sets, n_components))
+    sums = np.zeros((n_sets, n_components, n_features))
+    scatter = np.zeros(sums.shape + ((n_features,) if full else ()))
+    loglik = np.empty(n_sets)
+    per_pass = _em.max_sets_per_pass(X.shape[0], n_components, n_features, full)
+    for first in range(0, n_sets, per_pass):
+        part = slice(first, first + per_pass)
+        loglik[part] = _em.em_pass_sets(X, sample_weight, means[part], precisions_chol[part],
+                                        log_norm[part], nk[part], sums[part], scatter[part],
+                                        n_threads)
+    return [(set_loglik, Statistics(*stats))
+            for set_loglik, *stats in zip(loglik.tolist(), nk, sums, scatter, means)]
+
+
+def _stacked(arrays, name):
+    """The float64 arrays of the parameter sets stacked on a first axis; a ValueError when
+    their shapes differ."""
+    try:
+        return np.array(arrays, dtype=np.float64)
+    except ValueError:
+        shapes = sorted({np.shape(array) for array in arrays})
+        raise ValueError(
+            f"Every parameter set must have the same number of components and covariance "
+            f"form, but their {name} have shapes {shapes}: score sets of different "
+            f"shapes in separate calls."
+        ) from None
+
+
 # Weights whose mean lies outside [2^-WEIGHT_SCALE_BITS, 2^WEIGHT_SCALE_BITS] are rescaled.
 WEIGHT_SCALE_BITS = 8
 
@@ -271,7 +315,17 @@ def weight_shift(max_exponent, scaled_mean):
     return 0 if abs(shift) <= WEIGHT_SCALE_BITS else shift
 
 
-class InMemorySource:
+class SetStatistics:
+    """The statistics of several parameter sets, for any source with ``statistics``: one
+    pass per set. A source that can read its rows once for all the sets overrides it."""
+
+    def statistics_of_sets(self, kernel_params_list, n_threads):
+        """``[(Σ w log p(x), Statistics)]``, one per kernel parameters of the list."""
+        return [self.statistics(kernel_params, n_threads)
+                for kernel_params in kernel_params_list]
+
+
+class InMemorySource(SetStatistics):
     """Rows held in memory: a validated, C-contiguous float32/float64 X and float64 sample
     weights (or None, all ones).
 
@@ -318,7 +372,14 @@ class InMemorySource:
         return loglik, stats
 
     def statistics_of_sets(self, kernel_params_list, n_threads):
-        return [self.statistics(p, n_threads) for p in kernel_params_list]
+        """``statistics`` of each kernel parameters of the list (same number of components
+        and form), from one compiled pass over X: each chunk of rows serves every set
+        while it is in cache."""
+        results = block_statistics_of_sets(self.X, self.sample_weight, kernel_params_list,
+                                           n_threads)
+        if not all(math.isfinite(loglik) for loglik, _ in results):
+            self.check_finite()
+        return results
 
     def fused_em_step(self, covariance_type, reg_covar, eps, n_threads):
         """One EM iteration of :class:`MixtureModel` as one compiled call: θ → (Σ w log p,

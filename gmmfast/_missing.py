@@ -52,6 +52,7 @@ from gmmfast import _mstep_core
 from gmmfast._engine import (
     InMemorySource,
     KernelParameters,
+    SetStatistics,
     Statistics,
     ordered_sum,
 )
@@ -522,7 +523,7 @@ def _filled(values, resp, affine, conditional_covariances, rng):
 # ----------------------------------------------------------------------------------------
 
 
-class MissingValueSource:
+class MissingValueSource(SetStatistics):
     """Rows with missing entries (NaN), a source of the EM engine (``gmmfast._engine``)
     for a fit of ``n_components`` components.
 
@@ -567,9 +568,6 @@ class MissingValueSource:
         """``(Σ w log p(x_o), Statistics)`` under the given kernel parameters: the marginal
         log-likelihood and the completed statistics, about the kernel parameters' means."""
         return grouped_statistics(self.groups, kernel_params, n_threads)
-
-    def statistics_of_sets(self, kernel_params_list, n_threads):
-        return [self.statistics(p, n_threads) for p in kernel_params_list]
 
     def score(self, kernel_params, n_threads, **outputs):
         """:func:`score_groups` of all the rows: ``(log p(x_o), labels, responsibilities)``,
