@@ -59,24 +59,6 @@ def load(name):
     return load_mclust_data(name, 2000)
 
 
-def ours(X, init, tol):
-    from gmmfast import select_model
-
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        search = select_model(X, GRID_K, "all", init_params=init, random_state=0, tol=tol,
-                              max_iter=1000)
-    seconds = time.perf_counter() - start
-    table = search.criterion_table_
-    cells = {(str(m), int(k)): float(ll) for m, k, ll in
-             zip(table["mclust_name"], table["n_components"], table["log_likelihood"])}
-    best = (str(table["mclust_name"][table.best_index]),
-            int(table["n_components"][table.best_index]),
-            float(table["bic"][table.best_index]))
-    return seconds, cells, best
-
-
 def best_of_nine(X, model, k, tol):
     """(log-likelihood of the best of the nine fits, whether that fit collapsed)."""
     from gmmfast import GaussianMixture as Ours
@@ -149,7 +131,9 @@ def quality(name, X, args):
     from gmmfast._covariance_models import COVARIANCE_MODELS
 
     mclust, mclust_best, mclust_seconds, nine_cells = references(name, X, args)
-    seconds, mine, my_best = ours(X, args.init, args.tol)
+    from bench_mclust import run_gmmfast
+
+    seconds, mine, my_best = run_gmmfast(X, args.tol, args.n_threads, args.init)
     lines = [f"### {name} ({X.shape[0]} × {X.shape[1]})", "",
              "log L(gmmfast) − max(log L(mclust), best of 9) per cell; `c`: the best of 9 "
              "collapsed (a spurious optimum that multistart refuses):", "",
