@@ -34,6 +34,9 @@ def write_csv(path, X, delimiter=","):
 
 
 def by_hand(X, batch_rows, **params):
+    """partial_fit over the batches as fit --online runs it (its --init default is
+    multistart: the first batch starts from the screening's winner)."""
+    params.setdefault("init_params", "multistart")
     model = GaussianMixture(2, random_state=0, **params)
     for start in range(0, X.shape[0], batch_rows):
         model.partial_fit(X[start:start + batch_rows])
