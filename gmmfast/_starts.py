@@ -150,6 +150,11 @@ class Screen:
         from scipy.cluster.hierarchy import ward
 
         points = self.points()
+        # Ward's merges do not change under one common scale; unit magnitude keeps the
+        # squared distances finite on data whose scale would overflow them.
+        magnitude = np.max(np.abs(points)) if points.size else 0.0
+        if np.isfinite(magnitude) and magnitude > 0:
+            points = points / magnitude
         centred = points - points.mean(axis=0)
         scale = centred.std(axis=0)
         scale[scale == 0] = 1.0
