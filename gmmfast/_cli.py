@@ -145,7 +145,8 @@ def build_parser():
     fit.add_argument("--json", metavar="OUT.json",
                      help="also write the whole summary as JSON for scripts: every "
                           "candidate's scores and status, the chosen model's weights, means "
-                          "and covariances (original units with --scale), the data, the "
+                          "and covariances (original units with --scale; with --bayesian, "
+                          "every component and which are in use), the data, the "
                           "warnings and the timings; missing numbers are null. '-' writes it "
                           "to standard output and the printed summary to standard error")
     _add_progress(fit)
@@ -311,9 +312,6 @@ def _show_progress(args):
 def run_fit_command(args):
     """``gmmfast fit``; with ``--json -`` the printed summary goes to stderr, to leave
     stdout to the JSON."""
-    if args.json is not None and args.bayesian:
-        raise UserError("--json is not available with --bayesian yet: use --save for the "
-                        "fitted model")
     if args.json != "-":
         _check_output_path("--json", args.json)
         return run_fit(args)
@@ -452,7 +450,7 @@ def run_bayesian_fit(args):
     table = _read_fit_data(args)
     X = table.X
     print(format_data(table), flush=True)  # before the fit, which can be long
-    FitChecks(args, table.names, *column_range(X))
+    checks = FitChecks(args, table.names, *column_range(X))
     if n_components > X.shape[0]:
         raise UserError(f"--n-components {n_components} is larger than the number of rows "
                         f"({X.shape[0]})")
@@ -467,7 +465,9 @@ def run_bayesian_fit(args):
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X)
     elapsed = time.perf_counter() - start
-    print(format_bayesian_summary(model, table, args, elapsed))
+    print(format_bayesian_summary(model, table, args, elapsed), flush=True)
+    if args.json is not None:
+        write_json_summary(args, bayesian_fit_summary(model, table, args, elapsed, checks))
     _write_fit_outputs(args, model, table,
                        lambda path: write_figure(path, None, model, complete_rows(X),
                                                  table.names, search=False))
@@ -514,8 +514,8 @@ def online_options(args):
             (args.scale, "--scale", "standardising needs a pass over the data first; "
                                     "standardise the file first"),
             (args.plot, "--plot", "drawing the clusters needs every row in memory"),
-            (args.json is not None, "--json", "its summary is that of a search; use --save "
-                                              "for the fitted model"),
+            (args.json is not None, "--json", "an online fit's summary is not written "
+                                              "as JSON; use --save for the fitted model"),
             (args.data is None, "the bundled data", "--online reads a file: give DATA")):
         if given:
             raise UserError(f"{option} is not available with --online: {why}")
@@ -879,7 +879,6 @@ def fit_summary(result, model, table, scaling, grid, types, args, elapsed, check
     reported, in the original units with ``--scale``; ``checks``: the search's
     :class:`FitChecks`)."""
     criteria = result.criterion_table_
-    n_rows = table.X.shape[0]
     at_floor = set(checks.rows_at_floor(criteria))
     candidates = []
     for i in range(len(criteria)):
@@ -891,12 +890,8 @@ def fit_summary(result, model, table, scaling, grid, types, args, elapsed, check
                                      else None)
         candidates.append(row)
     return {
-        "data": {"source": table.source, "n_rows": n_rows, "n_columns": table.X.shape[1],
-                 "columns": table.names, "missing": args.missing,
-                 "constant_columns": [table.names[j] for j in checks.constant],
-                 "scaling": None if scaling is None else {
-                     "mean": scaling[0], "sd": scaling[1],
-                     "criterion_shift": criterion_shift(scaling[1], n_rows)}},
+        "kind": "search",
+        "data": data_summary(table, args, checks, scaling),
         "search": {"n_components": grid, "covariance_types": types,
                    "criterion": args.criterion, "seed": args.seed, "n_init": args.n_init,
                    "max_iter": args.max_iter, "tol": args.tol},
@@ -912,6 +907,51 @@ def fit_summary(result, model, table, scaling, grid, types, args, elapsed, check
         "warnings": checks.messages,
         "timings": {"search_seconds": elapsed,
                     "candidate_seconds": float(np.sum(criteria["fit_seconds"]))},
+    }
+
+
+def data_summary(table, args, checks, scaling=None):
+    """The "data" part of a JSON summary: the table read, its constant columns and, with
+    ``--scale``, the standardisation."""
+    n_rows = table.X.shape[0]
+    return {"source": table.source, "n_rows": n_rows, "n_columns": table.X.shape[1],
+            "columns": table.names, "missing": args.missing,
+            "constant_columns": [table.names[j] for j in checks.constant],
+            "scaling": None if scaling is None else {
+                "mean": scaling[0], "sd": scaling[1],
+                "criterion_shift": criterion_shift(scaling[1], n_rows)}}
+
+
+def bayesian_fit_summary(model, table, args, elapsed, checks):
+    """The summary of ``fit --bayesian`` as plain Python values: the data, the fit's
+    settings and every component of the fitted model (those switched off included, with
+    which are in use), the warnings and the time."""
+    from gmmfast._bayesian_mixture import components_in_use
+
+    in_use = components_in_use(model)
+    return {
+        "kind": "bayesian",
+        "data": data_summary(table, args, checks),
+        "fit": {"estimator": type(model).__name__, "n_components": model.n_components,
+                "covariance_type": model.covariance_type,
+                "weight_concentration_prior_type": model.weight_concentration_prior_type,
+                "seed": args.seed, "n_init": args.n_init, "max_iter": args.max_iter,
+                "tol": args.tol},
+        "model": {"n_components": model.n_components,
+                  "covariance_type": model.covariance_type,
+                  "converged": model.converged_, "n_iter": model.n_iter_,
+                  "lower_bound": model.lower_bound_,
+                  "n_components_in_use": int(in_use.sum()), "in_use": in_use,
+                  "weights": model.weights_, "means": model.means_,
+                  "covariances": model.covariances_,
+                  "weight_concentration": model.weight_concentration_,
+                  "mean_precision": model.mean_precision_,
+                  "degrees_of_freedom": model.degrees_of_freedom_,
+                  "priors": {name: getattr(model, f"{name}_prior_") for name in (
+                      "weight_concentration", "mean_precision", "mean",
+                      "degrees_of_freedom", "covariance")}},
+        "warnings": checks.messages,
+        "timings": {"fit_seconds": elapsed},
     }
 
 
