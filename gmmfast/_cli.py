@@ -1051,19 +1051,35 @@ def _check_matplotlib(option):
                         f"{MATPLOTLIB_INSTALL}") from None
 
 
+# --plot draws the scatterplot matrix of every pair of columns up to this many columns
+# (beyond, the panels are too small to read); the first two principal axes otherwise.
+MAX_PAIRS_COLUMNS = 6
+
+
 def write_figure(path, result, model, X, names, search):
-    """The cluster plot of ``model`` (and, after a search, the criterion plot beside it)."""
+    """The clusters of ``model`` and the samples' uncertainty (and, after a search, the
+    criterion): a scatterplot matrix beside the others for 3 to ``MAX_PAIRS_COLUMNS``
+    columns, one row of panels otherwise. Returns the figure written."""
     from matplotlib.figure import Figure
 
-    from gmmfast.plot import plot_clusters, plot_criterion
+    from gmmfast.plot import plot_clusters, plot_criterion, plot_uncertainty
 
     # A bare Figure (no pyplot): no GUI backend, no global state, works headless.
-    figure = Figure(figsize=(12, 5) if search else (6.5, 5), layout="constrained")
-    axes = figure.subplots(1, 2 if search else 1, squeeze=False)[0]
-    plot_clusters(model, X, ax=axes[0], feature_names=names)
+    if 2 < X.shape[1] <= MAX_PAIRS_COLUMNS:
+        figure = Figure(figsize=(16, 8.5), layout="constrained")
+        pairs, side = figure.subfigures(1, 2, width_ratios=[1.5, 1])
+        plot_clusters(model, X, ax=pairs, feature_names=names, features="pairs")
+        panels = side.subplots(1 + search, 1, squeeze=False)[:, 0]
+    else:
+        figure = Figure(figsize=(5.5 * (2 + search), 4.8), layout="constrained")
+        panels = figure.subplots(1, 2 + search, squeeze=False)[0]
+        plot_clusters(model, X, ax=panels[0], feature_names=names)
+        panels = panels[1:]
+    plot_uncertainty(model, X, ax=panels[0], feature_names=names)
     if search:
-        plot_criterion(result, ax=axes[1])
+        plot_criterion(result, ax=panels[1])
     figure.savefig(path, dpi=110)
+    return figure
 
 
 # ----------------------------------------------------------------------------------------
