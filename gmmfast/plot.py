@@ -125,6 +125,17 @@ class _Plane:
         return np.asarray(model.weights_, dtype=np.float64), means, covariances
 
 
+def _model_and_data(model, X, feature_names):
+    """The fitted mixture to draw, X checked against it, and the feature names (those
+    given, else the model's, else None)."""
+    _require_matplotlib()
+    model = _mixture(model)
+    X = _check_X(model, X)
+    names = feature_names if feature_names is not None else getattr(
+        model, "feature_names_in_", None)
+    return model, X, names
+
+
 def _check_X(model, X):
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2:
@@ -176,11 +187,7 @@ def plot_clusters(model, X, ax=None, *, features=None, n_std=(1, 2), feature_nam
     (the means, "+" markers) and ``K * len(n_std)`` ellipse patches (K the components
     drawn). With ``features="pairs"``: the (n_features, n_features) array of Axes.
     """
-    _require_matplotlib()
-    model = _mixture(model)
-    X = _check_X(model, X)
-    names = feature_names if feature_names is not None else getattr(
-        model, "feature_names_in_", None)
+    model, X, names = _model_and_data(model, X, feature_names)
     names = list(names) if names is not None else [f"x{i}" for i in range(X.shape[1])]
     labels = model.predict(X)
     colors = _colors(model.n_components)
@@ -408,11 +415,7 @@ def plot_uncertainty(model, X, ax=None, *, features=None, feature_names=None,
     one feature: the uncertainty against the feature. Returns the Axes; its first
     collection is the samples' scatter, whose array is the uncertainty in the order drawn.
     """
-    _require_matplotlib()
-    model = _mixture(model)
-    X = _check_X(model, X)
-    names = feature_names if feature_names is not None else getattr(
-        model, "feature_names_in_", None)
+    model, X, names = _model_and_data(model, X, feature_names)
     ax = _axes(ax)
     uncertainty = 1.0 - model.predict_proba(X).max(axis=1).astype(np.float64)
     order = np.argsort(uncertainty, kind="stable")
@@ -450,11 +453,7 @@ def plot_density(model, X, ax=None, *, features=None, feature_names=None, levels
     the Axes; its contour set is ``ax.collections`` (with the samples' scatter first when
     ``show_points``).
     """
-    _require_matplotlib()
-    model = _mixture(model)
-    X = _check_X(model, X)
-    names = feature_names if feature_names is not None else getattr(
-        model, "feature_names_in_", None)
+    model, X, names = _model_and_data(model, X, feature_names)
     ax = _axes(ax)
     if X.shape[1] == 1:
         x = X[:, 0]
