@@ -10,7 +10,8 @@
 - :func:`plot_density`: contours of the log-density.
 
 Data with more than two features are shown in a plane: a chosen pair of features
-(``features=(i, j)``) or, by default, the first two principal axes of X. The mixture drawn
+(``features=(i, j)``) or, by default, the first two principal axes of X's standardised
+columns (so that no column dominates by its units). The mixture drawn
 there is the exact marginal of the model in that plane (a linear projection of a Gaussian
 mixture is a Gaussian mixture). One feature is shown as a histogram with the component
 densities. matplotlib is imported only when a function is called.
@@ -101,19 +102,22 @@ class _Plane:
             self.origin = np.zeros(n_features)
             self.labels = (names[i], names[j])
             return
-        # First two principal axes of X: the plane in which the data vary most.
+        # First two principal axes of the standardised columns: the plane in which the
+        # data vary most once no column's units dominate (on raw variances the column with
+        # the largest numbers would be the whole first axis: proline in the wine data).
         X = np.asarray(X, dtype=np.float64)
         self.origin = X.mean(axis=0)
-        covariance = np.cov(X, rowvar=False)
-        values, vectors = np.linalg.eigh(covariance)
+        sd = X.std(axis=0)
+        sd = np.where(sd > 0, sd, 1.0)
+        values, vectors = np.linalg.eigh(np.cov(X / sd, rowvar=False))
         order = np.argsort(values)[::-1][:2]
         axes = vectors[:, order].T
         # A deterministic sign: the largest loading of each axis is positive.
         signs = np.sign(axes[np.arange(2), np.argmax(np.abs(axes), axis=1)])
-        self.matrix = axes * signs[:, None]
+        self.matrix = axes * signs[:, None] / sd
         share = values[order] / values.sum()
-        self.labels = tuple(f"principal axis {i + 1} ({100 * s:.0f}% of variance)"
-                            for i, s in enumerate(share))
+        self.labels = tuple(f"principal axis {i + 1} of the standardised columns "
+                            f"({100 * s:.0f}% of variance)" for i, s in enumerate(share))
 
     def points(self, X):
         return (np.asarray(X, dtype=np.float64) - self.origin) @ self.matrix.T
@@ -172,9 +176,9 @@ def plot_clusters(model, X, ax=None, *, features=None, n_std=(1, 2), feature_nam
         Where to draw; a new pyplot figure by default.
     features : pair of int or "pairs", optional
         The two features to show when X has more than two; default: the first two
-        principal axes of X. ``"pairs"``: a scatterplot matrix, every pair of features
-        below and above the diagonal (row i, column j: feature j across, feature i up)
-        and each feature's component densities on it.
+        principal axes of X's standardised columns. ``"pairs"``: a scatterplot matrix,
+        every pair of features below and above the diagonal (row i, column j: feature j
+        across, feature i up) and each feature's component densities on it.
     n_std : sequence of float, default=(1, 2)
         One ellipse per value: the contour at that many standard deviations (solid for the
         first, dashed for the others).
@@ -449,8 +453,9 @@ def plot_density(model, X, ax=None, *, features=None, feature_names=None, levels
     """Contours of the log-density of the mixture over the range of X.
 
     With more than two features the density drawn is the model's exact marginal density in
-    the plane shown (a pair of features, or the first two principal axes of X). Returns
-    the Axes; its contour set is ``ax.collections`` (with the samples' scatter first when
+    the plane shown (a pair of features, or the first two principal axes of X's
+    standardised columns). Returns the Axes; its contour set is ``ax.collections`` (with
+    the samples' scatter first when
     ``show_points``).
     """
     model, X, names = _model_and_data(model, X, feature_names)

@@ -319,3 +319,28 @@ def test_the_cli_figure_has_a_scatterplot_matrix_up_to_six_columns(make_data, tm
     assert len(figure.axes) == 3 + (pairs or 1)
     if n_features == 7:
         assert figure.axes[0].get_xlabel().startswith("principal axis 1")
+
+
+def test_principal_axes_are_those_of_the_standardised_columns(make_data):
+    from gmmfast.plot import _Plane
+
+    rng = np.random.RandomState(0)
+    # Clusters in the first two columns; the third is noise in much larger units, which
+    # would be the whole first principal axis of the raw data.
+    X = np.column_stack([make_data(n_samples=400, n_components=2, n_features=2, seed=5),
+                         rng.randn(400) * 1000])
+    plane = _Plane(X, None, None)
+    shares = [float(label.split("(")[1].split("%")[0]) for label in plane.labels]
+    assert all(label.startswith(f"principal axis {i + 1} of the standardised columns")
+               for i, label in enumerate(plane.labels))
+    assert shares[0] < 90 and shares[1] > 10
+    Y = plane.points(X)
+    np.testing.assert_allclose(Y.mean(axis=0), 0, atol=1e-9)
+    # The standardised data's two largest variances, which sum to at most 3 columns' 3.
+    assert 1 < Y.var(axis=0).sum() < 3
+    # The mixture drawn is still the exact projection of the model.
+    model = GaussianMixture(2, random_state=0).fit(X)
+    _, means, covariances = plane.mixture(model)
+    np.testing.assert_allclose(means, plane.points(model.means_))
+    np.testing.assert_allclose(covariances[0],
+                               plane.matrix @ model.covariances_[0] @ plane.matrix.T)
