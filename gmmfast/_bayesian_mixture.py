@@ -21,6 +21,7 @@ from gmmfast._compat import (
     sklearn_constraints,
 )
 from gmmfast._engine import (
+    SINGLE_START_METHODS,
     KernelParameters,
     initial_statistics,
     mixture_kernel_parameters,
@@ -368,6 +369,7 @@ default="dirichlet_process"
 
     _constraints = {
         **MIXTURE_PARAMETER_CONSTRAINTS,
+        "init_params": [("options", frozenset(SINGLE_START_METHODS))],
         "weight_concentration_prior_type": [("options", frozenset(PRIOR_TYPES))],
         "weight_concentration_prior": [None, ("interval", Real, 0.0, False)],
         "mean_precision_prior": [None, ("interval", Real, 0.0, False)],

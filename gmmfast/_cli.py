@@ -20,6 +20,7 @@ import numpy as np
 
 from gmmfast._compat import ConvergenceWarning
 from gmmfast._datafile import DataError, column_names, parse_columns, read_table
+from gmmfast._engine import INIT_METHODS, SINGLE_START_METHODS
 from gmmfast._files import error_summary, format_bytes
 from gmmfast._covariance_models import (COVARIANCE_MODELS, mclust_name, model_label,
                                         sklearn_layout, sklearn_name)
@@ -128,6 +129,11 @@ def build_parser():
                           "reported, saved and plotted in the original units")
     fit.add_argument("--seed", type=int, default=0, metavar="N",
                      help="random seed of the initialisations (default 0)")
+    fit.add_argument("--init", choices=INIT_METHODS, default=None,
+                     help="how each candidate starts (default multistart: many short runs "
+                          "from diverse starts, the best continued; kmeans: one k-means "
+                          "start, as scikit-learn, cheaper on large data; --bayesian "
+                          "takes the single-start methods, default kmeans)")
     fit.add_argument("--n-init", type=_positive_int, default=1, metavar="N",
                      help="initialisations per candidate, the best is kept (default 1)")
     fit.add_argument("--max-iter", type=_positive_int, default=100, metavar="N",
@@ -353,7 +359,8 @@ def run_fit(args):
 
     start = time.perf_counter()
     result = select_model(X_fit, grid, types, args.criterion, random_state=args.seed,
-                          n_init=args.n_init, max_iter=args.max_iter, tol=args.tol,
+                          init_params=args.init or "multistart", n_init=args.n_init,
+                          max_iter=args.max_iter, tol=args.tol,
                           n_threads=args.threads, progress=on_candidate,
                           nan_policy=args.missing)
     elapsed = time.perf_counter() - start
@@ -454,8 +461,12 @@ def run_bayesian_fit(args):
     if n_components > X.shape[0]:
         raise UserError(f"--n-components {n_components} is larger than the number of rows "
                         f"({X.shape[0]})")
+    if args.init == "multistart":
+        raise UserError("--init multistart is not available with --bayesian: give one of "
+                        + ", ".join(SINGLE_START_METHODS))
     model = BayesianGaussianMixture(n_components=n_components,
                                     covariance_type=covariance_type, tol=args.tol,
+                                    init_params=args.init or "kmeans",
                                     max_iter=args.max_iter, n_init=args.n_init,
                                     random_state=args.seed, n_threads=args.threads,
                                     nan_policy=args.missing)
@@ -539,6 +550,7 @@ def run_online_fit(args):
                          allow_missing=args.missing == "omit")
     print(f"Data: {table.describe()}, read in batches of {batch_rows} rows", flush=True)
     model = GaussianMixture(n_components, covariance_type=covariance_type,
+                            init_params=args.init or "multistart",
                             random_state=args.seed, n_threads=args.threads,
                             nan_policy=args.missing)
     progress = _StreamProgress() if _show_progress(args) else None
@@ -806,10 +818,12 @@ def format_fit_summary(result, model, table, grid, types, args, elapsed, checks)
         lines.append("")
         lines.append(format_best_models(criteria))
         lines.append("")
-    status = (f"converged after {chosen.n_iter_} iterations" if chosen.converged_
-              else f"did NOT converge in {chosen.n_iter_} iterations")
+    iterations = f"{chosen.n_iter_} iteration{'s' * (chosen.n_iter_ != 1)}"
+    status = (f"converged after {iterations}" if chosen.converged_
+              else f"did NOT converge in {iterations}")
     lines.append(f"Chosen model: n_components={chosen.n_components}, covariance_type="
                  f"{chosen.covariance_type!r}, seed {args.seed}")
+    lines.extend(format_start(criteria, best))
     lines.append(f"  {status}; average log-likelihood "
                  f"{criteria['log_likelihood'][best] / table.X.shape[0]:.4f}; "
                  f"{criteria['n_parameters'][best]} free parameters")
@@ -821,6 +835,18 @@ def format_fit_summary(result, model, table, grid, types, args, elapsed, checks)
     lines.append(f"Time: {elapsed:.2f} s for {n_candidates} "
                  f"candidate{'s' * (n_candidates != 1)}")
     return "\n".join(lines)
+
+
+def format_start(criteria, best):
+    """The line on the chosen model's start, under the multi-start strategy."""
+    gain = criteria["gain_over_kmeans"][best]
+    if np.isnan(gain):
+        return []
+    start = criteria["start"][best]
+    if start == "kmeans":
+        return ["  start: the plain k-means start (no other start did better)"]
+    return [f"  start: {start}, which beat the plain k-means start by {gain:.2f} in "
+            f"log-likelihood"]
 
 
 def format_data(table):

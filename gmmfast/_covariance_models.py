@@ -216,7 +216,7 @@ def expected_complete_loglik(nk, scatter, covariances, reg_covar):
 
 
 def estimate_covariances(model, nk, scatter, reg_covar, previous=None, max_iter=1000,
-                         tol=1e-8):
+                         tol=1e-8, warn=True):
     """The covariances of ``model`` that maximise the expected complete-data log-likelihood.
 
     Parameters
@@ -236,7 +236,8 @@ def estimate_covariances(model, nk, scatter, reg_covar, previous=None, max_iter=
         as ``previous`` for the new statistics; the closed forms ignore it.
     max_iter : int
         Cap on the iterations of the iterative models; a ``ConvergenceWarning`` says when
-        it is reached.
+        it is reached (unless ``warn`` is False: a capped estimate, started from
+        ``previous``, still improves on it, as a generalised EM step needs).
     tol : float
         The iterative models stop when F decreases by less than ``tol`` times ``|F|`` (or
         times the total count, when F is smaller).
@@ -269,7 +270,8 @@ def estimate_covariances(model, nk, scatter, reg_covar, previous=None, max_iter=
             estimate = None
     if estimate is None:
         raise ValueError(ILL_DEFINED_COVARIANCE)
-    iteration.warn_if_capped()
+    if warn:
+        iteration.warn_if_capped()
     return estimate
 
 
@@ -760,11 +762,7 @@ def _estimate(model, fit, iteration):
             axes, shapes = axes[:, order], shapes[:, order]
         axes = np.broadcast_to(axes, (n_components, n_features, n_features)).copy()
     principal = volumes[:, None] * shapes
-    if axes is None:
-        covariances = principal
-    else:
-        covariances = np.einsum("kij,kj,klj->kil", axes, principal, axes)
-        covariances = 0.5 * (covariances + covariances.swapaxes(1, 2))
+    covariances = compose(volumes, shapes, axes)
     if not (np.all(np.isfinite(covariances)) and np.all(principal > 0)
             and np.all(np.isfinite(principal))):
         return None
@@ -777,6 +775,15 @@ def _estimate(model, fit, iteration):
         converged=iteration.converged,
     )
 
+
+def compose(volumes, shapes, orientations):
+    """The covariances ``Σ_k = λ_k D_k A_k D_kᵀ`` of a decomposition: (K, D) diagonals
+    when ``orientations`` is None, else (K, D, D) symmetric matrices."""
+    principal = volumes[:, None] * shapes
+    if orientations is None:
+        return principal
+    covariances = np.einsum("kij,kj,klj->kil", orientations, principal, orientations)
+    return 0.5 * (covariances + covariances.swapaxes(1, 2))
 
 
 def decompose(name, covariances, n_components, n_features):

@@ -45,6 +45,7 @@ from gmmfast._compat import (
 )
 from gmmfast._engine import (
     InMemorySource,
+    SetStatistics,
     Statistics,
     block_statistics,
     check_enough_samples,
@@ -257,7 +258,7 @@ def _weighted_loglik_block(block, weights, kernel_params, n_threads):
 # ----------------------------------------------------------------------------------------
 
 
-class DaskSource:
+class DaskSource(SetStatistics):
     """The rows of a dask array, a source of the EM engine (``gmmfast._engine``), for a fit
 of ``n_components`` components.
 

@@ -26,6 +26,21 @@ def em_pass(
     n_threads: int = 0,
     form: int | None = None,
 ) -> float: ...
+def em_pass_sets(
+    X: npt.NDArray[np.floating],
+    sample_weight: npt.NDArray[np.float64] | None,
+    means: npt.NDArray[np.float64],
+    precisions_chol: npt.NDArray[np.float64],
+    log_norm: npt.NDArray[np.float64],
+    nk: npt.NDArray[np.float64],
+    sums: npt.NDArray[np.float64],
+    scatter: npt.NDArray[np.float64],
+    n_threads: int = 0,
+    form: int | None = None,
+) -> npt.NDArray[np.float64]: ...
+def max_sets_per_pass(
+    n_samples: int, n_components: int, n_features: int, full: bool
+) -> int: ...
 def stats_from_labels(
     X: npt.NDArray[np.floating],
     sample_weight: npt.NDArray[np.float64] | None,

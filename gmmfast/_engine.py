@@ -7,7 +7,8 @@
 - A **source** is where the rows live. It answers ``statistics(kernel_parameters,
   n_threads) → (Σ w log p, Statistics)`` and the few primitives that initialisation needs
   (a seeding sample, a Lloyd step, the statistics of a partition by nearest centre or of
-  random responsibilities). :class:`InMemorySource` is here; ``gmmfast._dask.DaskSource``
+  random responsibilities), and ``statistics_of_sets`` for several parameter sets at once
+  (:class:`SetStatistics`). :class:`InMemorySource` is here; ``gmmfast._dask.DaskSource``
   holds the row blocks of a dask array.
 - A **model** is what is estimated. It turns parameters θ into the kernels' form, and
   statistics into new parameters (the M-step), and gives the lower bound that EM climbs.
@@ -58,7 +59,15 @@ from gmmfast._mstep import (
     precision_cholesky,
 )
 
-INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
+# scikit-learn's initialisations, one start each; "multistart" (gmmfast._starts) screens
+# many of them.
+SINGLE_START_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
+INIT_METHODS = SINGLE_START_METHODS + ("multistart",)
+
+# The models whose cold M-step searches their common axes (see _covariance_models).
+SEARCHED_AXES = ("EVE", "VVE")
+# Inner iterations of the iterative M-steps in runs that only screen starts.
+SCREENING_INNER_ITERATIONS = 3
 
 KMEANS_MAX_ITER = 300
 KMEANS_TOL = 1e-4
@@ -229,6 +238,49 @@ def block_statistics(X, sample_weight, kernel_params, n_threads=0):
     return loglik, stats
 
 
+def block_statistics_of_sets(X, sample_weight, kernel_params_list, n_threads=0):
+    """``[(Σ w log p(x), Statistics)]`` of one block of rows under each kernel parameters of
+    the list, the same numbers as :func:`block_statistics` per set, from one compiled pass
+    over X (as many sets per pass as its accumulators allow).
+
+    The sets must share their number of components and covariance form.
+    """
+    if not kernel_params_list:
+        return []
+    means = _stacked([params[0] for params in kernel_params_list], "means")
+    precisions_chol = _stacked([params[1] for params in kernel_params_list],
+                               "precisions_chol")
+    log_norm = _stacked([params[2] for params in kernel_params_list], "log_norm")
+    n_sets, n_components, n_features = means.shape
+    full = precisions_chol.ndim == 4
+    nk = np.zeros((n_sets, n_components))
+    sums = np.zeros((n_sets, n_components, n_features))
+    scatter = np.zeros(sums.shape + ((n_features,) if full else ()))
+    loglik = np.empty(n_sets)
+    per_pass = _em.max_sets_per_pass(X.shape[0], n_components, n_features, full)
+    for first in range(0, n_sets, per_pass):
+        part = slice(first, first + per_pass)
+        loglik[part] = _em.em_pass_sets(X, sample_weight, means[part], precisions_chol[part],
+                                        log_norm[part], nk[part], sums[part], scatter[part],
+                                        n_threads)
+    return [(set_loglik, Statistics(*stats))
+            for set_loglik, *stats in zip(loglik.tolist(), nk, sums, scatter, means)]
+
+
+def _stacked(arrays, name):
+    """The float64 arrays of the parameter sets stacked on a first axis; a ValueError when
+    their shapes differ."""
+    try:
+        return np.array(arrays, dtype=np.float64)
+    except ValueError:
+        shapes = sorted({np.shape(array) for array in arrays})
+        raise ValueError(
+            f"Every parameter set must have the same number of components and covariance "
+            f"form, but their {name} have shapes {shapes}: score sets of different "
+            f"shapes in separate calls."
+        ) from None
+
+
 # Weights whose mean lies outside [2^-WEIGHT_SCALE_BITS, 2^WEIGHT_SCALE_BITS] are rescaled.
 WEIGHT_SCALE_BITS = 8
 
@@ -263,7 +315,17 @@ def weight_shift(max_exponent, scaled_mean):
     return 0 if abs(shift) <= WEIGHT_SCALE_BITS else shift
 
 
-class InMemorySource:
+class SetStatistics:
+    """The statistics of several parameter sets, for any source with ``statistics``: one
+    pass per set. A source that can read its rows once for all the sets overrides it."""
+
+    def statistics_of_sets(self, kernel_params_list, n_threads):
+        """``[(Σ w log p(x), Statistics)]``, one per kernel parameters of the list."""
+        return [self.statistics(kernel_params, n_threads)
+                for kernel_params in kernel_params_list]
+
+
+class InMemorySource(SetStatistics):
     """Rows held in memory: a validated, C-contiguous float32/float64 X and float64 sample
     weights (or None, all ones).
 
@@ -309,6 +371,16 @@ class InMemorySource:
             self.check_finite()
         return loglik, stats
 
+    def statistics_of_sets(self, kernel_params_list, n_threads):
+        """``statistics`` of each kernel parameters of the list (same number of components
+        and form), from one compiled pass over X: each chunk of rows serves every set
+        while it is in cache."""
+        results = block_statistics_of_sets(self.X, self.sample_weight, kernel_params_list,
+                                           n_threads)
+        if not all(math.isfinite(loglik) for loglik, _ in results):
+            self.check_finite()
+        return results
+
     def fused_em_step(self, covariance_type, reg_covar, eps, n_threads):
         """One EM iteration of :class:`MixtureModel` as one compiled call: θ → (Σ w log p,
         new θ or None). The same arithmetic as its ``kernel_parameters``, ``statistics``
@@ -346,6 +418,15 @@ class InMemorySource:
             return self
         weights = None if self.sample_weight is None else self.sample_weight[indices]
         return InMemorySource(np.ascontiguousarray(self.X[indices]), weights)
+
+    def subset(self, rows):
+        """A source of the given rows (sorted indices)."""
+        weights = None if self.sample_weight is None else self.sample_weight[rows]
+        return InMemorySource(np.ascontiguousarray(self.X[rows]), weights)
+
+    def imputed_rows(self, rows):
+        """The given rows (there is nothing missing to impute)."""
+        return self.X[rows]
 
     def rows_at_ranks(self, ranks):
         """The rows of non-zero weight with the given ranks (0-based, in row order), in the
@@ -455,7 +536,7 @@ def initial_statistics(source, n_components, init_params, forms, random_state, n
             per_form[form] = source.random_resp_statistics(n_components, random_state, form,
                                                            n_threads)
         return per_form
-    raise ValueError(f"init_params must be one of {INIT_METHODS}, got {init_params!r}")
+    raise ValueError(f"init_params must be one of {SINGLE_START_METHODS}, got {init_params!r}")
 
 
 def kmeans_centres(source, n_clusters, random_state, n_threads):
@@ -534,6 +615,8 @@ class MixtureModel:
     ``gmmfast._covariance_models.COVARIANCE_NAMES``; the lower bound is the weighted
     average log-likelihood.
 
+    ``screening``: see :meth:`for_screening`.
+
     θ is ``(weights, means, covariances, precisions_cholesky)`` in float64, the arrays in
     the shapes of the scikit-learn type ``layout`` (:func:`sklearn_layout`). Scikit-learn's
     four models, under either name, are fitted by the compiled M-steps. The other ten
@@ -541,17 +624,29 @@ class MixtureModel:
     start of the next M-step (the iterative ones then never decrease the likelihood).
     """
 
-    def __init__(self, covariance_type, reg_covar, dtype):
+    def __init__(self, covariance_type, reg_covar, dtype, screening=False):
         self.covariance_type = covariance_type
         self.layout = sklearn_layout(covariance_type)
         self.constrained = needs_constrained_m_step(covariance_type)
         self.reg_covar = float(reg_covar)
+        self.dtype = np.dtype(dtype)
+        self.screening = screening
+        self._inner_iterations = (
+            {"max_iter": SCREENING_INNER_ITERATIONS, "warn": False} if screening else {})
         self.form = kernel_form(self.layout)
         self.float32 = np.dtype(dtype) == np.float32
         self.eps = float(np.finfo(dtype).eps)
         # float32 bounds are rounded as scikit-learn computes them; float64 ones stay
         # Python floats (the same values, without a NumPy scalar per iteration).
         self.bound_type = np.float32 if self.float32 else float
+
+    def for_screening(self):
+        """The model for short runs that only compare starts: generalised EM, whose
+        iterative M-steps stop after SCREENING_INNER_ITERATIONS inner iterations (each
+        still raises the bound), and whose cold EVE and VVE M-steps start from the
+        common axes of EEE's closed form instead of searching for them (about ten times
+        the cost)."""
+        return MixtureModel(self.covariance_type, self.reg_covar, self.dtype, screening=True)
 
     def kernel_parameters(self, theta):
         return mixture_kernel_parameters(theta, self.layout)
@@ -586,11 +681,14 @@ class MixtureModel:
         nk, means, sample_covariances = _mstep_core.estimate_parameters(
             *stats, self.form, 0.0, self.eps)
         scale = nk[:, None, None] if self.form == "full" else nk[:, None]
+        scatter = sample_covariances * scale
         start = previous[4] if previous is not None and len(previous) > 4 else None
         try:
-            estimate = estimate_covariances(self.covariance_type, nk,
-                                            sample_covariances * scale, self.reg_covar,
-                                            previous=start)
+            if start is None and self.screening and self.covariance_type in SEARCHED_AXES:
+                start = estimate_covariances("EEE", nk, scatter, self.reg_covar)
+            estimate = estimate_covariances(self.covariance_type, nk, scatter,
+                                            self.reg_covar, previous=start,
+                                            **self._inner_iterations)
         except ValueError as error:
             if str(error) != ILL_DEFINED_COVARIANCE:
                 raise
@@ -701,6 +799,80 @@ class OnlineModel:
 
 
 # ----------------------------------------------------------------------------------------
+# several parameter sets at once
+# ----------------------------------------------------------------------------------------
+
+
+class ParameterSets(NamedTuple):
+    """The θ of each of several parameter sets of one model (None for a set that was
+    dropped) and the lower bound each had at the last step (−inf before the first)."""
+
+    thetas: tuple
+    bounds: tuple
+
+    @classmethod
+    def of(cls, thetas):
+        return cls(tuple(thetas), (-np.inf,) * len(thetas))
+
+    def keep_best(self, n_sets, always=None):
+        """The ``n_sets`` live sets with the highest bounds (earlier sets win ties), and
+        the set ``always`` (an index, if given) if it is live."""
+        live = [i for i, theta in enumerate(self.thetas) if theta is not None]
+        kept = set(sorted(live, key=lambda i: -self.bounds[i])[:n_sets])
+        if always is not None:
+            kept.add(always)
+        return self._replace(thetas=tuple(t if i in kept else None
+                                          for i, t in enumerate(self.thetas)))
+
+    def only(self, admissible):
+        """The sets whose θ ``admissible(θ)`` accepts; the others are dropped."""
+        return self._replace(thetas=tuple(
+            theta if theta is not None and admissible(theta) else None
+            for theta in self.thetas))
+
+    def best(self):
+        """Index of the live set with the highest bound (the first among equals)."""
+        live = [i for i, theta in enumerate(self.thetas) if theta is not None]
+        return max(live, key=lambda i: self.bounds[i]) if live else None
+
+
+class MultiSetModel:
+    """Several parameter sets of ``model`` climbed together: a step scores every live set
+    in one pass over the rows (the source's ``statistics_of_sets``) and applies the
+    model's M-step to each. θ is a :class:`ParameterSets`; the bound is the sum of the
+    live sets' bounds (EM raises each, so the sum changes by less than ``tol`` only when
+    every set's bound does). A set whose bound is not finite or whose M-step finds an
+    ill-defined covariance is dropped, not an error: the others go on."""
+
+    def __init__(self, model):
+        self.model = model
+        self.form = model.form
+
+    def em_step(self, source, n_threads):
+        model, total_weight = self.model, source.total_weight
+
+        def step(sets):
+            live = [i for i, theta in enumerate(sets.thetas) if theta is not None]
+            results = source.statistics_of_sets(
+                [model.kernel_parameters(sets.thetas[i]) for i in live], n_threads)
+            thetas = [None] * len(sets.thetas)
+            bounds = [-np.inf] * len(sets.thetas)
+            for i, (loglik, stats) in zip(live, results):
+                bound = loglik / total_weight
+                if not math.isfinite(bound):
+                    continue
+                try:
+                    thetas[i] = model.m_step(stats, previous=sets.thetas[i])
+                except ValueError:
+                    continue
+                bounds[i] = model.bound_type(bound)
+            return (math.fsum(b for b in bounds if b > -np.inf),
+                    ParameterSets(tuple(thetas), tuple(bounds)))
+
+        return step
+
+
+# ----------------------------------------------------------------------------------------
 # the one loop
 # ----------------------------------------------------------------------------------------
 
@@ -712,8 +884,8 @@ class Interrupted(Exception):
 class EMResult(NamedTuple):
     """The best of a run's starts: its parameters, final lower bound, the bound after each
     iteration (float64: the estimator stores them in the dtype its attributes have), the
-    number of iterations, whether it converged, and the labels of the final E-step (None
-    unless asked for)."""
+    number of iterations, whether it converged, the labels of the final E-step (None
+    unless asked for), and the final lower bound of every start, in order."""
 
     parameters: tuple
     lower_bound: float
@@ -721,10 +893,11 @@ class EMResult(NamedTuple):
     n_iter: int
     converged: bool
     labels: object = None
+    start_bounds: tuple = ()
 
 
 def run_em(model, source, start, *, n_init, max_iter, tol, n_threads, verbose=0,
-           verbose_interval=10, final_labels=False, stop=None):
+           verbose_interval=10, final_labels=False, stop=None, warn=True, admissible=None):
     """EM from ``n_init`` starts; the one with the best lower bound is returned.
 
     ``start(i)`` gives start ``i`` as ``(θ, lower bound before the first iteration)``
@@ -736,22 +909,30 @@ def run_em(model, source, start, *, n_init, max_iter, tol, n_threads, verbose=0,
     the labels of a final E-step with the chosen parameters (what ``fit_predict`` returns).
     ``stop``, a ``threading.Event``, ends the run with :class:`Interrupted` at the next
     iteration once it is set: how work running in other threads is cancelled (Ctrl-C
-    reaches the main thread only).
+    reaches the main thread only). ``warn=False`` leaves the ConvergenceWarning out (for
+    runs that are cut short on purpose). ``admissible(θ)``, if given, says whether a
+    start's result may be kept: an inadmissible one is kept only when no start gives an
+    admissible one.
     """
     step = model.em_step(source, n_threads)
     best = None
+    start_bounds = []
     for init in range(n_init):
         if verbose >= 1:
             print(f"Initialization {init}")
         theta, lower_bound = start(init)
         if max_iter == 0:
             best = EMResult(theta, -np.inf, [], 0, False)
+            start_bounds.append(-np.inf)
             continue
         result = _climb(step, theta, lower_bound, max_iter, tol, verbose, verbose_interval,
                         stop)
-        if best is None or result.lower_bound > best.lower_bound:
-            best = result
-    if not best.converged and max_iter > 0:
+        start_bounds.append(result.lower_bound)
+        rank = (admissible is None or admissible(result.parameters), result.lower_bound)
+        if best is None or rank > best_rank:
+            best, best_rank = result, rank
+    best = best._replace(start_bounds=tuple(start_bounds))
+    if warn and not best.converged and max_iter > 0:
         warnings.warn(
             "Best performing initialization did not converge. "
             "Try different init parameters, or increase max_iter, "

@@ -2,7 +2,6 @@
 (``gmmfast._engine``): a :class:`~gmmfast._engine.MixtureModel`, a source of rows (in memory,
 or the blocks of a dask array) and ``run_em``."""
 
-import copy
 from numbers import Integral, Real
 
 import numpy as np
@@ -58,6 +57,7 @@ from gmmfast._mstep import (
     precisions_from_cholesky,
 )
 from gmmfast._params import check_initial_parameters
+from gmmfast._starts import Screen, check_multistart_source, multistart_em, screened_start
 from gmmfast._threads import single_threaded_blas
 
 # Parameters of EM itself, shared by every estimator that runs it (see _compat for the form).
@@ -184,24 +184,40 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
         vars(self).pop("_stream", None)
         random_state = check_random_state(self.random_state)
 
-        def start(init):
-            if warm:
-                return self._current_parameters(), self.lower_bound_
-            return self._start_parameters(model, source, random_state), -np.inf
-
         self.converged_ = False
         if self.max_iter == 0:
             # No EM pass will read X and find what it holds.
             source.check_finite()
         try:
-            result = run_em(model, source, start, n_init=1 if warm else self.n_init,
-                            max_iter=self.max_iter, tol=self.tol, n_threads=self._threads(),
-                            verbose=self.verbose, verbose_interval=self.verbose_interval,
-                            final_labels=final_labels)
+            if self._uses_multistart(warm):
+                check_multistart_source(source)
+                result, _ = multistart_em(
+                    model, Screen(source), self.n_components, random_state,
+                    n_init=self.n_init, max_iter=self.max_iter, tol=self.tol,
+                    n_threads=self._threads(), verbose=self.verbose,
+                    verbose_interval=self.verbose_interval, final_labels=final_labels)
+            else:
+                def start(init):
+                    if warm:
+                        return self._current_parameters(), self.lower_bound_
+                    return self._start_parameters(model, source, random_state), -np.inf
+
+                result = run_em(model, source, start, n_init=1 if warm else self.n_init,
+                                max_iter=self.max_iter, tol=self.tol,
+                                n_threads=self._threads(), verbose=self.verbose,
+                                verbose_interval=self.verbose_interval,
+                                final_labels=final_labels)
             self._store_result(result, source.dtype)
         except IllDefinedCovarianceError as failure:
             raise scale_overflow_error(source) or failure from None
         return result.labels
+
+    def _uses_multistart(self, warm):
+        """Whether the fit runs the multi-start strategy: init_params="multistart" and
+        nothing to start from (a warm start or user-given initial parameters)."""
+        return (self.init_params == "multistart" and not warm
+                and all(p is None for p in (self.weights_init, self.means_init,
+                                            self.precisions_init)))
 
     def _threads(self):
         return 0 if self.n_threads is None else int(self.n_threads)
@@ -362,10 +378,6 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
         """
         save_model(self, path)
 
-    def _as_saved(self):
-        """The model as its file records it: itself, unless a subclass says otherwise."""
-        return self
-
     if HAS_SKLEARN:
 
         def __sklearn_tags__(self):
@@ -430,8 +442,25 @@ class GaussianMixture(MixtureEstimator):
         EM iterations per initialisation; 0 returns the initialisation.
     n_init : int, default=1
         Number of initialisations; the one with the best lower bound is kept.
-    init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default="kmeans"
-        How the initial responsibilities are chosen.
+    init_params : {"kmeans", "k-means++", "random", "random_from_data", "multistart"}, \
+            default="kmeans"
+        How the initial responsibilities are chosen. The first four are scikit-learn's.
+        "multistart" screens many cheap, diverse starts and keeps the best ("emEM",
+        Biernacki, Celeux & Govaert 2003): the plain k-means start, k-means runs, k-means++
+        seeds and random rows, and Ward's hierarchical agglomeration of the rows raw,
+        standardised and whitened, all on a screen of at most 1 000 rows (a fixed sample
+        of larger data). The starts climb a few EM iterations together, scored in one
+        pass over the screen; the better half goes on, three rounds (4, 8, 16
+        iterations). The winner climbs to convergence on all the rows. On data within the
+        screen, so does the plain k-means start and the better is kept: the fit is never
+        worse than the "kmeans" fit with the same ``random_state``; on larger data the
+        k-means start competes on the screen. Fits whose component collapsed onto
+        repeated values (a variance held up by ``reg_covar`` alone) lose to any other.
+        Each of ``n_init`` initialisations runs the whole strategy with new draws. It
+        needs X in memory (not a dask array). With
+        user-given initial parameters (``weights_init`` …), the strategy is not run:
+        the k-means start fills in what is not given. In :meth:`partial_fit`, the first
+        batch starts from the screening's winner.
     weights_init, means_init, precisions_init : array-like, default=None
         User-provided initial parameters (shapes as in scikit-learn).
     random_state : int, RandomState instance or None, default=None
@@ -490,7 +519,8 @@ class GaussianMixture(MixtureEstimator):
     converged_ : bool
         After :meth:`partial_fit`, always False: online EM does not declare convergence.
     n_iter_ : int
-        EM iterations of the best start; after :meth:`partial_fit`, the number of batches
+        EM iterations of the best start (under "multistart", of its final climb on all the
+        rows); after :meth:`partial_fit`, the number of batches
         of the current stream.
     lower_bound_ : float
         The weighted average log-likelihood at the last iteration; after
@@ -620,9 +650,7 @@ class GaussianMixture(MixtureEstimator):
             # Nothing to estimate: the RNG is not consumed (as in scikit-learn).
             theta = [None] * 4
         else:
-            stats = initial_statistics(source, self.n_components, self.init_params,
-                                       (model.form,), random_state, self._threads())
-            theta = list(model.initial_parameters(stats[model.form], source.total_weight))
+            theta = list(self._drawn_start(model, source, random_state))
         if self.weights_init is not None:
             theta[0] = np.asarray(self.weights_init, dtype=np.float64)
         if self.means_init is not None:
@@ -633,6 +661,23 @@ class GaussianMixture(MixtureEstimator):
             # The user's covariances replace the constrained estimate (θ's fifth entry).
             theta = [*theta[:2], covariances_from_cholesky(chol, layout), chol]
         return tuple(theta)
+
+    def _drawn_start(self, model, source, random_state):
+        """θ of the start init_params draws; "multistart" gives the start its screening
+        picks (on the rows given: online EM's first batch), or with user-given initial
+        parameters, the k-means start that they complete."""
+        if self.init_params == "multistart":
+            check_multistart_source(source)
+            if not self._uses_multistart(warm=False):
+                return self._initial_from("kmeans", model, source, random_state)
+            return screened_start(model, source, self.n_components, random_state,
+                                  self._threads(), self.tol)
+        return self._initial_from(self.init_params, model, source, random_state)
+
+    def _initial_from(self, init_params, model, source, random_state):
+        stats = initial_statistics(source, self.n_components, init_params, (model.form,),
+                                   random_state, self._threads())
+        return model.initial_parameters(stats[model.form], source.total_weight)
 
     def _current_parameters(self):
         theta = tuple(
@@ -678,23 +723,6 @@ class GaussianMixture(MixtureEstimator):
             parts = decompose(self.covariance_type, theta[2], *np.shape(theta[1]))
         self.volumes_, self.shapes_ = (np.asarray(a, dtype=dtype) for a in parts[:2])
         self.orientations_ = None if parts[2] is None else np.asarray(parts[2], dtype=dtype)
-
-    def _as_saved(self):
-        """Model files hold scikit-learn's four covariance types: VVV, EEE, VVI and VII
-        are saved under their scikit-learn names; the ten other mclust models cannot be
-        saved yet (a ValueError says so)."""
-        if needs_constrained_m_step(self.covariance_type):
-            raise ValueError(
-                f"Model files hold scikit-learn's four covariance types (full, tied, diag, "
-                f"spherical, also under their mclust names VVV, EEE, VVI, VII) for now, "
-                f"not covariance_type={self.covariance_type!r}: pickle the model instead."
-            )
-        if self.covariance_type in COVARIANCE_TYPES:
-            return self
-        # The same model under its scikit-learn name, which is what the file records.
-        model = copy.copy(self)
-        model.covariance_type = sklearn_layout(self.covariance_type)
-        return model
 
     # ------------------------------------------------------------------------------------
     # scoring

@@ -9,7 +9,12 @@ dtypes that disagree, non-finite values, weights that do not sum to one, a
 with ``covariances_`` or ``precisions_``; for a Bayesian mixture also concentrations, mean
 precisions or degrees of freedom that are not positive (degrees of freedom above
 n_features − 1), weights that are not those of the concentrations, and priors that are not
-valid; for a ``GaussianMixture`` saved in the middle of a stream of ``partial_fit`` calls,
+valid; for a ``GaussianMixture`` with an mclust covariance name, a decomposition that is
+not finite and positive, shapes whose product is not 1, orientations that are not
+orthogonal, covariances that are not ``λ_k D_k A_k D_kᵀ`` of the decomposition, or a
+decomposition that breaks the model's constraints (equal volumes, shapes or orientations;
+spherical shapes); for a ``GaussianMixture`` saved in the middle of a stream of
+``partial_fit`` calls,
 running statistics of the wrong shapes or dtypes for its components, features and
 covariance type, non-finite, with negative counts or scatter diagonals, a weight that is not
 positive or a batch count below one.
@@ -23,9 +28,11 @@ from gmmfast._bayesian_mixture import (
     dirichlet_process_weights,
 )
 from gmmfast._compat import validate_params
+from gmmfast._covariance_models import COVARIANCE_MODELS, compose, sklearn_layout
 from gmmfast._engine import Statistics, StreamState
 from gmmfast._gaussian_mixture import GaussianMixture, resume_stream
 from gmmfast._model_file import (
+    DECOMPOSITION_ARRAYS,
     KINDS,
     MIXTURE_ARRAYS,
     STREAM_STATISTICS,
@@ -35,7 +42,7 @@ from gmmfast._model_file import (
     refuse,
     save_model,
 )
-from gmmfast._mstep import COVARIANCE_TYPES, kernel_form
+from gmmfast._mstep import kernel_form
 from gmmfast._params import is_symmetric_positive_definite
 
 __all__ = ["ModelFileError", "load", "read_model", "save_model"]
@@ -71,10 +78,14 @@ def _gaussian_mixture(metadata, arrays, kind, path):
     n_features = _check_mixture(arrays, covariance_type, params, arrays["means_"].dtype,
                                 path)
     _check_fitted(metadata["fitted"], kind, n_features, path)
+    mclust = _check_mclust_model(arrays, covariance_type, metadata["fitted"], path)
     stream = _stream_state(arrays, covariance_type, path)
     params.update(_array_params(arrays, kind, path))
     model = _estimator(GaussianMixture, params, path)
     _set_fitted(model, arrays, metadata["fitted"], MIXTURE_ARRAYS)
+    if mclust:  # orientations_ is None for a diagonal model, as after fit
+        for name in DECOMPOSITION_ARRAYS:
+            setattr(model, name, arrays.get(name))
     if stream is not None:
         resume_stream(model, stream)
     return model
@@ -88,7 +99,8 @@ def _stream_state(arrays, covariance_type, path):
         return None
     n_components, n_features = arrays["means_"].shape
     vectors = (n_components, n_features)
-    scatter = (*vectors, n_features) if kernel_form(covariance_type) == "full" else vectors
+    full = kernel_form(sklearn_layout(covariance_type)) == "full"
+    scatter = (*vectors, n_features) if full else vectors
     _check_arrays(arrays, {"stream_nk": (n_components,), "stream_sums": vectors,
                            "stream_scatter": scatter, "stream_shifts": vectors,
                            "stream_weight": ()}, np.float64,
@@ -205,7 +217,7 @@ def _checked_params(metadata, kind, path):
     if set(params) != set(kind.scalar_params):
         raise refuse(path, "the metadata's params are not those of the model kind")
     covariance_type = params["covariance_type"]
-    if covariance_type not in COVARIANCE_TYPES:
+    if covariance_type not in kind.covariance_types:
         raise refuse(path, f"unknown covariance_type {covariance_type!r}")
     for name, value in params.items():
         if isinstance(value, float) and not np.isfinite(value):
@@ -255,7 +267,7 @@ def _covariance_shape(covariance_type, n_components, n_features):
     return {"full": (n_components, n_features, n_features),
             "tied": (n_features, n_features),
             "diag": (n_components, n_features),
-            "spherical": (n_components,)}[covariance_type]
+            "spherical": (n_components,)}[sklearn_layout(covariance_type)]
 
 
 def _check_arrays(arrays, shapes, dtype, context, path):
@@ -290,17 +302,18 @@ def _check_covariances(arrays, covariance_type, path):
     |Uᵀ| |Σ| |U| alone is too tight where the products of L and Lᵀ cancel in Σ. Fitted models
     are within 2 ε of these bounds, and the tolerance leaves room for the dimension.
     """
+    layout = sklearn_layout(covariance_type)
     cholesky, covariances, precisions = (np.asarray(arrays[name], np.float64) for name in
                                          ("precisions_cholesky_", "covariances_",
                                           "precisions_"))
-    if covariance_type in ("diag", "spherical"):
+    if layout in ("diag", "spherical"):
         if np.any(cholesky <= 0) or np.any(covariances <= 0):
             raise refuse(path, "covariances_ and precisions_cholesky_ must be positive")
         inverse_bound = covariances * cholesky**2
         inverse_error = inverse_bound - 1
         product = product_bound = cholesky**2
     else:
-        if covariance_type == "tied":
+        if layout == "tied":
             cholesky, covariances, precisions = cholesky[None], covariances[None], \
                 precisions[None]
         if np.any(np.tril(cholesky, -1) != 0):
@@ -336,6 +349,124 @@ def _check_fitted(fitted, kind, n_features, path):
         raise refuse(path, "converged_ / n_iter_ are missing or of the wrong type")
     if n_iter < 0:
         raise refuse(path, f"n_iter_={n_iter} is negative")
+
+
+# ----------------------------------------------------------------------------------------
+# checks of an mclust model's decomposition
+# ----------------------------------------------------------------------------------------
+
+
+def _check_mclust_model(arrays, covariance_type, fitted, path):
+    """Whether the model is one of mclust's names, which hold a decomposition; if so, the
+    decomposition is checked: its members, their values (:func:`_check_decomposition`)
+    and the model's constraints (:func:`_check_constraints`)."""
+    names = _decomposition_names(covariance_type)
+    present = tuple(name for name in DECOMPOSITION_ARRAYS if name in arrays)
+    if present != names:
+        holds = ", ".join(names) if names else "no decomposition"
+        raise refuse(path, f"{covariance_type!r} models hold {holds}; the file has "
+                           f"{', '.join(present) if present else 'none'}")
+    if not names:
+        return False
+    n_components, n_features = arrays["means_"].shape
+    shapes = {"volumes_": (n_components,), "shapes_": (n_components, n_features),
+              "orientations_": (n_components, n_features, n_features)}
+    _check_arrays(arrays, {name: shapes[name] for name in names}, arrays["means_"].dtype,
+                  f"for {n_components} {covariance_type} components in {n_features} "
+                  "dimensions", path)
+    if not all(np.all(np.isfinite(arrays[name])) for name in names):
+        raise refuse(path, f"{', '.join(names)} contain NaN or infinity")
+    if np.any(arrays["volumes_"] <= 0) or np.any(arrays["shapes_"] <= 0):
+        raise refuse(path, "volumes_ and shapes_ must be positive")
+    _check_decomposition(arrays, covariance_type, path)
+    if not _holds_given_start(arrays, fitted):
+        _check_constraints(arrays, covariance_type, path)
+    return True
+
+
+def _decomposition_names(covariance_type):
+    """The decomposition members of a model: none for a scikit-learn name, all but
+    ``orientations_`` for the six diagonal models."""
+    if covariance_type not in COVARIANCE_MODELS:
+        return ()
+    if kernel_form(sklearn_layout(covariance_type)) == "diag":
+        return DECOMPOSITION_ARRAYS[:2]
+    return DECOMPOSITION_ARRAYS
+
+
+def _decomposition_tolerance(arrays):
+    """The relative rounding allowed in the checks of a decomposition, as for the
+    covariances (see :func:`_check_covariances`)."""
+    return 4 * (arrays["means_"].shape[1] + 2) * np.finfo(arrays["means_"].dtype).eps
+
+
+def _check_decomposition(arrays, covariance_type, path):
+    """Refuse a decomposition ``Σ_k = λ_k D_k A_k D_kᵀ`` that is not one of
+    ``covariances_``: the shapes must multiply to 1, the orientations be orthogonal and
+    the covariances they compose equal the stored ones.
+
+    The decompositions of VVV and EEE come from a symmetric eigensolver, which is backward
+    stable normwise only: each component's error is bounded relative to its largest
+    eigenvalue λ_k max_j a_kj. Each log-shape's rounding is relative to its size.
+    """
+    volumes, shapes = (np.asarray(arrays[name], np.float64)
+                       for name in ("volumes_", "shapes_"))
+    orientations = arrays.get("orientations_")
+    tolerance = _decomposition_tolerance(arrays)
+    log_shapes = np.log(shapes)
+    if not np.all(np.abs(log_shapes.sum(axis=1))
+                  <= tolerance * (1 + np.abs(log_shapes)).sum(axis=1)):
+        raise refuse(path, "shapes_ do not multiply to 1 in every component")
+    if orientations is not None:
+        orientations = np.asarray(orientations, np.float64)
+        gram = np.swapaxes(orientations, 1, 2) @ orientations
+        if not np.all(np.abs(gram - np.eye(shapes.shape[1])) <= tolerance):
+            raise refuse(path, "orientations_ are not orthogonal matrices")
+    with np.errstate(over="ignore", invalid="ignore"):
+        composed = compose(volumes, shapes, orientations)
+        largest = (volumes[:, None] * shapes).max(axis=1)
+    stored = _per_component(np.asarray(arrays["covariances_"], np.float64),
+                            sklearn_layout(covariance_type), shapes.shape)
+    scale = largest.reshape((-1,) + (1,) * (stored.ndim - 1))
+    if not np.all(np.abs(stored - composed) <= tolerance * scale):
+        raise refuse(path, "covariances_ differ from the volumes_, shapes_ and "
+                           "orientations_ they decompose into")
+
+
+def _per_component(covariances, layout, shape):
+    """Covariances of a scikit-learn ``layout`` as their decomposition composes them:
+    (K, D) diagonals for spherical and diag, (K, D, D) matrices for tied and full."""
+    n_components, n_features = shape
+    if layout == "spherical":
+        return np.repeat(covariances[:, None], n_features, axis=1)
+    if layout == "tied":
+        return np.broadcast_to(covariances, (n_components, n_features, n_features))
+    return covariances
+
+
+def _holds_given_start(arrays, fitted):
+    """Whether the model holds the user's ``precisions_init`` as given: no EM iteration
+    ran (``max_iter=0``), so its covariances need not meet the model's constraints."""
+    return fitted["n_iter_"] == 0 and "precisions_init" in arrays
+
+
+def _check_constraints(arrays, covariance_type, path):
+    """The letters of an mclust name hold: E, the volumes (shapes, orientations) are equal
+    across components; I as a shape, the shapes are 1."""
+    tolerance = _decomposition_tolerance(arrays)
+    for letter, name in zip(covariance_type, DECOMPOSITION_ARRAYS):
+        if name not in arrays:  # an I orientation: the model has no orientations_
+            continue
+        values = np.asarray(arrays[name], np.float64)
+        # Volumes and shapes are positive: relative; orientations have entries ≤ 1.
+        scale = 1.0 if name == "orientations_" else values[0]
+        if letter == "E" and not np.all(np.abs(values - values[0]) <= tolerance * scale):
+            raise refuse(path, f"{name} differ across components, which "
+                               f"{covariance_type} requires to be equal")
+        if letter == "I" and name == "shapes_" and not np.all(np.abs(values - 1)
+                                                              <= tolerance):
+            raise refuse(path, f"shapes_ are not all 1, which {covariance_type} (spherical "
+                               f"components) requires")
 
 
 # ----------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ from gmmfast import _mstep_core
 from gmmfast._engine import (
     InMemorySource,
     KernelParameters,
+    SetStatistics,
     Statistics,
     ordered_sum,
 )
@@ -522,7 +523,7 @@ def _filled(values, resp, affine, conditional_covariances, rng):
 # ----------------------------------------------------------------------------------------
 
 
-class MissingValueSource:
+class MissingValueSource(SetStatistics):
     """Rows with missing entries (NaN), a source of the EM engine (``gmmfast._engine``)
     for a fit of ``n_components`` components.
 
@@ -540,6 +541,7 @@ class MissingValueSource:
         self.sample_weight = sample_weight
         self.dtype = X.dtype
         self.n_samples, self.n_features = X.shape
+        self.feature_names = feature_names
         self.groups, self.empty_rows = group_rows(X, sample_weight)
         group_weights = np.array([group.source.total_weight for group in self.groups])
         self.total_weight = float(group_weights.sum())
@@ -590,6 +592,11 @@ class MissingValueSource:
         mean, _ = self.mean_and_variance(0)
         values = np.array(self.X[rows], dtype=self.dtype)
         return np.where(np.isnan(values), mean.astype(self.dtype), values)
+
+    def subset(self, rows):
+        """A source of the given rows (sorted indices), grouped by pattern anew."""
+        return fit_source(np.ascontiguousarray(self.X[rows]), self._weights_of(rows), 1,
+                          self.feature_names)
 
     def _weights_of(self, rows):
         return None if self.sample_weight is None else self.sample_weight[rows]

@@ -5,15 +5,26 @@ atomically, and reading it back with bounded reads and integrity checks. It impo
 estimator, so that the estimators' ``save`` can use it; turning the arrays back into an
 estimator, and checking that they form a valid model, is ``gmmfast._io``'s job.
 
-Format version 2 (version 1, which had no ``kind``, is still read: its files are
-``GaussianMixture`` models). The archive (``numpy.savez``, readable by any NumPy ≥ 1.x with
-``allow_pickle=False``) holds one ``.npy`` member per array:
+Format version 3. A file is written with the lowest version that holds it, so that an older
+gmmfast loads what it can and asks for an upgrade otherwise: version 3 for a
+``GaussianMixture`` with one of mclust's covariance names (which holds its decomposition,
+below), version 2 for every other file. Version 1, which had no ``kind``, is still read:
+its files are ``GaussianMixture`` models. The archive (``numpy.savez``, readable by any
+NumPy ≥ 1.x with ``allow_pickle=False``) holds one ``.npy`` member per array:
 
 - ``metadata``: a 0-d unicode array, the JSON text described below;
 - the fitted arrays of the kind (:data:`KINDS`), in the training data's dtype (float32 or
   float64), except a Bayesian mixture's priors (their own dtype) and lower bounds
   (float64); ``lower_bound_`` is 0-d and ``lower_bounds_`` 1-d;
 - ``feature_names_in_`` (1-d unicode), only if the model was fitted on named columns;
+- a ``GaussianMixture`` with an mclust name (any of :data:`COVARIANCE_MODELS`, including
+  VVV, EEE, VVI and VII; version 3 only): its decomposition ``Σ_k = λ_k D_k A_k D_kᵀ``,
+  :data:`DECOMPOSITION_ARRAYS` in the training data's dtype: ``volumes_`` (K,),
+  ``shapes_`` (K, D) and, except for the six diagonal models (EII … VVI),
+  ``orientations_`` (K, D, D). Its ``covariances_``, ``precisions_`` and
+  ``precisions_cholesky_`` have the shapes of the model's scikit-learn layout
+  (``gmmfast._covariance_models.sklearn_layout``: (K, D) for EII, EEI, VEI, EVI, (K, D, D)
+  for VEE … EVV);
 - the array-valued constructor parameters (float64), only if they were given;
 - a ``GaussianMixture`` in the middle of a stream of ``partial_fit`` calls (and only then):
   the running statistics of online EM, :data:`STREAM_ARRAYS` (float64: ``stream_nk``
@@ -22,7 +33,7 @@ Format version 2 (version 1, which had no ``kind``, is still read: its files are
   0-d; ``stream_n_batches`` 0-d int64), all six or none.
 
 The JSON metadata: ``format`` (``"gmmfast.GaussianMixture"``, the name of the format for
-every kind), ``format_version`` (2), ``kind`` (``"GaussianMixture"`` or
+every kind), ``format_version`` (2 or 3), ``kind`` (``"GaussianMixture"`` or
 ``"BayesianGaussianMixture"``), ``gmmfast_version``, ``params`` (the constructor's scalar
 parameters; a ``random_state`` that is not an int is stored as null), ``fitted`` (the
 fitted scalars: ``converged_``, ``n_iter_``, ``n_features_in_``, and the resolved scalar
@@ -55,6 +66,7 @@ from typing import NamedTuple
 import numpy as np
 
 from gmmfast._compat import check_is_fitted
+from gmmfast._covariance_models import COVARIANCE_MODELS, COVARIANCE_NAMES
 from gmmfast._files import (
     error_summary,
     file_size,
@@ -64,10 +76,14 @@ from gmmfast._files import (
     read_npy_data,
     read_npy_header,
 )
+from gmmfast._mstep import COVARIANCE_TYPES
 from gmmfast._version import __version__
 
 FORMAT = "gmmfast.GaussianMixture"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+# The version that added mclust's covariance models; files without their decomposition are
+# still written as version 2.
+DECOMPOSITION_VERSION = 3
 # Version 1 files have no "kind": they are GaussianMixture models.
 KIND_OF_VERSION_1 = "GaussianMixture"
 
@@ -86,6 +102,8 @@ FITTED_SCALARS = ("converged_", "n_iter_", "n_features_in_")
 # Online EM's running state (gmmfast._engine.StreamState): its statistics, then its scalars.
 STREAM_STATISTICS = ("stream_nk", "stream_sums", "stream_scatter", "stream_shifts")
 STREAM_ARRAYS = STREAM_STATISTICS + ("stream_weight", "stream_n_batches")
+# An mclust model's Σ_k = λ_k D_k A_k D_kᵀ (orientations_ is None for diagonal models).
+DECOMPOSITION_ARRAYS = ("volumes_", "shapes_", "orientations_")
 
 
 class ModelKind(NamedTuple):
@@ -95,7 +113,9 @@ class ModelKind(NamedTuple):
     scalar_params: tuple   # constructor parameters stored in the JSON
     array_params: tuple    # constructor parameters stored as members when they are given
     fitted_scalars: tuple  # fitted attributes stored in the JSON
+    covariance_types: tuple  # the names its covariance_type takes
     stream_arrays: tuple = ()  # the running state of partial_fit, all or none of them
+    decomposition_arrays: tuple = ()  # an mclust model's decomposition, when it has one
 
 
 KINDS = {
@@ -104,7 +124,9 @@ KINDS = {
         scalar_params=EM_PARAMS + RUN_PARAMS + ONLINE_PARAMS,
         array_params=("weights_init", "means_init", "precisions_init"),
         fitted_scalars=FITTED_SCALARS,
+        covariance_types=COVARIANCE_NAMES,
         stream_arrays=STREAM_ARRAYS,
+        decomposition_arrays=DECOMPOSITION_ARRAYS,
     ),
     "BayesianGaussianMixture": ModelKind(
         # weight_concentration_ is (2, K) for the Dirichlet process (the Beta parameters of
@@ -120,6 +142,7 @@ KINDS = {
         fitted_scalars=FITTED_SCALARS + ("weight_concentration_prior_",
                                          "mean_precision_prior_",
                                          "degrees_of_freedom_prior_"),
+        covariance_types=COVARIANCE_TYPES,
     ),
 }
 
@@ -153,12 +176,10 @@ def save_model(model, path, extra=None):
 
     ``extra`` is any JSON-serialisable dict stored with the model (read it back with
     :func:`gmmfast._io.read_model`). A stream of ``partial_fit`` calls in progress (the
-    estimator's ``_stream``, a ``gmmfast._engine.StreamState``) is saved with it. The
-    estimator says through ``_as_saved()`` which model its file records (a
-    ``GaussianMixture`` of an mclust name with a scikit-learn layout: that layout's name).
+    estimator's ``_stream``, a ``gmmfast._engine.StreamState``) is saved with it, and so is
+    the decomposition of a model with an mclust covariance name.
     """
     kind_name = kind_of(model)
-    model = model._as_saved()
     check_is_fitted(model)
     kind = KINDS[kind_name]
     arrays = {name: _member(getattr(model, name)) for name in kind.arrays}
@@ -172,9 +193,11 @@ def save_model(model, path, extra=None):
             arrays[name] = np.asarray(params[name], dtype=np.float64)
     if kind.stream_arrays and getattr(model, "_stream", None) is not None:
         arrays.update(stream_members(model._stream))
+    if kind.decomposition_arrays and model.covariance_type in COVARIANCE_MODELS:
+        arrays.update(decomposition_members(model))
     metadata = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": _format_version(arrays),
         "kind": kind_name,
         "gmmfast_version": __version__,
         "params": {name: _json_scalar(name, params[name]) for name in kind.scalar_params},
@@ -196,6 +219,18 @@ def stream_members(stream):
     members["stream_weight"] = np.asarray(stream.weight, dtype=np.float64)
     members["stream_n_batches"] = np.asarray(stream.n_batches, dtype=np.int64)
     return members
+
+
+def _format_version(members):
+    """The lowest format version that holds these members (see the module's docstring)."""
+    return DECOMPOSITION_VERSION if "volumes_" in members else 2
+
+
+def decomposition_members(model):
+    """The :data:`DECOMPOSITION_ARRAYS` members of a model fitted under an mclust name
+    (no ``orientations_`` for a diagonal model)."""
+    return {name: np.asarray(getattr(model, name)) for name in DECOMPOSITION_ARRAYS
+            if getattr(model, name) is not None}
 
 
 def _member(value):
@@ -468,9 +503,13 @@ def _kind(metadata, path):
 def _check_member_names(members, metadata, kind, path):
     declared = metadata["arrays"]
     required = set(kind.arrays)
-    # Format version 1 came before partial_fit.
-    stream = set(kind.stream_arrays) if metadata["format_version"] > 1 else set()
-    allowed = required | {"feature_names_in_"} | set(kind.array_params) | stream
+    # Format version 1 came before partial_fit, version 3 added mclust's models.
+    version = metadata["format_version"]
+    stream = set(kind.stream_arrays) if version > 1 else set()
+    decomposition = (set(kind.decomposition_arrays) if version >= DECOMPOSITION_VERSION
+                     else set())
+    allowed = (required | {"feature_names_in_"} | set(kind.array_params) | stream
+               | decomposition)
     if set(declared) - allowed:
         raise refuse(path, f"unknown arrays {sorted(set(declared) - allowed)}")
     if required - set(declared):

@@ -288,15 +288,15 @@ cdef void _log_prob_diag(
 
 
 def _tied_geometry(means, precisions_chol, dtype):
-    """The centre and whitened offsets (μ_c − centre) U of _log_prob_tied, in ``dtype``.
+    """The centre and whitened offsets (μ_c − centre) U of _log_prob_tied, in ``dtype``;
+    of one set of means (K, D) and factor (1, D, D), or of a stack of them (M, K, D) and
+    (M, 1, D, D), set by set the same numbers.
 
     The centre is the mean of the means (rounded to ``dtype`` first, so that the offsets
     are exact for the centre the kernel uses): the whitened rows stay small.
     """
     means = np.asarray(means, dtype=np.float64)
-    centre = means.mean(axis=0).astype(dtype)
-    U = np.asarray(precisions_chol, dtype=np.float64)[0]
-    offsets = (means - centre.astype(np.float64)) @ U
+    centre = means.mean(axis=-2).astype(dtype)
+    U = np.asarray(precisions_chol, dtype=np.float64)[..., 0, :, :]
+    offsets = (means - centre.astype(np.float64)[..., None, :]) @ U
     return np.ascontiguousarray(centre), np.ascontiguousarray(offsets, dtype=dtype)
-
-

@@ -34,6 +34,7 @@ from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.math cimport isfinite, sqrt, INFINITY, NAN
 from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memmove
 from scipy.linalg.cython_blas cimport dgemm, dsyrk, dtrmm, strmm
 from scipy.linalg.cython_lapack cimport dpotrf, dtrtri
 
@@ -43,8 +44,8 @@ import numpy as np
 from gmmfast._threads import single_threaded_blas
 
 from gmmfast._chunking cimport (
-    CHUNK_ROWS, group_first_chunk, n_chunks_of, n_groups_of, pass_work, requested_threads,
-    resolve_threads,
+    CHUNK_ROWS, GROUP_BUDGET_DOUBLES, group_first_chunk, n_chunks_of, n_groups_of, pass_work,
+    requested_threads, resolve_threads,
 )
 from gmmfast._ndarray cimport contiguous, has_shape, is_writable_float64
 from gmmfast._openmp cimport GMMFAST_OPENMP_ENABLED, omp_get_max_threads
@@ -293,10 +294,7 @@ cdef double _stats_pass(
     cdef Py_ssize_t k = cnp.PyArray_DIMS(exact_shifts)[0] if exact_shifts.ndim == 2 else 0
     if k < 1 or not has_shape(exact_shifts, k, d, -1):
         raise ValueError(f"means/shifts must have shape (K >= 1, {d}), got {np.shape(shifts)}")
-    if not (is_writable_float64(nk) and is_writable_float64(sums)
-            and is_writable_float64(scatter)):
-        raise ValueError("nk, sums and scatter must be writable, aligned, C-contiguous "
-                         "float64 arrays: the statistics are added to them in place")
+    _check_writable(nk, sums, scatter)
     # Without densities (labels, given responsibilities), the scatter's shape says which
     # statistics are wanted; with them, the form of the precisions does.
     cdef cnp.ndarray chol = None
@@ -311,11 +309,7 @@ cdef double _stats_pass(
         expected = f"({k}, {d}, {d})" if layout.full else f"({k}, {d})"
         raise ValueError(f"scatter must have shape {expected} for these precisions")
 
-    cdef cnp.ndarray weights = None
-    if sample_weight is not None:
-        weights = contiguous(sample_weight, cnp.NPY_DOUBLE)
-        if not has_shape(weights, n, -1, -1):
-            raise ValueError(f"sample_weight must have shape ({n},)")
+    cdef cnp.ndarray weights = _weights(sample_weight, n)
     # The kernels take their moments about the shifts rounded to the compute type; they
     # are moved onto the exact shifts after the pass (_recentre).
     cdef cnp.ndarray rounded_shifts = contiguous(exact_shifts, compute)
@@ -339,13 +333,6 @@ cdef double _stats_pass(
         if not has_shape(resp_array, n, k, -1):
             raise ValueError(f"resp must have shape ({n}, {k}), got {np.shape(given_resp)}")
 
-    cdef Py_ssize_t n_chunks = n_chunks_of(n)
-    cdef Py_ssize_t n_groups = n_groups_of(n_chunks, layout.size)
-    cdef int threads = resolve_threads(n_threads, n_groups,
-                                       pass_work(n, k, d * d if layout.full else d))
-    cdef double* acc = <double*> calloc(n_groups * layout.size, sizeof(double))
-    if acc == NULL:
-        raise MemoryError(f"no memory for {n_groups} accumulators of {layout.size} doubles")
     cdef PassInputs inputs
     inputs.form = <Form> density_form
     inputs.w = NULL if weights is None else <double*> weights.data
@@ -356,13 +343,68 @@ cdef double _stats_pass(
     inputs.log_norm = NULL if norm is None else norm.data
     inputs.tied_centre = NULL if centre is None else centre.data
     inputs.tied_offsets = NULL if offsets is None else offsets.data
-    cdef bint widen = single and layout.full and d >= SCATTER_BLAS_MIN_FEATURES
-    cdef ScratchShape shape = scratch_shape(n, d, k, layout.full, widen, False,
-                                            sizeof(float) if single else sizeof(double))
-    cdef Py_ssize_t groups_without_memory = 0
+    cdef double* total = _run_pass(x, single, <StatsSource> source, &inputs, 1, layout,
+                                   n_threads)
     cdef double loglik
     try:
-        if n > 0 and layout.full and d >= SCATTER_BLAS_MIN_FEATURES:
+        if single:
+            _recentre_total(total, layout, scatter.shape, exact_shifts, rounded_shifts)
+        _add_totals(total, layout, <double*> (<cnp.ndarray> nk).data,
+                    <double*> (<cnp.ndarray> sums).data, <double*> (<cnp.ndarray> scatter).data)
+        loglik = total[0]
+    finally:
+        free(total)
+    return loglik
+
+
+# The accumulators of a pass over several parameter sets: each set has as many as its own
+# pass would (so that its statistics are summed in the same order), and all of them together
+# are capped here (256 MiB), a multiple of what one pass may take (GROUP_BUDGET_DOUBLES).
+cdef Py_ssize_t MAX_SET_ACCUMULATOR_DOUBLES = 16 * GROUP_BUDGET_DOUBLES
+
+
+cdef Py_ssize_t _max_sets(Py_ssize_t n_groups, AccLayout layout) noexcept nogil:
+    """The parameter sets one pass takes (at least one: a single set is a plain pass)."""
+    return max(<Py_ssize_t> 1, MAX_SET_ACCUMULATOR_DOUBLES // (n_groups * layout.size))
+
+
+cdef double* _run_pass(
+    cnp.ndarray x, bint single, StatsSource source, const PassInputs* sets, Py_ssize_t n_sets,
+    AccLayout layout, int n_threads,
+) except NULL:
+    """The pass of ``n_sets`` parameter sets (``sets``) over the rows of x.
+
+    Returns the sets' statistics, each summed over its groups, set i's accumulator at
+    i × layout.size (malloc'd: the caller frees it). Every set's groups are those of its
+    own pass, summed in the same order: a set's statistics are those of its own pass, bit
+    for bit, whatever the number of sets or threads.
+    """
+    cdef Py_ssize_t n = cnp.PyArray_DIMS(x)[0]
+    cdef Py_ssize_t d = layout.d
+    cdef Py_ssize_t i
+    cdef Py_ssize_t n_chunks = n_chunks_of(n)
+    cdef Py_ssize_t n_groups = n_groups_of(n_chunks, layout.size)
+    cdef Py_ssize_t allowed = _max_sets(n_groups, layout)
+    if n_sets > allowed:
+        raise ValueError(
+            f"{n_sets} parameter sets of {layout.k} components in {d} features need "
+            f"{n_sets * n_groups * layout.size * 8 / 1048576.0:.0f} MiB of accumulators in "
+            f"one pass over {n} rows; pass at most {allowed} sets per call "
+            f"(gmmfast._em.max_sets_per_pass gives the number)"
+        )
+    cdef int threads = resolve_threads(
+        n_threads, n_groups, n_sets * pass_work(n, layout.k, d * d if layout.full else d))
+    cdef double* acc = <double*> calloc(n_sets * n_groups * layout.size, sizeof(double))
+    if acc == NULL:
+        raise MemoryError(f"no memory for {n_sets * n_groups} accumulators of {layout.size} "
+                          f"doubles")
+    cdef bint blas = layout.full and d >= SCATTER_BLAS_MIN_FEATURES
+    cdef bint widen = single and blas
+    cdef ScratchShape shape = scratch_shape(n, d, layout.k, layout.full, widen, False,
+                                            sizeof(float) if single else sizeof(double))
+    cdef Py_ssize_t groups_without_memory = 0
+    try:
+        if n > 0 and blas:
             # Each chunk calls BLAS on small blocks: its own threads would only fight ours.
             # (Below this size, and for diag, the pass calls no BLAS: the limit, ~1 µs per
             # pass, is not applied.)
@@ -370,26 +412,53 @@ cdef double _stats_pass(
             with single_threaded_blas():
                 with nogil:
                     groups_without_memory = _dispatch_pass(
-                        x.data, single, n, <StatsSource> source, inputs, layout, shape,
-                        n_groups, threads, acc)
+                        x.data, single, n, source, sets, n_sets, layout, shape, n_groups,
+                        threads, acc)
         elif n > 0:
             # Other Python threads (a model search's candidates, groups of rows with
             # missing entries, callers predicting meanwhile) run during the pass.
             with nogil:
                 groups_without_memory = _dispatch_pass(
-                    x.data, single, n, <StatsSource> source, inputs, layout, shape,
-                    n_groups, threads, acc)
+                    x.data, single, n, source, sets, n_sets, layout, shape, n_groups,
+                    threads, acc)
         if groups_without_memory:
             raise scratch_error(shape, threads)
-        _sum_groups(acc, n_groups, layout)
-        if single:
-            _recentre_total(acc, layout, scatter.shape, exact_shifts, rounded_shifts)
-        _add_totals(acc, layout, <double*> (<cnp.ndarray> nk).data,
-                    <double*> (<cnp.ndarray> sums).data, <double*> (<cnp.ndarray> scatter).data)
-        loglik = acc[0]
-    finally:
+    except BaseException:
         free(acc)
-    return loglik
+        raise
+    for i in range(n_sets):
+        _sum_groups(acc + i * n_groups * layout.size, n_groups, layout)
+        if i:
+            memmove(acc + i * layout.size, acc + i * n_groups * layout.size,
+                    layout.size * sizeof(double))
+    return acc
+
+
+def max_sets_per_pass(Py_ssize_t n_samples, Py_ssize_t n_components, Py_ssize_t n_features,
+                      bint full):
+    """How many parameter sets :func:`em_pass_sets` takes in one call on n_samples rows,
+    for mixtures of n_components components in n_features features (``full``: full or
+    tied precisions, else diag)."""
+    cdef AccLayout layout = acc_layout(n_components, n_features, full)
+    return _max_sets(n_groups_of(n_chunks_of(n_samples), layout.size), layout)
+
+
+cdef int _check_writable(nk, sums, scatter) except -1:
+    if not (is_writable_float64(nk) and is_writable_float64(sums)
+            and is_writable_float64(scatter)):
+        raise ValueError("nk, sums and scatter must be writable, aligned, C-contiguous "
+                         "float64 arrays: the statistics are added to them in place")
+    return 0
+
+
+cdef cnp.ndarray _weights(sample_weight, Py_ssize_t n):
+    """The sample weights as the kernels read them (float64, C order), or None."""
+    if sample_weight is None:
+        return None
+    cdef cnp.ndarray weights = contiguous(sample_weight, cnp.NPY_DOUBLE)
+    if not has_shape(weights, n, -1, -1):
+        raise ValueError(f"sample_weight must have shape ({n},)")
+    return weights
 
 
 cdef cnp.ndarray _samples(X):
@@ -460,6 +529,125 @@ def em_pass(X, sample_weight, means, precisions_chol, log_norm, nk, sums, scatte
     """
     return _stats_pass(X, sample_weight, means, precisions_chol, log_norm, None, None,
                        nk, sums, scatter, requested_threads(n_threads), FROM_DENSITY, form)
+
+
+def em_pass_sets(X, sample_weight, means, precisions_chol, log_norm, nk, sums, scatter,
+                 n_threads=0, form=None):
+    """:func:`em_pass` for M parameter sets of the same form at once: one read of X.
+
+    Each chunk of rows is transposed once and, while it is in cache, goes through the
+    densities, responsibilities and statistics of every set, each into its own
+    accumulators. Set i's results are those of ``em_pass`` with set i's arrays, bit for
+    bit, for any number of threads. The arrays are em_pass's, stacked on a first axis of
+    length M >= 1.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features), float32 or float64, C-contiguous
+        IN. The samples.
+    sample_weight : ndarray of shape (n_samples,) float64, or None
+        IN. Non-negative weights shared by all the sets; None means all ones.
+    means : ndarray of shape (M, n_components, n_features), float64
+        IN. Each set's means, also the shifts its moments are taken about.
+    precisions_chol : ndarray, float64
+        IN. (M, n_components, n_features, n_features) full, (M, 1, n_features, n_features)
+        tied or (M, n_components, n_features) diag: each set's factors, as in em_pass.
+    log_norm : ndarray of shape (M, n_components), float64
+        IN. Each set's log π_k + log det U_k − ½ D log 2π.
+    nk : ndarray of shape (M, n_components), float64, C-contiguous
+        IN/OUT. Σ_i w_i r_ik of each set is added.
+    sums : ndarray of shape (M, n_components, n_features), float64, C-contiguous
+        IN/OUT. Σ_i w_i r_ik (x_i − μ_k) of each set is added.
+    scatter : ndarray, float64, C-contiguous
+        IN/OUT. (M, n_components, n_features, n_features) (full, tied) or (M, n_components,
+        n_features) (diag): each set's scatter is added.
+    n_threads : int
+        IN. Threads to use, as in :func:`em_pass`. Results do not depend on it.
+    form : FORM_FULL, FORM_TIED, FORM_DIAG or None
+        IN. The covariance form of every set, as in :func:`em_pass` (inferred from the
+        shape of one set's factors when None).
+
+    Returns
+    -------
+    loglik : ndarray of shape (M,), float64
+        Σ_i w_i log p(x_i) under each set.
+
+    Each set needs the accumulators of its own pass: more sets than
+    :func:`max_sets_per_pass` gives for this shape are a ValueError.
+    """
+    cdef cnp.ndarray x = _samples(X)
+    cdef bint single = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT
+    cdef int compute = cnp.NPY_FLOAT if single else cnp.NPY_DOUBLE
+    cdef Py_ssize_t n = cnp.PyArray_DIMS(x)[0]
+    cdef Py_ssize_t d = cnp.PyArray_DIMS(x)[1]
+    cdef cnp.ndarray exact_means = contiguous(means, cnp.NPY_DOUBLE)
+    if (exact_means.ndim != 3 or cnp.PyArray_DIMS(exact_means)[0] < 1
+            or cnp.PyArray_DIMS(exact_means)[1] < 1 or cnp.PyArray_DIMS(exact_means)[2] != d):
+        raise ValueError(f"means must have shape (M >= 1 sets, K >= 1, {d}), got "
+                         f"{np.shape(means)}")
+    cdef Py_ssize_t n_sets = cnp.PyArray_DIMS(exact_means)[0]
+    cdef Py_ssize_t k = cnp.PyArray_DIMS(exact_means)[1]
+    cdef cnp.ndarray chol = contiguous(precisions_chol, compute)
+    if chol.ndim not in (3, 4) or cnp.PyArray_DIMS(chol)[0] != n_sets:
+        raise ValueError(f"precisions_chol must stack one set's factors for each of the "
+                         f"{n_sets} sets of means, got shape {np.shape(precisions_chol)}")
+    cdef int density_form = _resolve_form(chol[0], k, d, form)
+    cdef AccLayout layout = acc_layout(k, d, density_form != DIAG)
+    cdef cnp.ndarray norm = contiguous(log_norm, compute)
+    if np.shape(norm) != (n_sets, k):
+        raise ValueError(f"log_norm must have shape ({n_sets}, {k}), got {np.shape(log_norm)}")
+    _check_writable(nk, sums, scatter)
+    cdef tuple expected = (n_sets, k, d)
+    if layout.full:
+        expected += (d,)
+    if np.shape(nk) != (n_sets, k) or np.shape(sums) != (n_sets, k, d):
+        raise ValueError(f"nk must have shape ({n_sets}, {k}) and sums shape "
+                         f"({n_sets}, {k}, {d}), got {np.shape(nk)} and {np.shape(sums)}")
+    if np.shape(scatter) != expected:
+        raise ValueError(f"scatter must have shape {expected} for these precisions, got "
+                         f"{np.shape(scatter)}")
+    cdef cnp.ndarray weights = _weights(sample_weight, n)
+    cdef cnp.ndarray rounded_means = contiguous(exact_means, compute)
+    cdef cnp.ndarray centre = None, offsets = None
+    if density_form == TIED:
+        centre, offsets = _tied_geometry(exact_means, precisions_chol, rounded_means.dtype)
+
+    cdef size_t itemsize = sizeof(float) if single else sizeof(double)
+    cdef Py_ssize_t chol_size = cnp.PyArray_SIZE(chol) // n_sets
+    cdef PassInputs* sets = <PassInputs*> malloc(n_sets * sizeof(PassInputs))
+    if sets == NULL:
+        raise MemoryError(f"no memory for the inputs of {n_sets} parameter sets")
+    cdef Py_ssize_t i
+    for i in range(n_sets):
+        sets[i].form = <Form> density_form
+        sets[i].w = NULL if weights is None else <double*> weights.data
+        sets[i].labels = NULL
+        sets[i].resp = NULL
+        sets[i].shifts = rounded_means.data + i * k * d * itemsize
+        sets[i].chol = chol.data + i * chol_size * itemsize
+        sets[i].log_norm = norm.data + i * k * itemsize
+        sets[i].tied_centre = NULL if centre is None else centre.data + i * d * itemsize
+        sets[i].tied_offsets = NULL if offsets is None else offsets.data + i * k * d * itemsize
+    cdef double* totals
+    try:
+        totals = _run_pass(x, single, FROM_DENSITY, sets, n_sets, layout,
+                           requested_threads(n_threads))
+    finally:
+        free(sets)
+    loglik = np.empty(n_sets)
+    cdef double* total
+    try:
+        for i in range(n_sets):
+            total = totals + i * layout.size
+            if single:
+                _recentre_total(total, layout, expected[1:], exact_means[i], rounded_means[i])
+            _add_totals(total, layout, <double*> (<cnp.ndarray> nk).data + i * k,
+                        <double*> (<cnp.ndarray> sums).data + i * k * d,
+                        <double*> (<cnp.ndarray> scatter).data + i * layout.scatter_size)
+            loglik[i] = total[0]
+    finally:
+        free(totals)
+    return loglik
 
 
 def stats_from_labels(X, sample_weight, labels, shifts, nk, sums, scatter, n_threads=0):

@@ -1,5 +1,5 @@
 # One pass over the samples: chunks dealt to groups, each group's chunks in order into its
-# own accumulator, on OpenMP threads.
+# own accumulator (one per parameter set), on OpenMP threads.
 
 cdef enum StatsSource:
     FROM_DENSITY = 0  # responsibilities from the current parameters (the E-step)
@@ -45,64 +45,80 @@ cdef struct PassInputs:
 
 
 cdef void _stats_group(
-    const floating* X, Py_ssize_t n_samples, StatsSource source, PassInputs a,
-    AccLayout layout, Py_ssize_t group, Py_ssize_t n_groups, double* accumulators, Scratch s,
+    const floating* X, Py_ssize_t n_samples, StatsSource source, const PassInputs* sets,
+    Py_ssize_t n_sets, AccLayout layout, Py_ssize_t group, Py_ssize_t n_groups,
+    double* accumulators, Scratch s,
 ) noexcept nogil:
-    """Accumulate group ``group``'s chunks into its accumulator, computing in X's type."""
+    """Accumulate group ``group``'s chunks into its accumulators, one per parameter set
+    (set i's at (i × n_groups + group) × layout.size), computing in X's type. Each chunk is
+    transposed once and serves every set while it is in cache."""
     cdef Py_ssize_t d = layout.d
-    cdef Py_ssize_t k = layout.k
     cdef Py_ssize_t n_chunks = n_chunks_of(n_samples)
     cdef Py_ssize_t chunk_begin = group_first_chunk(group, n_groups, n_chunks)
     cdef Py_ssize_t chunk_end = group_first_chunk(group + 1, n_groups, n_chunks)
-    cdef double* acc = accumulators + group * layout.size
+    cdef floating* xt = <floating*> s.xt
+    cdef Py_ssize_t chunk, row0, m, i
+    for chunk in range(chunk_begin, chunk_end):
+        row0 = chunk * CHUNK_ROWS
+        m = min(<Py_ssize_t> CHUNK_ROWS, n_samples - row0)
+        _transpose_chunk(X + row0 * d, m, d, xt)
+        for i in range(n_sets):
+            _chunk_statistics(xt, row0, m, source, sets[i], layout,
+                              accumulators + (i * n_groups + group) * layout.size, s)
+
+
+cdef inline void _chunk_statistics(
+    const floating* xt, Py_ssize_t row0, Py_ssize_t m, StatsSource source, PassInputs a,
+    AccLayout layout, double* acc, Scratch s,
+) noexcept nogil:
+    """One transposed chunk (rows row0 .. row0 + m) of one parameter set into ``acc``."""
+    cdef Py_ssize_t d = layout.d
+    cdef Py_ssize_t k = layout.k
     cdef double* nk = acc + layout.nk
     cdef double* sums = acc + layout.sums
     cdef double* scatter = acc + layout.scatter
-    cdef floating* xt = <floating*> s.xt
     cdef floating* log_prob = <floating*> s.log_prob
     cdef floating* row_work = <floating*> s.row_work
     cdef floating* work = <floating*> s.work
     cdef const floating* shifts = <const floating*> a.shifts
-    cdef const double* sample_weight = a.w
-    cdef Py_ssize_t chunk, row0, m
-    cdef const double* wc
-    for chunk in range(chunk_begin, chunk_end):
-        row0 = chunk * CHUNK_ROWS
-        m = min(<Py_ssize_t> CHUNK_ROWS, n_samples - row0)
-        wc = NULL if sample_weight == NULL else sample_weight + row0
-        _transpose_chunk(X + row0 * d, m, d, xt)
-        if source == FROM_DENSITY:
-            _log_prob(xt, m, d, k, a.form, shifts, <const floating*> a.chol,
-                      <const floating*> a.log_norm, <const floating*> a.tied_centre,
-                      <const floating*> a.tied_offsets, work, log_prob)
-            acc[0] += _log_prob_to_resp(log_prob, m, k, wc, row_work, work)
-        elif source == FROM_LABELS:
-            _fill_resp_from_labels(a.labels + row0, wc, m, k, log_prob)
-        else:
-            _fill_resp_from_given(a.resp + row0 * k, wc, m, k, log_prob)
-        if layout.full:
-            _accumulate_full(xt, m, d, k, log_prob, shifts, nk, sums, scatter, work,
-                             s.wide)
-        else:
-            _accumulate_diag(xt, m, d, k, log_prob, shifts, nk, sums, scatter)
+    cdef const double* wc = NULL
+    if a.w != NULL:
+        wc = a.w + row0
+    if source == FROM_DENSITY:
+        _log_prob(xt, m, d, k, a.form, shifts, <const floating*> a.chol,
+                  <const floating*> a.log_norm, <const floating*> a.tied_centre,
+                  <const floating*> a.tied_offsets, work, log_prob)
+        acc[0] += _log_prob_to_resp(log_prob, m, k, wc, row_work, work)
+    elif source == FROM_LABELS:
+        _fill_resp_from_labels(a.labels + row0, wc, m, k, log_prob)
+    else:
+        _fill_resp_from_given(a.resp + row0 * k, wc, m, k, log_prob)
+    if layout.full:
+        _accumulate_full(xt, m, d, k, log_prob, shifts, nk, sums, scatter, work, s.wide)
+    else:
+        _accumulate_diag(xt, m, d, k, log_prob, shifts, nk, sums, scatter)
 
 
 cdef Py_ssize_t _dispatch_pass(
-    const void* X, bint single, Py_ssize_t n, StatsSource source, PassInputs a,
-    AccLayout layout, ScratchShape shape, Py_ssize_t n_groups, int threads, double* acc,
+    const void* X, bint single, Py_ssize_t n, StatsSource source, const PassInputs* sets,
+    Py_ssize_t n_sets, AccLayout layout, ScratchShape shape, Py_ssize_t n_groups, int threads,
+    double* acc,
 ) noexcept nogil:
     """_pass_groups in float32 (``single``) or float64."""
     if single:
-        return _pass_groups(<const float*> X, n, source, a, layout, shape, n_groups, threads,
-                            acc)
-    return _pass_groups(<const double*> X, n, source, a, layout, shape, n_groups, threads, acc)
+        return _pass_groups(<const float*> X, n, source, sets, n_sets, layout, shape, n_groups,
+                            threads, acc)
+    return _pass_groups(<const double*> X, n, source, sets, n_sets, layout, shape, n_groups,
+                        threads, acc)
 
 
 cdef Py_ssize_t _pass_groups(
-    const floating* X, Py_ssize_t n, StatsSource source, PassInputs a, AccLayout layout,
-    ScratchShape shape, Py_ssize_t n_groups, int threads, double* acc,
+    const floating* X, Py_ssize_t n, StatsSource source, const PassInputs* sets,
+    Py_ssize_t n_sets, AccLayout layout, ScratchShape shape, Py_ssize_t n_groups, int threads,
+    double* acc,
 ) noexcept nogil:
-    """Every group's chunks into its own accumulator (acc: n_groups of them), in parallel.
+    """Every group's chunks into its own accumulators (acc: n_groups of them per parameter
+    set), in parallel.
 
     Returns the number of groups left out for want of memory for their thread's scratch
     (then the accumulators are incomplete).
@@ -116,7 +132,7 @@ cdef Py_ssize_t _pass_groups(
         scratch = alloc_scratch(shape)
         if scratch.complete:
             for g in range(n_groups):
-                _stats_group(X, n, source, a, layout, g, n_groups, acc, scratch)
+                _stats_group(X, n, source, sets, n_sets, layout, g, n_groups, acc, scratch)
         else:
             groups_without_memory = n_groups
         free_scratch(scratch)
@@ -127,6 +143,6 @@ cdef Py_ssize_t _pass_groups(
             if not scratch.complete:
                 groups_without_memory += 1
                 continue
-            _stats_group(X, n, source, a, layout, g, n_groups, acc, scratch)
+            _stats_group(X, n, source, sets, n_sets, layout, g, n_groups, acc, scratch)
         free_scratch(scratch)
     return groups_without_memory

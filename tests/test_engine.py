@@ -20,6 +20,7 @@ from gmmfast._compat import ConvergenceWarning
 from gmmfast._engine import (
     InMemorySource,
     MixtureModel,
+    SetStatistics,
     Statistics,
     initial_statistics,
     ordered_sum,
@@ -27,7 +28,7 @@ from gmmfast._engine import (
 )
 
 
-class BlockSource:
+class BlockSource(SetStatistics):
     """The rows of an in-memory array served in blocks: each block's statistics are
     computed alone and summed in order (what a mini-batch or a Dask source does)."""
 

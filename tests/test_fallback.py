@@ -216,6 +216,7 @@ def test_model_files_without_sklearn():
         with tempfile.TemporaryDirectory() as folder:
             path = os.path.join(folder, "m.npz")
             for model in (GaussianMixture(2, random_state=0).fit(X),
+                          GaussianMixture(2, covariance_type="VEV", random_state=0).fit(X),
                           BayesianGaussianMixture(n_components=4, covariance_type="diag",
                                                   mean_prior=[1.0, 2.0],
                                                   random_state=0).fit(X)):
@@ -226,4 +227,4 @@ def test_model_files_without_sklearn():
                 print(type(loaded).__name__)
         """
     )
-    assert out.split() == ["GaussianMixture", "BayesianGaussianMixture"]
+    assert out.split() == ["GaussianMixture", "GaussianMixture", "BayesianGaussianMixture"]

@@ -226,21 +226,6 @@ def test_a_bad_name_in_a_search_grid_is_a_value_error(X, grid):
     assert "VEV" in str(info.value)
 
 
-def test_model_files_refuse_the_ten_new_models_for_now(tmp_path, fitted):
-    with pytest.raises(ValueError, match="not covariance_type='VEV'"):
-        fitted["VEV"].save(tmp_path / "model.npz")
-    assert not (tmp_path / "model.npz").exists()
-
-
-def test_the_four_aliases_are_saved_under_their_scikit_learn_names(tmp_path, X, fitted):
-    import gmmfast
-
-    fitted["EEE"].save(tmp_path / "model.npz")
-    loaded = gmmfast.load(tmp_path / "model.npz")
-    assert loaded.covariance_type == "tied" and fitted["EEE"].covariance_type == "EEE"
-    np.testing.assert_array_equal(loaded.score_samples(X), fitted["EEE"].score_samples(X))
-
-
 # --------------------------------------------------------------------------------------
 # scoring and sampling
 

@@ -2,7 +2,8 @@
 
 Property-based (hypothesis): byte flips, truncations, inserted and deleted bytes, and
 members replaced by other bytes, applied to small valid model files of every covariance
-type, of GaussianMixture (fitted, and in the middle of a stream of partial_fit calls) and
+type, of GaussianMixture (fitted, and in the middle of a stream of partial_fit calls; with
+scikit-learn's names and with mclust's, whose files hold the decomposition) and
 BayesianGaussianMixture; and forged values (any float, checksums recomputed), after which a
 file that loads must score without NaN, and resume its stream with finite parameters or a
 ValueError. Derandomised and
@@ -32,18 +33,25 @@ FUZZ = settings(max_examples=150, deadline=2000, derandomize=True, database=None
                                        HealthCheck.too_slow])
 
 
+# Four of mclust's models, with equal or variable volumes, shapes and orientations, diagonal
+# or not, standing for the fourteen: files with volumes_, shapes_ (and orientations_).
+MCLUST_MODELS = ("VEV", "EVE", "EEI", "VII")
+
+
 @functools.lru_cache(maxsize=None)
 def original(which):
     """The bytes of a small valid model file; ``which`` picks the covariance type, from 4
-    on a Bayesian mixture (alternately with a Dirichlet-process and a Dirichlet prior), and
-    from 8 on a GaussianMixture saved in the middle of a stream."""
+    on a Bayesian mixture (alternately with a Dirichlet-process and a Dirichlet prior),
+    from 8 on a GaussianMixture saved in the middle of a stream, from 12 with one of
+    :data:`MCLUST_MODELS`, and from 16 with those in the middle of a stream."""
     rng = np.random.RandomState(0)
     X = np.vstack([rng.randn(30, 2), rng.randn(30, 2) + 4])
-    covariance_type = ("full", "tied", "diag", "spherical")[which % 4]
-    if which < 4:
+    names = MCLUST_MODELS if which >= 12 else ("full", "tied", "diag", "spherical")
+    covariance_type = names[which % 4]
+    if which < 4 or 12 <= which < 16:
         model = GaussianMixture(2, covariance_type=covariance_type, random_state=0,
                                 n_threads=1).fit(X)
-    elif which >= 8:
+    elif which >= 8:  # 8 to 11 and 16 to 19
         model = GaussianMixture(2, covariance_type=covariance_type, random_state=0,
                                 n_threads=1)
         for batch in np.array_split(rng.permutation(X), 3):
@@ -86,7 +94,7 @@ def replace_member(data, index, payload):
     return buffer.getvalue()
 
 
-which = st.integers(0, 11)
+which = st.integers(0, 19)
 position = st.floats(0, 1, exclude_max=True)
 
 

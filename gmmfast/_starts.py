@@ -1,0 +1,378 @@
+"""The "multistart" initialisation: many cheap, diverse starts screened by short EM runs,
+the best one continued to convergence beside the plain k-means start ("emEM": Biernacki,
+Celeux & Govaert, 2003, "Choosing starting values for the EM algorithm").
+
+EM climbs to the optimum nearest its start, and no kind of start wins everywhere: k-means
+partitions, k-means++ seeds, random rows and hierarchical agglomerations each find the
+best optimum on some data sets and miss it on others. So:
+
+1. A **screen**: the rows themselves, or a fixed pseudo-random sample of ``SCREEN_ROWS`` of
+   them on larger data. Its sample does not depend on ``random_state``, so one
+   agglomeration tree per transformation of the screen serves every number of components
+   and every covariance model of a search.
+2. A **pool** of starts for K components, shared by every covariance model: the plain
+   k-means start (exactly ``init_params="kmeans"``'s, on all the rows), k-means runs,
+   k-means++ seeds and random rows on the screen, and the cuts at K clusters of Ward's
+   agglomeration (the classification likelihood of mclust's EII model) of the screen's
+   rows raw, standardised and whitened. Each is a set of centres; its start is the
+   partition of the screen's rows by nearest centre.
+3. **Successive halving** on the screen: every start climbs ``SCREEN_ROUNDS[0]`` EM
+   iterations, all of them scored in the same pass over the rows; the better half climbs
+   the next round's iterations, and so on. A round ends early once every start's bound
+   has converged (by the fit's ``tol``): on well-separated data, screening then costs a
+   few iterations per start.
+4. The winner is run to convergence on all the rows. When the screen holds all the
+   rows, the plain k-means start is too, from its initial θ, and the better is the fit:
+   a multi-start fit is then never worse than the "kmeans" fit with the same
+   ``random_state``. On larger data that second EM on all the rows would double the
+   cost; the k-means start competed on the screen (it runs every round, as the
+   reference), and it is the fit's start only when it won there. :class:`StartReport`
+   says which start was kept and by how much it beat the plain k-means start.
+
+More starts find more optima, spurious ones among them: a component that collapses onto
+a few rows sharing a value (discrete or rounded data) has a variance held up by
+``reg_covar`` alone and a likelihood without bound. Such fits are not admissible
+(:class:`Collapse`): the screening drops them and the final choice keeps one only when
+both finalists collapsed.
+"""
+
+import math
+import threading
+from typing import NamedTuple
+
+import numpy as np
+
+from gmmfast._engine import (
+    MultiSetModel,
+    ParameterSets,
+    kmeans_centres,
+    run_em,
+)
+from gmmfast._initialisation import kmeans_plusplus
+from gmmfast._mstep import kernel_form
+
+# Rows the starts are screened on: enough for the short runs to rank the starts as the
+# whole data would (a hundred rows per cluster at K = 10), few enough that screening costs
+# a few full-data iterations at most, and that an agglomeration (quadratic in the rows)
+# takes some tens of milliseconds.
+SCREEN_ROWS = 1000
+# The screen's sample is the same for every random_state (see the module's docstring).
+SCREEN_SEED = 0
+
+# EM iterations of each screening round; half the starts survive each round. Short first
+# rounds drop the starts that head for poor optima; the last round separates starts whose
+# optima differ in the third digit.
+SCREEN_ROUNDS = (4, 8, 16)
+
+# Randomised starts drawn on the screen for each number of components, per kind.
+SCREEN_KMEANS_STARTS = 2
+KMEANS_PLUSPLUS_STARTS = 3
+RANDOM_ROW_STARTS = 3
+
+PLAIN_KMEANS = "kmeans"
+
+# A component has collapsed when, beyond reg_covar, its variance along some direction is
+# below this fraction of the data's (per feature, standardised): far below any real
+# cluster's spread, and far above the rounding of a variance that is exactly zero.
+COLLAPSED_VARIANCE = 1e-8
+
+
+class Start(NamedTuple):
+    """One start: its name, its centres (K, D), and the statistics of partitions by
+    nearest centre, per source of rows and kernel form, computed when a covariance model
+    first needs them (every model of the form shares them)."""
+
+    name: str
+    centres: np.ndarray
+    partitions: dict
+
+    def statistics(self, source, form, n_threads):
+        """The statistics of the source's rows partitioned by nearest centre."""
+        key = id(source), form  # the screen keeps its sources alive
+        if key not in self.partitions:
+            self.partitions[key] = source.nearest_centre_statistics(
+                np.ascontiguousarray(self.centres), form, n_threads)
+        return self.partitions[key]
+
+
+class StartReport(NamedTuple):
+    """Which start a multi-start fit kept, and by how much its final log-likelihood
+    (total, weighted) beat the fit from the plain k-means start (0 when that start won)."""
+
+    winner: str
+    gain_over_kmeans: float
+
+
+class Screen:
+    """The rows starts are screened on, with the agglomeration trees of its rows (built
+    once, when first cut)."""
+
+    def __init__(self, source):
+        self.source = source
+        self.sample = _screen_source(source)
+        self._trees = None
+        self._lock = threading.Lock()  # a search's candidates share the trees
+
+    def admissible(self, model):
+        """The :class:`Collapse` test of ``model``'s fits on these data."""
+        _, variance = self.source.mean_and_variance(0)
+        return Collapse(model.layout, model.reg_covar, variance)
+
+    def hierarchical_starts(self, n_components):
+        """The centres of each tree's cut into ``n_components`` clusters."""
+        from scipy.cluster.hierarchy import fcluster
+
+        points = self.points()
+        starts = []
+        for name, tree in self._agglomerations():
+            labels = fcluster(tree, n_components, criterion="maxclust") - 1
+            if labels.max() + 1 != n_components:  # ties merged below K clusters
+                continue
+            counts = np.bincount(labels, minlength=n_components)
+            centres = np.zeros((n_components, points.shape[1]))
+            np.add.at(centres, labels, points)
+            starts.append(Start(name, centres / counts[:, None], {}))
+        return starts
+
+    def points(self):
+        """The screen's rows, missing entries imputed by the column means, in float64."""
+        return np.asarray(self.sample.imputed_rows(np.arange(self.sample.n_samples)),
+                          dtype=np.float64)
+
+    def _agglomerations(self):
+        """[(name, Ward linkage)] of the screen's rows raw, standardised and whitened."""
+        with self._lock:
+            if self._trees is None:
+                self._trees = self._agglomerate()
+            return self._trees
+
+    def _agglomerate(self):
+        from scipy.cluster.hierarchy import ward
+
+        points = self.points()
+        centred = points - points.mean(axis=0)
+        scale = centred.std(axis=0)
+        scale[scale == 0] = 1.0
+        u, singular, _ = np.linalg.svd(centred, full_matrices=False)
+        rank = int(np.count_nonzero(singular > singular[0] * 1e-10)) if singular.size else 0
+        trees = [("hierarchical", ward(points)),
+                 ("hierarchical (standardised)", ward(centred / scale))]
+        if rank:
+            trees.append(("hierarchical (whitened)", ward(u[:, :rank])))
+        return trees
+
+
+class Collapse:
+    """``admissible(θ)``: whether no component of a mixture θ (scikit-learn layout
+    ``layout``, see :class:`gmmfast._engine.MixtureModel`) has collapsed (see the module's
+    docstring) on data of per-feature ``variance``."""
+
+    def __init__(self, layout, reg_covar, variance):
+        self.layout = layout
+        self.reg_covar = reg_covar
+        self.scale = 1.0 / np.sqrt(np.where(variance > 0, variance, 1.0))
+
+    def __call__(self, theta):
+        return self.smallest_spread(theta[2]) > COLLAPSED_VARIANCE
+
+    def smallest_spread(self, covariances):
+        """The smallest variance beyond reg_covar, over components and directions, of the
+        standardised data."""
+        scale, reg = self.scale, self.reg_covar
+        if self.layout == "spherical":
+            return float(np.min(covariances - reg) * np.min(scale) ** 2)
+        if kernel_form(self.layout) == "diag":
+            return float(np.min((covariances - reg) * scale**2))
+        matrices = np.reshape(covariances, (-1, scale.size, scale.size))
+        eye = np.eye(scale.size)
+        standardised = (matrices - reg * eye) * scale[:, None] * scale[None, :]
+        return float(np.min(np.linalg.eigvalsh(standardised)))
+
+
+def _screen_source(source):
+    """The source itself when it has at most SCREEN_ROWS rows of non-zero weight, else a
+    source of a fixed uniform sample of those rows."""
+    if source.n_positive <= SCREEN_ROWS:
+        return source
+    if source.sample_weight is None:
+        candidates = np.arange(source.n_samples)
+    else:
+        candidates = np.flatnonzero(source.sample_weight > 0)
+    rng = np.random.RandomState(SCREEN_SEED)
+    rows = np.sort(rng.choice(candidates, size=SCREEN_ROWS, replace=False))
+    try:
+        return source.subset(rows)
+    except ValueError:  # a sample with a column never observed: screen on all the rows
+        return source
+
+
+def check_multistart_source(source):
+    """Refuse sources whose rows cannot be sampled for a screen (a dask array)."""
+    if not hasattr(source, "subset"):
+        raise ValueError(
+            "init_params='multistart' needs the rows in memory: pass X.compute() (a NumPy "
+            "array), or another init_params such as 'kmeans'."
+        )
+
+
+def draw_starts(screen, n_components, random_state, n_threads):
+    """The pool of starts for ``n_components`` components (see the module's docstring);
+    the plain k-means start comes first and consumes ``random_state`` exactly as
+    ``init_params="kmeans"`` does."""
+    source, sample = screen.source, screen.sample
+    starts = [Start(PLAIN_KMEANS, kmeans_centres(source, n_components, random_state,
+                                                 n_threads), {})]
+    if n_components == 1 or n_components > sample.n_positive:
+        return starts  # one cluster: every start is the same
+    for i in range(SCREEN_KMEANS_STARTS):
+        starts.append(Start(f"kmeans {i + 2}", kmeans_centres(sample, n_components,
+                                                             random_state, n_threads), {}))
+    points = screen.points()
+    weights = sample.sample_weight
+    for i in range(KMEANS_PLUSPLUS_STARTS):
+        seeds = kmeans_plusplus(points, weights, n_components, random_state, n_threads)
+        starts.append(Start(f"k-means++ {i + 1}", points[seeds], {}))
+    for i in range(RANDOM_ROW_STARTS):
+        rows, _ = sample.rows_at_ranks(random_state.choice(sample.n_positive,
+                                                           size=n_components, replace=False))
+        starts.append(Start(f"random rows {i + 1}", np.asarray(rows, dtype=np.float64),
+                            {}))
+    starts.extend(screen.hierarchical_starts(n_components))
+    return starts
+
+
+class Screening(NamedTuple):
+    """The outcome of the successive halving on the screen: the winning start, its θ
+    (None when every start failed) and bound, and the bound of the plain k-means start,
+    which runs every round as the reference (−inf if it failed)."""
+
+    start: Start
+    theta: object
+    bound: float
+    kmeans_bound: float
+
+
+def screened_winner(model, screen, starts, n_threads, tol, stop=None):
+    """The :class:`Screening` of ``starts`` (the plain k-means start first). A round ends
+    early once every set's bound changes by less than ``tol``."""
+    sample = screen.sample
+    model = model.for_screening()
+    sets = ParameterSets.of([
+        _initial_parameters(model, sample, start.statistics(sample, model.form, n_threads))
+        for start in starts])
+    multi = MultiSetModel(model)
+    admissible = screen.admissible(model)
+    for round_index, iterations in enumerate(SCREEN_ROUNDS):
+        n_live = sum(theta is not None for theta in sets.thetas)
+        if n_live == 0 or (round_index and n_live == 1):
+            break
+        if round_index:
+            sets = sets.keep_best((n_live + 1) // 2, always=0)
+        result = run_em(multi, sample, lambda _, sets=sets: (sets, -np.inf), n_init=1,
+                        max_iter=iterations, tol=tol, n_threads=n_threads, stop=stop,
+                        warn=False)
+        sets = result.parameters.only(admissible)
+    best = sets.best()
+    kmeans_bound = sets.bounds[0] if sets.thetas[0] is not None else -np.inf
+    if best is None:
+        return Screening(starts[0], None, -np.inf, kmeans_bound)
+    return Screening(starts[best], sets.thetas[best], sets.bounds[best], kmeans_bound)
+
+
+def _initial_parameters(model, source, stats):
+    """θ from the statistics of a partition of the source's rows, or None when a cluster
+    is empty or its covariance ill-defined."""
+    if not np.all(stats.nk > 0):
+        return None
+    try:
+        return model.initial_parameters(stats, source.total_weight)
+    except ValueError:
+        return None
+
+
+class Finalist(NamedTuple):
+    """A start run to convergence on all the rows: the plain k-means start (``start``)
+    or a screened winner (``theta`` and its bound, or −inf), with its gain over the
+    plain k-means start on the screen, per unit of weight."""
+
+    name: str
+    start: object = None
+    theta: object = None
+    bound: float = -np.inf
+    screen_gain: float = 0.0
+
+
+def multistart_em(model, screen, n_components, random_state, *, n_init, max_iter, tol,
+                  n_threads, pools=None, stop=None, verbose=0, verbose_interval=10,
+                  final_labels=False):
+    """EM from the multi-start strategy: ``(EMResult, StartReport)``.
+
+    ``n_init`` strategies, each with its own pool of starts (``pools``, if given, holds
+    them: a search draws each K's pools once for every covariance model). Each gives its
+    finalists: its screened winner, and its plain k-means start (from its initial θ,
+    exactly the "kmeans" fit) when the screen holds all the rows or when that start won;
+    on larger data the k-means start competed on the screen only, which costs no second
+    EM on all the rows. The finalists climb to convergence in one :func:`run_em`, which
+    keeps the best admissible one.
+    """
+    source = screen.source
+    on_every_row = screen.sample is source
+    if pools is None:
+        pools = [draw_starts(screen, n_components, random_state, n_threads)
+                 for _ in range(n_init)]
+    finalists = []
+    for starts in pools:
+        screening = (screened_winner(model, screen, starts, n_threads, tol, stop)
+                     if len(starts) > 1 else None)
+        won = screening is not None and screening.theta is not None and (
+            screening.start.name != PLAIN_KMEANS)
+        if on_every_row or not won:
+            finalists.append(Finalist(PLAIN_KMEANS, start=starts[0]))
+        if won:
+            # Warm on the same rows the screening iterations count; from a sample, the
+            # bound on all the rows is not known yet.
+            finalists.append(Finalist(
+                screening.start.name, theta=screening.theta,
+                bound=screening.bound if on_every_row else -np.inf,
+                screen_gain=screening.bound - screening.kmeans_bound))
+
+    def start(i):
+        finalist = finalists[i]
+        if finalist.theta is not None:
+            return finalist.theta, finalist.bound
+        stats = finalist.start.statistics(source, model.form, n_threads)
+        return model.initial_parameters(stats, source.total_weight), -np.inf
+
+    result = run_em(model, source, start, n_init=len(finalists), max_iter=max_iter,
+                    tol=tol, n_threads=n_threads, verbose=verbose,
+                    verbose_interval=verbose_interval, final_labels=final_labels, stop=stop,
+                    admissible=screen.admissible(model))
+    return result, _report(finalists, result, source.total_weight)
+
+
+def screened_start(model, source, n_components, random_state, n_threads, tol):
+    """The θ the strategy's screening picks on ``source``, not climbed further (the start
+    of online EM's first batch); the plain k-means start when every other start fails."""
+    screen = Screen(source)
+    starts = draw_starts(screen, n_components, random_state, n_threads)
+    theta = screened_winner(model, screen, starts, n_threads, tol).theta
+    if theta is None:  # the plain k-means start, with its error if it fails too
+        stats = starts[0].statistics(source, model.form, n_threads)
+        theta = model.initial_parameters(stats, source.total_weight)
+    return theta
+
+
+def _report(finalists, result, total_weight):
+    """The kept finalist and its gain over the plain k-means fit: exact when that fit
+    ran, else as measured on the screen."""
+    kept = finalists[result.start_bounds.index(result.lower_bound)]
+    kmeans_bounds = [bound for finalist, bound in zip(finalists, result.start_bounds)
+                     if finalist.name == PLAIN_KMEANS]
+    if kept.name == PLAIN_KMEANS:
+        gain = 0.0
+    elif kmeans_bounds:
+        gain = result.lower_bound - max(kmeans_bounds)
+    else:
+        gain = kept.screen_gain
+    gain *= total_weight
+    return StartReport(kept.name, float(gain) if np.isfinite(gain) else math.inf)

@@ -1,0 +1,314 @@
+"""The multi-start initialisation (init_params="multistart") and the multi-set model it
+screens starts with."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from gmmfast import GaussianMixture, GaussianMixtureIC, select_model
+from gmmfast._compat import ConvergenceWarning
+from gmmfast._engine import InMemorySource, MixtureModel, MultiSetModel, ParameterSets, run_em
+from gmmfast._starts import (
+    COLLAPSED_VARIANCE,
+    SCREEN_ROWS,
+    Collapse,
+    Screen,
+    draw_starts,
+    multistart_em,
+)
+
+TYPES = ("full", "tied", "diag", "spherical", "VEV", "EVI")
+
+
+def old_faithful():
+    from gmmfast._datafile import read_table
+
+    return read_table(None).X
+
+
+def blobs(n_samples=900, n_features=3, n_components=5, seed=0):
+    """Overlapping blobs of unequal sizes and shapes: several local optima."""
+    rng = np.random.RandomState(seed)
+    centres = rng.uniform(-4, 4, size=(n_components, n_features))
+    sizes = rng.multinomial(n_samples, rng.dirichlet(np.full(n_components, 2.0)))
+    parts = [c + rng.randn(m, n_features) @ (rng.randn(n_features, n_features) * 0.6)
+             for c, m in zip(centres, sizes)]
+    return rng.permutation(np.vstack(parts))
+
+
+def fitted_bound(X, init_params, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return GaussianMixture(init_params=init_params, **params).fit(X).lower_bound_
+
+
+# ----------------------------------------------------------------------------------------
+# what the strategy promises
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_never_worse_than_its_own_kmeans_start(covariance_type, seed):
+    X = blobs(seed=seed)
+    for k in (2, 4, 6):
+        params = dict(n_components=k, covariance_type=covariance_type, random_state=seed)
+        assert fitted_bound(X, "multistart", **params) >= fitted_bound(X, "kmeans", **params)
+
+
+def test_finds_mclusts_optimum_on_old_faithful_where_kmeans_stops_short():
+    X = old_faithful()
+    kmeans = GaussianMixture(3, covariance_type="tied", random_state=0).fit(X)
+    multi = GaussianMixture(3, covariance_type="tied", init_params="multistart",
+                            random_state=0).fit(X)
+    # mclust's EEE, 3 components: BIC 2314.3 (the k-means start stops on a plateau).
+    assert multi.bic(X) == pytest.approx(2314.30, abs=0.01)
+    assert kmeans.bic(X) > multi.bic(X) + 20
+
+
+def test_the_default_search_chooses_three_tied_components_on_old_faithful():
+    search = GaussianMixtureIC(covariance_type=["full", "tied", "diag", "spherical"],
+                               random_state=0).fit(old_faithful())
+    assert (search.n_components_, search.covariance_type_) == (3, "tied")
+    table = search.criterion_table_
+    assert table["bic"][search.best_index_] == pytest.approx(2314.30, abs=0.01)
+    assert table["gain_over_kmeans"][search.best_index_] > 10
+    assert table["start"][search.best_index_] != "kmeans"
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "VEV"])
+def test_reproducible_and_independent_of_threads(covariance_type):
+    X = blobs(seed=3)
+    fits = [GaussianMixture(4, covariance_type=covariance_type, init_params="multistart",
+                            random_state=7, n_threads=threads).fit(X)
+            for threads in (1, 2, 1)]
+    for fit in fits[1:]:
+        np.testing.assert_array_equal(fit.means_, fits[0].means_)
+        np.testing.assert_array_equal(fit.covariances_, fits[0].covariances_)
+        assert fit.lower_bound_ == fits[0].lower_bound_
+
+
+def test_a_search_candidate_is_the_fit_of_an_estimator_with_the_same_seed():
+    X = blobs(seed=4)
+    search = select_model(X, [2, 3], ["diag", "EEV"], random_state=5)
+    table = search.criterion_table_
+    for k, covariance_type, loglik in zip(table["n_components"], table["covariance_type"],
+                                          table["log_likelihood"]):
+        alone = GaussianMixture(int(k), covariance_type=str(covariance_type),
+                                init_params="multistart", random_state=5).fit(X)
+        assert alone.score(X) * X.shape[0] == pytest.approx(loglik, rel=1e-12)
+
+
+def test_n_init_runs_the_strategy_again_and_keeps_the_best():
+    X = blobs(seed=5)
+    one = GaussianMixture(5, init_params="multistart", random_state=0).fit(X)
+    three = GaussianMixture(5, init_params="multistart", n_init=3, random_state=0).fit(X)
+    assert three.lower_bound_ >= one.lower_bound_
+
+
+def test_the_table_reports_the_winning_start_and_its_gain():
+    X = old_faithful()
+    table = select_model(X, [1, 2, 3, 4], ["tied", "spherical"],
+                         random_state=0).criterion_table_
+    assert set(table["start"][table["n_components"] == 1]) == {"kmeans"}
+    assert np.all(table["gain_over_kmeans"][table["n_components"] == 1] == 0)
+    names = {"kmeans", "kmeans 2", "kmeans 3", "k-means++ 1", "k-means++ 2", "k-means++ 3",
+             "random rows 1", "random rows 2", "random rows 3", "hierarchical",
+             "hierarchical (standardised)", "hierarchical (whitened)"}
+    assert set(table["start"]) <= names
+    assert np.all(table["gain_over_kmeans"] >= 0)
+    kmeans_rows = table["start"] == "kmeans"
+    assert np.all(table["gain_over_kmeans"][kmeans_rows] == 0)
+    plain = select_model(X, [1, 2, 3, 4], ["tied", "spherical"], init_params="kmeans",
+                         random_state=0).criterion_table_
+    assert set(plain["start"]) == {"kmeans"} and np.isnan(plain["gain_over_kmeans"]).all()
+    # The gain is the difference of the final lower bounds (as total log-likelihoods) with
+    # the plain k-means fit of the same seed.
+    for i in np.flatnonzero(table["gain_over_kmeans"] > 0):
+        params = dict(n_components=int(table["n_components"][i]),
+                      covariance_type=str(table["covariance_type"][i]), random_state=0)
+        gain = (fitted_bound(X, "multistart", **params)
+                - fitted_bound(X, "kmeans", **params)) * X.shape[0]
+        assert table["gain_over_kmeans"][i] == pytest.approx(gain, rel=1e-9)
+
+
+# ----------------------------------------------------------------------------------------
+# collapsed components
+# ----------------------------------------------------------------------------------------
+
+
+def test_collapsed_fits_on_rounded_data_are_not_kept():
+    # Old Faithful's waiting times are whole minutes: a diagonal component can sit on a
+    # column of equal values, with a variance of reg_covar and an unbounded likelihood.
+    X = old_faithful()
+    fit = GaussianMixture(8, covariance_type="diag", init_params="multistart",
+                          random_state=0).fit(X)
+    variance = X.var(axis=0)
+    assert np.min((fit.covariances_ - fit.reg_covar) / variance) > COLLAPSED_VARIANCE
+
+
+@pytest.mark.parametrize("layout", ["full", "tied", "diag", "spherical"])
+def test_collapse_measures_the_smallest_standardised_spread(layout):
+    rng = np.random.RandomState(0)
+    variance = np.array([4.0, 0.25, 9.0])
+    reg = 1e-6
+    a = rng.randn(3, 3)
+    full = np.stack([a @ a.T + np.eye(3), np.diag([2.0, 1e-12, 3.0])]) + reg * np.eye(3)
+    covariances = {"full": full, "tied": full[1], "diag": np.diagonal(full, axis1=1, axis2=2),
+                   "spherical": np.array([1.0, 1e-12]) + reg}[layout]
+    collapse = Collapse(layout, reg, variance)
+    matrices = np.reshape(covariances, (-1,) + covariances.shape[-2:]) if layout in (
+        "full", "tied") else None
+    if matrices is not None:
+        s = 1 / np.sqrt(variance)
+        expected = min(np.linalg.eigvalsh((m - reg * np.eye(3)) * np.outer(s, s)).min()
+                       for m in matrices)
+    elif layout == "diag":
+        expected = ((covariances - reg) / variance).min()
+    else:
+        expected = (covariances - reg).min() / variance.max()
+    assert collapse.smallest_spread(covariances) == pytest.approx(expected, abs=1e-15)
+    theta = (None, None, covariances)
+    assert not collapse(theta)
+    healthy = {"full": full[:1], "tied": full[0], "diag": np.diagonal(full[:1], axis1=1,
+                                                                       axis2=2),
+               "spherical": np.array([1.0])}[layout]
+    assert collapse((None, None, healthy))
+
+
+# ----------------------------------------------------------------------------------------
+# the screen and the pool
+# ----------------------------------------------------------------------------------------
+
+
+def test_large_data_is_screened_on_a_fixed_sample_shared_by_every_seed():
+    X = blobs(n_samples=3 * SCREEN_ROWS, seed=6)
+    screens = [Screen(InMemorySource(X)) for _ in range(2)]
+    assert screens[0].sample.n_samples == SCREEN_ROWS
+    np.testing.assert_array_equal(screens[0].sample.X, screens[1].sample.X)
+    small = Screen(InMemorySource(X[:SCREEN_ROWS]))
+    assert small.sample is small.source
+
+
+def test_zero_weight_rows_are_never_screened():
+    X = blobs(n_samples=3 * SCREEN_ROWS, seed=7)
+    weights = np.ones(len(X))
+    weights[::2] = 0.0
+    screen = Screen(InMemorySource(X, weights))
+    assert np.all(screen.sample.sample_weight > 0)
+
+
+def test_the_pool_starts_with_the_kmeans_start_and_cuts_one_tree_per_transformation():
+    X = blobs(seed=8)
+    screen = Screen(InMemorySource(X))
+    starts = draw_starts(screen, 4, np.random.RandomState(0), 1)
+    names = [start.name for start in starts]
+    assert names[0] == "kmeans"
+    assert names[-3:] == ["hierarchical", "hierarchical (standardised)",
+                          "hierarchical (whitened)"]
+    assert all(start.centres.shape == (4, X.shape[1]) for start in starts)
+    # The trees are built once and serve every K.
+    trees = screen._agglomerations()
+    draw_starts(screen, 6, np.random.RandomState(0), 1)
+    assert screen._agglomerations() is trees
+    assert [s.name for s in draw_starts(screen, 1, np.random.RandomState(0), 1)] == ["kmeans"]
+
+
+def test_a_start_that_fails_is_dropped_not_fatal():
+    # Two distinct values per column: most partitions into 5 leave a cluster of equal rows.
+    X = np.repeat(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.5, 0.5]]),
+                  20, axis=0)
+    X = X + np.random.RandomState(0).randn(*X.shape) * 0.05
+    fit = GaussianMixture(5, init_params="multistart", random_state=0).fit(X)
+    assert np.isfinite(fit.lower_bound_)
+
+
+# ----------------------------------------------------------------------------------------
+# several parameter sets climbed together
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "VVE"])
+def test_sets_climbed_together_equal_each_climbed_alone(covariance_type):
+    X = blobs(seed=9)
+    source = InMemorySource(X)
+    model = MixtureModel(covariance_type, 1e-6, X.dtype)
+    screen = Screen(source)
+    thetas = []
+    for start in draw_starts(screen, 3, np.random.RandomState(1), 1)[:4]:
+        stats = source.nearest_centre_statistics(start.centres, model.form, 1)
+        thetas.append(model.initial_parameters(stats, source.total_weight))
+    together = run_em(MultiSetModel(model), source,
+                      lambda _: (ParameterSets.of(thetas), -np.inf), n_init=1, max_iter=5,
+                      tol=-1.0, n_threads=1, warn=False).parameters
+    for theta, bound, joint in zip(thetas, together.bounds, together.thetas):
+        step = model.em_step(source, 1)
+        for _ in range(5):
+            alone_bound, theta = step(theta)
+        np.testing.assert_allclose(joint[1], theta[1], rtol=1e-12)
+        np.testing.assert_allclose(joint[2], theta[2], rtol=1e-12)
+        assert bound == pytest.approx(alone_bound, rel=1e-12)
+
+
+def test_multi_set_model_drops_failing_sets_and_sets_drop_inadmissible_ones():
+    X = blobs(seed=10)
+    source = InMemorySource(X)
+    model = MixtureModel("full", 0.0, X.dtype)
+    good = model.initial_parameters(
+        source.nearest_centre_statistics(X[:3].copy(), model.form, 1), source.total_weight)
+    # One component on a single row: no covariance without reg_covar.
+    means = np.vstack([X[:2], X[:1] + 1e3])
+    bad = (np.full(3, 1 / 3), means, *good[2:])
+    step = MultiSetModel(model).em_step(source, 1)
+    bound, sets = step(ParameterSets.of([bad, good]))
+    assert sets.thetas[0] is None and sets.thetas[1] is not None
+    assert bound == sets.bounds[1] and sets.bounds[0] == -np.inf
+    assert sets.only(lambda theta: False).best() is None
+    assert sets.only(lambda theta: True) == sets
+
+
+def test_keep_best_keeps_the_highest_bounds():
+    sets = ParameterSets(("a", "b", None, "d"), (1.0, 3.0, 5.0, 2.0))
+    assert sets.keep_best(2).thetas == (None, "b", None, "d")
+    assert sets.best() == 1
+
+
+# ----------------------------------------------------------------------------------------
+# where it does not apply
+# ----------------------------------------------------------------------------------------
+
+
+def test_dask_input_is_refused_with_advice():
+    da = pytest.importorskip("dask.array")
+    X = da.from_array(blobs(seed=11), chunks=300)
+    with pytest.raises(ValueError, match="multistart.*in memory"):
+        GaussianMixture(3, init_params="multistart").fit(X)
+
+
+def test_the_bayesian_mixture_has_no_multistart():
+    from gmmfast import BayesianGaussianMixture
+
+    with pytest.raises(ValueError, match="init_params"):
+        BayesianGaussianMixture(init_params="multistart").fit(blobs(seed=12))
+
+
+def test_user_initial_parameters_replace_the_strategy():
+    X = blobs(seed=13)
+    means = X[:3]
+    multi = GaussianMixture(3, init_params="multistart", means_init=means,
+                            random_state=0).fit(X)
+    kmeans = GaussianMixture(3, init_params="kmeans", means_init=means, random_state=0).fit(X)
+    np.testing.assert_array_equal(multi.means_, kmeans.means_)
+
+
+def test_missing_values_and_partial_fit_take_multistart():
+    X = blobs(seed=14)
+    holed = X.copy()
+    holed[::7, 0] = np.nan
+    fit = GaussianMixture(3, init_params="multistart", nan_policy="omit",
+                          random_state=0).fit(holed)
+    assert np.isfinite(fit.lower_bound_)
+    stream = GaussianMixture(3, init_params="multistart", random_state=0)
+    stream.partial_fit(X[:300]).partial_fit(X[300:600])
+    assert stream.n_iter_ == 2 and np.isfinite(stream.lower_bound_)
