@@ -141,16 +141,17 @@ class CriterionTable(dict):
         """The table as a NumPy structured array, one record per candidate."""
         return np.rec.fromarrays(list(self.values()), names=list(self.keys()))
 
-    def format(self, max_width=None):
+    def format(self, max_width=None, marks=None):
         """The criterion as a K × covariance-type grid of text (lower is better).
 
         ``*`` marks the chosen model, ``!`` a candidate that did not converge; skipped and
-        failed candidates show as ``-`` and ``failed``. A grid wider than ``max_width``
-        characters (default: no limit) is cut into blocks of covariance-type columns, one
-        under the other, each with its own K column and headings.
+        failed candidates show as ``-`` and ``failed``. ``marks`` ({row: character}) puts
+        the caller's own mark on other candidates, in place of ``!``. A grid wider than
+        ``max_width`` characters (default: no limit) is cut into blocks of covariance-type
+        columns, one under the other, each with its own K column and headings.
         """
         types = list(dict.fromkeys(self["covariance_type"].tolist()))
-        cells = self._cells()
+        cells = self._cells(marks or {})
         headers = {t: _column_names(t) for t in types}
         width = max([len(t) for t in cells.values()]
                     + [len(name) + 1 for names in headers.values() for name in names] + [9])
@@ -160,7 +161,7 @@ class CriterionTable(dict):
                   for i in range(0, len(types), per_block)]
         return "\n\n".join(blocks)
 
-    def _cells(self):
+    def _cells(self, marks):
         """{(K, covariance type): the grid's text for that candidate}."""
         cells = {}
         for i in range(len(self)):
@@ -170,7 +171,7 @@ class CriterionTable(dict):
             elif status == STATUS_FAILED:
                 text = "failed"
             else:
-                mark = "*" if i == self.best_index else (
+                mark = "*" if i == self.best_index else marks.get(i) or (
                     "!" if not self["converged"][i] else " ")
                 text = f"{self.scores[i]:.2f}{mark}"
             cells[self["n_components"][i], self["covariance_type"][i]] = text

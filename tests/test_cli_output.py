@@ -131,6 +131,7 @@ def test_the_best_models_line_names_both_names_and_skips_failed_candidates(tmp_p
 def test_json_summary_round_trips_the_search(mclust_search):
     result, search = mclust_search
     summary = json.loads(result.stdout)
+    assert summary["kind"] == "search"
     table = search.criterion_table_
     assert len(summary["candidates"]) == len(table)
     for i, row in enumerate(summary["candidates"]):
@@ -192,10 +193,48 @@ def test_plain_json_turns_numpy_values_and_nan_into_json_values():
 def test_json_options_are_checked_before_the_search(tmp_path):
     result = run(tmp_path, "fit", "--json", "missing/summary.json")
     assert result.returncode == 2 and "--json missing/summary.json" in result.stderr
-    result = run(tmp_path, "fit", "--bayesian", "--json", "-")
-    assert result.returncode == 2 and "--json is not available with --bayesian" in \
+    result = run(tmp_path, "fit", "--online", "-k", "2", "data.csv", "--json", "-")
+    assert result.returncode == 2 and "--json is not available with --online" in \
         result.stderr
     assert result.stdout == ""
+
+
+def test_json_of_a_bayesian_fit_has_every_component_and_which_are_in_use(tmp_path):
+    from gmmfast._bayesian_mixture import components_in_use
+
+    result = ok(tmp_path, "fit", "--bayesian", "-k", "6", "--json", "-", "--save", "m.npz")
+    summary = json.loads(result.stdout)
+    assert "2 of 6 components in use" in result.stderr
+    saved = gmmfast.load(tmp_path / "m.npz")
+    assert summary["kind"] == "bayesian"
+    assert summary["fit"] == {"estimator": "BayesianGaussianMixture", "n_components": 6,
+                              "covariance_type": "full",
+                              "weight_concentration_prior_type": "dirichlet_process",
+                              "seed": 0, "n_init": 1, "max_iter": 100, "tol": 1e-3}
+    model = summary["model"]
+    assert model["in_use"] == components_in_use(saved).tolist()
+    assert model["n_components_in_use"] == 2
+    assert (model["converged"], model["n_iter"]) == (saved.converged_, saved.n_iter_)
+    assert model["lower_bound"] == pytest.approx(saved.lower_bound_, rel=1e-12)
+    for name in ("weights", "means", "covariances", "mean_precision", "degrees_of_freedom",
+                 "weight_concentration"):
+        np.testing.assert_allclose(model[name], getattr(saved, f"{name}_"), rtol=1e-12)
+    for name, value in model["priors"].items():
+        np.testing.assert_allclose(value, getattr(saved, f"{name}_prior_"), rtol=1e-12)
+    assert summary["data"]["n_rows"] == 272 and summary["data"]["scaling"] is None
+    assert summary["warnings"] == [] and summary["timings"]["fit_seconds"] > 0
+
+
+def test_json_of_a_bayesian_fit_to_a_file_keeps_its_warnings(tmp_path):
+    X = np.random.RandomState(0).randn(200, 2)
+    X[:, 0] = 1.5
+    write_csv(tmp_path / "c.csv", X, ["a", "b"])
+    result = ok(tmp_path, "fit", "c.csv", "--bayesian", "-k", "3", "--json", "s.json")
+    assert "Summary written to s.json" in result.stdout
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["data"]["constant_columns"] == ["a"]
+    [warning] = summary["warnings"]
+    assert warning.startswith("column 'a' is constant") and warning in result.stderr
 
 
 def readme_example():
