@@ -819,6 +819,8 @@ def format_fit_summary(result, model, table, grid, types, args, elapsed, checks)
         lines.append(format_best_models(criteria))
         lines.append("")
     iterations = f"{chosen.n_iter_} iteration{'s' * (chosen.n_iter_ != 1)}"
+    if criteria["gain_over_kmeans"][best] > 0:  # EM went on from a screened start
+        iterations += " more"
     status = (f"converged after {iterations}" if chosen.converged_
               else f"did NOT converge in {iterations}")
     lines.append(f"Chosen model: n_components={chosen.n_components}, covariance_type="
