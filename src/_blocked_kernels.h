@@ -249,8 +249,9 @@ static inline double GMMFAST_FN(block_total)(const GMMFAST_REAL *r, ptrdiff_t n_
 /* sums[j] += sum_i r[i] t and squares[j] += sum_i r[i] t^2, t = x[j][i] - shift[j], over
  * the rows of n_blocks blocks: the diagonal statistics of one component. Features go in
  * slabs of GMMFAST_MOMENT_SLAB, each block of rows through all of a slab's features while
- * r's block and the slab's 2 x GMMFAST_MOMENT_SLAB partial sums stay in registers (one
- * feature at a time, with four blocks' partial sums, was 20 % slower at D = 8). A slab
+ * r's block and the slab's 2 x GMMFAST_MOMENT_SLAB partial sums stay in registers (per
+ * chunk at D = 8, K = 16: 3.8 us with the plain loop, 3.4 us one feature at a time with
+ * four blocks' partial sums, 3.1 us this way). A slab
  * that passes the last feature reads the last feature again and drops those sums, so
  * that the loop has no branch. */
 static inline void GMMFAST_FN(diag_moments_blocks)(const GMMFAST_REAL *xt, ptrdiff_t stride,
