@@ -222,20 +222,43 @@ cdef void _accumulate_diag(
     const floating* resp, const floating* shifts,
     double* nk, double* sums, double* scatter,
 ) noexcept nogil:
+    """Per component: Σ r, and Σ r (x − c), Σ r (x − c)² per feature.
+
+    float64 goes through src/_blocked.h's register blocks (5 % of a spherical pass faster
+    than the plain loop at D = 8, K = 16); float32's 16-row blocks leave too few blocks per
+    chunk for them to pay (the pass was 7 % slower), so it keeps the plain loop.
+    """
     cdef Py_ssize_t i, c, j
     cdef Py_ssize_t m = n_rows
     cdef Py_ssize_t d = n_features
+    cdef Py_ssize_t n_blocks = m // _row_block(xt)
+    cdef Py_ssize_t done = n_blocks * _row_block(xt)
     cdef const floating* r
     cdef floating shift, t, rt, first, second
     cdef double total
     for c in range(n_components):
         r = resp + c * m
-        total = 0.0
-        for i in range(m):
-            total += r[i]
+        if floating is double:
+            total = block_total_f64(r, n_blocks)
+            for i in range(done, m):
+                total += r[i]
+        else:
+            total = 0.0
+            for i in range(m):
+                total += r[i]
         if total == 0.0:
             continue
         nk[c] += total
+        if floating is double:
+            diag_moments_blocks_f64(xt, m, n_blocks, d, r, shifts + c * d, sums + c * d,
+                                    scatter + c * d)
+            for i in range(done, m):  # the last few rows, one at a time
+                for j in range(d):
+                    t = xt[j * m + i] - shifts[c * d + j]
+                    rt = r[i] * t
+                    sums[c * d + j] += rt
+                    scatter[c * d + j] += rt * t
+            continue
         for j in range(d):
             shift = shifts[c * d + j]
             first = 0

@@ -35,6 +35,14 @@
 /* Features per slab of diag_log_prob_blocks: the size of its on-stack scaled means. */
 #define GMMFAST_DIAG_SLAB 64
 
+/* Features per slab of diag_moments_blocks: two partial sums per feature and the slab's
+ * shifts must fit in the vector registers (32 with AVX-512, 16 otherwise). */
+#if defined(__AVX512F__)
+#define GMMFAST_MOMENT_SLAB 8
+#else
+#define GMMFAST_MOMENT_SLAB 4
+#endif
+
 #define GMMFAST_REAL double
 #define GMMFAST_INDEX long long
 #define GMMFAST_ROWS GMMFAST_ROW_BLOCK_F64

@@ -228,6 +228,65 @@ static inline void GMMFAST_FN(weighted_differences)(const GMMFAST_REAL *xt, ptrd
     }
 }
 
+/* The sum of r over the rows of n_blocks blocks, four blocks at a time (one accumulator
+ * would leave the adds waiting on each other's latency). */
+static inline double GMMFAST_FN(block_total)(const GMMFAST_REAL *r, ptrdiff_t n_blocks)
+{
+    GMMFAST_FN(rows) t0 = {0}, t1 = {0}, t2 = {0}, t3 = {0};
+    ptrdiff_t b = 0;
+    for (; b + 4 <= n_blocks; b += 4) {
+        const GMMFAST_REAL *p = r + b * GMMFAST_ROWS;
+        t0 += GMMFAST_LOAD(p);
+        t1 += GMMFAST_LOAD(p + GMMFAST_ROWS);
+        t2 += GMMFAST_LOAD(p + 2 * GMMFAST_ROWS);
+        t3 += GMMFAST_LOAD(p + 3 * GMMFAST_ROWS);
+    }
+    for (; b < n_blocks; b++)
+        t0 += GMMFAST_LOAD(r + b * GMMFAST_ROWS);
+    return GMMFAST_FN(hsum)((t0 + t1) + (t2 + t3));
+}
+
+/* sums[j] += sum_i r[i] t and squares[j] += sum_i r[i] t^2, t = x[j][i] - shift[j], over
+ * the rows of n_blocks blocks: the diagonal statistics of one component. Features go in
+ * slabs of GMMFAST_MOMENT_SLAB, each block of rows through all of a slab's features while
+ * r's block and the slab's 2 x GMMFAST_MOMENT_SLAB partial sums stay in registers (per
+ * chunk at D = 8, K = 16: 3.8 us with the plain loop, 3.4 us one feature at a time with
+ * four blocks' partial sums, 3.1 us this way). A slab
+ * that passes the last feature reads the last feature again and drops those sums, so
+ * that the loop has no branch. */
+static inline void GMMFAST_FN(diag_moments_blocks)(const GMMFAST_REAL *xt, ptrdiff_t stride,
+                                                   ptrdiff_t n_blocks, ptrdiff_t d,
+                                                   const GMMFAST_REAL *r,
+                                                   const GMMFAST_REAL *shift,
+                                                   double *sums, double *squares)
+{
+    for (ptrdiff_t j0 = 0; j0 < d; j0 += GMMFAST_MOMENT_SLAB) {
+        const GMMFAST_REAL *x[GMMFAST_MOMENT_SLAB];
+        GMMFAST_REAL c[GMMFAST_MOMENT_SLAB];
+        GMMFAST_FN(rows) s[GMMFAST_MOMENT_SLAB], q[GMMFAST_MOMENT_SLAB];
+        for (int j = 0; j < GMMFAST_MOMENT_SLAB; j++) {
+            ptrdiff_t feature = j0 + j < d ? j0 + j : d - 1;
+            x[j] = xt + feature * stride;
+            c[j] = shift[feature];
+            s[j] = (GMMFAST_FN(rows)) {0};
+            q[j] = (GMMFAST_FN(rows)) {0};
+        }
+        for (ptrdiff_t i = 0; i < n_blocks * GMMFAST_ROWS; i += GMMFAST_ROWS) {
+            GMMFAST_FN(rows) rv = GMMFAST_LOAD(r + i);
+            for (int j = 0; j < GMMFAST_MOMENT_SLAB; j++) {
+                GMMFAST_FN(rows) t = GMMFAST_LOAD(x[j] + i) - c[j];
+                GMMFAST_FN(rows) w = rv * t;
+                s[j] += w;
+                q[j] += w * t;
+            }
+        }
+        for (int j = 0; j < GMMFAST_MOMENT_SLAB && j0 + j < d; j++) {
+            sums[j0 + j] += GMMFAST_FN(hsum)(s[j]);
+            squares[j0 + j] += GMMFAST_FN(hsum)(q[j]);
+        }
+    }
+}
+
 /* C[j * d + l] += sum_i wd[j][i] * diff[l][i] for j <= l over the rows of n_blocks blocks.
  * Tiles of 2 x 4 entries: 6 loads for 8 independent multiply-adds. Tiles that cross the
  * diagonal or the last feature compute a few products that are then dropped, so the inner
@@ -419,6 +478,33 @@ static inline void GMMFAST_FN(weighted_differences)(const GMMFAST_REAL *xt, ptrd
             sum += wd[j * stride + i];
         }
         sums[j] += sum;
+    }
+}
+
+static inline double GMMFAST_FN(block_total)(const GMMFAST_REAL *r, ptrdiff_t n_blocks)
+{
+    GMMFAST_REAL total = 0;
+    for (ptrdiff_t i = 0; i < n_blocks * GMMFAST_ROWS; i++)
+        total += r[i];
+    return total;
+}
+
+static inline void GMMFAST_FN(diag_moments_blocks)(const GMMFAST_REAL *xt, ptrdiff_t stride,
+                                                   ptrdiff_t n_blocks, ptrdiff_t d,
+                                                   const GMMFAST_REAL *r,
+                                                   const GMMFAST_REAL *shift,
+                                                   double *sums, double *squares)
+{
+    for (ptrdiff_t j = 0; j < d; j++) {
+        GMMFAST_REAL first = 0, second = 0;
+        for (ptrdiff_t i = 0; i < n_blocks * GMMFAST_ROWS; i++) {
+            GMMFAST_REAL t = xt[j * stride + i] - shift[j];
+            GMMFAST_REAL w = r[i] * t;
+            first += w;
+            second += w * t;
+        }
+        sums[j] += first;
+        squares[j] += second;
     }
 }
 
