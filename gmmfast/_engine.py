@@ -67,7 +67,7 @@ INIT_METHODS = SINGLE_START_METHODS + ("multistart",)
 # The models whose cold M-step searches their common axes (see _covariance_models).
 SEARCHED_AXES = ("EVE", "VVE")
 # Inner iterations of the iterative M-steps in runs that only screen starts.
-SCREENING_INNER_ITERATIONS = 3
+SCREENING_INNER_ITERATIONS = 1
 
 KMEANS_MAX_ITER = 300
 KMEANS_TOL = 1e-4
@@ -817,8 +817,7 @@ class ParameterSets(NamedTuple):
     def keep_best(self, n_sets, always=None):
         """The ``n_sets`` live sets with the highest bounds (earlier sets win ties), and
         the set ``always`` (an index, if given) if it is live."""
-        live = [i for i, theta in enumerate(self.thetas) if theta is not None]
-        kept = set(sorted(live, key=lambda i: -self.bounds[i])[:n_sets])
+        kept = set(self.ranked()[:n_sets])
         if always is not None:
             kept.add(always)
         return self._replace(thetas=tuple(t if i in kept else None
@@ -830,10 +829,16 @@ class ParameterSets(NamedTuple):
             theta if theta is not None and admissible(theta) else None
             for theta in self.thetas))
 
+    def ranked(self):
+        """Indices of the live sets, highest bound first (earlier sets first among
+        equals)."""
+        live = [i for i, theta in enumerate(self.thetas) if theta is not None]
+        return sorted(live, key=lambda i: -self.bounds[i])
+
     def best(self):
         """Index of the live set with the highest bound (the first among equals)."""
-        live = [i for i, theta in enumerate(self.thetas) if theta is not None]
-        return max(live, key=lambda i: self.bounds[i]) if live else None
+        ranked = self.ranked()
+        return ranked[0] if ranked else None
 
 
 class MultiSetModel:

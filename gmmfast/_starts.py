@@ -22,9 +22,9 @@ best optimum on some data sets and miss it on others. So:
    has converged (by the fit's ``tol``): on well-separated data, screening then costs a
    few iterations per start.
 4. The winner is run to convergence on all the rows. When the screen holds all the
-   rows, the plain k-means start is too, from its initial θ, and the better is the fit:
-   a multi-start fit is then never worse than the "kmeans" fit with the same
-   ``random_state``. On larger data that second EM on all the rows would double the
+   rows, so are the other survivors of the last round and the plain k-means start, from
+   its initial θ, and the best is the fit: a multi-start fit is then never worse than
+   the "kmeans" fit with the same ``random_state``. On larger data that second EM on all the rows would double the
    cost; the k-means start competed on the screen (it runs every round, as the
    reference), and it is the fit's start only when it won there. :class:`StartReport`
    says which start was kept and by how much it beat the plain k-means start.
@@ -247,13 +247,11 @@ def draw_starts(screen, n_components, random_state, n_threads):
 
 
 class Screening(NamedTuple):
-    """The outcome of the successive halving on the screen: the winning start, its θ
-    (None when every start failed) and bound, and the bound of the plain k-means start,
-    which runs every round as the reference (−inf if it failed)."""
+    """The outcome of the successive halving on the screen: the surviving starts, best
+    first, as ``(start, θ, bound)`` (empty when every start failed), and the bound of the
+    plain k-means start, which runs every round as the reference (−inf if it failed)."""
 
-    start: Start
-    theta: object
-    bound: float
+    survivors: list
     kmeans_bound: float
 
 
@@ -277,11 +275,9 @@ def screened_winner(model, screen, starts, n_threads, tol, stop=None):
                         max_iter=iterations, tol=tol, n_threads=n_threads, stop=stop,
                         warn=False)
         sets = result.parameters.only(admissible)
-    best = sets.best()
     kmeans_bound = sets.bounds[0] if sets.thetas[0] is not None else -np.inf
-    if best is None:
-        return Screening(starts[0], None, -np.inf, kmeans_bound)
-    return Screening(starts[best], sets.thetas[best], sets.bounds[best], kmeans_bound)
+    return Screening([(starts[i], sets.thetas[i], sets.bounds[i]) for i in sets.ranked()],
+                     kmeans_bound)
 
 
 def _initial_parameters(model, source, stats):
@@ -327,19 +323,23 @@ def multistart_em(model, screen, n_components, random_state, *, n_init, max_iter
                  for _ in range(n_init)]
     finalists = []
     for starts in pools:
-        screening = (screened_winner(model, screen, starts, n_threads, tol, stop)
-                     if len(starts) > 1 else None)
-        won = screening is not None and screening.theta is not None and (
-            screening.start.name != PLAIN_KMEANS)
-        if on_every_row or not won:
+        survivors, kmeans_bound = (
+            screened_winner(model, screen, starts, n_threads, tol, stop)
+            if len(starts) > 1 else ([], -np.inf))
+        # On the rows themselves every survivor of the last round goes on (three or
+        # four): cheap on so few rows, and the start that leads after the short runs
+        # does not always end highest.
+        winners = [(start, theta, bound) for start, theta, bound
+                   in (survivors if on_every_row else survivors[:1])
+                   if start.name != PLAIN_KMEANS]
+        if on_every_row or not winners:
             finalists.append(Finalist(PLAIN_KMEANS, start=starts[0]))
-        if won:
+        for start, theta, bound in winners:
             # Warm on the same rows the screening iterations count; from a sample, the
             # bound on all the rows is not known yet.
-            finalists.append(Finalist(
-                screening.start.name, theta=screening.theta,
-                bound=screening.bound if on_every_row else -np.inf,
-                screen_gain=screening.bound - screening.kmeans_bound))
+            finalists.append(Finalist(start.name, theta=theta,
+                                      bound=bound if on_every_row else -np.inf,
+                                      screen_gain=bound - kmeans_bound))
 
     def start(i):
         finalist = finalists[i]
@@ -360,7 +360,8 @@ def screened_start(model, source, n_components, random_state, n_threads, tol):
     of online EM's first batch); the plain k-means start when every other start fails."""
     screen = Screen(source)
     starts = draw_starts(screen, n_components, random_state, n_threads)
-    theta = screened_winner(model, screen, starts, n_threads, tol).theta
+    survivors = screened_winner(model, screen, starts, n_threads, tol).survivors
+    theta = survivors[0][1] if survivors else None
     if theta is None:  # the plain k-means start, with its error if it fails too
         stats = starts[0].statistics(source, model.form, n_threads)
         theta = model.initial_parameters(stats, source.total_weight)

@@ -271,7 +271,10 @@ def test_multi_set_model_drops_failing_sets_and_sets_drop_inadmissible_ones():
 def test_keep_best_keeps_the_highest_bounds():
     sets = ParameterSets(("a", "b", None, "d"), (1.0, 3.0, 5.0, 2.0))
     assert sets.keep_best(2).thetas == (None, "b", None, "d")
+    assert sets.keep_best(1, always=0).thetas == ("a", "b", None, None)
+    assert sets.ranked() == [1, 3, 0]
     assert sets.best() == 1
+    assert ParameterSets.of([None, None]).best() is None
 
 
 # ----------------------------------------------------------------------------------------
