@@ -375,7 +375,7 @@ def test_works_without_scikit_learn():
 
 
 # --------------------------------------------------------------------------------------
-# scikit-learn's estimator checks, with the default grid (1..10 × all four types)
+# scikit-learn's estimator checks, on every covariance model and a short grid
 # --------------------------------------------------------------------------------------
 
 try:
@@ -400,4 +400,9 @@ if parametrize_with_checks is not None:
     @parametrize_with_checks([GaussianMixtureIC(n_components=[1, 2])],
                              expected_failed_checks=_expected_failed_checks)
     def test_sklearn_estimator_checks(estimator, check):
+        name = getattr(check, "func", check).__name__
+        expected = _expected_failed_checks(estimator)
+        if name in expected:
+            # Known to fail for the reason given; its fits take half a minute.
+            pytest.xfail(expected[name])
         check(estimator)
