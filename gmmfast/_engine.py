@@ -419,8 +419,16 @@ class InMemorySource(SetStatistics):
         weights = None if self.sample_weight is None else self.sample_weight[indices]
         return InMemorySource(np.ascontiguousarray(self.X[indices]), weights)
 
-    def subset(self, rows):
-        """A source of the given rows (sorted indices)."""
+    def screening_rows(self):
+        """The rows that may screen starts: those of non-zero weight."""
+        if self.sample_weight is None:
+            return np.arange(self.n_samples)
+        return np.flatnonzero(self.sample_weight > 0)
+
+    def screen_of(self, rows):
+        """A source of the given rows (sorted indices): this source if they are all."""
+        if len(rows) == self.n_samples:
+            return self
         weights = None if self.sample_weight is None else self.sample_weight[rows]
         return InMemorySource(np.ascontiguousarray(self.X[rows]), weights)
 

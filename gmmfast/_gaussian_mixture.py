@@ -449,7 +449,7 @@ class GaussianMixture(MixtureEstimator):
         Biernacki, Celeux & Govaert 2003): the plain k-means start, k-means runs, k-means++
         seeds and random rows, and Ward's hierarchical agglomeration of the rows raw,
         standardised and whitened, all on a screen of at most 1 000 rows (a fixed sample
-        of larger data). The starts climb a few EM iterations together, scored in one
+        of larger data; under ``nan_policy="omit"``, the rows mean-imputed). The starts climb a few EM iterations together, scored in one
         pass over the screen; the better half goes on, three rounds (4, 8, 16
         iterations). The winner climbs to convergence on all the rows. On data within the
         screen, so do the other survivors and the plain k-means start, and the best is

@@ -541,7 +541,6 @@ class MissingValueSource(SetStatistics):
         self.sample_weight = sample_weight
         self.dtype = X.dtype
         self.n_samples, self.n_features = X.shape
-        self.feature_names = feature_names
         self.groups, self.empty_rows = group_rows(X, sample_weight)
         group_weights = np.array([group.source.total_weight for group in self.groups])
         self.total_weight = float(group_weights.sum())
@@ -593,10 +592,18 @@ class MissingValueSource(SetStatistics):
         values = np.array(self.X[rows], dtype=self.dtype)
         return np.where(np.isnan(values), mean.astype(self.dtype), values)
 
-    def subset(self, rows):
-        """A source of the given rows (sorted indices), grouped by pattern anew."""
-        return fit_source(np.ascontiguousarray(self.X[rows]), self._weights_of(rows), 1,
-                          self.feature_names)
+    def screening_rows(self):
+        """The rows that may screen starts: of non-zero weight, with an observed entry."""
+        rows = self._observed_rows()
+        if self.sample_weight is not None:
+            rows = rows[self.sample_weight[rows] > 0]
+        return rows
+
+    def screen_of(self, rows):
+        """The given rows with their missing entries at the column means, in memory: the
+        starts are ranked by compiled passes, and only the winner climbs over the
+        observed entries."""
+        return InMemorySource(self.imputed_rows(rows), self._weights_of(rows))
 
     def _weights_of(self, rows):
         return None if self.sample_weight is None else self.sample_weight[rows]

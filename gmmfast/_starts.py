@@ -7,7 +7,8 @@ partitions, k-means++ seeds, random rows and hierarchical agglomerations each fi
 best optimum on some data sets and miss it on others. So:
 
 1. A **screen**: the rows themselves, or a fixed pseudo-random sample of ``SCREEN_ROWS`` of
-   them on larger data. Its sample does not depend on ``random_state``, so one
+   them on larger data (rows with missing entries: their mean-imputed copy, see the
+   sources' ``screen_of``). Its sample does not depend on ``random_state``, so one
    agglomeration tree per transformation of the screen serves every number of components
    and every covariance model of a search.
 2. A **pool** of starts for K components, shared by every covariance model: the plain
@@ -195,25 +196,18 @@ class Collapse:
 
 
 def _screen_source(source):
-    """The source itself when it has at most SCREEN_ROWS rows of non-zero weight, else a
-    source of a fixed uniform sample of those rows."""
-    if source.n_positive <= SCREEN_ROWS:
-        return source
-    if source.sample_weight is None:
-        candidates = np.arange(source.n_samples)
-    else:
-        candidates = np.flatnonzero(source.sample_weight > 0)
-    rng = np.random.RandomState(SCREEN_SEED)
-    rows = np.sort(rng.choice(candidates, size=SCREEN_ROWS, replace=False))
-    try:
-        return source.subset(rows)
-    except ValueError:  # a sample with a column never observed: screen on all the rows
-        return source
+    """The source's screen (see its ``screen_of``) of the rows that may screen starts, or
+    of a fixed uniform sample of SCREEN_ROWS of them."""
+    rows = source.screening_rows()
+    if len(rows) > SCREEN_ROWS:
+        rng = np.random.RandomState(SCREEN_SEED)
+        rows = np.sort(rng.choice(rows, size=SCREEN_ROWS, replace=False))
+    return source.screen_of(rows)
 
 
 def check_multistart_source(source):
     """Refuse sources whose rows cannot be sampled for a screen (a dask array)."""
-    if not hasattr(source, "subset"):
+    if not hasattr(source, "screen_of"):
         raise ValueError(
             "init_params='multistart' needs the rows in memory: pass X.compute() (a NumPy "
             "array), or another init_params such as 'kmeans'."
