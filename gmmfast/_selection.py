@@ -104,7 +104,9 @@ class CriterionTable(dict):
     (whitened)"; otherwise the init_params), ``gain_over_kmeans`` (under "multistart", how
     much higher the kept fit's final lower bound is than that of the fit from the plain
     k-means start, both as total log-likelihoods; on data larger than the screen, as
-    measured on the screen; 0 when that start won, NaN for other init_params), ``fit_seconds``, ``status`` (``"ok"``,
+    measured on the screen; 0 when that start won, NaN for other init_params),
+    ``collapsed`` (under "multistart", every start's fit had a component whose variance is
+    held up by reg_covar alone: such a candidate is chosen only when no other can be), ``fit_seconds``, ``status`` (``"ok"``,
     ``"skipped"`` when K exceeds the number of samples, ``"failed"`` when EM broke down)
     and ``message`` (why, for the last two). Scores of rows that are not ``"ok"`` are NaN.
 
@@ -689,6 +691,7 @@ class _GridSearch:
             converged=bool(result.converged),
             start=report.winner,
             gain_over_kmeans=report.gain_over_kmeans,
+            collapsed=report.collapsed,
             status=STATUS_OK,
             message="",
         )
@@ -763,6 +766,7 @@ def _skipped_row(n_components, covariance_type, n_features, n_rows):
         "converged": False,
         "start": "",
         "gain_over_kmeans": math.nan,
+        "collapsed": False,
         "fit_seconds": 0.0,
         "status": STATUS_SKIPPED,
         "message": (f"n_components > number of samples ({n_rows})" if n_rows is not None
@@ -776,7 +780,8 @@ COLUMNS = (
     ("sklearn_name", str), ("bic", np.float64),
     ("aic", np.float64), ("icl", np.float64), ("log_likelihood", np.float64),
     ("n_parameters", np.int64), ("n_iter", np.int64), ("converged", bool),
-    ("start", str), ("gain_over_kmeans", np.float64), ("fit_seconds", np.float64),
+    ("start", str), ("gain_over_kmeans", np.float64), ("collapsed", bool),
+    ("fit_seconds", np.float64),
     ("status", str), ("message", str),
 )
 
@@ -787,7 +792,11 @@ def _make_table(rows, criterion):
         if name == "icl" and criterion != "icl":
             continue
         columns[name] = np.array([row[name] for row in rows], dtype=dtype)
-    scores = np.where(columns["status"] == STATUS_OK, columns[criterion], np.inf)
+    usable = columns["status"] == STATUS_OK
+    # A collapsed fit's likelihood has no bound: it is chosen only if nothing else can be.
+    if (usable & ~columns["collapsed"]).any():
+        usable &= ~columns["collapsed"]
+    scores = np.where(usable, columns[criterion], np.inf)
     best = int(np.argmin(scores)) if np.isfinite(scores).any() else None
     return CriterionTable(columns, criterion, best)
 

@@ -97,11 +97,13 @@ class Start(NamedTuple):
 
 
 class StartReport(NamedTuple):
-    """Which start a multi-start fit kept, and by how much its final log-likelihood
-    (total, weighted) beat the fit from the plain k-means start (0 when that start won)."""
+    """Which start a multi-start fit kept, by how much its final log-likelihood (total,
+    weighted) beat the fit from the plain k-means start (0 when that start won), and
+    whether it collapsed (every finalist did; see :class:`Collapse`)."""
 
     winner: str
     gain_over_kmeans: float
+    collapsed: bool = False
 
 
 class Screen:
@@ -342,11 +344,13 @@ def multistart_em(model, screen, n_components, random_state, *, n_init, max_iter
         stats = finalist.start.statistics(source, model.form, n_threads)
         return model.initial_parameters(stats, source.total_weight), -np.inf
 
+    admissible = screen.admissible(model)
     result = run_em(model, source, start, n_init=len(finalists), max_iter=max_iter,
                     tol=tol, n_threads=n_threads, verbose=verbose,
                     verbose_interval=verbose_interval, final_labels=final_labels, stop=stop,
-                    admissible=screen.admissible(model))
-    return result, _report(finalists, result, source.total_weight)
+                    admissible=admissible)
+    report = _report(finalists, result, source.total_weight)
+    return result, report._replace(collapsed=not admissible(result.parameters))
 
 
 def screened_start(model, source, n_components, random_state, n_threads, tol):

@@ -36,11 +36,21 @@ def with_constant_column(n_rows=300):
 
 @pytest.fixture(scope="module")
 def three_rows(tmp_path_factory):
-    """``gmmfast fit`` of a 3-row file, K 1..3, its summary as JSON in a file."""
+    """``gmmfast fit`` of a 3-row file, K 1..3, from single k-means starts (whose search
+    chooses a model at the floor), its summary as JSON in a file."""
     directory = tmp_path_factory.mktemp("three")
     write_csv(directory / "three.csv", THREE_ROWS, ["x", "y"])
-    result = ok(directory, "fit", "three.csv", "-k", "1-3", "--json", "summary.json")
+    result = ok(directory, "fit", "three.csv", "-k", "1-3", "--init", "kmeans", "--json",
+                "summary.json")
     return result, json.loads((directory / "summary.json").read_text())
+
+
+def test_the_default_starts_do_not_choose_a_model_at_the_floor(tmp_path):
+    # Multi-start marks the candidates whose every start collapsed and chooses another.
+    write_csv(tmp_path / "three.csv", THREE_ROWS, ["x", "y"])
+    result = ok(tmp_path, "fit", "three.csv", "-k", "1-3")
+    assert "Chosen model: n_components=1, covariance_type='full'" in result.stdout
+    assert warnings_of(result) == []
 
 
 def test_a_three_row_file_warns_that_the_chosen_components_sit_on_points(three_rows):

@@ -88,7 +88,7 @@ def test_the_table_has_every_candidate_in_grid_order():
     assert table["covariance_type"].tolist() == ["diag", "full"] * 3
     assert set(table) == {"n_components", "covariance_type", "mclust_name", "sklearn_name",
                           "bic", "aic", "log_likelihood", "n_parameters", "n_iter",
-                          "start", "gain_over_kmeans",
+                          "start", "gain_over_kmeans", "collapsed",
                           "converged", "fit_seconds", "status", "message"}
     assert table["mclust_name"].tolist() == ["VVI", "VVV"] * 3
     assert table["sklearn_name"].tolist() == types * 3

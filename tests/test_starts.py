@@ -116,6 +116,7 @@ def test_the_table_reports_the_winning_start_and_its_gain():
     names = {"kmeans", "kmeans 2", "kmeans 3", "k-means++ 1", "k-means++ 2", "k-means++ 3",
              "random rows 1", "random rows 2", "random rows 3", "hierarchical",
              "hierarchical (standardised)", "hierarchical (whitened)"}
+    assert (table["status"] == "ok").all()
     assert set(table["start"]) <= names
     assert np.all(table["gain_over_kmeans"] >= 0)
     kmeans_rows = table["start"] == "kmeans"
@@ -146,6 +147,21 @@ def test_collapsed_fits_on_rounded_data_are_not_kept():
                           random_state=0).fit(X)
     variance = X.var(axis=0)
     assert np.min((fit.covariances_ - fit.reg_covar) / variance) > COLLAPSED_VARIANCE
+
+
+def test_a_search_candidate_whose_every_start_collapsed_is_chosen_only_as_a_last_resort():
+    # Five rows per component in six dimensions: every full covariance is singular.
+    X = np.random.RandomState(0).randn(40, 6)
+    search = select_model(X, [1, 8], ["full", "spherical"], random_state=0)
+    table = search.criterion_table_
+    collapsed = (table["n_components"] == 8) & (table["covariance_type"] == "full")
+    assert table["collapsed"].tolist() == collapsed.tolist()
+    # Its BIC is the lowest, and spurious.
+    assert table["bic"][collapsed][0] == np.nanmin(table["bic"])
+    assert not collapsed[search.best_index_]
+    alone = select_model(X, [8], ["full"], random_state=0)
+    assert alone.criterion_table_["collapsed"].tolist() == [True]
+    assert alone.n_components_ == 8
 
 
 @pytest.mark.parametrize("layout", ["full", "tied", "diag", "spherical"])
