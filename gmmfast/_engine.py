@@ -432,10 +432,6 @@ class InMemorySource(SetStatistics):
         weights = None if self.sample_weight is None else self.sample_weight[rows]
         return InMemorySource(np.ascontiguousarray(self.X[rows]), weights)
 
-    def imputed_rows(self, rows):
-        """The given rows (there is nothing missing to impute)."""
-        return self.X[rows]
-
     def rows_at_ranks(self, ranks):
         """The rows of non-zero weight with the given ranks (0-based, in row order), in the
         order of ``ranks``, and their weights (or None)."""

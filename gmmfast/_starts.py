@@ -113,6 +113,8 @@ class Screen:
     def __init__(self, source):
         self.source = source
         self.sample = _screen_source(source)
+        # The sample is always in memory (rows with missing entries: mean-imputed).
+        self.points = np.asarray(self.sample.X, dtype=np.float64)
         self._trees = None
         self._lock = threading.Lock()  # a search's candidates share the trees
 
@@ -125,7 +127,7 @@ class Screen:
         """The centres of each tree's cut into ``n_components`` clusters."""
         from scipy.cluster.hierarchy import fcluster
 
-        points = self.points()
+        points = self.points
         starts = []
         for name, tree in self._agglomerations():
             labels = fcluster(tree, n_components, criterion="maxclust") - 1
@@ -137,11 +139,6 @@ class Screen:
             starts.append(Start(name, centres / counts[:, None], {}))
         return starts
 
-    def points(self):
-        """The screen's rows, missing entries imputed by the column means, in float64."""
-        return np.asarray(self.sample.imputed_rows(np.arange(self.sample.n_samples)),
-                          dtype=np.float64)
-
     def _agglomerations(self):
         """[(name, Ward linkage)] of the screen's rows raw, standardised and whitened."""
         with self._lock:
@@ -152,7 +149,7 @@ class Screen:
     def _agglomerate(self):
         from scipy.cluster.hierarchy import ward
 
-        points = self.points()
+        points = self.points
         # Ward's merges do not change under one common scale; unit magnitude keeps the
         # squared distances finite on data whose scale would overflow them.
         magnitude = np.max(np.abs(points)) if points.size else 0.0
@@ -228,7 +225,7 @@ def draw_starts(screen, n_components, random_state, n_threads):
     for i in range(SCREEN_KMEANS_STARTS):
         starts.append(Start(f"kmeans {i + 2}", kmeans_centres(sample, n_components,
                                                              random_state, n_threads), {}))
-    points = screen.points()
+    points = screen.points
     weights = sample.sample_weight
     for i in range(KMEANS_PLUSPLUS_STARTS):
         seeds = kmeans_plusplus(points, weights, n_components, random_state, n_threads)
