@@ -393,12 +393,13 @@ def test_a_line_too_long_is_refused_without_reading_it_whole(tmp_path, monkeypat
 
 def test_out_of_memory_is_one_line(tmp_path, monkeypatch, capsys):
     from gmmfast._cli import main
+    from gmmfast._saved_mixture import SavedMixture
 
-    def sample(self, n_samples):
+    def sample(self, n_samples, seed=None):
         raise MemoryError("Unable to allocate 7.28 TiB for an array with shape "
                           "(500000000000, 2) and data type float64")
 
-    monkeypatch.setattr(gmmfast.GaussianMixture, "sample", sample)
+    monkeypatch.setattr(SavedMixture, "sample", sample)
     monkeypatch.chdir(tmp_path)
     gmmfast.GaussianMixture(1).fit(old_faithful()).save(tmp_path / "m.npz")
     assert main(["sample", "m.npz", "-n", "1000"]) == 2
