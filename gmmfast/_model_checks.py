@@ -2,10 +2,10 @@
 
 The archive itself (its members, integrity checks and bounded reads) is
 ``gmmfast._model_file``'s; building the estimator is ``gmmfast._io``'s. Between the two,
-:func:`read_checked_model` refuses, with :class:`ModelFileError`, parameters that are not
-the kind's, arrays that are not one valid mixture: shapes or dtypes that disagree,
-non-finite values, weights that do not sum to one, a ``precisions_cholesky_`` that is not
-upper triangular with a positive diagonal or disagrees with ``covariances_`` or
+:func:`read_checked_model` refuses, with ``gmmfast._model_file.ModelFileError``, parameters
+that are not the kind's, arrays that are not one valid mixture: shapes or dtypes that
+disagree, non-finite values, weights that do not sum to one, a ``precisions_cholesky_``
+that is not upper triangular with a positive diagonal or disagrees with ``covariances_`` or
 ``precisions_``; for a Bayesian mixture also concentrations, mean precisions or degrees of
 freedom that are not positive (degrees of freedom above n_features − 1), weights that are
 not those of the concentrations, and priors that are not valid; for a ``GaussianMixture``
@@ -35,7 +35,6 @@ from gmmfast._model_file import (
     MIXTURE_ARRAYS,
     PARAMS_AFTER_VERSION_1,
     STREAM_STATISTICS,
-    ModelFileError,
     read_model_file,
     refuse,
 )
@@ -43,7 +42,7 @@ from gmmfast._mstep import kernel_form
 from gmmfast._params import is_symmetric_positive_definite
 from gmmfast._variational import PRIOR_TYPES, dirichlet_process_weights
 
-__all__ = ["CheckedModel", "ModelFileError", "read_checked_model"]
+__all__ = ["CheckedModel", "read_checked_model"]
 
 
 class CheckedModel(NamedTuple):
