@@ -27,6 +27,7 @@ from gmmfast._covariance_models import (COVARIANCE_MODELS, mclust_name, model_la
 from gmmfast._mstep import COVARIANCE_TYPES, precisions_from_cholesky
 from gmmfast._tablewriter import write_csv
 from gmmfast.plot import full_covariances  # numpy only: no matplotlib import
+from gmmfast._starts import FLOOR_FACTOR
 from gmmfast._selection import (CRITERIA, DEFAULT_N_COMPONENTS, STATUS_OK, describe_grid,
                                 progress_text)
 
@@ -108,7 +109,7 @@ def build_parser():
     fit.add_argument("-c", "--covariance-type", metavar="T|auto",
                      help=f"{', '.join(COVARIANCE_TYPES)} or one of mclust's 14 models "
                           "(EII, VII, ..., VEV, EVV, VVV), a comma-separated list, or auto "
-                          f"(= {', '.join(COVARIANCE_TYPES)}); default auto. With --bayesian: "
+                          "(= all 14 of mclust's models); default auto. With --bayesian: "
                           f"one of scikit-learn's four (default {BAYESIAN_COVARIANCE_TYPE})")
     fit.add_argument("--criterion", choices=CRITERIA,
                      help="lower is better; default bic (not with --bayesian)")
@@ -293,7 +294,7 @@ def _parse_k_range(part, text):
 def parse_covariance_types(text):
     text = text.strip()
     if text.lower() in ("auto", "all"):
-        return list(COVARIANCE_TYPES)
+        return list(COVARIANCE_MODELS)
     types = [_covariance_name(part.strip()) for part in text.split(",")]
     return list(dict.fromkeys(types))
 
@@ -624,10 +625,6 @@ class _ReadProgress(_ProgressLines):
 # warnings: constant columns, variances at the reg_covar floor
 # ----------------------------------------------------------------------------------------
 
-
-# A variance at most this multiple of reg_covar is the floor's more than the data's: the
-# rows add no more variance in that direction than reg_covar itself does.
-FLOOR_FACTOR = 2.0
 
 # The criterion table's mark for a candidate with a component at the floor.
 FLOOR_MARK = "~"
@@ -1084,6 +1081,10 @@ def _check_matplotlib(option):
 MAX_PAIRS_COLUMNS = 6
 
 
+# Relative to the clusters' panel.
+CRITERION_PANEL_WIDTH = 1.45
+
+
 def write_figure(path, result, model, X, names, search):
     """The clusters of ``model`` and the samples' uncertainty (and, after a search, the
     criterion): a scatterplot matrix beside the others for 3 to ``MAX_PAIRS_COLUMNS``
@@ -1097,10 +1098,14 @@ def write_figure(path, result, model, X, names, search):
         figure = Figure(figsize=(16, 8.5), layout="constrained")
         pairs, side = figure.subfigures(1, 2, width_ratios=[1.5, 1])
         plot_clusters(model, X, ax=pairs, feature_names=names, features="pairs")
-        panels = side.subplots(1 + search, 1, squeeze=False)[:, 0]
+        # One subfigure per panel: the colour bar of one and the legend of the other
+        # are laid out separately instead of sharing a column of the grid.
+        panels = [panel.subplots() for panel in np.atleast_1d(side.subfigures(1 + search, 1))]
     else:
-        figure = Figure(figsize=(5.5 * (2 + search), 4.8), layout="constrained")
-        panels = figure.subplots(1, 2 + search, squeeze=False)[0]
+        # The criterion panel's legend of up to 14 models sits beside it: widen that panel.
+        widths = [1, 1] + [CRITERION_PANEL_WIDTH] * search
+        figure = Figure(figsize=(5.5 * sum(widths), 4.8), layout="constrained")
+        panels = figure.subplots(1, 2 + search, squeeze=False, width_ratios=widths)[0]
         plot_clusters(model, X, ax=panels[0], feature_names=names)
         panels = panels[1:]
     plot_uncertainty(model, X, ax=panels[0], feature_names=names)
@@ -1262,8 +1267,8 @@ def _add_impute_command(commands):
     impute.add_argument("-k", "--n-components", default="auto", metavar="K|auto",
                         help="numbers of components to try: 3, 2,3,5, 1-6 or auto (1-10)")
     impute.add_argument("-c", "--covariance-type", default="auto", metavar="T|auto",
-                        help="covariance types to try: full, tied, diag, spherical, a "
-                             "list, or auto (all four)")
+                        help="covariance models to try: one of scikit-learn's four or "
+                             "mclust's 14 names, a list, or auto (all 14)")
     impute.add_argument("--sample-posterior", action="store_true",
                         help="draw each missing value from its conditional distribution "
                              "instead of taking its mean")
