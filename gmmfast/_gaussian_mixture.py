@@ -8,6 +8,7 @@ import numpy as np
 
 from gmmfast._compat import (
     HAS_SKLEARN,
+    NO_VALIDATION,
     BaseEstimator,
     DensityMixin,
     assert_finite,
@@ -57,6 +58,13 @@ from gmmfast._mstep import (
     precisions_from_cholesky,
 )
 from gmmfast._params import check_initial_parameters
+from gmmfast._prior import (
+    check_prior_model,
+    check_prior_spec,
+    conjugate_prior,
+    data_moments,
+    needs_data_moments,
+)
 from gmmfast._starts import Screen, check_multistart_source, multistart_em, screened_start
 from gmmfast._threads import single_threaded_blas
 
@@ -393,12 +401,14 @@ def resume_stream(model, stream):
     return model
 
 
-def fitted_gaussian_mixture(params, result, dtype, n_features_in):
+def fitted_gaussian_mixture(params, result, dtype, n_features_in, prior=None):
     """A :class:`GaussianMixture` with constructor parameters ``params``, fitted: its
     attributes are the :class:`~gmmfast._engine.EMResult` ``result`` of a run on
-    ``n_features_in`` columns of ``dtype`` (how model selection returns its candidates)."""
+    ``n_features_in`` columns of ``dtype`` under the resolved conjugate ``prior`` (or None)
+    (how model selection returns its candidates)."""
     model = GaussianMixture(**params)
     model.n_features_in_ = n_features_in
+    model.prior_ = None if prior is None else prior.hyperparameters()
     model._store_result(result, dtype)
     return model
 
@@ -539,6 +549,7 @@ class GaussianMixture(MixtureEstimator):
         "precisions_init": [("array-like",), None],
         "learning_decay": [("interval", Real, 0.0, True, 1.0, True)],
         "learning_offset": [("interval", Real, 1.0, True)],
+        "prior": NO_VALIDATION,  # checked in fit: None, "default" or a dict
     }
     if HAS_SKLEARN:
         _parameter_constraints = sklearn_constraints(_constraints)
@@ -564,6 +575,7 @@ class GaussianMixture(MixtureEstimator):
         nan_policy="raise",
         learning_decay=0.7,
         learning_offset=10.0,
+        prior=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -583,6 +595,7 @@ class GaussianMixture(MixtureEstimator):
         self.nan_policy = nan_policy
         self.learning_decay = learning_decay
         self.learning_offset = learning_offset
+        self.prior = prior
 
     # ------------------------------------------------------------------------------------
     # fitting
@@ -620,7 +633,7 @@ class GaussianMixture(MixtureEstimator):
     def _partial_fit(self, X, sample_weight):
         fitted = hasattr(self, "converged_")
         source = self._fit_source(X, sample_weight, reset=not fitted)
-        model = self._prepared_model(source)
+        model = self._prepared_model(source, continues_stream=fitted)
         if fitted:
             parameters = self._current_parameters()
         else:
@@ -639,9 +652,25 @@ class GaussianMixture(MixtureEstimator):
         if self.verbose:
             print(f"Batch {stream.n_batches}: average log-likelihood {bound:.5f}")
 
-    def _prepared_model(self, source):
+    def _prepared_model(self, source, continues_stream=False):
         check_initial_parameters(self, source.n_features)
-        return MixtureModel(self.covariance_type, self.reg_covar, source.dtype)
+        prior = self._conjugate_prior(source, continues_stream)
+        self.prior_ = None if prior is None else prior.hyperparameters()
+        return MixtureModel(self.covariance_type, self.reg_covar, source.dtype, prior=prior)
+
+    def _conjugate_prior(self, source, continues_stream):
+        """The resolved :class:`~gmmfast._prior.ConjugatePrior` of ``prior``, or None; its
+        defaults come from the rows being fitted, except that a stream of
+        :meth:`partial_fit` calls keeps the prior of its first batch."""
+        spec = check_prior_spec(self.prior)
+        if spec is None:
+            return None
+        check_prior_model(self.covariance_type)
+        if continues_stream and getattr(self, "prior_", None) is not None:
+            spec = self.prior_
+        needs_data_moments(spec, self.nan_policy)
+        return conjugate_prior(spec, self.covariance_type, self.n_components,
+                               source.n_features, lambda: data_moments(source, self._threads()))
 
     def _start_parameters(self, model, source, random_state):
         """The start drawn by init_params, overridden by the user's initial parameters."""
