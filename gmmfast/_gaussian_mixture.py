@@ -152,7 +152,7 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
             self._refuse_dask_with_missing_entries()
             source = _dask_backend().DaskSource(X, sample_weight, self.n_components,
                                                 type(self).__name__,
-                                                self._scale_free_weights)
+                                                self._weights_are_scale_free())
             if reset:
                 # A dask array has no column names.
                 self.n_features_in_ = source.n_features
@@ -166,7 +166,7 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
             X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset,
                               ensure_min_samples=2 if reset else 1, ensure_all_finite=False)
             weights = None if sample_weight is None else check_sample_weight(sample_weight, X)
-            if self._scale_free_weights:
+            if self._weights_are_scale_free():
                 weights = normalised_weights(weights)
             if self._omits_nan():
                 source = fit_source(np.ascontiguousarray(X), weights,
@@ -181,6 +181,11 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
                 check_enough_weighted_samples(self.n_components, source.n_positive)
         check_parameter_memory(self.covariance_type, self.n_components, source.n_features)
         return source
+
+    def _weights_are_scale_free(self):
+        """Whether the fit is the same for any common scale of the sample weights: not
+        under a prior, whose weight is counted in rows."""
+        return self._scale_free_weights and getattr(self, "prior", None) is None
 
     def _fit_predict(self, X, sample_weight, final_labels):
         """EM of the estimator's model on X from its starts; the final E-step's labels
@@ -507,6 +512,28 @@ class GaussianMixture(MixtureEstimator):
         ρ = 11^−0.7 ≈ 0.19 with the defaults), so that one batch does not overturn the
         model fitted on the first. The names and ranges are those of scikit-learn's
         ``LatentDirichletAllocation``.
+    prior : None, "default" or dict, default=None
+        None: maximum likelihood, as scikit-learn. Otherwise the maximum a posteriori
+        (MAP) estimate under the conjugate prior of Fraley & Raftery (2007), R mclust's
+        ``priorControl()``: a highly dispersed prior, worth a fraction of a row per
+        component, that keeps components from collapsing onto a few rows or a constant
+        column. "default" is mclust's ``defaultPrior``; a dict gives some of its
+        hyperparameters, the others keep their defaults: ``shrinkage`` (κ ≥ 0, default
+        0.01; the means have the prior N(mean, Σ_k / κ), none when 0), ``mean`` (D,)
+        (default the column means), ``dof`` (default D + 2) and ``scale`` (default
+        var(X) / K^(2/D), var(X) the covariance matrix, for the ellipsoidal models EEE/tied,
+        EEV, VEV, VVV/full, where it is the inverse Wishart's (D, D) scale and a number s
+        means s·I; the mean of the columns' variances / K^(2/D) for the diagonal and
+        spherical models EII, VII/spherical, EEI, VEI, EVI, VVI/diag, where it is the
+        inverse gamma's ς²). Defined for those ten models (mclust's); the other four raise
+        a ValueError. The defaults are computed from the rows of each ``fit`` (a
+        :meth:`partial_fit` stream keeps its first batch's); with a prior, sample weights
+        count rows (they are not rescaled). EM then climbs the log posterior:
+        ``lower_bound_`` is (log-likelihood + log prior) per unit of weight, the log prior
+        up to a constant of the hyperparameters; ``bic`` and ``aic``, as mclust's, use the
+        log-likelihood at the MAP estimate. ``reg_covar`` is still added. See
+        ``gmmfast._prior`` for the MAP M-steps. A model file (:meth:`save`) holds the
+        fitted parameters, not the prior: a loaded model has ``prior=None``.
 
     Attributes
     ----------
@@ -533,10 +560,14 @@ class GaussianMixture(MixtureEstimator):
         rows); after :meth:`partial_fit`, the number of batches
         of the current stream.
     lower_bound_ : float
-        The weighted average log-likelihood at the last iteration; after
+        The weighted average log-likelihood at the last iteration (with a ``prior``, the
+        log posterior per unit of weight); after
         :meth:`partial_fit`, that of the last batch under the parameters it updated.
     lower_bounds_ : list of float
         Per iteration of the best start; after :meth:`partial_fit`, ``[lower_bound_]``.
+    prior_ : dict or None
+        The hyperparameters the fit used (``shrinkage``, ``mean``, ``dof``, ``scale``), or
+        None without a prior.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
     """

@@ -269,6 +269,13 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         candidate is fitted by EM over the observed entries and scored by its marginal
         densities (a row with no observed entry counts for nothing; ``n_components``
         larger than the number of rows with an observed entry are skipped).
+    prior : None, "default" or dict, default=None
+        The conjugate prior of Fraley & Raftery (2007), as in
+        :class:`gmmfast.GaussianMixture`, for every candidate: its defaults computed from
+        X for the candidate's model and number of components (mclust's ``defaultPrior``),
+        the criteria from the log-likelihood at the MAP estimate (as mclust's). Candidates
+        of the four models for which it is not defined (VEE, EVE, VVE, EVV) are skipped
+        (status "skipped" in ``criterion_table_``); a grid of those alone is a ValueError.
 
     Attributes
     ----------
@@ -574,7 +581,9 @@ class _GridSearch:
         self.verbose = estimator.verbose
         self.X = X
         self.weights = weights
-        self.source = _search_source(estimator, X, normalised_weights(weights))
+        # A prior weighs as many rows whatever the weights' scale: they are kept as given.
+        self.source = _search_source(estimator, X, weights if estimator.prior is not None
+                                     else normalised_weights(weights))
         # A row with no observed entry has the prior as responsibilities: no evidence of
         # the clusters' overlap, so no share of ICL's entropy.
         self.entropy_weights = (observed_row_weights(X, weights)

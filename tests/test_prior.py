@@ -456,3 +456,19 @@ def test_the_model_file_holds_the_fitted_parameters_without_the_prior(tmp_path):
     loaded = gmmfast.load(tmp_path / "model.npz")
     assert loaded.prior is None
     assert_allclose(loaded.score_samples(X), model.score_samples(X))
+
+
+def test_sample_weights_count_rows_under_the_prior():
+    # The prior weighs as many rows whatever the weights: a weight of 2 is a repeated row,
+    # and weights far from 1 are not rescaled (they would change the MAP).
+    X = two_clusters(n=20)
+    start = dict(weights_init=[0.5, 0.5], means_init=X[[0, -1]],
+                 precisions_init=np.array([np.eye(2)] * 2), prior="default", tol=1e-10)
+    weights = np.ones(len(X))
+    weights[:3] = 2.0
+    weighted = GaussianMixture(2, **start).fit(X, sample_weight=weights)
+    repeated = GaussianMixture(2, **start).fit(np.vstack([X, X[:3]]))
+    assert_allclose(weighted.covariances_, repeated.covariances_, rtol=1e-8)
+    assert_allclose(weighted.prior_["scale"], repeated.prior_["scale"], rtol=1e-12)
+    heavy = GaussianMixture(2, **start).fit(X, sample_weight=weights * 2**12)
+    assert not np.allclose(heavy.covariances_, weighted.covariances_, rtol=1e-3)
