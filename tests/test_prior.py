@@ -3,6 +3,7 @@ M-step of each of its ten models against the slow references of tests/_prior_ref
 and a numerical optimiser, mclust's default hyperparameters, the log posterior that EM
 climbs, and what the prior is for: finite, sensible fits of small or degenerate data."""
 
+import json
 import pickle
 import warnings
 
@@ -361,8 +362,11 @@ def test_the_cli_fits_a_three_row_file_with_the_prior_without_a_floor_warning(tm
     np.savetxt(tmp_path / "three.csv", THREE_ROWS, delimiter=",", header="x,y",
                comments="")
     result = ok(tmp_path, "fit", "three.csv", "-k", "1-3", "-c", "VVV,VEE", "--init",
-                "kmeans", "--prior")
+                "kmeans", "--prior", "--json", "summary.json")
     assert "reg_covar floor" not in result.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["search"]["prior"] == "default"
+    assert not any(row["at_reg_covar_floor"] for row in summary["candidates"])
     assert "MAP under the default conjugate prior" in result.stdout
     # Candidates of the models without a prior are skipped, named in the legend.
     assert "no prior for the model" in result.stdout
