@@ -160,21 +160,16 @@ class ConjugatePrior:
         self.mean = np.asarray(mean, dtype=np.float64)
         self.dof = float(dof)
         self.scale = scale
-        n_features = self.mean.shape[0]
         self.form = kernel_form(self.model)
+        # −2 log p of the prior, per component: mean_log_det · log det Σ_k (the normal
+        # prior of the mean) + covariance_log_det · log det Σ_k + tr(Σ_k⁻¹ Λ_k).
+        self.mean_log_det = float(self.shrinkage > 0)
+        log_det_weight, scale_matrix = _covariance_prior_terms(self.model, self.dof, scale,
+                                                               self.mean.shape[0])
         sharing = n_components if self.model in _SHARED else 1
-        if self.model in _SPHERICAL:
-            log_det_weight, scale_matrix = (self.dof + 2) / n_features, scale / n_features
-        elif self.form == "diag":
-            log_det_weight, scale_matrix = self.dof + 2, float(scale)
-        else:
-            log_det_weight, scale_matrix = self.dof + n_features + 1, np.asarray(scale)
-        # The prior's terms per component: weight of log det Σ_k and Λ_k.
-        self.count_increment = float(self.shrinkage > 0) + log_det_weight / sharing
-        if self.form == "diag":
-            self.component_scale = np.full(n_features, scale_matrix / sharing)
-        else:
-            self.component_scale = scale_matrix / sharing
+        self.covariance_log_det = log_det_weight / sharing
+        self.component_scale = scale_matrix / sharing
+        self.count_increment = self.mean_log_det + self.covariance_log_det
 
     def hyperparameters(self):
         """{"shrinkage", "mean", "dof", "scale"}: what the fit used."""
@@ -210,11 +205,21 @@ class ConjugatePrior:
             log_det = -2.0 * np.log(np.diagonal(factors, axis1=1, axis2=2)).sum(axis=1)
             quadratic = (np.einsum("kd,kde->ke", offsets, factors) ** 2).sum(axis=1)
             trace = np.einsum("kde,df,kfe->k", factors, self.component_scale, factors)
-        mean_part = 0.0
-        if self.shrinkage > 0:
-            mean_part = log_det + self.shrinkage * quadratic
-        covariance_part = (self.count_increment - float(self.shrinkage > 0)) * log_det + trace
+        mean_part = self.mean_log_det * log_det + self.shrinkage * quadratic
+        covariance_part = self.covariance_log_det * log_det + trace
         return -0.5 * float(np.sum(mean_part + covariance_part))
+
+
+def _covariance_prior_terms(model, dof, scale, n_features):
+    """``(b, Λ)`` with ``b log det Σ + tr(Σ⁻¹ Λ)`` = −2 log p(Σ) + constant for one
+    covariance: the inverse Wishart IW(ν, Λ) of the ellipsoidal models, an inverse gamma
+    IG(ν/2, ς²/2) on each variance of the diagonal ones (Λ = ς² I, as its diagonal (D,))
+    or on σ² of the spherical ones (Σ = σ² I, so b = (ν + 2) / D and Λ = ς² I / D)."""
+    if model in _SPHERICAL:
+        return (dof + 2) / n_features, np.full(n_features, scale / n_features)
+    if kernel_form(model) == "diag":
+        return dof + 2, np.full(n_features, float(scale))
+    return dof + n_features + 1, np.asarray(scale, dtype=np.float64)
 
 
 def conjugate_prior(spec, covariance_type, n_components, n_features, moments):
