@@ -42,6 +42,12 @@ ordinary M-step (``gmmfast._covariance_models.estimate_covariances``) gives its 
 covariances from (n'_k, W'_k): for VVV, ``Σ_k = W'_k / (n_k + ν + D + 2)``, the paper's
 closed form. ``reg_covar`` keeps its meaning (added to each covariance).
 
+Against R's mclust (``benchmarks/results/PRIOR.md``): the default hyperparameters, and the
+M-steps of VII, VVI, EEE and VVV, are mclust's to rounding; mclust's EII leaves the prior's
+scale out of the variance, its EEI and EEV do not shrink the means, and its VEI, EVI, EEV
+and VEV keep the maximum-likelihood denominators: those are not the posterior mode of the
+prior above, which is what gmmfast computes.
+
 With a prior, EM climbs the log posterior: the lower bound is (log-likelihood + log prior)
 per unit of weight, the log prior taken up to an additive constant that depends on the
 hyperparameters only. BIC, as in mclust, uses the log-likelihood at the MAP estimate.
