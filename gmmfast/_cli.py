@@ -588,9 +588,11 @@ def run_online_fit(args):
 def format_online_summary(model, table, n_rows, batch_rows, args, elapsed):
     lines = [
         f"Model: GaussianMixture(n_components={model.n_components}, covariance_type="
-        f"{model.covariance_type!r}), seed {args.seed}",
+        f"{model.covariance_type!r}{', prior=' + repr(model.prior) if args.prior else ''}),"
+        f" seed {args.seed}",
         f"  online EM over {n_rows} rows in {model.n_iter_} batches of up to {batch_rows} "
-        f"rows; average log-likelihood of the last batch {float(model.lower_bound_):.4f}",
+        f"rows; average {'log posterior' if args.prior else 'log-likelihood'} of the last "
+        f"batch {float(model.lower_bound_):.4f}",
         "",
     ]
     lines.extend(format_components(model, table.names))

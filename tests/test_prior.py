@@ -25,7 +25,7 @@ from _prior_reference import (
     expected_log_posterior,
     log_posterior,
 )
-from test_cli import ok
+from test_cli import ok, run
 
 CLOSED_FORMS = ("EII", "VII", "EEI", "VVI", "EEE", "VVV")
 ALIASES = {"full": "VVV", "tied": "EEE", "diag": "VVI", "spherical": "VII"}
@@ -370,6 +370,19 @@ def test_the_cli_fits_a_three_row_file_with_the_prior_without_a_floor_warning(tm
     assert "MAP under the default conjugate prior" in result.stdout
     # Candidates of the models without a prior are skipped, named in the legend.
     assert "no prior for the model" in result.stdout
+
+
+def test_the_cli_online_fit_takes_the_prior_and_bayesian_refuses_it(tmp_path):
+    X = np.random.RandomState(0).permutation(two_clusters(n=400))
+    np.savetxt(tmp_path / "two.csv", X, delimiter=",", header="x,y", comments="")
+    result = ok(tmp_path, "fit", "two.csv", "--online", "-k", "2", "--batch-rows", "100",
+                "--prior", "--save", "model.npz")
+    assert "prior='default'" in result.stdout
+    assert "average log posterior of the last batch" in result.stdout
+    assert np.all(np.isfinite(gmmfast.load(tmp_path / "model.npz").covariances_))
+    refused = run(tmp_path, "fit", "--bayesian", "--prior")
+    assert refused.returncode != 0
+    assert "--prior is the conjugate prior of EM fits" in refused.stderr
 
 
 def test_the_cli_help_names_the_option():
