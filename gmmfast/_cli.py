@@ -135,6 +135,13 @@ def build_parser():
                           "from diverse starts, the best continued; kmeans: one k-means "
                           "start, as scikit-learn, cheaper on large data; --bayesian "
                           "takes the single-start methods, default kmeans)")
+    fit.add_argument("--prior", action="store_true",
+                     help="regularise every candidate with the conjugate prior of Fraley & "
+                          "Raftery (2007), mclust's priorControl() with its defaultPrior: "
+                          "posterior-mode (MAP) fits that stay finite where a component "
+                          "would collapse onto a few rows or a constant column; BIC uses the "
+                          "log-likelihood at the MAP. Defined for EII, VII, EEI, VEI, EVI, "
+                          "VVI, EEE, EEV, VEV, VVV; the other models of the grid are skipped")
     fit.add_argument("--n-init", type=_positive_int, default=1, metavar="N",
                      help="initialisations per candidate, the best is kept (default 1)")
     fit.add_argument("--max-iter", type=_positive_int, default=100, metavar="N",
@@ -327,6 +334,11 @@ def run_fit_command(args):
         return run_fit(args)
 
 
+def _prior(args):
+    """The ``prior`` of the fits that ``--prior`` asks for."""
+    return "default" if args.prior else None
+
+
 def run_fit(args):
     if args.online:
         return run_online_fit(args)
@@ -363,7 +375,7 @@ def run_fit(args):
                           init_params=args.init or "multistart", n_init=args.n_init,
                           max_iter=args.max_iter, tol=args.tol,
                           n_threads=args.threads, progress=on_candidate,
-                          nan_policy=args.missing)
+                          nan_policy=args.missing, prior=_prior(args))
     elapsed = time.perf_counter() - start
     model = result.best_estimator_
     if scaling is not None:
@@ -434,6 +446,9 @@ def bayesian_options(args):
         raise UserError("--criterion chooses among the candidates of a search; --bayesian "
                         "fits one model and switches off the components it does not need "
                         "(leave out --criterion)")
+    if args.prior:
+        raise UserError("--prior is the conjugate prior of EM fits; --bayesian has its own "
+                        "priors (leave out --prior)")
     if args.scale:
         raise UserError("--scale is not available with --bayesian yet (its priors would "
                         "have to be mapped back too): standardise the columns of the file "
@@ -553,7 +568,7 @@ def run_online_fit(args):
     model = GaussianMixture(n_components, covariance_type=covariance_type,
                             init_params=args.init or "multistart",
                             random_state=args.seed, n_threads=args.threads,
-                            nan_policy=args.missing)
+                            nan_policy=args.missing, prior=_prior(args))
     progress = _StreamProgress() if _show_progress(args) else None
     start, n_rows = time.perf_counter(), 0
     low = high = None
@@ -574,9 +589,11 @@ def run_online_fit(args):
 def format_online_summary(model, table, n_rows, batch_rows, args, elapsed):
     lines = [
         f"Model: GaussianMixture(n_components={model.n_components}, covariance_type="
-        f"{model.covariance_type!r}), seed {args.seed}",
+        f"{model.covariance_type!r}{', prior=' + repr(model.prior) if args.prior else ''}),"
+        f" seed {args.seed}",
         f"  online EM over {n_rows} rows in {model.n_iter_} batches of up to {batch_rows} "
-        f"rows; average log-likelihood of the last batch {float(model.lower_bound_):.4f}",
+        f"rows; average {'log posterior' if args.prior else 'log-likelihood'} of the last "
+        f"batch {float(model.lower_bound_):.4f}",
         "",
     ]
     lines.extend(format_components(model, table.names))
@@ -806,7 +823,8 @@ def format_fit_summary(result, model, table, grid, types, args, elapsed, checks)
         if not criteria["converged"][criteria["status"] == "ok"].all():
             legend.append("! did not converge")
         if (criteria["status"] == "skipped").any():
-            legend.append("- more components than rows")
+            legend.append("- skipped: more components than rows, or no prior for the model"
+                          if args.prior else "- more components than rows")
         marks = {i: FLOOR_MARK for i in checks.rows_at_floor(criteria)}
         if marks:
             legend.append(f"{FLOOR_MARK} a variance at the reg_covar floor")
@@ -821,7 +839,8 @@ def format_fit_summary(result, model, table, grid, types, args, elapsed, checks)
     status = (f"converged after {iterations}" if chosen.converged_
               else f"did NOT converge in {iterations}")
     lines.append(f"Chosen model: n_components={chosen.n_components}, covariance_type="
-                 f"{chosen.covariance_type!r}, seed {args.seed}")
+                 f"{chosen.covariance_type!r}, seed {args.seed}"
+                 + (", MAP under the default conjugate prior" if args.prior else ""))
     lines.extend(format_start(criteria, best))
     lines.append(f"  {status}; average log-likelihood "
                  f"{criteria['log_likelihood'][best] / table.X.shape[0]:.4f}; "
@@ -919,7 +938,8 @@ def fit_summary(result, model, table, scaling, grid, types, args, elapsed, check
         "data": data_summary(table, args, checks, scaling),
         "search": {"n_components": grid, "covariance_types": types,
                    "criterion": args.criterion, "seed": args.seed, "n_init": args.n_init,
-                   "max_iter": args.max_iter, "tol": args.tol},
+                   "max_iter": args.max_iter, "tol": args.tol,
+                   "prior": _prior(args)},
         "candidates": candidates,
         "best_index": criteria.best_index,
         "model": {"n_components": model.n_components,
