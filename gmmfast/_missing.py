@@ -157,12 +157,17 @@ def observed_row_weights(X, sample_weight):
     if observed.all():
         return sample_weight
     if not observed.any():
-        raise ValueError(
-            "Every row of X is missing all its entries (NaN): there is nothing to score. "
-            "Pass rows with at least one observed value."
-        )
+        raise nothing_observed_error()
     weights = np.ones(X.shape[0]) if sample_weight is None else sample_weight
     return np.where(observed, weights, 0.0)
+
+
+def nothing_observed_error():
+    """The error of scoring rows none of which has an observed entry."""
+    return ValueError(
+        "Every row of X is missing all its entries (NaN): there is nothing to score. "
+        "Pass rows with at least one observed value."
+    )
 
 
 def check_no_infinity(X):
@@ -519,24 +524,21 @@ def _filled(values, resp, affine, conditional_covariances, rng):
 
 
 # ----------------------------------------------------------------------------------------
-# the source
+# the rows of a source (all of X, or one block of a dask array)
 # ----------------------------------------------------------------------------------------
 
 
-class MissingValueSource(SetStatistics):
-    """Rows with missing entries (NaN), a source of the EM engine (``gmmfast._engine``)
-    for a fit of ``n_components`` components.
+class GroupedRows(SetStatistics):
+    """Rows that may hold NaN (not infinities), grouped by pattern once, here, and what a
+    fit computes from them: all of X for :class:`MissingValueSource`, one block of a dask
+    array on its worker for ``gmmfast._dask.DaskMissingSource`` (whose client adds the
+    blocks' parts in block order).
 
-    ``X`` is a validated, C-contiguous float32/float64 array that may hold NaN (not
-    infinities), ``sample_weight`` float64 weights or None; ``feature_names`` (optional)
-    name the columns in error messages. Raises a ValueError for an infinity, for a column
-    with no observed value (of non-zero weight), and for fewer rows with an observed entry
-    (and non-zero weight) than components. The rows are grouped by pattern here, once
-    (about one more copy of X); see the module's docstring for the method.
+    ``X`` is a C-contiguous float32/float64 array, ``sample_weight`` float64 weights or
+    None. ``total_weight`` and ``n_positive`` count only the rows with an observed entry.
     """
 
-    def __init__(self, X, sample_weight, n_components, feature_names=None):
-        check_no_infinity(X)
+    def __init__(self, X, sample_weight=None):
         self.X = X
         self.sample_weight = sample_weight
         self.dtype = X.dtype
@@ -545,21 +547,25 @@ class MissingValueSource(SetStatistics):
         group_weights = np.array([group.source.total_weight for group in self.groups])
         self.total_weight = float(group_weights.sum())
         self.n_positive = sum(group.source.n_positive for group in self.groups)
-        _check_observed_columns(self.groups, group_weights, self.n_features, feature_names)
-        if self.n_positive < n_components:
-            raise ValueError(
-                f"Expected at least n_components = {n_components} samples with an "
-                f"observed (non-NaN) entry and a non-zero sample_weight, got "
-                f"{self.n_positive}. Use fewer components, or more data."
-            )
-        self._moments = None
-
-    def check_finite(self):
-        """Nothing to do: the constructor refused infinities, and NaN marks missing."""
 
     def magnitude(self):
         """The largest absolute observed value."""
         return max((group.source.magnitude() for group in self.groups), default=0.0)
+
+    def column_weights(self):
+        """(n_features,) the total weight of each column's observed entries."""
+        weights = np.zeros(self.n_features)
+        for group in self.groups:
+            weights[group.observed] += group.source.total_weight
+        return weights
+
+    def positive_rows_by_missing(self):
+        """(n_features + 1,) int64: how many rows of non-zero weight with an observed entry
+        miss 0, 1, … entries."""
+        counts = np.zeros(self.n_features + 1, dtype=np.int64)
+        for group in self.groups:
+            counts[group.missing.size] += group.source.n_positive
+        return counts
 
     # -- EM --------------------------------------------------------------------------------
 
@@ -578,85 +584,49 @@ class MissingValueSource(SetStatistics):
         """The most likely component of every row, given its observed entries."""
         return self.score(kernel_params, n_threads, labels=True, log_prob=False)[1]
 
-    # -- initialisation ----------------------------------------------------------------------
+    # -- the parts of initialisation ---------------------------------------------------------
 
-    def mean_and_variance(self, n_threads):
-        """Weighted per-feature mean and variance of the observed entries (computed once)."""
-        if self._moments is None:
-            self._moments = _observed_moments(self.groups, self.n_features, n_threads)
-        return self._moments
+    def moments(self, n_threads):
+        """:class:`ColumnMoments` of the observed entries: each group's, in one compiled
+        pass, combined by :func:`combined_moments`."""
+        weighed = [group for group in self.groups if group.source.total_weight > 0]
+        moments = map_groups(lambda group, threads: weighted_mean_and_variance(
+            group.source.X, group.source.sample_weight, threads), weighed, n_threads)
+        parts = []
+        for group, (mean, variance) in zip(weighed, moments):
+            part = ColumnMoments(*np.zeros((3, self.n_features)))
+            part.weight[group.observed] = group.source.total_weight
+            part.mean[group.observed] = mean
+            part.variance[group.observed] = variance
+            parts.append(part)
+        return combined_moments(parts, self.n_features)
 
-    def imputed_rows(self, rows):
-        """The given rows of X with each missing entry replaced by its column's mean."""
-        mean, _ = self.mean_and_variance(0)
-        values = np.array(self.X[rows], dtype=self.dtype)
-        return np.where(np.isnan(values), mean.astype(self.dtype), values)
-
-    def screening_rows(self):
-        """The rows that may screen starts: of non-zero weight, with an observed entry."""
-        rows = self._observed_rows()
+    def positive_rows(self, most_missing=None):
+        """The rows of non-zero weight with an observed entry (and at most
+        ``most_missing`` missing entries), in row order."""
+        if most_missing is None and not self.empty_rows.size:
+            rows = np.arange(self.n_samples)
+        else:
+            limit = self.n_features if most_missing is None else most_missing
+            chosen = [group.rows for group in self.groups if group.missing.size <= limit]
+            rows = np.sort(np.concatenate(chosen)) if chosen else np.empty(0, np.intp)
         if self.sample_weight is not None:
             rows = rows[self.sample_weight[rows] > 0]
         return rows
 
-    def screen_of(self, rows):
-        """The given rows with their missing entries at the column means, in memory: the
-        starts are ranked by compiled passes, and only the winner climbs over the
-        observed entries."""
-        return InMemorySource(self.imputed_rows(rows), self._weights_of(rows))
+    def positive_rows_at_ranks(self, most_missing, ranks):
+        """The rows of ``positive_rows(most_missing)`` with the given ranks (0-based), as
+        they are (NaN included), and their weights (or None)."""
+        rows = self.positive_rows(most_missing)[ranks]
+        return np.ascontiguousarray(self.X[rows]), self._weights_of(rows)
 
     def _weights_of(self, rows):
         return None if self.sample_weight is None else self.sample_weight[rows]
 
-    def _observed_rows(self):
-        """The rows with an observed entry, in row order."""
-        if not self.empty_rows.size:
-            return np.arange(self.n_samples)
-        return np.sort(np.concatenate([group.rows for group in self.groups]))
-
-    def _seeding_rows(self, n_clusters):
-        """The rows with the fewest missing entries, at least ``SEEDING_ROWS_PER_CLUSTER``
-        per cluster of non-zero weight (every row with an observed entry if need be), in
-        row order.
-
-        An imputed row lies off the data (its imputed coordinates sit at the column
-        means), so k-means++, which favours far rows, would seed on imputed rows and the
-        sample's Lloyd iterations would fit clusters of them.
-        """
-        needed = SEEDING_ROWS_PER_CLUSTER * n_clusters
-        n_missing = sorted({group.missing.size for group in self.groups})
-        for most_missing in n_missing:
-            chosen = [g for g in self.groups if g.missing.size <= most_missing]
-            if sum(g.source.n_positive for g in chosen) >= needed:
-                break
-        return np.sort(np.concatenate([group.rows for group in chosen]))
-
-    def seeding_sample(self, n_clusters, random_state):
-        """A uniform sample of the rows with the fewest missing entries (see
-        :meth:`_seeding_rows`), those imputed by the column means, as an in-memory source
-        (all of those rows when they are few)."""
-        rows = self._seeding_rows(n_clusters)
-        # seeding_sample reads only the number of rows and their weights.
-        indices = seeding_sample(rows[:, None], self._weights_of(rows), n_clusters,
-                                 random_state)
-        if indices is not None:
-            rows = rows[indices]
-        return InMemorySource(self.imputed_rows(rows), self._weights_of(rows))
-
-    def rows_at_ranks(self, ranks):
-        """The rows with an observed entry and non-zero weight with the given ranks
-        (0-based, in row order), in the order of ``ranks``, missing entries imputed by the
-        column means, and their weights (or None)."""
-        rows = self._observed_rows()
-        if self.sample_weight is not None:
-            rows = rows[self.sample_weight[rows] > 0]
-        rows = rows[ranks]
-        return self.imputed_rows(rows), self._weights_of(rows)
-
-    def lloyd_step(self, centres, n_threads, labels=None):
-        """One Lloyd step with distances over each row's observed coordinates:
-        ``(cluster weights, new centres)``. A centre's coordinate becomes the mean of its
-        cluster's observed entries in that column (unchanged when there is none).
+    def lloyd_parts(self, centres, n_threads, labels=None):
+        """A Lloyd step's sums, with distances over each row's observed coordinates:
+        ``(cluster weights (K,), the weights of each cluster's observed entries per column
+        (K, D), their weighted sums of x − centre (K, D))``; see :func:`moved_centres`.
         ``labels`` (n_samples,) int64, if given, receives the partition (rows with no
         observed entry are left as they are)."""
         def group_step(group, threads):
@@ -676,17 +646,18 @@ class MissingValueSource(SetStatistics):
             counts += group_counts
             column_counts[:, group.observed] += group_counts[:, None]
             shifted_sums[:, group.observed] += group_shifted_sums
-        new_centres = centres.copy()
-        seen = column_counts > 0
-        new_centres[seen] += shifted_sums[seen] / column_counts[seen]
-        return counts, new_centres
+        return counts, column_counts, shifted_sums
 
-    def nearest_centre_statistics(self, centres, form, n_threads):
+    def partition_statistics(self, centres, means, form, n_threads):
         """Statistics of the partition by nearest centre over the observed coordinates,
-        about the means of that partition; a missing entry counts at its cluster's mean."""
+        about ``means``, the means of that partition (see :meth:`labelled_statistics`)."""
         labels = np.empty(self.n_samples, dtype=np.int64)
-        _, means = self.lloyd_step(centres, n_threads, labels)
+        self.lloyd_parts(centres, n_threads, labels)
+        return self.labelled_statistics(labels, means, form, n_threads)
 
+    def labelled_statistics(self, labels, means, form, n_threads):
+        """Statistics of the partition ``labels`` about ``means`` (K, D), its clusters'
+        means of the observed entries: a missing entry counts at its cluster's mean."""
         def group_statistics(group, threads):
             source = group.source
             stats = Statistics(*stats_from_labels(
@@ -694,14 +665,14 @@ class MissingValueSource(SetStatistics):
                 np.ascontiguousarray(means[:, group.observed]), form, threads))
             return completed_statistics(stats, group, means)
 
-        return ordered_sum(map_groups(group_statistics, self.groups, n_threads))
+        return self._summed(map_groups(group_statistics, self.groups, n_threads), form,
+                            means)
 
-    def random_resp_statistics(self, n_components, random_state, form, n_threads):
+    def random_resp_statistics_about(self, shifts, random_state, form, n_threads):
         """Statistics of uniform random responsibilities, drawn from ``random_state`` as
-        one (n_samples, K) draw (a row with no observed entry does not use its draw),
-        about the column means; a missing entry counts at its column's mean."""
-        mean, _ = self.mean_and_variance(n_threads)
-        shifts = np.ascontiguousarray(np.broadcast_to(mean, (n_components, self.n_features)))
+        one (n_samples, K) draw (a row with no observed entry does not use its draw), about
+        ``shifts`` (K, D); a missing entry counts at the shift."""
+        n_components = shifts.shape[0]
         parts = [Statistics(*_mstep_core.empty_stats(form, n_components, g.observed.size),
                             np.ascontiguousarray(shifts[:, g.observed]))
                  for g in self.groups]
@@ -717,8 +688,187 @@ class MissingValueSource(SetStatistics):
                                     None if weights is None else weights[first:last],
                                     resp[group.rows[first:last] - start], part.shifts,
                                     part.nk, part.sums, part.scatter, threads)
-        return ordered_sum([completed_statistics(part, group, shifts)
-                            for group, part in zip(self.groups, parts)])
+        return self._summed([completed_statistics(part, group, shifts)
+                             for group, part in zip(self.groups, parts)], form, shifts)
+
+    @staticmethod
+    def _summed(parts, form, shifts):
+        """:func:`ordered_sum` of the groups' statistics; zero when there is no group."""
+        return ordered_sum(parts) if parts else Statistics.zeros(form, shifts)
+
+
+class ColumnMoments(NamedTuple):
+    """Per column (each (n_features,)): the total weight of the observed entries, their
+    weighted mean and weighted variance (0 where the weight is 0)."""
+
+    weight: np.ndarray
+    mean: np.ndarray
+    variance: np.ndarray
+
+
+def combined_moments(parts, n_features):
+    """The :class:`ColumnMoments` of the union of disjoint sets of rows from each set's,
+    added in list order (law of total variance)."""
+    weight, weighted_means, spread = np.zeros((3, n_features))
+    for part in parts:
+        weight += part.weight
+        weighted_means += part.weight * part.mean
+    seen = weight > 0
+    mean = np.divide(weighted_means, weight, out=np.zeros(n_features), where=seen)
+    for part in parts:
+        spread += part.weight * (part.variance + (part.mean - mean) ** 2)
+    return ColumnMoments(weight, mean,
+                         np.divide(spread, weight, out=np.zeros(n_features), where=seen))
+
+
+def moved_centres(centres, column_counts, shifted_sums):
+    """The centres after a Lloyd step (see :meth:`GroupedRows.lloyd_parts`): each
+    coordinate the mean of its cluster's observed entries in that column (unchanged
+    where there is none)."""
+    new_centres = centres.copy()
+    seen = column_counts > 0
+    new_centres[seen] += shifted_sums[seen] / column_counts[seen]
+    return new_centres
+
+
+def fewest_missing_limit(positive_rows_by_missing, needed):
+    """The smallest number m such that at least ``needed`` rows of non-zero weight miss at
+    most m entries (see :meth:`GroupedRows.positive_rows_by_missing`); the largest if no m
+    is enough."""
+    enough = np.flatnonzero(np.cumsum(positive_rows_by_missing) >= needed)
+    return int(enough[0]) if enough.size else len(positive_rows_by_missing) - 1
+
+
+def mean_imputed(rows, mean):
+    """A copy of ``rows`` with each missing entry replaced by its column's ``mean``."""
+    return np.where(np.isnan(rows), mean.astype(rows.dtype), rows)
+
+
+def check_observed_columns(column_weights, feature_names=None):
+    """Every column needs an observed value of non-zero weight: else neither its mean nor
+    its variance is defined."""
+    unobserved = np.flatnonzero(column_weights == 0)
+    if unobserved.size:
+        column = unobserved[0]
+        name = repr(feature_names[column]) if feature_names is not None else column
+        raise ValueError(
+            f"Column {name} of X has no observed value (every entry is NaN, or its row "
+            f"has zero weight): drop the column or fill it in before fitting."
+        )
+
+
+def check_enough_observed_rows(n_positive, n_components):
+    """Each component needs a row with an observed entry and non-zero weight."""
+    if n_positive < n_components:
+        raise ValueError(
+            f"Expected at least n_components = {n_components} samples with an "
+            f"observed (non-NaN) entry and a non-zero sample_weight, got "
+            f"{n_positive}. Use fewer components, or more data."
+        )
+
+
+# ----------------------------------------------------------------------------------------
+# the source
+# ----------------------------------------------------------------------------------------
+
+
+class MissingValueSource(GroupedRows):
+    """Rows with missing entries (NaN), a source of the EM engine (``gmmfast._engine``)
+    for a fit of ``n_components`` components.
+
+    ``X`` is a validated, C-contiguous float32/float64 array that may hold NaN (not
+    infinities), ``sample_weight`` float64 weights or None; ``feature_names`` (optional)
+    name the columns in error messages. Raises a ValueError for an infinity, for a column
+    with no observed value (of non-zero weight), and for fewer rows with an observed entry
+    (and non-zero weight) than components. The rows are grouped by pattern here, once
+    (about one more copy of X); see the module's docstring for the method.
+    """
+
+    def __init__(self, X, sample_weight, n_components, feature_names=None):
+        check_no_infinity(X)
+        super().__init__(X, sample_weight)
+        check_observed_columns(self.column_weights(), feature_names)
+        check_enough_observed_rows(self.n_positive, n_components)
+        self._moments = None
+
+    def check_finite(self):
+        """Nothing to do: the constructor refused infinities, and NaN marks missing."""
+
+    # -- initialisation ----------------------------------------------------------------------
+
+    def mean_and_variance(self, n_threads):
+        """Weighted per-feature mean and variance of the observed entries (computed once)."""
+        if self._moments is None:
+            self._moments = self.moments(n_threads)[1:]
+        return self._moments
+
+    def imputed_rows(self, rows):
+        """The given rows of X with each missing entry replaced by its column's mean."""
+        mean, _ = self.mean_and_variance(0)
+        return mean_imputed(np.asarray(self.X[rows], dtype=self.dtype), mean)
+
+    def screening_rows(self):
+        """The rows that may screen starts: of non-zero weight, with an observed entry."""
+        return self.positive_rows()
+
+    def screen_of(self, rows):
+        """The given rows with their missing entries at the column means, in memory: the
+        starts are ranked by compiled passes, and only the winner climbs over the
+        observed entries."""
+        return InMemorySource(self.imputed_rows(rows), self._weights_of(rows))
+
+    def _seeding_rows(self, n_clusters):
+        """The rows with the fewest missing entries, at least ``SEEDING_ROWS_PER_CLUSTER``
+        per cluster of non-zero weight (every row with an observed entry if need be), in
+        row order.
+
+        An imputed row lies off the data (its imputed coordinates sit at the column
+        means), so k-means++, which favours far rows, would seed on imputed rows and the
+        sample's Lloyd iterations would fit clusters of them.
+        """
+        most_missing = fewest_missing_limit(self.positive_rows_by_missing(),
+                                            SEEDING_ROWS_PER_CLUSTER * n_clusters)
+        return np.sort(np.concatenate([group.rows for group in self.groups
+                                       if group.missing.size <= most_missing]))
+
+    def seeding_sample(self, n_clusters, random_state):
+        """A uniform sample of the rows with the fewest missing entries (see
+        :meth:`_seeding_rows`), those imputed by the column means, as an in-memory source
+        (all of those rows when they are few)."""
+        rows = self._seeding_rows(n_clusters)
+        # seeding_sample reads only the number of rows and their weights.
+        indices = seeding_sample(rows[:, None], self._weights_of(rows), n_clusters,
+                                 random_state)
+        if indices is not None:
+            rows = rows[indices]
+        return InMemorySource(self.imputed_rows(rows), self._weights_of(rows))
+
+    def rows_at_ranks(self, ranks):
+        """The rows with an observed entry and non-zero weight with the given ranks
+        (0-based, in row order), in the order of ``ranks``, missing entries imputed by the
+        column means, and their weights (or None)."""
+        rows = self.positive_rows()[ranks]
+        return self.imputed_rows(rows), self._weights_of(rows)
+
+    def lloyd_step(self, centres, n_threads, labels=None):
+        """One Lloyd step with distances over each row's observed coordinates:
+        ``(cluster weights, new centres)`` (see :meth:`GroupedRows.lloyd_parts`)."""
+        counts, column_counts, shifted_sums = self.lloyd_parts(centres, n_threads, labels)
+        return counts, moved_centres(centres, column_counts, shifted_sums)
+
+    def nearest_centre_statistics(self, centres, form, n_threads):
+        """Statistics of the partition by nearest centre over the observed coordinates,
+        about the means of that partition; a missing entry counts at its cluster's mean."""
+        labels = np.empty(self.n_samples, dtype=np.int64)
+        _, means = self.lloyd_step(centres, n_threads, labels)
+        return self.labelled_statistics(labels, means, form, n_threads)
+
+    def random_resp_statistics(self, n_components, random_state, form, n_threads):
+        """Statistics of uniform random responsibilities (see
+        :meth:`GroupedRows.random_resp_statistics_about`) about the column means."""
+        mean, _ = self.mean_and_variance(n_threads)
+        shifts = np.ascontiguousarray(np.broadcast_to(mean, (n_components, self.n_features)))
+        return self.random_resp_statistics_about(shifts, random_state, form, n_threads)
 
     def farthest_rows(self, centres, new_centres, n_rows, n_threads):
         """The ``n_rows`` rows of non-zero weight farthest, over their observed
@@ -736,41 +886,6 @@ class MissingValueSource(SetStatistics):
             distances[self.sample_weight == 0] = -1.0
         farthest = np.argsort(distances, kind="stable")[::-1][:n_rows]
         return self.imputed_rows(farthest)
-
-
-def _check_observed_columns(groups, group_weights, n_features, feature_names):
-    """Every column needs an observed value of non-zero weight: else neither its mean nor
-    its variance is defined."""
-    column_weight = np.zeros(n_features)
-    for group, weight in zip(groups, group_weights):
-        column_weight[group.observed] += weight
-    unobserved = np.flatnonzero(column_weight == 0)
-    if unobserved.size:
-        column = unobserved[0]
-        name = repr(feature_names[column]) if feature_names is not None else column
-        raise ValueError(
-            f"Column {name} of X has no observed value (every entry is NaN, or its row "
-            f"has zero weight): drop the column or fill it in before fitting."
-        )
-
-
-def _observed_moments(groups, n_features, n_threads):
-    """Weighted per-column mean and variance of the observed entries: each group's, in
-    one compiled pass, combined by the law of total variance."""
-    weighed = [group for group in groups if group.source.total_weight > 0]
-    moments = map_groups(lambda group, threads: weighted_mean_and_variance(
-        group.source.X, group.source.sample_weight, threads), weighed, n_threads)
-    weight = np.zeros(n_features)
-    weighted_means = np.zeros(n_features)
-    for group, (group_mean, _) in zip(weighed, moments):
-        weight[group.observed] += group.source.total_weight
-        weighted_means[group.observed] += group.source.total_weight * group_mean
-    mean = weighted_means / weight
-    spread = np.zeros(n_features)
-    for group, (group_mean, group_variance) in zip(weighed, moments):
-        spread[group.observed] += group.source.total_weight * (
-            group_variance + (group_mean - mean[group.observed]) ** 2)
-    return mean, spread / weight
 
 
 def fit_source(X, sample_weight, n_components, feature_names=None):
