@@ -18,7 +18,10 @@ complete-data statistics, so the compiled fused pass computes them, in X's dtype
 stays float32, as for complete rows), and each (pattern, component) costs one
 factorisation of Σ_oo per iteration. Rows without a missing entry are the first group and
 take the complete-data pass unchanged: without any NaN the statistics are the in-memory
-source's bit for bit.
+source's bit for bit. The patterns that observe the same number of columns have their
+marginals and completions computed together (stacked arrays, a few NumPy calls per
+iteration instead of a few per pattern), before and after the passes: only the compiled
+passes, which release the GIL, run on the threads.
 
 A row with no observed entry carries no information: its likelihood is 1 whatever the
 parameters. A fit skips it: it adds nothing to the statistics and its weight is not part
@@ -71,15 +74,6 @@ LOG_2PI = np.log(2.0 * np.pi)
 # The estimators' ``nan_policy``, with SciPy's names: "raise" refuses NaN (scikit-learn's
 # behaviour), "omit" treats it as a missing entry.
 NAN_POLICIES = ("raise", "omit")
-
-# Rows from which a pattern's pass gets all the threads (one OpenMP team per pass); the
-# passes of smaller patterns run side by side, one thread each. Starting a team costs
-# microseconds on idle cores but milliseconds when they are busy: on 2 shared cores under
-# load, a 2-thread pass over 600 rows (D = 5, K = 16) took 20 ms against 0.09 ms on one
-# thread. With b's shape at 10 % missing (8 patterns of ~48 000 rows, 225 smaller), an
-# iteration on 2 threads took 1.1 s with a team per pattern, 0.60 s with teams from
-# 16 384 rows and 0.44 s from 65 536 (1 thread: 0.29-0.36 s; the machine was saturated).
-PARALLEL_GROUP_ROWS = 65536
 
 
 # ----------------------------------------------------------------------------------------
@@ -206,92 +200,186 @@ def kernel_covariances(kernel_params):
 def marginal(kernel_params, covariances, observed, missing):
     """The :class:`Marginal` of the mixture ``kernel_params`` (covariances ``covariances``,
     in the factors' shape) over the ``observed`` columns, given the ``missing`` ones."""
+    stacked = marginals(kernel_params, covariances, observed[None], missing[None])
+    regression = None if stacked.regression is None else stacked.regression[0]
+    return Marginal(stacked.kernel_params(0), regression, stacked.conditional[0])
+
+
+class Marginals(NamedTuple):
+    """The :class:`Marginal` of P patterns that observe the same number o of columns (and
+    miss m), stacked: ``means`` (P, K, o), ``chol`` (P, F, o, o) or the diag form's
+    (P, K, o), ``log_norm`` (P, K), ``regression`` (P, F, m, o) or None, ``conditional``
+    (P, F, m, m) or the diag form's (P, K, m)."""
+
+    means: np.ndarray
+    chol: np.ndarray
+    log_norm: np.ndarray
+    regression: np.ndarray | None
+    conditional: np.ndarray
+
+    def kernel_params(self, index):
+        """The marginal mixture of pattern ``index``, in the kernels' form."""
+        return KernelParameters(self.means[index], self.chol[index], self.log_norm[index])
+
+
+def marginals(kernel_params, covariances, observed, missing):
+    """The :class:`Marginals` of the mixture ``kernel_params`` (covariances
+    ``covariances``, in the factors' shape) over each pattern's observed columns
+    (``observed`` (P, o) column indices) given its missing ones (``missing`` (P, m)): a
+    few array operations for all P patterns."""
     means, chol, log_norm = kernel_params[:3]
+    n_patterns, n_observed = observed.shape
+    observed_means = np.ascontiguousarray(means[:, observed].transpose(1, 0, 2))
     if chol.ndim == 2:  # diag form: the columns are independent given the component
-        observed_chol = np.ascontiguousarray(chol[:, observed])
-        dropped_log_det = np.log(chol[:, missing]).sum(axis=1)
+        observed_chol = np.ascontiguousarray(chol[:, observed].transpose(1, 0, 2))
+        dropped_log_det = np.log(chol[:, missing]).sum(axis=2).T
         regression = None
-        conditional = covariances[:, missing]
+        conditional = covariances[:, missing].transpose(1, 0, 2)
     else:
-        covariances_oo = np.ascontiguousarray(covariances[:, observed[:, None], observed])
-        observed_chol = _mstep_core.precisions_cholesky(covariances_oo, "full")
-        if observed_chol is None:  # Σ_oo of a positive definite Σ is positive definite
+        covariances_oo = _blocks(covariances, observed, observed)
+        factors = _mstep_core.precisions_cholesky(
+            np.ascontiguousarray(covariances_oo.reshape(-1, n_observed, n_observed)), "full")
+        if factors is None:  # Σ_oo of a positive definite Σ is positive definite
             raise ill_defined_covariance(False)
+        observed_chol = factors.reshape(covariances_oo.shape)
         dropped_log_det = _log_det(chol) - _log_det(observed_chol)
         # Σ_oo⁻¹ = U Uᵀ with U the marginal's factor.
-        regression = (covariances[:, missing[:, None], observed] @ observed_chol
-                      @ observed_chol.transpose(0, 2, 1))
-        conditional = (covariances[:, missing[:, None], missing]
-                       - regression @ covariances[:, observed[:, None], missing])
+        regression = (_blocks(covariances, missing, observed) @ observed_chol
+                      @ observed_chol.swapaxes(-1, -2))
+        conditional = (_blocks(covariances, missing, missing)
+                       - regression @ _blocks(covariances, observed, missing))
     # log π_k + log det U_k − ½ D log 2π loses the missing columns' share of each term.
-    marginal_log_norm = log_norm - dropped_log_det + 0.5 * missing.size * LOG_2PI
-    marginal_params = KernelParameters(np.ascontiguousarray(means[:, observed]),
-                                       observed_chol, marginal_log_norm)
-    return Marginal(marginal_params, regression, conditional)
+    log_norms = log_norm - dropped_log_det + 0.5 * missing.shape[1] * LOG_2PI
+    return Marginals(observed_means, observed_chol,
+                     np.ascontiguousarray(np.broadcast_to(log_norms, (n_patterns, len(means)))),
+                     regression, conditional)
+
+
+def _blocks(covariances, rows, columns):
+    """(P, F, r, c): the block of rows ``rows[p]`` and columns ``columns[p]`` of each of
+    the F matrices ``covariances``, for each pattern p."""
+    return covariances[:, rows[:, :, None], columns[:, None, :]].transpose(1, 0, 2, 3)
 
 
 def _log_det(upper):
-    return np.log(np.diagonal(upper, axis1=1, axis2=2)).sum(axis=1)
+    """log det of triangular matrices (..., n, n)."""
+    return np.log(np.diagonal(upper, axis1=-2, axis2=-1)).sum(axis=-1)
 
 
-def completed_statistics(stats, group, shifts, conditional=None):
+def completed_statistics(stats, group, shifts):
     """Statistics over all D columns about ``shifts`` (K, D) from ``stats`` of the
-    ``group``'s observed columns about ``shifts[:, observed]``.
-
-    With the pattern's ``conditional`` (a :class:`Marginal`) each missing entry counts at
-    its conditional expectation, with the conditional covariance added to the scatter;
-    without, at the shift (it adds nothing to the sums and the scatter).
-    """
-    observed, missing = group.observed, group.missing
-    nk, observed_sums, observed_scatter = stats.nk, stats.sums, stats.scatter
+    ``group``'s observed columns about ``shifts[:, observed]``, each missing entry at the
+    shift (it adds nothing to the sums and the scatter)."""
+    observed = group.observed
     n_components, n_features = shifts.shape
     sums = np.zeros((n_components, n_features))
-    full = observed_scatter.ndim == 3
-    scatter = np.zeros((n_components, n_features, n_features) if full
-                       else (n_components, n_features))
-    if conditional is not None and full:
-        lift = np.zeros((len(conditional.regression), n_features, observed.size))
-        lift[:, observed, np.arange(observed.size)] = 1.0
-        lift[:, missing, :] = conditional.regression
-        sums[...] = (lift @ observed_sums[:, :, None])[:, :, 0]
-        scatter[...] = lift @ observed_scatter @ lift.transpose(0, 2, 1)
-        # One triangle of the rounding, so that the M-step's Σ is exactly symmetric.
-        scatter = 0.5 * (scatter + scatter.transpose(0, 2, 1))
-        scatter[:, missing[:, None], missing] += (nk[:, None, None]
-                                                  * conditional.conditional_covariances)
-    elif full:
-        sums[:, observed] = observed_sums
-        scatter[:, observed[:, None], observed] = observed_scatter
+    sums[:, observed] = stats.sums
+    if stats.scatter.ndim == 3:
+        scatter = np.zeros((n_components, n_features, n_features))
+        scatter[:, observed[:, None], observed] = stats.scatter
     else:
-        sums[:, observed] = observed_sums
-        scatter[:, observed] = observed_scatter
-        if conditional is not None:
-            scatter[:, missing] += nk[:, None] * conditional.conditional_covariances
-    return Statistics(nk, sums, scatter, shifts)
+        scatter = np.zeros((n_components, n_features))
+        scatter[:, observed] = stats.scatter
+    return Statistics(stats.nk, sums, scatter, shifts)
 
 
-def grouped_statistics(groups, kernel_params, n_threads):
-    """``(Σ w log p(x_o), Statistics)`` of grouped rows (see :func:`group_rows`) about the
-    kernel parameters' means: the complete rows' from the complete-data pass, each
-    pattern's from the pass over its observed columns under the marginal mixture,
-    completed; added in group order."""
+def conditionally_completed(parts, batch, stacked, shifts):
+    """The sum over a batch's patterns of their statistics over all D columns about
+    ``shifts`` (K, D), from ``parts``, each pattern's statistics of its observed columns
+    about ``shifts[:, observed]`` under its marginal (``stacked``, the batch's
+    :class:`Marginals`): each missing entry counts at its conditional expectation, with the
+    conditional covariance added to the scatter.
+
+    Within a pattern, x̂ − μ = T (x_o − μ_o) with T the D × o matrix whose rows o are the
+    identity and rows m are the regression Σ_mo Σ_oo⁻¹: the sums are T s, the scatter
+    T S Tᵀ plus n_k times the conditional covariance in the missing block.
+    """
+    observed, missing = batch.observed, batch.missing
+    (n_patterns, n_observed), n_missing = observed.shape, missing.shape[1]
+    n_components, n_features = shifts.shape
+    nk = np.stack([part.nk for part in parts])
+    observed_sums = np.stack([part.sums for part in parts])
+    observed_scatter = np.stack([part.scatter for part in parts])
+    patterns = np.arange(n_patterns)[:, None]
+    if stacked.regression is None:  # diag form: T places the observed columns
+        sums = np.zeros((n_patterns, n_components, n_features))
+        sums[patterns, :, observed] = observed_sums.transpose(0, 2, 1)
+        scatter = np.zeros_like(sums)
+        scatter[patterns, :, observed] = observed_scatter.transpose(0, 2, 1)
+        scatter[patterns, :, missing] += (nk[:, :, None] * stacked.conditional
+                                          ).transpose(0, 2, 1)
+    else:
+        n_factors = stacked.regression.shape[1]
+        lift = np.zeros((n_patterns, n_factors, n_features, n_observed))
+        lift[patterns, :, observed, np.arange(n_observed)] = 1.0
+        lift[patterns, :, missing, :] = stacked.regression.transpose(0, 2, 1, 3)
+        sums = (lift @ observed_sums[..., None])[..., 0]
+        scatter = lift @ observed_scatter @ lift.swapaxes(-1, -2)
+        # One triangle of the rounding, so that the M-step's Σ is exactly symmetric.
+        scatter = 0.5 * (scatter + scatter.swapaxes(-1, -2))
+        # E places the missing block: E C Eᵀ adds C there and exact zeros elsewhere.
+        embed = np.zeros((n_patterns, 1, n_features, n_missing))
+        embed[patterns, 0, missing, np.arange(n_missing)] = 1.0
+        scatter += embed @ (nk[:, :, None, None] * stacked.conditional) @ embed.swapaxes(-1, -2)
+    return Statistics(nk.sum(axis=0), sums.sum(axis=0), scatter.sum(axis=0), shifts)
+
+
+class PatternBatch(NamedTuple):
+    """The groups whose patterns observe the same number of columns, stacked so that
+    their marginals and completions take a few array operations instead of a few per
+    pattern: their positions in the list of groups, and their observed (P, o) and missing
+    (P, m) column indices."""
+
+    positions: np.ndarray
+    observed: np.ndarray
+    missing: np.ndarray
+
+
+def pattern_batches(groups):
+    """The :class:`PatternBatch` es of the groups with a missing entry, by increasing
+    number of observed columns."""
+    positions_by_size = {}
+    for position, group in enumerate(groups):
+        if group.missing.size:
+            positions_by_size.setdefault(group.observed.size, []).append(position)
+    return [PatternBatch(np.array(positions),
+                         np.stack([groups[p].observed for p in positions]),
+                         np.stack([groups[p].missing for p in positions]))
+            for _, positions in sorted(positions_by_size.items())]
+
+
+def grouped_statistics(groups, batches, kernel_params, n_threads):
+    """``(Σ w log p(x_o), Statistics)`` of grouped rows (see :func:`group_rows`, and
+    their :func:`pattern_batches`) about the kernel parameters' means.
+
+    The complete rows' come from the complete-data pass, each pattern's from the pass
+    over its observed columns under its marginal mixture, completed. The marginals and
+    completions of a batch are computed together, before and after the passes, so that
+    the passes (which release the GIL) are all that runs on several threads; the parts
+    are added in a fixed order.
+    """
     means, precisions_chol = kernel_params[:2]
+    form = "full" if precisions_chol.ndim == 3 else "diag"
     if not groups:
-        return 0.0, Statistics.zeros("full" if precisions_chol.ndim == 3 else "diag", means)
-    covariances = _covariances_if_needed(groups, kernel_params)
-
-    def group_statistics(group, threads):
-        if not group.missing.size:
-            return group.source.statistics(kernel_params, threads)
-        conditional = marginal(kernel_params, covariances, group.observed, group.missing)
-        loglik, observed_stats = group.source.statistics(conditional.kernel_params, threads)
-        return loglik, completed_statistics(observed_stats, group, means, conditional)
-
-    results = map_groups(group_statistics, groups, n_threads)
+        return 0.0, Statistics.zeros(form, means)
+    covariances = kernel_covariances(kernel_params) if batches else None
+    stacked = [marginals(kernel_params, covariances, batch.observed, batch.missing)
+               for batch in batches]
+    group_params = [kernel_params] * len(groups)
+    for batch, batch_marginals in zip(batches, stacked):
+        for index, position in enumerate(batch.positions):
+            group_params[position] = batch_marginals.kernel_params(index)
+    results = map_groups(lambda group, threads, params: group.source.statistics(params,
+                                                                               threads),
+                         groups, n_threads, _pair_cost(kernel_params), group_params)
     total = results[0][0]
     for loglik, _ in results[1:]:
         total += loglik
-    return total, ordered_sum([stats for _, stats in results])
+    parts = [stats for (_, stats), group in zip(results, groups) if not group.missing.size]
+    parts += [conditionally_completed([results[p][1] for p in batch.positions], batch,
+                                      batch_marginals, means)
+              for batch, batch_marginals in zip(batches, stacked)]
+    return total, ordered_sum(parts)
 
 
 def _covariances_if_needed(groups, kernel_params):
@@ -301,39 +389,52 @@ def _covariances_if_needed(groups, kernel_params):
     return kernel_covariances(kernel_params)
 
 
-def map_groups(func, groups, n_threads):
-    """``[func(group, threads) for group in groups]``, in group order, on ``n_threads``
-    threads (<= 0: the OpenMP default).
+def map_groups(func, groups, n_threads, pair_cost, per_group=None):
+    """``[func(group, threads[, per_group[i]]) for group in groups]``, in group order, on
+    ``n_threads`` threads (<= 0: the OpenMP default).
 
-    A group of at least ``PARALLEL_GROUP_ROWS`` rows gets all the threads for its pass;
-    the smaller ones run whole, one thread each, on a pool of Python threads, side by
-    side (the compiled passes release the GIL; the NumPy work between them does not
-    overlap). The compiled passes give the same result on any number of threads, so
-    neither does the list depend on it.
+    The threads are those of one compiled pass over all the rows, of ``pair_cost``
+    ``(components, operations per row and component)`` (``_em.pass_threads``: never more
+    than the CPUs, nor than the work pays for). A group with more than its share of the
+    rows (1 / threads) gets them all for its pass; the others run whole, one thread each,
+    on a pool of that many Python threads, the largest first: ``func`` should spend its
+    time in compiled passes, which release the GIL (one OpenMP team per pattern costs a
+    scheduler time slice when the cores are busy). The compiled passes give the same
+    result on any number of threads, so neither does the list depend on it.
     """
-    n_threads = n_threads if n_threads > 0 else _em.max_threads()
-    if n_threads == 1:
-        return [func(group, 1) for group in groups]
+    extra = [()] * len(groups) if per_group is None else [(item,) for item in per_group]
+    n_rows = sum(len(group.rows) for group in groups)
+    threads = _em.pass_threads(n_threads, n_rows, n_rows, *pair_cost)
+    if threads == 1:
+        return [func(group, 1, *args) for group, args in zip(groups, extra)]
     results = [None] * len(groups)
-    small = []
+    pooled = []
     for index, group in enumerate(groups):
-        if len(group.rows) >= PARALLEL_GROUP_ROWS:
-            results[index] = func(group, n_threads)
+        if len(group.rows) * threads > n_rows:
+            results[index] = func(group, threads, *extra[index])
         else:
-            small.append(index)
-    if small:
-        small.sort(key=lambda i: -len(groups[i].rows))  # the largest first: balanced ends
-        with ThreadPoolExecutor(n_threads) as pool:
-            for index, result in zip(small, pool.map(lambda i: func(groups[i], 1), small)):
-                results[index] = result
+            pooled.append(index)
+    pooled.sort(key=lambda i: -len(groups[i].rows))  # the largest first: balanced ends
+    with ThreadPoolExecutor(threads) as pool:
+        for index, result in zip(pooled, pool.map(
+                lambda i: func(groups[i], 1, *extra[i]), pooled)):
+            results[index] = result
     return results
 
 
+def _pair_cost(kernel_params):
+    """``(components, operations per row and component)`` of a density pass under
+    ``kernel_params``: D² for full factors, D for diagonal ones (``pass_work``)."""
+    means, chol = kernel_params[:2]
+    n_features = means.shape[1]
+    return len(means), n_features * n_features if chol.ndim == 3 else n_features
+
+
 def missing_block_statistics(X, sample_weight, kernel_params, n_threads=0):
-    """:func:`gmmfast._engine.block_statistics` of a block of rows that may hold NaN (the
-    unit of work of a source of blocks, such as Dask's): grouped here, then
-    :func:`grouped_statistics`."""
-    return grouped_statistics(group_rows(X, sample_weight)[0], kernel_params, n_threads)
+    """:func:`gmmfast._engine.block_statistics` of a block of rows that may hold NaN:
+    grouped here, then :func:`grouped_statistics`."""
+    groups = group_rows(X, sample_weight)[0]
+    return grouped_statistics(groups, pattern_batches(groups), kernel_params, n_threads)
 
 
 # ----------------------------------------------------------------------------------------
@@ -363,7 +464,7 @@ def score_groups(groups, empty_rows, n_samples, dtype, kernel_params, labels=Fal
             if out is not None:
                 out[group.rows] = part
 
-    map_groups(group_scores, groups, n_threads)
+    map_groups(group_scores, groups, n_threads, _pair_cost(kernel_params))
     if empty_rows.size:
         log_weights = _log_weights(kernel_params)
         for out, value in zip((log_prob_out, label_out, resp_out),
@@ -435,7 +536,7 @@ def impute_missing(X, kernel_params, random_state=None, n_threads=0):
             group.source.X, resp, affine, conditional.conditional_covariances,
             rng_of(group.rows))
 
-    map_groups(fill, groups, n_threads)
+    map_groups(fill, groups, n_threads, _pair_cost(kernel_params))
     if empty_rows.size:
         prior = np.broadcast_to(np.exp(_log_weights(kernel_params)),
                                 (empty_rows.size, len(means)))
@@ -544,6 +645,7 @@ class GroupedRows(SetStatistics):
         self.dtype = X.dtype
         self.n_samples, self.n_features = X.shape
         self.groups, self.empty_rows = group_rows(X, sample_weight)
+        self.batches = pattern_batches(self.groups)
         group_weights = np.array([group.source.total_weight for group in self.groups])
         self.total_weight = float(group_weights.sum())
         self.n_positive = sum(group.source.n_positive for group in self.groups)
@@ -572,7 +674,7 @@ class GroupedRows(SetStatistics):
     def statistics(self, kernel_params, n_threads):
         """``(Σ w log p(x_o), Statistics)`` under the given kernel parameters: the marginal
         log-likelihood and the completed statistics, about the kernel parameters' means."""
-        return grouped_statistics(self.groups, kernel_params, n_threads)
+        return grouped_statistics(self.groups, self.batches, kernel_params, n_threads)
 
     def score(self, kernel_params, n_threads, **outputs):
         """:func:`score_groups` of all the rows: ``(log p(x_o), labels, responsibilities)``,
@@ -591,7 +693,8 @@ class GroupedRows(SetStatistics):
         pass, combined by :func:`combined_moments`."""
         weighed = [group for group in self.groups if group.source.total_weight > 0]
         moments = map_groups(lambda group, threads: weighted_mean_and_variance(
-            group.source.X, group.source.sample_weight, threads), weighed, n_threads)
+            group.source.X, group.source.sample_weight, threads), weighed, n_threads,
+            (1, self.n_features))
         parts = []
         for group, (mean, variance) in zip(weighed, moments):
             part = ColumnMoments(*np.zeros((3, self.n_features)))
@@ -642,7 +745,7 @@ class GroupedRows(SetStatistics):
         column_counts = np.zeros_like(centres)
         shifted_sums = np.zeros_like(centres)
         for group, (group_counts, group_shifted_sums) in zip(
-                self.groups, map_groups(group_step, self.groups, n_threads)):
+                self.groups, map_groups(group_step, self.groups, n_threads, centres.shape)):
             counts += group_counts
             column_counts[:, group.observed] += group_counts[:, None]
             shifted_sums[:, group.observed] += group_shifted_sums
@@ -665,8 +768,8 @@ class GroupedRows(SetStatistics):
                 np.ascontiguousarray(means[:, group.observed]), form, threads))
             return completed_statistics(stats, group, means)
 
-        return self._summed(map_groups(group_statistics, self.groups, n_threads), form,
-                            means)
+        return self._summed(map_groups(group_statistics, self.groups, n_threads,
+                                       means.shape), form, means)
 
     def random_resp_statistics_about(self, shifts, random_state, form, n_threads):
         """Statistics of uniform random responsibilities, drawn from ``random_state`` as
@@ -683,11 +786,10 @@ class GroupedRows(SetStatistics):
                 if first == last:
                     continue
                 weights = group.source.sample_weight
-                threads = n_threads if last - first >= PARALLEL_GROUP_ROWS else 1
                 _em.stats_from_resp(group.source.X[first:last],
                                     None if weights is None else weights[first:last],
                                     resp[group.rows[first:last] - start], part.shifts,
-                                    part.nk, part.sums, part.scatter, threads)
+                                    part.nk, part.sums, part.scatter, n_threads)
         return self._summed([completed_statistics(part, group, shifts)
                              for group, part in zip(self.groups, parts)], form, shifts)
 
