@@ -20,8 +20,8 @@ factorisation of Σ_oo per iteration. Rows without a missing entry are the first
 take the complete-data pass unchanged: without any NaN the statistics are the in-memory
 source's bit for bit. The patterns that observe the same number of columns have their
 marginals and completions computed together (stacked arrays, a few NumPy calls per
-iteration instead of a few per pattern), before and after the passes: only the compiled
-passes, which release the GIL, run on the threads.
+iteration instead of a few per pattern), while other patterns' compiled passes, which
+release the GIL, run on the other threads.
 
 A row with no observed entry carries no information: its likelihood is 1 whatever the
 parameters. A fit skips it: it adds nothing to the statistics and its weight is not part
@@ -46,6 +46,7 @@ Initialisation with missing entries:
   conditional moments.
 """
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -353,33 +354,72 @@ def grouped_statistics(groups, batches, kernel_params, n_threads):
     their :func:`pattern_batches`) about the kernel parameters' means.
 
     The complete rows' come from the complete-data pass, each pattern's from the pass
-    over its observed columns under its marginal mixture, completed. The marginals and
-    completions of a batch are computed together, before and after the passes, so that
-    the passes (which release the GIL) are all that runs on several threads; the parts
-    are added in a fixed order.
+    over its observed columns under its marginal mixture, completed a batch at a time
+    (see :class:`BatchesInProgress`); the parts are added in a fixed order.
     """
     means, precisions_chol = kernel_params[:2]
-    form = "full" if precisions_chol.ndim == 3 else "diag"
     if not groups:
-        return 0.0, Statistics.zeros(form, means)
-    covariances = kernel_covariances(kernel_params) if batches else None
-    stacked = [marginals(kernel_params, covariances, batch.observed, batch.missing)
-               for batch in batches]
-    group_params = [kernel_params] * len(groups)
-    for batch, batch_marginals in zip(batches, stacked):
-        for index, position in enumerate(batch.positions):
-            group_params[position] = batch_marginals.kernel_params(index)
-    results = map_groups(lambda group, threads, params: group.source.statistics(params,
-                                                                               threads),
-                         groups, n_threads, _pair_cost(kernel_params), group_params)
+        return 0.0, Statistics.zeros("full" if precisions_chol.ndim == 3 else "diag", means)
+    progress = BatchesInProgress(batches, kernel_params)
+    results = map_groups(progress.statistics, groups, n_threads, _pair_cost(kernel_params),
+                         range(len(groups)))
     total = results[0][0]
     for loglik, _ in results[1:]:
         total += loglik
-    parts = [stats for (_, stats), group in zip(results, groups) if not group.missing.size]
-    parts += [conditionally_completed([results[p][1] for p in batch.positions], batch,
-                                      batch_marginals, means)
-              for batch, batch_marginals in zip(batches, stacked)]
-    return total, ordered_sum(parts)
+    parts = [stats for _, stats in results if stats is not None]
+    return total, ordered_sum(parts + progress.completed)
+
+
+class BatchesInProgress:
+    """The pattern batches of one pass over grouped rows, while the groups' passes run
+    (on several threads, see :func:`map_groups`): a batch's :func:`marginals` are computed
+    when its first pattern needs them, its :func:`conditionally_completed` statistics
+    when its last pattern's arrive, by whichever thread gets there. That NumPy work
+    holds the GIL while the other threads' compiled passes run; what it computes depends
+    only on the parameters and the passes' statistics, not on the thread."""
+
+    def __init__(self, batches, kernel_params):
+        self.batches = batches
+        self.kernel_params = kernel_params
+        self.covariances = kernel_covariances(kernel_params) if batches else None
+        self.marginals = [None] * len(batches)
+        self.parts = [[None] * len(batch.positions) for batch in batches]
+        self.completed = [None] * len(batches)
+        self._remaining = [len(batch.positions) for batch in batches]
+        self._locks = [threading.Lock() for _ in batches]
+        # A group's (batch, place in the batch), by its position in the list of groups.
+        self._places = {position: (b, j) for b, batch in enumerate(batches)
+                        for j, position in enumerate(batch.positions.tolist())}
+
+    def statistics(self, group, threads, position):
+        """``(Σ w log p(x_o), Statistics or None)`` of the pass over the ``group`` at
+        ``position``: the complete rows' statistics; None for a pattern, whose
+        statistics go to its batch's completion."""
+        place = self._places.get(position)
+        if place is None:
+            return group.source.statistics(self.kernel_params, threads)
+        batch, index = place
+        params = self._marginals_of(batch).kernel_params(index)
+        loglik, stats = group.source.statistics(params, threads)
+        self._arrived(batch, index, stats)
+        return loglik, None
+
+    def _marginals_of(self, b):
+        with self._locks[b]:
+            if self.marginals[b] is None:
+                batch = self.batches[b]
+                self.marginals[b] = marginals(self.kernel_params, self.covariances,
+                                              batch.observed, batch.missing)
+        return self.marginals[b]
+
+    def _arrived(self, b, index, stats):
+        with self._locks[b]:
+            self.parts[b][index] = stats
+            self._remaining[b] -= 1
+            last = not self._remaining[b]
+        if last:
+            self.completed[b] = conditionally_completed(
+                self.parts[b], self.batches[b], self.marginals[b], self.kernel_params[0])
 
 
 def _covariances_if_needed(groups, kernel_params):
@@ -397,7 +437,7 @@ def map_groups(func, groups, n_threads, pair_cost, per_group=None):
     ``(components, operations per row and component)`` (``_em.pass_threads``: never more
     than the CPUs, nor than the work pays for). A group with more than its share of the
     rows (1 / threads) gets them all for its pass; the others run whole, one thread each,
-    on a pool of that many Python threads, the largest first: ``func`` should spend its
+    the largest first, on this thread and ``threads − 1`` more: ``func`` should spend its
     time in compiled passes, which release the GIL (one OpenMP team per pattern costs a
     scheduler time slice when the cores are busy). The compiled passes give the same
     result on any number of threads, so neither does the list depend on it.
@@ -415,10 +455,19 @@ def map_groups(func, groups, n_threads, pair_cost, per_group=None):
         else:
             pooled.append(index)
     pooled.sort(key=lambda i: -len(groups[i].rows))  # the largest first: balanced ends
-    with ThreadPoolExecutor(threads) as pool:
-        for index, result in zip(pooled, pool.map(
-                lambda i: func(groups[i], 1, *extra[i]), pooled)):
-            results[index] = result
+    # One queue of groups that every thread draws from (an iterator's next is atomic
+    # under the GIL): a future per group would cost this thread ~10 µs each.
+    queue = iter(pooled)
+
+    def run_queue():
+        for index in queue:
+            results[index] = func(groups[index], 1, *extra[index])
+
+    with ThreadPoolExecutor(threads - 1) as pool:
+        helpers = [pool.submit(run_queue) for _ in range(threads - 1)]
+        run_queue()
+        for helper in helpers:
+            helper.result()  # raises what a helper raised
     return results
 
 
