@@ -1,6 +1,8 @@
 """EM with missing entries (gmmfast._missing) against a slow, exact NumPy EM
 (tests/_missing_reference.py), run through the engine's one loop."""
 
+import threading
+import time
 import warnings
 
 import numpy as np
@@ -321,3 +323,19 @@ def test_fewer_rows_with_observations_than_components_raises():
     MissingValueSource(X, None, 3)
     with pytest.raises(ValueError, match="at least n_components = 4 samples with an"):
         MissingValueSource(X, None, 4)
+
+
+def test_an_error_on_a_helper_thread_reaches_the_caller():
+    X = _incomplete_data(fraction=0.3, n_samples=2000)
+    groups = MissingValueSource(X, None, N_COMPONENTS).groups
+
+    def func(group, threads):
+        if threading.current_thread() is not threading.main_thread():
+            raise ValueError("a helper failed")
+        time.sleep(0.001)  # lets the helper draw groups too
+        return len(group.rows)
+
+    heavy = (1000, 1000)  # enough work per row for two threads
+    assert _missing._em.pass_threads(2, len(X), len(X), *heavy) == 2
+    with pytest.raises(ValueError, match="a helper failed"):
+        _missing.map_groups(func, groups, 2, heavy)
