@@ -26,6 +26,11 @@ responsibilities on its worker from a seed drawn from ``random_state``;
 ``"random_from_data"`` fetches only the K chosen rows, chosen exactly as in memory.
 Prediction and scoring run block by block without communication.
 
+Under ``nan_policy="omit"`` (:class:`DaskMissingSource`) NaN entries are missing values:
+each block is grouped by its patterns of missing entries once, on its worker
+(``gmmfast._missing.GroupedRows``), and every pass runs a method of each block's groups,
+whose parts the client adds in block order, as above.
+
 This module imports Dask; ``gmmfast._gaussian_mixture`` imports it only after it has been
 given a Dask collection (see ``gmmfast._dask_input``).
 """
@@ -66,12 +71,14 @@ from gmmfast._missing import (
     combined_moments,
     fewest_missing_limit,
     has_observation,
+    impute_missing,
     mean_imputed,
     moved_centres,
     nothing_observed_error,
     score_missing,
 )
 from gmmfast._kernels import kmeans as _kmeans  # the widest variant this CPU runs
+from gmmfast._threads import single_threaded_blas
 
 if HAS_SKLEARN:
     from sklearn.utils.validation import check_non_negative
@@ -282,6 +289,17 @@ def _weighted_loglik_block(block, weights, kernel_params, n_threads, nan_allowed
     if weights is None:
         return float(log_prob.sum(dtype=np.float64)), float(block.shape[0])
     return float(weights @ log_prob), float(weights.sum())
+
+
+def _imputed_block(block, kernel_params, seeds, n_threads, block_info=None):
+    """``impute_missing`` of a block (checked for infinities), drawing from the block's
+    own seed when ``seeds`` (one per row block) are given."""
+    check_no_infinity(block)
+    random_state = None
+    if seeds is not None:
+        random_state = np.random.RandomState(seeds[block_info[0]["chunk-location"][0]])
+    with single_threaded_blas():
+        return impute_missing(block, kernel_params, random_state, n_threads)
 
 
 def _observed_summary(rows):
@@ -659,3 +677,16 @@ class DaskMissingSource(DaskSource):
         seeds = random_state.randint(np.iinfo(np.int32).max, size=len(self._blocks))
         return ordered_sum(self._map(_random_resp_grouped, shifts, form, n_threads,
                                      per_block=seeds))
+
+
+def impute_lazily(model, X, kernel_params, random_state, n_threads):
+    """Lazy ``GaussianMixtureImputer.transform`` of a dask array under the fitted
+    ``model``'s mixture (``kernel_params``, with its covariances): each block filled in on
+    its worker; with ``random_state``, by draws from a seed per block (drawn from it in
+    block order)."""
+    X = _validated_for_scoring(model, X)
+    shared = dask.delayed(kernel_params, traverse=False, pure=True)
+    seeds = (None if random_state is None
+             else random_state.randint(np.iinfo(np.int32).max, size=X.numblocks[0]))
+    return X.map_blocks(_imputed_block, shared, seeds, n_threads, dtype=X.dtype,
+                        meta=np.empty((0, 0), dtype=X.dtype))

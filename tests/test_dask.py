@@ -25,7 +25,12 @@ import dask.array as da  # noqa: E402
 from distributed import Client, LocalCluster  # noqa: E402
 
 import gmmfast._dask  # noqa: E402
-from gmmfast import GaussianMixture, GaussianMixtureIC  # noqa: E402
+from gmmfast import (  # noqa: E402
+    BayesianGaussianMixture,
+    GaussianMixture,
+    GaussianMixtureIC,
+    GaussianMixtureImputer,
+)
 
 # A second LocalCluster cannot have the HTTP port of the first: distributed says so.
 pytestmark = pytest.mark.filterwarnings("ignore:Port .* is already in use:UserWarning")
@@ -480,6 +485,18 @@ def test_omit_initialisations_cope_with_missing_entries(client, X_missing, weigh
     np.testing.assert_allclose(got.lower_bound_, expected.lower_bound_, atol=1e-3)
 
 
+def test_omit_bayesian_mixture_matches_in_memory(client, X_missing):
+    params = dict(n_components=N_COMPONENTS, init_params="random_from_data",
+                  random_state=0, max_iter=10, tol=0.0, nan_policy="omit")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning with tol=0
+        expected = BayesianGaussianMixture(**params).fit(X_missing)
+        got = BayesianGaussianMixture(**params).fit(da.from_array(X_missing, chunks=500))
+    np.testing.assert_allclose(got.lower_bound_, expected.lower_bound_, rtol=RTOL)
+    for name in ("weights_", "means_", "covariances_"):
+        _assert_close(getattr(got, name), getattr(expected, name))
+
+
 def test_omit_without_nan_is_the_raise_fit(client, X, weights):
     Xd = da.from_array(X, chunks=400)
     params = dict(random_state=0, max_iter=20, tol=0.0)
@@ -524,3 +541,24 @@ def test_omit_bad_input_raises_the_in_memory_errors(client, X_missing):
     with pytest.raises(TypeError, match="GaussianMixtureIC does not support Dask"):
         GaussianMixtureIC(n_components=[1, 2], nan_policy="omit").fit(
             da.from_array(X_missing))
+
+
+def test_imputer_fits_and_fills_in_dask_arrays(client, X_missing):
+    estimator = GaussianMixture(N_COMPONENTS, init_params="random_from_data", random_state=0)
+    expected = GaussianMixtureImputer(estimator).fit(X_missing)
+    Xd = da.from_array(X_missing, chunks=((7, 600, 1, 592), (3,)))
+    imputer = GaussianMixtureImputer(estimator).fit(Xd)
+    _assert_same_fit(imputer.estimator_, expected.estimator_)
+    filled = imputer.transform(Xd)
+    assert isinstance(filled, da.Array)
+    np.testing.assert_allclose(filled.compute(), expected.transform(X_missing), rtol=1e-12)
+    drawing = GaussianMixtureImputer(estimator, sample_posterior=True, random_state=1)
+    draws = drawing.fit(Xd).transform(Xd).compute()
+    np.testing.assert_array_equal(draws, drawing.transform(Xd).compute())
+    observed = ~np.isnan(X_missing)
+    assert np.isfinite(draws).all() and np.array_equal(draws[observed], X_missing[observed])
+    with pytest.raises(TypeError, match="default estimator, the model search, does not take"):
+        GaussianMixtureImputer().fit(Xd)
+    with_inf = X_missing.copy()
+    with_inf[1100, 1] = np.inf
+    assert "infinity" in _error(imputer.transform(da.from_array(with_inf, chunks=500)).compute)
