@@ -455,19 +455,29 @@ def map_groups(func, groups, n_threads, pair_cost, per_group=None):
         else:
             pooled.append(index)
     pooled.sort(key=lambda i: -len(groups[i].rows))  # the largest first: balanced ends
-    # One queue of groups that every thread draws from (an iterator's next is atomic
-    # under the GIL): a future per group would cost this thread ~10 µs each.
-    queue = iter(pooled)
+    pooled_results = _on_threads(lambda i: func(groups[i], 1, *extra[i]), pooled, threads)
+    for index, result in zip(pooled, pooled_results):
+        results[index] = result
+    return results
+
+
+def _on_threads(func, items, threads):
+    """``[func(item) for item in items]``, computed on this thread and ``threads − 1``
+    more, each drawing the next item from one queue (an iterator's next is atomic under
+    the GIL; a future per item would cost this thread ~10 µs each). Raises what a thread
+    raised."""
+    results = [None] * len(items)
+    queue = iter(range(len(items)))
 
     def run_queue():
-        for index in queue:
-            results[index] = func(groups[index], 1, *extra[index])
+        for position in queue:
+            results[position] = func(items[position])
 
     with ThreadPoolExecutor(threads - 1) as pool:
         helpers = [pool.submit(run_queue) for _ in range(threads - 1)]
         run_queue()
         for helper in helpers:
-            helper.result()  # raises what a helper raised
+            helper.result()
     return results
 
 
