@@ -149,10 +149,10 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
         have the model's features and may have fewer rows than components.
         """
         if is_dask_collection(X):
-            self._refuse_dask_with_missing_entries()
-            source = _dask_backend().DaskSource(X, sample_weight, self.n_components,
-                                                type(self).__name__,
-                                                self._weights_are_scale_free())
+            backend = _dask_backend()
+            dask_source = backend.DaskMissingSource if self._omits_nan() else backend.DaskSource
+            source = dask_source(X, sample_weight, self.n_components, type(self).__name__,
+                                 self._weights_are_scale_free())
             if reset:
                 # A dask array has no column names.
                 self.n_features_in_ = source.n_features
@@ -239,15 +239,6 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
         """Whether NaN entries are missing values (``nan_policy="omit"``)."""
         return self.nan_policy == "omit"
 
-    def _refuse_dask_with_missing_entries(self):
-        """The Dask source has no missing-value form: refuse its input under "omit"."""
-        if self._omits_nan():
-            raise ValueError(
-                f"{type(self).__name__} with nan_policy='omit' does not take dask arrays "
-                "yet: pass X.compute() (a NumPy array), or nan_policy='raise' with the "
-                "missing entries filled in."
-            )
-
     def _covariance_layout(self):
         """The scikit-learn covariance type whose shapes the fitted arrays have."""
         return sklearn_layout(self.covariance_type)
@@ -259,9 +250,8 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
     def _score_lazily(self, X, output):
         """A dask array's "log_prob", "labels" or "resp", lazily, block by block."""
         check_is_fitted(self)
-        self._refuse_dask_with_missing_entries()
         return _dask_backend().score_lazily(self, X, output, self._kernel_parameters(),
-                                            self._threads())
+                                            self._threads(), self._omits_nan())
 
     def _score_arrays(self, X, labels=False, resp=False, log_prob=True):
         """(log p(x), labels, responsibilities; each None unless asked for) of X validated
@@ -332,9 +322,9 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
     def _total_weight_and_score(self, X, sample_weight):
         if is_dask_collection(X):
             check_is_fitted(self)
-            self._refuse_dask_with_missing_entries()
             return _dask_backend().total_weight_and_score(
-                self, X, sample_weight, self._kernel_parameters(), self._threads())
+                self, X, sample_weight, self._kernel_parameters(), self._threads(),
+                self._omits_nan())
         X = self._validate_for_scoring(X)
         log_prob = self._score_arrays(X)[0]
         weights = None if sample_weight is None else check_sample_weight(
@@ -500,7 +490,8 @@ class GaussianMixture(MixtureEstimator):
         other rows). The initialisation copes with missing entries: k-means measures
         distances over the coordinates a row has, and seeds on the most complete rows
         (see ``gmmfast._missing``). Without any NaN the fit is the "raise" fit, bit for
-        bit. Dask arrays are not supported under "omit" yet.
+        bit. A dask array gets the same fit (to rounding), its blocks grouped on the
+        workers (see ``gmmfast._dask.DaskMissingSource``).
     learning_decay : float in [0, 1], default=0.7
         Online EM (:meth:`partial_fit`) only: batch t + 1 of a stream moves the running
         statistics by ρ = (learning_offset + t)^(−learning_decay). Stepwise EM converges
