@@ -7,6 +7,7 @@ Exit status 0 on success, 2 for a usage or input error (one line on stderr, no t
 import argparse
 import contextlib
 import copy
+import functools
 import json
 import os
 import re
@@ -18,7 +19,6 @@ import warnings
 
 import numpy as np
 
-from gmmfast._compat import ConvergenceWarning
 from gmmfast._datafile import DataError, column_names, parse_columns, read_table
 from gmmfast._engine import INIT_METHODS, SINGLE_START_METHODS
 from gmmfast._files import error_summary, format_bytes
@@ -26,10 +26,9 @@ from gmmfast._covariance_models import (COVARIANCE_MODELS, mclust_name, model_la
                                         sklearn_layout, sklearn_name)
 from gmmfast._mstep import COVARIANCE_TYPES, precisions_from_cholesky
 from gmmfast._tablewriter import write_csv
+from gmmfast._grid import CRITERIA, DEFAULT_N_COMPONENTS, STATUS_OK, describe_grid
 from gmmfast.plot import full_covariances  # numpy only: no matplotlib import
 from gmmfast._starts import FLOOR_FACTOR
-from gmmfast._selection import (CRITERIA, DEFAULT_N_COMPONENTS, STATUS_OK, describe_grid,
-                                progress_text)
 
 DESCRIPTION = """\
 Gaussian mixture models from the command line. 'gmmfast fit' chooses the number of
@@ -347,7 +346,7 @@ def run_fit(args):
                         "--batch-rows out")
     if args.bayesian:
         return run_bayesian_fit(args)
-    from gmmfast._selection import select_model
+    from gmmfast._selection import progress_text, select_model
 
     grid = parse_n_components(args.n_components or "auto")
     types = parse_covariance_types(args.covariance_type or "auto")
@@ -427,7 +426,8 @@ def _write_fit_outputs(args, model, table, draw_figure):
               f"'gmmfast predict {args.save} DATA')")
     if args.labels:
         with _output(args.labels) as out:
-            n_rows = write_predictions(out, model, table.batches(OUTPUT_BLOCK_ROWS))
+            n_rows = write_predictions(out, model.predict_proba, model.n_components,
+                                       model.means_.dtype, table.batches(OUTPUT_BLOCK_ROWS))
         print(f"Labels and probabilities of the {n_rows} rows written to {args.labels}")
     if args.plot:
         draw_figure(args.plot)
@@ -468,6 +468,7 @@ def bayesian_options(args):
 
 def run_bayesian_fit(args):
     from gmmfast import BayesianGaussianMixture
+    from gmmfast._compat import ConvergenceWarning
 
     n_components, covariance_type = bayesian_options(args)
     table = _read_fit_data(args)
@@ -1165,9 +1166,10 @@ class _output:
 OUTPUT_BLOCK_ROWS = 65536
 
 
-def write_predictions(out, model, batches):
-    """CSV of ``label, p_0, …, p_{K−1}`` of the rows of ``batches`` (arrays of rows),
-    computed batch by batch (never N × K at once); returns the number of rows.
+def write_predictions(out, predict_proba, n_components, dtype, batches):
+    """CSV of ``label, p_0, …, p_{K−1}`` of the rows of ``batches`` (arrays of rows, given
+    to ``predict_proba`` as C-contiguous arrays of ``dtype``), computed batch by batch
+    (never N × K at once); returns the number of rows.
 
     The label is the column of the largest probability written (the first of equals):
     one pass over the rows instead of a second for ``predict``.
@@ -1177,24 +1179,25 @@ def write_predictions(out, model, batches):
     def blocks():
         nonlocal n_rows
         for rows in batches:
-            rows = np.ascontiguousarray(rows, dtype=model.means_.dtype)
+            rows = np.ascontiguousarray(rows, dtype=dtype)
             n_rows += rows.shape[0]
-            probabilities = model.predict_proba(rows)
+            probabilities = predict_proba(rows)
             yield [probabilities.argmax(axis=1), *probabilities.T]
 
-    write_csv(out, ["label"] + [f"p_{k}" for k in range(model.n_components)], blocks())
+    write_csv(out, ["label"] + [f"p_{k}" for k in range(n_components)], blocks())
     return n_rows
 
 
 def _load_model(path):
-    """The model of a file and the column names ``fit --save`` stored with it (or None)."""
-    from gmmfast._io import read_model
+    """The :class:`~gmmfast._saved_mixture.SavedMixture` of a file and the column names
+    ``fit --save`` stored with it (or None)."""
+    from gmmfast._saved_mixture import SavedMixture
 
     if not os.path.exists(path):
         raise UserError(f"no such model file: {path}")
-    model, metadata = read_model(path)
-    columns = metadata["extra"].get("columns")
-    n_features = model.means_.shape[1]
+    model = SavedMixture(path)
+    columns = model.metadata["extra"].get("columns")
+    n_features = model.means.shape[1]
     if columns is not None and not (isinstance(columns, list) and len(columns) == n_features
                                     and all(isinstance(c, str) for c in columns)):
         raise UserError(f"{path}: the column names stored with the model are not a list of "
@@ -1212,27 +1215,26 @@ def run_predict(args):
         if names is not None and set(saved_columns) <= set(names):
             columns = saved_columns
     table = read_table(args.data, columns, allow_missing=args.missing == "omit")
-    model.set_params(nan_policy=args.missing)
-    n_features = model.means_.shape[1]
+    n_features = model.means.shape[1]
     if table.X.shape[1] != n_features:
         raise UserError(f"{table.source} has {table.X.shape[1]} columns but the model was "
                         f"fitted on {n_features}"
                         + (f" ({', '.join(saved_columns)})" if saved_columns else "")
                         + "; choose them with --columns")
     with _output(args.output) as out:
-        write_predictions(out, model, table.batches(OUTPUT_BLOCK_ROWS))
+        write_predictions(out, functools.partial(model.probabilities, nan_policy=args.missing),
+                          model.n_components, model.means.dtype,
+                          table.batches(OUTPUT_BLOCK_ROWS))
     return 0
 
 
 def run_sample(args):
     model, saved_columns = _load_model(args.model)
     # The samples are drawn per component then stacked (two copies), with int64 labels.
-    n_features = model.means_.shape[1]
-    _check_fits_in_memory(args.n_samples * (2 * n_features * model.means_.itemsize + 8),
+    n_features = model.means.shape[1]
+    _check_fits_in_memory(args.n_samples * (2 * n_features * model.means.itemsize + 8),
                           f"-n {args.n_samples}: the samples")
-    if args.seed is not None:
-        model.set_params(random_state=args.seed)
-    X, labels = model.sample(args.n_samples)
+    X, labels = model.sample(args.n_samples, args.seed)
     names = saved_columns or [f"x{i}" for i in range(X.shape[1])]
     blocks = ([*X[start:start + OUTPUT_BLOCK_ROWS].T, labels[start:start + OUTPUT_BLOCK_ROWS]]
               for start in range(0, len(X), OUTPUT_BLOCK_ROWS))

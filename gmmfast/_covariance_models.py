@@ -57,7 +57,6 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from gmmfast._compat import ConvergenceWarning
 from gmmfast._mstep import COVARIANCE_TYPES, ILL_DEFINED_COVARIANCE, n_parameters
 
 COVARIANCE_MODELS = (
@@ -423,6 +422,9 @@ class _Iteration:
 
     def warn_if_capped(self):
         if not self.converged:
+            # Imported here: this module must not import scikit-learn (see _engine).
+            from gmmfast._compat import ConvergenceWarning
+
             warnings.warn(
                 f"The M-step of covariance model {self.model} stopped after max_iter="
                 f"{self.max_iter} iterations, before the relative change of its objective "

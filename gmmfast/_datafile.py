@@ -319,11 +319,7 @@ def _read_body_pyarrow(stream, layout):
     import pyarrow.csv as pv
 
     options, selected = _pyarrow_csv_options(layout, block_size=4 * 2**20)
-    table = pv.read_csv(stream, **options)
-    X = np.empty((table.num_rows, len(selected)))
-    for j, name in enumerate(selected):
-        X[:, j] = table.column(name).to_numpy(zero_copy_only=False)
-    return X
+    return _arrow_columns(pv.read_csv(stream, **options), range(len(selected)))
 
 
 def _pyarrow_csv_options(layout, **read_options):
@@ -860,8 +856,30 @@ def _arrow_columns(table, positions):
 
     X = np.empty((table.num_rows, len(positions)))
     for j, position in enumerate(positions):
-        X[:, j] = table.column(position).cast(pa.float64()).to_numpy(zero_copy_only=False)
+        column = table.column(position)
+        if column.type != pa.float64():  # a cast imports pyarrow.compute (0.1 s)
+            column = column.cast(pa.float64())
+        _fill_from_arrow(X[:, j], getattr(column, "chunks", [column]))
     return X
+
+
+def _fill_from_arrow(out, chunks):
+    """``out`` filled with the float64 arrow arrays ``chunks``, a null as NaN.
+
+    Read from the arrays' buffers (arrow's columnar format): pyarrow's ``to_numpy``
+    imports pandas, 0.7 s of a 1.5 s ``gmmfast predict``.
+    """
+    start = 0
+    for chunk in chunks:
+        n, offset = len(chunk), chunk.offset
+        validity, values = chunk.buffers()
+        part = out[start:start + n]
+        part[:] = np.frombuffer(values, dtype=np.float64, count=n, offset=8 * offset)
+        if chunk.null_count:
+            bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8),
+                                 count=offset + n, bitorder="little")
+            part[bits[offset:] == 0] = np.nan
+        start += n
 
 
 def _text_batch_reader(layout, line_bytes):

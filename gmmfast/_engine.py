@@ -33,7 +33,6 @@ from typing import NamedTuple
 import numpy as np
 
 from gmmfast import _mstep_core
-from gmmfast._compat import ConvergenceWarning
 from gmmfast._covariance_models import (
     CovarianceEstimate,
     estimate_covariances,
@@ -615,6 +614,31 @@ def _in_factors_shape(covariances, covariance_type, shape):
     return covariances
 
 
+def sample_mixture(weights, means, covariances, covariance_type, n_samples, rng):
+    """``n_samples`` rows drawn from a mixture whose arrays have the shapes of the
+    scikit-learn ``covariance_type``, by the ``numpy.random.RandomState`` ``rng``: (X
+    float64 (n_samples, D) grouped by component, their int64 component labels)."""
+    n_features = np.shape(means)[1]
+    counts = rng.multinomial(n_samples, weights)
+    if covariance_type == "full":
+        X = np.vstack([
+            rng.multivariate_normal(mean, covariance, int(count))
+            for mean, covariance, count in zip(means, covariances, counts)
+        ])
+    elif covariance_type == "tied":
+        X = np.vstack([
+            rng.multivariate_normal(mean, covariances, int(count))
+            for mean, count in zip(means, counts)
+        ])
+    else:
+        X = np.vstack([
+            mean + rng.standard_normal(size=(count, n_features)) * np.sqrt(covariance)
+            for mean, covariance, count in zip(means, covariances, counts)
+        ])
+    y = np.concatenate([np.full(count, j, dtype=np.int64) for j, count in enumerate(counts)])
+    return X.astype(np.float64, copy=False), y
+
+
 class MixtureModel:
     """EM for a Gaussian mixture with ``covariance_type`` any name of
     ``gmmfast._covariance_models.COVARIANCE_NAMES``; the lower bound is the weighted
@@ -965,6 +989,10 @@ def run_em(model, source, start, *, n_init, max_iter, tol, n_threads, verbose=0,
             best, best_rank = result, rank
     best = best._replace(start_bounds=tuple(start_bounds))
     if warn and not best.converged and max_iter > 0:
+        # Imported here: importing the engine must not import scikit-learn (the command
+        # line's predict and sample use it without), and a fit has imported it by now.
+        from gmmfast._compat import ConvergenceWarning
+
         warnings.warn(
             "Best performing initialization did not converge. "
             "Try different init parameters, or increase max_iter, "

@@ -44,6 +44,7 @@ from gmmfast._engine import (
     mixture_kernel_parameters,
     normalised_weights,
     run_em,
+    sample_mixture,
     scale_overflow_error,
     score_arrays,
 )
@@ -343,29 +344,9 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
                 "Invalid value for 'n_samples': %d . The sampling requires at "
                 "least one sample." % (self.n_components)
             )
-        _, n_features = self.means_.shape
-        rng = check_random_state(self.random_state)
-        counts = rng.multinomial(n_samples, self.weights_)
-        layout = self._covariance_layout()
-        if layout == "full":
-            X = np.vstack([
-                rng.multivariate_normal(mean, covariance, int(count))
-                for mean, covariance, count in zip(self.means_, self.covariances_, counts)
-            ])
-        elif layout == "tied":
-            X = np.vstack([
-                rng.multivariate_normal(mean, self.covariances_, int(count))
-                for mean, count in zip(self.means_, counts)
-            ])
-        else:
-            X = np.vstack([
-                mean + rng.standard_normal(size=(count, n_features)) * np.sqrt(covariance)
-                for mean, covariance, count in zip(self.means_, self.covariances_, counts)
-            ])
-        y = np.concatenate(
-            [np.full(count, j, dtype=np.int64) for j, count in enumerate(counts)]
-        )
-        return X.astype(np.float64, copy=False), y
+        return sample_mixture(self.weights_, self.means_, self.covariances_,
+                              self._covariance_layout(), n_samples,
+                              check_random_state(self.random_state))
 
     # ------------------------------------------------------------------------------------
     # model files

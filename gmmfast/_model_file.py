@@ -65,7 +65,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from gmmfast._compat import check_is_fitted
 from gmmfast._covariance_models import COVARIANCE_MODELS, COVARIANCE_NAMES
 from gmmfast._files import (
     error_summary,
@@ -179,6 +178,9 @@ def save_model(model, path, extra=None):
     estimator's ``_stream``, a ``gmmfast._engine.StreamState``) is saved with it, and so is
     the decomposition of a model with an mclust covariance name.
     """
+    # Imported here: reading a model file must not import scikit-learn (see _engine).
+    from gmmfast._compat import check_is_fitted
+
     kind_name = kind_of(model)
     check_is_fitted(model)
     kind = KINDS[kind_name]

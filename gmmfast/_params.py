@@ -2,11 +2,13 @@
 
 import numpy as np
 
-from gmmfast._compat import check_array_fallback
 from gmmfast._covariance_models import sklearn_layout
 
 
 def _as_float_array(value, name):
+    # Imported here: the checks of a model file use this module without scikit-learn.
+    from gmmfast._compat import check_array_fallback
+
     return check_array_fallback(value, name=name, ensure_2d=False)
 
 

@@ -74,6 +74,14 @@ from gmmfast._mstep import (
     IllDefinedCovarianceError,
     kernel_form,
 )
+from gmmfast._grid import (
+    CRITERIA,
+    DEFAULT_N_COMPONENTS,
+    STATUS_FAILED,
+    STATUS_OK,
+    STATUS_SKIPPED,
+    describe_grid,
+)
 from gmmfast._prior import (
     check_prior_model,
     check_prior_spec,
@@ -85,14 +93,9 @@ from gmmfast._prior import (
 from gmmfast._starts import Screen, StartReport, draw_starts, multistart_em
 from gmmfast._threads import single_threaded_blas
 
-CRITERIA = ("bic", "aic", "icl")
-DEFAULT_N_COMPONENTS = tuple(range(1, 11))
-
 # Rows per block when the entropy of the responsibilities is summed for ICL: bounds the
 # temporary to ENTROPY_BLOCK × K numbers, never N × K.
 ENTROPY_BLOCK = 65536
-
-STATUS_OK, STATUS_SKIPPED, STATUS_FAILED = "ok", "skipped", "failed"
 
 
 # ----------------------------------------------------------------------------------------
@@ -565,12 +568,6 @@ def check_covariance_types(covariance_type):
     if not types:
         raise ValueError("covariance_type is empty: give at least one covariance type")
     return list(types.values())
-
-
-def describe_grid(grid):
-    if len(grid) > 2 and grid == list(range(grid[0], grid[-1] + 1)):
-        return f"{grid[0]}..{grid[-1]}"
-    return ", ".join(map(str, grid))
 
 
 class _GridSearch:

@@ -9,6 +9,8 @@ shortest text that reads back as the same double (pyarrow writes 1.0 as ``1``, P
 import csv
 import io
 
+import numpy as np
+
 
 def write_csv(out, header, blocks):
     """Write the row ``header``, then each block's rows, to the binary stream ``out``.
@@ -34,7 +36,7 @@ def _write_pyarrow(out, blocks):
 
     writer = None
     for block in blocks:
-        table = pa.table([pa.array(column) for column in block],
+        table = pa.table([_arrow_array(column) for column in block],
                          names=[f"c{j}" for j in range(len(block))])
         if writer is None:
             writer = pv.CSVWriter(out, table.schema,
@@ -42,6 +44,16 @@ def _write_pyarrow(out, blocks):
         writer.write_table(table)
     if writer is not None:
         writer.close()
+
+
+def _arrow_array(column):
+    """The 1-d NumPy ``column`` as a pyarrow array over its (contiguous) buffer: pyarrow's
+    ``array`` imports pandas, 0.7 s of a 1.5 s ``gmmfast predict``."""
+    import pyarrow as pa
+
+    column = np.ascontiguousarray(column)
+    return pa.Array.from_buffers(pa.from_numpy_dtype(column.dtype), len(column),
+                                 [None, pa.py_buffer(column)])
 
 
 def _write_python(out, blocks):

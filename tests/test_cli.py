@@ -393,12 +393,13 @@ def test_a_line_too_long_is_refused_without_reading_it_whole(tmp_path, monkeypat
 
 def test_out_of_memory_is_one_line(tmp_path, monkeypatch, capsys):
     from gmmfast._cli import main
+    from gmmfast._saved_mixture import SavedMixture
 
-    def sample(self, n_samples):
+    def sample(self, n_samples, seed=None):
         raise MemoryError("Unable to allocate 7.28 TiB for an array with shape "
                           "(500000000000, 2) and data type float64")
 
-    monkeypatch.setattr(gmmfast.GaussianMixture, "sample", sample)
+    monkeypatch.setattr(SavedMixture, "sample", sample)
     monkeypatch.chdir(tmp_path)
     gmmfast.GaussianMixture(1).fit(old_faithful()).save(tmp_path / "m.npz")
     assert main(["sample", "m.npz", "-n", "1000"]) == 2
@@ -602,3 +603,37 @@ def test_both_writers_write_the_same_values(tmp_path, monkeypatch, capsys, write
     samples, labels = model.set_params(random_state=3).sample(250)
     np.testing.assert_array_equal(values[:, :2], samples)
     np.testing.assert_array_equal(values[:, 2], labels)
+
+
+# What predict and sample must not import: the estimators' scikit-learn (2 s of a 1.5 s
+# budget), pandas (imported by scikit-learn and by some pyarrow conversions), SciPy's
+# statistics and matplotlib.
+HEAVY_MODULES = ("sklearn", "pandas", "scipy.stats", "matplotlib", "gmmfast._compat")
+
+
+@pytest.mark.parametrize("kind", ["GaussianMixture", "BayesianGaussianMixture"])
+def test_predict_and_sample_do_not_import_the_estimators(tmp_path, kind):
+    model = getattr(gmmfast, kind)(n_components=3, random_state=0)
+    # Above FAST_READER_MIN_BYTES, so that the fast reader (pyarrow's, here) reads it.
+    X = np.random.RandomState(0).randn(36000, 4) + np.repeat(6 * np.eye(3, 4), 12000, axis=0)
+    np.savetxt(tmp_path / "data.csv", X, delimiter=",", header="a,b,c,d", comments="")
+    assert (tmp_path / "data.csv").stat().st_size > 2**20
+    model.fit(X).save(tmp_path / "model.npz")
+    code = f"""if True:
+        import sys
+        from gmmfast._cli import main
+        assert main(["predict", "model.npz", "data.csv", "-o", "labels.csv"]) == 0
+        assert main(["predict", "model.npz", "data.csv", "--missing", "omit",
+                     "-o", "labels.csv"]) == 0
+        assert main(["sample", "model.npz", "-n", "100000", "-o", "samples.csv"]) == 0
+        print(" ".join(sorted(name for name in {HEAVY_MODULES!r} if name in sys.modules)))
+        print("pyarrow" in sys.modules)
+    """
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=180, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    imported, used_pyarrow = result.stdout.splitlines()
+    assert imported == ""
+    assert used_pyarrow == str(importlib.util.find_spec("pyarrow") is not None)
+    labels = np.loadtxt(tmp_path / "labels.csv", delimiter=",", skiprows=1)
+    np.testing.assert_array_equal(labels[:, 1:], model.predict_proba(X))

@@ -266,6 +266,9 @@ def test_no_import_cycles_and_the_engine_imports_no_estimator():
     assert not graph["gmmfast._dask"] & estimators
     # The estimators' save writes through it: it must not need them back.
     assert not graph["gmmfast._model_file"] & estimators
+    # The command line's predict and sample read, score and sample a model without them.
+    for module in ("gmmfast._saved_mixture", "gmmfast._model_checks", "gmmfast._variational"):
+        assert not graph[module] & estimators, module
 
     def reaches(start, target, seen):
         for name in graph.get(start, ()):
@@ -281,4 +284,5 @@ def test_the_import_graph_sees_imports_inside_functions():
     graph = _import_graph()
     # _gaussian_mixture imports Dask's backend only when it is given a dask array.
     assert "gmmfast._dask" in graph["gmmfast._gaussian_mixture"]
-    assert "gmmfast._io" in graph["gmmfast"]
+    # The command line reads a model file for predict and sample only when it runs them.
+    assert "gmmfast._saved_mixture" in graph["gmmfast._cli"]

@@ -62,3 +62,39 @@ def test_the_readme_dask_example_runs_as_pasted(tmp_path):
     assert result.returncode == 0, result.stderr
     labels, score, bic = result.stdout.rsplit(None, 2)
     assert labels.startswith("[") and float(score) < 0 < float(bic)
+
+
+def test_the_public_names_are_imported_on_first_use(tmp_path):
+    code = """if True:
+        import pickle, sys
+        import gmmfast
+        assert "sklearn" not in sys.modules and "gmmfast._gaussian_mixture" not in sys.modules
+        assert set(gmmfast.__all__) <= set(dir(gmmfast))
+        assert "sklearn" not in sys.modules  # dir() imports nothing either
+        try:
+            gmmfast.GaussianMixtures
+        except AttributeError as exc:
+            assert str(exc) == "module 'gmmfast' has no attribute 'GaussianMixtures'"
+        else:
+            raise AssertionError("an unknown name was found")
+
+        import sklearn.base
+        model = gmmfast.GaussianMixture(2, random_state=0)
+        assert isinstance(model, sklearn.base.BaseEstimator)
+        assert gmmfast.GaussianMixture is gmmfast._gaussian_mixture.GaussianMixture
+        assert isinstance(gmmfast.BayesianGaussianMixture(), sklearn.base.DensityMixin)
+        model.fit([[0.0], [0.1], [5.0], [5.1]]).save("m.npz")
+        assert pickle.loads(pickle.dumps(model)).means_.tolist() == model.means_.tolist()
+        assert gmmfast.load("m.npz").means_.tolist() == model.means_.tolist()
+
+        namespace = {}
+        exec("from gmmfast import *", namespace)
+        assert set(gmmfast.__all__) <= set(namespace)
+        assert namespace["get_include"]() == gmmfast.get_include()
+        assert isinstance(namespace["C_API_VERSION"], int)
+        print("ok")
+    """
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ok\n"

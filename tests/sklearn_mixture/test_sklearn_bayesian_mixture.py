@@ -16,8 +16,8 @@ from scipy.special import gammaln
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics.cluster import adjusted_rand_score
 from gmmfast import BayesianGaussianMixture  # gmmfast: the estimator under test
-from gmmfast._bayesian_mixture import log_dirichlet_norm as _log_dirichlet_norm  # gmmfast
-from gmmfast._bayesian_mixture import log_wishart_norm as _log_wishart_norm  # gmmfast
+from gmmfast._variational import log_dirichlet_norm as _log_dirichlet_norm  # gmmfast
+from gmmfast._variational import log_wishart_norm as _log_wishart_norm  # gmmfast
 from sklearn.mixture.tests.test_gaussian_mixture import RandomData
 from sklearn.utils._testing import (
     assert_almost_equal,
