@@ -13,10 +13,11 @@ best optimum on some data sets and miss it on others. So:
    and every covariance model of a search.
 2. A **pool** of starts for K components, shared by every covariance model: the plain
    k-means start (exactly ``init_params="kmeans"``'s, on all the rows), k-means runs,
-   k-means++ seeds and random rows on the screen, and the cuts at K clusters of Ward's
+   k-means++ seeds and random rows on the screen, the cuts at K clusters of Ward's
    agglomeration (the classification likelihood of mclust's EII model) of the screen's
-   rows raw, standardised and whitened. Each is a set of centres; its start is the
-   partition of the screen's rows by nearest centre.
+   rows raw, standardised and whitened, and the cut of the VVV criterion's agglomeration
+   of the whitened rows (mclust's default start, :mod:`gmmfast._agglomeration`). Each is
+   a set of centres; its start is the partition of the screen's rows by nearest centre.
 3. **Successive halving** on the screen: every start climbs ``SCREEN_ROUNDS[0]`` EM
    iterations, all of them scored in the same pass over the rows; the better half climbs
    the next round's iterations, and so on. A round ends early once every start's bound
@@ -43,6 +44,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from gmmfast._agglomeration import vvv_linkage
 from gmmfast._engine import (
     MultiSetModel,
     ParameterSets,
@@ -140,7 +142,8 @@ class Screen:
         return starts
 
     def _agglomerations(self):
-        """[(name, Ward linkage)] of the screen's rows raw, standardised and whitened."""
+        """[(name, linkage)]: Ward's of the screen's rows raw, standardised and whitened,
+        and the VVV criterion's of the whitened rows (mclust's default start)."""
         with self._lock:
             if self._trees is None:
                 self._trees = self._agglomerate()
@@ -163,7 +166,9 @@ class Screen:
         trees = [("hierarchical", ward(points)),
                  ("hierarchical (standardised)", ward(centred / scale))]
         if rank:
-            trees.append(("hierarchical (whitened)", ward(u[:, :rank])))
+            whitened = u[:, :rank]
+            trees.append(("hierarchical (whitened)", ward(whitened)))
+            trees.append(("model-based hierarchical", vvv_linkage(whitened)))
         return trees
 
 

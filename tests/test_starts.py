@@ -115,7 +115,8 @@ def test_the_table_reports_the_winning_start_and_its_gain():
     assert np.all(table["gain_over_kmeans"][table["n_components"] == 1] == 0)
     names = {"kmeans", "kmeans 2", "kmeans 3", "k-means++ 1", "k-means++ 2", "k-means++ 3",
              "random rows 1", "random rows 2", "random rows 3", "hierarchical",
-             "hierarchical (standardised)", "hierarchical (whitened)"}
+             "hierarchical (standardised)", "hierarchical (whitened)",
+             "model-based hierarchical"}
     assert (table["status"] == "ok").all()
     assert set(table["start"]) <= names
     assert np.all(table["gain_over_kmeans"] >= 0)
@@ -221,8 +222,8 @@ def test_the_pool_starts_with_the_kmeans_start_and_cuts_one_tree_per_transformat
     starts = draw_starts(screen, 4, np.random.RandomState(0), 1)
     names = [start.name for start in starts]
     assert names[0] == "kmeans"
-    assert names[-3:] == ["hierarchical", "hierarchical (standardised)",
-                          "hierarchical (whitened)"]
+    assert names[-4:] == ["hierarchical", "hierarchical (standardised)",
+                          "hierarchical (whitened)", "model-based hierarchical"]
     assert all(start.centres.shape == (4, X.shape[1]) for start in starts)
     # The trees are built once and serve every K.
     trees = screen._agglomerations()
