@@ -5,15 +5,18 @@ import warnings
 
 import numpy as np
 import pytest
+from scipy.cluster.hierarchy import fcluster
 
 from gmmfast import GaussianMixture, GaussianMixtureIC, select_model
 from gmmfast._compat import ConvergenceWarning
 from gmmfast._engine import InMemorySource, MixtureModel, MultiSetModel, ParameterSets, run_em
 from gmmfast._starts import (
     COLLAPSED_VARIANCE,
+    MODEL_BASED_TREE_ROWS,
     SCREEN_ROWS,
     Collapse,
     Screen,
+    _fixed_subsample,
     draw_starts,
     multistart_em,
 )
@@ -230,6 +233,30 @@ def test_the_pool_starts_with_the_kmeans_start_and_cuts_one_tree_per_transformat
     draw_starts(screen, 6, np.random.RandomState(0), 1)
     assert screen._agglomerations() is trees
     assert [s.name for s in draw_starts(screen, 1, np.random.RandomState(0), 1)] == ["kmeans"]
+
+
+def test_the_model_based_tree_joins_a_fixed_subsample_of_a_large_screen():
+    X = blobs(n_samples=3 * SCREEN_ROWS, seed=10)
+    screen = Screen(InMemorySource(X))
+    (name, tree, rows), = [tree for tree in screen._agglomerations()
+                           if tree[0] == "model-based hierarchical"]
+    assert len(rows) == MODEL_BASED_TREE_ROWS and len(tree) == len(rows) - 1
+    again = Screen(InMemorySource(X))._agglomerations()[-1]
+    np.testing.assert_array_equal(again[2], rows)
+    np.testing.assert_array_equal(again[1], tree)
+    start = screen.hierarchical_starts(3)[-1]
+    labels = fcluster(tree, 3, criterion="maxclust") - 1
+    np.testing.assert_allclose(start.centres[1], screen.points[rows][labels == 1].mean(axis=0))
+
+
+def test_a_subsample_of_equal_rows_has_no_model_based_tree():
+    screened = _fixed_subsample(2 * SCREEN_ROWS, SCREEN_ROWS)
+    joined = screened[_fixed_subsample(SCREEN_ROWS, MODEL_BASED_TREE_ROWS)]
+    X = np.zeros((2 * SCREEN_ROWS, 2))
+    X[np.setdiff1d(screened, joined)[:2]] = [[1.0, 0.0], [0.0, 1.0]]
+    screen = Screen(InMemorySource(X))
+    assert [tree[0] for tree in screen._agglomerations()][-1] == "hierarchical (whitened)"
+    assert len(draw_starts(screen, 2, np.random.RandomState(0), 1)) > 1
 
 
 def test_a_start_that_fails_is_dropped_not_fatal():
