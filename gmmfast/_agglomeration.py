@@ -33,6 +33,9 @@ def vvv_linkage(points, alpha=ALPHA, beta=BETA):
     (n − 1, 4): the merged clusters' ids, the merge's rank as its height (the criterion's
     changes are not monotone; ranks make ``fcluster(…, criterion="maxclust")`` replay the
     first merges), and the merged cluster's size. Ties go to the lowest row index."""
+    if not (alpha > 0 and beta >= 0):
+        raise ValueError(f"alpha must be positive and beta non-negative; got alpha={alpha}, "
+                         f"beta={beta}.")
     points = np.asarray(points, dtype=np.float64)
     n, p = points.shape
     if n < 2:

@@ -105,3 +105,14 @@ def test_the_cut_in_two_finds_two_separated_elongated_groups():
 def test_bad_rows_are_refused(X, message):
     with pytest.raises(ValueError, match=message):
         vvv_linkage(X)
+
+
+@pytest.mark.parametrize("alpha, beta", [(0.0, 1.0), (-1.0, 1.0), (1.0, -0.5), (np.nan, 1.0)])
+def test_bad_regularisation_is_refused(alpha, beta):
+    with pytest.raises(ValueError, match="alpha must be positive and beta non-negative"):
+        vvv_linkage(grouped(10, 2, 0), alpha, beta)
+
+
+def test_beta_changes_the_merges():
+    X = grouped(24, 3, 7)
+    assert not np.array_equal(vvv_linkage(X, beta=0.0), vvv_linkage(X))
