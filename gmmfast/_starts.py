@@ -16,8 +16,9 @@ best optimum on some data sets and miss it on others. So:
    k-means++ seeds and random rows on the screen, the cuts at K clusters of Ward's
    agglomeration (the classification likelihood of mclust's EII model) of the screen's
    rows raw, standardised and whitened, and the cut of the VVV criterion's agglomeration
-   of the whitened rows (mclust's default start, :mod:`gmmfast._agglomeration`). Each is
-   a set of centres; its start is the partition of the screen's rows by nearest centre.
+   of the whitened rows (mclust's default start, :mod:`gmmfast._agglomeration`; on a
+   fixed subsample of ``MODEL_BASED_TREE_ROWS`` of a larger screen). Each is a set of
+   centres; its start is the partition of the screen's rows by nearest centre.
 3. **Successive halving** on the screen: every start climbs ``SCREEN_ROUNDS[0]`` EM
    iterations, all of them scored in the same pass over the rows; the better half climbs
    the next round's iterations, and so on. A round ends early once every start's bound
