@@ -13,10 +13,12 @@ best optimum on some data sets and miss it on others. So:
    and every covariance model of a search.
 2. A **pool** of starts for K components, shared by every covariance model: the plain
    k-means start (exactly ``init_params="kmeans"``'s, on all the rows), k-means runs,
-   k-means++ seeds and random rows on the screen, and the cuts at K clusters of Ward's
+   k-means++ seeds and random rows on the screen, the cuts at K clusters of Ward's
    agglomeration (the classification likelihood of mclust's EII model) of the screen's
-   rows raw, standardised and whitened. Each is a set of centres; its start is the
-   partition of the screen's rows by nearest centre.
+   rows raw, standardised and whitened, and the cut of the VVV criterion's agglomeration
+   of the whitened rows (mclust's default start, :mod:`gmmfast._agglomeration`; on a
+   fixed subsample of ``MODEL_BASED_TREE_ROWS`` of a larger screen). Each is a set of
+   centres; its start is the partition of the screen's rows by nearest centre.
 3. **Successive halving** on the screen: every start climbs ``SCREEN_ROUNDS[0]`` EM
    iterations, all of them scored in the same pass over the rows; the better half climbs
    the next round's iterations, and so on. A round ends early once every start's bound
@@ -43,6 +45,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from gmmfast._agglomeration import vvv_linkage
 from gmmfast._engine import (
     MultiSetModel,
     ParameterSets,
@@ -59,6 +62,10 @@ from gmmfast._mstep import kernel_form
 SCREEN_ROWS = 1000
 # The screen's sample is the same for every random_state (see the module's docstring).
 SCREEN_SEED = 0
+# Rows of the screen the VVV criterion's agglomeration sees: its O(n²) determinants cost
+# about 0.35 s of CPU on 1000 rows, which every candidate of a search waits for, and a
+# quarter of that on this many (a fixed subsample, like the screen's).
+MODEL_BASED_TREE_ROWS = 500
 
 # EM iterations of each screening round; half the starts survive each round. Short first
 # rounds drop the starts that head for poor optima; the last round separates starts whose
@@ -132,18 +139,20 @@ class Screen:
 
         points = self.points
         starts = []
-        for name, tree in self._agglomerations():
+        for name, tree, rows in self._agglomerations():
             labels = fcluster(tree, n_components, criterion="maxclust") - 1
             if labels.max() + 1 != n_components:  # ties merged below K clusters
                 continue
             counts = np.bincount(labels, minlength=n_components)
             centres = np.zeros((n_components, points.shape[1]))
-            np.add.at(centres, labels, points)
+            np.add.at(centres, labels, points[rows])
             starts.append(Start(name, centres / counts[:, None], {}))
         return starts
 
     def _agglomerations(self):
-        """[(name, Ward linkage)] of the screen's rows raw, standardised and whitened."""
+        """[(name, linkage, rows of the screen it joins)]: Ward's of every row raw,
+        standardised and whitened, and the VVV criterion's (mclust's default start) of a
+        fixed subsample of the whitened rows."""
         with self._lock:
             if self._trees is None:
                 self._trees = self._agglomerate()
@@ -163,10 +172,15 @@ class Screen:
         scale[scale == 0] = 1.0
         u, singular, _ = np.linalg.svd(centred, full_matrices=False)
         rank = int(np.count_nonzero(singular > singular[0] * 1e-10)) if singular.size else 0
-        trees = [("hierarchical", ward(points)),
-                 ("hierarchical (standardised)", ward(centred / scale))]
+        every_row = slice(None)
+        trees = [("hierarchical", ward(points), every_row),
+                 ("hierarchical (standardised)", ward(centred / scale), every_row)]
         if rank:
-            trees.append(("hierarchical (whitened)", ward(u[:, :rank])))
+            whitened = u[:, :rank]
+            trees.append(("hierarchical (whitened)", ward(whitened), every_row))
+            rows = _fixed_subsample(len(points), MODEL_BASED_TREE_ROWS)
+            if np.ptp(points[rows], axis=0).any():  # the criterion needs distinct rows
+                trees.append(("model-based hierarchical", vvv_linkage(whitened[rows]), rows))
         return trees
 
 
@@ -206,14 +220,19 @@ class Collapse:
         return float(np.min(np.linalg.eigvalsh(standardised)))
 
 
+def _fixed_subsample(n_rows, size):
+    """Sorted indices of at most ``size`` of ``n_rows`` rows, the same on every call."""
+    if n_rows <= size:
+        return np.arange(n_rows)
+    return np.sort(np.random.RandomState(SCREEN_SEED).choice(n_rows, size=size,
+                                                             replace=False))
+
+
 def _screen_source(source):
     """The source's screen (see its ``screen_of``) of the rows that may screen starts, or
     of a fixed uniform sample of SCREEN_ROWS of them."""
     rows = source.screening_rows()
-    if len(rows) > SCREEN_ROWS:
-        rng = np.random.RandomState(SCREEN_SEED)
-        rows = np.sort(rng.choice(rows, size=SCREEN_ROWS, replace=False))
-    return source.screen_of(rows)
+    return source.screen_of(rows[_fixed_subsample(len(rows), SCREEN_ROWS)])
 
 
 def check_multistart_source(source):

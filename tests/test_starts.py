@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+from scipy.cluster.hierarchy import fcluster
 
 from gmmfast import GaussianMixture, GaussianMixtureIC, select_model
 from gmmfast._compat import ConvergenceWarning
@@ -12,9 +13,11 @@ from gmmfast._engine import InMemorySource, MixtureModel, MultiSetModel, Paramet
 from gmmfast._starts import (
     COLLAPSED_VARIANCE,
     FLOOR_FACTOR,
+    MODEL_BASED_TREE_ROWS,
     SCREEN_ROWS,
     Collapse,
     Screen,
+    _fixed_subsample,
     draw_starts,
     multistart_em,
 )
@@ -116,7 +119,8 @@ def test_the_table_reports_the_winning_start_and_its_gain():
     assert np.all(table["gain_over_kmeans"][table["n_components"] == 1] == 0)
     names = {"kmeans", "kmeans 2", "kmeans 3", "k-means++ 1", "k-means++ 2", "k-means++ 3",
              "random rows 1", "random rows 2", "random rows 3", "hierarchical",
-             "hierarchical (standardised)", "hierarchical (whitened)"}
+             "hierarchical (standardised)", "hierarchical (whitened)",
+             "model-based hierarchical"}
     assert (table["status"] == "ok").all()
     assert set(table["start"]) <= names
     assert np.all(table["gain_over_kmeans"] >= 0)
@@ -222,14 +226,38 @@ def test_the_pool_starts_with_the_kmeans_start_and_cuts_one_tree_per_transformat
     starts = draw_starts(screen, 4, np.random.RandomState(0), 1)
     names = [start.name for start in starts]
     assert names[0] == "kmeans"
-    assert names[-3:] == ["hierarchical", "hierarchical (standardised)",
-                          "hierarchical (whitened)"]
+    assert names[-4:] == ["hierarchical", "hierarchical (standardised)",
+                          "hierarchical (whitened)", "model-based hierarchical"]
     assert all(start.centres.shape == (4, X.shape[1]) for start in starts)
     # The trees are built once and serve every K.
     trees = screen._agglomerations()
     draw_starts(screen, 6, np.random.RandomState(0), 1)
     assert screen._agglomerations() is trees
     assert [s.name for s in draw_starts(screen, 1, np.random.RandomState(0), 1)] == ["kmeans"]
+
+
+def test_the_model_based_tree_joins_a_fixed_subsample_of_a_large_screen():
+    X = blobs(n_samples=3 * SCREEN_ROWS, seed=10)
+    screen = Screen(InMemorySource(X))
+    (name, tree, rows), = [tree for tree in screen._agglomerations()
+                           if tree[0] == "model-based hierarchical"]
+    assert len(rows) == MODEL_BASED_TREE_ROWS and len(tree) == len(rows) - 1
+    again = Screen(InMemorySource(X))._agglomerations()[-1]
+    np.testing.assert_array_equal(again[2], rows)
+    np.testing.assert_array_equal(again[1], tree)
+    start = screen.hierarchical_starts(3)[-1]
+    labels = fcluster(tree, 3, criterion="maxclust") - 1
+    np.testing.assert_allclose(start.centres[1], screen.points[rows][labels == 1].mean(axis=0))
+
+
+def test_a_subsample_of_equal_rows_has_no_model_based_tree():
+    screened = _fixed_subsample(2 * SCREEN_ROWS, SCREEN_ROWS)
+    joined = screened[_fixed_subsample(SCREEN_ROWS, MODEL_BASED_TREE_ROWS)]
+    X = np.zeros((2 * SCREEN_ROWS, 2))
+    X[np.setdiff1d(screened, joined)[:2]] = [[1.0, 0.0], [0.0, 1.0]]
+    screen = Screen(InMemorySource(X))
+    assert [tree[0] for tree in screen._agglomerations()][-1] == "hierarchical (whitened)"
+    assert len(draw_starts(screen, 2, np.random.RandomState(0), 1)) > 1
 
 
 def test_a_start_that_fails_is_dropped_not_fatal():

@@ -1,0 +1,118 @@
+"""The model-based (VVV criterion) hierarchical agglomeration against a slow reference."""
+
+import numpy as np
+import pytest
+from scipy.cluster.hierarchy import fcluster, is_valid_linkage
+
+from gmmfast._agglomeration import ALPHA, BETA, vvv_linkage
+
+
+def criterion_term(rows, spread):
+    """n log det Σ of one cluster, Σ = (W + s I) / n, s = spread + beta tr(W) / (n p)."""
+    n, p = rows.shape
+    centred = rows - rows.mean(axis=0)
+    scatter = centred.T @ centred
+    shrink = spread + BETA * np.trace(scatter) / (n * p)
+    return n * np.linalg.slogdet((scatter + shrink * np.eye(p)) / n)[1]
+
+
+def reference_merges(X):
+    """Every pair of live clusters tried at every step; ties to the lowest ids."""
+    spread = ALPHA * X.var(axis=0).mean()
+    clusters = {i: [i] for i in range(len(X))}
+    merges = []
+    while len(clusters) > 1:
+        ids = sorted(clusters)
+        best = None
+        for i, a in enumerate(ids):
+            for b in ids[i + 1:]:
+                rows_a, rows_b = clusters[a], clusters[b]
+                change = (criterion_term(X[rows_a + rows_b], spread)
+                          - criterion_term(X[rows_a], spread)
+                          - criterion_term(X[rows_b], spread))
+                if best is None or change < best[0]:
+                    best = (change, a, b)
+        _, a, b = best
+        merges.append((a, b))
+        clusters[len(X) + len(merges) - 1] = clusters.pop(a) + clusters.pop(b)
+    return np.array(merges)
+
+
+def grouped(n_samples, n_features, seed):
+    """Three elongated groups of unequal sizes."""
+    rng = np.random.RandomState(seed)
+    sizes = rng.multinomial(n_samples - 3, [0.5, 0.3, 0.2]) + 1
+    parts = [rng.uniform(-5, 5, n_features) + rng.randn(m, n_features)
+             @ rng.randn(n_features, n_features) for m in sizes]
+    return rng.permutation(np.vstack(parts))
+
+
+@pytest.mark.parametrize("n_features", [1, 2, 3, 5])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_merges_equal_the_reference(n_features, seed):
+    X = grouped(24, n_features, seed)
+    linkage = vvv_linkage(X)
+    np.testing.assert_array_equal(linkage[:, :2].astype(int), reference_merges(X))
+
+
+def test_fewer_rows_than_dimensions_merge_as_the_reference():
+    X = grouped(8, 6, 2)
+    np.testing.assert_array_equal(vvv_linkage(X)[:, :2].astype(int), reference_merges(X))
+
+
+def test_the_linkage_cuts_into_the_clusters_of_its_first_merges():
+    X = grouped(60, 2, 3)
+    linkage = vvv_linkage(X)
+    assert is_valid_linkage(linkage)
+    members = {i: {i} for i in range(len(X))}
+    for step, (a, b, _, size) in enumerate(linkage):
+        members[len(X) + step] = members.pop(int(a)) | members.pop(int(b))
+        assert size == len(members[len(X) + step])
+        n_clusters = len(X) - step - 1
+        if n_clusters in (2, 3, 7):
+            labels = fcluster(linkage, n_clusters, criterion="maxclust")
+            partition = {frozenset(np.flatnonzero(labels == label)) for label in set(labels)}
+            assert partition == {frozenset(rows) for rows in members.values()}
+
+
+def test_deterministic_and_unchanged_by_a_common_scale():
+    X = grouped(200, 3, 4)
+    first = vvv_linkage(X)
+    np.testing.assert_array_equal(first, vvv_linkage(X.copy()))
+    np.testing.assert_array_equal(first, vvv_linkage(X * 1e3))
+
+
+def test_identical_rows_merge_first():
+    X = grouped(30, 2, 5)
+    X = np.vstack([X, X[[3]]])
+    np.testing.assert_array_equal(vvv_linkage(X)[0, :2], [3, 30])
+
+
+def test_the_cut_in_two_finds_two_separated_elongated_groups():
+    rng = np.random.RandomState(0)
+    along = rng.randn(200, 1) * [6.0, 0.0] + rng.randn(200, 2) * 0.4
+    across = rng.randn(200, 1) * [0.0, 6.0] + rng.randn(200, 2) * 0.4 + [30.0, 0.0]
+    labels = fcluster(vvv_linkage(np.vstack([along, across])), 2, criterion="maxclust")
+    np.testing.assert_array_equal(labels, np.repeat(labels[[0, 200]], 200))
+    assert labels[0] != labels[200]
+
+
+@pytest.mark.parametrize("X, message", [
+    (np.zeros((1, 2)), "at least 2 rows"),
+    (np.ones((5, 2)), "not all equal"),
+    (np.array([[0.0, 1.0], [np.nan, 2.0]]), "finite"),
+])
+def test_bad_rows_are_refused(X, message):
+    with pytest.raises(ValueError, match=message):
+        vvv_linkage(X)
+
+
+@pytest.mark.parametrize("alpha, beta", [(0.0, 1.0), (-1.0, 1.0), (1.0, -0.5), (np.nan, 1.0)])
+def test_bad_regularisation_is_refused(alpha, beta):
+    with pytest.raises(ValueError, match="alpha must be positive and beta non-negative"):
+        vvv_linkage(grouped(10, 2, 0), alpha, beta)
+
+
+def test_beta_changes_the_merges():
+    X = grouped(24, 3, 7)
+    assert not np.array_equal(vvv_linkage(X, beta=0.0), vvv_linkage(X))
