@@ -312,7 +312,8 @@ def _check_model(model):
 def _check_statistics(model, nk, scatter, reg_covar):
     nk = np.asarray(nk, dtype=np.float64)
     scatter = np.asarray(scatter, dtype=np.float64)
-    if nk.ndim != 1 or nk.size == 0 or not np.all(np.isfinite(nk)) or np.any(nk <= 0):
+    # Comparisons that are False for NaN: ``nk > 0`` and ``nk < inf`` also refuse NaN.
+    if nk.ndim != 1 or nk.size == 0 or not ((nk > 0) & (nk < np.inf)).all():
         raise ValueError("nk must be a non-empty 1-D array of positive finite counts.")
     n_components = nk.shape[0]
     full = scatter.ndim == 3 and scatter.shape[1] == scatter.shape[2]
@@ -323,7 +324,7 @@ def _check_statistics(model, nk, scatter, reg_covar):
             f"scatter for model {model} must have shape {expected} with K = len(nk) = "
             f"{n_components}, got shape {scatter.shape}."
         )
-    if not np.all(np.isfinite(scatter)):
+    if not np.isfinite(scatter).all():
         raise ValueError("scatter contains NaN or infinity.")
     if not (np.isscalar(reg_covar) and np.isfinite(reg_covar) and reg_covar >= 0):
         raise ValueError(f"reg_covar must be a non-negative finite number, got {reg_covar!r}.")
@@ -367,7 +368,7 @@ def _regularised(nk, scatter, reg_covar):
 def _geometric_mean(values):
     """``(Π_j v_j)^(1/D)`` along the last axis, through logs so it neither over- nor
     underflows."""
-    return np.exp(np.log(values).mean(axis=-1))
+    return np.exp(np.log(values).sum(axis=-1) / values.shape[-1])
 
 
 def _decreasing_eigh(matrices):
@@ -592,14 +593,13 @@ def _newton_rotation(volume_rule, nk, regularised, axes):
     d_log = -2.0 * half * rotated / product
     d2_log = -2.0 * (rotated**2 - half**2) / product - d_log**2
     if volume_rule == "V":
-        d1 = np.tensordot(nk, d_log, axes=1)
-        d2 = np.tensordot(nk, d2_log, axes=1)
+        d1 = _weighted_sum(nk, d_log)
+        d2 = _weighted_sum(nk, d2_log)
     else:
         weights = np.exp(log_products / n_features - (log_products / n_features).max())
         weights /= weights.sum()
-        d1 = np.tensordot(weights, d_log, axes=1) / n_features
-        d2 = (np.tensordot(weights, d2_log / n_features + (d_log / n_features) ** 2, axes=1)
-              - d1**2)
+        d1 = _weighted_sum(weights, d_log) / n_features
+        d2 = _weighted_sum(weights, d2_log / n_features + (d_log / n_features) ** 2) - d1**2
     with np.errstate(divide="ignore", invalid="ignore"):
         angles = np.where(d2 > 0, -0.5 * d1 / d2, 0.0)  # θ = φ / 2
     generator = np.triu(angles, 1)
@@ -615,6 +615,11 @@ def _newton_rotation(volume_rule, nk, regularised, axes):
             return candidate
         generator *= 0.5
     return axes
+
+
+def _weighted_sum(weights, matrices):
+    """``Σ_k weights_k matrices_k`` of (K, D, D) matrices, as one matrix-vector product."""
+    return (weights @ matrices.reshape(matrices.shape[0], -1)).reshape(matrices.shape[1:])
 
 
 # Double angles φ = 2θ tried for each plane rotation of the search, which Newton's method
@@ -762,9 +767,10 @@ def _estimate(model, fit, iteration):
             axes, shapes = axes[:, order], shapes[:, order]
         axes = np.broadcast_to(axes, (n_components, n_features, n_features)).copy()
     principal = volumes[:, None] * shapes
+    if not ((principal > 0) & (principal < np.inf)).all():  # False for NaN too
+        return None
     covariances = compose(volumes, shapes, axes)
-    if not (np.all(np.isfinite(covariances)) and np.all(principal > 0)
-            and np.all(np.isfinite(principal))):
+    if not np.isfinite(covariances).all():
         return None
     return CovarianceEstimate(
         covariances=covariances,
@@ -782,7 +788,7 @@ def compose(volumes, shapes, orientations):
     principal = volumes[:, None] * shapes
     if orientations is None:
         return principal
-    covariances = np.einsum("kij,kj,klj->kil", orientations, principal, orientations)
+    covariances = (orientations * principal[:, None, :]) @ orientations.swapaxes(1, 2)
     return 0.5 * (covariances + covariances.swapaxes(1, 2))
 
 
