@@ -551,10 +551,11 @@ def _fit_common_orientation(volume_rule, nk, regularised, start_axes, iteration)
     :func:`_search_axes`.
     """
     largest_scatter = np.linalg.eigvalsh(regularised)[:, -1]
-    eye = np.eye(regularised.shape[-1])
+    shifted = regularised - largest_scatter[:, None, None] * np.eye(regularised.shape[-1])
 
-    def shapes_given(axes):
-        variances = _variances_along(axes, regularised)
+    def shapes_given(axes, variances=None):
+        if variances is None:
+            variances = _variances_along(axes, regularised)
         return _fit_along_axes(volume_rule, "V", nk, variances, axes, None, iteration)
 
     def procrustes(gradient):
@@ -563,12 +564,10 @@ def _fit_common_orientation(volume_rule, nk, regularised, start_axes, iteration)
 
     def step(fit):
         inverse = 1.0 / (fit.volumes[:, None] * fit.shapes)  # diagonals of M_k
-        shifted = regularised - largest_scatter[:, None, None] * eye
         axes = procrustes(((shifted @ fit.axes) * inverse[:, None, :]).sum(axis=0))
         shifted_inverse = inverse - inverse.max(axis=1, keepdims=True)
         axes = procrustes(((regularised @ axes) * shifted_inverse[:, None, :]).sum(axis=0))
-        axes = _newton_rotation(volume_rule, nk, regularised, axes)
-        return shapes_given(axes)
+        return shapes_given(*_newton_rotation(volume_rule, nk, regularised, axes))
 
     if start_axes is None:
         start_axes = _search_axes(volume_rule, nk, regularised)
@@ -577,6 +576,7 @@ def _fit_common_orientation(volume_rule, nk, regularised, start_axes, iteration)
 
 def _newton_rotation(volume_rule, nk, regularised, axes):
     """Rotate ``axes`` by Newton steps on every plane at once: better axes, never worse.
+    Returns the axes and each component's variances along them (K, D).
 
     For each pair of axes (i, j), the first two derivatives of the profiled F in the
     rotation angle at 0 (as in :func:`_best_plane_angle`) give a Newton angle; the axes
@@ -608,13 +608,13 @@ def _newton_rotation(volume_rule, nk, regularised, axes):
     for _ in range(_NEWTON_HALVINGS):
         # Cayley transform of half the generator: the rotation exp(generator) to second order.
         candidate = axes @ np.linalg.solve(eye - 0.5 * generator, eye + 0.5 * generator)
+        candidate_variances = _variances_along(candidate, regularised)
         candidate_value = _profile_objective(
-            volume_rule, nk, np.log(_variances_along(candidate, regularised)).sum(axis=1),
-            n_features)
+            volume_rule, nk, np.log(candidate_variances).sum(axis=1), n_features)
         if candidate_value < value:
-            return candidate
+            return candidate, candidate_variances
         generator *= 0.5
-    return axes
+    return axes, variances.copy()
 
 
 def _weighted_sum(weights, matrices):
