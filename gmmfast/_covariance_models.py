@@ -732,11 +732,6 @@ def _newton_rotation(volume_rule, nk, regularised, axes, planes, coupled):
     return axes, np.diagonal(rotated, axis1=1, axis2=2).copy()
 
 
-def _weighted_sum(weights, matrices):
-    """``Σ_k weights_k matrices_k`` of (K, D, D) matrices, as one matrix-vector product."""
-    return (weights @ matrices.reshape(matrices.shape[0], -1)).reshape(matrices.shape[1:])
-
-
 # Double angles φ = 2θ tried for each plane rotation of the search, which Newton's method
 # then refines.
 _COARSE_ANGLES = np.linspace(0.0, 2 * np.pi, 32, endpoint=False)
