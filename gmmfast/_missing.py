@@ -54,6 +54,7 @@ from gmmfast._engine import (
     KernelParameters,
     SetStatistics,
     Statistics,
+    log_resp_floor_of,
     ordered_sum,
 )
 from gmmfast._initialisation import (
@@ -221,7 +222,8 @@ def marginal(kernel_params, covariances, observed, missing):
     # log π_k + log det U_k − ½ D log 2π loses the missing columns' share of each term.
     marginal_log_norm = log_norm - dropped_log_det + 0.5 * missing.size * LOG_2PI
     marginal_params = KernelParameters(np.ascontiguousarray(means[:, observed]),
-                                       observed_chol, marginal_log_norm)
+                                       observed_chol, marginal_log_norm,
+                                       log_resp_floor=log_resp_floor_of(kernel_params))
     return Marginal(marginal_params, regression, conditional)
 
 
