@@ -24,9 +24,10 @@ floor. The omit fit is also run from a k-means start drawn by the engine's initi
 **Speed.** Workload b's shape (10⁶ × 8, K = 16, full covariances) with 10 % of the entries
 NaN completely at random (seeded; 43 % of the rows complete, 255 patterns): seconds per EM
 iteration (the E-step with its statistics and the M-step, from the same parameters) with
-missing entries against the complete data's fused iteration, 1 and 2 OpenMP threads (BLAS
-limited to one), the two alternating, medians of ``--repeats``. Also the one-off cost of
-grouping the rows by pattern and of a k-means initialisation.
+missing entries against the complete data's fused iteration, 1 and 2 threads (BLAS
+limited to one), the four alternating, medians of ``--repeats``, with the process's CPU
+seconds. Also the one-off cost of grouping the rows by pattern and of a k-means
+initialisation.
 
 **Imputation.** The same 10⁶ rows with 10 % missing: ``GaussianMixtureImputer.transform``
 (the conditional means) against ``predict_proba`` of its mixture on the same rows (under
@@ -131,13 +132,11 @@ def accuracy(n, fraction, seed):
         print(f"| {name} | {mean_error:.4f} | {covariance_error:.4f} | {result.n_iter} |")
 
 
-def iteration_seconds(step, theta, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step(theta)
-        times.append(time.perf_counter() - start)
-    return times
+def iteration_seconds(step, theta):
+    """(wall, CPU of the whole process) seconds of one call of ``step``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    step(theta)
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def speed(fraction, seed, repeats):
@@ -153,27 +152,35 @@ def speed(fraction, seed, repeats):
     print(f"\n## Speed: workload b's shape, {fraction:.0%} of entries missing at random "
           f"({n_complete / len(X):.0%} of rows complete, {len(omit.groups)} patterns)\n")
     print(f"Grouping the rows by pattern (once per fit): {grouping:.3f} s\n")
-    print("| threads | complete data s/iter | with missing entries s/iter | ratio |")
-    print("|---|---|---|---|")
-    per_thread = {}
+    load_before = os.getloadavg()[0]
+    runs = [(n_threads, name) for n_threads in (1, 2) for name in ("complete", "missing")]
+    times = {run: [] for run in runs}
     with single_threaded_blas():
-        for n_threads in (1, 2):
-            steps = {name: model.em_step(source, n_threads)
-                     for name, source in (("complete", complete), ("missing", omit))}
-            times = {"complete": [], "missing": []}
-            for name, step in steps.items():  # warm up: page faults, caches
-                step(theta)
-            for _ in range(repeats):
-                for name, step in steps.items():
-                    times[name] += iteration_seconds(step, theta, 1)
-            medians = {name: statistics.median(t) for name, t in times.items()}
-            per_thread[n_threads] = medians
-            print(f"| {n_threads} | {medians['complete']:.4f} | {medians['missing']:.4f} | "
-                  f"{medians['missing'] / medians['complete']:.2f} |")
+        steps = {(n_threads, name): model.em_step(source, n_threads)
+                 for n_threads, name in runs
+                 for source in [complete if name == "complete" else omit]}
+        for step in steps.values():  # warm up: page faults, caches
+            step(theta)
+        # 1 and 2 threads, complete and missing, alternating: the load changes over time.
+        for _ in range(repeats):
+            for run in runs:
+                times[run].append(iteration_seconds(steps[run], theta))
+    wall = {run: statistics.median(t[0] for t in times[run]) for run in runs}
+    cpu = {run: statistics.median(t[1] for t in times[run]) for run in runs}
+    print("| threads | complete data s/iter (CPU s) | with missing entries s/iter (CPU s) "
+          "| ratio |")
+    print("|---|---|---|---|")
+    for n_threads in (1, 2):
+        complete_run, missing_run = (n_threads, "complete"), (n_threads, "missing")
+        print(f"| {n_threads} | {wall[complete_run]:.4f} ({cpu[complete_run]:.4f}) | "
+              f"{wall[missing_run]:.4f} ({cpu[missing_run]:.4f}) | "
+              f"{wall[missing_run] / wall[complete_run]:.2f} |")
     print(f"\nSpeed-up of 2 threads over 1: "
-          f"{per_thread[1]['missing'] / per_thread[2]['missing']:.2f}× with missing entries, "
-          f"{per_thread[1]['complete'] / per_thread[2]['complete']:.2f}× on the complete data "
-          f"(load average before: {os.getloadavg()[0]:.1f}).")
+          f"{wall[1, 'missing'] / wall[2, 'missing']:.2f}× with missing entries, "
+          f"{wall[1, 'complete'] / wall[2, 'complete']:.2f}× on the complete data "
+          f"(load average before: {load_before:.1f}, after: {os.getloadavg()[0]:.1f}). "
+          f"CPU s are the process's, all threads: 2 threads' CPU over 1 thread's is the "
+          f"parallel overhead.")
     init_seconds = {}
     with single_threaded_blas():
         for name, source in (("complete", complete), ("missing", omit)):

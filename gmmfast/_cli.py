@@ -27,6 +27,7 @@ from gmmfast._covariance_models import (COVARIANCE_MODELS, mclust_name, model_la
 from gmmfast._mstep import COVARIANCE_TYPES, precisions_from_cholesky
 from gmmfast._tablewriter import write_csv
 from gmmfast.plot import full_covariances  # numpy only: no matplotlib import
+from gmmfast._starts import FLOOR_FACTOR
 from gmmfast._selection import (CRITERIA, DEFAULT_N_COMPONENTS, STATUS_OK, describe_grid,
                                 progress_text)
 
@@ -108,7 +109,7 @@ def build_parser():
     fit.add_argument("-c", "--covariance-type", metavar="T|auto",
                      help=f"{', '.join(COVARIANCE_TYPES)} or one of mclust's 14 models "
                           "(EII, VII, ..., VEV, EVV, VVV), a comma-separated list, or auto "
-                          f"(= {', '.join(COVARIANCE_TYPES)}); default auto. With --bayesian: "
+                          "(= all 14 of mclust's models); default auto. With --bayesian: "
                           f"one of scikit-learn's four (default {BAYESIAN_COVARIANCE_TYPE})")
     fit.add_argument("--criterion", choices=CRITERIA,
                      help="lower is better; default bic (not with --bayesian)")
@@ -134,6 +135,13 @@ def build_parser():
                           "from diverse starts, the best continued; kmeans: one k-means "
                           "start, as scikit-learn, cheaper on large data; --bayesian "
                           "takes the single-start methods, default kmeans)")
+    fit.add_argument("--prior", action="store_true",
+                     help="regularise every candidate with the conjugate prior of Fraley & "
+                          "Raftery (2007), mclust's priorControl() with its defaultPrior: "
+                          "posterior-mode (MAP) fits that stay finite where a component "
+                          "would collapse onto a few rows or a constant column; BIC uses the "
+                          "log-likelihood at the MAP. Defined for EII, VII, EEI, VEI, EVI, "
+                          "VVI, EEE, EEV, VEV, VVV; the other models of the grid are skipped")
     fit.add_argument("--n-init", type=_positive_int, default=1, metavar="N",
                      help="initialisations per candidate, the best is kept (default 1)")
     fit.add_argument("--max-iter", type=_positive_int, default=100, metavar="N",
@@ -293,7 +301,7 @@ def _parse_k_range(part, text):
 def parse_covariance_types(text):
     text = text.strip()
     if text.lower() in ("auto", "all"):
-        return list(COVARIANCE_TYPES)
+        return list(COVARIANCE_MODELS)
     types = [_covariance_name(part.strip()) for part in text.split(",")]
     return list(dict.fromkeys(types))
 
@@ -324,6 +332,11 @@ def run_fit_command(args):
     args.json_stream = sys.stdout
     with contextlib.redirect_stdout(sys.stderr):
         return run_fit(args)
+
+
+def _prior(args):
+    """The ``prior`` of the fits that ``--prior`` asks for."""
+    return "default" if args.prior else None
 
 
 def run_fit(args):
@@ -362,7 +375,7 @@ def run_fit(args):
                           init_params=args.init or "multistart", n_init=args.n_init,
                           max_iter=args.max_iter, tol=args.tol,
                           n_threads=args.threads, progress=on_candidate,
-                          nan_policy=args.missing)
+                          nan_policy=args.missing, prior=_prior(args))
     elapsed = time.perf_counter() - start
     model = result.best_estimator_
     if scaling is not None:
@@ -433,6 +446,9 @@ def bayesian_options(args):
         raise UserError("--criterion chooses among the candidates of a search; --bayesian "
                         "fits one model and switches off the components it does not need "
                         "(leave out --criterion)")
+    if args.prior:
+        raise UserError("--prior is the conjugate prior of EM fits; --bayesian has its own "
+                        "priors (leave out --prior)")
     if args.scale:
         raise UserError("--scale is not available with --bayesian yet (its priors would "
                         "have to be mapped back too): standardise the columns of the file "
@@ -552,7 +568,7 @@ def run_online_fit(args):
     model = GaussianMixture(n_components, covariance_type=covariance_type,
                             init_params=args.init or "multistart",
                             random_state=args.seed, n_threads=args.threads,
-                            nan_policy=args.missing)
+                            nan_policy=args.missing, prior=_prior(args))
     progress = _StreamProgress() if _show_progress(args) else None
     start, n_rows = time.perf_counter(), 0
     low = high = None
@@ -573,9 +589,11 @@ def run_online_fit(args):
 def format_online_summary(model, table, n_rows, batch_rows, args, elapsed):
     lines = [
         f"Model: GaussianMixture(n_components={model.n_components}, covariance_type="
-        f"{model.covariance_type!r}), seed {args.seed}",
+        f"{model.covariance_type!r}{', prior=' + repr(model.prior) if args.prior else ''}),"
+        f" seed {args.seed}",
         f"  online EM over {n_rows} rows in {model.n_iter_} batches of up to {batch_rows} "
-        f"rows; average log-likelihood of the last batch {float(model.lower_bound_):.4f}",
+        f"rows; average {'log posterior' if args.prior else 'log-likelihood'} of the last "
+        f"batch {float(model.lower_bound_):.4f}",
         "",
     ]
     lines.extend(format_components(model, table.names))
@@ -624,10 +642,6 @@ class _ReadProgress(_ProgressLines):
 # warnings: constant columns, variances at the reg_covar floor
 # ----------------------------------------------------------------------------------------
 
-
-# A variance at most this multiple of reg_covar is the floor's more than the data's: the
-# rows add no more variance in that direction than reg_covar itself does.
-FLOOR_FACTOR = 2.0
 
 # The criterion table's mark for a candidate with a component at the floor.
 FLOOR_MARK = "~"
@@ -809,7 +823,8 @@ def format_fit_summary(result, model, table, grid, types, args, elapsed, checks)
         if not criteria["converged"][criteria["status"] == "ok"].all():
             legend.append("! did not converge")
         if (criteria["status"] == "skipped").any():
-            legend.append("- more components than rows")
+            legend.append("- skipped: more components than rows, or no prior for the model"
+                          if args.prior else "- more components than rows")
         marks = {i: FLOOR_MARK for i in checks.rows_at_floor(criteria)}
         if marks:
             legend.append(f"{FLOOR_MARK} a variance at the reg_covar floor")
@@ -824,7 +839,8 @@ def format_fit_summary(result, model, table, grid, types, args, elapsed, checks)
     status = (f"converged after {iterations}" if chosen.converged_
               else f"did NOT converge in {iterations}")
     lines.append(f"Chosen model: n_components={chosen.n_components}, covariance_type="
-                 f"{chosen.covariance_type!r}, seed {args.seed}")
+                 f"{chosen.covariance_type!r}, seed {args.seed}"
+                 + (", MAP under the default conjugate prior" if args.prior else ""))
     lines.extend(format_start(criteria, best))
     lines.append(f"  {status}; average log-likelihood "
                  f"{criteria['log_likelihood'][best] / table.X.shape[0]:.4f}; "
@@ -922,7 +938,8 @@ def fit_summary(result, model, table, scaling, grid, types, args, elapsed, check
         "data": data_summary(table, args, checks, scaling),
         "search": {"n_components": grid, "covariance_types": types,
                    "criterion": args.criterion, "seed": args.seed, "n_init": args.n_init,
-                   "max_iter": args.max_iter, "tol": args.tol},
+                   "max_iter": args.max_iter, "tol": args.tol,
+                   "prior": _prior(args)},
         "candidates": candidates,
         "best_index": criteria.best_index,
         "model": {"n_components": model.n_components,
@@ -1084,6 +1101,10 @@ def _check_matplotlib(option):
 MAX_PAIRS_COLUMNS = 6
 
 
+# Relative to the clusters' panel.
+CRITERION_PANEL_WIDTH = 1.45
+
+
 def write_figure(path, result, model, X, names, search):
     """The clusters of ``model`` and the samples' uncertainty (and, after a search, the
     criterion): a scatterplot matrix beside the others for 3 to ``MAX_PAIRS_COLUMNS``
@@ -1097,10 +1118,14 @@ def write_figure(path, result, model, X, names, search):
         figure = Figure(figsize=(16, 8.5), layout="constrained")
         pairs, side = figure.subfigures(1, 2, width_ratios=[1.5, 1])
         plot_clusters(model, X, ax=pairs, feature_names=names, features="pairs")
-        panels = side.subplots(1 + search, 1, squeeze=False)[:, 0]
+        # One subfigure per panel: the colour bar of one and the legend of the other
+        # are laid out separately instead of sharing a column of the grid.
+        panels = [panel.subplots() for panel in np.atleast_1d(side.subfigures(1 + search, 1))]
     else:
-        figure = Figure(figsize=(5.5 * (2 + search), 4.8), layout="constrained")
-        panels = figure.subplots(1, 2 + search, squeeze=False)[0]
+        # The criterion panel's legend of up to 14 models sits beside it: widen that panel.
+        widths = [1, 1] + [CRITERION_PANEL_WIDTH] * search
+        figure = Figure(figsize=(5.5 * sum(widths), 4.8), layout="constrained")
+        panels = figure.subplots(1, 2 + search, squeeze=False, width_ratios=widths)[0]
         plot_clusters(model, X, ax=panels[0], feature_names=names)
         panels = panels[1:]
     plot_uncertainty(model, X, ax=panels[0], feature_names=names)
@@ -1262,8 +1287,8 @@ def _add_impute_command(commands):
     impute.add_argument("-k", "--n-components", default="auto", metavar="K|auto",
                         help="numbers of components to try: 3, 2,3,5, 1-6 or auto (1-10)")
     impute.add_argument("-c", "--covariance-type", default="auto", metavar="T|auto",
-                        help="covariance types to try: full, tied, diag, spherical, a "
-                             "list, or auto (all four)")
+                        help="covariance models to try: one of scikit-learn's four or "
+                             "mclust's 14 names, a list, or auto (all 14)")
     impute.add_argument("--sample-posterior", action="store_true",
                         help="draw each missing value from its conditional distribution "
                              "instead of taking its mean")

@@ -37,6 +37,7 @@ from gmmfast._compat import ConvergenceWarning
 from gmmfast._covariance_models import (
     CovarianceEstimate,
     estimate_covariances,
+    mclust_name,
     needs_constrained_m_step,
     sklearn_layout,
 )
@@ -645,10 +646,12 @@ class MixtureModel:
     start of the next M-step (the iterative ones then never decrease the likelihood).
     """
 
-    def __init__(self, covariance_type, reg_covar, dtype, screening=False):
+    def __init__(self, covariance_type, reg_covar, dtype, screening=False, prior=None):
         self.covariance_type = covariance_type
         self.layout = sklearn_layout(covariance_type)
-        self.constrained = needs_constrained_m_step(covariance_type)
+        self.prior = prior
+        # The prior's M-step adjusts the statistics handed to the covariance models' M-step.
+        self.constrained = needs_constrained_m_step(covariance_type) or prior is not None
         self.reg_covar = float(reg_covar)
         self.dtype = np.dtype(dtype)
         self.screening = screening
@@ -667,7 +670,17 @@ class MixtureModel:
         still raises the bound), and whose cold EVE and VVE M-steps start from the
         common axes of EEE's closed form instead of searching for them (about ten times
         the cost)."""
-        return MixtureModel(self.covariance_type, self.reg_covar, self.dtype, screening=True)
+        return MixtureModel(self.covariance_type, self.reg_covar, self.dtype, screening=True,
+                            prior=self.prior)
+
+    def lower_bound(self, loglik, theta, total_weight):
+        """The bound EM climbs under θ, given the rows' ``Σ w log p(x)``: the weighted
+        average log-likelihood, or with a prior the log posterior per unit of weight."""
+        if self.prior is not None:
+            kernel_params = self.kernel_parameters(theta)
+            loglik += self.prior.log_density(kernel_params.means,
+                                             kernel_params.precisions_chol)
+        return self.bound_type(loglik / total_weight)
 
     def kernel_parameters(self, theta):
         return mixture_kernel_parameters(theta, self.layout)
@@ -703,13 +716,16 @@ class MixtureModel:
             *stats, self.form, 0.0, self.eps)
         scale = nk[:, None, None] if self.form == "full" else nk[:, None]
         scatter = sample_covariances * scale
+        counts = nk
+        if self.prior is not None:
+            means, counts, scatter = self.prior.posterior_mode_statistics(nk, means, scatter)
         start = previous[4] if previous is not None and len(previous) > 4 else None
+        model = mclust_name(self.covariance_type)
         try:
-            if start is None and self.screening and self.covariance_type in SEARCHED_AXES:
-                start = estimate_covariances("EEE", nk, scatter, self.reg_covar)
-            estimate = estimate_covariances(self.covariance_type, nk, scatter,
-                                            self.reg_covar, previous=start,
-                                            **self._inner_iterations)
+            if start is None and self.screening and model in SEARCHED_AXES:
+                start = estimate_covariances("EEE", counts, scatter, self.reg_covar)
+            estimate = estimate_covariances(model, counts, scatter, self.reg_covar,
+                                            previous=start, **self._inner_iterations)
         except ValueError as error:
             if str(error) != ILL_DEFINED_COVARIANCE:
                 raise
@@ -717,9 +733,15 @@ class MixtureModel:
         return nk, means, estimate
 
     def _constrained_covariances(self, estimate):
-        """``(covariances, precisions_cholesky, estimate)``: the tail of a constrained θ."""
-        chol = precision_cholesky(estimate.covariances, self.layout, self.float32)
-        return estimate.covariances, chol, estimate
+        """``(covariances, precisions_cholesky, estimate)``: the tail of a constrained θ,
+        the covariances in the shapes of the model's layout."""
+        covariances = estimate.covariances
+        if self.layout == "tied":
+            covariances = covariances[0]
+        elif self.layout == "spherical":
+            covariances = covariances[:, 0]
+        chol = precision_cholesky(covariances, self.layout, self.float32)
+        return covariances, chol, estimate
 
     def em_step(self, source, n_threads):
         """A function θ → (lower bound under θ, next θ): one EM iteration over ``source``."""
@@ -740,7 +762,8 @@ class MixtureModel:
 
         def step(theta):
             loglik, stats = source.statistics(self.kernel_parameters(theta), n_threads)
-            return bound_type(loglik / total_weight), self.m_step(stats, previous=theta)
+            return (self.lower_bound(loglik, theta, total_weight),
+                    self.m_step(stats, previous=theta))
 
         return step
 
@@ -813,7 +836,7 @@ class OnlineModel:
             loglik, stats = source.statistics(model.kernel_parameters(parameters), n_threads)
             state = self.blended(state, stats, total_weight)
             # θ warm-starts the iterative M-steps of mclust's constrained models.
-            return model.bound_type(loglik / total_weight), (
+            return model.lower_bound(loglik, parameters, total_weight), (
                 model.m_step(state.statistics, parameters), state)
 
         return step
@@ -884,14 +907,14 @@ class MultiSetModel:
             thetas = [None] * len(sets.thetas)
             bounds = [-np.inf] * len(sets.thetas)
             for i, (loglik, stats) in zip(live, results):
-                bound = loglik / total_weight
+                bound = model.lower_bound(loglik, sets.thetas[i], total_weight)
                 if not math.isfinite(bound):
                     continue
                 try:
                     thetas[i] = model.m_step(stats, previous=sets.thetas[i])
                 except ValueError:
                     continue
-                bounds[i] = model.bound_type(bound)
+                bounds[i] = bound
             return (math.fsum(b for b in bounds if b > -np.inf),
                     ParameterSets(tuple(thetas), tuple(bounds)))
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from gmmfast._compat import (
     HAS_SKLEARN,
+    NO_VALIDATION,
     BaseEstimator,
     DensityMixin,
     assert_finite,
@@ -57,6 +58,13 @@ from gmmfast._mstep import (
     precisions_from_cholesky,
 )
 from gmmfast._params import check_initial_parameters
+from gmmfast._prior import (
+    check_prior_model,
+    check_prior_spec,
+    conjugate_prior,
+    data_moments,
+    needs_data_moments,
+)
 from gmmfast._starts import Screen, check_multistart_source, multistart_em, screened_start
 from gmmfast._threads import single_threaded_blas
 
@@ -141,10 +149,10 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
         have the model's features and may have fewer rows than components.
         """
         if is_dask_collection(X):
-            self._refuse_dask_with_missing_entries()
-            source = _dask_backend().DaskSource(X, sample_weight, self.n_components,
-                                                type(self).__name__,
-                                                self._scale_free_weights)
+            backend = _dask_backend()
+            dask_source = backend.DaskMissingSource if self._omits_nan() else backend.DaskSource
+            source = dask_source(X, sample_weight, self.n_components, type(self).__name__,
+                                 self._weights_are_scale_free())
             if reset:
                 # A dask array has no column names.
                 self.n_features_in_ = source.n_features
@@ -158,7 +166,7 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
             X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset,
                               ensure_min_samples=2 if reset else 1, ensure_all_finite=False)
             weights = None if sample_weight is None else check_sample_weight(sample_weight, X)
-            if self._scale_free_weights:
+            if self._weights_are_scale_free():
                 weights = normalised_weights(weights)
             if self._omits_nan():
                 source = fit_source(np.ascontiguousarray(X), weights,
@@ -173,6 +181,11 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
                 check_enough_weighted_samples(self.n_components, source.n_positive)
         check_parameter_memory(self.covariance_type, self.n_components, source.n_features)
         return source
+
+    def _weights_are_scale_free(self):
+        """Whether the fit is the same for any common scale of the sample weights: not
+        under a prior, whose weight is counted in rows."""
+        return self._scale_free_weights and getattr(self, "prior", None) is None
 
     def _fit_predict(self, X, sample_weight, final_labels):
         """EM of the estimator's model on X from its starts; the final E-step's labels
@@ -226,15 +239,6 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
         """Whether NaN entries are missing values (``nan_policy="omit"``)."""
         return self.nan_policy == "omit"
 
-    def _refuse_dask_with_missing_entries(self):
-        """The Dask source has no missing-value form: refuse its input under "omit"."""
-        if self._omits_nan():
-            raise ValueError(
-                f"{type(self).__name__} with nan_policy='omit' does not take dask arrays "
-                "yet: pass X.compute() (a NumPy array), or nan_policy='raise' with the "
-                "missing entries filled in."
-            )
-
     def _covariance_layout(self):
         """The scikit-learn covariance type whose shapes the fitted arrays have."""
         return sklearn_layout(self.covariance_type)
@@ -246,9 +250,8 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
     def _score_lazily(self, X, output):
         """A dask array's "log_prob", "labels" or "resp", lazily, block by block."""
         check_is_fitted(self)
-        self._refuse_dask_with_missing_entries()
         return _dask_backend().score_lazily(self, X, output, self._kernel_parameters(),
-                                            self._threads())
+                                            self._threads(), self._omits_nan())
 
     def _score_arrays(self, X, labels=False, resp=False, log_prob=True):
         """(log p(x), labels, responsibilities; each None unless asked for) of X validated
@@ -319,9 +322,9 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
     def _total_weight_and_score(self, X, sample_weight):
         if is_dask_collection(X):
             check_is_fitted(self)
-            self._refuse_dask_with_missing_entries()
             return _dask_backend().total_weight_and_score(
-                self, X, sample_weight, self._kernel_parameters(), self._threads())
+                self, X, sample_weight, self._kernel_parameters(), self._threads(),
+                self._omits_nan())
         X = self._validate_for_scoring(X)
         log_prob = self._score_arrays(X)[0]
         weights = None if sample_weight is None else check_sample_weight(
@@ -393,12 +396,14 @@ def resume_stream(model, stream):
     return model
 
 
-def fitted_gaussian_mixture(params, result, dtype, n_features_in):
+def fitted_gaussian_mixture(params, result, dtype, n_features_in, prior=None):
     """A :class:`GaussianMixture` with constructor parameters ``params``, fitted: its
     attributes are the :class:`~gmmfast._engine.EMResult` ``result`` of a run on
-    ``n_features_in`` columns of ``dtype`` (how model selection returns its candidates)."""
+    ``n_features_in`` columns of ``dtype`` under the resolved conjugate ``prior`` (or None)
+    (how model selection returns its candidates)."""
     model = GaussianMixture(**params)
     model.n_features_in_ = n_features_in
+    model.prior_ = None if prior is None else prior.hyperparameters()
     model._store_result(result, dtype)
     return model
 
@@ -485,7 +490,8 @@ class GaussianMixture(MixtureEstimator):
         other rows). The initialisation copes with missing entries: k-means measures
         distances over the coordinates a row has, and seeds on the most complete rows
         (see ``gmmfast._missing``). Without any NaN the fit is the "raise" fit, bit for
-        bit. Dask arrays are not supported under "omit" yet.
+        bit. A dask array gets the same fit (to rounding), its blocks grouped on the
+        workers (see ``gmmfast._dask.DaskMissingSource``).
     learning_decay : float in [0, 1], default=0.7
         Online EM (:meth:`partial_fit`) only: batch t + 1 of a stream moves the running
         statistics by ρ = (learning_offset + t)^(−learning_decay). Stepwise EM converges
@@ -497,6 +503,28 @@ class GaussianMixture(MixtureEstimator):
         ρ = 11^−0.7 ≈ 0.19 with the defaults), so that one batch does not overturn the
         model fitted on the first. The names and ranges are those of scikit-learn's
         ``LatentDirichletAllocation``.
+    prior : None, "default" or dict, default=None
+        None: maximum likelihood, as scikit-learn. Otherwise the maximum a posteriori
+        (MAP) estimate under the conjugate prior of Fraley & Raftery (2007), R mclust's
+        ``priorControl()``: a highly dispersed prior, worth a fraction of a row per
+        component, that keeps components from collapsing onto a few rows or a constant
+        column. "default" is mclust's ``defaultPrior``; a dict gives some of its
+        hyperparameters, the others keep their defaults: ``shrinkage`` (κ ≥ 0, default
+        0.01; the means have the prior N(mean, Σ_k / κ), none when 0), ``mean`` (D,)
+        (default the column means), ``dof`` (default D + 2) and ``scale`` (default
+        var(X) / K^(2/D), var(X) the covariance matrix, for the ellipsoidal models EEE/tied,
+        EEV, VEV, VVV/full, where it is the inverse Wishart's (D, D) scale and a number s
+        means s·I; the mean of the columns' variances / K^(2/D) for the diagonal and
+        spherical models EII, VII/spherical, EEI, VEI, EVI, VVI/diag, where it is the
+        inverse gamma's ς²). Defined for those ten models (mclust's); the other four raise
+        a ValueError. The defaults are computed from the rows of each ``fit`` (a
+        :meth:`partial_fit` stream keeps its first batch's); with a prior, sample weights
+        count rows (they are not rescaled). EM then climbs the log posterior:
+        ``lower_bound_`` is (log-likelihood + log prior) per unit of weight, the log prior
+        up to a constant of the hyperparameters; ``bic`` and ``aic``, as mclust's, use the
+        log-likelihood at the MAP estimate. ``reg_covar`` is still added. See
+        ``gmmfast._prior`` for the MAP M-steps. A model file (:meth:`save`) holds the
+        fitted parameters, not the prior: a loaded model has ``prior=None``.
 
     Attributes
     ----------
@@ -523,10 +551,14 @@ class GaussianMixture(MixtureEstimator):
         rows); after :meth:`partial_fit`, the number of batches
         of the current stream.
     lower_bound_ : float
-        The weighted average log-likelihood at the last iteration; after
+        The weighted average log-likelihood at the last iteration (with a ``prior``, the
+        log posterior per unit of weight); after
         :meth:`partial_fit`, that of the last batch under the parameters it updated.
     lower_bounds_ : list of float
         Per iteration of the best start; after :meth:`partial_fit`, ``[lower_bound_]``.
+    prior_ : dict or None
+        The hyperparameters the fit used (``shrinkage``, ``mean``, ``dof``, ``scale``), or
+        None without a prior.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
     """
@@ -539,6 +571,7 @@ class GaussianMixture(MixtureEstimator):
         "precisions_init": [("array-like",), None],
         "learning_decay": [("interval", Real, 0.0, True, 1.0, True)],
         "learning_offset": [("interval", Real, 1.0, True)],
+        "prior": NO_VALIDATION,  # checked in fit: None, "default" or a dict
     }
     if HAS_SKLEARN:
         _parameter_constraints = sklearn_constraints(_constraints)
@@ -564,6 +597,7 @@ class GaussianMixture(MixtureEstimator):
         nan_policy="raise",
         learning_decay=0.7,
         learning_offset=10.0,
+        prior=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -583,6 +617,7 @@ class GaussianMixture(MixtureEstimator):
         self.nan_policy = nan_policy
         self.learning_decay = learning_decay
         self.learning_offset = learning_offset
+        self.prior = prior
 
     # ------------------------------------------------------------------------------------
     # fitting
@@ -620,7 +655,7 @@ class GaussianMixture(MixtureEstimator):
     def _partial_fit(self, X, sample_weight):
         fitted = hasattr(self, "converged_")
         source = self._fit_source(X, sample_weight, reset=not fitted)
-        model = self._prepared_model(source)
+        model = self._prepared_model(source, continues_stream=fitted)
         if fitted:
             parameters = self._current_parameters()
         else:
@@ -639,9 +674,25 @@ class GaussianMixture(MixtureEstimator):
         if self.verbose:
             print(f"Batch {stream.n_batches}: average log-likelihood {bound:.5f}")
 
-    def _prepared_model(self, source):
+    def _prepared_model(self, source, continues_stream=False):
         check_initial_parameters(self, source.n_features)
-        return MixtureModel(self.covariance_type, self.reg_covar, source.dtype)
+        prior = self._conjugate_prior(source, continues_stream)
+        self.prior_ = None if prior is None else prior.hyperparameters()
+        return MixtureModel(self.covariance_type, self.reg_covar, source.dtype, prior=prior)
+
+    def _conjugate_prior(self, source, continues_stream):
+        """The resolved :class:`~gmmfast._prior.ConjugatePrior` of ``prior``, or None; its
+        defaults come from the rows being fitted, except that a stream of
+        :meth:`partial_fit` calls keeps the prior of its first batch."""
+        spec = check_prior_spec(self.prior)
+        if spec is None:
+            return None
+        check_prior_model(self.covariance_type)
+        if continues_stream and getattr(self, "prior_", None) is not None:
+            spec = self.prior_
+        needs_data_moments(spec, self.nan_policy)
+        return conjugate_prior(spec, self.covariance_type, self.n_components,
+                               source.n_features, lambda: data_moments(source, self._threads()))
 
     def _start_parameters(self, model, source, random_state):
         """The start drawn by init_params, overridden by the user's initial parameters."""

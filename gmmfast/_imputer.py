@@ -16,6 +16,7 @@ from gmmfast._compat import (
     validate_data,
 )
 from gmmfast._covariance_models import sklearn_layout
+from gmmfast._dask_input import is_dask_collection
 from gmmfast._engine import mixture_kernel_parameters
 from gmmfast._missing import impute_missing
 from gmmfast._selection import GaussianMixtureIC
@@ -50,6 +51,12 @@ class GaussianMixtureImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
     instead (for multiple imputation: the imputed values keep the data's spread). A row with
     no observed entry gets the mixture's mean (or a draw from the mixture). Observed
     entries are never changed; the output has X's dtype (float32 or float64).
+
+    On a dask array, ``fit`` fits ``estimator`` (a :class:`gmmfast.GaussianMixture` or
+    :class:`gmmfast.BayesianGaussianMixture`: the search does not take dask arrays) block
+    by block on the workers, and ``transform`` returns a lazy dask array, each block
+    filled in on its worker (with ``sample_posterior``, each block draws from its own
+    seed, so the draws depend on the chunking).
 
     Parameters
     ----------
@@ -93,11 +100,29 @@ class GaussianMixtureImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
     @fit_context
     def fit(self, X, y=None, sample_weight=None):
         """Fit the mixture to the observed entries of X. Returns ``self``."""
+        if is_dask_collection(X):
+            return self._fit_dask(X, sample_weight)
         X = validate_data(self, X, dtype=[np.float64, np.float32],
                           ensure_all_finite="allow-nan")
         estimator = self._unfitted_mixture()
         estimator.fit(X, sample_weight=sample_weight)
         self.estimator_ = estimator
+        return self
+
+    def _fit_dask(self, X, sample_weight):
+        """The mixture fitted to a dask array, which validates X from its metadata and
+        block by block."""
+        if self.estimator is None:
+            raise TypeError(
+                f"GaussianMixtureImputer's default estimator, the model search, does not "
+                f"take Dask input ({type(X).__name__}): pass "
+                f"estimator=gmmfast.GaussianMixture(n_components=...) to fit the dask "
+                f"array on its workers, or X.compute() if it fits in memory."
+            )
+        estimator = self._unfitted_mixture().fit(X, sample_weight=sample_weight)
+        self.estimator_ = estimator
+        self.n_features_in_ = estimator.n_features_in_
+        vars(self).pop("feature_names_in_", None)  # a dask array has no column names
         return self
 
     def _unfitted_mixture(self):
@@ -116,13 +141,18 @@ class GaussianMixtureImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
     def transform(self, X):
         """X with every NaN filled in (see the class docstring); a new array."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32],
-                          ensure_all_finite="allow-nan")
         random_state = (check_random_state(self.random_state) if self.sample_posterior
                         else None)
+        n_threads = 0 if self.n_threads is None else int(self.n_threads)
+        if is_dask_collection(X):
+            from gmmfast import _dask  # imported only once Dask input has been seen
+
+            return _dask.impute_lazily(self, X, self._kernel_parameters(), random_state,
+                                       n_threads)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32],
+                          ensure_all_finite="allow-nan")
         with single_threaded_blas():
-            return impute_missing(X, self._kernel_parameters(), random_state,
-                                  0 if self.n_threads is None else int(self.n_threads))
+            return impute_missing(X, self._kernel_parameters(), random_state, n_threads)
 
     def _kernel_parameters(self):
         """The fitted mixture, with its covariances, in the kernels' form."""

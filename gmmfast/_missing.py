@@ -18,7 +18,10 @@ complete-data statistics, so the compiled fused pass computes them, in X's dtype
 stays float32, as for complete rows), and each (pattern, component) costs one
 factorisation of Σ_oo per iteration. Rows without a missing entry are the first group and
 take the complete-data pass unchanged: without any NaN the statistics are the in-memory
-source's bit for bit.
+source's bit for bit. The patterns that observe the same number of columns have their
+marginals and completions computed together (stacked arrays, a few NumPy calls per
+iteration instead of a few per pattern), while other patterns' compiled passes, which
+release the GIL, run on the other threads.
 
 A row with no observed entry carries no information: its likelihood is 1 whatever the
 parameters. A fit skips it: it adds nothing to the statistics and its weight is not part
@@ -43,6 +46,7 @@ Initialisation with missing entries:
   conditional moments.
 """
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -72,15 +76,6 @@ LOG_2PI = np.log(2.0 * np.pi)
 # The estimators' ``nan_policy``, with SciPy's names: "raise" refuses NaN (scikit-learn's
 # behaviour), "omit" treats it as a missing entry.
 NAN_POLICIES = ("raise", "omit")
-
-# Rows from which a pattern's pass gets all the threads (one OpenMP team per pass); the
-# passes of smaller patterns run side by side, one thread each. Starting a team costs
-# microseconds on idle cores but milliseconds when they are busy: on 2 shared cores under
-# load, a 2-thread pass over 600 rows (D = 5, K = 16) took 20 ms against 0.09 ms on one
-# thread. With b's shape at 10 % missing (8 patterns of ~48 000 rows, 225 smaller), an
-# iteration on 2 threads took 1.1 s with a team per pattern, 0.60 s with teams from
-# 16 384 rows and 0.44 s from 65 536 (1 thread: 0.29-0.36 s; the machine was saturated).
-PARALLEL_GROUP_ROWS = 65536
 
 
 # ----------------------------------------------------------------------------------------
@@ -158,12 +153,17 @@ def observed_row_weights(X, sample_weight):
     if observed.all():
         return sample_weight
     if not observed.any():
-        raise ValueError(
-            "Every row of X is missing all its entries (NaN): there is nothing to score. "
-            "Pass rows with at least one observed value."
-        )
+        raise nothing_observed_error()
     weights = np.ones(X.shape[0]) if sample_weight is None else sample_weight
     return np.where(observed, weights, 0.0)
+
+
+def nothing_observed_error():
+    """The error of scoring rows none of which has an observed entry."""
+    return ValueError(
+        "Every row of X is missing all its entries (NaN): there is nothing to score. "
+        "Pass rows with at least one observed value."
+    )
 
 
 def check_no_infinity(X):
@@ -202,93 +202,227 @@ def kernel_covariances(kernel_params):
 def marginal(kernel_params, covariances, observed, missing):
     """The :class:`Marginal` of the mixture ``kernel_params`` (covariances ``covariances``,
     in the factors' shape) over the ``observed`` columns, given the ``missing`` ones."""
+    stacked = marginals(kernel_params, covariances, observed[None], missing[None])
+    regression = None if stacked.regression is None else stacked.regression[0]
+    return Marginal(stacked.kernel_params(0), regression, stacked.conditional[0])
+
+
+class Marginals(NamedTuple):
+    """The :class:`Marginal` of P patterns that observe the same number o of columns (and
+    miss m), stacked: ``means`` (P, K, o), ``chol`` (P, F, o, o) or the diag form's
+    (P, K, o), ``log_norm`` (P, K), ``regression`` (P, F, m, o) or None, ``conditional``
+    (P, F, m, m) or the diag form's (P, K, m); the mixture's ``log_resp_floor``."""
+
+    means: np.ndarray
+    chol: np.ndarray
+    log_norm: np.ndarray
+    regression: np.ndarray | None
+    conditional: np.ndarray
+    log_resp_floor: float | None = None
+
+    def kernel_params(self, index):
+        """The marginal mixture of pattern ``index``, in the kernels' form."""
+        return KernelParameters(self.means[index], self.chol[index], self.log_norm[index],
+                                log_resp_floor=self.log_resp_floor)
+
+
+def marginals(kernel_params, covariances, observed, missing):
+    """The :class:`Marginals` of the mixture ``kernel_params`` (covariances
+    ``covariances``, in the factors' shape) over each pattern's observed columns
+    (``observed`` (P, o) column indices) given its missing ones (``missing`` (P, m)): a
+    few array operations for all P patterns."""
     means, chol, log_norm = kernel_params[:3]
+    n_patterns, n_observed = observed.shape
+    observed_means = np.ascontiguousarray(means[:, observed].transpose(1, 0, 2))
     if chol.ndim == 2:  # diag form: the columns are independent given the component
-        observed_chol = np.ascontiguousarray(chol[:, observed])
-        dropped_log_det = np.log(chol[:, missing]).sum(axis=1)
+        observed_chol = np.ascontiguousarray(chol[:, observed].transpose(1, 0, 2))
+        dropped_log_det = np.log(chol[:, missing]).sum(axis=2).T
         regression = None
-        conditional = covariances[:, missing]
+        conditional = covariances[:, missing].transpose(1, 0, 2)
     else:
-        covariances_oo = np.ascontiguousarray(covariances[:, observed[:, None], observed])
-        observed_chol = _mstep_core.precisions_cholesky(covariances_oo, "full")
-        if observed_chol is None:  # Σ_oo of a positive definite Σ is positive definite
+        covariances_oo = _blocks(covariances, observed, observed)
+        factors = _mstep_core.precisions_cholesky(
+            np.ascontiguousarray(covariances_oo.reshape(-1, n_observed, n_observed)), "full")
+        if factors is None:  # Σ_oo of a positive definite Σ is positive definite
             raise ill_defined_covariance(False)
+        observed_chol = factors.reshape(covariances_oo.shape)
         dropped_log_det = _log_det(chol) - _log_det(observed_chol)
         # Σ_oo⁻¹ = U Uᵀ with U the marginal's factor.
-        regression = (covariances[:, missing[:, None], observed] @ observed_chol
-                      @ observed_chol.transpose(0, 2, 1))
-        conditional = (covariances[:, missing[:, None], missing]
-                       - regression @ covariances[:, observed[:, None], missing])
+        regression = (_blocks(covariances, missing, observed) @ observed_chol
+                      @ observed_chol.swapaxes(-1, -2))
+        conditional = (_blocks(covariances, missing, missing)
+                       - regression @ _blocks(covariances, observed, missing))
     # log π_k + log det U_k − ½ D log 2π loses the missing columns' share of each term.
-    marginal_log_norm = log_norm - dropped_log_det + 0.5 * missing.size * LOG_2PI
-    marginal_params = KernelParameters(np.ascontiguousarray(means[:, observed]),
-                                       observed_chol, marginal_log_norm,
-                                       log_resp_floor=log_resp_floor_of(kernel_params))
-    return Marginal(marginal_params, regression, conditional)
+    log_norms = log_norm - dropped_log_det + 0.5 * missing.shape[1] * LOG_2PI
+    return Marginals(observed_means, observed_chol,
+                     np.ascontiguousarray(np.broadcast_to(log_norms, (n_patterns, len(means)))),
+                     regression, conditional, log_resp_floor_of(kernel_params))
+
+
+def _blocks(covariances, rows, columns):
+    """(P, F, r, c): the block of rows ``rows[p]`` and columns ``columns[p]`` of each of
+    the F matrices ``covariances``, for each pattern p."""
+    return covariances[:, rows[:, :, None], columns[:, None, :]].transpose(1, 0, 2, 3)
 
 
 def _log_det(upper):
-    return np.log(np.diagonal(upper, axis1=1, axis2=2)).sum(axis=1)
+    """log det of triangular matrices (..., n, n)."""
+    return np.log(np.diagonal(upper, axis1=-2, axis2=-1)).sum(axis=-1)
 
 
-def completed_statistics(stats, group, shifts, conditional=None):
+def completed_statistics(stats, group, shifts):
     """Statistics over all D columns about ``shifts`` (K, D) from ``stats`` of the
-    ``group``'s observed columns about ``shifts[:, observed]``.
-
-    With the pattern's ``conditional`` (a :class:`Marginal`) each missing entry counts at
-    its conditional expectation, with the conditional covariance added to the scatter;
-    without, at the shift (it adds nothing to the sums and the scatter).
-    """
-    observed, missing = group.observed, group.missing
-    nk, observed_sums, observed_scatter = stats.nk, stats.sums, stats.scatter
+    ``group``'s observed columns about ``shifts[:, observed]``, each missing entry at the
+    shift (it adds nothing to the sums and the scatter)."""
+    observed = group.observed
     n_components, n_features = shifts.shape
     sums = np.zeros((n_components, n_features))
-    full = observed_scatter.ndim == 3
-    scatter = np.zeros((n_components, n_features, n_features) if full
-                       else (n_components, n_features))
-    if conditional is not None and full:
-        lift = np.zeros((len(conditional.regression), n_features, observed.size))
-        lift[:, observed, np.arange(observed.size)] = 1.0
-        lift[:, missing, :] = conditional.regression
-        sums[...] = (lift @ observed_sums[:, :, None])[:, :, 0]
-        scatter[...] = lift @ observed_scatter @ lift.transpose(0, 2, 1)
-        # One triangle of the rounding, so that the M-step's Σ is exactly symmetric.
-        scatter = 0.5 * (scatter + scatter.transpose(0, 2, 1))
-        scatter[:, missing[:, None], missing] += (nk[:, None, None]
-                                                  * conditional.conditional_covariances)
-    elif full:
-        sums[:, observed] = observed_sums
-        scatter[:, observed[:, None], observed] = observed_scatter
+    sums[:, observed] = stats.sums
+    if stats.scatter.ndim == 3:
+        scatter = np.zeros((n_components, n_features, n_features))
+        scatter[:, observed[:, None], observed] = stats.scatter
     else:
-        sums[:, observed] = observed_sums
-        scatter[:, observed] = observed_scatter
-        if conditional is not None:
-            scatter[:, missing] += nk[:, None] * conditional.conditional_covariances
-    return Statistics(nk, sums, scatter, shifts)
+        scatter = np.zeros((n_components, n_features))
+        scatter[:, observed] = stats.scatter
+    return Statistics(stats.nk, sums, scatter, shifts)
 
 
-def grouped_statistics(groups, kernel_params, n_threads):
-    """``(Σ w log p(x_o), Statistics)`` of grouped rows (see :func:`group_rows`) about the
-    kernel parameters' means: the complete rows' from the complete-data pass, each
-    pattern's from the pass over its observed columns under the marginal mixture,
-    completed; added in group order."""
+def conditionally_completed(parts, batch, stacked, shifts):
+    """The sum over a batch's patterns of their statistics over all D columns about
+    ``shifts`` (K, D), from ``parts``, each pattern's statistics of its observed columns
+    about ``shifts[:, observed]`` under its marginal (``stacked``, the batch's
+    :class:`Marginals`): each missing entry counts at its conditional expectation, with the
+    conditional covariance added to the scatter.
+
+    Within a pattern, x̂ − μ = T (x_o − μ_o) with T the D × o matrix whose rows o are the
+    identity and rows m are the regression Σ_mo Σ_oo⁻¹: the sums are T s, the scatter
+    T S Tᵀ plus n_k times the conditional covariance in the missing block.
+    """
+    observed, missing = batch.observed, batch.missing
+    (n_patterns, n_observed), n_missing = observed.shape, missing.shape[1]
+    n_components, n_features = shifts.shape
+    nk = np.stack([part.nk for part in parts])
+    observed_sums = np.stack([part.sums for part in parts])
+    observed_scatter = np.stack([part.scatter for part in parts])
+    patterns = np.arange(n_patterns)[:, None]
+    if stacked.regression is None:  # diag form: T places the observed columns
+        sums = np.zeros((n_patterns, n_components, n_features))
+        sums[patterns, :, observed] = observed_sums.transpose(0, 2, 1)
+        scatter = np.zeros_like(sums)
+        scatter[patterns, :, observed] = observed_scatter.transpose(0, 2, 1)
+        scatter[patterns, :, missing] += (nk[:, :, None] * stacked.conditional
+                                          ).transpose(0, 2, 1)
+    else:
+        n_factors = stacked.regression.shape[1]
+        lift = np.zeros((n_patterns, n_factors, n_features, n_observed))
+        lift[patterns, :, observed, np.arange(n_observed)] = 1.0
+        lift[patterns, :, missing, :] = stacked.regression.transpose(0, 2, 1, 3)
+        sums = (lift @ observed_sums[..., None])[..., 0]
+        scatter = lift @ observed_scatter @ lift.swapaxes(-1, -2)
+        # One triangle of the rounding, so that the M-step's Σ is exactly symmetric.
+        scatter = 0.5 * (scatter + scatter.swapaxes(-1, -2))
+        # E places the missing block: E C Eᵀ adds C there and exact zeros elsewhere.
+        embed = np.zeros((n_patterns, 1, n_features, n_missing))
+        embed[patterns, 0, missing, np.arange(n_missing)] = 1.0
+        scatter += embed @ (nk[:, :, None, None] * stacked.conditional) @ embed.swapaxes(-1, -2)
+    return Statistics(nk.sum(axis=0), sums.sum(axis=0), scatter.sum(axis=0), shifts)
+
+
+class PatternBatch(NamedTuple):
+    """The groups whose patterns observe the same number of columns, stacked so that
+    their marginals and completions take a few array operations instead of a few per
+    pattern: their positions in the list of groups, and their observed (P, o) and missing
+    (P, m) column indices."""
+
+    positions: np.ndarray
+    observed: np.ndarray
+    missing: np.ndarray
+
+
+def pattern_batches(groups):
+    """The :class:`PatternBatch` es of the groups with a missing entry, by increasing
+    number of observed columns."""
+    positions_by_size = {}
+    for position, group in enumerate(groups):
+        if group.missing.size:
+            positions_by_size.setdefault(group.observed.size, []).append(position)
+    return [PatternBatch(np.array(positions),
+                         np.stack([groups[p].observed for p in positions]),
+                         np.stack([groups[p].missing for p in positions]))
+            for _, positions in sorted(positions_by_size.items())]
+
+
+def grouped_statistics(groups, batches, kernel_params, n_threads):
+    """``(Σ w log p(x_o), Statistics)`` of grouped rows (see :func:`group_rows`, and
+    their :func:`pattern_batches`) about the kernel parameters' means.
+
+    The complete rows' come from the complete-data pass, each pattern's from the pass
+    over its observed columns under its marginal mixture, completed a batch at a time
+    (see :class:`BatchesInProgress`); the parts are added in a fixed order.
+    """
     means, precisions_chol = kernel_params[:2]
     if not groups:
         return 0.0, Statistics.zeros("full" if precisions_chol.ndim == 3 else "diag", means)
-    covariances = _covariances_if_needed(groups, kernel_params)
-
-    def group_statistics(group, threads):
-        if not group.missing.size:
-            return group.source.statistics(kernel_params, threads)
-        conditional = marginal(kernel_params, covariances, group.observed, group.missing)
-        loglik, observed_stats = group.source.statistics(conditional.kernel_params, threads)
-        return loglik, completed_statistics(observed_stats, group, means, conditional)
-
-    results = map_groups(group_statistics, groups, n_threads)
+    progress = BatchesInProgress(batches, kernel_params)
+    results = map_groups(progress.statistics, groups, n_threads, _pair_cost(kernel_params),
+                         range(len(groups)))
     total = results[0][0]
     for loglik, _ in results[1:]:
         total += loglik
-    return total, ordered_sum([stats for _, stats in results])
+    parts = [stats for _, stats in results if stats is not None]
+    return total, ordered_sum(parts + progress.completed)
+
+
+class BatchesInProgress:
+    """The pattern batches of one pass over grouped rows, while the groups' passes run
+    (on several threads, see :func:`map_groups`): a batch's :func:`marginals` are computed
+    when its first pattern needs them, its :func:`conditionally_completed` statistics
+    when its last pattern's arrive, by whichever thread gets there. That NumPy work
+    holds the GIL while the other threads' compiled passes run; what it computes depends
+    only on the parameters and the passes' statistics, not on the thread."""
+
+    def __init__(self, batches, kernel_params):
+        self.batches = batches
+        self.kernel_params = kernel_params
+        self.covariances = kernel_covariances(kernel_params) if batches else None
+        self.marginals = [None] * len(batches)
+        self.parts = [[None] * len(batch.positions) for batch in batches]
+        self.completed = [None] * len(batches)
+        self._remaining = [len(batch.positions) for batch in batches]
+        self._locks = [threading.Lock() for _ in batches]
+        # A group's (batch, place in the batch), by its position in the list of groups.
+        self._places = {position: (b, j) for b, batch in enumerate(batches)
+                        for j, position in enumerate(batch.positions.tolist())}
+
+    def statistics(self, group, threads, position):
+        """``(Σ w log p(x_o), Statistics or None)`` of the pass over the ``group`` at
+        ``position``: the complete rows' statistics; None for a pattern, whose
+        statistics go to its batch's completion."""
+        place = self._places.get(position)
+        if place is None:
+            return group.source.statistics(self.kernel_params, threads)
+        batch, index = place
+        params = self._marginals_of(batch).kernel_params(index)
+        loglik, stats = group.source.statistics(params, threads)
+        self._arrived(batch, index, stats)
+        return loglik, None
+
+    def _marginals_of(self, b):
+        with self._locks[b]:
+            if self.marginals[b] is None:
+                batch = self.batches[b]
+                self.marginals[b] = marginals(self.kernel_params, self.covariances,
+                                              batch.observed, batch.missing)
+        return self.marginals[b]
+
+    def _arrived(self, b, index, stats):
+        with self._locks[b]:
+            self.parts[b][index] = stats
+            self._remaining[b] -= 1
+            last = not self._remaining[b]
+        if last:
+            self.completed[b] = conditionally_completed(
+                self.parts[b], self.batches[b], self.marginals[b], self.kernel_params[0])
 
 
 def _covariances_if_needed(groups, kernel_params):
@@ -298,39 +432,71 @@ def _covariances_if_needed(groups, kernel_params):
     return kernel_covariances(kernel_params)
 
 
-def map_groups(func, groups, n_threads):
-    """``[func(group, threads) for group in groups]``, in group order, on ``n_threads``
-    threads (<= 0: the OpenMP default).
+def map_groups(func, groups, n_threads, pair_cost, per_group=None):
+    """``[func(group, threads[, per_group[i]]) for group in groups]``, in group order, on
+    ``n_threads`` threads (<= 0: the OpenMP default).
 
-    A group of at least ``PARALLEL_GROUP_ROWS`` rows gets all the threads for its pass;
-    the smaller ones run whole, one thread each, on a pool of Python threads, side by
-    side (the compiled passes release the GIL; the NumPy work between them does not
-    overlap). The compiled passes give the same result on any number of threads, so
-    neither does the list depend on it.
+    The threads are those of one compiled pass over all the rows, of ``pair_cost``
+    ``(components, operations per row and component)`` (``_em.pass_threads``: never more
+    than the CPUs, nor than the work pays for). A group with more than its share of the
+    rows (1 / threads) gets them all for its pass; the others run whole, one thread each,
+    the largest first, on this thread and ``threads − 1`` more: ``func`` should spend its
+    time in compiled passes, which release the GIL (one OpenMP team per pattern costs a
+    scheduler time slice when the cores are busy). The compiled passes give the same
+    result on any number of threads, so neither does the list depend on it.
     """
-    n_threads = n_threads if n_threads > 0 else _em.max_threads()
-    if n_threads == 1:
-        return [func(group, 1) for group in groups]
+    extra = [()] * len(groups) if per_group is None else [(item,) for item in per_group]
+    n_rows = sum(len(group.rows) for group in groups)
+    threads = _em.pass_threads(n_threads, n_rows, n_rows, *pair_cost)
+    if threads == 1:
+        return [func(group, 1, *args) for group, args in zip(groups, extra)]
     results = [None] * len(groups)
-    small = []
+    pooled = []
     for index, group in enumerate(groups):
-        if len(group.rows) >= PARALLEL_GROUP_ROWS:
-            results[index] = func(group, n_threads)
+        if len(group.rows) * threads > n_rows:
+            results[index] = func(group, threads, *extra[index])
         else:
-            small.append(index)
-    if small:
-        small.sort(key=lambda i: -len(groups[i].rows))  # the largest first: balanced ends
-        with ThreadPoolExecutor(n_threads) as pool:
-            for index, result in zip(small, pool.map(lambda i: func(groups[i], 1), small)):
-                results[index] = result
+            pooled.append(index)
+    pooled.sort(key=lambda i: -len(groups[i].rows))  # the largest first: balanced ends
+    pooled_results = _on_threads(lambda i: func(groups[i], 1, *extra[i]), pooled, threads)
+    for index, result in zip(pooled, pooled_results):
+        results[index] = result
     return results
 
 
+def _on_threads(func, items, threads):
+    """``[func(item) for item in items]``, computed on this thread and ``threads − 1``
+    more, each drawing the next item from one queue (an iterator's next is atomic under
+    the GIL; a future per item would cost this thread ~10 µs each). Raises what a thread
+    raised."""
+    results = [None] * len(items)
+    queue = iter(range(len(items)))
+
+    def run_queue():
+        for position in queue:
+            results[position] = func(items[position])
+
+    with ThreadPoolExecutor(threads - 1) as pool:
+        helpers = [pool.submit(run_queue) for _ in range(threads - 1)]
+        run_queue()
+        for helper in helpers:
+            helper.result()
+    return results
+
+
+def _pair_cost(kernel_params):
+    """``(components, operations per row and component)`` of a density pass under
+    ``kernel_params``: D² for full factors, D for diagonal ones (``pass_work``)."""
+    means, chol = kernel_params[:2]
+    n_features = means.shape[1]
+    return len(means), n_features * n_features if chol.ndim == 3 else n_features
+
+
 def missing_block_statistics(X, sample_weight, kernel_params, n_threads=0):
-    """:func:`gmmfast._engine.block_statistics` of a block of rows that may hold NaN (the
-    unit of work of a source of blocks, such as Dask's): grouped here, then
-    :func:`grouped_statistics`."""
-    return grouped_statistics(group_rows(X, sample_weight)[0], kernel_params, n_threads)
+    """:func:`gmmfast._engine.block_statistics` of a block of rows that may hold NaN:
+    grouped here, then :func:`grouped_statistics`."""
+    groups = group_rows(X, sample_weight)[0]
+    return grouped_statistics(groups, pattern_batches(groups), kernel_params, n_threads)
 
 
 # ----------------------------------------------------------------------------------------
@@ -360,7 +526,7 @@ def score_groups(groups, empty_rows, n_samples, dtype, kernel_params, labels=Fal
             if out is not None:
                 out[group.rows] = part
 
-    map_groups(group_scores, groups, n_threads)
+    map_groups(group_scores, groups, n_threads, _pair_cost(kernel_params))
     if empty_rows.size:
         log_weights = _log_weights(kernel_params)
         for out, value in zip((log_prob_out, label_out, resp_out),
@@ -432,7 +598,7 @@ def impute_missing(X, kernel_params, random_state=None, n_threads=0):
             group.source.X, resp, affine, conditional.conditional_covariances,
             rng_of(group.rows))
 
-    map_groups(fill, groups, n_threads)
+    map_groups(fill, groups, n_threads, _pair_cost(kernel_params))
     if empty_rows.size:
         prior = np.broadcast_to(np.exp(_log_weights(kernel_params)),
                                 (empty_rows.size, len(means)))
@@ -521,11 +687,256 @@ def _filled(values, resp, affine, conditional_covariances, rng):
 
 
 # ----------------------------------------------------------------------------------------
+# the rows of a source (all of X, or one block of a dask array)
+# ----------------------------------------------------------------------------------------
+
+
+class GroupedRows(SetStatistics):
+    """Rows that may hold NaN (not infinities), grouped by pattern once, here, and what a
+    fit computes from them: all of X for :class:`MissingValueSource`, one block of a dask
+    array on its worker for ``gmmfast._dask.DaskMissingSource`` (whose client adds the
+    blocks' parts in block order).
+
+    ``X`` is a C-contiguous float32/float64 array, ``sample_weight`` float64 weights or
+    None. ``total_weight`` and ``n_positive`` count only the rows with an observed entry.
+    """
+
+    def __init__(self, X, sample_weight=None):
+        self.X = X
+        self.sample_weight = sample_weight
+        self.dtype = X.dtype
+        self.n_samples, self.n_features = X.shape
+        self.groups, self.empty_rows = group_rows(X, sample_weight)
+        self.batches = pattern_batches(self.groups)
+        group_weights = np.array([group.source.total_weight for group in self.groups])
+        self.total_weight = float(group_weights.sum())
+        self.n_positive = sum(group.source.n_positive for group in self.groups)
+
+    def magnitude(self):
+        """The largest absolute observed value."""
+        return max((group.source.magnitude() for group in self.groups), default=0.0)
+
+    def column_weights(self):
+        """(n_features,) the total weight of each column's observed entries."""
+        weights = np.zeros(self.n_features)
+        for group in self.groups:
+            weights[group.observed] += group.source.total_weight
+        return weights
+
+    def positive_rows_by_missing(self):
+        """(n_features + 1,) int64: how many rows of non-zero weight with an observed entry
+        miss 0, 1, … entries."""
+        counts = np.zeros(self.n_features + 1, dtype=np.int64)
+        for group in self.groups:
+            counts[group.missing.size] += group.source.n_positive
+        return counts
+
+    # -- EM --------------------------------------------------------------------------------
+
+    def statistics(self, kernel_params, n_threads):
+        """``(Σ w log p(x_o), Statistics)`` under the given kernel parameters: the marginal
+        log-likelihood and the completed statistics, about the kernel parameters' means."""
+        return grouped_statistics(self.groups, self.batches, kernel_params, n_threads)
+
+    def score(self, kernel_params, n_threads, **outputs):
+        """:func:`score_groups` of all the rows: ``(log p(x_o), labels, responsibilities)``,
+        each None unless asked for (``log_prob``, ``labels``, ``resp``)."""
+        return score_groups(self.groups, self.empty_rows, self.n_samples, self.dtype,
+                            kernel_params, n_threads=n_threads, **outputs)
+
+    def labels(self, kernel_params, n_threads):
+        """The most likely component of every row, given its observed entries."""
+        return self.score(kernel_params, n_threads, labels=True, log_prob=False)[1]
+
+    # -- the parts of initialisation ---------------------------------------------------------
+
+    def moments(self, n_threads):
+        """:class:`ColumnMoments` of the observed entries: each group's, in one compiled
+        pass, combined by :func:`combined_moments`."""
+        weighed = [group for group in self.groups if group.source.total_weight > 0]
+        moments = map_groups(lambda group, threads: weighted_mean_and_variance(
+            group.source.X, group.source.sample_weight, threads), weighed, n_threads,
+            (1, self.n_features))
+        parts = []
+        for group, (mean, variance) in zip(weighed, moments):
+            part = ColumnMoments(*np.zeros((3, self.n_features)))
+            part.weight[group.observed] = group.source.total_weight
+            part.mean[group.observed] = mean
+            part.variance[group.observed] = variance
+            parts.append(part)
+        return combined_moments(parts, self.n_features)
+
+    def positive_rows(self, most_missing=None):
+        """The rows of non-zero weight with an observed entry (and at most
+        ``most_missing`` missing entries), in row order."""
+        if most_missing is None and not self.empty_rows.size:
+            rows = np.arange(self.n_samples)
+        else:
+            limit = self.n_features if most_missing is None else most_missing
+            chosen = [group.rows for group in self.groups if group.missing.size <= limit]
+            rows = np.sort(np.concatenate(chosen)) if chosen else np.empty(0, np.intp)
+        if self.sample_weight is not None:
+            rows = rows[self.sample_weight[rows] > 0]
+        return rows
+
+    def positive_rows_at_ranks(self, most_missing, ranks):
+        """The rows of ``positive_rows(most_missing)`` with the given ranks (0-based), as
+        they are (NaN included), and their weights (or None)."""
+        rows = self.positive_rows(most_missing)[ranks]
+        return np.ascontiguousarray(self.X[rows]), self._weights_of(rows)
+
+    def _weights_of(self, rows):
+        return None if self.sample_weight is None else self.sample_weight[rows]
+
+    def lloyd_parts(self, centres, n_threads, labels=None):
+        """A Lloyd step's sums, with distances over each row's observed coordinates:
+        ``(cluster weights (K,), the weights of each cluster's observed entries per column
+        (K, D), their weighted sums of x − centre (K, D))``; see :func:`moved_centres`.
+        ``labels`` (n_samples,) int64, if given, receives the partition (rows with no
+        observed entry are left as they are)."""
+        def group_step(group, threads):
+            observed_centres = np.ascontiguousarray(centres[:, group.observed])
+            group_labels = np.empty(len(group.rows), dtype=np.int64)
+            counts, new_centres = group.source.lloyd_step(observed_centres, threads,
+                                                          group_labels)
+            if labels is not None:
+                labels[group.rows] = group_labels
+            return counts, (new_centres - observed_centres) * counts[:, None]
+
+        counts = np.zeros(centres.shape[0])
+        column_counts = np.zeros_like(centres)
+        shifted_sums = np.zeros_like(centres)
+        for group, (group_counts, group_shifted_sums) in zip(
+                self.groups, map_groups(group_step, self.groups, n_threads, centres.shape)):
+            counts += group_counts
+            column_counts[:, group.observed] += group_counts[:, None]
+            shifted_sums[:, group.observed] += group_shifted_sums
+        return counts, column_counts, shifted_sums
+
+    def partition_statistics(self, centres, means, form, n_threads):
+        """Statistics of the partition by nearest centre over the observed coordinates,
+        about ``means``, the means of that partition (see :meth:`labelled_statistics`)."""
+        labels = np.empty(self.n_samples, dtype=np.int64)
+        self.lloyd_parts(centres, n_threads, labels)
+        return self.labelled_statistics(labels, means, form, n_threads)
+
+    def labelled_statistics(self, labels, means, form, n_threads):
+        """Statistics of the partition ``labels`` about ``means`` (K, D), its clusters'
+        means of the observed entries: a missing entry counts at its cluster's mean."""
+        def group_statistics(group, threads):
+            source = group.source
+            stats = Statistics(*stats_from_labels(
+                source.X, source.sample_weight, labels[group.rows],
+                np.ascontiguousarray(means[:, group.observed]), form, threads))
+            return completed_statistics(stats, group, means)
+
+        return self._summed(map_groups(group_statistics, self.groups, n_threads,
+                                       means.shape), form, means)
+
+    def random_resp_statistics_about(self, shifts, random_state, form, n_threads):
+        """Statistics of uniform random responsibilities, drawn from ``random_state`` as
+        one (n_samples, K) draw (a row with no observed entry does not use its draw), about
+        ``shifts`` (K, D); a missing entry counts at the shift."""
+        n_components = shifts.shape[0]
+        parts = [Statistics(*_mstep_core.empty_stats(form, n_components, g.observed.size),
+                            np.ascontiguousarray(shifts[:, g.observed]))
+                 for g in self.groups]
+        for start, stop, resp in random_resp_blocks(self.n_samples, n_components,
+                                                    random_state, self.dtype):
+            for group, part in zip(self.groups, parts):
+                first, last = np.searchsorted(group.rows, (start, stop))
+                if first == last:
+                    continue
+                weights = group.source.sample_weight
+                _em.stats_from_resp(group.source.X[first:last],
+                                    None if weights is None else weights[first:last],
+                                    resp[group.rows[first:last] - start], part.shifts,
+                                    part.nk, part.sums, part.scatter, n_threads)
+        return self._summed([completed_statistics(part, group, shifts)
+                             for group, part in zip(self.groups, parts)], form, shifts)
+
+    @staticmethod
+    def _summed(parts, form, shifts):
+        """:func:`ordered_sum` of the groups' statistics; zero when there is no group."""
+        return ordered_sum(parts) if parts else Statistics.zeros(form, shifts)
+
+
+class ColumnMoments(NamedTuple):
+    """Per column (each (n_features,)): the total weight of the observed entries, their
+    weighted mean and weighted variance (0 where the weight is 0)."""
+
+    weight: np.ndarray
+    mean: np.ndarray
+    variance: np.ndarray
+
+
+def combined_moments(parts, n_features):
+    """The :class:`ColumnMoments` of the union of disjoint sets of rows from each set's,
+    added in list order (law of total variance)."""
+    weight, weighted_means, spread = np.zeros((3, n_features))
+    for part in parts:
+        weight += part.weight
+        weighted_means += part.weight * part.mean
+    seen = weight > 0
+    mean = np.divide(weighted_means, weight, out=np.zeros(n_features), where=seen)
+    for part in parts:
+        spread += part.weight * (part.variance + (part.mean - mean) ** 2)
+    return ColumnMoments(weight, mean,
+                         np.divide(spread, weight, out=np.zeros(n_features), where=seen))
+
+
+def moved_centres(centres, column_counts, shifted_sums):
+    """The centres after a Lloyd step (see :meth:`GroupedRows.lloyd_parts`): each
+    coordinate the mean of its cluster's observed entries in that column (unchanged
+    where there is none)."""
+    new_centres = centres.copy()
+    seen = column_counts > 0
+    new_centres[seen] += shifted_sums[seen] / column_counts[seen]
+    return new_centres
+
+
+def fewest_missing_limit(positive_rows_by_missing, needed):
+    """The smallest number m such that at least ``needed`` rows of non-zero weight miss at
+    most m entries (see :meth:`GroupedRows.positive_rows_by_missing`); the largest if no m
+    is enough."""
+    enough = np.flatnonzero(np.cumsum(positive_rows_by_missing) >= needed)
+    return int(enough[0]) if enough.size else len(positive_rows_by_missing) - 1
+
+
+def mean_imputed(rows, mean):
+    """A copy of ``rows`` with each missing entry replaced by its column's ``mean``."""
+    return np.where(np.isnan(rows), mean.astype(rows.dtype), rows)
+
+
+def check_observed_columns(column_weights, feature_names=None):
+    """Every column needs an observed value of non-zero weight: else neither its mean nor
+    its variance is defined."""
+    unobserved = np.flatnonzero(column_weights == 0)
+    if unobserved.size:
+        column = unobserved[0]
+        name = repr(feature_names[column]) if feature_names is not None else column
+        raise ValueError(
+            f"Column {name} of X has no observed value (every entry is NaN, or its row "
+            f"has zero weight): drop the column or fill it in before fitting."
+        )
+
+
+def check_enough_observed_rows(n_positive, n_components):
+    """Each component needs a row with an observed entry and non-zero weight."""
+    if n_positive < n_components:
+        raise ValueError(
+            f"Expected at least n_components = {n_components} samples with an "
+            f"observed (non-NaN) entry and a non-zero sample_weight, got "
+            f"{n_positive}. Use fewer components, or more data."
+        )
+
+
+# ----------------------------------------------------------------------------------------
 # the source
 # ----------------------------------------------------------------------------------------
 
 
-class MissingValueSource(SetStatistics):
+class MissingValueSource(GroupedRows):
     """Rows with missing entries (NaN), a source of the EM engine (``gmmfast._engine``)
     for a fit of ``n_components`` components.
 
@@ -539,82 +950,36 @@ class MissingValueSource(SetStatistics):
 
     def __init__(self, X, sample_weight, n_components, feature_names=None):
         check_no_infinity(X)
-        self.X = X
-        self.sample_weight = sample_weight
-        self.dtype = X.dtype
-        self.n_samples, self.n_features = X.shape
-        self.groups, self.empty_rows = group_rows(X, sample_weight)
-        group_weights = np.array([group.source.total_weight for group in self.groups])
-        self.total_weight = float(group_weights.sum())
-        self.n_positive = sum(group.source.n_positive for group in self.groups)
-        _check_observed_columns(self.groups, group_weights, self.n_features, feature_names)
-        if self.n_positive < n_components:
-            raise ValueError(
-                f"Expected at least n_components = {n_components} samples with an "
-                f"observed (non-NaN) entry and a non-zero sample_weight, got "
-                f"{self.n_positive}. Use fewer components, or more data."
-            )
+        super().__init__(X, sample_weight)
+        check_observed_columns(self.column_weights(), feature_names)
+        check_enough_observed_rows(self.n_positive, n_components)
         self._moments = None
 
     def check_finite(self):
         """Nothing to do: the constructor refused infinities, and NaN marks missing."""
-
-    def magnitude(self):
-        """The largest absolute observed value."""
-        return max((group.source.magnitude() for group in self.groups), default=0.0)
-
-    # -- EM --------------------------------------------------------------------------------
-
-    def statistics(self, kernel_params, n_threads):
-        """``(Σ w log p(x_o), Statistics)`` under the given kernel parameters: the marginal
-        log-likelihood and the completed statistics, about the kernel parameters' means."""
-        return grouped_statistics(self.groups, kernel_params, n_threads)
-
-    def score(self, kernel_params, n_threads, **outputs):
-        """:func:`score_groups` of all the rows: ``(log p(x_o), labels, responsibilities)``,
-        each None unless asked for (``log_prob``, ``labels``, ``resp``)."""
-        return score_groups(self.groups, self.empty_rows, self.n_samples, self.dtype,
-                            kernel_params, n_threads=n_threads, **outputs)
-
-    def labels(self, kernel_params, n_threads):
-        """The most likely component of every row, given its observed entries."""
-        return self.score(kernel_params, n_threads, labels=True, log_prob=False)[1]
 
     # -- initialisation ----------------------------------------------------------------------
 
     def mean_and_variance(self, n_threads):
         """Weighted per-feature mean and variance of the observed entries (computed once)."""
         if self._moments is None:
-            self._moments = _observed_moments(self.groups, self.n_features, n_threads)
+            self._moments = self.moments(n_threads)[1:]
         return self._moments
 
     def imputed_rows(self, rows):
         """The given rows of X with each missing entry replaced by its column's mean."""
         mean, _ = self.mean_and_variance(0)
-        values = np.array(self.X[rows], dtype=self.dtype)
-        return np.where(np.isnan(values), mean.astype(self.dtype), values)
+        return mean_imputed(np.asarray(self.X[rows], dtype=self.dtype), mean)
 
     def screening_rows(self):
         """The rows that may screen starts: of non-zero weight, with an observed entry."""
-        rows = self._observed_rows()
-        if self.sample_weight is not None:
-            rows = rows[self.sample_weight[rows] > 0]
-        return rows
+        return self.positive_rows()
 
     def screen_of(self, rows):
         """The given rows with their missing entries at the column means, in memory: the
         starts are ranked by compiled passes, and only the winner climbs over the
         observed entries."""
         return InMemorySource(self.imputed_rows(rows), self._weights_of(rows))
-
-    def _weights_of(self, rows):
-        return None if self.sample_weight is None else self.sample_weight[rows]
-
-    def _observed_rows(self):
-        """The rows with an observed entry, in row order."""
-        if not self.empty_rows.size:
-            return np.arange(self.n_samples)
-        return np.sort(np.concatenate([group.rows for group in self.groups]))
 
     def _seeding_rows(self, n_clusters):
         """The rows with the fewest missing entries, at least ``SEEDING_ROWS_PER_CLUSTER``
@@ -625,13 +990,10 @@ class MissingValueSource(SetStatistics):
         means), so k-means++, which favours far rows, would seed on imputed rows and the
         sample's Lloyd iterations would fit clusters of them.
         """
-        needed = SEEDING_ROWS_PER_CLUSTER * n_clusters
-        n_missing = sorted({group.missing.size for group in self.groups})
-        for most_missing in n_missing:
-            chosen = [g for g in self.groups if g.missing.size <= most_missing]
-            if sum(g.source.n_positive for g in chosen) >= needed:
-                break
-        return np.sort(np.concatenate([group.rows for group in chosen]))
+        most_missing = fewest_missing_limit(self.positive_rows_by_missing(),
+                                            SEEDING_ROWS_PER_CLUSTER * n_clusters)
+        return np.sort(np.concatenate([group.rows for group in self.groups
+                                       if group.missing.size <= most_missing]))
 
     def seeding_sample(self, n_clusters, random_state):
         """A uniform sample of the rows with the fewest missing entries (see
@@ -649,78 +1011,28 @@ class MissingValueSource(SetStatistics):
         """The rows with an observed entry and non-zero weight with the given ranks
         (0-based, in row order), in the order of ``ranks``, missing entries imputed by the
         column means, and their weights (or None)."""
-        rows = self._observed_rows()
-        if self.sample_weight is not None:
-            rows = rows[self.sample_weight[rows] > 0]
-        rows = rows[ranks]
+        rows = self.positive_rows()[ranks]
         return self.imputed_rows(rows), self._weights_of(rows)
 
     def lloyd_step(self, centres, n_threads, labels=None):
         """One Lloyd step with distances over each row's observed coordinates:
-        ``(cluster weights, new centres)``. A centre's coordinate becomes the mean of its
-        cluster's observed entries in that column (unchanged when there is none).
-        ``labels`` (n_samples,) int64, if given, receives the partition (rows with no
-        observed entry are left as they are)."""
-        def group_step(group, threads):
-            observed_centres = np.ascontiguousarray(centres[:, group.observed])
-            group_labels = np.empty(len(group.rows), dtype=np.int64)
-            counts, new_centres = group.source.lloyd_step(observed_centres, threads,
-                                                          group_labels)
-            if labels is not None:
-                labels[group.rows] = group_labels
-            return counts, (new_centres - observed_centres) * counts[:, None]
-
-        counts = np.zeros(centres.shape[0])
-        column_counts = np.zeros_like(centres)
-        shifted_sums = np.zeros_like(centres)
-        for group, (group_counts, group_shifted_sums) in zip(
-                self.groups, map_groups(group_step, self.groups, n_threads)):
-            counts += group_counts
-            column_counts[:, group.observed] += group_counts[:, None]
-            shifted_sums[:, group.observed] += group_shifted_sums
-        new_centres = centres.copy()
-        seen = column_counts > 0
-        new_centres[seen] += shifted_sums[seen] / column_counts[seen]
-        return counts, new_centres
+        ``(cluster weights, new centres)`` (see :meth:`GroupedRows.lloyd_parts`)."""
+        counts, column_counts, shifted_sums = self.lloyd_parts(centres, n_threads, labels)
+        return counts, moved_centres(centres, column_counts, shifted_sums)
 
     def nearest_centre_statistics(self, centres, form, n_threads):
         """Statistics of the partition by nearest centre over the observed coordinates,
         about the means of that partition; a missing entry counts at its cluster's mean."""
         labels = np.empty(self.n_samples, dtype=np.int64)
         _, means = self.lloyd_step(centres, n_threads, labels)
-
-        def group_statistics(group, threads):
-            source = group.source
-            stats = Statistics(*stats_from_labels(
-                source.X, source.sample_weight, labels[group.rows],
-                np.ascontiguousarray(means[:, group.observed]), form, threads))
-            return completed_statistics(stats, group, means)
-
-        return ordered_sum(map_groups(group_statistics, self.groups, n_threads))
+        return self.labelled_statistics(labels, means, form, n_threads)
 
     def random_resp_statistics(self, n_components, random_state, form, n_threads):
-        """Statistics of uniform random responsibilities, drawn from ``random_state`` as
-        one (n_samples, K) draw (a row with no observed entry does not use its draw),
-        about the column means; a missing entry counts at its column's mean."""
+        """Statistics of uniform random responsibilities (see
+        :meth:`GroupedRows.random_resp_statistics_about`) about the column means."""
         mean, _ = self.mean_and_variance(n_threads)
         shifts = np.ascontiguousarray(np.broadcast_to(mean, (n_components, self.n_features)))
-        parts = [Statistics(*_mstep_core.empty_stats(form, n_components, g.observed.size),
-                            np.ascontiguousarray(shifts[:, g.observed]))
-                 for g in self.groups]
-        for start, stop, resp in random_resp_blocks(self.n_samples, n_components,
-                                                    random_state, self.dtype):
-            for group, part in zip(self.groups, parts):
-                first, last = np.searchsorted(group.rows, (start, stop))
-                if first == last:
-                    continue
-                weights = group.source.sample_weight
-                threads = n_threads if last - first >= PARALLEL_GROUP_ROWS else 1
-                _em.stats_from_resp(group.source.X[first:last],
-                                    None if weights is None else weights[first:last],
-                                    resp[group.rows[first:last] - start], part.shifts,
-                                    part.nk, part.sums, part.scatter, threads)
-        return ordered_sum([completed_statistics(part, group, shifts)
-                            for group, part in zip(self.groups, parts)])
+        return self.random_resp_statistics_about(shifts, random_state, form, n_threads)
 
     def farthest_rows(self, centres, new_centres, n_rows, n_threads):
         """The ``n_rows`` rows of non-zero weight farthest, over their observed
@@ -738,41 +1050,6 @@ class MissingValueSource(SetStatistics):
             distances[self.sample_weight == 0] = -1.0
         farthest = np.argsort(distances, kind="stable")[::-1][:n_rows]
         return self.imputed_rows(farthest)
-
-
-def _check_observed_columns(groups, group_weights, n_features, feature_names):
-    """Every column needs an observed value of non-zero weight: else neither its mean nor
-    its variance is defined."""
-    column_weight = np.zeros(n_features)
-    for group, weight in zip(groups, group_weights):
-        column_weight[group.observed] += weight
-    unobserved = np.flatnonzero(column_weight == 0)
-    if unobserved.size:
-        column = unobserved[0]
-        name = repr(feature_names[column]) if feature_names is not None else column
-        raise ValueError(
-            f"Column {name} of X has no observed value (every entry is NaN, or its row "
-            f"has zero weight): drop the column or fill it in before fitting."
-        )
-
-
-def _observed_moments(groups, n_features, n_threads):
-    """Weighted per-column mean and variance of the observed entries: each group's, in
-    one compiled pass, combined by the law of total variance."""
-    weighed = [group for group in groups if group.source.total_weight > 0]
-    moments = map_groups(lambda group, threads: weighted_mean_and_variance(
-        group.source.X, group.source.sample_weight, threads), weighed, n_threads)
-    weight = np.zeros(n_features)
-    weighted_means = np.zeros(n_features)
-    for group, (group_mean, _) in zip(weighed, moments):
-        weight[group.observed] += group.source.total_weight
-        weighted_means[group.observed] += group.source.total_weight * group_mean
-    mean = weighted_means / weight
-    spread = np.zeros(n_features)
-    for group, (group_mean, group_variance) in zip(weighed, moments):
-        spread[group.observed] += group.source.total_weight * (
-            group_variance + (group_mean - mean[group.observed]) ** 2)
-    return mean, spread / weight
 
 
 def fit_source(X, sample_weight, n_components, feature_names=None):

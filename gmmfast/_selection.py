@@ -74,6 +74,14 @@ from gmmfast._mstep import (
     IllDefinedCovarianceError,
     kernel_form,
 )
+from gmmfast._prior import (
+    check_prior_model,
+    check_prior_spec,
+    conjugate_prior,
+    data_moments,
+    needs_data_moments,
+    supports_prior,
+)
 from gmmfast._starts import Screen, StartReport, draw_starts, multistart_em
 from gmmfast._threads import single_threaded_blas
 
@@ -261,6 +269,13 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         candidate is fitted by EM over the observed entries and scored by its marginal
         densities (a row with no observed entry counts for nothing; ``n_components``
         larger than the number of rows with an observed entry are skipped).
+    prior : None, "default" or dict, default=None
+        The conjugate prior of Fraley & Raftery (2007), as in
+        :class:`gmmfast.GaussianMixture`, for every candidate: its defaults computed from
+        X for the candidate's model and number of components (mclust's ``defaultPrior``),
+        the criteria from the log-likelihood at the MAP estimate (as mclust's). Candidates
+        of the four models for which it is not defined (VEE, EVE, VVE, EVV) are skipped
+        (status "skipped" in ``criterion_table_``); a grid of those alone is a ValueError.
 
     Attributes
     ----------
@@ -284,6 +299,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         "covariance_type": NO_VALIDATION,  # checked in fit: str or iterable
         "criterion": [("options", frozenset(CRITERIA))],
         **EM_PARAMETER_CONSTRAINTS,
+        "prior": NO_VALIDATION,  # checked in fit: None, "default" or a dict
     }
     if HAS_SKLEARN:
         _parameter_constraints = sklearn_constraints(_constraints)
@@ -303,6 +319,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         verbose=0,
         n_threads=None,
         nan_policy="raise",
+        prior=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -316,6 +333,7 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         self.verbose = verbose
         self.n_threads = n_threads
         self.nan_policy = nan_policy
+        self.prior = prior
 
     # ------------------------------------------------------------------------------------
     # fitting
@@ -357,12 +375,15 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
             )
         for covariance_type in types:
             check_parameter_memory(covariance_type, max(feasible), X.shape[1])
-        search = _GridSearch(self, X, weights, feasible, types, progress)
+        fitted_types = _types_with_prior(types, self.prior)
+        search = _GridSearch(self, X, weights, feasible, fitted_types, progress)
         results = search.run()
         rows = []
         for k in grid_k:
             for t in types:
-                rows.append(results.get((k, t)) or _skipped_row(k, t, X.shape[1], n_rows))
+                reason = (f"n_components > number of samples ({n_rows})"
+                          if t in fitted_types else NO_PRIOR_MESSAGE)
+                rows.append(results.get((k, t)) or _skipped_row(k, t, X.shape[1], reason))
         table = _make_table(rows, self.criterion)
         if table.best_index is None:
             first_failure = next(r["message"] for r in rows if r["status"] == STATUS_FAILED)
@@ -463,6 +484,20 @@ def select_model(X, n_components=None, covariance_type="all", criterion="bic", *
 # ----------------------------------------------------------------------------------------
 
 
+NO_PRIOR_MESSAGE = "the conjugate prior is not defined for this model"
+
+
+def _types_with_prior(types, prior):
+    """The covariance types of the grid that are fitted: with a conjugate prior, those
+    for which it is defined (the others are skipped); a ValueError if none is."""
+    if check_prior_spec(prior) is None:
+        return types
+    fitted = [t for t in types if supports_prior(t)]
+    if not fitted:
+        check_prior_model(types[0])
+    return fitted
+
+
 def _rows_to_fit(X, weights, omit_nan):
     """The number of rows that a fit can use: of non-zero weight and, when NaN marks
     missing entries, with an observed entry."""
@@ -546,7 +581,9 @@ class _GridSearch:
         self.verbose = estimator.verbose
         self.X = X
         self.weights = weights
-        self.source = _search_source(estimator, X, normalised_weights(weights))
+        # A prior weighs as many rows whatever the weights' scale: they are kept as given.
+        self.source = _search_source(estimator, X, weights if estimator.prior is not None
+                                     else normalised_weights(weights))
         # A row with no observed entry has the prior as responsibilities: no evidence of
         # the clusters' overlap, so no share of ICL's entropy.
         self.entropy_weights = (observed_row_weights(X, weights)
@@ -561,6 +598,7 @@ class _GridSearch:
         # Each running candidate gets its share of the threads; one worker keeps them all.
         self.kernel_threads = max(1, total_threads // self.n_workers)
         self.seeds = self._init_seeds()
+        self.prior_spec = check_prior_spec(self.params["prior"])
         self.screen = (Screen(self.source) if self.params["init_params"] == "multistart"
                        else None)
         self.done = 0
@@ -587,6 +625,9 @@ class _GridSearch:
             warnings.simplefilter("ignore", ConvergenceWarning)
             # Computed once, before the threads share the source.
             self.source.mean_and_variance(self.kernel_threads)
+            if self.prior_spec is not None and needs_data_moments(
+                    self.prior_spec, self.params["nan_policy"]):
+                self.moments = data_moments(self.source, self.kernel_threads)
             if self.n_workers == 1:
                 for k in self.grid_k:
                     starts = self._initial_stats(k)
@@ -662,16 +703,19 @@ class _GridSearch:
         """Row of the table for one candidate: EM from the shared starts, then scores."""
         params = {name: self.params[name] for name in
                   ("tol", "reg_covar", "max_iter", "n_init", "init_params", "random_state",
-                   "nan_policy")}
+                   "nan_policy", "prior")}
         params.update(n_components=n_components, covariance_type=covariance_type,
                       n_threads=self.kernel_threads)
         source = self.source
-        model = MixtureModel(covariance_type, params["reg_covar"], source.dtype)
-        row = _skipped_row(n_components, covariance_type, self.X.shape[1], None)
+        row = _skipped_row(n_components, covariance_type, self.X.shape[1], "")
         start = time.perf_counter()
         try:
+            prior = self._conjugate_prior(n_components, covariance_type)
+            model = MixtureModel(covariance_type, params["reg_covar"], source.dtype,
+                                 prior=prior)
             result, report = self._run_em(model, n_components, starts)
-            fitted = fitted_gaussian_mixture(params, result, source.dtype, source.n_features)
+            fitted = fitted_gaussian_mixture(params, result, source.dtype, source.n_features,
+                                             prior)
         except ValueError as exc:
             if isinstance(exc, IllDefinedCovarianceError):
                 exc = scale_overflow_error(source) or exc
@@ -701,6 +745,13 @@ class _GridSearch:
         row["fit_seconds"] = time.perf_counter() - start
         return row
 
+
+    def _conjugate_prior(self, n_components, covariance_type):
+        """The candidate's resolved conjugate prior, or None (see gmmfast._prior)."""
+        if self.prior_spec is None:
+            return None
+        return conjugate_prior(self.prior_spec, covariance_type, n_components,
+                               self.X.shape[1], lambda: self.moments)
 
     def _run_em(self, model, n_components, starts):
         """``(EMResult, StartReport)`` of one candidate from its K's shared starts."""
@@ -751,7 +802,7 @@ def responsibility_entropy(model, X, sample_weight=None):
     return entropy
 
 
-def _skipped_row(n_components, covariance_type, n_features, n_rows):
+def _skipped_row(n_components, covariance_type, n_features, message):
     return {
         "n_components": n_components,
         "covariance_type": covariance_type,
@@ -769,8 +820,7 @@ def _skipped_row(n_components, covariance_type, n_features, n_rows):
         "collapsed": False,
         "fit_seconds": 0.0,
         "status": STATUS_SKIPPED,
-        "message": (f"n_components > number of samples ({n_rows})" if n_rows is not None
-                    else ""),
+        "message": message,
         "model": None,
     }
 

@@ -31,8 +31,8 @@ best optimum on some data sets and miss it on others. So:
    says which start was kept and by how much it beat the plain k-means start.
 
 More starts find more optima, spurious ones among them: a component that collapses onto
-a few rows sharing a value (discrete or rounded data) has a variance held up by
-``reg_covar`` alone and a likelihood without bound. Such fits are not admissible
+a few rows sharing a value (discrete or rounded data), or on fewer rows than it has
+dimensions, has a variance held up by ``reg_covar`` alone and a likelihood without bound. Such fits are not admissible
 (:class:`Collapse`): the screening drops them and the final choice keeps one only when
 both finalists collapsed.
 """
@@ -74,8 +74,11 @@ PLAIN_KMEANS = "kmeans"
 
 # A component has collapsed when, beyond reg_covar, its variance along some direction is
 # below this fraction of the data's (per feature, standardised): far below any real
-# cluster's spread, and far above the rounding of a variance that is exactly zero.
+# cluster's spread, and far above the rounding of a variance that is exactly zero...
 COLLAPSED_VARIANCE = 1e-8
+# ... or when that variance is at most this multiple of reg_covar: the rows then add no
+# more variance in that direction than reg_covar itself does.
+FLOOR_FACTOR = 2.0
 
 
 class Start(NamedTuple):
@@ -178,7 +181,16 @@ class Collapse:
         self.scale = 1.0 / np.sqrt(np.where(variance > 0, variance, 1.0))
 
     def __call__(self, theta):
-        return self.smallest_spread(theta[2]) > COLLAPSED_VARIANCE
+        covariances = theta[2]
+        return (self.smallest_variance(covariances) > FLOOR_FACTOR * self.reg_covar
+                and self.smallest_spread(covariances) > COLLAPSED_VARIANCE)
+
+    def smallest_variance(self, covariances):
+        """The smallest variance, over components and directions, in the data's units."""
+        if self.layout == "spherical" or kernel_form(self.layout) == "diag":
+            return float(np.min(covariances))
+        matrices = np.reshape(covariances, (-1, self.scale.size, self.scale.size))
+        return float(np.min(np.linalg.eigvalsh(matrices)))
 
     def smallest_spread(self, covariances):
         """The smallest variance beyond reg_covar, over components and directions, of the

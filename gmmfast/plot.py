@@ -70,6 +70,19 @@ def _colors(n):
     return [cmap(i) for i in range(n)]
 
 
+# Markers that tell lines apart when the colour map's colours are close or repeat.
+LINE_MARKERS = "osD^vP<X>p"
+
+
+def _line_styles(n):
+    """(colour, marker) of n lines, every pair distinct: ten colours take one marker, more
+    lines add a marker per line so that neighbours in a 20-colour map still differ."""
+    colors = _colors(n)
+    if n <= 10:
+        return [(color, "o") for color in colors]
+    return [(color, LINE_MARKERS[i % len(LINE_MARKERS)]) for i, color in enumerate(colors)]
+
+
 def full_covariances(model):
     """(K, D, D) covariance matrices of a fitted mixture, whatever its covariance type."""
     cov = np.asarray(model.covariances_, dtype=np.float64)
@@ -116,7 +129,8 @@ class _Plane:
         signs = np.sign(axes[np.arange(2), np.argmax(np.abs(axes), axis=1)])
         self.matrix = axes * signs[:, None] / sd
         share = values[order] / values.sum()
-        self.labels = tuple(f"principal axis {i + 1} of the standardised columns "
+        # Two lines: in one, the label outgrows a short panel's height.
+        self.labels = tuple(f"principal axis {i + 1} of the standardised columns\n"
                             f"({100 * s:.0f}% of variance)" for i, s in enumerate(share))
 
     def points(self, X):
@@ -350,12 +364,13 @@ def plot_criterion(result, ax=None, *, zoom=True):
     low, high = competitive_range(table.scores[ok]) if zoom and ok.any() else (-np.inf,
                                                                                 np.inf)
     types = list(dict.fromkeys(table["covariance_type"].tolist()))
-    for covariance_type in types:
+    for covariance_type, (color, marker) in zip(types, _line_styles(len(types))):
         rows = ok & (table["covariance_type"] == covariance_type)
         label = model_label(covariance_type)
         if rows.any() and table.scores[rows].min() > high:
             label += f" (above: best {table.scores[rows].min():.0f})"
-        ax.plot(table["n_components"][rows], table.scores[rows], marker="o", label=label)
+        ax.plot(table["n_components"][rows], table.scores[rows], color=color, marker=marker,
+                label=label)
     if table.best_index is not None:
         best = table.best_index
         ax.plot([table["n_components"][best]], [table.scores[best]], linestyle="none",
@@ -374,8 +389,14 @@ def plot_criterion(result, ax=None, *, zoom=True):
                      f"({n_above} of {int(ok.sum())} above)")
     else:
         ax.set_title(f"{table.criterion.upper()} of every candidate")
-    ax.legend(title="covariance_type", fontsize="small", title_fontsize="small")
+    # Beyond a handful of lines an inner legend hides the very curves it names.
+    outside = len(types) > MAX_INNER_LEGEND_LINES
+    ax.legend(title="covariance_type", fontsize="small", title_fontsize="small",
+              **({"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)} if outside else {}))
     return ax
+
+
+MAX_INNER_LEGEND_LINES = 6
 
 
 # The zoomed criterion panel shows at least this difference from the best (ΔBIC > 10 is

@@ -171,6 +171,17 @@ def max_threads():
     return omp_get_max_threads()
 
 
+def pass_threads(n_threads, Py_ssize_t n_tasks, Py_ssize_t n_samples,
+                 Py_ssize_t n_components, Py_ssize_t per_pair):
+    """The threads that work split into ``n_tasks`` tasks, of ``n_samples`` ×
+    ``n_components`` (row, component) pairs of ``per_pair`` operations in all, runs on: the
+    compiled passes' one rule (``resolve_threads`` and ``pass_work`` in
+    gmmfast/_chunking.pxd), for Python code that spreads 1-thread passes over threads of
+    its own. ``n_threads`` <= 0 means the OpenMP default."""
+    return resolve_threads(requested_threads(n_threads), n_tasks,
+                           pass_work(n_samples, n_components, per_pair))
+
+
 # --------------------------------------------------------------------------------------------
 # The C-level API (declared in gmmfast/_em.pxd): the float64 kernels
 # --------------------------------------------------------------------------------------------

@@ -419,7 +419,7 @@ def test_params_and_clone():
         "n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init",
         "init_params", "weights_init", "means_init", "precisions_init", "random_state",
         "warm_start", "verbose", "verbose_interval", "n_threads", "nan_policy",
-        "learning_decay", "learning_offset",
+        "learning_decay", "learning_offset", "prior",
     }
     assert clone(model).get_params() == params
     assert "n_threads=2" in repr(model)
@@ -550,7 +550,7 @@ def test_divergent_fit_reports_the_collapsed_components():
 
 def _sk_params(model):
     params = model.get_params()
-    for extra in ("n_threads", "nan_policy", "learning_decay", "learning_offset"):
+    for extra in ("n_threads", "nan_policy", "learning_decay", "learning_offset", "prior"):
         params.pop(extra)
     return params
 

@@ -17,6 +17,7 @@ import pytest
 
 import gmmfast
 from gmmfast._cli import parse_covariance_types, parse_n_components
+from gmmfast._covariance_models import COVARIANCE_MODELS
 
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
@@ -76,20 +77,19 @@ def test_gmmfast_alone_runs_fit_on_the_bundled_data(tmp_path):
     # Both lines are longer than 100 characters in one piece.
     assert "Data: Old Faithful geyser eruptions (bundled with gmmfast): 272 rows x 2 " \
            "columns:\n  eruptions, waiting\n" in out
-    assert "Search: n_components 1..10 x covariance_type full, tied, diag, spherical\n" \
-           "  = 40 candidates, by BIC" in out
+    assert "Search: n_components 1..10 x covariance_type EII, VII, EEI, VEI, EVI, VVI, EEE, " \
+           "VEE, EVE, VVE, EEV,\n  VEV, EVV, VVV = 140 candidates, by BIC" in out
+    # Fourteen models in two blocks of columns, to fit 100 characters.
     table_rows = [line for line in out.splitlines() if line[:3].strip().isdigit()
-                  and len(line.split()) == 5]
-    assert [int(line.split()[0]) for line in table_rows] == list(range(1, 11))
-    assert "Chosen model: n_components=3, covariance_type='tied'" in out
+                  and len(line.split()) in (9, 7)]
+    assert [int(line.split()[0]) for line in table_rows] == 2 * list(range(1, 11))
+    assert "Chosen model: n_components=3, covariance_type='EEE'" in out
     assert "BIC 2314.30" in out  # mclust's optimum for EEE with 3 components
     assert "correlation" in out and "Time:" in out
     assert result.stderr == ""  # not a terminal: no progress lines
     # The same search in Python:
-    search = gmmfast.select_model(old_faithful(),
-                                  covariance_type=["full", "tied", "diag", "spherical"],
-                                  random_state=0)
-    assert (search.n_components_, search.covariance_type_) == (3, "tied")
+    search = gmmfast.select_model(old_faithful(), random_state=0)
+    assert (search.n_components_, search.covariance_type_) == (3, "EEE")
     assert f"BIC {search.criterion_table_['bic'][search.best_index_]:.2f}" in out
 
 
@@ -467,7 +467,8 @@ def test_parse_n_components():
 
 
 def test_parse_covariance_types():
-    assert parse_covariance_types("auto") == ["full", "tied", "diag", "spherical"]
+    assert parse_covariance_types("auto") == list(COVARIANCE_MODELS)
+    assert parse_covariance_types("all") == list(COVARIANCE_MODELS)
     assert parse_covariance_types("diag,full") == ["diag", "full"]
 
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from gmmfast import GaussianMixture
-from gmmfast._cli import FLOOR_FACTOR, components_at_floor
+from gmmfast._cli import components_at_floor
+from gmmfast._starts import FLOOR_FACTOR
 from gmmfast._selection import CriterionTable
 
 from test_cli import ok
@@ -40,17 +41,22 @@ def three_rows(tmp_path_factory):
     chooses a model at the floor), its summary as JSON in a file."""
     directory = tmp_path_factory.mktemp("three")
     write_csv(directory / "three.csv", THREE_ROWS, ["x", "y"])
-    result = ok(directory, "fit", "three.csv", "-k", "1-3", "--init", "kmeans", "--json",
-                "summary.json")
+    result = ok(directory, "fit", "three.csv", "-k", "1-3", "-c", "full,tied,diag,spherical",
+                "--init", "kmeans", "--json", "summary.json")
     return result, json.loads((directory / "summary.json").read_text())
 
 
 def test_the_default_starts_do_not_choose_a_model_at_the_floor(tmp_path):
     # Multi-start marks the candidates whose every start collapsed and chooses another.
     write_csv(tmp_path / "three.csv", THREE_ROWS, ["x", "y"])
-    result = ok(tmp_path, "fit", "three.csv", "-k", "1-3")
-    assert "Chosen model: n_components=1, covariance_type='full'" in result.stdout
+    result = ok(tmp_path, "fit", "three.csv", "-k", "1-3", "--json", "summary.json")
+    summary = json.loads((tmp_path / "summary.json").read_text())
     assert warnings_of(result) == []
+    assert summary["model"]["components_at_reg_covar_floor"] == []
+    assert not summary["candidates"][summary["best_index"]]["at_reg_covar_floor"]
+    # The search's best BIC is a collapsed candidate; it is not the one chosen.
+    assert min(row["bic"] for row in summary["candidates"]) < \
+        summary["candidates"][summary["best_index"]]["bic"]
 
 
 def test_a_three_row_file_warns_that_the_chosen_components_sit_on_points(three_rows):

@@ -25,7 +25,12 @@ import dask.array as da  # noqa: E402
 from distributed import Client, LocalCluster  # noqa: E402
 
 import gmmfast._dask  # noqa: E402
-from gmmfast import GaussianMixture, GaussianMixtureIC  # noqa: E402
+from gmmfast import (  # noqa: E402
+    BayesianGaussianMixture,
+    GaussianMixture,
+    GaussianMixtureIC,
+    GaussianMixtureImputer,
+)
 
 # A second LocalCluster cannot have the HTTP port of the first: distributed says so.
 pytestmark = pytest.mark.filterwarnings("ignore:Port .* is already in use:UserWarning")
@@ -425,3 +430,135 @@ def test_import_gmmfast_does_not_import_dask(tmp_path):
         assert not loaded, loaded
     """)
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+
+
+# ----------------------------------------------------------------------------------------
+# missing entries (nan_policy="omit")
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def X_missing(X):
+    """X with 20 % of its entries missing, a row with none observed and a row with one."""
+    incomplete = X.copy()
+    incomplete[np.random.RandomState(4).uniform(size=X.shape) < 0.2] = np.nan
+    incomplete[5] = np.nan
+    incomplete[6, 1:] = np.nan
+    return incomplete
+
+
+def _omit_fit(X, sample_weight=None, **params):
+    return _fit(X, sample_weight, nan_policy="omit", **params)
+
+
+@pytest.mark.parametrize("use_weights", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_omit_matches_the_in_memory_omit_fit(client, X, X_missing, weights, make_inits,
+                                             covariance_type, use_weights):
+    w = weights if use_weights else None
+    params = dict(covariance_type=covariance_type, tol=0.0, max_iter=10,
+                  **make_inits(X, N_COMPONENTS, covariance_type))
+    expected = _omit_fit(X_missing, w, **params)
+    Xd = da.from_array(X_missing, chunks=((7, 600, 1, 592), (3,)))
+    wd = None if w is None else da.from_array(w, chunks=333)
+    got = _omit_fit(Xd, wd, **params)
+    assert len(got.lower_bounds_) == 10
+    _assert_same_fit(got, expected)
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+def test_omit_initialisations_cope_with_missing_entries(client, X_missing, weights,
+                                                        init_params):
+    """Every start is finite, does not depend on the scheduler, and (but for random's
+    per-block draws) climbs to the in-memory fit's optimum; random_from_data fetches the
+    in-memory fit's rows."""
+    params = dict(init_params=init_params, random_state=0, max_iter=200)
+    Xd = da.from_array(X_missing, chunks=400)
+    got = _omit_fit(Xd, weights, **params)
+    with dask.config.set(scheduler="synchronous"):
+        _assert_identical(_omit_fit(Xd, weights, **params), got)
+    assert got.converged_ and np.isfinite(got.lower_bound_)
+    expected = _omit_fit(X_missing, weights, **params)
+    if init_params == "random_from_data":
+        _assert_same_fit(got, expected)
+    # Both stop within tol = 1e-3 of the optimum's average log-likelihood.
+    np.testing.assert_allclose(got.lower_bound_, expected.lower_bound_, atol=1e-3)
+
+
+def test_omit_bayesian_mixture_matches_in_memory(client, X_missing):
+    params = dict(n_components=N_COMPONENTS, init_params="random_from_data",
+                  random_state=0, max_iter=10, tol=0.0, nan_policy="omit")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning with tol=0
+        expected = BayesianGaussianMixture(**params).fit(X_missing)
+        got = BayesianGaussianMixture(**params).fit(da.from_array(X_missing, chunks=500))
+    np.testing.assert_allclose(got.lower_bound_, expected.lower_bound_, rtol=RTOL)
+    for name in ("weights_", "means_", "covariances_"):
+        _assert_close(getattr(got, name), getattr(expected, name))
+
+
+def test_omit_without_nan_is_the_raise_fit(client, X, weights):
+    Xd = da.from_array(X, chunks=400)
+    params = dict(random_state=0, max_iter=20, tol=0.0)
+    _assert_same_fit(_omit_fit(Xd, weights, **params), _fit(Xd, weights, **params))
+
+
+def test_omit_scores_as_in_memory(client, X_missing, weights):
+    model = _omit_fit(X_missing, random_state=0)
+    Xd = da.from_array(X_missing, chunks=((7, 600, 1, 592), (3,)))
+    np.testing.assert_allclose(model.score_samples(Xd).compute(),
+                               model.score_samples(X_missing), rtol=1e-12)
+    np.testing.assert_allclose(model.predict_proba(Xd).compute(),
+                               model.predict_proba(X_missing), rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(model.predict(Xd).compute(), model.predict(X_missing))
+    for method in ("score", "bic", "aic"):
+        for w in (None, weights):
+            np.testing.assert_allclose(getattr(model, method)(Xd, sample_weight=w),
+                                       getattr(model, method)(X_missing, sample_weight=w),
+                                       rtol=1e-12)
+    labels = GaussianMixture(N_COMPONENTS, random_state=0, nan_policy="omit").fit_predict(Xd)
+    np.testing.assert_array_equal(labels.compute(), model.predict(X_missing))
+
+
+def test_omit_bad_input_raises_the_in_memory_errors(client, X_missing):
+    with_inf = X_missing.copy()
+    with_inf[1100, 1] = np.inf
+    unobserved = X_missing.copy()
+    unobserved[:, 2] = np.nan
+    few = np.full_like(X_missing, np.nan)
+    few[:2] = X_missing[10:12]
+    model = _omit_fit(X_missing, random_state=0)
+    for bad, message in ((with_inf, "contains infinity"),
+                         (unobserved, "Column 2 of X has no observed value"),
+                         (few, "at least n_components = 3 samples with an observed")):
+        expected = _error(GaussianMixture(N_COMPONENTS, nan_policy="omit").fit, bad)
+        assert message in expected
+        assert _error(GaussianMixture(N_COMPONENTS, nan_policy="omit").fit,
+                      da.from_array(bad, chunks=500)) == expected
+    assert "infinity" in _error(model.score_samples(da.from_array(with_inf, chunks=500))
+                                .compute)
+    assert "nothing to score" in _error(model.score, da.from_array(few[2:], chunks=500))
+    with pytest.raises(TypeError, match="GaussianMixtureIC does not support Dask"):
+        GaussianMixtureIC(n_components=[1, 2], nan_policy="omit").fit(
+            da.from_array(X_missing))
+
+
+def test_imputer_fits_and_fills_in_dask_arrays(client, X_missing):
+    estimator = GaussianMixture(N_COMPONENTS, init_params="random_from_data", random_state=0)
+    expected = GaussianMixtureImputer(estimator).fit(X_missing)
+    Xd = da.from_array(X_missing, chunks=((7, 600, 1, 592), (3,)))
+    imputer = GaussianMixtureImputer(estimator).fit(Xd)
+    _assert_same_fit(imputer.estimator_, expected.estimator_)
+    filled = imputer.transform(Xd)
+    assert isinstance(filled, da.Array)
+    np.testing.assert_allclose(filled.compute(), expected.transform(X_missing), rtol=1e-12)
+    drawing = GaussianMixtureImputer(estimator, sample_posterior=True, random_state=1)
+    draws = drawing.fit(Xd).transform(Xd).compute()
+    np.testing.assert_array_equal(draws, drawing.transform(Xd).compute())
+    observed = ~np.isnan(X_missing)
+    assert np.isfinite(draws).all() and np.array_equal(draws[observed], X_missing[observed])
+    with pytest.raises(TypeError, match="default estimator, the model search, does not take"):
+        GaussianMixtureImputer().fit(Xd)
+    with_inf = X_missing.copy()
+    with_inf[1100, 1] = np.inf
+    assert "infinity" in _error(imputer.transform(da.from_array(with_inf, chunks=500)).compute)

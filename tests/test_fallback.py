@@ -65,7 +65,7 @@ def test_get_set_params_and_pickle_without_sklearn():
         gm = gmmfast.GaussianMixture(2)
         params = gm.get_params()
         assert params["n_components"] == 2 and params["n_threads"] is None
-        assert len(params) == 18
+        assert len(params) == 19
         gm.set_params(covariance_type="tied", random_state=1)
         assert gm.covariance_type == "tied"
         try:

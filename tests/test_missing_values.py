@@ -1,6 +1,8 @@
 """EM with missing entries (gmmfast._missing) against a slow, exact NumPy EM
 (tests/_missing_reference.py), run through the engine's one loop."""
 
+import threading
+import time
 import warnings
 
 import numpy as np
@@ -235,18 +237,24 @@ def test_rows_with_no_observed_entry_do_not_change_the_fit():
         np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
-@pytest.mark.parametrize("parallel_group_rows", [20, 10**9])
-def test_results_do_not_depend_on_the_thread_count(parallel_group_rows, monkeypatch):
-    # Large groups get every thread for their pass, small ones a thread each.
-    monkeypatch.setattr(_missing, "PARALLEL_GROUP_ROWS", parallel_group_rows)
-    X = _incomplete_data()
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+@pytest.mark.parametrize("fraction", [0.04, 0.3], ids=["large-complete-group", "pooled"])
+def test_results_do_not_depend_on_the_thread_count(fraction, covariance_type):
+    # At 4 % missing the complete rows are more than half of X: their pass gets every
+    # thread; at 30 % every group runs on the pool of 1-thread passes.
+    X = _incomplete_data(fraction=fraction, n_samples=12000)
     source = MissingValueSource(X, _weights(len(X)), N_COMPONENTS)
-    start, _ = _fit(source, "full", 0)
-    params = mixture_kernel_parameters(start, "full")
-    one, two = source.statistics(params, 1), source.statistics(params, 2)
-    assert one[0] == two[0]
-    for a, b in zip(one[1], two[1]):
-        np.testing.assert_array_equal(a, b)
+    largest = max(len(group.rows) for group in source.groups)
+    assert (largest > len(X) / 2) == (fraction < 0.1)
+    start, _ = _fit(source, covariance_type, 0)
+    params = mixture_kernel_parameters(start, covariance_type)
+    assert _missing._em.pass_threads(2, len(X), len(X), *_missing._pair_cost(params)) == 2
+    one = source.statistics(params, 1)
+    for threads in (2, 3):
+        other = source.statistics(params, threads)
+        assert one[0] == other[0]
+        for a, b in zip(one[1], other[1]):
+            np.testing.assert_array_equal(a, b)
     for a, b in zip(source.score(params, 1, resp=True), source.score(params, 2, resp=True)):
         np.testing.assert_array_equal(a, b)
     for init_params in ("kmeans", "random"):
@@ -315,3 +323,19 @@ def test_fewer_rows_with_observations_than_components_raises():
     MissingValueSource(X, None, 3)
     with pytest.raises(ValueError, match="at least n_components = 4 samples with an"):
         MissingValueSource(X, None, 4)
+
+
+def test_an_error_on_a_helper_thread_reaches_the_caller():
+    X = _incomplete_data(fraction=0.3, n_samples=2000)
+    groups = MissingValueSource(X, None, N_COMPONENTS).groups
+
+    def func(group, threads):
+        if threading.current_thread() is not threading.main_thread():
+            raise ValueError("a helper failed")
+        time.sleep(0.001)  # lets the helper draw groups too
+        return len(group.rows)
+
+    heavy = (1000, 1000)  # enough work per row for two threads
+    assert _missing._em.pass_threads(2, len(X), len(X), *heavy) == 2
+    with pytest.raises(ValueError, match="a helper failed"):
+        _missing.map_groups(func, groups, 2, heavy)

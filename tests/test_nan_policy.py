@@ -252,18 +252,6 @@ def test_scoring_rows_that_are_all_missing_raises():
         model.score(np.full((3, 4), np.nan))
 
 
-def test_dask_input_under_omit_is_refused_clearly():
-    da = pytest.importorskip("dask.array")
-    X = da.from_array(_incomplete(), chunks=100)
-    with pytest.raises(ValueError, match="nan_policy='omit' does not take dask arrays"):
-        GaussianMixture(2, nan_policy="omit").fit(X)
-    model = GaussianMixture(2, nan_policy="omit").fit(_incomplete())
-    with pytest.raises(ValueError, match="does not take dask arrays"):
-        model.predict(X)
-    with pytest.raises(ValueError, match="does not take dask arrays"):
-        model.score(X)
-
-
 def test_allow_nan_tag_follows_the_policy():
     from sklearn.utils import get_tags
 

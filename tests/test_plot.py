@@ -344,3 +344,31 @@ def test_principal_axes_are_those_of_the_standardised_columns(make_data):
     np.testing.assert_allclose(means, plane.points(model.means_))
     np.testing.assert_allclose(covariances[0],
                                plane.matrix @ model.covariances_[0] @ plane.matrix.T)
+
+
+def fourteen_model_table():
+    from gmmfast._covariance_models import COVARIANCE_MODELS
+    from gmmfast._selection import CriterionTable
+
+    k, names = np.meshgrid([1, 2, 3], COVARIANCE_MODELS)
+    scores = 100.0 + np.arange(k.size, dtype=np.float64)[::-1]
+    return CriterionTable({"n_components": k.ravel(), "covariance_type": names.ravel(),
+                           "bic": scores, "converged": np.ones(k.size, dtype=bool),
+                           "status": np.array(["ok"] * k.size)}, "bic", k.size - 1)
+
+
+def test_the_fourteen_models_have_distinct_lines_and_a_legend_beside_the_panel():
+    ax = plot_criterion(fourteen_model_table(), ax=axes(), zoom=False)
+    lines = ax.get_lines()[:14]
+    styles = {(tuple(line.get_color()), line.get_marker()) for line in lines}
+    assert len(styles) == 14
+    legend = ax.get_legend()
+    assert len(legend_texts(legend)) == 15  # and the chosen star
+    ax.figure.canvas.draw()
+    assert legend.get_window_extent().x0 >= ax.get_window_extent().x1
+
+
+def test_a_few_types_keep_their_legend_inside_the_panel(search):
+    ax = plot_criterion(search, ax=axes())
+    ax.figure.canvas.draw()
+    assert ax.get_window_extent().contains(*ax.get_legend().get_window_extent().min)

@@ -11,6 +11,7 @@ from gmmfast._compat import ConvergenceWarning
 from gmmfast._engine import InMemorySource, MixtureModel, MultiSetModel, ParameterSets, run_em
 from gmmfast._starts import (
     COLLAPSED_VARIANCE,
+    FLOOR_FACTOR,
     SCREEN_ROWS,
     Collapse,
     Screen,
@@ -331,3 +332,16 @@ def test_missing_values_and_partial_fit_take_multistart():
     stream = GaussianMixture(3, init_params="multistart", random_state=0)
     stream.partial_fit(X[:300]).partial_fit(X[300:600])
     assert stream.n_iter_ == 2 and np.isfinite(stream.lower_bound_)
+
+
+@pytest.mark.parametrize("layout", ["full", "diag"])
+def test_a_component_at_the_reg_covar_floor_has_collapsed_whatever_the_data_scale(layout):
+    # Columns of small spread: 0.5 reg_covar beyond the floor is a large share of the
+    # second column's variance, yet the rows add no more variance than reg_covar does.
+    reg, variance = 1e-6, np.array([1.0, 1e-4])
+    diagonals = np.array([[1.0, 1.0], [1.0, (1 + 0.5 * FLOOR_FACTOR) * reg]])
+    covariances = diagonals if layout == "diag" else np.stack([np.diag(d) for d in diagonals])
+    collapse = Collapse(layout, reg, variance)
+    assert collapse.smallest_spread(covariances) > 1e3 * COLLAPSED_VARIANCE
+    assert not collapse((None, None, covariances))
+    assert collapse((None, None, covariances[:1]))
