@@ -44,7 +44,9 @@ def gmmfast_parts(X, k, covariance_type):
     model = bayes._model(X.dtype)
     theta = bayes._current_parameters()
     source = InMemorySource(X)
-    kernel_params = model.kernel_parameters(theta)
+    # As an iteration passes them: with the model's floor on the responsibilities.
+    kernel_params = model.kernel_parameters(theta)._replace(
+        log_resp_floor=model.log_resp_floor(source.total_weight))
     loglik, stats = source.statistics(kernel_params, 1)
     next_theta = model.m_step(stats)
     step = model.em_step(source, 1)

@@ -28,6 +28,7 @@ def em_pass(
     scatter: npt.NDArray[np.float64],
     n_threads: int = 0,
     form: int | None = None,
+    log_resp_floor: float | None = None,
 ) -> float: ...
 def em_pass_sets(
     X: npt.NDArray[np.floating],
@@ -40,6 +41,7 @@ def em_pass_sets(
     scatter: npt.NDArray[np.float64],
     n_threads: int = 0,
     form: int | None = None,
+    log_resp_floor: float | None = None,
 ) -> npt.NDArray[np.float64]: ...
 def max_sets_per_pass(
     n_samples: int, n_components: int, n_features: int, full: bool

@@ -135,12 +135,17 @@ class KernelParameters(NamedTuple):
     ``covariances``, in the factors' shape, when the parameters carry them (else None): a
     source that marginalises over missing entries needs Σ itself, and inverting the
     factors again would lose the digits that the M-step's Σ still has.
+
+    ``log_resp_floor``: responsibilities below exp(log_resp_floor) of their row's largest
+    count as 0 in the statistics (not in scores), for a model that such weights cannot
+    move; None keeps every responsibility the compute type can represent.
     """
 
     means: np.ndarray
     precisions_chol: np.ndarray
     log_norm: np.ndarray
     covariances: np.ndarray | None = None
+    log_resp_floor: float | None = None
 
 
 # ----------------------------------------------------------------------------------------
@@ -234,8 +239,14 @@ def block_statistics(X, sample_weight, kernel_params, n_threads=0):
     form = "full" if precisions_chol.ndim == 3 else "diag"
     stats = Statistics.zeros(form, means)
     loglik = _em.em_pass(X, sample_weight, means, precisions_chol, log_norm,
-                         stats.nk, stats.sums, stats.scatter, n_threads)
+                         stats.nk, stats.sums, stats.scatter, n_threads,
+                         log_resp_floor=log_resp_floor_of(kernel_params))
     return loglik, stats
+
+
+def log_resp_floor_of(kernel_params):
+    """The ``log_resp_floor`` of kernel parameters (None for a plain tuple)."""
+    return getattr(kernel_params, "log_resp_floor", None)
 
 
 def block_statistics_of_sets(X, sample_weight, kernel_params_list, n_threads=0):
@@ -243,10 +254,16 @@ def block_statistics_of_sets(X, sample_weight, kernel_params_list, n_threads=0):
     the list, the same numbers as :func:`block_statistics` per set, from one compiled pass
     over X (as many sets per pass as its accumulators allow).
 
-    The sets must share their number of components and covariance form.
+    The sets must share their number of components, covariance form and
+    ``log_resp_floor``.
     """
     if not kernel_params_list:
         return []
+    floors = {log_resp_floor_of(params) for params in kernel_params_list}
+    if len(floors) > 1:
+        raise ValueError(f"parameter sets scored in one pass must share log_resp_floor, "
+                         f"got {sorted(floors, key=str)}")
+    (floor,) = floors
     means = _stacked([params[0] for params in kernel_params_list], "means")
     precisions_chol = _stacked([params[1] for params in kernel_params_list],
                                "precisions_chol")
@@ -262,7 +279,7 @@ def block_statistics_of_sets(X, sample_weight, kernel_params_list, n_threads=0):
         part = slice(first, first + per_pass)
         loglik[part] = _em.em_pass_sets(X, sample_weight, means[part], precisions_chol[part],
                                         log_norm[part], nk[part], sums[part], scatter[part],
-                                        n_threads)
+                                        n_threads, log_resp_floor=floor)
     return [(set_loglik, Statistics(*stats))
             for set_loglik, *stats in zip(loglik.tolist(), nk, sums, scatter, means)]
 

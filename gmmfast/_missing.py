@@ -58,6 +58,7 @@ from gmmfast._engine import (
     KernelParameters,
     SetStatistics,
     Statistics,
+    log_resp_floor_of,
     ordered_sum,
 )
 from gmmfast._initialisation import (
@@ -210,17 +211,19 @@ class Marginals(NamedTuple):
     """The :class:`Marginal` of P patterns that observe the same number o of columns (and
     miss m), stacked: ``means`` (P, K, o), ``chol`` (P, F, o, o) or the diag form's
     (P, K, o), ``log_norm`` (P, K), ``regression`` (P, F, m, o) or None, ``conditional``
-    (P, F, m, m) or the diag form's (P, K, m)."""
+    (P, F, m, m) or the diag form's (P, K, m); the mixture's ``log_resp_floor``."""
 
     means: np.ndarray
     chol: np.ndarray
     log_norm: np.ndarray
     regression: np.ndarray | None
     conditional: np.ndarray
+    log_resp_floor: float | None = None
 
     def kernel_params(self, index):
         """The marginal mixture of pattern ``index``, in the kernels' form."""
-        return KernelParameters(self.means[index], self.chol[index], self.log_norm[index])
+        return KernelParameters(self.means[index], self.chol[index], self.log_norm[index],
+                                log_resp_floor=self.log_resp_floor)
 
 
 def marginals(kernel_params, covariances, observed, missing):
@@ -253,7 +256,7 @@ def marginals(kernel_params, covariances, observed, missing):
     log_norms = log_norm - dropped_log_det + 0.5 * missing.shape[1] * LOG_2PI
     return Marginals(observed_means, observed_chol,
                      np.ascontiguousarray(np.broadcast_to(log_norms, (n_patterns, len(means)))),
-                     regression, conditional)
+                     regression, conditional, log_resp_floor_of(kernel_params))
 
 
 def _blocks(covariances, rows, columns):

@@ -12,6 +12,8 @@ No estimator is imported here: the command line scores and samples a saved model
 this module without importing scikit-learn.
 """
 
+import math
+
 import numpy as np
 from scipy.special import betaln, digamma, gammaln
 
@@ -214,12 +216,29 @@ class VariationalMixtureModel:
 
     # -- the engine's protocol -----------------------------------------------------------------
 
+    def log_resp_floor(self, total_weight):
+        """The log-responsibility, relative to its row's largest, below which a fit leaves a
+        responsibility out of the statistics.
+
+        Every count n_k enters the M-step added to a prior count (κ₀, ν₀, the weights'
+        concentrations, and 1 in the stick-breaking weights). The responsibilities left out
+        weigh at most total_weight · K · exp(floor), which this floor makes the float64
+        rounding error of the smallest of those prior counts: the parameters do not move,
+        while rows far from a component skip its accumulation.
+        """
+        priors = self.priors
+        smallest_prior_count = min(priors.mean_precision, priors.degrees_of_freedom,
+                                   priors.weight_concentration, 1.0)
+        at_most = max(total_weight * self.n_components, 1.0)
+        return math.log(np.finfo(np.float64).eps * smallest_prior_count / at_most)
+
     def em_step(self, source, n_threads):
         """A function θ → (bound, next θ): the E-step under θ, the M-step, and the bound
         from the entropy of that E-step and the normalisers of the next θ."""
+        floor = self.log_resp_floor(source.total_weight)
 
         def step(theta):
-            kernel_params = self.kernel_parameters(theta)
+            kernel_params = self.kernel_parameters(theta)._replace(log_resp_floor=floor)
             loglik, stats = source.statistics(kernel_params, n_threads)
             next_theta = self.m_step(stats)
             bound = (-self.sum_resp_log_resp(loglik, stats, kernel_params)

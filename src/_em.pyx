@@ -249,7 +249,7 @@ cdef double log_prob_to_resp(
     Returns Σ_i w_i log p(x_i) over rows of non-zero weight.
     """
     return _log_prob_to_resp(log_prob, n_rows, n_components, sample_weight, log_prob_norm,
-                             work)
+                             work, LOG_RESP_FLOOR)
 
 
 cdef void accumulate_full(
@@ -285,9 +285,22 @@ cdef void accumulate_diag(
 # Python entry points
 # --------------------------------------------------------------------------------------------
 
+cdef double _resolved_floor(log_resp_floor, bint single) except? 1.0:
+    """The floor of a pass's responsibilities (see em_pass): the compute type's own floor,
+    or the caller's if that flushes more."""
+    cdef double own = LOG_RESP_FLOOR_F32 if single else LOG_RESP_FLOOR
+    if log_resp_floor is None:
+        return own
+    cdef double floor = float(log_resp_floor)
+    if not floor <= 0.0:
+        raise ValueError(f"log_resp_floor must be a log-ratio <= 0 (or None for the dtype's "
+                         f"own), got {log_resp_floor!r}")
+    return max(floor, own)
+
+
 cdef double _stats_pass(
     X, sample_weight, shifts, precisions_chol, log_norm, labels, given_resp,
-    nk, sums, scatter, int n_threads, int source, form,
+    nk, sums, scatter, int n_threads, int source, form, log_resp_floor=None,
 ) except? -1.0:
     """em_pass, stats_from_labels and stats_from_resp: arguments checked, then the pass.
 
@@ -354,6 +367,7 @@ cdef double _stats_pass(
     inputs.log_norm = NULL if norm is None else norm.data
     inputs.tied_centre = NULL if centre is None else centre.data
     inputs.tied_offsets = NULL if offsets is None else offsets.data
+    inputs.log_resp_floor = _resolved_floor(log_resp_floor, single)
     cdef double* total = _run_pass(x, single, <StatsSource> source, &inputs, 1, layout,
                                    n_threads)
     cdef double loglik
@@ -492,7 +506,7 @@ cdef cnp.ndarray _samples(X):
 
 
 def em_pass(X, sample_weight, means, precisions_chol, log_norm, nk, sums, scatter,
-            n_threads=0, form=None):
+            n_threads=0, form=None, log_resp_floor=None):
     """One E-step fused with the accumulation of the M-step's sufficient statistics.
 
     The pass computes in X's dtype: float32 data with the parameters rounded to float32
@@ -532,6 +546,12 @@ def em_pass(X, sample_weight, means, precisions_chol, log_norm, nk, sums, scatte
         IN. The covariance form of ``precisions_chol``, which selects the density kernel;
         None infers it from the shapes ((1, D, D) for K > 1 components is tied). A form
         that does not match the shape of ``precisions_chol`` is a ValueError.
+    log_resp_floor : float <= 0 or None
+        IN. Responsibilities below exp(log_resp_floor) of their row's largest count as 0 in
+        the statistics and in ``loglik``: a model whose parameters such weights cannot move
+        saves their accumulation (the full and tied scatters of a component gather its rows
+        of non-zero responsibility when they are at most half of a chunk). None, or a value
+        below it, means the dtype's own floor above.
 
     Returns
     -------
@@ -539,11 +559,12 @@ def em_pass(X, sample_weight, means, precisions_chol, log_norm, nk, sums, scatte
         Σ_i w_i log p(x_i) under the given parameters.
     """
     return _stats_pass(X, sample_weight, means, precisions_chol, log_norm, None, None,
-                       nk, sums, scatter, requested_threads(n_threads), FROM_DENSITY, form)
+                       nk, sums, scatter, requested_threads(n_threads), FROM_DENSITY, form,
+                       log_resp_floor)
 
 
 def em_pass_sets(X, sample_weight, means, precisions_chol, log_norm, nk, sums, scatter,
-                 n_threads=0, form=None):
+                 n_threads=0, form=None, log_resp_floor=None):
     """:func:`em_pass` for M parameter sets of the same form at once: one read of X.
 
     Each chunk of rows is transposed once and, while it is in cache, goes through the
@@ -577,6 +598,8 @@ def em_pass_sets(X, sample_weight, means, precisions_chol, log_norm, nk, sums, s
     form : FORM_FULL, FORM_TIED, FORM_DIAG or None
         IN. The covariance form of every set, as in :func:`em_pass` (inferred from the
         shape of one set's factors when None).
+    log_resp_floor : float <= 0 or None
+        IN. The floor of every set's responsibilities, as in :func:`em_pass`.
 
     Returns
     -------
@@ -625,6 +648,7 @@ def em_pass_sets(X, sample_weight, means, precisions_chol, log_norm, nk, sums, s
 
     cdef size_t itemsize = sizeof(float) if single else sizeof(double)
     cdef Py_ssize_t chol_size = cnp.PyArray_SIZE(chol) // n_sets
+    cdef double floor = _resolved_floor(log_resp_floor, single)
     cdef PassInputs* sets = <PassInputs*> malloc(n_sets * sizeof(PassInputs))
     if sets == NULL:
         raise MemoryError(f"no memory for the inputs of {n_sets} parameter sets")
@@ -639,6 +663,7 @@ def em_pass_sets(X, sample_weight, means, precisions_chol, log_norm, nk, sums, s
         sets[i].log_norm = norm.data + i * k * itemsize
         sets[i].tied_centre = NULL if centre is None else centre.data + i * d * itemsize
         sets[i].tied_offsets = NULL if offsets is None else offsets.data + i * k * d * itemsize
+        sets[i].log_resp_floor = floor
     cdef double* totals
     try:
         totals = _run_pass(x, single, FROM_DENSITY, sets, n_sets, layout,

@@ -42,6 +42,9 @@ cdef struct PassInputs:
     const void* log_norm
     const void* tied_centre
     const void* tied_offsets
+    # Responsibilities below exp(log_resp_floor) of their row's largest count as 0
+    # (FROM_DENSITY only; at least the compute type's own floor, _log_resp_floor).
+    double log_resp_floor
 
 
 cdef void _stats_group(
@@ -88,7 +91,8 @@ cdef inline void _chunk_statistics(
         _log_prob(xt, m, d, k, a.form, shifts, <const floating*> a.chol,
                   <const floating*> a.log_norm, <const floating*> a.tied_centre,
                   <const floating*> a.tied_offsets, work, log_prob)
-        acc[0] += _log_prob_to_resp(log_prob, m, k, wc, row_work, work)
+        acc[0] += _log_prob_to_resp(log_prob, m, k, wc, row_work, work,
+                                    <floating> a.log_resp_floor)
     elif source == FROM_LABELS:
         _fill_resp_from_labels(a.labels + row0, wc, m, k, log_prob)
     else:

@@ -78,7 +78,7 @@ cdef void _score_chunk(
         _row_argmax(lp, m, k, labels)
     if resp != NULL:
         if log_prob_norm != NULL:
-            _resp_factors(lp, m, k, NULL, log_prob_norm, factor)
+            _resp_factors(lp, m, k, NULL, log_prob_norm, factor, _log_resp_floor(lp))
             _spread_rows_of_zero_density(lp, m, k, log_prob_norm, factor)
         else:
             _unit_factors(lp, m, k, row_work, factor)
@@ -90,7 +90,7 @@ cdef void _score_chunk(
         else:
             _transpose_scaled(lp, m, k, m, resp, k, factor)
     elif log_prob_norm != NULL:
-        _exp_terms(lp, m, k, log_prob_norm, <floating*> s.work)
+        _exp_terms(lp, m, k, log_prob_norm, <floating*> s.work, _log_resp_floor(lp))
 
 
 cdef void _spread_rows_of_zero_density(

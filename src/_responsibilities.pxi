@@ -15,10 +15,11 @@ cdef inline void _log_of_total(
 
 cdef void _exp_terms(
     floating* log_prob, Py_ssize_t n_rows, Py_ssize_t n_components,
-    floating* log_prob_norm, floating* total,
+    floating* log_prob_norm, floating* total, floating floor,
 ) noexcept nogil:
-    """log p(x_i) of a chunk; log_prob is replaced by exp(log_prob − max_c log_prob) and
-    total[i] is the sum of those terms of row i (the responsibilities before scaling).
+    """log p(x_i) of a chunk; log_prob is replaced by exp(log_prob − max_c log_prob), or 0
+    where that is below exp(floor), and total[i] is the sum of those terms of row i (the
+    responsibilities before scaling).
 
     _log_prob_to_resp and score() without responsibilities both go through this one
     function, so their log p agree bit for bit (the compiler may contract the exponential's
@@ -26,7 +27,6 @@ cdef void _exp_terms(
     """
     cdef Py_ssize_t m = n_rows
     cdef floating* top = log_prob_norm
-    cdef floating floor = _log_resp_floor(log_prob)
     # One exp per entry. Rows whose maximum is −inf have shifted = NaN there, which
     # exp_or_zero maps to 0.
     _exp_block_terms(log_prob, m, n_components, top, total, floor)
@@ -35,15 +35,15 @@ cdef void _exp_terms(
 
 cdef double _resp_factors(
     floating* log_prob, Py_ssize_t n_rows, Py_ssize_t n_components,
-    const double* sample_weight, floating* log_prob_norm, floating* factor,
+    const double* sample_weight, floating* log_prob_norm, floating* factor, floating floor,
 ) noexcept nogil:
     """The responsibilities before their last step: log_prob is replaced by
-    exp(log_prob − max), which factor[i] then scales to row i's responsibilities (w_i / Σ);
-    log p(x_i) in log_prob_norm. Returns Σ w_i log p(x_i)."""
+    exp(log_prob − max) (0 below exp(floor)), which factor[i] then scales to row i's
+    responsibilities (w_i / Σ); log p(x_i) in log_prob_norm. Returns Σ w_i log p(x_i)."""
     cdef Py_ssize_t i
     cdef Py_ssize_t m = n_rows
     cdef double w, loglik = 0.0
-    _exp_terms(log_prob, m, n_components, log_prob_norm, factor)  # factor = Σ_c terms
+    _exp_terms(log_prob, m, n_components, log_prob_norm, factor, floor)  # factor = Σ_c terms
     # Rows of zero weight, or of zero density under every component, carry no
     # responsibility (and no 0 · inf = NaN).
     if sample_weight == NULL:
@@ -73,14 +73,15 @@ cdef void _unit_factors(
 
 cdef double _log_prob_to_resp(
     floating* log_prob, Py_ssize_t n_rows, Py_ssize_t n_components,
-    const double* sample_weight, floating* log_prob_norm, floating* work,
+    const double* sample_weight, floating* log_prob_norm, floating* work, floating floor,
 ) noexcept nogil:
-    """log_prob replaced by the (weighted) responsibilities; see _resp_factors."""
+    """log_prob replaced by the (weighted) responsibilities, those below exp(floor) of their
+    row's largest flushed to 0; see _resp_factors."""
     cdef Py_ssize_t i, c
     cdef floating* row
     cdef floating* factor = work
     cdef double loglik = _resp_factors(log_prob, n_rows, n_components, sample_weight,
-                                       log_prob_norm, factor)
+                                       log_prob_norm, factor, floor)
     for c in range(n_components):
         row = log_prob + c * n_rows
         for i in range(n_rows):

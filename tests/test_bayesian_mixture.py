@@ -91,6 +91,44 @@ def test_entropy_from_statistics_equals_direct_sum(blobs):
         direct, rel=1e-9, abs=1e-9)
 
 
+class RecordingSource(InMemorySource):
+    """Rows in memory that remember the kernel parameters of their last pass."""
+
+    def statistics(self, kernel_params, n_threads):
+        self.last_kernel_params = kernel_params
+        return super().statistics(kernel_params, n_threads)
+
+
+def test_iterations_leave_out_the_models_negligible_responsibilities(blobs):
+    model = _quiet_fit(BayesianGaussianMixture(n_components=4, max_iter=3, random_state=0),
+                       blobs)
+    variational = model._model(blobs.dtype)
+    source = RecordingSource(blobs)
+    variational.em_step(source, 1)(model._current_parameters())
+    floor = source.last_kernel_params.log_resp_floor
+    # eps · (the smallest prior count, 1/4) / (240 rows · 4 components)
+    assert floor == pytest.approx(np.log(np.finfo(float).eps / 4 / 960), rel=1e-12)
+    assert floor == variational.log_resp_floor(source.total_weight)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_left_out_responsibilities_do_not_move_the_fit(covariance_type, blobs, monkeypatch):
+    params = dict(n_components=6, covariance_type=covariance_type, init_params="kmeans",
+                  random_state=1, tol=0, max_iter=10)
+    floored = _quiet_fit(BayesianGaussianMixture(**params), blobs)
+    resp = floored.predict_proba(blobs)
+    floor = floored._model(blobs.dtype).log_resp_floor(len(blobs))
+    assert np.any((resp > 0) & (resp < np.exp(floor)))  # the floor leaves some out
+    monkeypatch.setattr(type(floored._model(blobs.dtype)), "log_resp_floor",
+                        lambda self, total_weight: None)
+    every = _quiet_fit(BayesianGaussianMixture(**params), blobs)
+    assert_allclose(floored.lower_bounds_, every.lower_bounds_, rtol=1e-13, atol=0)
+    for name in FITTED_ARRAYS:
+        assert_allclose(getattr(floored, name), getattr(every, name), rtol=1e-12,
+                        atol=1e-300, err_msg=name)
+    assert_allclose(_concentration(floored), _concentration(every), rtol=1e-13)
+
+
 @pytest.mark.parametrize("prior_type", PRIOR_TYPES)
 def test_max_iter_zero_is_one_update_from_the_initial_responsibilities(prior_type, blobs):
     # scikit-learn's test_compare_covar_type through the public API: the unnormalised

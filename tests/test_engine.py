@@ -207,6 +207,38 @@ def test_statistics_recentre_and_add_in_order(form):
     assert total.shifts is stats.shifts
 
 
+@pytest.mark.parametrize("form", ["full", "diag"])
+def test_every_statistics_pass_honours_the_kernel_parameters_floor(form):
+    # A floor of exp(-2) flushes responsibilities that move every statistic: each path
+    # from kernel parameters to the compiled pass must carry it.
+    from gmmfast._engine import KernelParameters, block_statistics, block_statistics_of_sets
+    from gmmfast._missing import missing_block_statistics
+
+    X, weights = _problem(weighted=True)
+    model = MixtureModel(form, 1e-6, X.dtype)
+    stats = initial_statistics(InMemorySource(X, weights), 3, "kmeans", (form,),
+                               np.random.RandomState(0), 1)[form]
+    every = model.kernel_parameters(model.m_step(stats))
+    floored = every._replace(log_resp_floor=-2.0)
+    assert isinstance(floored, KernelParameters)
+    expected = block_statistics(X, weights, floored, 1)
+    assert not np.allclose(block_statistics(X, weights, every, 1)[1].nk, expected[1].nk,
+                           rtol=1e-6)
+    with_nan = X.copy()
+    with_nan[:, 0] = np.nan  # every row observed in part: the marginal's pass
+    results = [block_statistics_of_sets(X, weights, [floored, floored], 1)[1],
+               missing_block_statistics(X, weights, floored, 1)]
+    for loglik, got in results:
+        assert loglik == pytest.approx(expected[0], rel=1e-12)
+        for a, b in zip(got[:3], expected[1][:3]):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    partly = missing_block_statistics(with_nan, weights, floored, 1)[1].nk
+    reference = missing_block_statistics(with_nan, weights, every, 1)[1].nk
+    assert not np.allclose(partly, reference, rtol=1e-6)
+    with pytest.raises(ValueError, match="must share log_resp_floor"):
+        block_statistics_of_sets(X, weights, [floored, every], 1)
+
+
 def test_initial_statistics_share_one_draw_across_forms():
     X, weights = _problem(weighted=True)
     source = InMemorySource(X, weights)

@@ -478,6 +478,102 @@ def test_em_pass_well_separated_clusters_match_reference(dtype, d, weights):
     check_stats("em_pass (gathered rows)", (nk, sums, scatter), ref, scale, dtype)
 
 
+def clusters_in_runs(d, k, n, dtype, seed=0):
+    """Rows of k far-apart clusters, the first half in runs of one cluster (whole row blocks
+    where a component has no responsibility), the rest shuffled; and the clusters' means."""
+    rng = np.random.default_rng([d, k, seed])
+    far = mixture(d, k)[0] + 40.0 * np.eye(k, d)
+    labels = np.concatenate([np.sort(rng.integers(k, size=n // 2)),
+                             rng.integers(k, size=n - n // 2)])
+    X = (far[labels] + rng.standard_normal((n, d))).astype(dtype)
+    return X, far
+
+
+def ref_floored_pass(X, w, means, covs, weights, form, log_resp_floor):
+    """Σ w log p(x) and the statistics of em_pass whose responsibilities below
+    exp(log_resp_floor) of their row's largest count as 0, with their error scales."""
+    log_prob = ref_weighted_log_prob(X, means, covs, weights, form)
+    top = log_prob.max(axis=1, keepdims=True)
+    terms = np.where(log_prob - top < log_resp_floor, 0.0, np.exp(log_prob - top))
+    total = terms.sum(axis=1)
+    log_p = top[:, 0] + np.log(total)
+    ww = np.ones(len(X)) if w is None else w
+    ref, scale = ref_stats(X, w, terms / total[:, None], means, form)
+    return ww @ log_p, ww @ np.abs(log_p), ref, scale
+
+
+@pytest.mark.parametrize("weights", ["none", "with_zeros"])
+@pytest.mark.parametrize("form", DENSITY_FORMS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_em_pass_flushes_responsibilities_below_the_floor(dtype, form, weights):
+    # A floor of exp(-5) flushes responsibilities large enough to move every statistic far
+    # beyond the tolerance: a pass that ignored it would fail.
+    d, k, n, floor = 3, 4, 3001, -5.0
+    _, chol, log_norm, covs = model_params(d, k, form)
+    rng = np.random.default_rng(11)
+    means = mixture(d, k)[0] + rng.normal(scale=0.5, size=(k, d))
+    X = samples(d, k, dtype)[:n]
+    w = sample_weights(weights, n)
+    nk, sums, scatter = empty_stats(k, d, form)
+
+    loglik = _em.em_pass(X, w, means, chol, log_norm, nk, sums, scatter,
+                         n_threads=REF_THREADS, log_resp_floor=floor)
+
+    ref_loglik, loglik_scale, ref, scale = ref_floored_pass(X, w, means, covs,
+                                                           mixture(d, k)[3], form, floor)
+    unfloored = ref_floored_pass(X, w, means, covs, mixture(d, k)[3], form, -np.inf)[2]
+    assert not np.allclose(unfloored[0], ref[0], rtol=1e-3)  # the floor bites
+    assert_close("em_pass loglik (floor)", loglik, ref_loglik, loglik_scale, rtol_for(dtype),
+                 dtype)
+    check_stats("em_pass (floor)", (nk, sums, scatter), ref, scale, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_em_pass_floor_below_the_dtypes_own_changes_nothing(dtype):
+    X = samples(3, 4, dtype)[:1000]
+    means, chol, log_norm, _ = model_params(3, 4, "diag")
+    own, low = empty_stats(4, 3, "diag"), empty_stats(4, 3, "diag")
+    assert (_em.em_pass(X, None, means, chol, log_norm, *own)
+            == _em.em_pass(X, None, means, chol, log_norm, *low, log_resp_floor=-1e4))
+    for a, b in zip(own, low):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("bad", [0.5, np.nan, np.inf])
+def test_em_pass_refuses_a_floor_above_zero(bad):
+    X = samples(3, 4, np.float64)[:100]
+    means, chol, log_norm, _ = model_params(3, 4, "diag")
+    for entry, stack in ((_em.em_pass, lambda a: a), (_em.em_pass_sets, lambda a: a[None])):
+        stats = [stack(a) for a in empty_stats(4, 3, "diag")]
+        with pytest.raises(ValueError, match="log_resp_floor must be a log-ratio <= 0"):
+            entry(X, None, stack(means), stack(chol), stack(log_norm), *stats,
+                  log_resp_floor=bad)
+
+
+@pytest.mark.parametrize("log_resp_floor", [None, -5.0])
+@pytest.mark.parametrize("weights", ["none", "with_zeros"])
+@pytest.mark.parametrize("form", DENSITY_FORMS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_em_pass_clusters_in_runs_match_reference(dtype, form, weights, log_resp_floor):
+    # Runs of rows from one cluster: whole row blocks without responsibility for most
+    # components, whose rows the full and tied statistics gather around.
+    d, k, n = 8, 4, 3001
+    X, far = clusters_in_runs(d, k, n, dtype)
+    _, chol, log_norm, covs = model_params(d, k, form)
+    w = sample_weights(weights, n)
+    nk, sums, scatter = empty_stats(k, d, form)
+
+    loglik = _em.em_pass(X, w, far, chol, log_norm, nk, sums, scatter, n_threads=REF_THREADS,
+                         log_resp_floor=log_resp_floor)
+
+    floor = -np.inf if log_resp_floor is None else log_resp_floor
+    ref_loglik, loglik_scale, ref, scale = ref_floored_pass(X, w, far, covs, mixture(d, k)[3],
+                                                           form, floor)
+    assert_close("em_pass loglik (runs)", loglik, ref_loglik, loglik_scale, rtol_for(dtype),
+                 dtype)
+    check_stats("em_pass (runs)", (nk, sums, scatter), ref, scale, dtype)
+
+
 @pytest.mark.parametrize("form", DENSITY_FORMS)
 def test_em_pass_adds_into_accumulators(form):
     d, k, n = 3, 4, 1000
