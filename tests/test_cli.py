@@ -93,18 +93,6 @@ def test_gmmfast_alone_runs_fit_on_the_bundled_data(tmp_path):
     assert f"BIC {search.criterion_table_['bic'][search.best_index_]:.2f}" in out
 
 
-def test_gmmfast_alone_is_gmmfast_fit(capsys):
-    from gmmfast._cli import main
-
-    def without_time(text):
-        return [line for line in text.splitlines() if not line.startswith("Time:")]
-
-    assert main([]) == 0
-    alone = capsys.readouterr().out
-    assert main(["fit"]) == 0
-    assert without_time(capsys.readouterr().out) == without_time(alone)
-
-
 def test_fit_a_csv_with_a_header(fitted):
     directory, X, result, search = fitted
     assert "blobs.csv: 180 rows x 2 columns (x, y)" in result.stdout

@@ -20,9 +20,10 @@ from gmmfast import (  # noqa: E402
 @parametrize_with_checks([
     GaussianMixture(), BayesianGaussianMixture(),
     GaussianMixture(nan_policy="omit"), BayesianGaussianMixture(nan_policy="omit"),
-    # The search over a short n_components grid from single starts: the checks fit dozens
-    # of times and test the estimator's interface (tests/test_starts.py tests the starts).
-    GaussianMixtureImputer(GaussianMixtureIC(n_components=[1, 2], init_params="kmeans")),
+    # A short search from single starts: the checks fit dozens of times and test the
+    # estimator's interface (tests/test_starts.py and tests/test_selection.py test the grid).
+    GaussianMixtureImputer(GaussianMixtureIC(n_components=[1, 2], covariance_type=["full", "diag"],
+                                             init_params="kmeans")),
     GaussianMixtureImputer(GaussianMixture(2), sample_posterior=True, random_state=0),
 ])
 def test_sklearn_estimator_checks(estimator, check):

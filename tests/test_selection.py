@@ -12,6 +12,7 @@ import pytest
 
 from gmmfast import GaussianMixture, GaussianMixtureIC, select_model
 from gmmfast._compat import ConvergenceWarning, InvalidParameterError
+from gmmfast._covariance_models import COVARIANCE_MODELS
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -114,25 +115,36 @@ def test_to_frame():
     assert frame["bic"].tolist() == table["bic"].tolist()
 
 
-@pytest.mark.parametrize("criterion", ["aic", "icl"])
-def test_aic_and_icl_match_a_computation_by_hand(criterion):
+@pytest.fixture(scope="module")
+def criteria_by_hand():
+    """Every candidate of a 14-model x K=1..4 grid refitted alone and scored by hand."""
     X = make_family("full", 3, seed=3)
+    n = X.shape[0]
+    hand = {}
+    for covariance_type in COVARIANCE_MODELS:
+        for k in range(1, 5):
+            gm = GaussianMixture(k, covariance_type=covariance_type, init_params="multistart",
+                                 random_state=0, n_threads=1).fit(X)
+            loglik = gm.score_samples(X).sum()
+            p = hand_n_parameters(covariance_type, k, X.shape[1])
+            resp = gm.predict_proba(X)
+            positive = resp > 0
+            entropy = -np.sum(resp[positive] * np.log(resp[positive]))
+            bic = -2 * loglik + p * np.log(n)
+            hand[k, covariance_type] = {"aic": -2 * loglik + 2 * p, "bic": bic,
+                                        "icl": bic + 2 * entropy, "p": p, "loglik": loglik}
+    return X, hand
+
+
+@pytest.mark.parametrize("criterion", ["aic", "icl"])
+def test_aic_and_icl_match_a_computation_by_hand(criterion, criteria_by_hand):
+    X, by_hand = criteria_by_hand
     search = GaussianMixtureIC(n_components=range(1, 5), criterion=criterion,
                                random_state=0).fit(X)
     table = search.criterion_table_
-    n = X.shape[0]
-    hand = []
-    for k, covariance_type in zip(table["n_components"], table["covariance_type"]):
-        gm = GaussianMixture(int(k), covariance_type=str(covariance_type),
-                             init_params="multistart", random_state=0, n_threads=1).fit(X)
-        loglik = gm.score_samples(X).sum()
-        p = hand_n_parameters(covariance_type, k, X.shape[1])
-        resp = gm.predict_proba(X)
-        positive = resp > 0
-        entropy = -np.sum(resp[positive] * np.log(resp[positive]))
-        bic = -2 * loglik + p * np.log(n)
-        hand.append({"aic": -2 * loglik + 2 * p, "bic": bic, "icl": bic + 2 * entropy,
-                     "p": p, "loglik": loglik})
+    hand = [by_hand[int(k), str(covariance_type)]
+            for k, covariance_type in zip(table["n_components"], table["covariance_type"])]
+    assert len(hand) == len(by_hand)
     for name in ("aic", "bic", criterion):
         np.testing.assert_allclose(table[name], [h[name] for h in hand], rtol=1e-10)
     np.testing.assert_allclose(table["log_likelihood"], [h["loglik"] for h in hand],
