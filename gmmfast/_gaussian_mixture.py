@@ -505,7 +505,7 @@ class GaussianMixture(MixtureEstimator):
         up to a constant of the hyperparameters; ``bic`` and ``aic``, as mclust's, use the
         log-likelihood at the MAP estimate. ``reg_covar`` is still added. See
         ``gmmfast._prior`` for the MAP M-steps. A model file (:meth:`save`) holds the
-        fitted parameters, not the prior: a loaded model has ``prior=None``.
+        ``prior`` and ``prior_``: a loaded model refits and continues a stream under them.
 
     Attributes
     ----------

@@ -52,6 +52,7 @@ def _gaussian_mixture(model_file, path):
     if model_file.decomposition:  # orientations_ is None for a diagonal model, as after fit
         for name in DECOMPOSITION_ARRAYS:
             setattr(model, name, model_file.arrays.get(name))
+    model.prior_ = model_file.prior
     if model_file.stream is not None:
         resume_stream(model, model_file.stream)
     return model

@@ -13,7 +13,9 @@ with an mclust covariance name, a decomposition that is not finite and positive,
 whose product is not 1, orientations that are not orthogonal, covariances that are not
 ``λ_k D_k A_k D_kᵀ`` of the decomposition, or a decomposition that breaks the model's
 constraints (equal volumes, shapes or orientations; spherical shapes); for a
-``GaussianMixture`` saved in the middle of a stream of ``partial_fit`` calls, running
+``GaussianMixture`` fitted with a conjugate prior, hyperparameters that are not a valid prior
+of its model, or a ``prior`` parameter that is not "default" or a dict of the prior's
+keys with finite values; for a ``GaussianMixture`` saved in the middle of a stream of ``partial_fit`` calls, running
 statistics of the wrong shapes or dtypes for its components, features and covariance type,
 non-finite, with negative counts or scatter diagonals, a weight that is not positive or a
 batch count below one.
@@ -34,12 +36,16 @@ from gmmfast._model_file import (
     KINDS,
     MIXTURE_ARRAYS,
     PARAMS_AFTER_VERSION_1,
+    PRIOR_ARRAYS,
+    PRIOR_KEYS,
+    PRIOR_VERSION,
     STREAM_STATISTICS,
     read_model_file,
     refuse,
 )
 from gmmfast._mstep import kernel_form
 from gmmfast._params import is_symmetric_positive_definite
+from gmmfast._prior import check_prior_spec, conjugate_prior
 from gmmfast._variational import PRIOR_TYPES, dirichlet_process_weights
 
 __all__ = ["CheckedModel", "read_checked_model"]
@@ -49,7 +55,8 @@ class CheckedModel(NamedTuple):
     """A model file whose arrays form one valid model of its ``kind``: the constructor's
     ``params`` (array-valued ones included, None where none was given), the
     ``arrays`` and ``metadata`` as read, whether it holds an mclust ``decomposition``,
-    and the running ``stream`` of online EM (a ``StreamState``) or None."""
+    the running ``stream`` of online EM (a ``StreamState``) or None, and the hyperparameters
+    of the conjugate ``prior`` it was fitted with (its ``prior_``) or None."""
 
     kind: str
     params: dict
@@ -57,6 +64,7 @@ class CheckedModel(NamedTuple):
     metadata: dict
     decomposition: bool = False
     stream: Optional[StreamState] = None
+    prior: Optional[dict] = None
 
 
 def read_checked_model(path):
@@ -73,8 +81,9 @@ def _checked_gaussian_mixture(metadata, arrays, kind, path):
     _check_fitted(metadata["fitted"], kind, n_features, path)
     mclust = _check_mclust_model(arrays, covariance_type, metadata["fitted"], path)
     stream = _stream_state(arrays, covariance_type, path)
+    prior = _fitted_prior(arrays, covariance_type, path)
     params.update(_array_params(arrays, kind, path))
-    return CheckedModel("GaussianMixture", params, arrays, metadata, mclust, stream)
+    return CheckedModel("GaussianMixture", params, arrays, metadata, mclust, stream, prior)
 
 
 def _checked_bayesian_gaussian_mixture(metadata, arrays, kind, path):
@@ -132,6 +141,44 @@ def _stream_state(arrays, covariance_type, path):
 
 
 
+def _fitted_prior(arrays, covariance_type, path):
+    """The hyperparameters of the conjugate prior the model was fitted with (its
+    ``prior_``), or None: float64 arrays of the shapes of its model that form a valid prior
+    (the checks of the prior's own construction)."""
+    if PRIOR_ARRAYS[0] not in arrays:
+        return None
+    n_components, n_features = arrays["means_"].shape
+    given = {key: arrays[name] for key, name in zip(PRIOR_KEYS, PRIOR_ARRAYS)}
+    if any(value.dtype != np.float64 for value in given.values()):
+        raise refuse(path, f"the fitted prior's arrays {PRIOR_ARRAYS} must be float64")
+    scale = given["scale"]
+    given = {key: value.item() if value.ndim == 0 else value for key, value in given.items()}
+    try:
+        prior = conjugate_prior(given, covariance_type, n_components, n_features,
+                                moments=None)
+    except ValueError as exc:
+        raise refuse(path, f"the prior it was fitted with is not valid: {exc}") from None
+    if np.shape(prior.scale) != scale.shape:
+        raise refuse(path, f"prior_scale_ has shape {scale.shape}; a {covariance_type} "
+                           f"model's has shape {np.shape(prior.scale)}")
+    return prior.hyperparameters()
+
+
+def _prior_param(prior, path):
+    """The ``prior`` parameter as the JSON holds it: None, "default", or a dict of the
+    prior's keys whose values are finite numbers or arrays of them."""
+    if prior is None or prior == "default":
+        return prior
+    try:
+        spec = check_prior_spec(prior)
+        spec = {key: np.asarray(value, dtype=np.float64) for key, value in spec.items()}
+    except (TypeError, ValueError) as exc:
+        raise refuse(path, f"the parameter prior={prior!r} is not valid ({exc})") from None
+    if not all(np.all(np.isfinite(value)) for value in spec.values()):
+        raise refuse(path, f"the parameter prior={prior!r} holds NaN or infinity")
+    return {key: value.item() if value.ndim == 0 else value for key, value in spec.items()}
+
+
 def _array_params(arrays, kind, path):
     """The constructor parameters stored as arrays (None where none was given); a number
     (a spherical ``covariance_prior``) is stored 0-d and comes back as a float."""
@@ -157,6 +204,9 @@ def _checked_params(metadata, kind, path):
     params = dict(metadata["params"])
     if metadata["format_version"] == 1:
         params = {**PARAMS_AFTER_VERSION_1, **params}
+    # The prior is the one parameter stored only when it is given.
+    has_prior = kind.prior_arrays and metadata["format_version"] >= PRIOR_VERSION
+    prior = params.pop("prior", None) if has_prior else None
     if set(params) != set(kind.scalar_params):
         raise refuse(path, "the metadata's params are not those of the model kind")
     covariance_type = params["covariance_type"]
@@ -169,6 +219,8 @@ def _checked_params(metadata, kind, path):
     if seed is not None and not (isinstance(seed, int) and not isinstance(seed, bool)
                                  and 0 <= seed < 2**32):
         raise refuse(path, f"random_state={seed!r} is not None or an int in [0, 2**32)")
+    if kind.prior_arrays:
+        params["prior"] = _prior_param(prior, path)
     return params, covariance_type
 
 

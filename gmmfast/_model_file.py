@@ -5,10 +5,11 @@ atomically, and reading it back with bounded reads and integrity checks. It impo
 estimator, so that the estimators' ``save`` can use it; turning the arrays back into an
 estimator, and checking that they form a valid model, is ``gmmfast._io``'s job.
 
-Format version 3. A file is written with the lowest version that holds it, so that an older
-gmmfast loads what it can and asks for an upgrade otherwise: version 3 for a
-``GaussianMixture`` with one of mclust's covariance names (which holds its decomposition,
-below), version 2 for every other file. Version 1, which had no ``kind``, is still read:
+Format version 4. A file is written with the lowest version that holds it, so that an older
+gmmfast loads what it can and asks for an upgrade otherwise: version 4 for a
+``GaussianMixture`` with a conjugate prior (its ``prior`` parameter or the ``prior_`` it was
+fitted with, below), version 3 for one with one of mclust's covariance names (which holds
+its decomposition, below), version 2 for every other file. Version 1, which had no ``kind``, is still read:
 its files are ``GaussianMixture`` models. The archive (``numpy.savez``, readable by any
 NumPy ≥ 1.x with ``allow_pickle=False``) holds one ``.npy`` member per array:
 
@@ -26,6 +27,10 @@ NumPy ≥ 1.x with ``allow_pickle=False``) holds one ``.npy`` member per array:
   (``gmmfast._covariance_models.sklearn_layout``: (K, D) for EII, EEI, VEI, EVI, (K, D, D)
   for VEE … EVV);
 - the array-valued constructor parameters (float64), only if they were given;
+- a ``GaussianMixture`` fitted with a conjugate prior (version 4 only): the hyperparameters
+  it used (its ``prior_``) as :data:`PRIOR_ARRAYS` (float64): ``prior_shrinkage_`` and
+  ``prior_dof_`` 0-d, ``prior_mean_`` (D,), ``prior_scale_`` 0-d for the diagonal and
+  spherical models, (D, D) for the others; all four or none;
 - a ``GaussianMixture`` in the middle of a stream of ``partial_fit`` calls (and only then):
   the running statistics of online EM, :data:`STREAM_ARRAYS` (float64: ``stream_nk``
   (K,), ``stream_sums`` and ``stream_shifts`` (K, D), ``stream_scatter`` (K, D, D) for full
@@ -33,9 +38,11 @@ NumPy ≥ 1.x with ``allow_pickle=False``) holds one ``.npy`` member per array:
   0-d; ``stream_n_batches`` 0-d int64), all six or none.
 
 The JSON metadata: ``format`` (``"gmmfast.GaussianMixture"``, the name of the format for
-every kind), ``format_version`` (2 or 3), ``kind`` (``"GaussianMixture"`` or
+every kind), ``format_version`` (2, 3 or 4), ``kind`` (``"GaussianMixture"`` or
 ``"BayesianGaussianMixture"``), ``gmmfast_version``, ``params`` (the constructor's scalar
-parameters; a ``random_state`` that is not an int is stored as null), ``fitted`` (the
+parameters; a ``random_state`` that is not an int is stored as null; in version 4 a
+``GaussianMixture``'s ``prior`` when it is not None: ``"default"`` or an object of the given
+hyperparameters, numbers or nested lists of numbers), ``fitted`` (the
 fitted scalars: ``converged_``, ``n_iter_``, ``n_features_in_``, and the resolved scalar
 priors of a Bayesian mixture), ``arrays`` (each member's dtype, shape and SHA-256 of its
 bytes), ``extra`` (free JSON given by the writer, e.g. the command line's column names) and
@@ -79,10 +86,12 @@ from gmmfast._mstep import COVARIANCE_TYPES
 from gmmfast._version import __version__
 
 FORMAT = "gmmfast.GaussianMixture"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 # The version that added mclust's covariance models; files without their decomposition are
 # still written as version 2.
 DECOMPOSITION_VERSION = 3
+# The version that added the conjugate prior; files without one are written as before.
+PRIOR_VERSION = 4
 # Version 1 files have no "kind": they are GaussianMixture models.
 KIND_OF_VERSION_1 = "GaussianMixture"
 
@@ -103,6 +112,9 @@ STREAM_STATISTICS = ("stream_nk", "stream_sums", "stream_scatter", "stream_shift
 STREAM_ARRAYS = STREAM_STATISTICS + ("stream_weight", "stream_n_batches")
 # An mclust model's Σ_k = λ_k D_k A_k D_kᵀ (orientations_ is None for diagonal models).
 DECOMPOSITION_ARRAYS = ("volumes_", "shapes_", "orientations_")
+# The conjugate prior a GaussianMixture was fitted with (its prior_ dict), key by key.
+PRIOR_KEYS = ("shrinkage", "mean", "dof", "scale")
+PRIOR_ARRAYS = tuple(f"prior_{key}_" for key in PRIOR_KEYS)
 
 
 class ModelKind(NamedTuple):
@@ -115,6 +127,7 @@ class ModelKind(NamedTuple):
     covariance_types: tuple  # the names its covariance_type takes
     stream_arrays: tuple = ()  # the running state of partial_fit, all or none of them
     decomposition_arrays: tuple = ()  # an mclust model's decomposition, when it has one
+    prior_arrays: tuple = ()  # the conjugate prior it was fitted with, when it had one
 
 
 KINDS = {
@@ -126,6 +139,7 @@ KINDS = {
         covariance_types=COVARIANCE_NAMES,
         stream_arrays=STREAM_ARRAYS,
         decomposition_arrays=DECOMPOSITION_ARRAYS,
+        prior_arrays=PRIOR_ARRAYS,
     ),
     "BayesianGaussianMixture": ModelKind(
         # weight_concentration_ is (2, K) for the Dirichlet process (the Beta parameters of
@@ -176,7 +190,8 @@ def save_model(model, path, extra=None):
     ``extra`` is any JSON-serialisable dict stored with the model (read it back with
     :func:`gmmfast._io.read_model`). A stream of ``partial_fit`` calls in progress (the
     estimator's ``_stream``, a ``gmmfast._engine.StreamState``) is saved with it, and so is
-    the decomposition of a model with an mclust covariance name.
+    the decomposition of a model with an mclust covariance name, and a ``GaussianMixture``'s
+    conjugate prior (its ``prior`` parameter and the fitted ``prior_``).
     """
     # Imported here: reading a model file must not import scikit-learn (see _engine).
     from gmmfast._compat import check_is_fitted
@@ -197,12 +212,18 @@ def save_model(model, path, extra=None):
         arrays.update(stream_members(model._stream))
     if kind.decomposition_arrays and model.covariance_type in COVARIANCE_MODELS:
         arrays.update(decomposition_members(model))
+    json_params = {name: _json_scalar(name, params[name]) for name in kind.scalar_params}
+    if kind.prior_arrays:
+        if getattr(model, "prior_", None) is not None:
+            arrays.update(prior_members(model.prior_))
+        if params["prior"] is not None:
+            json_params["prior"] = _json_prior(params["prior"])
     metadata = {
         "format": FORMAT,
-        "format_version": _format_version(arrays),
+        "format_version": _format_version(arrays, json_params),
         "kind": kind_name,
         "gmmfast_version": __version__,
-        "params": {name: _json_scalar(name, params[name]) for name in kind.scalar_params},
+        "params": json_params,
         "fitted": {name: _json_scalar(name, getattr(model, name))
                    for name in kind.fitted_scalars},
         "arrays": {name: describe_array(a) for name, a in arrays.items()},
@@ -223,8 +244,11 @@ def stream_members(stream):
     return members
 
 
-def _format_version(members):
-    """The lowest format version that holds these members (see the module's docstring)."""
+def _format_version(members, json_params):
+    """The lowest format version that holds these members and parameters (see the module's
+    docstring)."""
+    if "prior" in json_params or PRIOR_ARRAYS[0] in members:
+        return PRIOR_VERSION
     return DECOMPOSITION_VERSION if "volumes_" in members else 2
 
 
@@ -233,6 +257,25 @@ def decomposition_members(model):
     (no ``orientations_`` for a diagonal model)."""
     return {name: np.asarray(getattr(model, name)) for name in DECOMPOSITION_ARRAYS
             if getattr(model, name) is not None}
+
+
+def prior_members(prior):
+    """The :data:`PRIOR_ARRAYS` members of a fitted ``prior_`` dict."""
+    return {name: np.asarray(prior[key], dtype=np.float64)
+            for key, name in zip(PRIOR_KEYS, PRIOR_ARRAYS)}
+
+
+def _json_prior(prior):
+    """A ``prior`` parameter ("default" or a mapping of hyperparameters) as JSON: numbers,
+    and arrays as nested lists (JSON writes every float64 so that it reads back exactly)."""
+    if isinstance(prior, str):
+        return prior
+    try:
+        return {str(key): np.asarray(value, dtype=np.float64).tolist()
+                for key, value in prior.items() if value is not None}
+    except (AttributeError, TypeError, ValueError):
+        raise TypeError(f"Cannot store the parameter prior={prior!r} in a model file: it is "
+                        "not 'default' or a dict of numbers and arrays") from None
 
 
 def _member(value):
@@ -510,8 +553,9 @@ def _check_member_names(members, metadata, kind, path):
     stream = set(kind.stream_arrays) if version > 1 else set()
     decomposition = (set(kind.decomposition_arrays) if version >= DECOMPOSITION_VERSION
                      else set())
+    prior = set(kind.prior_arrays) if version >= PRIOR_VERSION else set()
     allowed = (required | {"feature_names_in_"} | set(kind.array_params) | stream
-               | decomposition)
+               | decomposition | prior)
     if set(declared) - allowed:
         raise refuse(path, f"unknown arrays {sorted(set(declared) - allowed)}")
     if required - set(declared):
@@ -519,6 +563,9 @@ def _check_member_names(members, metadata, kind, path):
     if stream & set(declared) and stream - set(declared):
         raise refuse(path, "the running state of online EM is incomplete: missing arrays "
                            f"{sorted(stream - set(declared))}")
+    if prior & set(declared) and prior - set(declared):
+        raise refuse(path, "the fitted prior is incomplete: missing arrays "
+                           f"{sorted(prior - set(declared))}")
     present = set(members) - {"metadata"}
     if present != set(declared):
         extra = sorted(present - set(declared))

@@ -562,6 +562,49 @@ def test_a_mixture_whose_parameters_disagree_is_refused(tmp_path, X_small, covar
 
 
 @pytest.fixture
+def prior_file(tmp_path, X_small):
+    path = tmp_path / "prior.npz"
+    fitted(X_small, "full", prior={"shrinkage": 0.01, "dof": 5}).save(path)
+    return path
+
+
+def set_prior_param(value):
+    def change(meta):
+        meta["params"]["prior"] = value
+    return change
+
+
+@pytest.mark.parametrize("arrays, metadata, match", [
+    ({"prior_dof_": lambda dof: dof * 0 - 1}, None, "prior it was fitted with is not valid: "
+                                                    "The prior's dof must be"),
+    ({"prior_shrinkage_": lambda s: s * np.nan}, None, "shrinkage must be a finite number"),
+    ({"prior_mean_": lambda m: m[:-1]}, None, "mean must be a finite array of shape"),
+    ({"prior_scale_": lambda s: -s}, None, "must be a symmetric positive definite"),
+    ({"prior_scale_": lambda s: s[0, 0]}, None, "prior_scale_ has shape"),
+    ({"prior_dof_": lambda dof: dof.astype(np.float32)}, None, "must be float64"),
+    (None, set_prior_param({"nu": 3.0}), "prior has unknown keys"),
+    (None, set_prior_param({"dof": "many"}), r"prior=\{'dof': 'many'\} is not valid"),
+    (None, set_prior_param("mclust"), "prior must be None, 'default' or a dict"),
+    (None, lambda meta: meta.update(format_version=3), r"unknown arrays \['prior_dof_'"),
+])
+def test_an_invalid_prior_is_refused(prior_file, arrays, metadata, match):
+    forge(prior_file, arrays=arrays, metadata=metadata)
+    with pytest.raises(ModelFileError, match=match):
+        gmmfast.load(prior_file)
+
+
+def test_an_incomplete_prior_is_refused(prior_file):
+    content = members(prior_file)
+    meta = json.loads(str(content.pop("metadata")))
+    del content["prior_scale_"], meta["arrays"]["prior_scale_"]
+    meta["checksum"] = checksum(meta)
+    rewrite(prior_file, {"metadata": np.asarray(json.dumps(meta)), **content})
+    with pytest.raises(ModelFileError, match=r"the fitted prior is incomplete: missing "
+                                             r"arrays \['prior_scale_'\]"):
+        gmmfast.load(prior_file)
+
+
+@pytest.fixture
 def bayesian_file(tmp_path, X_small):
     path = tmp_path / "bayes.npz"
     fitted_bayesian(X_small, "full", mean_prior=np.zeros(4)).save(path)

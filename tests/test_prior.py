@@ -466,13 +466,66 @@ def test_default_hyperparameters_need_rows_without_missing_entries():
     assert np.all(np.isfinite(model.means_))
 
 
-def test_the_model_file_holds_the_fitted_parameters_without_the_prior(tmp_path):
+def assert_same_prior(loaded, original):
+    assert loaded.keys() == original.keys()
+    for key, value in original.items():
+        assert np.asarray(loaded[key]).dtype == np.float64
+        np.testing.assert_array_equal(loaded[key], value)
+
+
+@pytest.mark.parametrize("covariance_type", ["VVV", "EEI", "VII"])
+def test_the_model_file_holds_the_prior_and_a_loaded_model_refits_the_same(tmp_path,
+                                                                            covariance_type):
     X = two_clusters()
-    model = GaussianMixture(2, prior="default", random_state=0).fit(X)
+    model = GaussianMixture(2, covariance_type=covariance_type, prior="default",
+                            random_state=0).fit(X)
     model.save(tmp_path / "model.npz")
     loaded = gmmfast.load(tmp_path / "model.npz")
-    assert loaded.prior is None
-    assert_allclose(loaded.score_samples(X), model.score_samples(X))
+    assert loaded.prior == "default"
+    assert_same_prior(loaded.prior_, model.prior_)
+    np.testing.assert_array_equal(loaded.score_samples(X), model.score_samples(X))
+    refit = loaded.fit(X)
+    np.testing.assert_array_equal(refit.covariances_, model.covariances_)
+    np.testing.assert_array_equal(refit.lower_bounds_, model.lower_bounds_)
+
+
+def test_a_given_prior_round_trips_exactly(tmp_path):
+    X = two_clusters()
+    rng = np.random.RandomState(1)
+    factor = rng.randn(2, 2)
+    prior = {"shrinkage": 0.1 / 3, "mean": rng.randn(2), "dof": 4.5,
+             "scale": factor @ factor.T + np.eye(2) / 7}
+    model = GaussianMixture(2, prior=prior, random_state=0).fit(X)
+    model.save(tmp_path / "model.npz")
+    loaded = gmmfast.load(tmp_path / "model.npz")
+    assert_same_prior(loaded.prior, prior)
+    assert_same_prior(loaded.prior_, model.prior_)
+    np.testing.assert_array_equal(loaded.fit(X).means_, model.means_)
+
+
+def test_a_saved_stream_continues_under_its_prior(tmp_path):
+    rng = np.random.RandomState(0)
+    batches = [rng.randn(100, 2) * scale for scale in (1.0, 3.0, 2.0)]
+    model = GaussianMixture(2, prior="default", random_state=0, init_params="kmeans")
+    for batch in batches[:2]:
+        model.partial_fit(batch)
+    model.save(tmp_path / "model.npz")
+    loaded = gmmfast.load(tmp_path / "model.npz")
+    model.partial_fit(batches[2])
+    loaded.partial_fit(batches[2])
+    assert_same_prior(loaded.prior_, model.prior_)
+    np.testing.assert_array_equal(loaded.covariances_, model.covariances_)
+
+
+def test_a_model_without_a_prior_keeps_the_older_file_format(tmp_path):
+    model = GaussianMixture(2, random_state=0).fit(two_clusters())
+    model.save(tmp_path / "model.npz")
+    with np.load(tmp_path / "model.npz") as archive:
+        metadata = json.loads(str(archive["metadata"]))
+        assert not any(name.startswith("prior") for name in archive.files)
+    assert metadata["format_version"] == 2 and "prior" not in metadata["params"]
+    loaded = gmmfast.load(tmp_path / "model.npz")
+    assert loaded.prior is None and loaded.prior_ is None
 
 
 def test_sample_weights_count_rows_under_the_prior():
