@@ -836,9 +836,11 @@ def format_fit_summary(result, model, table, grid, types, args, elapsed, checks)
         lines.append("")
     iterations = f"{chosen.n_iter_} iteration{'s' * (chosen.n_iter_ != 1)}"
     if criteria["gain_over_kmeans"][best] > 0:  # EM went on from a screened start
-        iterations += " more"
-    status = (f"converged after {iterations}" if chosen.converged_
-              else f"did NOT converge in {iterations}")
+        status = (f"converged {iterations} after the screening" if chosen.converged_
+                  else f"did NOT converge in {iterations} after the screening")
+    else:
+        status = (f"converged after {iterations}" if chosen.converged_
+                  else f"did NOT converge in {iterations}")
     lines.append(f"Chosen model: n_components={chosen.n_components}, covariance_type="
                  f"{chosen.covariance_type!r}, seed {args.seed}"
                  + (", MAP under the default conjugate prior" if args.prior else ""))
@@ -864,6 +866,9 @@ def format_start(criteria, best):
     start = criteria["start"][best]
     if start == "kmeans":
         return ["  start: the plain k-means start (no other start did better)"]
+    if round(gain, 2) == 0:
+        return [f"  start: {start}, as good as the plain k-means start (to 0.01 in "
+                "log-likelihood)"]
     return [f"  start: {start}, which beat the plain k-means start by {gain:.2f} in "
             f"log-likelihood"]
 

@@ -268,3 +268,20 @@ def test_gmmfast_alone_is_gmmfast_fit(capsys):
     _, expected = readme_example()
     assert main([]) == 0
     assert without_time(capsys.readouterr().out.splitlines()) == without_time(expected)
+
+
+@pytest.mark.parametrize("start, gain, line", [
+    ("kmeans", 0.0, "  start: the plain k-means start (no other start did better)"),
+    ("k-means++ 2", 0.004, "  start: k-means++ 2, as good as the plain k-means start (to 0.01 "
+                           "in log-likelihood)"),
+    ("hierarchical (standardised)", 123.454,
+     "  start: hierarchical (standardised), which beat the plain k-means start by 123.45 in "
+     "log-likelihood"),
+])
+def test_the_start_line_says_how_the_chosen_start_compares(start, gain, line):
+    from gmmfast._cli import MAX_WIDTH, format_start
+
+    criteria = {"start": np.array(["kmeans", start]), "gain_over_kmeans": np.array([0, gain])}
+    assert format_start(criteria, 1) == [line]
+    assert len(line) <= MAX_WIDTH
+    assert format_start({**criteria, "gain_over_kmeans": np.array([0, np.nan])}, 1) == []
