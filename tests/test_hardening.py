@@ -149,9 +149,14 @@ def test_ctrl_c_stops_a_search_within_a_few_iterations(tmp_path):
     """Candidates running in other threads stop at their next EM iteration."""
     script = tmp_path / "search.py"
     script.write_text(textwrap.dedent("""
+        import faulthandler
+        import signal
         import sys
         import numpy as np
         from gmmfast import select_model
+
+        # If Ctrl-C ever fails to stop the search, SIGUSR1 shows where every thread is.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
 
         rng = np.random.default_rng(0)
         X = rng.normal(size=(300_000, 8))
@@ -171,7 +176,15 @@ def test_ctrl_c_stops_a_search_within_a_few_iterations(tmp_path):
         time.sleep(2.0)  # the candidates are iterating
         os.kill(process.pid, signal.SIGINT)
         interrupted = time.perf_counter()
-        _, stderr = process.communicate(timeout=60)
+        try:
+            _, stderr = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGUSR1)
+            time.sleep(1.0)
+            process.kill()
+            _, stderr = process.communicate()
+            pytest.fail(f"the search did not stop within 60 s of Ctrl-C; its threads:\n"
+                        f"{stderr[-6000:]}")
         took = time.perf_counter() - interrupted
     finally:
         process.kill()
