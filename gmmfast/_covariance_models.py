@@ -54,6 +54,7 @@ The parameter counts are mclust's ``nVarParams`` (Fraley & Raftery 2002; Scrucca
 2016, "mclust 5", Table 3).
 """
 
+import functools
 import warnings
 from typing import NamedTuple, Optional
 
@@ -564,7 +565,7 @@ def _fit_common_orientation(volume_rule, nk, regularised, start_axes, iteration)
     n_features = regularised.shape[-1]
     largest_scatter = np.linalg.eigvalsh(regularised)[:, -1]
     shifted = regularised - largest_scatter[:, None, None] * np.eye(n_features)
-    planes = _Planes(n_features)
+    planes = _planes(n_features)
     coupled = 1 < n_features <= _FULL_NEWTON_MAX_FEATURES  # one column has no planes
 
     def shapes_given(axes, variances=None):
@@ -597,10 +598,18 @@ def _fit_common_orientation(volume_rule, nk, regularised, start_axes, iteration)
     return iteration.run(step, start)
 
 
+@functools.lru_cache(maxsize=None)
+def _planes(n_features):
+    """The :class:`_Planes` of ``n_features`` axes, built once: building them took a tenth
+    of an EVE or VVE M-step on Old Faithful's two columns, in every EM iteration."""
+    return _Planes(n_features)
+
+
 class _Planes:
     """The P = D(D − 1)/2 planes of pairs of axes p = (a, b), a < b, and the pairs of
     planes (p, q) that share an axis, where alone the Hessian in the plane angles is not
-    0: constants of the Newton steps on the plane rotations."""
+    0: constants of the Newton steps on the plane rotations. Shared once built: read
+    only."""
 
     def __init__(self, n_features):
         first, second = np.triu_indices(n_features, 1)
@@ -616,6 +625,8 @@ class _Planes:
         self.same_ab = (self.a_p == self.b_q).astype(np.float64)
         self.same_ba = (self.b_p == self.a_q).astype(np.float64)
         self.same_bb = (self.b_p == self.b_q).astype(np.float64)
+        for array in vars(self).values():
+            array.flags.writeable = False
 
     def dense(self, values):
         """The (P, P) matrix holding ``values`` (one per sharing pair (p, q)), else 0."""
