@@ -778,7 +778,7 @@ def _search_axes(volume_rule, nk, regularised):
     """Common axes for a cold start of EVE or VVE, by sweeps of plane rotations.
 
     F has local minima in the orientation, where the MM steps stall. Each plane rotation
-    of a sweep minimises the profiled F over its angle, searched over the whole circle (the
+    of a sweep minimises the profiled F over its angle, searched over all distinct angles (the
     Jacobi-sweep scheme of Flury & Gautschi's common-principal-components algorithm, with
     a grid and Newton's method in place of their inner iteration; compiled,
     ``gmmfast._mstep_core.sweep_plane_rotations``). One sweep from each of the principal
