@@ -48,3 +48,15 @@ def kernel_parameters(
     covariance_type: str,
     n_features: int,
 ) -> tuple[Float64Array, Float64Array, Float64Array]: ...
+
+PLANE_GRID_ANGLES: int
+PLANE_NEWTON_STEPS: int
+
+def sweep_plane_rotations(
+    nk: Float64Array,
+    regularised: Float64Array,
+    axes: Float64Array,
+    n_sweeps: int,
+    tol: float,
+    equal_volumes: bool,
+) -> tuple[Float64Array, float]: ...

@@ -1,4 +1,5 @@
-"""The M-step's arithmetic, compiled: statistics to parameters, parameters to kernel form.
+"""The M-step's arithmetic, compiled: statistics to parameters, parameters to kernel form,
+and the search of EVE's and VVE's common axes.
 
 The one implementation of the M-step, the precisions' Cholesky factors and the kernels'
 form of the parameters; the tests hold them to plain NumPy/LAPACK formulas
@@ -14,7 +15,7 @@ data pointers directly. A typed memoryview costs ~1 µs per array once the cache
 
 cimport numpy as cnp
 from gmmfast._ndarray cimport contiguous, has_shape
-from libc.math cimport isfinite, log, sqrt, M_PI
+from libc.math cimport cos, exp, fabs, isfinite, log, sin, sqrt, INFINITY, M_PI
 from libc.stdlib cimport free, malloc
 
 import numpy as np
@@ -376,3 +377,268 @@ cdef tuple _kernel_parameters(weights, means, precisions_chol, str covariance_ty
                                else chol_data[c * d + j])
         norm_data[c] = log(weight_data[c]) + log_det - gauss_norm
     return mean_in, chol, log_norm
+
+
+# ----------------------------------------------------------------------------------------
+# The common axes of EVE and VVE: sweeps of plane rotations
+
+
+# Each plane's double angle φ = 2θ is first sought on this many evenly spaced points of
+# [0, π), the best then refined by this many Newton steps (a plane's profiled F has several
+# minima, which Newton's method alone would not choose between). F is π-periodic in φ:
+# turning a plane by a further right angle only swaps its two axes, which F does not see.
+# Points on the rest of the circle would only add ties, broken by rounding.
+PLANE_GRID_ANGLES = 16
+PLANE_NEWTON_STEPS = 2
+
+# Per-component numbers of one plane: the log-product of the other axes' variances, the
+# mean and half-difference of the plane's two variances and their covariance, and the
+# profile's terms at one angle (scaled log-product and the first two derivatives of the
+# log-product).
+cdef enum:
+    _PLANE_TERMS = 7
+
+
+def sweep_plane_rotations(nk, regularised, axes, Py_ssize_t n_sweeps, double tol,
+                          bint equal_volumes):
+    """Sweeps of the best plane rotations of common axes: ``(axes, profiled F)``.
+
+    The search that starts a cold M-step of EVE (``equal_volumes``) or VVE
+    (``gmmfast._covariance_models._search_axes``), by the scheme of Flury & Gautschi's
+    common-principal-components algorithm: each sweep rotates every plane of axes (i, j),
+    i < j, in turn by the angle that most decreases the profiled F, F minimised over the
+    volumes and shapes given the axes, less a constant (``_profile_objective`` there:
+    ``Σ_k n_k L_k`` for VVE, ``log Σ_k exp(L_k / D)`` for EVE, with ``L_k`` the log-product
+    of component k's variances along the axes). The angle is sought over all distinct
+    rotations (``PLANE_GRID_ANGLES`` points, then ``PLANE_NEWTON_STEPS`` Newton steps),
+    kept only if F decreases. Stops after ``n_sweeps`` sweeps, or after a sweep that decreases F by
+    less than ``tol`` times ``|F|``.
+
+    ``nk`` (K,) IN, positive counts; ``regularised`` (K, D, D) IN, the components' scatter
+    ``W_k + n_k reg_covar I``; ``axes`` (D, D) IN, orthogonal, the starting axes as columns.
+    Returns a new (D, D) array of axes and F at them (a float).
+    """
+    cdef cnp.ndarray nk_in = _float64(nk)
+    cdef cnp.ndarray scatter_in = _float64(regularised)
+    cdef cnp.ndarray axes_out = np.array(axes, dtype=np.float64, order="C")
+    cdef Py_ssize_t k = cnp.PyArray_SIZE(nk_in)
+    cdef Py_ssize_t d = cnp.PyArray_DIMS(axes_out)[0] if cnp.PyArray_NDIM(axes_out) else 0
+    if (cnp.PyArray_NDIM(nk_in) != 1 or k < 1 or d < 1
+            or not has_shape(scatter_in, k, d, d) or not has_shape(axes_out, d, d, -1)):
+        raise ValueError(f"nk, regularised and axes must have shapes (K,), (K, D, D) and "
+                         f"(D, D) with K, D >= 1; got {np.shape(nk)}, "
+                         f"{np.shape(regularised)} and {np.shape(axes)}")
+    if n_sweeps < 0 or not tol >= 0:
+        raise ValueError(f"n_sweeps and tol must be non-negative, got n_sweeps={n_sweeps} "
+                         f"and tol={tol}")
+    cdef Py_ssize_t n_grid = PLANE_GRID_ANGLES
+    cdef Py_ssize_t n_newton = PLANE_NEWTON_STEPS
+    # Each component's rotated scatter, a D×D product, and the planes' per-component terms.
+    cdef double* scratch = <double*> malloc((k * d * d + d * d + _PLANE_TERMS * k)
+                                            * sizeof(double))
+    if scratch == NULL:
+        raise MemoryError("no memory for the common axes' search")
+    cdef const double* counts = _data(nk_in)
+    cdef const double* scatter = _data(scatter_in)
+    cdef double* axes_data = _data(axes_out)
+    cdef double value
+    with nogil:
+        value = _sweep_plane_rotations(counts, scatter, axes_data, scratch, k, d, n_sweeps,
+                                       tol, equal_volumes, n_grid, n_newton)
+    free(scratch)
+    return axes_out, value
+
+
+cdef double _sweep_plane_rotations(
+    const double* nk, const double* regularised, double* axes, double* scratch,
+    Py_ssize_t k, Py_ssize_t d, Py_ssize_t n_sweeps, double tol, bint equal_volumes,
+    Py_ssize_t n_grid, Py_ssize_t n_newton,
+) noexcept nogil:
+    """The sweeps of :func:`sweep_plane_rotations` on ``axes`` (D, D, row-major) in place;
+    returns the profiled F at the final axes."""
+    cdef double* rotated = scratch
+    cdef double* product = scratch + k * d * d
+    cdef double* terms = product + d * d
+    cdef Py_ssize_t c, i, j, sweep
+    cdef double value, previous, angle, cos_angle, sin_angle
+    for c in range(k):
+        _congruence(regularised + c * d * d, axes, product, rotated + c * d * d, d)
+    for c in range(k):
+        terms[c] = _log_diagonal_sum(rotated + c * d * d, d)
+    value = _profile_value(nk, terms, k, d, equal_volumes)
+    for sweep in range(n_sweeps):
+        previous = value
+        for i in range(d - 1):
+            for j in range(i + 1, d):
+                value = _best_plane_angle(nk, rotated, terms, k, d, i, j, value,
+                                          equal_volumes, n_grid, n_newton, &angle)
+                if angle != 0.0:
+                    cos_angle, sin_angle = cos(angle), sin(angle)
+                    _rotate_plane(axes, d, 1, d, i, j, cos_angle, sin_angle)
+                    for c in range(k):
+                        # Sₖ ← Rᵀ Sₖ R: columns i, j, then rows i, j.
+                        _rotate_plane(rotated + c * d * d, d, 1, d, i, j, cos_angle,
+                                      sin_angle)
+                        _rotate_plane(rotated + c * d * d, 1, d, d, i, j, cos_angle,
+                                      sin_angle)
+        if not previous - value > tol * fabs(value):
+            break
+    return value
+
+
+cdef void _congruence(const double* matrix, const double* axes, double* product,
+                      double* out, Py_ssize_t d) noexcept nogil:
+    """out = axesᵀ · matrix · axes, all (D, D) row-major; ``product`` is scratch."""
+    _matrix_product(matrix, d, 1, axes, product, d)
+    _matrix_product(axes, 1, d, product, out, d)
+
+
+cdef void _matrix_product(const double* left, Py_ssize_t row_stride, Py_ssize_t inner_stride,
+                          const double* right, double* out, Py_ssize_t d) noexcept nogil:
+    """out = L · right, (D, D) row-major, with ``L[r, a] = left[r · row_stride + a ·
+    inner_stride]``: strides (D, 1) take ``left`` itself, (1, D) its transpose."""
+    cdef Py_ssize_t r, a, b
+    cdef double s
+    for r in range(d):
+        for b in range(d):
+            s = 0.0
+            for a in range(d):
+                s += left[r * row_stride + a * inner_stride] * right[a * d + b]
+            out[r * d + b] = s
+
+
+cdef inline double _log_diagonal_sum(const double* matrix, Py_ssize_t d) noexcept nogil:
+    cdef double total = 0.0
+    cdef Py_ssize_t m
+    for m in range(d):
+        total += log(matrix[m * (d + 1)])
+    return total
+
+
+cdef void _rotate_plane(double* matrix, Py_ssize_t row_stride, Py_ssize_t column_stride,
+                        Py_ssize_t n, Py_ssize_t i, Py_ssize_t j, double cos_angle,
+                        double sin_angle) noexcept nogil:
+    """Lines i and j of ``matrix`` turned by the angle: ``(line_i, line_j) ←
+    (cos line_i + sin line_j, cos line_j − sin line_i)``. A line's m-th entry is at
+    ``m · row_stride + line · column_stride``: columns with strides (D, 1), rows with
+    (1, D)."""
+    cdef Py_ssize_t m
+    cdef double first, second
+    for m in range(n):
+        first = matrix[m * row_stride + i * column_stride]
+        second = matrix[m * row_stride + j * column_stride]
+        matrix[m * row_stride + i * column_stride] = cos_angle * first + sin_angle * second
+        matrix[m * row_stride + j * column_stride] = cos_angle * second - sin_angle * first
+
+
+cdef double _profile_value(const double* nk, const double* log_products, Py_ssize_t k,
+                           Py_ssize_t d, bint equal_volumes) noexcept nogil:
+    """The profiled F given each component's log-product of variances ``L_k``."""
+    cdef Py_ssize_t c
+    cdef double total = 0.0
+    cdef double top
+    if not equal_volumes:
+        for c in range(k):
+            total += nk[c] * log_products[c]
+        return total
+    top = log_products[0] / d
+    for c in range(1, k):
+        if log_products[c] / d > top:
+            top = log_products[c] / d
+    for c in range(k):
+        total += exp(log_products[c] / d - top)
+    return log(total) + top
+
+
+cdef double _best_plane_angle(
+    const double* nk, const double* rotated, double* terms, Py_ssize_t k, Py_ssize_t d,
+    Py_ssize_t i, Py_ssize_t j, double value, bint equal_volumes, Py_ssize_t n_grid,
+    Py_ssize_t n_newton, double* angle,
+) noexcept nogil:
+    """The rotation angle θ of axes i, j that most decreases the profiled F (into
+    ``angle``; 0 unless F decreases) and F after it (``value``, F now, otherwise).
+
+    Rotating by θ moves each component's variances along axes i and j to ``m ± c`` with
+    ``c = h cos φ + r sin φ`` (φ = 2θ), ``m, h`` the mean and half-difference of the two
+    variances and ``r`` their covariance; the other axes keep theirs.
+    """
+    cdef double* others = terms
+    cdef double* mean = terms + k
+    cdef double* half = terms + 2 * k
+    cdef double* covariance = terms + 3 * k
+    cdef double* profile_terms = terms + 4 * k
+    cdef const double* s
+    cdef Py_ssize_t c, g, step
+    cdef double phi = 0.0
+    cdef double best = INFINITY
+    cdef double derivatives[3]
+    for c in range(k):
+        s = rotated + c * d * d
+        others[c] = (_log_diagonal_sum(s, d) - log(s[i * (d + 1)]) - log(s[j * (d + 1)]))
+        mean[c] = 0.5 * (s[i * (d + 1)] + s[j * (d + 1)])
+        half[c] = 0.5 * (s[i * (d + 1)] - s[j * (d + 1)])
+        covariance[c] = s[i * d + j]
+    for g in range(n_grid):
+        _plane_profile(g * (M_PI / n_grid), nk, terms, profile_terms, k, d,
+                       equal_volumes, derivatives)
+        if derivatives[0] < best:
+            best, phi = derivatives[0], g * (M_PI / n_grid)
+    for step in range(n_newton):
+        _plane_profile(phi, nk, terms, profile_terms, k, d, equal_volumes, derivatives)
+        if not derivatives[2] > 0:
+            break
+        phi -= derivatives[1] / derivatives[2]
+    _plane_profile(phi, nk, terms, profile_terms, k, d, equal_volumes, derivatives)
+    if derivatives[0] < value:
+        angle[0] = 0.5 * phi
+        return derivatives[0]
+    angle[0] = 0.0
+    return value
+
+
+cdef void _plane_profile(double phi, const double* nk, const double* plane,
+                         double* profile_terms, Py_ssize_t k, Py_ssize_t d,
+                         bint equal_volumes, double* out) noexcept nogil:
+    """The profiled F at the plane's double angle φ and its first two derivatives in φ,
+    into ``out[0:3]``. ``plane`` holds the per-component others, mean, half-difference and
+    covariance of :func:`_best_plane_angle`; ``profile_terms`` is 3·K scratch."""
+    cdef const double* others = plane
+    cdef const double* mean = plane + k
+    cdef const double* half = plane + 2 * k
+    cdef const double* covariance = plane + 3 * k
+    cdef double* scaled = profile_terms
+    cdef double* d_log = profile_terms + k
+    cdef double* d2_log = profile_terms + 2 * k
+    cdef double cos_phi = cos(phi)
+    cdef double sin_phi = sin(phi)
+    cdef double change, slope, product, top, weight, total, first, second
+    cdef Py_ssize_t c
+    for c in range(k):
+        change = half[c] * cos_phi + covariance[c] * sin_phi
+        slope = covariance[c] * cos_phi - half[c] * sin_phi
+        product = (mean[c] + change) * (mean[c] - change)
+        scaled[c] = others[c] + log(product)
+        d_log[c] = -2.0 * change * slope / product
+        d2_log[c] = -2.0 * (slope * slope - change * change) / product - d_log[c] * d_log[c]
+    total, first, second = 0.0, 0.0, 0.0
+    if not equal_volumes:
+        for c in range(k):
+            total += nk[c] * scaled[c]
+            first += d_log[c] * nk[c]
+            second += d2_log[c] * nk[c]
+        out[0], out[1], out[2] = total, first, second
+        return
+    # log Σ_k exp(L_k / D): softmax weights of the log-products.
+    top = scaled[0] / d
+    for c in range(1, k):
+        if scaled[c] / d > top:
+            top = scaled[c] / d
+    for c in range(k):
+        weight = exp(scaled[c] / d - top)
+        total += weight
+        first += weight * d_log[c]
+        second += weight * (d2_log[c] / d + (d_log[c] / d) * (d_log[c] / d))
+    first = first / (d * total)
+    out[0] = log(total) + top
+    out[1] = first
+    out[2] = second / total - first * first

@@ -11,7 +11,7 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import linalg
 
-from _mstep_reference import estimate_parameters, kernel_parameters
+from _mstep_reference import estimate_parameters, kernel_parameters, sweep_plane_rotations
 from gmmfast import _em, _mstep_core
 from gmmfast._mstep import (
     COVARIANCE_TYPES,
@@ -381,3 +381,63 @@ def test_compiled_inverse_std_reports_failure(variances):
     for covariance_type, covariances in (("spherical", np.array(variances)),
                                          ("diag", np.array([variances, [1.0, 1.0]]))):
         assert _mstep_core.precisions_cholesky(covariances, covariance_type) is None
+
+
+def plane_sweep_problem(k, d, seed):
+    """Scatters of K components with unequal shapes and orientations, and random
+    orthogonal starting axes."""
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((k, d, d)) * rng.uniform(0.3, 3.0, size=(k, 1, d))
+    nk = rng.uniform(20.0, 200.0, size=k)
+    regularised = (A @ A.transpose(0, 2, 1) + 0.05 * np.eye(d)) * nk[:, None, None]
+    axes = np.linalg.qr(rng.standard_normal((d, d)))[0]
+    return nk, regularised, axes
+
+
+@pytest.mark.parametrize("equal_volumes", [False, True])
+@pytest.mark.parametrize("shape", [(1, 2), (3, 2), (4, 5), (9, 8)])
+@pytest.mark.parametrize("n_sweeps", [1, 10])
+def test_compiled_plane_sweeps_match_numpy(equal_volumes, shape, n_sweeps):
+    """EVE's and VVE's search of common axes: the NumPy sweeps' axes and profiled F."""
+    k, d = shape
+    for seed in range(3):
+        nk, regularised, axes = plane_sweep_problem(k, d, seed)
+        got_axes, got_value = _mstep_core.sweep_plane_rotations(
+            nk, regularised, axes, n_sweeps, 1e-4, equal_volumes)
+        expected_axes, expected_value = sweep_plane_rotations(
+            nk, regularised, axes, n_sweeps, 1e-4, equal_volumes,
+            _mstep_core.PLANE_GRID_ANGLES, _mstep_core.PLANE_NEWTON_STEPS)
+        assert got_axes.shape == (d, d) and got_axes.dtype == np.float64
+        assert_allclose(got_axes, expected_axes, rtol=0, atol=1e-9)
+        assert_allclose(got_value, expected_value, rtol=1e-12)
+        assert_allclose(got_axes.T @ got_axes, np.eye(d), atol=1e-12)
+        # The sweeps moved the axes and lowered F (to this tolerance, nothing else would).
+        start_value = sweep_plane_rotations(nk, regularised, axes, 0, 1e-4,
+                                            equal_volumes)[1]
+        assert got_value < start_value - 1e-6 * abs(start_value)
+
+
+def test_compiled_plane_sweeps_keep_axes_where_nothing_improves():
+    """One axis has no plane; zero sweeps and axes already optimal leave them as given."""
+    nk, regularised, axes = plane_sweep_problem(3, 1, 0)
+    got_axes, _ = _mstep_core.sweep_plane_rotations(nk, regularised, axes, 5, 1e-4, False)
+    assert np.array_equal(got_axes, axes)
+    nk, regularised, axes = plane_sweep_problem(3, 4, 0)
+    got_axes, _ = _mstep_core.sweep_plane_rotations(nk, regularised, axes, 0, 1e-4, True)
+    assert np.array_equal(got_axes, axes)
+    diagonal = np.stack([np.diag([4.0, 2.0, 1.0]), np.diag([3.0, 2.0, 1.0])])
+    got_axes, _ = _mstep_core.sweep_plane_rotations(np.ones(2), diagonal, np.eye(3), 3,
+                                                    1e-4, False)
+    assert np.array_equal(got_axes, np.eye(3))
+
+
+def test_compiled_plane_sweeps_check_arguments():
+    nk, regularised, axes = plane_sweep_problem(3, 4, 0)
+    with pytest.raises(ValueError, match=r"must have shapes \(K,\), \(K, D, D\)"):
+        _mstep_core.sweep_plane_rotations(nk[:2], regularised, axes, 1, 1e-4, False)
+    with pytest.raises(ValueError, match="must have shapes"):
+        _mstep_core.sweep_plane_rotations(nk, regularised, axes[:3], 1, 1e-4, False)
+    with pytest.raises(ValueError, match="must be non-negative"):
+        _mstep_core.sweep_plane_rotations(nk, regularised, axes, -1, 1e-4, False)
+    with pytest.raises(ValueError, match="must be non-negative"):
+        _mstep_core.sweep_plane_rotations(nk, regularised, axes, 1, np.nan, False)
