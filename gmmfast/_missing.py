@@ -295,35 +295,54 @@ def conditionally_completed(observed_stats, batch, stacked, shifts):
     with the conditional covariance added to the scatter.
 
     Within a pattern, x̂ − μ = T (x_o − μ_o) with T the D × o matrix whose rows o are the
-    identity and rows m are the regression Σ_mo Σ_oo⁻¹: the sums are T s, the scatter
-    T S Tᵀ plus n_k times the conditional covariance in the missing block.
+    identity and rows m are the regression R = Σ_mo Σ_oo⁻¹: the sums are T s, the scatter
+    T S Tᵀ plus n_k times the conditional covariance C in the missing block. In the
+    pattern's column order (o, then m) those are (s, R s) and the blocks S, (R S)ᵀ, R S and
+    R S Rᵀ + n_k C, put in place as the patterns are summed.
     """
     observed, missing = batch.observed, batch.missing
-    (n_patterns, n_observed), n_missing = observed.shape, missing.shape[1]
+    n_patterns = observed.shape[0]
     n_components, n_features = shifts.shape
     nk, observed_sums, observed_scatter = observed_stats
-    patterns = np.arange(n_patterns)[:, None]
     if stacked.regression is None:  # diag form: T places the observed columns
+        patterns = np.arange(n_patterns)[:, None]
         sums = np.zeros((n_patterns, n_components, n_features))
         sums[patterns, :, observed] = observed_sums.transpose(0, 2, 1)
         scatter = np.zeros_like(sums)
         scatter[patterns, :, observed] = observed_scatter.transpose(0, 2, 1)
         scatter[patterns, :, missing] += (nk[:, :, None] * stacked.conditional
                                           ).transpose(0, 2, 1)
-    else:
-        n_factors = stacked.regression.shape[1]
-        lift = np.zeros((n_patterns, n_factors, n_features, n_observed))
-        lift[patterns, :, observed, np.arange(n_observed)] = 1.0
-        lift[patterns, :, missing, :] = stacked.regression.transpose(0, 2, 1, 3)
-        sums = (lift @ observed_sums[..., None])[..., 0]
-        scatter = lift @ observed_scatter @ lift.swapaxes(-1, -2)
-        # One triangle of the rounding, so that the M-step's Σ is exactly symmetric.
-        scatter = 0.5 * (scatter + scatter.swapaxes(-1, -2))
-        # E places the missing block: E C Eᵀ adds C there and exact zeros elsewhere.
-        embed = np.zeros((n_patterns, 1, n_features, n_missing))
-        embed[patterns, 0, missing, np.arange(n_missing)] = 1.0
-        scatter += embed @ (nk[:, :, None, None] * stacked.conditional) @ embed.swapaxes(-1, -2)
-    return Statistics(nk.sum(axis=0), sums.sum(axis=0), scatter.sum(axis=0), shifts)
+        return Statistics(nk.sum(axis=0), sums.sum(axis=0), scatter.sum(axis=0), shifts)
+    regression = stacked.regression
+    regressed_scatter = regression @ observed_scatter
+    missing_block = (regressed_scatter @ regression.swapaxes(-1, -2)
+                     + nk[:, :, None, None] * stacked.conditional)
+    sums = np.concatenate([observed_sums, (regression @ observed_sums[..., None])[..., 0]],
+                          axis=2)
+    scatter = np.concatenate([
+        np.concatenate([observed_scatter, regressed_scatter.swapaxes(-1, -2)], axis=3),
+        np.concatenate([regressed_scatter, missing_block], axis=3)], axis=2)
+    columns = np.concatenate([observed, missing], axis=1)
+    scatter = _summed_in_column_order(scatter, columns)
+    # One triangle of the rounding, so that the M-step's Σ is exactly symmetric.
+    scatter = 0.5 * (scatter + scatter.swapaxes(-1, -2))
+    return Statistics(nk.sum(axis=0), _summed_in_column_order(sums, columns), scatter, shifts)
+
+
+def _summed_in_column_order(values, columns):
+    """The sum over patterns of ``values`` (P, K, D) or (P, K, D, D), whose last axes run
+    over each pattern's ``columns`` (P, D), a permutation of the D columns: (K, D) or
+    (K, D, D) in the columns' order, the patterns added in order (one ``bincount``)."""
+    n_patterns, n_components, n_features = values.shape[:3]
+    places = columns
+    if values.ndim == 4:
+        places = columns[:, :, None] * n_features + columns[:, None, :]
+    size = places[0].size
+    index = (np.arange(n_components)[None, :, None] * size
+             + places.reshape(n_patterns, 1, size))
+    totals = np.bincount(index.reshape(-1), weights=values.reshape(-1),
+                         minlength=n_components * size)
+    return totals.reshape(values.shape[1:])
 
 
 class PatternBatch(NamedTuple):
