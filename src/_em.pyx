@@ -878,17 +878,18 @@ cdef int _pass_wave(list blocks, Py_ssize_t start, Py_ssize_t stop, int n_thread
             reserve_blas_memory(shape, threads)
             with single_threaded_blas():
                 with nogil:
-                    tasks_without_memory = _pass_blocks(single, row_blocks, &block_of[0],
-                                                        &group_of[0], n_tasks, shape, threads)
+                    tasks_without_memory = _pass_blocks(single, row_blocks, n_wave,
+                                                        &block_of[0], &group_of[0], n_tasks,
+                                                        shape, threads)
         elif max_rows > 0:
             with nogil:
-                tasks_without_memory = _pass_blocks(single, row_blocks, &block_of[0],
+                tasks_without_memory = _pass_blocks(single, row_blocks, n_wave, &block_of[0],
                                                     &group_of[0], n_tasks, shape, threads)
         if tasks_without_memory:
             raise scratch_error(shape, threads)
+        # Without rows the accumulators are zero: their sum is the first.
         for j in range(n_wave):
             block = blocks[start + j]
-            _sum_groups(row_blocks[j].acc, counts[j], block.layout)
             loglik[start + j] = block.add_total(row_blocks[j].acc)
     finally:
         free(acc)

@@ -164,18 +164,20 @@ cdef struct RowBlock:
 
 
 cdef Py_ssize_t _pass_blocks(
-    bint single, const RowBlock* blocks, const Py_ssize_t* task_block,
+    bint single, const RowBlock* blocks, Py_ssize_t n_blocks, const Py_ssize_t* task_block,
     const Py_ssize_t* task_group, Py_ssize_t n_tasks, ScratchShape shape, int threads,
 ) noexcept nogil:
     """Every task (group ``task_group[t]`` of block ``task_block[t]``) into its block's
     accumulators, in parallel, the threads drawing the tasks in the given order as they
-    come free: a block's statistics do not depend on which thread summed which group.
+    come free; then each block's groups summed into its first accumulator, in group order
+    (_sum_groups), the blocks in parallel too: a block's statistics do not depend on which
+    thread summed what.
 
     ``shape`` must hold the scratch of every block's chunks. Returns the number of tasks
     left out for want of memory for their thread's scratch.
     """
     cdef Scratch scratch
-    cdef Py_ssize_t t
+    cdef Py_ssize_t t, b
     cdef Py_ssize_t tasks_without_memory = 0
     if threads == 1:
         scratch = alloc_scratch(shape)
@@ -185,6 +187,8 @@ cdef Py_ssize_t _pass_blocks(
         else:
             tasks_without_memory = n_tasks
         free_scratch(scratch)
+        for b in range(n_blocks):
+            _sum_groups(blocks[b].acc, blocks[b].n_groups, blocks[b].layout)
         return tasks_without_memory
     with parallel(num_threads=threads):
         scratch = alloc_scratch(shape)
@@ -194,6 +198,9 @@ cdef Py_ssize_t _pass_blocks(
                 continue
             _block_task(single, &blocks[task_block[t]], task_group[t], scratch)
         free_scratch(scratch)
+        # After the loop's barrier: every group of every block is done.
+        for b in prange(n_blocks, schedule="dynamic"):
+            _sum_groups(blocks[b].acc, blocks[b].n_groups, blocks[b].layout)
     return tasks_without_memory
 
 
