@@ -3,29 +3,31 @@ would give if each had a core of its own, measured on a machine whose cores are 
 
 Workload b's shape (10⁶ × 8, K = 16, full) with 10 % of the entries NaN at random, as in
 ``bench_missing.py --part speed``; one iteration (E-step with its statistics, M-step) from
-the true parameters, 1 and 2 threads alternating, medians of ``--repeats``. Per iteration:
+the true parameters, 1 and 2 threads alternating, medians of ``--repeats``. Every group's
+pass is one compiled call (``em_pass_blocks``); per iteration:
 
-* **serial**: this thread's CPU outside the groups' work (the M-step, the sums);
-* **per thread**: each thread's CPU in the groups' work (``BatchesInProgress.statistics``:
-  a group's compiled pass and, for the thread that gets there, its batch's marginals
-  or completion);
-* **critical path**: serial + the busiest thread's share: the iteration's elapsed time
-  with a free core per thread (the NumPy work of one thread holds the GIL while the other
-  runs a compiled pass; it is ~5 % of the work here, so their collisions are small).
+* **serial**: this thread's CPU outside that call (the marginals, the completions, the
+  sums, the M-step);
+* **pass, busiest thread**: the largest CPU time of one thread of the process during the
+  call (read from ``/proc/self/task/*/schedstat``), this thread's share including the
+  call's checks of its arguments;
+* **critical path**: serial + the busiest thread's: the iteration's elapsed time with a
+  free core per thread;
+* **pass elapsed**: the call's elapsed time, which exceeds the busiest thread's only when
+  the threads wait (for each other or, on a busy machine, for a core).
 
-Its ratio between 1 and 2 threads is the speed-up that the scheduling allows, which the
-elapsed time shows only on idle cores. The groups' work is reached through a private hook
-(``gmmfast._missing.BatchesInProgress``): this is a profile, not a benchmark of the API.
+The ratio of the critical paths between 1 and 2 threads is the speed-up the work's split
+allows, which the elapsed time shows only on idle cores. The call is reached through a
+private module attribute (``gmmfast._missing._em``): this is a profile, not a benchmark of
+the API. Linux only (schedstat).
 
     python benchmarks/profile_missing_threads.py --repeats 11
 """
 
 import argparse
-import collections
 import os
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -38,31 +40,54 @@ from gmmfast import _missing  # noqa: E402
 from gmmfast._engine import MixtureModel  # noqa: E402
 from gmmfast._threads import single_threaded_blas  # noqa: E402
 
-NAMES = ("wall", "process CPU", "serial", "busiest thread", "critical path")
+NAMES = ("wall", "process CPU", "serial", "pass, busiest thread", "critical path",
+         "pass elapsed")
 
 
-def timed_groups(per_thread):
-    """``BatchesInProgress.statistics`` adding each call's CPU time to its thread's."""
-    original = _missing.BatchesInProgress.statistics
+def thread_cpu_seconds():
+    """{thread id: CPU seconds so far} of every thread of this process."""
+    seconds = {}
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/schedstat") as schedstat:
+                seconds[task] = int(schedstat.read().split()[0]) * 1e-9
+        except FileNotFoundError:  # the thread ended meanwhile
+            pass
+    return seconds
 
-    def statistics_timed(self, group, threads, position):
-        start = time.thread_time()
-        result = original(self, group, threads, position)
-        per_thread[threading.get_ident()] += time.thread_time() - start
+
+class TimedPass:
+    """``em_pass_blocks`` of a compiled module, timing each call: its elapsed time, and
+    each thread's CPU during it."""
+
+    def __init__(self, module):
+        self._module = module
+        self.elapsed = 0.0
+        self.this_thread = 0.0
+        self.busiest = 0.0
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+
+    def em_pass_blocks(self, *arguments, **keywords):
+        # Reading the threads' times counts as the call's, not as serial work.
+        own = time.thread_time()
+        before, wall = thread_cpu_seconds(), time.perf_counter()
+        result = self._module.em_pass_blocks(*arguments, **keywords)
+        self.elapsed += time.perf_counter() - wall
+        after = thread_cpu_seconds()
+        self.busiest += max(after[task] - before.get(task, 0.0) for task in after)
+        self.this_thread += time.thread_time() - own
         return result
 
-    return statistics_timed
 
-
-def one_iteration(step, theta, per_thread):
-    per_thread.clear()
-    main = threading.get_ident()
+def one_iteration(step, theta, timed):
+    timed.elapsed = timed.this_thread = timed.busiest = 0.0
     wall, cpu, own = time.perf_counter(), time.process_time(), time.thread_time()
     step(theta)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    serial = time.thread_time() - own - per_thread.get(main, 0.0)
-    busiest = max(per_thread.values(), default=0.0)
-    return wall, cpu, serial, busiest, serial + busiest
+    serial = time.thread_time() - own - timed.this_thread
+    return wall, cpu, serial, timed.busiest, serial + timed.busiest, timed.elapsed
 
 
 def main():
@@ -73,8 +98,7 @@ def main():
     source = _missing.MissingValueSource(with_missing(X, 0.1, 2), None, K)
     theta = true_theta(mixture)
     model = MixtureModel("full", REG_COVAR, X.dtype)
-    per_thread = collections.defaultdict(float)
-    _missing.BatchesInProgress.statistics = timed_groups(per_thread)
+    timed = _missing._em = TimedPass(_missing._em)
     load_before = os.getloadavg()[0]
     runs = {n_threads: [] for n_threads in (1, 2)}
     with single_threaded_blas():
@@ -83,7 +107,7 @@ def main():
             step(theta)
         for _ in range(args.repeats):
             for n_threads, step in steps.items():
-                runs[n_threads].append(one_iteration(step, theta, per_thread))
+                runs[n_threads].append(one_iteration(step, theta, timed))
     print(f"| threads | {' | '.join(NAMES)} (s) |")
     print("|---|" + "---|" * len(NAMES))
     medians = {}

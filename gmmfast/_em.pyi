@@ -1,5 +1,7 @@
 """Type stubs for the compiled EM core (src/_em.pyx)."""
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
@@ -39,6 +41,19 @@ def em_pass_sets(
     nk: npt.NDArray[np.float64],
     sums: npt.NDArray[np.float64],
     scatter: npt.NDArray[np.float64],
+    n_threads: int = 0,
+    form: int | None = None,
+    log_resp_floor: float | None = None,
+) -> npt.NDArray[np.float64]: ...
+def em_pass_blocks(
+    X: Sequence[npt.NDArray[np.floating]],
+    sample_weight: Sequence[npt.NDArray[np.float64] | None],
+    means: Sequence[npt.NDArray[np.float64]],
+    precisions_chol: Sequence[npt.NDArray[np.float64]],
+    log_norm: Sequence[npt.NDArray[np.float64]],
+    nk: Sequence[npt.NDArray[np.float64]],
+    sums: Sequence[npt.NDArray[np.float64]],
+    scatter: Sequence[npt.NDArray[np.float64]],
     n_threads: int = 0,
     form: int | None = None,
     log_resp_floor: float | None = None,

@@ -20,8 +20,8 @@ factorisation of Σ_oo per iteration. Rows without a missing entry are the first
 take the complete-data pass unchanged: without any NaN the statistics are the in-memory
 source's bit for bit. The patterns that observe the same number of columns have their
 marginals and completions computed together (stacked arrays, a few NumPy calls per
-iteration instead of a few per pattern), while other patterns' compiled passes, which
-release the GIL, run on the other threads.
+iteration instead of a few per pattern), and every group's pass is a part of one compiled
+call, whose threads share the large groups and draw the small ones.
 
 A row with no observed entry carries no information: its likelihood is 1 whatever the
 parameters. A fit skips it: it adds nothing to the statistics and its weight is not part
@@ -46,7 +46,6 @@ Initialisation with missing entries:
   conditional moments.
 """
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -287,45 +286,63 @@ def completed_statistics(stats, group, shifts):
     return Statistics(stats.nk, sums, scatter, shifts)
 
 
-def conditionally_completed(parts, batch, stacked, shifts):
+def conditionally_completed(observed_stats, batch, stacked, shifts):
     """The sum over a batch's patterns of their statistics over all D columns about
-    ``shifts`` (K, D), from ``parts``, each pattern's statistics of its observed columns
-    about ``shifts[:, observed]`` under its marginal (``stacked``, the batch's
-    :class:`Marginals`): each missing entry counts at its conditional expectation, with the
-    conditional covariance added to the scatter.
+    ``shifts`` (K, D), from ``observed_stats``, the patterns' statistics of their observed
+    columns about ``shifts[:, observed]`` under their marginals (``stacked``, the batch's
+    :class:`Marginals`), stacked: counts (P, K), sums (P, K, o), scatter (P, K, o, o) or
+    the diag form's (P, K, o). Each missing entry counts at its conditional expectation,
+    with the conditional covariance added to the scatter.
 
     Within a pattern, x̂ − μ = T (x_o − μ_o) with T the D × o matrix whose rows o are the
-    identity and rows m are the regression Σ_mo Σ_oo⁻¹: the sums are T s, the scatter
-    T S Tᵀ plus n_k times the conditional covariance in the missing block.
+    identity and rows m are the regression R = Σ_mo Σ_oo⁻¹: the sums are T s, the scatter
+    T S Tᵀ plus n_k times the conditional covariance C in the missing block. In the
+    pattern's column order (o, then m) those are (s, R s) and the blocks S, (R S)ᵀ, R S and
+    R S Rᵀ + n_k C, put in place as the patterns are summed.
     """
     observed, missing = batch.observed, batch.missing
-    (n_patterns, n_observed), n_missing = observed.shape, missing.shape[1]
+    n_patterns = observed.shape[0]
     n_components, n_features = shifts.shape
-    nk = np.stack([part.nk for part in parts])
-    observed_sums = np.stack([part.sums for part in parts])
-    observed_scatter = np.stack([part.scatter for part in parts])
-    patterns = np.arange(n_patterns)[:, None]
+    nk, observed_sums, observed_scatter = observed_stats
     if stacked.regression is None:  # diag form: T places the observed columns
+        patterns = np.arange(n_patterns)[:, None]
         sums = np.zeros((n_patterns, n_components, n_features))
         sums[patterns, :, observed] = observed_sums.transpose(0, 2, 1)
         scatter = np.zeros_like(sums)
         scatter[patterns, :, observed] = observed_scatter.transpose(0, 2, 1)
         scatter[patterns, :, missing] += (nk[:, :, None] * stacked.conditional
                                           ).transpose(0, 2, 1)
-    else:
-        n_factors = stacked.regression.shape[1]
-        lift = np.zeros((n_patterns, n_factors, n_features, n_observed))
-        lift[patterns, :, observed, np.arange(n_observed)] = 1.0
-        lift[patterns, :, missing, :] = stacked.regression.transpose(0, 2, 1, 3)
-        sums = (lift @ observed_sums[..., None])[..., 0]
-        scatter = lift @ observed_scatter @ lift.swapaxes(-1, -2)
-        # One triangle of the rounding, so that the M-step's Σ is exactly symmetric.
-        scatter = 0.5 * (scatter + scatter.swapaxes(-1, -2))
-        # E places the missing block: E C Eᵀ adds C there and exact zeros elsewhere.
-        embed = np.zeros((n_patterns, 1, n_features, n_missing))
-        embed[patterns, 0, missing, np.arange(n_missing)] = 1.0
-        scatter += embed @ (nk[:, :, None, None] * stacked.conditional) @ embed.swapaxes(-1, -2)
-    return Statistics(nk.sum(axis=0), sums.sum(axis=0), scatter.sum(axis=0), shifts)
+        return Statistics(nk.sum(axis=0), sums.sum(axis=0), scatter.sum(axis=0), shifts)
+    regression = stacked.regression
+    regressed_scatter = regression @ observed_scatter
+    missing_block = (regressed_scatter @ regression.swapaxes(-1, -2)
+                     + nk[:, :, None, None] * stacked.conditional)
+    sums = np.concatenate([observed_sums, (regression @ observed_sums[..., None])[..., 0]],
+                          axis=2)
+    scatter = np.concatenate([
+        np.concatenate([observed_scatter, regressed_scatter.swapaxes(-1, -2)], axis=3),
+        np.concatenate([regressed_scatter, missing_block], axis=3)], axis=2)
+    columns = np.concatenate([observed, missing], axis=1)
+    scatter = _summed_in_column_order(scatter, columns)
+    # One triangle of the rounding, so that the M-step's Σ is exactly symmetric.
+    scatter = 0.5 * (scatter + scatter.swapaxes(-1, -2))
+    return Statistics(nk.sum(axis=0), _summed_in_column_order(sums, columns), scatter, shifts)
+
+
+def _summed_in_column_order(values, columns):
+    """The sum over patterns of ``values`` (P, K, D) or (P, K, D, D), whose last axes run
+    over each pattern's ``columns`` (P, D), a permutation of the D columns: (K, D) or
+    (K, D, D) in the columns' order, the patterns added in order (one ``bincount``)."""
+    n_patterns, n_components, n_features = values.shape[:3]
+    places = columns
+    if values.ndim == 4:
+        places = columns[:, :, None] * n_features + columns[:, None, :]
+    size = places[0].size
+    index = (np.arange(n_components)[None, :, None] * size
+             + places.reshape(n_patterns, 1, size))
+    totals = np.bincount(index.reshape(-1), weights=values.reshape(-1),
+                         minlength=n_components * size)
+    return totals.reshape(values.shape[1:])
 
 
 class PatternBatch(NamedTuple):
@@ -356,73 +373,55 @@ def grouped_statistics(groups, batches, kernel_params, n_threads):
     """``(Σ w log p(x_o), Statistics)`` of grouped rows (see :func:`group_rows`, and
     their :func:`pattern_batches`) about the kernel parameters' means.
 
-    The complete rows' come from the complete-data pass, each pattern's from the pass
-    over its observed columns under its marginal mixture, completed a batch at a time
-    (see :class:`BatchesInProgress`); the parts are added in a fixed order.
+    Every group's pass, the complete rows' under the mixture and each pattern's over its
+    observed columns under its marginal, is part of one compiled call
+    (``em_pass_blocks``): the threads share the large groups and draw the small ones, with
+    no Python between the passes. The patterns' statistics are then completed a batch at
+    a time, and the parts added in a fixed order.
     """
     means, precisions_chol = kernel_params[:2]
+    form = "full" if precisions_chol.ndim == 3 else "diag"
+    complete = Statistics.zeros(form, means)
     if not groups:
-        return 0.0, Statistics.zeros("full" if precisions_chol.ndim == 3 else "diag", means)
-    progress = BatchesInProgress(batches, kernel_params)
-    results = map_groups(progress.statistics, groups, n_threads, _pair_cost(kernel_params),
-                         range(len(groups)))
-    total = results[0][0]
-    for loglik, _ in results[1:]:
-        total += loglik
-    parts = [stats for _, stats in results if stats is not None]
-    return total, ordered_sum(parts + progress.completed)
+        return 0.0, complete
+    covariances = _covariances_if_needed(groups, kernel_params)
+    stacked = [marginals(kernel_params, covariances, batch.observed, batch.missing)
+               for batch in batches]
+    observed_stats = [_zero_observed_statistics(batch, len(means), form) for batch in batches]
+    params, stats = _block_arguments(len(groups), batches, stacked, observed_stats,
+                                     kernel_params, complete)
+    loglik = _em.em_pass_blocks(
+        [group.source.X for group in groups], [group.source.sample_weight for group in groups],
+        *zip(*params), *zip(*stats), n_threads, log_resp_floor=log_resp_floor_of(kernel_params))
+    completed = [conditionally_completed(batch_stats, batch, batch_marginals, means)
+                 for batch, batch_marginals, batch_stats in zip(batches, stacked, observed_stats)]
+    has_complete_rows = not groups[0].missing.size
+    return float(loglik.sum()), ordered_sum([complete] * has_complete_rows + completed)
 
 
-class BatchesInProgress:
-    """The pattern batches of one pass over grouped rows, while the groups' passes run
-    (on several threads, see :func:`map_groups`): a batch's :func:`marginals` are computed
-    when its first pattern needs them, its :func:`conditionally_completed` statistics
-    when its last pattern's arrive, by whichever thread gets there. That NumPy work
-    holds the GIL while the other threads' compiled passes run; what it computes depends
-    only on the parameters and the passes' statistics, not on the thread."""
+def _block_arguments(n_groups, batches, stacked, observed_stats, kernel_params, complete):
+    """``(parameters, statistics)``: each group's, by its position in the list of groups,
+    for its block of ``em_pass_blocks``. The complete rows' are ``kernel_params`` and
+    ``complete``; a pattern's are views of its batch's :class:`Marginals` (``stacked``)
+    and stacked statistics (``observed_stats``)."""
+    params = [kernel_params[:3]] * n_groups
+    stats = [complete[:3]] * n_groups
+    for batch, batch_marginals, batch_stats in zip(batches, stacked, observed_stats):
+        for index, position in enumerate(batch.positions.tolist()):
+            params[position] = (batch_marginals.means[index], batch_marginals.chol[index],
+                                batch_marginals.log_norm[index])
+            stats[position] = tuple(part[index] for part in batch_stats)
+    return params, stats
 
-    def __init__(self, batches, kernel_params):
-        self.batches = batches
-        self.kernel_params = kernel_params
-        self.covariances = kernel_covariances(kernel_params) if batches else None
-        self.marginals = [None] * len(batches)
-        self.parts = [[None] * len(batch.positions) for batch in batches]
-        self.completed = [None] * len(batches)
-        self._remaining = [len(batch.positions) for batch in batches]
-        self._locks = [threading.Lock() for _ in batches]
-        # A group's (batch, place in the batch), by its position in the list of groups.
-        self._places = {position: (b, j) for b, batch in enumerate(batches)
-                        for j, position in enumerate(batch.positions.tolist())}
 
-    def statistics(self, group, threads, position):
-        """``(Σ w log p(x_o), Statistics or None)`` of the pass over the ``group`` at
-        ``position``: the complete rows' statistics; None for a pattern, whose
-        statistics go to its batch's completion."""
-        place = self._places.get(position)
-        if place is None:
-            return group.source.statistics(self.kernel_params, threads)
-        batch, index = place
-        params = self._marginals_of(batch).kernel_params(index)
-        loglik, stats = group.source.statistics(params, threads)
-        self._arrived(batch, index, stats)
-        return loglik, None
-
-    def _marginals_of(self, b):
-        with self._locks[b]:
-            if self.marginals[b] is None:
-                batch = self.batches[b]
-                self.marginals[b] = marginals(self.kernel_params, self.covariances,
-                                              batch.observed, batch.missing)
-        return self.marginals[b]
-
-    def _arrived(self, b, index, stats):
-        with self._locks[b]:
-            self.parts[b][index] = stats
-            self._remaining[b] -= 1
-            last = not self._remaining[b]
-        if last:
-            self.completed[b] = conditionally_completed(
-                self.parts[b], self.batches[b], self.marginals[b], self.kernel_params[0])
+def _zero_observed_statistics(batch, n_components, form):
+    """Zeroed statistics of a batch's patterns over their o observed columns, stacked:
+    counts (P, K), sums (P, K, o), scatter (P, K, o, o) or the diag form's (P, K, o)."""
+    n_patterns, n_observed = batch.observed.shape
+    scatter_shape = (n_observed,) * (2 if form == "full" else 1)
+    return (np.zeros((n_patterns, n_components)),
+            np.zeros((n_patterns, n_components, n_observed)),
+            np.zeros((n_patterns, n_components) + scatter_shape))
 
 
 def _covariances_if_needed(groups, kernel_params):

@@ -298,17 +298,46 @@ cdef double _resolved_floor(log_resp_floor, bint single) except? 1.0:
     return max(floor, own)
 
 
-cdef double _stats_pass(
-    X, sample_weight, shifts, precisions_chol, log_norm, labels, given_resp,
-    nk, sums, scatter, int n_threads, int source, form, log_resp_floor=None,
-) except? -1.0:
-    """em_pass, stats_from_labels and stats_from_resp: arguments checked, then the pass.
+cdef class _PassArguments:
+    """The arguments of one pass (em_pass, stats_from_labels, stats_from_resp, or one block
+    of em_pass_blocks), checked and converted as the kernels read them by
+    :func:`_pass_arguments`. The converted arrays live as long as this object, whose
+    ``inputs`` point into them."""
 
-    The arguments are handled through NumPy's C API (gmmfast/_ndarray.pxd): this wrapper
-    runs once per EM iteration, where typed memoryviews and NumPy calls cost ~10 µs, 1 % of
-    a 1 ms iteration. Parameters are converted (to X's dtype, C order) when needed;
-    the statistics must be writable C-contiguous float64, as they are added to in place.
+    cdef cnp.ndarray x
+    cdef bint single
+    cdef Py_ssize_t n_samples
+    cdef AccLayout layout
+    cdef PassInputs inputs
+    cdef cnp.ndarray exact_shifts, rounded_shifts
+    cdef object nk, sums, scatter  # the caller's statistics, added to in place
+    cdef tuple alive  # the other converted arrays the inputs point into
+
+    cdef double add_total(self, double* total) except? -1.0:
+        """Add the pass's summed accumulator ``total`` to the caller's statistics (a
+        float32 pass's moved from the rounded onto the exact shifts first); returns
+        Σ w log p."""
+        if self.single:
+            _recentre_total(total, self.layout, self.scatter.shape, self.exact_shifts,
+                            self.rounded_shifts)
+        _add_totals(total, self.layout, <double*> (<cnp.ndarray> self.nk).data,
+                    <double*> (<cnp.ndarray> self.sums).data,
+                    <double*> (<cnp.ndarray> self.scatter).data)
+        return total[0]
+
+
+cdef _PassArguments _pass_arguments(
+    X, sample_weight, shifts, precisions_chol, log_norm, labels, given_resp,
+    nk, sums, scatter, int source, form, log_resp_floor,
+):
+    """The arguments of a pass checked (a ValueError says which is wrong) and converted.
+
+    The arguments are handled through NumPy's C API (gmmfast/_ndarray.pxd): this runs once
+    per EM iteration, where typed memoryviews and NumPy calls cost ~10 µs, 1 % of a 1 ms
+    iteration. Parameters are converted (to X's dtype, C order) when needed; the
+    statistics must be writable C-contiguous float64, as they are added to in place.
     """
+    cdef _PassArguments args = _PassArguments.__new__(_PassArguments)
     cdef cnp.ndarray x = _samples(X)
     cdef bint single = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT
     cdef int compute = cnp.NPY_FLOAT if single else cnp.NPY_DOUBLE
@@ -357,29 +386,41 @@ cdef double _stats_pass(
         if not has_shape(resp_array, n, k, -1):
             raise ValueError(f"resp must have shape ({n}, {k}), got {np.shape(given_resp)}")
 
-    cdef PassInputs inputs
-    inputs.form = <Form> density_form
-    inputs.w = NULL if weights is None else <double*> weights.data
-    inputs.labels = NULL if label_array is None else <long long*> label_array.data
-    inputs.resp = NULL if resp_array is None else <double*> resp_array.data
-    inputs.shifts = rounded_shifts.data
-    inputs.chol = NULL if chol is None else chol.data
-    inputs.log_norm = NULL if norm is None else norm.data
-    inputs.tied_centre = NULL if centre is None else centre.data
-    inputs.tied_offsets = NULL if offsets is None else offsets.data
-    inputs.log_resp_floor = _resolved_floor(log_resp_floor, single)
-    cdef double* total = _run_pass(x, single, <StatsSource> source, &inputs, 1, layout,
-                                   n_threads)
-    cdef double loglik
+    args.inputs.form = <Form> density_form
+    args.inputs.w = NULL if weights is None else <double*> weights.data
+    args.inputs.labels = NULL if label_array is None else <long long*> label_array.data
+    args.inputs.resp = NULL if resp_array is None else <double*> resp_array.data
+    args.inputs.shifts = rounded_shifts.data
+    args.inputs.chol = NULL if chol is None else chol.data
+    args.inputs.log_norm = NULL if norm is None else norm.data
+    args.inputs.tied_centre = NULL if centre is None else centre.data
+    args.inputs.tied_offsets = NULL if offsets is None else offsets.data
+    args.inputs.log_resp_floor = _resolved_floor(log_resp_floor, single)
+    args.x = x
+    args.single = single
+    args.n_samples = n
+    args.layout = layout
+    args.exact_shifts = exact_shifts
+    args.rounded_shifts = rounded_shifts
+    args.nk, args.sums, args.scatter = nk, sums, scatter
+    args.alive = (weights, chol, norm, label_array, resp_array, centre, offsets)
+    return args
+
+
+cdef double _stats_pass(
+    X, sample_weight, shifts, precisions_chol, log_norm, labels, given_resp,
+    nk, sums, scatter, int n_threads, int source, form, log_resp_floor=None,
+) except? -1.0:
+    """em_pass, stats_from_labels and stats_from_resp: arguments checked, then the pass."""
+    cdef _PassArguments args = _pass_arguments(
+        X, sample_weight, shifts, precisions_chol, log_norm, labels, given_resp,
+        nk, sums, scatter, source, form, log_resp_floor)
+    cdef double* total = _run_pass(args.x, args.single, <StatsSource> source, &args.inputs, 1,
+                                   args.layout, n_threads)
     try:
-        if single:
-            _recentre_total(total, layout, scatter.shape, exact_shifts, rounded_shifts)
-        _add_totals(total, layout, <double*> (<cnp.ndarray> nk).data,
-                    <double*> (<cnp.ndarray> sums).data, <double*> (<cnp.ndarray> scatter).data)
-        loglik = total[0]
+        return args.add_total(total)
     finally:
         free(total)
-    return loglik
 
 
 # The accumulators of a pass over several parameter sets: each set has as many as its own
@@ -684,6 +725,176 @@ def em_pass_sets(X, sample_weight, means, precisions_chol, log_norm, nk, sums, s
     finally:
         free(totals)
     return loglik
+
+
+def em_pass_blocks(X, sample_weight, means, precisions_chol, log_norm, nk, sums, scatter,
+                   n_threads=0, form=None, log_resp_floor=None):
+    """:func:`em_pass` over B blocks of rows at once, each with its own parameters and
+    number of features (the observed columns of a pattern of missing entries, under the
+    mixture's marginal over them, say): one call and one parallel region for all of them.
+
+    The work is cut into tasks, one per group of a block's chunks (the groups of the
+    block's own pass), which the threads draw, the heaviest first, as they come free: a
+    large block is shared by every thread, many small ones cost one call instead of one
+    each. Block b's results are those of ``em_pass`` with block b's arrays, bit for bit,
+    for any number of threads.
+
+    Parameters
+    ----------
+    X : sequence of B ndarrays of shape (n_b, d_b), float32 or float64, C-contiguous
+        IN. The blocks of rows, all of one dtype.
+    sample_weight : sequence of B ndarrays of shape (n_b,) float64, or of None
+        IN. Each block's weights, as in em_pass.
+    means, precisions_chol, log_norm : sequences of B ndarrays, float64
+        IN. Each block's parameters, as in em_pass: K components (the same K for every
+        block) in its d_b features.
+    nk, sums, scatter : sequences of B ndarrays, float64, C-contiguous
+        IN/OUT. Each block's statistics are added, as in em_pass.
+    n_threads : int
+        IN. Threads to use, as in :func:`em_pass`. Results do not depend on it.
+    form : FORM_FULL, FORM_TIED, FORM_DIAG or None
+        IN. The covariance form of every block, as in :func:`em_pass` (inferred from the
+        shape of the first block's factors when None).
+    log_resp_floor : float <= 0 or None
+        IN. The floor of every block's responsibilities, as in :func:`em_pass`.
+
+    Returns
+    -------
+    loglik : ndarray of shape (B,), float64
+        Σ_i w_i log p(x_i) of each block under its parameters.
+    """
+    cdef Py_ssize_t n_blocks = len(X)
+    cdef tuple per_block = (sample_weight, means, precisions_chol, log_norm, nk, sums, scatter)
+    if any(len(arrays) != n_blocks for arrays in per_block):
+        raise ValueError(f"sample_weight, means, precisions_chol, log_norm, nk, sums and "
+                         f"scatter must each hold one entry per block of X ({n_blocks}), "
+                         f"got {[len(arrays) for arrays in per_block]}")
+    cdef list blocks = []
+    cdef _PassArguments block, first = None
+    cdef Py_ssize_t b
+    for b in range(n_blocks):
+        block = _pass_arguments(X[b], sample_weight[b], means[b], precisions_chol[b],
+                                log_norm[b], None, None, nk[b], sums[b], scatter[b],
+                                FROM_DENSITY, form, log_resp_floor)
+        if first is None:
+            first = block
+            form = <int> block.inputs.form  # the other blocks' factors must have it
+        elif block.single != first.single or block.layout.k != first.layout.k:
+            raise ValueError(
+                f"every block must have X of one dtype and the same number of components: "
+                f"block {b} has {block.x.dtype} and {block.layout.k}, block 0 "
+                f"{first.x.dtype} and {first.layout.k}")
+        blocks.append(block)
+    loglik = np.zeros(n_blocks)
+    cdef int threads = requested_threads(n_threads)
+    cdef Py_ssize_t start = 0, stop
+    while start < n_blocks:
+        stop = _wave_end(blocks, start)
+        _pass_wave(blocks, start, stop, threads, loglik)
+        start = stop
+    return loglik
+
+
+cdef inline Py_ssize_t _block_groups(_PassArguments block) noexcept:
+    """The groups of chunks of a block's own pass, and so of its tasks."""
+    return n_groups_of(n_chunks_of(block.n_samples), block.layout.size)
+
+
+cdef Py_ssize_t _wave_end(list blocks, Py_ssize_t start) except -1:
+    """The end of the run of blocks from ``start`` whose accumulators fit in
+    MAX_SET_ACCUMULATOR_DOUBLES together (at least one block): the blocks of one
+    parallel region."""
+    cdef Py_ssize_t stop = start, doubles = 0, needed
+    cdef _PassArguments block
+    while stop < len(blocks):
+        block = blocks[stop]
+        needed = _block_groups(block) * block.layout.size
+        if stop > start and doubles + needed > MAX_SET_ACCUMULATOR_DOUBLES:
+            break
+        doubles += needed
+        stop += 1
+    return stop
+
+
+cdef int _pass_wave(list blocks, Py_ssize_t start, Py_ssize_t stop, int n_threads,
+                    double[::1] loglik) except -1:
+    """Blocks start .. stop of em_pass_blocks in one parallel region; then each block's
+    groups are summed in order and added to its statistics, its Σ w log p to ``loglik``."""
+    cdef Py_ssize_t n_wave = stop - start
+    cdef _PassArguments block, first = blocks[start]
+    cdef Py_ssize_t j, max_rows = 0, max_features = 0, doubles = 0
+    cdef double work, total_work = 0.0
+    group_counts = np.empty(n_wave, dtype=np.intp)
+    task_weights = np.empty(n_wave)
+    cdef Py_ssize_t[::1] counts = group_counts
+    cdef double[::1] weights = task_weights
+    cdef Py_ssize_t[::1] first_double = np.empty(n_wave, dtype=np.intp)
+    for j in range(n_wave):
+        block = blocks[start + j]
+        counts[j] = _block_groups(block)
+        first_double[j] = doubles
+        doubles += counts[j] * block.layout.size
+        work = pass_work(block.n_samples, block.layout.k,
+                         block.layout.d * block.layout.d if block.layout.full
+                         else block.layout.d)
+        total_work += work
+        weights[j] = work / counts[j]
+        max_rows = max(max_rows, block.n_samples)
+        max_features = max(max_features, block.layout.d)
+    task_block = np.repeat(np.arange(n_wave), group_counts)
+    task_group = np.arange(len(task_block)) - np.repeat(np.cumsum(group_counts) - group_counts,
+                                                        group_counts)
+    # The heaviest tasks first: the last ones, which end the region, are then short.
+    order = np.argsort(-task_weights[task_block], kind="stable")
+    cdef Py_ssize_t[::1] block_of = np.ascontiguousarray(task_block[order], dtype=np.intp)
+    cdef Py_ssize_t[::1] group_of = np.ascontiguousarray(task_group[order], dtype=np.intp)
+    cdef Py_ssize_t n_tasks = block_of.shape[0]
+
+    cdef bint single = first.single
+    cdef bint blas = first.layout.full and max_features >= SCATTER_BLAS_MIN_FEATURES
+    cdef ScratchShape shape = scratch_shape(max_rows, max_features, first.layout.k,
+                                            first.layout.full, single and blas, False,
+                                            sizeof(float) if single else sizeof(double))
+    cdef int threads = resolve_threads(n_threads, n_tasks, total_work)
+    cdef double* acc = <double*> calloc(doubles, sizeof(double))
+    cdef RowBlock* row_blocks = <RowBlock*> malloc(n_wave * sizeof(RowBlock))
+    if acc == NULL or row_blocks == NULL:
+        free(acc)
+        free(row_blocks)
+        raise MemoryError(f"no memory for the accumulators of {n_wave} blocks of rows "
+                          f"({doubles * 8 / 1048576.0:.0f} MiB)")
+    cdef Py_ssize_t tasks_without_memory = 0
+    try:
+        for j in range(n_wave):
+            block = blocks[start + j]
+            row_blocks[j].X = block.x.data
+            row_blocks[j].n_samples = block.n_samples
+            row_blocks[j].inputs = block.inputs
+            row_blocks[j].layout = block.layout
+            row_blocks[j].n_groups = counts[j]
+            row_blocks[j].acc = acc + first_double[j]
+        if max_rows > 0 and blas:
+            # As in _run_pass: BLAS's own threads would only fight ours.
+            reserve_blas_memory(shape, threads)
+            with single_threaded_blas():
+                with nogil:
+                    tasks_without_memory = _pass_blocks(single, row_blocks, n_wave,
+                                                        &block_of[0], &group_of[0], n_tasks,
+                                                        shape, threads)
+        elif max_rows > 0:
+            with nogil:
+                tasks_without_memory = _pass_blocks(single, row_blocks, n_wave, &block_of[0],
+                                                    &group_of[0], n_tasks, shape, threads)
+        if tasks_without_memory:
+            raise scratch_error(shape, threads)
+        # Without rows the accumulators are zero: their sum is the first.
+        for j in range(n_wave):
+            block = blocks[start + j]
+            loglik[start + j] = block.add_total(row_blocks[j].acc)
+    finally:
+        free(acc)
+        free(row_blocks)
+    return 0
 
 
 def stats_from_labels(X, sample_weight, labels, shifts, nk, sums, scatter, n_threads=0):

@@ -150,3 +150,67 @@ cdef Py_ssize_t _pass_groups(
             _stats_group(X, n, source, sets, n_sets, layout, g, n_groups, acc, scratch)
         free_scratch(scratch)
     return groups_without_memory
+
+
+cdef struct RowBlock:
+    # One block of rows of a pass over several blocks, each with its own parameters (and
+    # number of features), and its accumulators: as many as its own pass would have.
+    const void* X
+    Py_ssize_t n_samples
+    PassInputs inputs
+    AccLayout layout
+    Py_ssize_t n_groups
+    double* acc  # n_groups accumulators of layout.size doubles
+
+
+cdef Py_ssize_t _pass_blocks(
+    bint single, const RowBlock* blocks, Py_ssize_t n_blocks, const Py_ssize_t* task_block,
+    const Py_ssize_t* task_group, Py_ssize_t n_tasks, ScratchShape shape, int threads,
+) noexcept nogil:
+    """Every task (group ``task_group[t]`` of block ``task_block[t]``) into its block's
+    accumulators, in parallel, the threads drawing the tasks in the given order as they
+    come free; then each block's groups summed into its first accumulator, in group order
+    (_sum_groups), the blocks in parallel too: a block's statistics do not depend on which
+    thread summed what.
+
+    ``shape`` must hold the scratch of every block's chunks. Returns the number of tasks
+    left out for want of memory for their thread's scratch.
+    """
+    cdef Scratch scratch
+    cdef Py_ssize_t t, b
+    cdef Py_ssize_t tasks_without_memory = 0
+    if threads == 1:
+        scratch = alloc_scratch(shape)
+        if scratch.complete:
+            for t in range(n_tasks):
+                _block_task(single, &blocks[task_block[t]], task_group[t], scratch)
+        else:
+            tasks_without_memory = n_tasks
+        free_scratch(scratch)
+        for b in range(n_blocks):
+            _sum_groups(blocks[b].acc, blocks[b].n_groups, blocks[b].layout)
+        return tasks_without_memory
+    with parallel(num_threads=threads):
+        scratch = alloc_scratch(shape)
+        for t in prange(n_tasks, schedule="dynamic"):
+            if not scratch.complete:
+                tasks_without_memory += 1
+                continue
+            _block_task(single, &blocks[task_block[t]], task_group[t], scratch)
+        free_scratch(scratch)
+        # After the loop's barrier: every group of every block is done.
+        for b in prange(n_blocks, schedule="dynamic"):
+            _sum_groups(blocks[b].acc, blocks[b].n_groups, blocks[b].layout)
+    return tasks_without_memory
+
+
+cdef inline void _block_task(
+    bint single, const RowBlock* block, Py_ssize_t group, Scratch scratch,
+) noexcept nogil:
+    """Group ``group`` of the block's chunks into its accumulator."""
+    if single:
+        _stats_group(<const float*> block.X, block.n_samples, FROM_DENSITY, &block.inputs, 1,
+                     block.layout, group, block.n_groups, block.acc, scratch)
+    else:
+        _stats_group(<const double*> block.X, block.n_samples, FROM_DENSITY, &block.inputs,
+                     1, block.layout, group, block.n_groups, block.acc, scratch)

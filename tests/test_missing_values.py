@@ -240,8 +240,9 @@ def test_rows_with_no_observed_entry_do_not_change_the_fit():
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
 @pytest.mark.parametrize("fraction", [0.04, 0.3], ids=["large-complete-group", "pooled"])
 def test_results_do_not_depend_on_the_thread_count(fraction, covariance_type):
-    # At 4 % missing the complete rows are more than half of X: their pass gets every
-    # thread; at 30 % every group runs on the pool of 1-thread passes.
+    # At 4 % missing the complete rows are more than half of X: scoring and
+    # initialisation give their pass every thread; at 30 % every group runs on the pool
+    # of 1-thread passes. The statistics are one compiled call either way.
     X = _incomplete_data(fraction=fraction, n_samples=12000)
     source = MissingValueSource(X, _weights(len(X)), N_COMPONENTS)
     largest = max(len(group.rows) for group in source.groups)
