@@ -25,8 +25,9 @@ best optimum on some data sets and miss it on others. So:
    has converged (by the fit's ``tol``): on well-separated data, screening then costs a
    few iterations per start. Work that cannot change the ranking is skipped: a start
    that partitions the screen's rows as an earlier one did (k-means runs and tree cuts
-   often agree) follows that start instead of climbing again, and a start whose bound
-   has settled (``SETTLED_FRACTION``) stops climbing while the others go on.
+   often agree) follows that start instead of climbing again, and on a sample of the
+   rows a start whose bound has settled (``SETTLED_FRACTION``) stops climbing while the
+   others go on.
 4. The winner is run to convergence on all the rows. When the screen holds all the
    rows, so are the other survivors of the last round and the plain k-means start, from
    its initial θ, and the best is the fit: a multi-start fit is then never worse than
@@ -338,8 +339,8 @@ class Screening(NamedTuple):
 def screened_winner(model, screen, starts, n_threads, tol, stop=None):
     """The :class:`Screening` of ``starts`` (the plain k-means start first). A round ends
     early once every set's bound changes by less than ``tol``; a start that repeats an
-    earlier start's partition of the screen follows it, and a start whose bound changes
-    by less than ``tol · SETTLED_FRACTION`` stops climbing."""
+    earlier start's partition of the screen follows it, and on a sample of the rows a
+    start whose bound changes by less than ``tol · SETTLED_FRACTION`` stops climbing."""
     sample = screen.sample
     model = model.for_screening()
     partitions = [start.statistics(sample, model.form, n_threads) for start in starts]
@@ -350,7 +351,10 @@ def screened_winner(model, screen, starts, n_threads, tol, stop=None):
         thetas.append(thetas[originals[i]] if i in originals
                       else _initial_parameters(model, sample, stats))
     sets = ParameterSets.of(thetas)._replace(copies=copies)
-    multi = MultiSetModel(model, tol * SETTLED_FRACTION)
+    # On the rows themselves the survivors' screening iterations are the first of their
+    # climb to convergence, which must not stop early; on a sample they only rank.
+    settle_below = None if sample is screen.source else tol * SETTLED_FRACTION
+    multi = MultiSetModel(model, settle_below)
     admissible = screen.admissible(model)
     for round_index, iterations in enumerate(SCREEN_ROUNDS):
         n_live = sum(theta is not None for theta in sets.thetas)

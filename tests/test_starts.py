@@ -384,24 +384,40 @@ def test_a_set_that_has_converged_takes_no_further_steps():
     assert sets.settled == frozenset() and source.scored[-3:] == [2, 2, 2]
 
 
-def test_the_screening_stops_climbing_starts_that_have_settled(monkeypatch):
-    X = blobs(n_samples=600, seed=12)
+def screening_passes(monkeypatch, X, settled_fraction):
+    """(set-passes of a screening of 4 components, its survivors) with the given
+    SETTLED_FRACTION."""
     model = MixtureModel("full", 1e-6, X.dtype)
-    tol = 1e-3
+    screen = Screen(InMemorySource(X))
+    scored = []
+    sample_statistics = screen.sample.statistics_of_sets
 
-    def screening(settled_fraction):
-        source = CountingSource(X)
-        screen = Screen(source)
-        starts = draw_starts(screen, 4, np.random.RandomState(0), 1)
-        with monkeypatch.context() as patch:
-            patch.setattr("gmmfast._starts.SETTLED_FRACTION", settled_fraction)
-            survivors = screened_winner(model, screen, starts, 1, tol).survivors
-        return sum(source.scored), survivors
+    def counted(kernel_params_list, n_threads):
+        scored.append(len(kernel_params_list))
+        return sample_statistics(kernel_params_list, n_threads)
 
-    (passes, survivors), (passes_all, survivors_all) = (screening(SETTLED_FRACTION),
-                                                        screening(0.0))
+    starts = draw_starts(screen, 4, np.random.RandomState(0), 1)
+    with monkeypatch.context() as patch:
+        patch.setattr(screen.sample, "statistics_of_sets", counted)
+        patch.setattr("gmmfast._starts.SETTLED_FRACTION", settled_fraction)
+        survivors = screened_winner(model, screen, starts, 1, 1e-3).survivors
+    return sum(scored), survivors
+
+
+def test_on_a_sample_the_screening_stops_climbing_starts_that_have_settled(monkeypatch):
+    X = blobs(n_samples=2 * SCREEN_ROWS, seed=3)
+    passes, survivors = screening_passes(monkeypatch, X, SETTLED_FRACTION)
+    passes_all, survivors_all = screening_passes(monkeypatch, X, 0.0)
     assert passes < 0.9 * passes_all
-    assert survivors[0][2] >= survivors_all[0][2] - tol / 4
+    assert survivors[0][2] >= survivors_all[0][2] - 1e-3 / 4
+
+
+def test_on_the_rows_themselves_every_survivor_climbs_on(monkeypatch):
+    X = blobs(n_samples=600, seed=12)
+    passes, survivors = screening_passes(monkeypatch, X, SETTLED_FRACTION)
+    passes_all, survivors_all = screening_passes(monkeypatch, X, 0.0)
+    assert passes == passes_all
+    assert [bound for *_, bound in survivors] == [bound for *_, bound in survivors_all]
 
 
 def test_starts_that_partition_the_screen_alike_are_copies_of_the_first():
