@@ -873,10 +873,14 @@ class OnlineModel:
 
 class ParameterSets(NamedTuple):
     """The θ of each of several parameter sets of one model (None for a set that was
-    dropped) and the lower bound each had at the last step (−inf before the first)."""
+    dropped), the lower bound each had at the last step it took (−inf before the first),
+    the indices of the sets that have converged, and the sets that are copies of an
+    earlier one, as pairs (copy, original) (see :class:`MultiSetModel`)."""
 
     thetas: tuple
     bounds: tuple
+    settled: frozenset = frozenset()
+    copies: tuple = ()
 
     @classmethod
     def of(cls, thetas):
@@ -915,22 +919,34 @@ class MultiSetModel:
     model's M-step to each. θ is a :class:`ParameterSets`; the bound is the sum of the
     live sets' bounds (EM raises each, so the sum changes by less than ``tol`` only when
     every set's bound does). A set whose bound is not finite or whose M-step finds an
-    ill-defined covariance is dropped, not an error: the others go on."""
+    ill-defined covariance is dropped, not an error: the others go on.
 
-    def __init__(self, model):
+    With ``tol``, a set whose bound changed by less than ``tol`` at its last step has
+    settled: it takes no further steps (its θ and bound stay as they are), so the sets
+    still climbing no longer pay a pass and an M-step for each set that has arrived. A
+    copy (the same start as an earlier set) takes no step of its own either: it follows
+    its original, so the sets rank, converge and are kept exactly as if it climbed."""
+
+    def __init__(self, model, tol=None):
         self.model = model
         self.form = model.form
+        self.tol = tol
 
     def em_step(self, source, n_threads):
-        model, total_weight = self.model, source.total_weight
+        model, total_weight, tol = self.model, source.total_weight, self.tol
 
         def step(sets):
-            live = [i for i, theta in enumerate(sets.thetas) if theta is not None]
+            following = {copy for copy, _ in sets.copies}
+            climbing = [i for i, theta in enumerate(sets.thetas) if theta is not None
+                        and i not in sets.settled and i not in following]
             results = source.statistics_of_sets(
-                [model.kernel_parameters(sets.thetas[i]) for i in live], n_threads)
-            thetas = [None] * len(sets.thetas)
-            bounds = [-np.inf] * len(sets.thetas)
-            for i, (loglik, stats) in zip(live, results):
+                [model.kernel_parameters(sets.thetas[i]) for i in climbing], n_threads)
+            thetas = list(sets.thetas)
+            bounds = [b if theta is not None else -np.inf
+                      for theta, b in zip(sets.thetas, sets.bounds)]
+            settled = set(sets.settled)
+            for i, (loglik, stats) in zip(climbing, results):
+                thetas[i], bounds[i] = None, -np.inf
                 bound = model.lower_bound(loglik, sets.thetas[i], total_weight)
                 if not math.isfinite(bound):
                     continue
@@ -938,9 +954,15 @@ class MultiSetModel:
                     thetas[i] = model.m_step(stats, previous=sets.thetas[i])
                 except ValueError:
                     continue
+                if tol is not None and abs(bound - sets.bounds[i]) < tol:
+                    settled.add(i)
                 bounds[i] = bound
+            for copy, original in sets.copies:
+                if thetas[copy] is not None:
+                    thetas[copy], bounds[copy] = thetas[original], bounds[original]
             return (math.fsum(b for b in bounds if b > -np.inf),
-                    ParameterSets(tuple(thetas), tuple(bounds)))
+                    sets._replace(thetas=tuple(thetas), bounds=tuple(bounds),
+                                  settled=frozenset(settled)))
 
         return step
 

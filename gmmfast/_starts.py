@@ -23,7 +23,11 @@ best optimum on some data sets and miss it on others. So:
    iterations, all of them scored in the same pass over the rows; the better half climbs
    the next round's iterations, and so on. A round ends early once every start's bound
    has converged (by the fit's ``tol``): on well-separated data, screening then costs a
-   few iterations per start.
+   few iterations per start. Work that cannot change the ranking is skipped: a start
+   that partitions the screen's rows as an earlier one did (k-means runs and tree cuts
+   often agree) follows that start instead of climbing again, and on a sample of the
+   rows a start whose bound has settled (``SETTLED_FRACTION``) stops climbing while the
+   others go on.
 4. The winner is run to convergence on all the rows. When the screen holds all the
    rows, so are the other survivors of the last round and the plain k-means start, from
    its initial θ, and the best is the fit: a multi-start fit is then never worse than
@@ -71,6 +75,17 @@ MODEL_BASED_TREE_ROWS = 500
 # rounds drop the starts that head for poor optima; the last round separates starts whose
 # optima differ in the third digit.
 SCREEN_ROUNDS = (4, 8, 16)
+
+# A start whose bound rose by less than this fraction of the fit's tol in one screening
+# iteration has settled and stops climbing: EM's steps shrink as it converges, so all the
+# iterations left in the screening would raise it by less than a quarter of tol, a
+# difference that no comparison at the fit's tolerance resolves.
+SETTLED_FRACTION = 1 / (4 * sum(SCREEN_ROUNDS))
+# Two starts partition the screen's rows alike when their clusters' counts agree to this
+# relative precision and their means to this fraction of the data's spread: the rounding
+# of sums about different shifts is some 1e-13 of it, while moving one row of a thousand
+# between clusters moves their means by about 1e-3 of it.
+SAME_PARTITION = 1e-8
 
 # Randomised starts drawn on the screen for each number of components, per kind.
 SCREEN_KMEANS_STARTS = 2
@@ -133,6 +148,21 @@ class Screen:
         _, variance = self.source.mean_and_variance(0)
         return Collapse(model.layout, model.reg_covar, variance)
 
+    def copies(self, partitions):
+        """``((copy, original), ...)``: the starts whose partition of the screen's rows
+        (their statistics, in ``partitions``) is that of an earlier start, clusters in any
+        order; each is paired with the first such start."""
+        mean, variance = self.source.mean_and_variance(0)
+        alike = _alike_partitions(partitions,
+                                  SAME_PARTITION * (np.sqrt(variance) + np.abs(mean)))
+        pairs, copied = [], set()
+        for i in range(len(partitions)):
+            original = next((j for j in range(i) if alike[i, j] and j not in copied), None)
+            if original is not None:
+                pairs.append((i, original))
+                copied.add(i)
+        return tuple(pairs)
+
     def hierarchical_starts(self, n_components):
         """The centres of each tree's cut into ``n_components`` clusters."""
         from scipy.cluster.hierarchy import fcluster
@@ -193,11 +223,20 @@ class Collapse:
         self.layout = layout
         self.reg_covar = reg_covar
         self.scale = 1.0 / np.sqrt(np.where(variance > 0, variance, 1.0))
+        self.smallest_scale = float(np.min(self.scale)) if self.scale.size else 1.0
 
     def __call__(self, theta):
         covariances = theta[2]
-        return (self.smallest_variance(covariances) > FLOOR_FACTOR * self.reg_covar
-                and self.smallest_spread(covariances) > COLLAPSED_VARIANCE)
+        smallest = self.smallest_variance(covariances)
+        if smallest <= FLOOR_FACTOR * self.reg_covar:
+            return False
+        # Every direction holds at least smallest − reg_covar beyond reg_covar, so the
+        # standardised spread is at least that times the smallest squared scale: when
+        # this bound clears the threshold (twice over, for rounding), the second
+        # eigen-decomposition cannot change the answer.
+        if (smallest - self.reg_covar) * self.smallest_scale**2 > 2 * COLLAPSED_VARIANCE:
+            return True
+        return self.smallest_spread(covariances) > COLLAPSED_VARIANCE
 
     def smallest_variance(self, covariances):
         """The smallest variance, over components and directions, in the data's units."""
@@ -218,6 +257,24 @@ class Collapse:
         eye = np.eye(scale.size)
         standardised = (matrices - reg * eye) * scale[:, None] * scale[None, :]
         return float(np.min(np.linalg.eigvalsh(standardised)))
+
+
+def _alike_partitions(partitions, tolerance):
+    """(M, M) booleans: whether two partitions' clusters have the same counts (to the
+    relative precision SAME_PARTITION) and means (to ``tolerance``, per feature), in any
+    order; a partition with an empty cluster is like none."""
+    n_clusters = partitions[0].nk.shape[0] if partitions else 0
+    counts = np.full((len(partitions), n_clusters), np.nan)
+    means = np.full((len(partitions), n_clusters, tolerance.size), np.nan)
+    for i, stats in enumerate(partitions):
+        if np.all(stats.nk > 0):
+            # Clusters in a canonical order: by their means, lexicographically.
+            centres = stats.shifts + stats.sums / stats.nk[:, None]
+            order = np.lexsort(centres.T[::-1])
+            counts[i], means[i] = stats.nk[order], centres[order]
+    same_counts = np.abs(counts[:, None] - counts[None]) <= SAME_PARTITION * counts[None]
+    same_means = np.abs(means[:, None] - means[None]) <= tolerance
+    return same_counts.all(axis=2) & same_means.all(axis=(2, 3))
 
 
 def _fixed_subsample(n_rows, size):
@@ -281,13 +338,23 @@ class Screening(NamedTuple):
 
 def screened_winner(model, screen, starts, n_threads, tol, stop=None):
     """The :class:`Screening` of ``starts`` (the plain k-means start first). A round ends
-    early once every set's bound changes by less than ``tol``."""
+    early once every set's bound changes by less than ``tol``; a start that repeats an
+    earlier start's partition of the screen follows it, and on a sample of the rows a
+    start whose bound changes by less than ``tol · SETTLED_FRACTION`` stops climbing."""
     sample = screen.sample
     model = model.for_screening()
-    sets = ParameterSets.of([
-        _initial_parameters(model, sample, start.statistics(sample, model.form, n_threads))
-        for start in starts])
-    multi = MultiSetModel(model)
+    partitions = [start.statistics(sample, model.form, n_threads) for start in starts]
+    copies = screen.copies(partitions)
+    originals = dict(copies)
+    thetas = []
+    for i, stats in enumerate(partitions):
+        thetas.append(thetas[originals[i]] if i in originals
+                      else _initial_parameters(model, sample, stats))
+    sets = ParameterSets.of(thetas)._replace(copies=copies)
+    # On the rows themselves the survivors' screening iterations are the first of their
+    # climb to convergence, which must not stop early; on a sample they only rank.
+    settle_below = None if sample is screen.source else tol * SETTLED_FRACTION
+    multi = MultiSetModel(model, settle_below)
     admissible = screen.admissible(model)
     for round_index, iterations in enumerate(SCREEN_ROUNDS):
         n_live = sum(theta is not None for theta in sets.thetas)

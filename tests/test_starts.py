@@ -1,6 +1,7 @@
 """The multi-start initialisation (init_params="multistart") and the multi-set model it
 screens starts with."""
 
+import math
 import warnings
 
 import numpy as np
@@ -15,11 +16,13 @@ from gmmfast._starts import (
     FLOOR_FACTOR,
     MODEL_BASED_TREE_ROWS,
     SCREEN_ROWS,
+    SETTLED_FRACTION,
     Collapse,
     Screen,
     _fixed_subsample,
     draw_starts,
     multistart_em,
+    screened_winner,
 )
 
 TYPES = ("full", "tied", "diag", "spherical", "VEV", "EVI")
@@ -198,6 +201,35 @@ def test_collapse_measures_the_smallest_standardised_spread(layout):
     assert collapse((None, None, healthy))
 
 
+@pytest.mark.parametrize("layout", ["full", "tied", "diag", "spherical"])
+def test_collapse_decides_as_both_checks_and_decomposes_a_healthy_fit_once(layout,
+                                                                           monkeypatch):
+    rng = np.random.RandomState(1)
+    reg, variance = 1e-6, np.array([1e4, 1.0, 1e-4])
+    collapse = Collapse(layout, reg, variance)
+    n_covariances = 1 if layout == "tied" else 2
+    for smallest in np.logspace(-13, 2, 61):
+        # Covariances whose smallest spread beyond reg_covar is near the thresholds.
+        axes = np.linalg.qr(rng.randn(n_covariances, 3, 3))[0]
+        spreads = np.sort(rng.uniform(1, 10, size=(n_covariances, 3)), axis=1)
+        spreads[:, 0] = smallest
+        full = (axes * spreads[:, None, :]) @ axes.transpose(0, 2, 1) + reg * np.eye(3)
+        covariances = {"full": full, "tied": full[0],
+                       "diag": spreads * variance + reg,
+                       "spherical": spreads[:, 0] * variance.min() + reg}[layout]
+        expected = (collapse.smallest_variance(covariances) > FLOOR_FACTOR * reg
+                    and collapse.smallest_spread(covariances) > COLLAPSED_VARIANCE)
+        assert collapse((None, None, covariances)) == expected
+    decompositions = []
+    eigvalsh = np.linalg.eigvalsh
+    monkeypatch.setattr(np.linalg, "eigvalsh",
+                        lambda a: decompositions.append(a) or eigvalsh(a))
+    healthy = {"full": full, "tied": full[0], "diag": spreads * variance + reg,
+               "spherical": spreads[:, 0] * variance.min() + reg}[layout]
+    assert collapse((None, None, healthy))
+    assert len(decompositions) == (1 if layout in ("full", "tied") else 0)
+
+
 # ----------------------------------------------------------------------------------------
 # the screen and the pool
 # ----------------------------------------------------------------------------------------
@@ -311,6 +343,136 @@ def test_multi_set_model_drops_failing_sets_and_sets_drop_inadmissible_ones():
     assert bound == sets.bounds[1] and sets.bounds[0] == -np.inf
     assert sets.only(lambda theta: False).best() is None
     assert sets.only(lambda theta: True) == sets
+
+
+class CountingSource(InMemorySource):
+    """Rows in memory that record how many parameter sets each multi-set pass scores."""
+
+    def __init__(self, X):
+        super().__init__(X)
+        self.scored = []
+
+    def statistics_of_sets(self, kernel_params_list, n_threads):
+        self.scored.append(len(kernel_params_list))
+        return super().statistics_of_sets(kernel_params_list, n_threads)
+
+
+def test_a_set_that_has_converged_takes_no_further_steps():
+    X = blobs(seed=11)
+    source = CountingSource(X)
+    model = MixtureModel("full", 1e-6, X.dtype)
+    thetas = [model.initial_parameters(source.nearest_centre_statistics(
+        start.centres, model.form, 1), source.total_weight)
+        for start in draw_starts(Screen(source), 3, np.random.RandomState(0), 1)[:2]]
+    # The first set at its optimum, the second still far from one.
+    thetas[0] = run_em(model, source, lambda _: (thetas[0], -np.inf), n_init=1,
+                       max_iter=1000, tol=1e-12, n_threads=1).parameters
+    step = MultiSetModel(model, tol=1e-6).em_step(source, 1)
+    _, sets = step(ParameterSets.of(thetas))
+    _, sets = step(sets)
+    assert sets.settled == {0}
+    bound, after = step(sets)
+    assert source.scored == [2, 2, 1]
+    assert after.thetas[0] is sets.thetas[0] and after.bounds[0] == sets.bounds[0]
+    assert after.thetas[1] is not sets.thetas[1]
+    assert bound == math.fsum(after.bounds)
+    # Without a tolerance every live set takes every step.
+    step = MultiSetModel(model).em_step(source, 1)
+    sets = ParameterSets.of(thetas)
+    for _ in range(3):
+        _, sets = step(sets)
+    assert sets.settled == frozenset() and source.scored[-3:] == [2, 2, 2]
+
+
+def screening_passes(monkeypatch, X, settled_fraction):
+    """(set-passes of a screening of 4 components, its survivors) with the given
+    SETTLED_FRACTION."""
+    model = MixtureModel("full", 1e-6, X.dtype)
+    screen = Screen(InMemorySource(X))
+    scored = []
+    sample_statistics = screen.sample.statistics_of_sets
+
+    def counted(kernel_params_list, n_threads):
+        scored.append(len(kernel_params_list))
+        return sample_statistics(kernel_params_list, n_threads)
+
+    starts = draw_starts(screen, 4, np.random.RandomState(0), 1)
+    with monkeypatch.context() as patch:
+        patch.setattr(screen.sample, "statistics_of_sets", counted)
+        patch.setattr("gmmfast._starts.SETTLED_FRACTION", settled_fraction)
+        survivors = screened_winner(model, screen, starts, 1, 1e-3).survivors
+    return sum(scored), survivors
+
+
+def test_on_a_sample_the_screening_stops_climbing_starts_that_have_settled(monkeypatch):
+    X = blobs(n_samples=2 * SCREEN_ROWS, seed=3)
+    passes, survivors = screening_passes(monkeypatch, X, SETTLED_FRACTION)
+    passes_all, survivors_all = screening_passes(monkeypatch, X, 0.0)
+    assert passes < 0.9 * passes_all
+    assert survivors[0][2] >= survivors_all[0][2] - 1e-3 / 4
+
+
+def test_on_the_rows_themselves_every_survivor_climbs_on(monkeypatch):
+    X = blobs(n_samples=600, seed=12)
+    passes, survivors = screening_passes(monkeypatch, X, SETTLED_FRACTION)
+    passes_all, survivors_all = screening_passes(monkeypatch, X, 0.0)
+    assert passes == passes_all
+    assert [bound for *_, bound in survivors] == [bound for *_, bound in survivors_all]
+
+
+def test_starts_that_partition_the_screen_alike_are_copies_of_the_first():
+    X = blobs(seed=13)
+    source = InMemorySource(X)
+    screen = Screen(source)
+    centres = draw_starts(screen, 3, np.random.RandomState(0), 1)[0].centres
+    # The same clusters in another order, or from centres moved a little, are the same
+    # partition; other centres are not.
+    alike = [centres[::-1], centres + 1e-6, X[:3]]
+    partitions = [source.nearest_centre_statistics(np.ascontiguousarray(c), "full", 1)
+                  for c in [centres, *alike, X[:3] + 1e-6]]
+    assert screen.copies(partitions) == ((1, 0), (2, 0), (4, 3))
+
+
+def test_a_copy_follows_its_original_without_a_pass_of_its_own():
+    X = blobs(seed=14)
+    source = CountingSource(X)
+    model = MixtureModel("full", 1e-6, X.dtype)
+    thetas = [model.initial_parameters(source.nearest_centre_statistics(
+        np.ascontiguousarray(c), model.form, 1), source.total_weight)
+        for c in (X[:3], X[3:6])]
+    sets = ParameterSets.of([thetas[0], thetas[1], thetas[0]])._replace(copies=((2, 0),))
+    step = MultiSetModel(model).em_step(source, 1)
+    for _ in range(3):
+        bound, sets = step(sets)
+    assert source.scored == [2, 2, 2]
+    assert sets.thetas[2] is sets.thetas[0] and sets.bounds[2] == sets.bounds[0]
+    assert bound == math.fsum(sets.bounds)
+    alone = model.em_step(source, 1)
+    theta = thetas[0]
+    for _ in range(3):
+        alone_bound, theta = alone(theta)
+    assert sets.bounds[0] == alone_bound
+    np.testing.assert_array_equal(sets.thetas[0][1], theta[1])
+
+
+def test_the_screening_climbs_one_start_of_each_partition(monkeypatch):
+    X = blobs(n_samples=600, seed=12)
+    model = MixtureModel("full", 1e-6, X.dtype)
+
+    def screening(find_copies):
+        source = CountingSource(X)
+        screen = Screen(source)
+        starts = draw_starts(screen, 3, np.random.RandomState(0), 1)
+        with monkeypatch.context() as patch:
+            patch.setattr("gmmfast._starts.SETTLED_FRACTION", 0.0)
+            if not find_copies:
+                patch.setattr(Screen, "copies", lambda self, partitions: ())
+            survivors = screened_winner(model, screen, starts, 1, 1e-3).survivors
+        return sum(source.scored), [bound for _, _, bound in survivors]
+
+    (passes, bounds), (passes_alone, bounds_alone) = screening(True), screening(False)
+    assert passes < passes_alone
+    np.testing.assert_allclose(bounds, bounds_alone, rtol=1e-10)
 
 
 def test_keep_best_keeps_the_highest_bounds():
