@@ -43,12 +43,26 @@
 #define GMMFAST_MOMENT_SLAB 4
 #endif
 
+/* Non-zero lanes of a block of rows, as a bit mask (AVX-512 only; see nonzero_blocks). */
+#include <stdint.h>
+#if defined(__AVX512F__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define GMMFAST_NONZERO_LANES_F64(p) \
+    _mm512_cmp_pd_mask(_mm512_loadu_pd(p), _mm512_setzero_pd(), _CMP_NEQ_UQ)
+#define GMMFAST_NONZERO_LANES_F32(p) \
+    _mm512_cmp_ps_mask(_mm512_loadu_ps(p), _mm512_setzero_ps(), _CMP_NEQ_UQ)
+#endif
+
 #define GMMFAST_REAL double
 #define GMMFAST_INDEX long long
 #define GMMFAST_ROWS GMMFAST_ROW_BLOCK_F64
 #define GMMFAST_TILE_TRANSPOSE (GMMFAST_VECTOR_BYTES >= 64)
 #define GMMFAST_FN(name) gmmfast_##name##_f64
+#ifdef GMMFAST_NONZERO_LANES_F64
+#define GMMFAST_NONZERO_LANES(p) GMMFAST_NONZERO_LANES_F64(p)
+#endif
 #include "_blocked_kernels.h"
+#undef GMMFAST_NONZERO_LANES
 #undef GMMFAST_REAL
 #undef GMMFAST_INDEX
 #undef GMMFAST_ROWS
@@ -60,7 +74,11 @@
 #define GMMFAST_ROWS GMMFAST_ROW_BLOCK_F32
 #define GMMFAST_TILE_TRANSPOSE (GMMFAST_VECTOR_BYTES >= 32)
 #define GMMFAST_FN(name) gmmfast_##name##_f32
+#ifdef GMMFAST_NONZERO_LANES_F32
+#define GMMFAST_NONZERO_LANES(p) GMMFAST_NONZERO_LANES_F32(p)
+#endif
 #include "_blocked_kernels.h"
+#undef GMMFAST_NONZERO_LANES
 #undef GMMFAST_REAL
 #undef GMMFAST_INDEX
 #undef GMMFAST_ROWS

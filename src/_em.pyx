@@ -278,7 +278,8 @@ cdef void accumulate_diag(
     double* nk, double* sums, double* scatter,
 ) noexcept nogil:
     """Add Σ r, Σ r (x − c) and Σ r (x − c)² (element-wise) per component."""
-    _accumulate_diag(xt, n_rows, n_features, n_components, resp, shifts, nk, sums, scatter)
+    _accumulate_diag(xt, n_rows, n_features, n_components, resp, shifts, nk, sums, scatter,
+                     False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -591,7 +592,8 @@ def em_pass(X, sample_weight, means, precisions_chol, log_norm, nk, sums, scatte
         IN. Responsibilities below exp(log_resp_floor) of their row's largest count as 0 in
         the statistics and in ``loglik``: a model whose parameters such weights cannot move
         saves their accumulation (the full and tied scatters of a component gather its rows
-        of non-zero responsibility when they are at most half of a chunk). None, or a value
+        of non-zero responsibility when they are at most half of a chunk; the float64 diag
+        statistics skip the blocks of rows where a component has none). None, or a value
         below it, means the dtype's own floor above.
 
     Returns

@@ -51,6 +51,17 @@ cdef inline floating _log(floating x) noexcept nogil:
         return log_ge1_f32(x)
 
 
+cdef inline bint _raised_floor(floating floor) noexcept nogil:
+    """Whether ``floor`` flushes more than the type's own: a caller's floor, as the Bayesian
+    mixture's (about exp(−55)), under which well-separated clusters leave whole blocks of
+    rows without responsibility for about half of the components. The diag statistics then
+    skip those blocks; under the type's own floor they are rare, and the plain loop runs."""
+    if floating is double:
+        return floor > LOG_RESP_FLOOR
+    else:
+        return floor > LOG_RESP_FLOOR_F32
+
+
 cdef inline floating _log_resp_floor(const floating* typed) noexcept nogil:
     """The log-responsibility below which the compute type flushes to zero (``typed`` is
     not read)."""

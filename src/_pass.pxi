@@ -100,7 +100,9 @@ cdef inline void _chunk_statistics(
     if layout.full:
         _accumulate_full(xt, m, d, k, log_prob, shifts, nk, sums, scatter, work, s.wide)
     else:
-        _accumulate_diag(xt, m, d, k, log_prob, shifts, nk, sums, scatter)
+        _accumulate_diag(xt, m, d, k, log_prob, shifts, nk, sums, scatter,
+                         source == FROM_DENSITY
+                         and _raised_floor(<floating> a.log_resp_floor))
 
 
 cdef Py_ssize_t _dispatch_pass(
