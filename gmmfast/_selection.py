@@ -96,6 +96,10 @@ from gmmfast._threads import single_threaded_blas
 # Rows per block when the entropy of the responsibilities is summed for ICL: bounds the
 # temporary to ENTROPY_BLOCK × K numbers, never N × K.
 ENTROPY_BLOCK = 65536
+# How often the thread waiting for the candidates wakes up. The kernel may deliver Ctrl-C
+# to any thread of the process, and Python raises KeyboardInterrupt only when the main
+# thread runs again: an untimed wait would sleep through a signal another thread received.
+INTERRUPT_POLL_SECONDS = 0.1
 
 
 # ----------------------------------------------------------------------------------------
@@ -642,7 +646,8 @@ class _GridSearch:
                        for k in sorted(self.grid_k, reverse=True)}
             try:
                 while pending:
-                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    finished, _ = wait(pending, timeout=INTERRUPT_POLL_SECONDS,
+                                       return_when=FIRST_COMPLETED)
                     for future in finished:
                         key = pending.pop(future)
                         value = future.result()
