@@ -176,6 +176,9 @@ def test_ctrl_c_stops_a_search_within_a_few_iterations(tmp_path):
 
         # If Ctrl-C ever fails to stop the search, SIGUSR1 shows where every thread is.
         faulthandler.register(signal.SIGUSR1, all_threads=True)
+        # Python raises KeyboardInterrupt only if SIGINT was not ignored when it started,
+        # and a shell starts background jobs (a CI script run with &) with SIGINT ignored.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
         rng = np.random.default_rng(0)
         X = rng.normal(size=(300_000, 8))
@@ -213,6 +216,9 @@ def test_ctrl_c_delivered_to_a_worker_thread_stops_the_search(tmp_path):
         from gmmfast import select_model
 
         faulthandler.register(signal.SIGUSR1, all_threads=True)
+        # Python raises KeyboardInterrupt only if SIGINT was not ignored when it started,
+        # and a shell starts background jobs (a CI script run with &) with SIGINT ignored.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
         def interrupt_a_worker():
             while True:
