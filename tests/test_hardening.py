@@ -164,13 +164,16 @@ def assert_stops_soon(process):
     assert took < 10, f"the search took {took:.1f} s to stop"
 
 
-def test_ctrl_c_stops_a_search_within_a_few_iterations(tmp_path):
-    """Candidates running in other threads stop at their next EM iteration."""
+def run_endless_search(tmp_path, before_search=""):
+    """A process running a search whose candidates never converge (tol=0: each would run
+    all its 100 000 iterations), after ``before_search`` (script lines); it prints "start"
+    as the search begins."""
     script = tmp_path / "search.py"
     script.write_text(textwrap.dedent("""
         import faulthandler
         import signal
-        import sys
+        import threading
+        import time
         import numpy as np
         from gmmfast import select_model
 
@@ -179,13 +182,9 @@ def test_ctrl_c_stops_a_search_within_a_few_iterations(tmp_path):
         # Python raises KeyboardInterrupt only if SIGINT was not ignored when it started,
         # and a shell starts background jobs (a CI script run with &) with SIGINT ignored.
         signal.signal(signal.SIGINT, signal.default_int_handler)
-
-        rng = np.random.default_rng(0)
-        X = rng.normal(size=(300_000, 8))
-        def progress(done, total, row):
-            pass
+        X = np.random.default_rng(0).normal(size=(300_000, 8))
+    """) + textwrap.dedent(before_search) + textwrap.dedent("""
         print("start", flush=True)
-        # tol=0: every candidate would run all its 100 000 iterations.
         select_model(X, n_components=range(6, 10), covariance_type="full",
                      init_params="random_from_data", tol=0.0, max_iter=100_000,
                      random_state=0, n_threads=2)
@@ -193,8 +192,14 @@ def test_ctrl_c_stops_a_search_within_a_few_iterations(tmp_path):
     """))
     process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "start"
+    return process
+
+
+def test_ctrl_c_stops_a_search_within_a_few_iterations(tmp_path):
+    """Candidates running in other threads stop at their next EM iteration."""
+    process = run_endless_search(tmp_path)
     try:
-        assert process.stdout.readline().strip() == "start"
         time.sleep(2.0)  # the candidates are iterating
         os.kill(process.pid, signal.SIGINT)
         assert_stops_soon(process)
@@ -206,41 +211,17 @@ def test_ctrl_c_delivered_to_a_worker_thread_stops_the_search(tmp_path):
     """The kernel may hand a process's SIGINT to any of its threads: a signal that a
     candidate's thread receives must still stop the search (the waiting main thread
     wakes up to raise KeyboardInterrupt)."""
-    script = tmp_path / "search.py"
-    script.write_text(textwrap.dedent("""
-        import faulthandler
-        import signal
-        import threading
-        import time
-        import numpy as np
-        from gmmfast import select_model
-
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
-        # Python raises KeyboardInterrupt only if SIGINT was not ignored when it started,
-        # and a shell starts background jobs (a CI script run with &) with SIGINT ignored.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
+    process = run_endless_search(tmp_path, before_search="""
         def interrupt_a_worker():
-            while True:
-                workers = [t for t in threading.enumerate()
-                           if t.name.startswith("gmmfast-ic")]
-                if workers:
-                    break
+            while not any(t.name.startswith("gmmfast-ic") for t in threading.enumerate()):
                 time.sleep(0.05)
             time.sleep(1.0)  # the candidates are iterating
+            worker = next(t for t in threading.enumerate() if t.name.startswith("gmmfast-ic"))
             print("interrupting", flush=True)
-            signal.pthread_kill(workers[0].ident, signal.SIGINT)
+            signal.pthread_kill(worker.ident, signal.SIGINT)
 
-        rng = np.random.default_rng(0)
-        X = rng.normal(size=(300_000, 8))
         threading.Thread(target=interrupt_a_worker, daemon=True).start()
-        select_model(X, n_components=range(6, 10), covariance_type="full",
-                     init_params="random_from_data", tol=0.0, max_iter=100_000,
-                     random_state=0, n_threads=2)
-        print("finished", flush=True)
-    """))
-    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    """)
     try:
         assert process.stdout.readline().strip() == "interrupting"
         assert_stops_soon(process)
