@@ -4,6 +4,7 @@
     python benchmarks/bench_missing.py --part accuracy --n 100000
     python benchmarks/bench_missing.py --part speed --repeats 9
     python benchmarks/bench_missing.py --part impute --repeats 7
+    python benchmarks/bench_missing.py --part threads --repeats 9
 
 **Accuracy.** Rows drawn from a known mixture (the workloads' generator, D = 8, K = 16,
 full covariances, ``--n`` rows), 20 % of the entries set to NaN completely at random.
@@ -29,6 +30,13 @@ limited to one), the four alternating, medians of ``--repeats``, with the proces
 seconds. Also the one-off cost of grouping the rows by pattern and of a k-means
 initialisation.
 
+**Threads.** The speed part's two iterations again, each thread count in processes of its
+own started with ``OMP_NUM_THREADS`` set (the workloads' protocol), 1 and 2 threads
+alternating, ``--repeats`` processes each: the median over processes of each process's
+median of ``CHILD_ITERATIONS`` iterations. Timing both thread counts in one process, as
+the speed part does, has given lower 2-thread speed-ups on this project's shared 2-core
+machine (the complete data's fused iteration included).
+
 **Imputation.** The same 10⁶ rows with 10 % missing: ``GaussianMixtureImputer.transform``
 (the conditional means) against ``predict_proba`` of its mixture on the same rows (under
 ``nan_policy="omit"``, marginal densities), 1 and 2 threads, alternating, medians. The
@@ -39,6 +47,7 @@ timed does not depend on how good it is.
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import time
 import warnings
@@ -191,6 +200,56 @@ def speed(fraction, seed, repeats):
           f"entries, {init_seconds['complete']:.2f} s on the complete data.")
 
 
+CHILD_ITERATIONS = 9
+
+
+def speed_sources(fraction, seed):
+    """b's rows complete and with ``fraction`` of their entries missing, as sources, and
+    the true parameters."""
+    X, mixture = workloads.make_blobs(1_000_000, D, K, workloads.SEED, return_mixture=True)
+    omit = MissingValueSource(with_missing(X, fraction, seed), None, K)
+    return InMemorySource(X), omit, true_theta(mixture), X.dtype
+
+
+def thread_child(fraction, seed, n_threads):
+    """Print the medians of an iteration on the complete and the incomplete rows."""
+    complete, omit, theta, dtype = speed_sources(fraction, seed)
+    model = MixtureModel("full", REG_COVAR, dtype)
+    medians = []
+    with single_threaded_blas():
+        for source in (complete, omit):
+            step = model.em_step(source, n_threads)
+            step(theta)  # warm up: page faults, caches
+            medians.append(statistics.median(
+                iteration_seconds(step, theta)[0] for _ in range(CHILD_ITERATIONS)))
+    print("MEDIANS", *medians)
+
+
+def thread_scaling(fraction, seed, repeats):
+    runs = {1: [], 2: []}
+    load_before = os.getloadavg()[0]
+    for _ in range(repeats):
+        for n_threads in runs:
+            env = dict(os.environ, OMP_NUM_THREADS=str(n_threads),
+                       OPENBLAS_NUM_THREADS=str(n_threads))
+            out = subprocess.run(
+                [sys.executable, __file__, "--part", "thread-child",
+                 "--threads", str(n_threads)],
+                env=env, capture_output=True, text=True, check=True).stdout
+            line = next(line for line in out.splitlines() if line.startswith("MEDIANS"))
+            runs[n_threads].append([float(v) for v in line.split()[1:]])
+    print(f"\n## Threads: b's shape, {fraction:.0%} missing, each thread count in its own "
+          f"processes ({repeats} each, alternating)\n")
+    print("| threads | complete data s/iter | with missing entries s/iter |")
+    print("|---|---|---|")
+    medians = {t: [statistics.median(r[i] for r in runs[t]) for i in (0, 1)] for t in runs}
+    for n_threads, (complete, missing) in medians.items():
+        print(f"| {n_threads} | {complete:.4f} | {missing:.4f} |")
+    print(f"\nSpeed-up of 2 threads over 1: {medians[1][1] / medians[2][1]:.2f}× with "
+          f"missing entries, {medians[1][0] / medians[2][0]:.2f}× on the complete data "
+          f"(load average before: {load_before:.1f}, after: {os.getloadavg()[0]:.1f}).")
+
+
 def imputation(fraction, seed, repeats):
     X, mixture = workloads.make_blobs(1_000_000, D, K, workloads.SEED, return_mixture=True)
     incomplete = with_missing(X, fraction, seed)
@@ -225,8 +284,9 @@ def imputation(fraction, seed, repeats):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=("accuracy", "speed", "impute", "all"),
-                        default="all")
+    parser.add_argument("--part", default="all", choices=(
+        "accuracy", "speed", "threads", "impute", "all", "thread-child"))
+    parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=200_000, help="rows for the accuracy part")
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
@@ -234,6 +294,10 @@ def main():
         accuracy(args.n, 0.2, seed=1)
     if args.part in ("speed", "all"):
         speed(0.1, seed=2, repeats=args.repeats)
+    if args.part in ("threads", "all"):
+        thread_scaling(0.1, seed=2, repeats=args.repeats)
+    if args.part == "thread-child":
+        thread_child(0.1, seed=2, n_threads=args.threads)
     if args.part in ("impute", "all"):
         imputation(0.1, seed=2, repeats=args.repeats)
 
