@@ -835,7 +835,7 @@ def format_fit_summary(result, model, table, grid, types, args, elapsed, checks)
         lines.append(format_best_models(criteria))
         lines.append("")
     iterations = f"{chosen.n_iter_} iteration{'s' * (chosen.n_iter_ != 1)}"
-    if criteria["gain_over_kmeans"][best] > 0:  # EM went on from a screened start
+    if went_on_from_screening(criteria, best):
         status = (f"converged {iterations} after the screening" if chosen.converged_
                   else f"did NOT converge in {iterations} after the screening")
     else:
@@ -869,8 +869,20 @@ def format_start(criteria, best):
     if round(gain, 2) == 0:
         return [f"  start: {start}, as good as the plain k-means start (to 0.01 in "
                 "log-likelihood)"]
+    if gain < 0:
+        # Only a collapsed fit outranks the kept one on likelihood (see gmmfast._starts).
+        return [f"  start: {start}; the plain k-means start ended {-gain:.2f} higher in "
+                "log-likelihood,",
+                "    but on a collapsed component (a variance held up by reg_covar alone)"]
     return [f"  start: {start}, which beat the plain k-means start by {gain:.2f} in "
             f"log-likelihood"]
+
+
+def went_on_from_screening(criteria, best):
+    """Whether the chosen fit continued from a start of the multi-start screening (its
+    iterations are then counted after the screening's)."""
+    return (not np.isnan(criteria["gain_over_kmeans"][best])
+            and criteria["start"][best] != "kmeans")
 
 
 def format_data(table):

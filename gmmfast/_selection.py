@@ -119,7 +119,8 @@ class CriterionTable(dict):
     (whitened)"; otherwise the init_params), ``gain_over_kmeans`` (under "multistart", how
     much higher the kept fit's final lower bound is than that of the fit from the plain
     k-means start, both as total log-likelihoods; on data larger than the screen, as
-    measured on the screen; 0 when that start won, NaN for other init_params),
+    measured on the screen; 0 when that start won, negative when that start's fit
+    collapsed a component and the kept one did not; NaN for other init_params),
     ``collapsed`` (under "multistart", every start's fit had a component whose variance is
     held up by reg_covar alone: such a candidate is chosen only when no other can be), ``fit_seconds``, ``status`` (``"ok"``,
     ``"skipped"`` when K exceeds the number of samples, ``"failed"`` when EM broke down)

@@ -277,11 +277,29 @@ def test_gmmfast_alone_is_gmmfast_fit(capsys):
     ("hierarchical (standardised)", 123.454,
      "  start: hierarchical (standardised), which beat the plain k-means start by 123.45 in "
      "log-likelihood"),
+    ("model-based hierarchical", -85.444,
+     "  start: model-based hierarchical; the plain k-means start ended 85.44 higher in "
+     "log-likelihood,\n    but on a collapsed component (a variance held up by reg_covar "
+     "alone)"),
 ])
 def test_the_start_line_says_how_the_chosen_start_compares(start, gain, line):
     from gmmfast._cli import MAX_WIDTH, format_start
 
     criteria = {"start": np.array(["kmeans", start]), "gain_over_kmeans": np.array([0, gain])}
-    assert format_start(criteria, 1) == [line]
-    assert len(line) <= MAX_WIDTH
+    assert format_start(criteria, 1) == line.split("\n")
+    assert all(len(part) <= MAX_WIDTH for part in line.split("\n"))
     assert format_start({**criteria, "gain_over_kmeans": np.array([0, np.nan])}, 1) == []
+
+
+@pytest.mark.parametrize("start, gain, screened", [
+    ("kmeans", 0.0, False),  # the plain k-means start climbs from its own θ
+    ("k-means++", np.nan, False),  # a single-start search: no screening
+    ("hierarchical", 12.5, True),
+    ("model-based hierarchical", -85.4, True),  # kept over a collapsed k-means fit
+])
+def test_iterations_are_counted_after_the_screening_for_screened_starts(start, gain,
+                                                                       screened):
+    from gmmfast._cli import went_on_from_screening
+
+    criteria = {"start": np.array(["kmeans", start]), "gain_over_kmeans": np.array([0, gain])}
+    assert went_on_from_screening(criteria, 1) is screened
