@@ -1,13 +1,16 @@
 """Where the time of the model search goes, per covariance model: EM iterations, the
 compiled pass (E-step and statistics) per iteration, the M-step per iteration and the
 rest of an iteration (kernel parameters, the engine's Python), plus each candidate's
-start and final scoring.
+start and final scoring; and per model the M-step's calls (those of the screening's
+parameter sets included), time per call and the constrained M-step's inner iterations
+per call.
 
 The search runs on one thread (candidates one after the other, each timed on its own)
 with timers wrapped around the engine's functions; the totals are CPU-bound wall times.
 
     python benchmarks/profile_grid.py --data blobs --n 100000 --init kmeans
     python benchmarks/profile_grid.py --data faithful --init multistart
+    python benchmarks/profile_grid.py --data wine --init multistart
     python benchmarks/profile_grid.py --data blobs --types full,tied,diag,spherical --k 1-10
 """
 
@@ -62,6 +65,15 @@ def instrument(timers):
     _engine._em = _TimedKernels(_engine._em, timers)
     model_class = _engine.MixtureModel
     model_class.m_step = timers.wrap("m_step", model_class.m_step)
+    estimate_covariances = _engine.estimate_covariances
+
+    def counted_estimate(*args, **kwargs):
+        estimate = estimate_covariances(*args, **kwargs)
+        timers.seconds[timers.model, "inner"] += estimate.n_iter
+        timers.calls[timers.model, "estimate"] += 1
+        return estimate
+
+    _engine.estimate_covariances = counted_estimate
     model_class.kernel_parameters = timers.wrap("kernel_parameters",
                                                 model_class.kernel_parameters)
     em_step = model_class.em_step
@@ -103,7 +115,8 @@ def report(timers, types, total):
     print(f"total {total:.2f} s; starts (k-means or screens, all K) "
           f"{timers.seconds[None, 'starts']:.2f} s")
     print(f"{'model':>9} {'iters':>6} {'cand s':>7} {'iter s':>7} {'pass ms':>8} "
-          f"{'mstep ms':>9} {'kparam ms':>9} {'rest ms':>8} {'outside EM s':>12}")
+          f"{'mstep ms':>9} {'kparam ms':>9} {'rest ms':>8} {'outside EM s':>12} "
+          f"{'msteps':>7} {'ms/mstep':>8} {'inner/call':>10}")
     sums = collections.defaultdict(float)
     for model in types:
         s = {phase: timers.seconds[model, phase] for phase in phases}
@@ -112,10 +125,15 @@ def report(timers, types, total):
         rest = s["iteration"] - s["pass"] - s["m_step"] - s["kernel_parameters"]
         # The pass of the fused path (aliases without a prior) includes its M-step.
         outside = s["candidate"] - s["iteration"]
+        # Inner iterations of the constrained M-steps per call (0 for closed forms).
+        inner_per_call = (timers.seconds[model, "inner"]
+                          / max(timers.calls[model, "estimate"], 1))
         print(f"{model:>9} {int(n_iter):>6} {s['candidate']:>7.3f} {s['iteration']:>7.3f} "
               f"{1e3 * s['pass'] / steps:>8.3f} {1e3 * s['m_step'] / steps:>9.3f} "
               f"{1e3 * s['kernel_parameters'] / steps:>9.3f} {1e3 * rest / steps:>8.3f} "
-              f"{outside:>12.3f}")
+              f"{outside:>12.3f} {timers.calls[model, 'm_step']:>7} "
+              f"{1e3 * s['m_step'] / max(timers.calls[model, 'm_step'], 1):>8.3f} "
+              f"{inner_per_call:>10.2f}")
         for phase in phases:
             sums[phase] += s[phase]
     print("sums: " + ", ".join(f"{phase} {value:.2f} s" for phase, value in sums.items()))

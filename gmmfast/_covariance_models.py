@@ -48,13 +48,14 @@ Every iterative model decreases F at each step, warm-starts from the previous EM
 iteration's estimate (so an EM iteration never decreases the likelihood), stops when the
 relative change of F falls below ``tol`` (mclust's default for its inner iterations,
 about sqrt(machine epsilon)) and warns with a ``ConvergenceWarning`` when ``max_iter`` is
-reached first.
+reached first. This module holds the rules and closed forms; the inner iterations (and
+the shapes along axes they share) run compiled in ``gmmfast._mstep_core``, whose NumPy
+references are in ``tests/_mstep_reference.py``.
 
 The parameter counts are mclust's ``nVarParams`` (Fraley & Raftery 2002; Scrucca et al.
 2016, "mclust 5", Table 3).
 """
 
-import functools
 import warnings
 from typing import NamedTuple, Optional
 
@@ -264,7 +265,7 @@ def estimate_covariances(model, nk, scatter, reg_covar, previous=None, max_iter=
         )
     _check_previous(previous, nk.shape[0], scatter.shape[1])
     regularised = _regularised(nk, scatter, reg_covar)
-    iteration = _Iteration(model, float(nk.sum()), max_iter, tol)
+    iteration = _Iteration(model, max_iter, tol)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         try:
             fit = _fit(model, nk, regularised, previous, iteration)
@@ -386,10 +387,7 @@ def _variances_along(axes, regularised):
 
 def _axes_objective(nk, variances, volumes, shapes):
     """F when Σ_k = λ_k diag(a_k) along the axes that give the scatter ``variances``."""
-    n_features = variances.shape[1]
-    log_det = n_features * np.log(volumes)
-    trace = (variances / shapes).sum(axis=1) / volumes
-    return float((nk * log_det + trace).sum())
+    return _mstep_core.axes_objective(nk, variances, volumes, shapes)
 
 
 # --------------------------------------------------------------------------------------
@@ -397,33 +395,17 @@ def _axes_objective(nk, variances, volumes, shapes):
 
 
 class _Iteration:
-    """Runs a monotone step until F stops decreasing, and counts."""
+    """An iterative model's cap and tolerance, and how its compiled iteration ended."""
 
-    def __init__(self, model, n_total, max_iter, tol):
+    def __init__(self, model, max_iter, tol):
         self.model = model
-        self.n_total = n_total
         self.max_iter = max_iter
         self.tol = tol
         self.n_iter = 0
         self.converged = True
 
-    def run(self, step, fit):
-        """Apply ``step`` to ``fit`` (an ``_AxesFit``) until F's relative change < tol.
-
-        A start at F = −∞ (a component's scatter singular along the axes, without
-        ``reg_covar``) is returned as it is, to be reported as ill-defined.
-        """
-        if not np.isfinite(fit.objective):
-            return fit
-        for n_iter in range(1, self.max_iter + 1):
-            new_fit = step(fit)
-            decrease = fit.objective - new_fit.objective
-            fit = new_fit
-            if decrease <= self.tol * max(abs(fit.objective), self.n_total):
-                self.n_iter, self.converged = n_iter, True
-                return fit
-        self.n_iter, self.converged = self.max_iter, False
-        return fit
+    def record(self, n_iter, converged):
+        self.n_iter, self.converged = n_iter, converged
 
     def warn_if_capped(self):
         if not self.converged:
@@ -459,12 +441,9 @@ def _fit_along_axes(volume_rule, shape_rule, nk, variances, axes, start_volumes,
             volumes = traces / (nk * n_features)
     elif shape_rule == "V":
         # Given the volumes, A_k ∝ w_k; then the volumes are closed forms of g_k = (Π w_k)^(1/D).
-        scales = _geometric_mean(variances)
-        shapes = variances / scales[:, None]
-        if volume_rule == "E":
-            volumes = np.full(nk.shape, scales.sum() / n_total)
-        else:
-            volumes = scales / nk
+        volumes, shapes, objective = _mstep_core.variable_shapes_along_axes(
+            nk, variances, volume_rule == "E")
+        return _AxesFit(volumes, shapes, axes, objective)
     elif volume_rule == "E":
         pooled = variances.sum(axis=0) / n_total
         volume = _geometric_mean(pooled)
@@ -476,26 +455,16 @@ def _fit_along_axes(volume_rule, shape_rule, nk, variances, axes, start_volumes,
 
 
 def _fit_variable_volume_equal_shape(nk, variances, axes, start_volumes, iteration):
-    """VE along fixed axes: alternate ``A ∝ Σ_k w_k / λ_k`` and ``λ_k = tr(w_k A⁻¹)/(n_k D)``.
+    """VE along fixed axes: alternate ``A ∝ Σ_k w_k / λ_k`` and ``λ_k = tr(w_k A⁻¹)/(n_k D)``
+    (compiled, ``gmmfast._mstep_core.fit_scaled_common_shape``).
 
     In log-volumes and log-shapes F is a sum of linear and exponential terms, hence convex,
     so this block-coordinate descent reaches the global minimum.
     """
-    n_features = variances.shape[1]
-
-    def shape_given(volumes):
-        pooled = (variances / volumes[:, None]).sum(axis=0)
-        shapes = np.broadcast_to(pooled / _geometric_mean(pooled), variances.shape)
-        return _AxesFit(volumes, shapes, axes, _axes_objective(nk, variances, volumes, shapes))
-
-    def step(fit):
-        volumes = (variances / fit.shapes).sum(axis=1) / (nk * n_features)
-        return shape_given(volumes)
-
-    if start_volumes is None:
-        start_volumes = _geometric_mean(variances) / nk
-    fit = iteration.run(step, shape_given(np.asarray(start_volumes, dtype=np.float64)))
-    return fit._replace(shapes=fit.shapes.copy())
+    volumes, shapes, objective, n_iter, converged = _mstep_core.fit_scaled_common_shape(
+        nk, variances, start_volumes, iteration.max_iter, iteration.tol)
+    iteration.record(n_iter, converged)
+    return _AxesFit(volumes, shapes, axes, objective)
 
 
 # --------------------------------------------------------------------------------------
@@ -515,25 +484,16 @@ def _fit_eee(nk, regularised):
 
 
 def _fit_vee(nk, regularised, start_volumes, iteration):
-    """VEE: alternate ``C ∝ Σ_k W_k / λ_k`` (closed given the volumes) and the volumes."""
-    n_features = regularised.shape[-1]
-
-    def orientation_given(volumes):
-        pooled = (regularised / volumes[:, None, None]).sum(axis=0)
-        eigenvalues, axes = _decreasing_eigh(pooled)
-        shapes = np.tile(eigenvalues / _geometric_mean(eigenvalues), (nk.shape[0], 1))
-        variances = _variances_along(axes, regularised)
-        return _AxesFit(volumes, shapes, axes,
-                        _axes_objective(nk, variances, volumes, shapes))
-
-    def step(fit):
-        variances = _variances_along(fit.axes, regularised)
-        volumes = (variances / fit.shapes).sum(axis=1) / (nk * n_features)
-        return orientation_given(volumes)
-
+    """VEE: alternate ``C ∝ Σ_k W_k / λ_k`` (closed given the volumes) and the volumes
+    (compiled, ``gmmfast._mstep_core.fit_scaled_common_covariance``)."""
     if start_volumes is None:
+        n_features = regularised.shape[-1]
         start_volumes = np.exp(np.linalg.slogdet(regularised)[1] / n_features) / nk
-    return iteration.run(step, orientation_given(np.asarray(start_volumes, np.float64)))
+    axes, volumes, shapes, objective, n_iter, converged = (
+        _mstep_core.fit_scaled_common_covariance(nk, regularised, start_volumes,
+                                                 iteration.max_iter, iteration.tol))
+    iteration.record(n_iter, converged)
+    return _AxesFit(volumes, shapes, axes, objective)
 
 
 def _fit_common_orientation(volume_rule, nk, regularised, start_axes, iteration):
@@ -553,225 +513,29 @@ def _fit_common_orientation(volume_rule, nk, regularised, start_axes, iteration)
     for ``G = U S Vᵀ`` (orthogonal Procrustes). MM steps alone crawl when the eigenvalues
     spread widely (each changing F by less than tol far from the minimum), so one step
     applies both, then a Newton rotation of all planes with each plane's own second
-    derivative (:func:`_newton_rotation`), then refits the shapes: F never increases.
+    derivative, then refits the shapes: F never increases.
 
     From the second step on, a step first tries Newton's method on all the plane angles
-    together, with their coupled Hessian (made positive definite;
-    :func:`_newton_rotation`), and falls back to the steps above when it does not decrease
-    F: on wine's (13 columns) EVE and VVE M-steps it needs about 10 times fewer steps than
-    the MM steps alone. Its cost grows as D⁶ (the Hessian's eigen-decomposition), so above
-    _FULL_NEWTON_MAX_FEATURES columns only the MM steps run. A cold start begins at the axes of :func:`_search_axes`.
+    together, with their coupled Hessian (its eigenvalues in absolute value), and falls
+    back to the steps above when it does not decrease F: on wine's (13 columns) EVE and
+    VVE M-steps it needs about 10 times fewer steps than the MM steps alone. Its cost grows
+    as D⁶ (the Hessian's eigen-decomposition), so above
+    ``gmmfast._mstep_core.FULL_NEWTON_MAX_FEATURES`` columns only the MM steps run.
+
+    The steps are compiled (``gmmfast._mstep_core.fit_common_orientation``); a cold start
+    begins at the axes of :func:`_search_axes`.
     """
-    n_features = regularised.shape[-1]
-    largest_scatter = np.linalg.eigvalsh(regularised)[:, -1]
-    shifted = regularised - largest_scatter[:, None, None] * np.eye(n_features)
-    planes = _planes(n_features)
-    coupled = 1 < n_features <= _FULL_NEWTON_MAX_FEATURES  # one column has no planes
-
-    def shapes_given(axes, variances=None):
-        if variances is None:
-            variances = _variances_along(axes, regularised)
-        return _fit_along_axes(volume_rule, "V", nk, variances, axes, None, iteration)
-
-    def procrustes(gradient):
-        u, _, vt = np.linalg.svd(gradient)
-        return -u @ vt
-
-    def step(fit):
-        # A warm start's first step is usually its last (F barely moves): the dearer
-        # coupled step pays only once the iteration goes on.
-        if coupled and fit is not start:
-            rotated = _newton_rotation(volume_rule, nk, regularised, fit.axes, planes,
-                                       coupled=True)
-            if rotated is not None:
-                return shapes_given(*rotated)
-        inverse = 1.0 / (fit.volumes[:, None] * fit.shapes)  # diagonals of M_k
-        axes = procrustes(((shifted @ fit.axes) * inverse[:, None, :]).sum(axis=0))
-        shifted_inverse = inverse - inverse.max(axis=1, keepdims=True)
-        axes = procrustes(((regularised @ axes) * shifted_inverse[:, None, :]).sum(axis=0))
-        return shapes_given(*_newton_rotation(volume_rule, nk, regularised, axes, planes,
-                                              coupled=False))
-
     if start_axes is None:
         start_axes = _search_axes(volume_rule, nk, regularised)
-    start = shapes_given(np.asarray(start_axes, dtype=np.float64))
-    return iteration.run(step, start)
-
-
-@functools.lru_cache(maxsize=None)
-def _planes(n_features):
-    """The :class:`_Planes` of ``n_features`` axes, built once: building them took a tenth
-    of an EVE or VVE M-step on Old Faithful's two columns, in every EM iteration."""
-    return _Planes(n_features)
-
-
-class _Planes:
-    """The P = D(D − 1)/2 planes of pairs of axes p = (a, b), a < b, and the pairs of
-    planes (p, q) that share an axis, where alone the Hessian in the plane angles is not
-    0: constants of the Newton steps on the plane rotations. Shared once built: read
-    only."""
-
-    def __init__(self, n_features):
-        first, second = np.triu_indices(n_features, 1)
-        self.first, self.second = first, second
-        shared = ((first[:, None] == first[None, :]) | (first[:, None] == second[None, :])
-                  | (second[:, None] == first[None, :])
-                  | (second[:, None] == second[None, :]))
-        self.p, self.q = np.nonzero(shared)
-        self.a_p, self.b_p = first[self.p], second[self.p]
-        self.a_q, self.b_q = first[self.q], second[self.q]
-        # Which axis of p is which axis of q, as 0/1 factors ([a_p = b_q], ...).
-        self.same_aa = (self.a_p == self.a_q).astype(np.float64)
-        self.same_ab = (self.a_p == self.b_q).astype(np.float64)
-        self.same_ba = (self.b_p == self.a_q).astype(np.float64)
-        self.same_bb = (self.b_p == self.b_q).astype(np.float64)
-        for array in vars(self).values():
-            array.flags.writeable = False
-
-    def dense(self, values):
-        """The (P, P) matrix holding ``values`` (one per sharing pair (p, q)), else 0."""
-        matrix = np.zeros((self.first.size, self.first.size))
-        matrix[self.p, self.q] = values
-        return matrix
-
-
-def _log_variance_derivatives(rotated, planes, coupled):
-    """Derivatives of ``L_k = Σ_j log v_kj`` in the rotation angles of the planes.
-
-    ``rotated`` (K, D, D) is each ``S_k = Dᵀ W_k D`` and ``v_kj`` its diagonal. The axes
-    turn as ``D exp(G)`` with G antisymmetric, ``G_ab = θ_p`` for each plane p = (a, b),
-    a < b; to second order in G the diagonal of ``exp(G)ᵀ S exp(G)`` is that of
-    ``S + 2 S G + Gᵀ S G + S G²``. Returns the gradients (K, P) and, with ``coupled``, the
-    Hessians' entries at the planes' sharing pairs (K, len(planes.p)), else only the
-    Hessians' diagonals (K, P).
-    """
-    a, b = planes.first, planes.second
-    u = 1.0 / np.diagonal(rotated, axis1=1, axis2=2)
-    pair = rotated[:, a, b]
-    u_a, u_b = u[:, a], u[:, b]
-    gradient = 2.0 * pair * (u_b - u_a)
-    if not coupled:
-        hessian = (2.0 * (rotated[:, a, a] - rotated[:, b, b]) * (u_b - u_a)
-                   - 4.0 * pair**2 * (u_a**2 + u_b**2))
-        return gradient, hessian
-    # Σ_j (∂v_j/∂θ_p)(∂v_j/∂θ_q) / v_j², with ∂v_b/∂θ_p = 2 S_ab = −∂v_a/∂θ_p, over the
-    # axes j that both planes move.
-    u_bp, u_ap = u[:, planes.b_p], u[:, planes.a_p]
-    first_order = 4.0 * pair[:, planes.p] * pair[:, planes.q] * (
-        (planes.same_bb - planes.same_ba) * u_bp**2
-        + (planes.same_aa - planes.same_ab) * u_ap**2)
-    hessian = (_plane_curvature(rotated, u, planes, swapped=False)
-               + _plane_curvature(rotated, u, planes, swapped=True) - first_order)
-    return gradient, hessian
-
-
-def _plane_curvature(rotated, u, planes, swapped):
-    """``Σ_j [(E_pᵀ S E_q)_jj + (S E_p E_q)_jj] / v_j`` at the sharing pairs (p, q), or at
-    (q, p) when ``swapped``, with ``E_p = e_a e_bᵀ − e_b e_aᵀ`` for plane p = (a, b): the
-    second-order part of ``Σ_j log v_j`` in the angles θ_p, θ_q is the sum of both."""
-    a_p, b_p, a_q, b_q = planes.a_p, planes.b_p, planes.a_q, planes.b_q
-    same_aa, same_ab, same_ba, same_bb = (
-        planes.same_aa, planes.same_ab, planes.same_ba, planes.same_bb)
-    if swapped:
-        a_p, b_p, a_q, b_q = a_q, b_q, a_p, b_p
-        same_ab, same_ba = same_ba, same_ab
-    u_bp, u_ap, u_bq, u_aq = u[:, b_p], u[:, a_p], u[:, b_q], u[:, a_q]
-    return (same_bb * rotated[:, a_p, a_q] * (u_bp - u_aq)
-            + same_ba * rotated[:, a_p, b_q] * (u_bq - u_aq)
-            + same_aa * rotated[:, b_p, b_q] * (u_ap - u_bq)
-            + same_ab * rotated[:, b_p, a_q] * (u_aq - u_bq))
-
-
-def _profile_derivatives(volume_rule, nk, rotated, planes, coupled):
-    """The profiled F of EVE or VVE (:func:`_profile_objective`) at the axes of
-    ``rotated``, with its gradient and Hessian (or the Hessian's diagonal) in the plane
-    angles."""
-    n_features = rotated.shape[-1]
-    log_products = np.log(np.diagonal(rotated, axis1=1, axis2=2)).sum(axis=1)
-    value = _profile_objective(volume_rule, nk, log_products, n_features)
-    gradients, hessians = _log_variance_derivatives(rotated, planes, coupled)
-    if volume_rule == "V":
-        hessian = nk @ hessians
-        return value, nk @ gradients, planes.dense(hessian) if coupled else hessian
-    # log Σ_k exp(L_k / D): softmax weights, and the weighted covariance of the gradients.
-    scaled = log_products / n_features
-    weights = np.exp(scaled - scaled.max())
-    weights /= weights.sum()
-    gradients = gradients / n_features
-    gradient = weights @ gradients
-    hessian = weights @ hessians / n_features
-    if coupled:
-        spread = (gradients.T * weights) @ gradients - np.outer(gradient, gradient)
-        return value, gradient, planes.dense(hessian) + spread
-    return value, gradient, hessian + weights @ gradients**2 - gradient**2
-
-
-def _newton_rotation(volume_rule, nk, regularised, axes, planes, coupled):
-    """Rotate ``axes`` by a Newton step on all the plane angles: better axes, never worse.
-
-    With ``coupled``, the step uses the planes' full Hessian with its eigenvalues taken in
-    absolute value (so that it descends where F is not convex, as near a saddle); without,
-    each plane's own second derivative (a plane whose F is not convex there does not
-    turn). The step is halved until the profiled F decreases (at most a few times;
-    otherwise the axes are returned unchanged, or None when ``coupled``). Returns the axes
-    and each component's variances along them (K, D).
-    """
-    rotated = axes.T @ regularised @ axes
-    value, gradient, hessian = _profile_derivatives(volume_rule, nk, rotated, planes,
-                                                    coupled)
-    if coupled:
-        if not np.isfinite(hessian).all():
-            return None
-        curvatures, directions = np.linalg.eigh(hessian)
-        top = np.abs(curvatures).max()
-        if not top > 0:
-            return None
-        # A floor relative to the largest curvature keeps flat directions' steps finite.
-        curvatures = np.maximum(np.abs(curvatures), 1e-8 * top)
-        angles = -directions @ ((directions.T @ gradient) / curvatures)
-    else:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            angles = np.where(hessian > 0, -gradient / hessian, 0.0)
-    n_features = axes.shape[0]
-    eye = np.eye(n_features)
-    for _ in range(_NEWTON_HALVINGS):
-        generator = np.zeros((n_features, n_features))
-        generator[planes.first, planes.second] = angles
-        generator -= generator.T
-        # Cayley transform of the generator: the rotation exp(generator) to second order.
-        candidate = axes @ np.linalg.solve(eye - 0.5 * generator, eye + 0.5 * generator)
-        candidate_variances = _variances_along(candidate, regularised)
-        candidate_value = _profile_objective(
-            volume_rule, nk, np.log(candidate_variances).sum(axis=1), n_features)
-        if candidate_value < value:
-            return candidate, candidate_variances
-        angles = 0.5 * angles
-    if coupled:
-        return None
-    return axes, np.diagonal(rotated, axis1=1, axis2=2).copy()
+    axes, volumes, shapes, objective, n_iter, converged = _mstep_core.fit_common_orientation(
+        nk, regularised, start_axes, volume_rule == "E", iteration.max_iter, iteration.tol)
+    iteration.record(n_iter, converged)
+    return _AxesFit(volumes, shapes, axes, objective)
 
 
 # The search only picks the basin of F; the iteration then converges to tol.
 _SEARCH_SWEEPS = 10
 _SEARCH_TOL = 1e-4
-_NEWTON_HALVINGS = 8
-# Measured with K = 9, one coupled Newton step costs 2 ms at 13 columns (about eight MM
-# steps, where it saves more than ten), 5 ms at 16 and 24 ms at 24: beyond, the
-# eigen-decomposition of the Hessian of D(D − 1)/2 angles outgrows the steps it saves.
-_FULL_NEWTON_MAX_FEATURES = 16
-
-
-def _profile_objective(volume_rule, nk, log_products, n_features):
-    """F minimised over the shapes and volumes, less a constant, for EVE or VVE axes.
-
-    ``log_products`` (..., K) are ``Σ_j log w_kj``, the log-product of each component's
-    variances along the axes. Given the axes, VVE's F is ``Σ_k n_k Σ_j log(w_kj / n_k) + nD``
-    and EVE's ``nD (log(Σ_k g_k / n) + 1)`` with ``g_k = (Π_j w_kj)^(1/D)``: both increase
-    with the expressions returned.
-    """
-    if volume_rule == "V":
-        return (nk * log_products).sum(axis=-1)
-    return np.log(np.exp(log_products / n_features).sum(axis=-1))
 
 
 def _search_axes(volume_rule, nk, regularised):

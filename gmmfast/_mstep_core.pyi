@@ -60,3 +60,38 @@ def sweep_plane_rotations(
     tol: float,
     equal_volumes: bool,
 ) -> tuple[Float64Array, float]: ...
+def variable_shapes_along_axes(
+    nk: Float64Array, variances: Float64Array, equal_volumes: bool
+) -> tuple[Float64Array, Float64Array, float]: ...
+def axes_objective(
+    nk: Float64Array, variances: Float64Array, volumes: Float64Array, shapes: Float64Array
+) -> float: ...
+
+NEWTON_HALVINGS: int
+FULL_NEWTON_MAX_FEATURES: int
+
+def fit_common_orientation(
+    nk: Float64Array,
+    regularised: Float64Array,
+    axes: Float64Array,
+    equal_volumes: bool,
+    max_iter: int,
+    tol: float,
+) -> tuple[Float64Array, Float64Array, Float64Array, float, int, bool]: ...
+def profile_derivatives(
+    nk: Float64Array, rotated: Float64Array, equal_volumes: bool, coupled: bool
+) -> tuple[float, Float64Array, Float64Array]: ...
+def fit_scaled_common_shape(
+    nk: Float64Array,
+    variances: Float64Array,
+    start_volumes: Float64Array | None,
+    max_iter: int,
+    tol: float,
+) -> tuple[Float64Array, Float64Array, float, int, bool]: ...
+def fit_scaled_common_covariance(
+    nk: Float64Array,
+    regularised: Float64Array,
+    start_volumes: Float64Array,
+    max_iter: int,
+    tol: float,
+) -> tuple[Float64Array, Float64Array, Float64Array, float, int, bool]: ...

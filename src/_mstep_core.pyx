@@ -1,5 +1,5 @@
 """The M-step's arithmetic, compiled: statistics to parameters, parameters to kernel form,
-and the search of EVE's and VVE's common axes.
+and the inner iterations of mclust's iterative covariance models.
 
 The one implementation of the M-step, the precisions' Cholesky factors and the kernels'
 form of the parameters; the tests hold them to plain NumPy/LAPACK formulas
@@ -7,6 +7,13 @@ form of the parameters; the tests hold them to plain NumPy/LAPACK formulas
 calls per EM iteration, and right after a pass over the data has evicted the caches each
 costs several µs: together ~40 µs, several per cent of an iteration on small data. Here
 each formula is one loop over the components.
+
+The same holds, more so, for the iterative covariance models of
+``gmmfast._covariance_models``: each inner step of EVE's and VVE's common axes (cold
+search and warm steps), of VEI's and VEV's common shape and of VEE's common covariance
+took dozens of small NumPy calls, several inner steps per M-step. Their loops run here,
+with LAPACK (``scipy.linalg.cython_lapack``) for the eigen-, singular value and linear
+solves, and the GIL released.
 
 Unlike the kernels, this module uses NumPy's C API: it allocates arrays and reads their
 data pointers directly. A typed memoryview costs ~1 µs per array once the caches are cold
@@ -17,6 +24,7 @@ cimport numpy as cnp
 from gmmfast._ndarray cimport contiguous, has_shape
 from libc.math cimport cos, exp, fabs, isfinite, log, sin, sqrt, INFINITY, M_PI
 from libc.stdlib cimport free, malloc
+from scipy.linalg.cython_lapack cimport dgesdd, dgesv, dpocon, dpotrf, dpotrs, dsyevd
 
 import numpy as np
 
@@ -642,3 +650,989 @@ cdef void _plane_profile(double phi, const double* nk, const double* plane,
     out[0] = log(total) + top
     out[1] = first
     out[2] = second / total - first * first
+
+
+# ----------------------------------------------------------------------------------------
+# Shapes and volumes along fixed axes, and the warm steps of EVE's and VVE's common axes
+
+
+def variable_shapes_along_axes(nk, variances, bint equal_volumes):
+    """Volumes and variable shapes along fixed axes: ``(volumes, shapes, F)``.
+
+    The closed form of EVI/EVV/EVE (``equal_volumes``) and VVI/VVV/VVE given the axes:
+    with ``g_k = (Π_j w_kj)^(1/D)``, the shapes are ``w_k / g_k`` and the volumes
+    ``g_k / n_k`` (variable) or ``Σ_k g_k / Σ_k n_k`` (equal). ``nk`` (K,) IN, positive
+    counts; ``variances`` (K, D) IN, each component's scatter along the axes. Returns new
+    arrays (K,), (K, D) and F (:func:`axes_objective`) at them.
+    """
+    cdef cnp.ndarray nk_in, variances_in
+    nk_in, variances_in = _counts_and_variances(nk, variances)
+    cdef Py_ssize_t k = cnp.PyArray_DIMS(variances_in)[0]
+    cdef Py_ssize_t d = cnp.PyArray_DIMS(variances_in)[1]
+    cdef cnp.ndarray volumes = _empty(k, -1, -1)
+    cdef cnp.ndarray shapes = _empty(k, d, -1)
+    cdef double value = _variable_shapes(_data(nk_in), _data(variances_in), k, d,
+                                         equal_volumes, _data(volumes), _data(shapes))
+    return volumes, shapes, value
+
+
+cdef tuple _counts_and_variances(nk, variances):
+    """``nk`` (K,) and ``variances`` (K, D) as float64 arrays, their shapes checked."""
+    cdef cnp.ndarray nk_in = _float64(nk)
+    cdef cnp.ndarray variances_in = _float64(variances)
+    cdef Py_ssize_t k = cnp.PyArray_SIZE(nk_in)
+    cdef Py_ssize_t d = (cnp.PyArray_DIMS(variances_in)[1]
+                         if cnp.PyArray_NDIM(variances_in) == 2 else 0)
+    if cnp.PyArray_NDIM(nk_in) != 1 or k < 1 or d < 1 or not has_shape(variances_in, k, d, -1):
+        raise ValueError(f"nk and variances must have shapes (K,) and (K, D) with K, D >= 1; "
+                         f"got {np.shape(nk)} and {np.shape(variances)}")
+    return nk_in, variances_in
+
+
+cdef tuple _counts_and_matrices(nk, matrices, str name):
+    """``nk`` (K,) and ``matrices`` (K, D, D) as float64 arrays, their shapes checked
+    (``name`` is the argument's name in the message)."""
+    cdef cnp.ndarray nk_in = _float64(nk)
+    cdef cnp.ndarray matrices_in = _float64(matrices)
+    cdef Py_ssize_t k = cnp.PyArray_SIZE(nk_in)
+    cdef Py_ssize_t d = (cnp.PyArray_DIMS(matrices_in)[1]
+                         if cnp.PyArray_NDIM(matrices_in) == 3 else 0)
+    if cnp.PyArray_NDIM(nk_in) != 1 or k < 1 or d < 1 or not has_shape(matrices_in, k, d, d):
+        raise ValueError(f"nk and {name} must have shapes (K,) and (K, D, D) with K, D >= 1; "
+                         f"got {np.shape(nk)} and {np.shape(matrices)}")
+    return nk_in, matrices_in
+
+
+def axes_objective(nk, variances, volumes, shapes):
+    """F = Σ_k [n_k log det Σ_k + tr(Σ_k⁻¹ W_k)] for ``Σ_k = λ_k diag(a_k)`` along axes
+    that give the scatter ``variances``: a float.
+
+    ``nk`` (K,), ``variances`` (K, D), ``volumes`` (K,) and ``shapes`` (K, D), all IN.
+    """
+    cdef cnp.ndarray nk_in = _float64(nk)
+    cdef cnp.ndarray variances_in = _float64(variances)
+    cdef cnp.ndarray volumes_in = _float64(volumes)
+    cdef cnp.ndarray shapes_in = _float64(shapes)
+    cdef Py_ssize_t k = cnp.PyArray_SIZE(nk_in)
+    cdef Py_ssize_t d = (cnp.PyArray_DIMS(variances_in)[1]
+                         if cnp.PyArray_NDIM(variances_in) == 2 else 0)
+    if (cnp.PyArray_NDIM(nk_in) != 1 or not has_shape(variances_in, k, d, -1)
+            or not has_shape(volumes_in, k, -1, -1) or not has_shape(shapes_in, k, d, -1)):
+        raise ValueError(f"nk, variances, volumes and shapes must have shapes (K,), (K, D), "
+                         f"(K,) and (K, D); got {np.shape(nk)}, {np.shape(variances)}, "
+                         f"{np.shape(volumes)} and {np.shape(shapes)}")
+    return _axes_objective(_data(nk_in), _data(variances_in), _data(volumes_in),
+                           _data(shapes_in), k, d)
+
+
+cdef double _variable_shapes(const double* nk, const double* variances, Py_ssize_t k,
+                             Py_ssize_t d, bint equal_volumes, double* volumes,
+                             double* shapes) noexcept nogil:
+    """:func:`variable_shapes_along_axes` into ``volumes`` (K) and ``shapes`` (K, D);
+    returns F."""
+    cdef Py_ssize_t c, j
+    cdef double scale, scale_total = 0.0, n_total = 0.0
+    for c in range(k):
+        # The geometric mean through logs, so it neither over- nor underflows.
+        scale = exp(_log_sum(variances + c * d, d) / d)
+        for j in range(d):
+            shapes[c * d + j] = variances[c * d + j] / scale
+        volumes[c] = scale / nk[c]
+        scale_total += scale
+        n_total += nk[c]
+    if equal_volumes:
+        for c in range(k):
+            volumes[c] = scale_total / n_total
+    return _axes_objective(nk, variances, volumes, shapes, k, d)
+
+
+cdef double _axes_objective(const double* nk, const double* variances, const double* volumes,
+                            const double* shapes, Py_ssize_t k, Py_ssize_t d) noexcept nogil:
+    cdef Py_ssize_t c, j
+    cdef double trace, total = 0.0
+    for c in range(k):
+        trace = 0.0
+        for j in range(d):
+            trace += variances[c * d + j] / shapes[c * d + j]
+        total += nk[c] * d * log(volumes[c]) + trace / volumes[c]
+    return total
+
+
+cdef inline double _log_sum(const double* values, Py_ssize_t n) noexcept nogil:
+    cdef double total = 0.0
+    cdef Py_ssize_t m
+    for m in range(n):
+        total += log(values[m])
+    return total
+
+
+cdef enum:
+    # Each step of EVE's and VVE's common axes halves a rejected Newton step this many
+    # times before it gives up on the rotation.
+    _NEWTON_HALVINGS = 8
+    # Measured with K = 9 in NumPy, one coupled Newton step cost 2 ms at 13 columns (about
+    # eight MM steps, where it saves more than ten), 5 ms at 16 and 24 ms at 24: beyond,
+    # the eigen-decomposition of the Hessian of D(D − 1)/2 angles outgrows the steps it
+    # saves.
+    _FULL_NEWTON_MAX_FEATURES = 16
+
+NEWTON_HALVINGS = _NEWTON_HALVINGS
+FULL_NEWTON_MAX_FEATURES = _FULL_NEWTON_MAX_FEATURES
+
+
+cdef struct _AxesWork:
+    # Scratch of the common axes' steps for K components, D features and P = D(D − 1)/2
+    # planes; ``doubles`` and ``ints`` own the memory.
+    double* doubles
+    int* ints
+    double* rotated           # (K, D, D): Dᵀ W_k D
+    double* product           # (D, D)
+    double* largest           # (K,): the largest eigenvalue of each W_k
+    double* variances         # (K, D)
+    double* candidate_variances  # (K, D)
+    double* inverse           # (K, D): 1 / (λ_k a_kj)
+    double* slope             # (D, D): the majoriser's slope, then SVD's input
+    double* candidate         # (D, D)
+    double* cayley_left       # (D, D)
+    double* cayley_right      # (D, D)
+    double* singular_values   # (D,)
+    double* left_vectors      # (D, D)
+    double* right_vectors     # (D, D)
+    double* log_products      # (K,)
+    double* weights           # (K,)
+    double* reciprocal        # (D,): 1 / v_kj of one component
+    double* gradients         # (K, P)
+    double* gradient          # (P,)
+    double* hessian           # (P, P), or its diagonal (P,)
+    double* hessian_factor    # (P, P): its Cholesky factor
+    double* angles            # (P,)
+    double* curvatures        # (P,), also D eigenvalues of one W_k
+    double* lapack_work
+    int* lapack_iwork
+    int* plane_first          # (P,): a of plane p = (a, b), a < b
+    int* plane_second         # (P,): b
+    int* sharing_planes       # (P, 2D − 3): the planes q that share an axis with p, p too
+    int lwork
+    int liwork
+
+
+cdef int _axes_work_allocate(_AxesWork* work, Py_ssize_t k, Py_ssize_t d) noexcept nogil:
+    """Point ``work``'s arrays into two fresh blocks: 0, or -1 when out of memory."""
+    cdef Py_ssize_t n_planes = d * (d - 1) // 2
+    cdef Py_ssize_t big = n_planes if n_planes > d else d
+    # LAPACK's documented minimal workspaces: dsyevd with vectors of order ``big``, dgesdd
+    # with all vectors of order D.
+    cdef Py_ssize_t syevd_work = 1 + 6 * big + 2 * big * big
+    cdef Py_ssize_t gesdd_work = 3 * d + 4 * d * d + 4 * d
+    work.lwork = <int> (syevd_work if syevd_work > gesdd_work else gesdd_work)
+    work.liwork = <int> (3 + 5 * big if 3 + 5 * big > 8 * d else 8 * d)
+    cdef Py_ssize_t n_doubles = (k * d * d + 8 * d * d + 5 * k * d + 3 * k + 2 * d
+                                 + k * n_planes + 2 * n_planes * n_planes + 3 * big
+                                 + work.lwork)
+    work.doubles = <double*> malloc(n_doubles * sizeof(double))
+    cdef Py_ssize_t n_sharing = 2 * d - 3 if d > 1 else 0
+    work.ints = <int*> malloc((work.liwork + (2 + n_sharing) * n_planes + 1) * sizeof(int))
+    if work.doubles == NULL or work.ints == NULL:
+        free(work.doubles)
+        free(work.ints)
+        return -1
+    cdef double* next_double = work.doubles
+    work.rotated, next_double = next_double, next_double + k * d * d
+    work.product, next_double = next_double, next_double + d * d
+    work.slope, next_double = next_double, next_double + d * d
+    work.candidate, next_double = next_double, next_double + d * d
+    work.cayley_left, next_double = next_double, next_double + d * d
+    work.cayley_right, next_double = next_double, next_double + d * d
+    work.left_vectors, next_double = next_double, next_double + d * d
+    work.right_vectors, next_double = next_double, next_double + d * d
+    work.largest, next_double = next_double, next_double + k
+    work.log_products, next_double = next_double, next_double + k
+    work.weights, next_double = next_double, next_double + k
+    work.variances, next_double = next_double, next_double + k * d
+    work.candidate_variances, next_double = next_double, next_double + k * d
+    work.inverse, next_double = next_double, next_double + k * d
+    work.singular_values, next_double = next_double, next_double + d
+    work.reciprocal, next_double = next_double, next_double + d
+    work.gradients, next_double = next_double, next_double + k * n_planes
+    work.hessian, next_double = next_double, next_double + n_planes * n_planes
+    work.hessian_factor, next_double = next_double, next_double + n_planes * n_planes
+    work.gradient, next_double = next_double, next_double + big
+    work.angles, next_double = next_double, next_double + big
+    work.curvatures, next_double = next_double, next_double + big
+    work.lapack_work = next_double
+    work.lapack_iwork = work.ints
+    work.plane_first = work.ints + work.liwork
+    work.plane_second = work.plane_first + n_planes
+    work.sharing_planes = work.plane_second + n_planes
+    cdef Py_ssize_t a, b, p = 0, q, i
+    for a in range(d - 1):
+        for b in range(a + 1, d):
+            work.plane_first[p], work.plane_second[p] = <int> a, <int> b
+            p += 1
+    for p in range(n_planes):
+        i = 0
+        for q in range(n_planes):
+            if _share_an_axis(work, p, q):
+                work.sharing_planes[p * n_sharing + i] = <int> q
+                i += 1
+    return 0
+
+
+cdef inline void _axes_work_free(_AxesWork* work) noexcept nogil:
+    free(work.doubles)
+    free(work.ints)
+
+
+def fit_common_orientation(nk, regularised, axes, bint equal_volumes, Py_ssize_t max_iter,
+                           double tol):
+    """EVE's (``equal_volumes``) or VVE's M-step from given common axes:
+    ``(axes, volumes, shapes, F, n_iter, converged)``.
+
+    ``gmmfast._covariance_models._fit_common_orientation`` says what each step does (two
+    majorisation-minimisation steps of Browne & McNicholas and a Newton rotation of the
+    plane angles; from the second step on, first a Newton step with the planes' coupled
+    Hessian, up to FULL_NEWTON_MAX_FEATURES columns). The shapes and volumes are
+    :func:`variable_shapes_along_axes`'s along the axes. Steps stop when F decreases by at
+    most ``tol`` times ``max(|F|, Σ_k n_k)`` (converged), or after ``max_iter`` steps (not
+    converged). A start where F is not finite (a scatter singular along the axes) is
+    returned as it is, after 0 steps.
+
+    ``nk`` (K,) IN, positive counts; ``regularised`` (K, D, D) IN, the scatters
+    ``W_k + n_k reg_covar I``; ``axes`` (D, D) IN, orthogonal, the start's axes as
+    columns. Returns new arrays: the axes (D, D), the volumes (K,) and the shapes (K, D),
+    then F, the number of steps and whether they converged.
+
+    Raises ``numpy.linalg.LinAlgError`` when a step's LAPACK call fails or F stops being
+    finite (a scatter that is not positive definite), MemoryError when the scratch cannot
+    be allocated.
+    """
+    return _fit_common_axes(_COMMON_ORIENTATION, nk, regularised, axes, None, equal_volumes,
+                            max_iter, tol)
+
+
+cdef enum _CommonAxesModel:
+    _COMMON_ORIENTATION            # EVE, VVE
+    _SCALED_COMMON_COVARIANCE      # VEE
+
+
+cdef tuple _fit_common_axes(_CommonAxesModel model, nk, regularised, axes, start_volumes,
+                            bint equal_volumes, Py_ssize_t max_iter, double tol):
+    """The checks, outputs and scratch of :func:`fit_common_orientation` and
+    :func:`fit_scaled_common_covariance`, whose steps run without the GIL."""
+    cdef cnp.ndarray nk_in, scatter_in
+    nk_in, scatter_in = _counts_and_matrices(nk, regularised, "regularised")
+    cdef Py_ssize_t k = cnp.PyArray_DIMS(scatter_in)[0]
+    cdef Py_ssize_t d = cnp.PyArray_DIMS(scatter_in)[1]
+    cdef cnp.ndarray axes_out, volumes
+    if model == _COMMON_ORIENTATION:
+        axes_out = np.array(axes, dtype=np.float64, order="C")
+        if not has_shape(axes_out, d, d, -1):
+            raise ValueError(f"axes must have shape ({d}, {d}), got {np.shape(axes)}")
+        volumes = _empty(k, -1, -1)
+    else:
+        axes_out = _empty(d, d, -1)
+        volumes = _start_volumes(start_volumes, k)
+    _check_inner_iterations(max_iter, tol)
+    cdef cnp.ndarray shapes = _empty(k, d, -1)
+    cdef _AxesWork work
+    if _axes_work_allocate(&work, k, d) < 0:
+        raise MemoryError("no memory for the M-step's scratch")
+    cdef const double* counts = _data(nk_in)
+    cdef const double* scatter = _data(scatter_in)
+    cdef double* axes_data = _data(axes_out)
+    cdef double* volume_data = _data(volumes)
+    cdef double* shape_data = _data(shapes)
+    cdef double value = 0.0
+    cdef bint converged = True
+    cdef Py_ssize_t n_iter
+    with nogil:
+        if model == _COMMON_ORIENTATION:
+            n_iter = _fit_common_orientation(&work, counts, scatter, k, d, equal_volumes,
+                                             max_iter, tol, axes_data, volume_data,
+                                             shape_data, &value, &converged)
+        else:
+            n_iter = _fit_scaled_common_covariance(&work, counts, scatter, k, d, max_iter,
+                                                   tol, axes_data, volume_data, shape_data,
+                                                   &value, &converged)
+    _axes_work_free(&work)
+    if n_iter < 0:
+        raise np.linalg.LinAlgError("the M-step met a scatter that is not positive "
+                                    "definite")
+    return axes_out, volumes, shapes, value, n_iter, converged
+
+
+cdef Py_ssize_t _fit_common_orientation(
+    _AxesWork* work, const double* nk, const double* regularised, Py_ssize_t k,
+    Py_ssize_t d, bint equal_volumes, Py_ssize_t max_iter, double tol, double* axes,
+    double* volumes, double* shapes, double* value, bint* converged,
+) noexcept nogil:
+    """The steps of :func:`fit_common_orientation` on ``axes`` in place, the volumes and
+    shapes into ``volumes``, ``shapes`` and F into ``value``; returns the number of steps,
+    or -1 on failure."""
+    cdef bint coupled = 1 < d <= _FULL_NEWTON_MAX_FEATURES  # one column has no planes
+    cdef Py_ssize_t c, n_iter
+    cdef double previous, n_total = 0.0
+    cdef int rotated
+    for c in range(k):
+        n_total += nk[c]
+        if _largest_eigenvalue(work, regularised + c * d * d, d, &work.largest[c]) < 0:
+            return -1
+    _variances_along(regularised, axes, work.product, work.variances, k, d)
+    value[0] = _variable_shapes(nk, work.variances, k, d, equal_volumes, volumes, shapes)
+    converged[0] = True
+    if not isfinite(value[0]):
+        return 0
+    for n_iter in range(1, max_iter + 1):
+        previous = value[0]
+        # A warm start's first step is usually its last (F barely moves): the dearer
+        # coupled step pays only once the iteration goes on.
+        rotated = 0
+        if coupled and n_iter > 1:
+            rotated = _newton_rotation(work, nk, regularised, k, d, equal_volumes, True, axes)
+        if rotated == 0:
+            if _majorisation_steps(work, regularised, k, d, volumes, shapes, axes) < 0:
+                return -1
+            rotated = _newton_rotation(work, nk, regularised, k, d, equal_volumes, False,
+                                       axes)
+        if rotated < 0:
+            return -1
+        value[0] = _variable_shapes(nk, work.variances, k, d, equal_volumes, volumes, shapes)
+        if not isfinite(value[0]):
+            return -1
+        if _inner_converged(previous, value[0], tol, n_total):
+            return n_iter
+    converged[0] = False
+    return max_iter
+
+
+cdef inline bint _inner_converged(double previous, double value, double tol,
+                                  double n_total) noexcept nogil:
+    """The iterative M-steps' rule: F decreased by at most ``tol`` times ``|F|``, or times
+    the total count when F is smaller."""
+    return previous - value <= tol * max(fabs(value), n_total)
+
+
+cdef int _largest_eigenvalue(_AxesWork* work, const double* matrix, Py_ssize_t d,
+                             double* out) noexcept nogil:
+    """The largest eigenvalue of a symmetric (D, D) ``matrix`` into ``out``: 0, or -1 when
+    LAPACK fails."""
+    cdef char jobz = b'N'
+    cdef char uplo = b'L'
+    cdef int n = <int> d
+    cdef int info = 0
+    cdef Py_ssize_t e
+    for e in range(d * d):
+        work.product[e] = matrix[e]
+    dsyevd(&jobz, &uplo, &n, work.product, &n, work.curvatures, work.lapack_work,
+           &work.lwork, work.lapack_iwork, &work.liwork, &info)
+    out[0] = work.curvatures[d - 1]
+    return 0 if info == 0 else -1
+
+
+cdef void _variances_along(const double* regularised, const double* axes, double* product,
+                           double* variances, Py_ssize_t k, Py_ssize_t d) noexcept nogil:
+    """``variances[c, j] = (Dᵀ W_c D)_jj``: each scatter along the axes' columns."""
+    cdef Py_ssize_t c, a, j
+    cdef double total
+    for c in range(k):
+        _matrix_product(regularised + c * d * d, d, 1, axes, product, d)
+        for j in range(d):
+            total = 0.0
+            for a in range(d):
+                total += axes[a * d + j] * product[a * d + j]
+            variances[c * d + j] = total
+
+
+cdef int _majorisation_steps(_AxesWork* work, const double* regularised, Py_ssize_t k,
+                             Py_ssize_t d, const double* volumes, const double* shapes,
+                             double* axes) noexcept nogil:
+    """Browne & McNicholas's two majorisation-minimisation steps of the axes in place, for
+    the current volumes and shapes: with ``M_k = (λ_k A_k)⁻¹``, the minimiser over
+    orthogonal D of the tangent plane of ``Σ_k tr(W_k D M_k Dᵀ)``, whose slope is first
+    ``Σ_k (W_k − ω_k I) D M_k`` (ω_k the largest eigenvalue of W_k), then
+    ``Σ_k W_k D (M_k − m_k I)`` (m_k the largest entry of M_k). 0, or -1 when LAPACK
+    fails."""
+    cdef Py_ssize_t c, j
+    cdef double top
+    for c in range(k):
+        for j in range(d):
+            work.inverse[c * d + j] = 1.0 / (volumes[c] * shapes[c * d + j])
+    _majoriser_slope(work, regularised, k, d, axes, True)
+    if _procrustes(work, d, axes) < 0:
+        return -1
+    for c in range(k):
+        top = work.inverse[c * d]
+        for j in range(1, d):
+            if work.inverse[c * d + j] > top:
+                top = work.inverse[c * d + j]
+        for j in range(d):
+            work.inverse[c * d + j] -= top
+    _majoriser_slope(work, regularised, k, d, axes, False)
+    return _procrustes(work, d, axes)
+
+
+cdef void _majoriser_slope(_AxesWork* work, const double* regularised, Py_ssize_t k,
+                           Py_ssize_t d, const double* axes, bint shift_scatter) noexcept nogil:
+    """``work.slope = Σ_k (W_k − s_k I) D diag(work.inverse_k)``, with s_k the largest
+    eigenvalue of W_k when ``shift_scatter``, else 0."""
+    cdef Py_ssize_t c, a, j
+    cdef double shift
+    for a in range(d * d):
+        work.slope[a] = 0.0
+    for c in range(k):
+        _matrix_product(regularised + c * d * d, d, 1, axes, work.product, d)
+        shift = work.largest[c] if shift_scatter else 0.0
+        for a in range(d):
+            for j in range(d):
+                work.slope[a * d + j] += ((work.product[a * d + j] - shift * axes[a * d + j])
+                                          * work.inverse[c * d + j])
+
+
+cdef int _procrustes(_AxesWork* work, Py_ssize_t d, double* axes) noexcept nogil:
+    """``axes = −U Vᵀ`` for ``work.slope = U S Vᵀ`` (destroyed): the orthogonal matrix that
+    minimises ``tr(axesᵀ slope)``. 0, or -1 when LAPACK fails.
+
+    LAPACK sees the row-major slope G as Gᵀ = V S Uᵀ, so its left vectors are V and its
+    right ones Uᵀ, both column-major."""
+    cdef char jobz = b'A'
+    cdef int n = <int> d
+    cdef int info = 0
+    cdef Py_ssize_t r, col, m
+    cdef double total
+    dgesdd(&jobz, &n, &n, work.slope, &n, work.singular_values, work.left_vectors, &n,
+           work.right_vectors, &n, work.lapack_work, &work.lwork, work.lapack_iwork, &info)
+    if info != 0:
+        return -1
+    for r in range(d):
+        for col in range(d):
+            # (U Vᵀ)[r, col] = Σ_m U[r, m] V[col, m] = Σ_m Uᵀ[m, r] V[col, m].
+            total = 0.0
+            for m in range(d):
+                total += work.right_vectors[r * d + m] * work.left_vectors[m * d + col]
+            axes[r * d + col] = -total
+    return 0
+
+
+cdef int _newton_rotation(_AxesWork* work, const double* nk, const double* regularised,
+                          Py_ssize_t k, Py_ssize_t d, bint equal_volumes, bint coupled,
+                          double* axes) noexcept nogil:
+    """Rotate ``axes`` in place by a Newton step on all the plane angles, and leave each
+    component's variances along the resulting axes in ``work.variances``.
+
+    With ``coupled``, the step uses the planes' full Hessian with its eigenvalues taken in
+    absolute value (so that it descends where F is not convex, as near a saddle); without,
+    each plane's own second derivative (a plane whose F is not convex there does not
+    turn). The step is halved until the profiled F decreases, at most NEWTON_HALVINGS
+    times. Returns 1 when the axes turned; 0 when they did not (without ``coupled`` the
+    variances are then those along the given axes; with, ``work.variances`` is left as it
+    was); -1 when LAPACK fails.
+    """
+    cdef Py_ssize_t n_planes = d * (d - 1) // 2
+    cdef Py_ssize_t c, p, halving
+    cdef double value, candidate_value
+    for c in range(k):
+        _congruence(regularised + c * d * d, axes, work.product, work.rotated + c * d * d, d)
+    value = _profile_derivatives(work, nk, work.rotated, k, d, equal_volumes, coupled)
+    if coupled:
+        p = _coupled_newton_angles(work, n_planes)
+        if p <= 0:
+            return p
+    else:
+        for p in range(n_planes):
+            work.angles[p] = (-work.gradient[p] / work.hessian[p] if work.hessian[p] > 0
+                              else 0.0)
+    for halving in range(_NEWTON_HALVINGS if n_planes > 0 else 0):
+        if _cayley_rotated(work, d, axes) < 0:
+            return -1
+        _variances_along(regularised, work.candidate, work.product,
+                         work.candidate_variances, k, d)
+        for c in range(k):
+            work.log_products[c] = _log_sum(work.candidate_variances + c * d, d)
+        candidate_value = _profile_value(nk, work.log_products, k, d, equal_volumes)
+        if candidate_value < value:
+            for p in range(d * d):
+                axes[p] = work.candidate[p]
+            for p in range(k * d):
+                work.variances[p] = work.candidate_variances[p]
+            return 1
+        for p in range(n_planes):
+            work.angles[p] *= 0.5
+    if not coupled:
+        for c in range(k):
+            for p in range(d):
+                work.variances[c * d + p] = work.rotated[c * d * d + p * (d + 1)]
+    return 0
+
+
+cdef int _coupled_newton_angles(_AxesWork* work, Py_ssize_t n_planes) noexcept nogil:
+    """The Newton angles ``−H⁺⁻¹ g`` into ``work.angles``, with ``H⁺`` the Hessian with
+    its eigenvalues in absolute value and floored at 1e-8 times the largest (so that flat
+    directions' steps stay finite). 1, or 0 when the Hessian is not finite or zero, -1
+    when LAPACK fails.
+
+    Near a minimum H is positive definite and well conditioned, so H⁺ = H: a Cholesky
+    solve then gives the step for a fraction of the eigen-decomposition's cost (78 planes
+    at 13 columns: ~0.1 against ~0.5 ms). For a symmetric H, λ_min / λ_max is at least
+    the 1-norm's reciprocal condition number, which LAPACK estimates (rarely 3 times too
+    high): above 1e-6, no eigenvalue falls below the floor.
+    """
+    cdef char uplo = b'L'
+    cdef int n = <int> n_planes
+    cdef int one = 1
+    cdef int info = 0
+    cdef Py_ssize_t p, q
+    cdef double column_sum, norm = 0.0, rcond = 0.0
+    for p in range(n_planes * n_planes):
+        if not isfinite(work.hessian[p]):
+            return 0
+        work.hessian_factor[p] = work.hessian[p]
+    for q in range(n_planes):
+        column_sum = 0.0
+        for p in range(n_planes):
+            column_sum += fabs(work.hessian[q * n_planes + p])
+        norm = max(norm, column_sum)
+    dpotrf(&uplo, &n, work.hessian_factor, &n, &info)
+    if info == 0:
+        dpocon(&uplo, &n, work.hessian_factor, &n, &norm, &rcond, work.lapack_work,
+               work.lapack_iwork, &info)
+    if info == 0 and rcond > 1e-6:
+        for p in range(n_planes):
+            work.angles[p] = -work.gradient[p]
+        dpotrs(&uplo, &n, &one, work.hessian_factor, &n, work.angles, &n, &info)
+        return 1 if info == 0 else -1
+    return _absolute_newton_angles(work, n_planes)
+
+
+cdef int _absolute_newton_angles(_AxesWork* work, Py_ssize_t n_planes) noexcept nogil:
+    """:func:`_coupled_newton_angles` through the eigen-decomposition of the Hessian
+    (destroyed)."""
+    cdef char jobz = b'V'
+    cdef char uplo = b'L'
+    cdef int n = <int> n_planes
+    cdef int info = 0
+    cdef Py_ssize_t p, q
+    cdef double top = 0.0
+    cdef double projection
+    dsyevd(&jobz, &uplo, &n, work.hessian, &n, work.curvatures, work.lapack_work,
+           &work.lwork, work.lapack_iwork, &work.liwork, &info)
+    if info != 0:
+        return -1
+    for p in range(n_planes):
+        top = max(top, fabs(work.curvatures[p]))
+    if not top > 0:
+        return 0
+    for p in range(n_planes):
+        work.angles[p] = 0.0
+    for q in range(n_planes):  # eigenvector q is column q, row-major row q
+        projection = 0.0
+        for p in range(n_planes):
+            projection += work.hessian[q * n_planes + p] * work.gradient[p]
+        projection /= max(fabs(work.curvatures[q]), 1e-8 * top)
+        for p in range(n_planes):
+            work.angles[p] -= work.hessian[q * n_planes + p] * projection
+    return 1
+
+
+cdef int _cayley_rotated(_AxesWork* work, Py_ssize_t d, const double* axes) noexcept nogil:
+    """``work.candidate = axes (I − G/2)⁻¹ (I + G/2)``, G antisymmetric with
+    ``G[a, b] = work.angles[p]`` for each plane p = (a, b): the rotation exp(G) to second
+    order, exactly orthogonal. 0, or -1 when LAPACK fails.
+
+    Column-major, LAPACK reads the row-major I − G/2 as its transpose I + G/2 and I + G/2
+    as I − G/2: it solves (I + G/2) X = I − G/2, and X read row-major is
+    (I + G/2)(I − G/2)⁻¹, the same matrix (both factors are functions of G)."""
+    cdef Py_ssize_t n_planes = d * (d - 1) // 2
+    cdef Py_ssize_t p, e, a, b
+    cdef int n = <int> d
+    cdef int info = 0
+    for e in range(d * d):
+        work.cayley_left[e] = 1.0 if e % (d + 1) == 0 else 0.0
+        work.cayley_right[e] = work.cayley_left[e]
+    for p in range(n_planes):
+        a, b = work.plane_first[p], work.plane_second[p]
+        work.cayley_left[a * d + b] = -0.5 * work.angles[p]
+        work.cayley_left[b * d + a] = 0.5 * work.angles[p]
+        work.cayley_right[a * d + b] = 0.5 * work.angles[p]
+        work.cayley_right[b * d + a] = -0.5 * work.angles[p]
+    dgesv(&n, &n, work.cayley_left, &n, work.lapack_iwork, work.cayley_right, &n, &info)
+    if info != 0:
+        return -1
+    _matrix_product(axes, d, 1, work.cayley_right, work.candidate, d)
+    return 0
+
+
+def profile_derivatives(nk, rotated, bint equal_volumes, bint coupled):
+    """The profiled F of EVE or VVE at the axes of ``rotated`` and its derivatives in the
+    plane angles: ``(F, gradient (P,), Hessian (P, P) or its diagonal (P,))``.
+
+    The axes turn as ``D exp(G)``, G antisymmetric with ``G[a, b] = θ_p`` for each plane
+    p = (a, b), a < b, in the order of ``numpy.triu_indices(D, 1)``. ``nk`` (K,) IN;
+    ``rotated`` (K, D, D) IN, each ``Dᵀ W_k D``. F is :func:`sweep_plane_rotations`'
+    profiled F. Exposed for the tests.
+    """
+    cdef cnp.ndarray nk_in, rotated_in
+    nk_in, rotated_in = _counts_and_matrices(nk, rotated, "rotated")
+    cdef Py_ssize_t k = cnp.PyArray_DIMS(rotated_in)[0]
+    cdef Py_ssize_t d = cnp.PyArray_DIMS(rotated_in)[1]
+    cdef Py_ssize_t n_planes = d * (d - 1) // 2
+    cdef Py_ssize_t hessian_size = n_planes * n_planes if coupled else n_planes
+    cdef _AxesWork work
+    if _axes_work_allocate(&work, k, d) < 0:
+        raise MemoryError("no memory for the profiled F's derivatives")
+    cdef double value = _profile_derivatives(&work, _data(nk_in), _data(rotated_in), k, d,
+                                             equal_volumes, coupled)
+    gradient = np.array(<double[:n_planes]> work.gradient) if n_planes else np.empty(0)
+    hessian = np.array(<double[:hessian_size]> work.hessian) if n_planes else np.empty(0)
+    _axes_work_free(&work)
+    if coupled:
+        hessian = hessian.reshape(n_planes, n_planes)
+    return value, gradient, hessian
+
+
+cdef double _profile_derivatives(_AxesWork* work, const double* nk, const double* rotated,
+                                 Py_ssize_t k, Py_ssize_t d, bint equal_volumes,
+                                 bint coupled) noexcept nogil:
+    """The profiled F at the axes of ``rotated`` (K, D, D), returned, with its gradient in
+    the plane angles into ``work.gradient`` (P) and its Hessian into ``work.hessian``
+    ((P, P) with ``coupled``, else its diagonal (P)).
+
+    Each component's ``L_k = Σ_j log v_kj`` (v_kj the diagonal of ``S_k = Dᵀ W_k D``) has
+    gradient ``2 S_ab (1/v_b − 1/v_a)`` in plane p = (a, b) and Hessian
+    :func:`_plane_pair_hessian`. VVE's F is ``Σ_k n_k L_k``; EVE's ``log Σ_k exp(L_k / D)``,
+    whose derivatives are the softmax-weighted means of ``L_k / D``'s plus the weighted
+    covariance of their gradients.
+    """
+    cdef Py_ssize_t n_planes = d * (d - 1) // 2
+    cdef Py_ssize_t hessian_size = n_planes * n_planes if coupled else n_planes
+    cdef Py_ssize_t n_sharing = 2 * d - 3 if d > 1 else 0
+    cdef Py_ssize_t c, j, p, q, i, a, b
+    cdef double* gradients = work.gradients
+    cdef double* u = work.reciprocal
+    cdef const double* s
+    cdef double top, total, weight
+    for c in range(k):
+        work.log_products[c] = _log_diagonal_sum(rotated + c * d * d, d)
+    # Each component's weight in the derivatives: n_k, or its softmax weight over D.
+    if equal_volumes:
+        top = work.log_products[0] / d
+        for c in range(1, k):
+            top = max(top, work.log_products[c] / d)
+        total = 0.0
+        for c in range(k):
+            work.weights[c] = exp(work.log_products[c] / d - top)
+            total += work.weights[c]
+        for c in range(k):
+            work.weights[c] /= total * d
+    else:
+        for c in range(k):
+            work.weights[c] = nk[c]
+    for p in range(n_planes):
+        work.gradient[p] = 0.0
+    for p in range(hessian_size):
+        work.hessian[p] = 0.0
+    for c in range(k):
+        s = rotated + c * d * d
+        weight = work.weights[c]
+        for j in range(d):
+            u[j] = 1.0 / s[j * (d + 1)]
+        for p in range(n_planes):
+            a, b = work.plane_first[p], work.plane_second[p]
+            gradients[c * n_planes + p] = 2.0 * s[a * d + b] * (u[b] - u[a])
+            work.gradient[p] += weight * gradients[c * n_planes + p]
+            if not coupled:
+                work.hessian[p] += weight * _plane_pair_hessian(s, u, d, a, b, a, b)
+                continue
+            # Planes that share no axis do not interact: their entries stay 0.
+            for i in range(n_sharing):
+                q = work.sharing_planes[p * n_sharing + i]
+                work.hessian[p * n_planes + q] += weight * _plane_pair_hessian(
+                    s, u, d, a, b, work.plane_first[q], work.plane_second[q])
+    if equal_volumes:
+        _add_gradients_spread(work, k, n_planes, coupled, 1.0 / d)
+    return _profile_value(nk, work.log_products, k, d, equal_volumes)
+
+
+cdef inline bint _share_an_axis(_AxesWork* work, Py_ssize_t p, Py_ssize_t q) noexcept nogil:
+    return (work.plane_first[p] == work.plane_first[q]
+            or work.plane_first[p] == work.plane_second[q]
+            or work.plane_second[p] == work.plane_first[q]
+            or work.plane_second[p] == work.plane_second[q])
+
+
+cdef void _add_gradients_spread(_AxesWork* work, Py_ssize_t k, Py_ssize_t n_planes,
+                                bint coupled, double scale) noexcept nogil:
+    """Add to the Hessian the weighted covariance of the components' gradients, each
+    times ``scale``: ``Σ_k w_k g_k g_kᵀ − g gᵀ`` with g = ``work.gradient`` (or its
+    diagonal). ``work.weights`` hold ``w_k · scale``."""
+    cdef Py_ssize_t c, p, q
+    cdef double g_p
+    for c in range(k):
+        for p in range(n_planes):
+            g_p = work.gradients[c * n_planes + p] * scale
+            if not coupled:
+                work.hessian[p] += work.weights[c] * g_p * work.gradients[c * n_planes + p]
+                continue
+            for q in range(n_planes):
+                work.hessian[p * n_planes + q] += (work.weights[c] * g_p
+                                                   * work.gradients[c * n_planes + q])
+    for p in range(n_planes):
+        if not coupled:
+            work.hessian[p] -= work.gradient[p] * work.gradient[p]
+            continue
+        for q in range(n_planes):
+            work.hessian[p * n_planes + q] -= work.gradient[p] * work.gradient[q]
+
+
+cdef double _plane_pair_hessian(const double* s, const double* u, Py_ssize_t d,
+                                Py_ssize_t a_p, Py_ssize_t b_p, Py_ssize_t a_q,
+                                Py_ssize_t b_q) noexcept nogil:
+    """``∂²L / ∂θ_p ∂θ_q`` of ``L = Σ_j log v_j`` for planes p = (a_p, b_p) and
+    q = (a_q, b_q) that share an axis (p = q included), at θ = 0; ``s`` (D, D) is
+    ``S = Dᵀ W D`` and ``u`` its diagonal's reciprocals.
+
+    To second order in G, the diagonal of ``exp(G)ᵀ S exp(G)`` is that of
+    ``S + 2 S G + Gᵀ S G + S G²``: the second-order part contributes
+    ``Σ_j [(E_pᵀ S E_q)_jj + (S E_p E_q)_jj] / v_j`` and its (q, p) twin, with
+    ``E_p = e_a e_bᵀ − e_b e_aᵀ``; the first-order part ``−Σ_j (∂v_j/∂θ_p)(∂v_j/∂θ_q) / v_j²``
+    with ``∂v_b/∂θ_p = 2 S_ab = −∂v_a/∂θ_p``.
+    """
+    cdef bint same_aa = a_p == a_q
+    cdef bint same_ab = a_p == b_q
+    cdef bint same_ba = b_p == a_q
+    cdef bint same_bb = b_p == b_q
+    cdef double curvature = 0.0
+    cdef double first_order = 0.0
+    if same_bb:
+        curvature += (s[a_p * d + a_q] * (u[b_p] - u[a_q])
+                      + s[a_q * d + a_p] * (u[b_q] - u[a_p]))
+        first_order += u[b_p] * u[b_p]
+    if same_ba:
+        curvature += (s[a_p * d + b_q] * (u[b_q] - u[a_q])
+                      + s[b_q * d + a_p] * (u[a_p] - u[b_p]))
+        first_order -= u[b_p] * u[b_p]
+    if same_aa:
+        curvature += (s[b_p * d + b_q] * (u[a_p] - u[b_q])
+                      + s[b_q * d + b_p] * (u[a_q] - u[b_p]))
+        first_order += u[a_p] * u[a_p]
+    if same_ab:
+        curvature += (s[b_p * d + a_q] * (u[a_q] - u[b_q])
+                      + s[a_q * d + b_p] * (u[b_p] - u[a_p]))
+        first_order -= u[a_p] * u[a_p]
+    return curvature - 4.0 * s[a_p * d + b_p] * s[a_q * d + b_q] * first_order
+
+
+# ----------------------------------------------------------------------------------------
+# Variable volumes with an equal shape: VEI and VEV along their axes, VEE
+
+
+def fit_scaled_common_shape(nk, variances, start_volumes, Py_ssize_t max_iter, double tol):
+    """The volumes and the common shape of VEI or VEV along the components' axes:
+    ``(volumes, shapes, F, n_iter, converged)``.
+
+    Alternates the shape given the volumes, ``A ∝ Σ_k w_k / λ_k`` (determinant 1), and the
+    volumes given the shape, ``λ_k = Σ_j (w_kj / a_j) / (n_k D)`` (Celeux & Govaert 1995).
+    In log-volumes and log-shapes F is a sum of linear and exponential terms, hence convex,
+    so this block-coordinate descent reaches the global minimum. Stops as
+    :func:`fit_common_orientation` does.
+
+    ``nk`` (K,) IN, positive counts; ``variances`` (K, D) IN, each component's scatter
+    along its axes; ``start_volumes`` (K,) IN, or None for ``(Π_j w_kj)^(1/D) / n_k``.
+    Returns new arrays (K,) and (K, D) (the shape repeated for each component), then F, the
+    number of steps and whether they converged. Raises ``numpy.linalg.LinAlgError`` when F
+    stops being finite, MemoryError when the scratch cannot be allocated.
+    """
+    cdef cnp.ndarray nk_in, variances_in
+    nk_in, variances_in = _counts_and_variances(nk, variances)
+    cdef Py_ssize_t k = cnp.PyArray_DIMS(variances_in)[0]
+    cdef Py_ssize_t d = cnp.PyArray_DIMS(variances_in)[1]
+    cdef cnp.ndarray volumes = _start_volumes(start_volumes, k)
+    _check_inner_iterations(max_iter, tol)
+    cdef cnp.ndarray shapes = _empty(k, d, -1)
+    cdef double* pooled = <double*> malloc(d * sizeof(double))
+    if pooled == NULL:
+        raise MemoryError("no memory for the common shape's M-step")
+    cdef const double* counts = _data(nk_in)
+    cdef const double* variance_data = _data(variances_in)
+    cdef double* volume_data = _data(volumes)
+    cdef double* shape_data = _data(shapes)
+    cdef bint default_start = start_volumes is None
+    cdef Py_ssize_t c
+    cdef double value = 0.0
+    cdef bint converged = True
+    cdef Py_ssize_t n_iter
+    with nogil:
+        if default_start:
+            for c in range(k):
+                volume_data[c] = exp(_log_sum(variance_data + c * d, d) / d) / counts[c]
+        n_iter = _fit_scaled_common_shape(counts, variance_data, k, d, max_iter, tol,
+                                          volume_data, shape_data, pooled, &value,
+                                          &converged)
+    free(pooled)
+    if n_iter < 0:
+        raise np.linalg.LinAlgError("the common shape's M-step met a scatter that is not "
+                                    "positive definite")
+    return volumes, shapes, value, n_iter, converged
+
+
+cdef cnp.ndarray _start_volumes(object start_volumes, Py_ssize_t k):
+    """A new (K,) float64 array: a copy of ``start_volumes``, or uninitialised if None."""
+    if start_volumes is None:
+        return _empty(k, -1, -1)
+    cdef cnp.ndarray volumes = np.array(start_volumes, dtype=np.float64)
+    if not has_shape(volumes, k, -1, -1):
+        raise ValueError(f"start_volumes must have shape ({k},), got "
+                         f"{np.shape(start_volumes)}")
+    return volumes
+
+
+cdef int _check_inner_iterations(Py_ssize_t max_iter, double tol) except -1:
+    if max_iter < 1 or not tol >= 0:
+        raise ValueError(f"max_iter must be positive and tol non-negative, got "
+                         f"max_iter={max_iter} and tol={tol}")
+    return 0
+
+
+cdef Py_ssize_t _fit_scaled_common_shape(
+    const double* nk, const double* variances, Py_ssize_t k, Py_ssize_t d,
+    Py_ssize_t max_iter, double tol, double* volumes, double* shapes, double* pooled,
+    double* value, bint* converged,
+) noexcept nogil:
+    """The alternation of :func:`fit_scaled_common_shape` from ``volumes`` (in place),
+    the shapes into ``shapes`` and F into ``value``; returns the number of steps, or -1
+    when F stops being finite."""
+    cdef Py_ssize_t c, n_iter
+    cdef double previous, n_total = 0.0
+    for c in range(k):
+        n_total += nk[c]
+    value[0] = _common_shape_given(nk, variances, k, d, volumes, shapes, pooled)
+    converged[0] = True
+    if not isfinite(value[0]):
+        return 0
+    for n_iter in range(1, max_iter + 1):
+        previous = value[0]
+        _volumes_given_shapes(nk, variances, shapes, k, d, volumes)
+        value[0] = _common_shape_given(nk, variances, k, d, volumes, shapes, pooled)
+        if not isfinite(value[0]):
+            return -1
+        if _inner_converged(previous, value[0], tol, n_total):
+            return n_iter
+    converged[0] = False
+    return max_iter
+
+
+cdef double _common_shape_given(const double* nk, const double* variances, Py_ssize_t k,
+                                Py_ssize_t d, const double* volumes, double* shapes,
+                                double* pooled) noexcept nogil:
+    """The best common shape ``A ∝ Σ_k w_k / λ_k`` for the volumes, into every row of
+    ``shapes`` (K, D); returns F. ``pooled`` is (D,) scratch."""
+    cdef Py_ssize_t c, j
+    cdef double scale
+    for j in range(d):
+        pooled[j] = 0.0
+    for c in range(k):
+        for j in range(d):
+            pooled[j] += variances[c * d + j] / volumes[c]
+    scale = exp(_log_sum(pooled, d) / d)
+    for c in range(k):
+        for j in range(d):
+            shapes[c * d + j] = pooled[j] / scale
+    return _axes_objective(nk, variances, volumes, shapes, k, d)
+
+
+cdef void _volumes_given_shapes(const double* nk, const double* variances,
+                                const double* shapes, Py_ssize_t k, Py_ssize_t d,
+                                double* volumes) noexcept nogil:
+    """The best volumes for the shapes: ``λ_k = Σ_j (w_kj / a_kj) / (n_k D)``."""
+    cdef Py_ssize_t c, j
+    cdef double trace
+    for c in range(k):
+        trace = 0.0
+        for j in range(d):
+            trace += variances[c * d + j] / shapes[c * d + j]
+        volumes[c] = trace / (nk[c] * d)
+
+
+def fit_scaled_common_covariance(nk, regularised, start_volumes, Py_ssize_t max_iter,
+                                 double tol):
+    """VEE's M-step, ``Σ_k = λ_k C`` with ``det C = 1``:
+    ``(axes, volumes, shapes, F, n_iter, converged)``.
+
+    Alternates the best C given the volumes, proportional to ``Σ_k W_k / λ_k`` (its
+    eigenvectors the common axes, its eigenvalues the shape), and the volumes given C,
+    ``λ_k = tr(W_k C⁻¹) / (n_k D)``. Stops as :func:`fit_common_orientation` does.
+
+    ``nk`` (K,) IN, positive counts; ``regularised`` (K, D, D) IN, the scatters
+    ``W_k + n_k reg_covar I``; ``start_volumes`` (K,) IN. Returns new arrays: the axes
+    (D, D), columns in decreasing order of the shape, the volumes (K,) and the shapes
+    (K, D) (the shape repeated for each component), then F, the number of steps and
+    whether they converged. Raises ``numpy.linalg.LinAlgError`` when LAPACK fails or F
+    stops being finite, MemoryError when the scratch cannot be allocated.
+    """
+    return _fit_common_axes(_SCALED_COMMON_COVARIANCE, nk, regularised, None, start_volumes,
+                            False, max_iter, tol)
+
+
+cdef Py_ssize_t _fit_scaled_common_covariance(
+    _AxesWork* work, const double* nk, const double* regularised, Py_ssize_t k,
+    Py_ssize_t d, Py_ssize_t max_iter, double tol, double* axes, double* volumes,
+    double* shapes, double* value, bint* converged,
+) noexcept nogil:
+    """The alternation of :func:`fit_scaled_common_covariance` from ``volumes`` (in
+    place), the axes and shapes into ``axes`` and ``shapes``, F into ``value``; returns
+    the number of steps, or -1 on failure."""
+    cdef Py_ssize_t c, n_iter
+    cdef double previous, n_total = 0.0
+    for c in range(k):
+        n_total += nk[c]
+    converged[0] = True
+    if _common_covariance_given(work, nk, regularised, k, d, volumes, axes, shapes,
+                                value) < 0:
+        return -1
+    if not isfinite(value[0]):
+        return 0
+    for n_iter in range(1, max_iter + 1):
+        previous = value[0]
+        _volumes_given_shapes(nk, work.variances, shapes, k, d, volumes)
+        if _common_covariance_given(work, nk, regularised, k, d, volumes, axes, shapes,
+                                    value) < 0 or not isfinite(value[0]):
+            return -1
+        if _inner_converged(previous, value[0], tol, n_total):
+            return n_iter
+    converged[0] = False
+    return max_iter
+
+
+cdef int _common_covariance_given(_AxesWork* work, const double* nk,
+                                  const double* regularised, Py_ssize_t k, Py_ssize_t d,
+                                  const double* volumes, double* axes, double* shapes,
+                                  double* value) noexcept nogil:
+    """The best ``C = D A Dᵀ ∝ Σ_k W_k / λ_k`` for the volumes: its axes (decreasing) into
+    ``axes``, its shape into every row of ``shapes``, each scatter's variances along the
+    axes into ``work.variances`` and F into ``value``. 0, or -1 when LAPACK fails."""
+    cdef char jobz = b'V'
+    cdef char uplo = b'L'
+    cdef int n = <int> d
+    cdef int info = 0
+    cdef Py_ssize_t c, j, m
+    cdef double scale
+    cdef double* pooled = work.slope
+    for m in range(d * d):
+        pooled[m] = 0.0
+    for c in range(k):
+        for m in range(d * d):
+            pooled[m] += regularised[c * d * d + m] / volumes[c]
+    # Eigenvalues ascending into work.curvatures, eigenvector j as row j of ``pooled``.
+    dsyevd(&jobz, &uplo, &n, pooled, &n, work.curvatures, work.lapack_work, &work.lwork,
+           work.lapack_iwork, &work.liwork, &info)
+    if info != 0:
+        return -1
+    for j in range(d):
+        for m in range(d):
+            axes[m * d + j] = pooled[(d - 1 - j) * d + m]
+    scale = exp(_log_sum(work.curvatures, d) / d)
+    for c in range(k):
+        for j in range(d):
+            shapes[c * d + j] = work.curvatures[d - 1 - j] / scale
+    _variances_along(regularised, axes, work.product, work.variances, k, d)
+    value[0] = _axes_objective(nk, work.variances, volumes, shapes, k, d)
+    return 0

@@ -156,3 +156,203 @@ def _rotate_columns(matrices, i, j, cos, sin):
     column_j = matrices[..., j]
     matrices[..., i] = cos * column_i + sin * column_j
     matrices[..., j] = cos * column_j - sin * column_i
+
+
+def variable_shapes_along_axes(nk, variances, equal_volumes):
+    """Volumes and variable shapes along fixed axes, and F at them: (volumes, shapes, F).
+
+    The reference of ``gmmfast._mstep_core.variable_shapes_along_axes``: with
+    ``g_k = (Π_j w_kj)^(1/D)`` the shapes are ``w_k / g_k`` and the volumes ``g_k / n_k``,
+    or all ``Σ_k g_k / Σ_k n_k``.
+    """
+    scales = np.exp(np.log(variances).mean(axis=1))
+    shapes = variances / scales[:, None]
+    volumes = np.full(nk.shape, scales.sum() / nk.sum()) if equal_volumes else scales / nk
+    return volumes, shapes, axes_objective(nk, variances, volumes, shapes)
+
+
+def axes_objective(nk, variances, volumes, shapes):
+    """F = Σ_k [n_k D log λ_k + Σ_j w_kj / (λ_k a_kj)]: the reference of
+    ``gmmfast._mstep_core.axes_objective``."""
+    n_features = variances.shape[1]
+    return float((nk * n_features * np.log(volumes)
+                  + (variances / shapes).sum(axis=1) / volumes).sum())
+
+
+def fit_common_orientation(nk, regularised, axes, equal_volumes, max_iter, tol):
+    """EVE's or VVE's M-step from given common axes: (axes, volumes, shapes, F, n_iter,
+    converged).
+
+    The reference of ``gmmfast._mstep_core.fit_common_orientation``. Each step: from the
+    second on, a Newton step on all plane angles with their coupled Hessian (eigenvalues
+    in absolute value), if it decreases F; otherwise Browne & McNicholas's two MM steps
+    (orthogonal Procrustes on the majorisers' slopes) and a Newton step with each plane's
+    own curvature. Stops when F decreases by at most ``tol · max(|F|, Σ n_k)``.
+    """
+    n_features = regularised.shape[-1]
+    largest = np.linalg.eigvalsh(regularised)[:, -1]
+    shifted = regularised - largest[:, None, None] * np.eye(n_features)
+    coupled = 1 < n_features <= 16
+
+    def shapes_given(axes, variances=None):
+        if variances is None:
+            variances = np.diagonal(axes.T @ regularised @ axes, axis1=1, axis2=2)
+        return (axes, *variable_shapes_along_axes(nk, variances, equal_volumes))
+
+    def procrustes(gradient):
+        u, _, vt = np.linalg.svd(gradient)
+        return -u @ vt
+
+    def step(fit, first):
+        axes, volumes, shapes, _ = fit
+        if coupled and not first:
+            rotated = _newton_rotation(nk, regularised, axes, equal_volumes, coupled=True)
+            if rotated is not None:
+                return shapes_given(*rotated)
+        inverse = 1.0 / (volumes[:, None] * shapes)
+        axes = procrustes(((shifted @ axes) * inverse[:, None, :]).sum(axis=0))
+        shifted_inverse = inverse - inverse.max(axis=1, keepdims=True)
+        axes = procrustes(((regularised @ axes) * shifted_inverse[:, None, :]).sum(axis=0))
+        return shapes_given(*_newton_rotation(nk, regularised, axes, equal_volumes,
+                                              coupled=False))
+
+    start = shapes_given(np.array(axes, dtype=np.float64))
+    return _iterate(lambda fit: step(fit, fit is start), start, nk, max_iter, tol)
+
+
+def _newton_rotation(nk, regularised, axes, equal_volumes, coupled, halvings=8):
+    """Axes rotated by a Newton step on the plane angles, halved until the profiled F
+    decreases, with the variances along them; the given axes (without ``coupled``) or None
+    (with) when no halving decreases it."""
+    n_features = axes.shape[0]
+    rotated = axes.T @ regularised @ axes
+    value, gradient, hessian = profile_derivatives(nk, rotated, equal_volumes, coupled)
+    if coupled:
+        if not np.isfinite(hessian).all():
+            return None
+        curvatures, directions = np.linalg.eigh(hessian)
+        top = np.abs(curvatures).max()
+        if not top > 0:
+            return None
+        curvatures = np.maximum(np.abs(curvatures), 1e-8 * top)
+        angles = -directions @ ((directions.T @ gradient) / curvatures)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            angles = np.where(hessian > 0, -gradient / hessian, 0.0)
+    eye = np.eye(n_features)
+    first, second = np.triu_indices(n_features, 1)
+    for _ in range(halvings if angles.size else 0):
+        generator = np.zeros((n_features, n_features))
+        generator[first, second] = angles
+        generator -= generator.T
+        candidate = axes @ np.linalg.solve(eye - 0.5 * generator, eye + 0.5 * generator)
+        variances = np.diagonal(candidate.T @ regularised @ candidate, axis1=1, axis2=2)
+        if _profile_objective(nk, np.log(variances).sum(axis=1), n_features,
+                              equal_volumes) < value:
+            return candidate, variances
+        angles = 0.5 * angles
+    if coupled:
+        return None
+    return axes, np.diagonal(rotated, axis1=1, axis2=2).copy()
+
+
+def profile_derivatives(nk, rotated, equal_volumes, coupled):
+    """The profiled F of EVE or VVE at the axes of ``rotated`` (K, D, D), with its gradient
+    and Hessian (or the Hessian's diagonal) in the plane angles: the reference of
+    ``gmmfast._mstep_core.profile_derivatives``.
+
+    The axes turn as ``D exp(G)`` with ``G_ab = θ_p = −G_ba`` for plane p = (a, b); to
+    second order in G the diagonal of ``exp(G)ᵀ S exp(G)`` is that of
+    ``S + 2 S G + Gᵀ S G + S G²``, whose derivatives are taken here entry by entry for
+    each component's ``L_k = Σ_j log v_kj``.
+    """
+    n_components, n_features = rotated.shape[:2]
+    first, second = np.triu_indices(n_features, 1)
+    n_planes = first.size
+    generators = np.zeros((n_planes, n_features, n_features))
+    generators[np.arange(n_planes), first, second] = 1.0
+    generators -= generators.swapaxes(1, 2)
+    gradients = np.empty((n_components, n_planes))
+    hessians = np.empty((n_components, n_planes, n_planes))
+    for c, s in enumerate(rotated):
+        v = np.diag(s)
+        # d v / d θ_p = diag(2 S E_p); d² v / d θ_p d θ_q = diag(E_pᵀ S E_q + E_qᵀ S E_p
+        # + S (E_p E_q + E_q E_p)).
+        first_derivatives = np.array([np.diag(2 * s @ e) for e in generators])
+        gradients[c] = first_derivatives @ (1 / v)
+        for p, e_p in enumerate(generators):
+            for q, e_q in enumerate(generators):
+                second_derivative = np.diag(e_p.T @ s @ e_q + e_q.T @ s @ e_p
+                                            + s @ (e_p @ e_q + e_q @ e_p))
+                hessians[c, p, q] = (second_derivative / v
+                                     - first_derivatives[p] * first_derivatives[q] / v**2
+                                     ).sum()
+    log_products = np.log(np.diagonal(rotated, axis1=1, axis2=2)).sum(axis=1)
+    value = _profile_objective(nk, log_products, n_features, equal_volumes)
+    if not equal_volumes:
+        gradient, hessian = nk @ gradients, np.einsum("k,kpq->pq", nk, hessians)
+    else:
+        scaled = log_products / n_features
+        weights = np.exp(scaled - scaled.max())
+        weights /= weights.sum()
+        gradients = gradients / n_features
+        gradient = weights @ gradients
+        hessian = (np.einsum("k,kpq->pq", weights, hessians) / n_features
+                   + (gradients.T * weights) @ gradients - np.outer(gradient, gradient))
+    return value, gradient, hessian if coupled else np.diag(hessian).copy()
+
+
+def fit_scaled_common_shape(nk, variances, start_volumes, max_iter, tol):
+    """VEI's and VEV's volumes and common shape along fixed axes: (volumes, shapes, F,
+    n_iter, converged). The reference of ``gmmfast._mstep_core.fit_scaled_common_shape``:
+    alternate ``A ∝ Σ_k w_k / λ_k`` and ``λ_k = Σ_j (w_kj / a_j) / (n_k D)``."""
+    n_features = variances.shape[1]
+
+    def shape_given(volumes):
+        pooled = (variances / volumes[:, None]).sum(axis=0)
+        shapes = np.tile(pooled / np.exp(np.log(pooled).mean()), (len(nk), 1))
+        return volumes, shapes, axes_objective(nk, variances, volumes, shapes)
+
+    def step(fit):
+        return shape_given((variances / fit[1]).sum(axis=1) / (nk * n_features))
+
+    if start_volumes is None:
+        start_volumes = np.exp(np.log(variances).mean(axis=1)) / nk
+    return _iterate(step, shape_given(np.array(start_volumes, dtype=np.float64)), nk,
+                    max_iter, tol)
+
+
+def fit_scaled_common_covariance(nk, regularised, start_volumes, max_iter, tol):
+    """VEE's M-step, Σ_k = λ_k C: (axes, volumes, shapes, F, n_iter, converged). The
+    reference of ``gmmfast._mstep_core.fit_scaled_common_covariance``: alternate
+    ``C ∝ Σ_k W_k / λ_k`` and ``λ_k = tr(W_k C⁻¹) / (n_k D)``."""
+    n_features = regularised.shape[-1]
+
+    def covariance_given(volumes):
+        eigenvalues, axes = np.linalg.eigh((regularised / volumes[:, None, None]).sum(axis=0))
+        eigenvalues, axes = eigenvalues[::-1], axes[:, ::-1]
+        shapes = np.tile(eigenvalues / np.exp(np.log(eigenvalues).mean()), (len(nk), 1))
+        variances = np.diagonal(axes.T @ regularised @ axes, axis1=1, axis2=2)
+        return axes, volumes, shapes, axes_objective(nk, variances, volumes, shapes)
+
+    def step(fit):
+        axes, _, shapes, _ = fit
+        variances = np.diagonal(axes.T @ regularised @ axes, axis1=1, axis2=2)
+        return covariance_given((variances / shapes).sum(axis=1) / (nk * n_features))
+
+    return _iterate(step, covariance_given(np.array(start_volumes, dtype=np.float64)), nk,
+                    max_iter, tol)
+
+
+def _iterate(step, fit, nk, max_iter, tol):
+    """``step`` from ``fit`` (a tuple ending in F) until F decreases by at most
+    ``tol · max(|F|, Σ n_k)``: the fit, the number of steps and whether they converged."""
+    if not np.isfinite(fit[-1]):
+        return (*fit, 0, True)
+    for n_iter in range(1, max_iter + 1):
+        new_fit = step(fit)
+        decrease = fit[-1] - new_fit[-1]
+        fit = new_fit
+        if decrease <= tol * max(abs(fit[-1]), nk.sum()):
+            return (*fit, n_iter, True)
+    return (*fit, max_iter, False)

@@ -124,3 +124,19 @@ def test_blas_without_memory_is_a_memory_error_not_a_hang():
     assert all(line == "ok" or line.startswith("MemoryError: not enough memory")
                for line in lines), lines
     assert lines[0].startswith("MemoryError") and lines[-1] == "ok"
+
+
+def test_m_step_scratch_that_cannot_be_allocated_is_a_memory_error():
+    # EVE's and VVE's warm M-step holds each component's rotated scatter: 10 MB for 5000
+    # components of 16 features, beyond the headroom; its outputs fit.
+    lines = run_limited("""
+        from gmmfast import _mstep_core
+        k, d = 5000, 16
+        nk = np.full(k, 10.0)
+        regularised = np.tile(np.eye(d), (k, 1, 1)) * 10.0
+        outcome(4, lambda: _mstep_core.fit_common_orientation(nk, regularised, np.eye(d),
+                                                               True, 5, 1e-8))
+        print(_mstep_core.fit_common_orientation(nk[:3], regularised[:3], np.eye(d), True,
+                                                 5, 1e-8)[4])
+    """)
+    assert lines == ["MemoryError: no memory for the M-step's scratch", "1"]

@@ -11,6 +11,7 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import linalg
 
+import _mstep_reference as reference
 from _mstep_reference import estimate_parameters, kernel_parameters, sweep_plane_rotations
 from gmmfast import _em, _mstep_core
 from gmmfast._mstep import (
@@ -441,3 +442,139 @@ def test_compiled_plane_sweeps_check_arguments():
         _mstep_core.sweep_plane_rotations(nk, regularised, axes, -1, 1e-4, False)
     with pytest.raises(ValueError, match="must be non-negative"):
         _mstep_core.sweep_plane_rotations(nk, regularised, axes, 1, np.nan, False)
+
+
+@pytest.mark.parametrize("equal_volumes", [False, True])
+@pytest.mark.parametrize("shape", [(1, 2), (3, 3), (4, 5)])
+def test_compiled_profile_derivatives_match_numpy(equal_volumes, shape):
+    """The profiled F's gradient and Hessian in the plane angles, against the reference
+    that differentiates ``exp(G)ᵀ S exp(G)`` matrix by matrix."""
+    k, d = shape
+    nk, regularised, axes = plane_sweep_problem(k, d, 1)
+    rotated = axes.T @ regularised @ axes
+    for coupled in (True, False):
+        got = _mstep_core.profile_derivatives(nk, rotated, equal_volumes, coupled)
+        expected = reference.profile_derivatives(nk, rotated, equal_volumes, coupled)
+        assert_allclose(got[0], expected[0], rtol=1e-13)
+        scale = np.abs(expected[2]).max()
+        assert_allclose(got[1], expected[1], rtol=1e-11, atol=1e-13 * scale)
+        assert_allclose(got[2], expected[2], rtol=1e-11, atol=1e-13 * scale)
+    assert _mstep_core.profile_derivatives(nk[:1], rotated[:1, :1, :1], equal_volumes,
+                                           True)[2].shape == (0, 0)
+
+
+@pytest.mark.parametrize("equal_volumes", [False, True])
+def test_compiled_shapes_along_axes_match_numpy(equal_volumes):
+    nk, regularised, axes = plane_sweep_problem(4, 3, 2)
+    variances = np.diagonal(axes.T @ regularised @ axes, axis1=1, axis2=2).copy()
+    got = _mstep_core.variable_shapes_along_axes(nk, variances, equal_volumes)
+    expected = reference.variable_shapes_along_axes(nk, variances, equal_volumes)
+    for got_part, expected_part in zip(got, expected):
+        assert_allclose(got_part, expected_part, rtol=1e-13)
+    assert_allclose(np.prod(got[1], axis=1), 1.0, rtol=1e-13)
+    assert_allclose(_mstep_core.axes_objective(nk, variances, got[0], got[1]), expected[2],
+                    rtol=1e-13)
+    with pytest.raises(ValueError, match=r"must have shapes \(K,\) and \(K, D\)"):
+        _mstep_core.variable_shapes_along_axes(nk[:3], variances, equal_volumes)
+    with pytest.raises(ValueError, match="must have shapes"):
+        _mstep_core.axes_objective(nk, variances, got[0][:2], got[1])
+
+
+@pytest.mark.parametrize("equal_volumes", [False, True])
+@pytest.mark.parametrize("shape", [(1, 2), (3, 2), (4, 5), (9, 8)])
+def test_compiled_common_orientation_matches_numpy(equal_volumes, shape):
+    """EVE's and VVE's warm M-step: the NumPy steps' axes, volumes, shapes, F and count,
+    capped or converged."""
+    k, d = shape
+    # From random axes in 8 dimensions, far from a minimum, the steps amplify rounding
+    # (NumPy's own steps and these references part by ~20 times per step after the third)
+    # and may end in other local minima of F: there only the first steps are compared.
+    runs = ((1, 1e-8), (3, 1e-12)) + (((1000, 1e-8),) if d <= 5 else ())
+    for seed in range(3):
+        nk, regularised, axes = plane_sweep_problem(k, d, seed)
+        for max_iter, tol in runs:
+            got = _mstep_core.fit_common_orientation(nk, regularised, axes, equal_volumes,
+                                                     max_iter, tol)
+            expected = reference.fit_common_orientation(nk, regularised, axes,
+                                                        equal_volumes, max_iter, tol)
+            assert got[4:] == expected[4:], (seed, max_iter)
+            assert_allclose(got[3], expected[3], rtol=1e-10)
+            # The steps are the same; rounding differs, most in the Hessian's eigenvectors,
+            # and an axis's sign where a Procrustes slope is singular (one component).
+            signs = np.sign((got[0] * expected[0]).sum(axis=0))
+            assert_allclose(got[0] * signs, expected[0], rtol=0, atol=1e-7)
+            assert_allclose(got[1], expected[1], rtol=1e-7)
+            assert_allclose(got[2], expected[2], rtol=1e-7)
+            assert_allclose(got[0].T @ got[0], np.eye(d), atol=1e-12)
+            start_variances = np.diagonal(axes.T @ regularised @ axes, axis1=1, axis2=2)
+            start = reference.variable_shapes_along_axes(nk, start_variances, equal_volumes)
+            assert got[3] <= start[2]
+
+
+def test_compiled_common_orientation_edges_and_arguments():
+    nk, regularised, axes = plane_sweep_problem(3, 4, 0)
+    # One column: nothing to rotate, the closed shapes (all 1) after one step.
+    got = _mstep_core.fit_common_orientation(nk, regularised[:, :1, :1], np.eye(1), True,
+                                             10, 1e-8)
+    assert got[0].shape == (1, 1) and abs(got[0][0, 0]) == 1.0
+    assert_allclose(got[1], regularised[:, 0, 0].sum() / nk.sum())
+    assert got[4] == 1 and got[5]
+    # A scatter singular along a start axis: F = −∞, the start is returned after 0 steps.
+    singular = regularised.copy()
+    singular[0, 0, :] = singular[0, :, 0] = 0.0
+    got = _mstep_core.fit_common_orientation(nk, singular, np.eye(4), False, 10, 1e-8)
+    assert not np.isfinite(got[3]) and got[4] == 0 and got[5]
+    with pytest.raises(ValueError, match=r"must have shapes \(K,\) and \(K, D, D\)"):
+        _mstep_core.fit_common_orientation(nk[:2], regularised, axes, True, 10, 1e-8)
+    with pytest.raises(ValueError, match=r"axes must have shape \(4, 4\)"):
+        _mstep_core.fit_common_orientation(nk, regularised, axes[:3], True, 10, 1e-8)
+    with pytest.raises(ValueError, match="max_iter must be positive"):
+        _mstep_core.fit_common_orientation(nk, regularised, axes, True, 0, 1e-8)
+    with pytest.raises(ValueError, match="tol non-negative"):
+        _mstep_core.fit_common_orientation(nk, regularised, axes, True, 10, np.nan)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 2), (4, 5), (9, 8)])
+def test_compiled_scaled_common_shape_and_covariance_match_numpy(shape):
+    """VEI/VEV's common shape along fixed axes and VEE's common covariance, scaled per
+    component: the NumPy alternations' results and counts, capped or converged."""
+    k, d = shape
+    for seed in range(3):
+        nk, regularised, axes = plane_sweep_problem(k, d, seed)
+        variances = np.diagonal(axes.T @ regularised @ axes, axis1=1, axis2=2).copy()
+        start_volumes = np.exp(np.linalg.slogdet(regularised)[1] / d) / nk
+        for max_iter, tol in ((1, 1e-8), (3, 0.0), (1000, 1e-8)):
+            got = _mstep_core.fit_scaled_common_shape(nk, variances, None, max_iter, tol)
+            expected = reference.fit_scaled_common_shape(nk, variances, None, max_iter, tol)
+            assert got[3:] == expected[3:], (seed, max_iter)
+            for got_part, expected_part in zip(got[:3], expected[:3]):
+                assert_allclose(got_part, expected_part, rtol=1e-11)
+            got = _mstep_core.fit_scaled_common_covariance(nk, regularised, start_volumes,
+                                                           max_iter, tol)
+            expected = reference.fit_scaled_common_covariance(nk, regularised,
+                                                              start_volumes, max_iter, tol)
+            assert got[4:] == expected[4:], (seed, max_iter)
+            # Eigenvectors are defined up to their signs.
+            assert_allclose(np.abs(got[0]), np.abs(expected[0]), rtol=0, atol=1e-8)
+            for got_part, expected_part in zip(got[1:4], expected[1:4]):
+                assert_allclose(got_part, expected_part, rtol=1e-10)
+
+
+def test_compiled_scaled_common_shape_and_covariance_check_arguments():
+    nk, regularised, axes = plane_sweep_problem(3, 4, 0)
+    variances = np.diagonal(regularised, axis1=1, axis2=2).copy()
+    fit_shape = _mstep_core.fit_scaled_common_shape
+    fit_covariance = _mstep_core.fit_scaled_common_covariance
+    with pytest.raises(ValueError, match=r"must have shapes \(K,\) and \(K, D\)"):
+        fit_shape(nk[:2], variances, None, 10, 1e-8)
+    with pytest.raises(ValueError, match=r"start_volumes must have shape \(3,\)"):
+        fit_shape(nk, variances, np.ones(2), 10, 1e-8)
+    with pytest.raises(ValueError, match="max_iter must be positive"):
+        fit_shape(nk, variances, None, 0, 1e-8)
+    with pytest.raises(ValueError, match=r"must have shapes \(K,\) and \(K, D, D\)"):
+        fit_covariance(nk, variances, np.ones(3), 10, 1e-8)
+    with pytest.raises(ValueError, match="tol non-negative"):
+        fit_covariance(nk, regularised, np.ones(3), 10, -1.0)
+    # A start where F is not finite (a zero variance) is returned after 0 steps.
+    variances[0, 0] = 0.0
+    assert fit_shape(nk, variances, None, 10, 1e-8)[3:] == (0, True)
