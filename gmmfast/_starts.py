@@ -329,7 +329,8 @@ def draw_starts(screen, n_components, random_state, n_threads):
 
 class Screening(NamedTuple):
     """The outcome of the successive halving on the screen: the surviving starts, best
-    first, as ``(start, θ, bound)`` (empty when every start failed), and the bound of the
+    first, as ``(start, θ, bound)`` (empty when every start failed; a start that copies
+    an earlier one's partition is left out), and the bound of the
     plain k-means start, which runs every round as the reference (−inf if it failed)."""
 
     survivors: list
@@ -367,8 +368,11 @@ def screened_winner(model, screen, starts, n_threads, tol, stop=None):
                         warn=False)
         sets = result.parameters.only(admissible)
     kmeans_bound = sets.bounds[0] if sets.thetas[0] is not None else -np.inf
-    return Screening([(starts[i], sets.thetas[i], sets.bounds[i]) for i in sets.ranked()],
-                     kmeans_bound)
+    # A copy's θ is its original's, which ranks before it: climbing both to convergence
+    # would repeat one climb.
+    following = {copy for copy, _ in copies}
+    return Screening([(starts[i], sets.thetas[i], sets.bounds[i]) for i in sets.ranked()
+                      if i not in following], kmeans_bound)
 
 
 def _initial_parameters(model, source, stats):
