@@ -31,7 +31,12 @@ best optimum on some data sets and miss it on others. So:
 4. The winner is run to convergence on all the rows. When the screen holds all the
    rows, so are the other survivors of the last round and the plain k-means start, from
    its initial θ, and the best is the fit: a multi-start fit is then never worse than
-   the "kmeans" fit with the same ``random_state``. On larger data that second EM on all the rows would double the
+   the "kmeans" fit with the same ``random_state``. There an iteration costs little, and
+   the start that leads after the short rounds does not always end highest, so halving
+   keeps at least as many distinct starts as hold ``FINALIST_ROWS`` rows together (a
+   budget of starts × rows per iteration: four starts on a full screen of
+   ``SCREEN_ROWS`` rows, every start of the pool on data of at most ~300 rows); they
+   climb every round, then to convergence. On larger data that second EM on all the rows would double the
    cost; the k-means start competed on the screen (it runs every round, as the
    reference), and it is the fit's start only when it won there. :class:`StartReport`
    says which start was kept and by how much it beat the plain k-means start.
@@ -86,6 +91,13 @@ SETTLED_FRACTION = 1 / (4 * sum(SCREEN_ROUNDS))
 # of sums about different shifts is some 1e-13 of it, while moving one row of a thousand
 # between clusters moves their means by about 1e-3 of it.
 SAME_PARTITION = 1e-8
+
+# On data within the screen, halving keeps at least FINALIST_ROWS // rows starts, which
+# all climb to convergence: an iteration of them all reads at most as many rows as the
+# last round's four survivors on a full screen do. Climbing more starts to the end finds
+# optima that no short race ranks first (on Old Faithful, iris and wine, 16 more of
+# mclust's 14 models × 9 sizes reach the references of benchmarks/results/STARTS.md).
+FINALIST_ROWS = 4 * SCREEN_ROWS
 
 # Randomised starts drawn on the screen for each number of components, per kind.
 SCREEN_KMEANS_STARTS = 2
@@ -341,7 +353,8 @@ def screened_winner(model, screen, starts, n_threads, tol, stop=None):
     """The :class:`Screening` of ``starts`` (the plain k-means start first). A round ends
     early once every set's bound changes by less than ``tol``; a start that repeats an
     earlier start's partition of the screen follows it, and on a sample of the rows a
-    start whose bound changes by less than ``tol · SETTLED_FRACTION`` stops climbing."""
+    start whose bound changes by less than ``tol · SETTLED_FRACTION`` stops climbing. On
+    the rows themselves halving keeps at least ``FINALIST_ROWS // rows`` starts."""
     sample = screen.sample
     model = model.for_screening()
     partitions = [start.statistics(sample, model.form, n_threads) for start in starts]
@@ -357,12 +370,13 @@ def screened_winner(model, screen, starts, n_threads, tol, stop=None):
     settle_below = None if sample is screen.source else tol * SETTLED_FRACTION
     multi = MultiSetModel(model, settle_below)
     admissible = screen.admissible(model)
+    n_finalists = _finalists(sample) if sample is screen.source else 1
     for round_index, iterations in enumerate(SCREEN_ROUNDS):
         n_live = sum(theta is not None for theta in sets.thetas)
         if n_live == 0 or (round_index and n_live == 1):
             break
         if round_index:
-            sets = sets.keep_best((n_live + 1) // 2, always=0)
+            sets = sets.keep_best(max((n_live + 1) // 2, n_finalists), always=0)
         result = run_em(multi, sample, lambda _, sets=sets: (sets, -np.inf), n_init=1,
                         max_iter=iterations, tol=tol, n_threads=n_threads, stop=stop,
                         warn=False)
@@ -373,6 +387,12 @@ def screened_winner(model, screen, starts, n_threads, tol, stop=None):
     following = {copy for copy, _ in copies}
     return Screening([(starts[i], sets.thetas[i], sets.bounds[i]) for i in sets.ranked()
                       if i not in following], kmeans_bound)
+
+
+def _finalists(rows):
+    """How many starts halving keeps at least on data within the screen, a source of
+    ``rows`` (see FINALIST_ROWS)."""
+    return max(1, FINALIST_ROWS // max(rows.n_samples, 1))
 
 
 def _initial_parameters(model, source, stats):
@@ -421,9 +441,9 @@ def multistart_em(model, screen, n_components, random_state, *, n_init, max_iter
         survivors, kmeans_bound = (
             screened_winner(model, screen, starts, n_threads, tol, stop)
             if len(starts) > 1 else ([], -np.inf))
-        # On the rows themselves every survivor of the last round goes on (three or
-        # four): cheap on so few rows, and the start that leads after the short runs
-        # does not always end highest.
+        # On the rows themselves every survivor of the last round goes on (see
+        # FINALIST_ROWS): cheap on so few rows, and the start that leads after the short
+        # runs does not always end highest.
         winners = [(start, theta, bound) for start, theta, bound
                    in (survivors if on_every_row else survivors[:1])
                    if start.name != PLAIN_KMEANS]

@@ -13,6 +13,7 @@ from gmmfast._compat import ConvergenceWarning
 from gmmfast._engine import InMemorySource, MixtureModel, MultiSetModel, ParameterSets, run_em
 from gmmfast._starts import (
     COLLAPSED_VARIANCE,
+    FINALIST_ROWS,
     FLOOR_FACTOR,
     MODEL_BASED_TREE_ROWS,
     SCREEN_ROWS,
@@ -418,6 +419,41 @@ def test_on_the_rows_themselves_every_survivor_climbs_on(monkeypatch):
     passes_all, survivors_all = screening_passes(monkeypatch, X, 0.0)
     assert passes == passes_all
     assert [bound for *_, bound in survivors] == [bound for *_, bound in survivors_all]
+
+
+def test_on_small_data_every_distinct_start_climbs_to_convergence(monkeypatch):
+    X = blobs(n_samples=300, seed=12)
+    assert FINALIST_ROWS // X.shape[0] >= 13  # the whole pool
+    model = MixtureModel("full", 1e-6, X.dtype)
+    screen = Screen(InMemorySource(X))
+    starts = draw_starts(screen, 4, np.random.RandomState(0), 1)
+    copies = screen.copies([start.statistics(screen.sample, model.form, 1)
+                            for start in starts])
+    survivors = screened_winner(model, screen, starts, 1, 1e-3).survivors
+    assert len(survivors) == len(starts) - len(copies) > 4
+    climbs = []
+
+    def counted_run_em(model, source, start, **params):
+        if not isinstance(model, MultiSetModel):
+            climbs.append(params["n_init"])
+        return run_em(model, source, start, **params)
+
+    monkeypatch.setattr("gmmfast._starts.run_em", counted_run_em)
+    multistart_em(model, screen, 4, None, n_init=1, max_iter=100, tol=1e-3, n_threads=1,
+                  pools=[starts])
+    # The plain k-means start replaces its screened copy.
+    assert climbs == [len(survivors)]
+
+
+def test_on_a_full_screen_the_last_round_keeps_four_starts():
+    X = blobs(n_samples=SCREEN_ROWS, seed=12)
+    assert FINALIST_ROWS // SCREEN_ROWS == 4
+    model = MixtureModel("full", 1e-6, X.dtype)
+    screen = Screen(InMemorySource(X))
+    starts = draw_starts(screen, 4, np.random.RandomState(0), 1)
+    survivors = screened_winner(model, screen, starts, 1, 1e-3).survivors
+    # The plain k-means start, the reference, runs every round beside them.
+    assert len([start for start, _, _ in survivors if start.name != "kmeans"]) <= 4
 
 
 def test_starts_that_partition_the_screen_alike_are_copies_of_the_first():
