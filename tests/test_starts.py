@@ -10,7 +10,14 @@ from scipy.cluster.hierarchy import fcluster
 
 from gmmfast import GaussianMixture, GaussianMixtureIC, select_model
 from gmmfast._compat import ConvergenceWarning
-from gmmfast._engine import InMemorySource, MixtureModel, MultiSetModel, ParameterSets, run_em
+from gmmfast._engine import (
+    InMemorySource,
+    MixtureModel,
+    MultiSetModel,
+    ParameterSets,
+    Race,
+    run_em,
+)
 from gmmfast._starts import (
     COLLAPSED_VARIANCE,
     FINALIST_ROWS,
@@ -385,9 +392,9 @@ def test_a_set_that_has_converged_takes_no_further_steps():
     assert sets.settled == frozenset() and source.scored[-3:] == [2, 2, 2]
 
 
-def screening_passes(monkeypatch, X, settled_fraction):
+def screening_passes(monkeypatch, X, settled_fraction, race=True):
     """(set-passes of a screening of 4 components, its survivors) with the given
-    SETTLED_FRACTION."""
+    SETTLED_FRACTION, and with or without the rounds' races on a sample."""
     model = MixtureModel("full", 1e-6, X.dtype)
     screen = Screen(InMemorySource(X))
     scored = []
@@ -401,6 +408,8 @@ def screening_passes(monkeypatch, X, settled_fraction):
     with monkeypatch.context() as patch:
         patch.setattr(screen.sample, "statistics_of_sets", counted)
         patch.setattr("gmmfast._starts.SETTLED_FRACTION", settled_fraction)
+        if not race:
+            patch.setattr("gmmfast._starts._race", lambda *args: None)
         survivors = screened_winner(model, screen, starts, 1, 1e-3).survivors
     return sum(scored), survivors
 
@@ -411,6 +420,27 @@ def test_on_a_sample_the_screening_stops_climbing_starts_that_have_settled(monke
     passes_all, survivors_all = screening_passes(monkeypatch, X, 0.0)
     assert passes < 0.9 * passes_all
     assert survivors[0][2] >= survivors_all[0][2] - 1e-3 / 4
+
+
+def test_on_a_sample_a_start_out_of_the_race_stops_climbing(monkeypatch):
+    X = blobs(n_samples=2 * SCREEN_ROWS, seed=3)
+    passes, survivors = screening_passes(monkeypatch, X, SETTLED_FRACTION)
+    passes_all, survivors_all = screening_passes(monkeypatch, X, SETTLED_FRACTION,
+                                                 race=False)
+    assert passes < passes_all
+    assert survivors[0][0].name == survivors_all[0][0].name
+
+
+def test_a_race_stops_the_sets_that_cannot_reach_the_kept_ones():
+    race = Race(n_kept=2, n_steps=10, margin=4.0, reference=0)
+    previous = (-3.0, -1.0, -1.2, -2.0, -1.91, -np.inf, -1.5)
+    bounds = (-2.9, -0.9, -1.1, -1.95, -1.9, -1.8, -1.5)
+    # The cut is -1.1; with 4 steps left set 3 could reach -1.15 and set 4 -1.74 (both
+    # out), the reference (0) and set 5 (no rise yet) stay, and a set that did not
+    # climb (6) is not decided here.
+    assert race.out_of_reach(bounds, previous, [0, 1, 2, 3, 4, 5], 4) == {3, 4}
+    assert race.out_of_reach(bounds, previous, [3], 10) == set()  # -1.95 + 4·10·0.05 > cut
+    assert Race(7, 10, 4.0).out_of_reach(bounds, previous, [3, 4], 4) == set()  # all kept
 
 
 def test_on_the_rows_themselves_every_survivor_climbs_on(monkeypatch):
