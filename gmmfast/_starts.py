@@ -37,10 +37,11 @@ best optimum on some data sets and miss it on others. So:
    keeps at least as many distinct starts as hold ``FINALIST_ROWS`` rows together (a
    budget of starts × rows per iteration: four starts on a full screen of
    ``SCREEN_ROWS`` rows, every start of the pool on data of at most ~300 rows); they
-   climb every round, then to convergence. On larger data that second EM on all the rows would double the
-   cost; the k-means start competed on the screen (it runs every round, as the
-   reference), and it is the fit's start only when it won there. :class:`StartReport`
-   says which start was kept and by how much it beat the plain k-means start.
+   climb every round, then to convergence. On larger data that second EM on all the
+   rows would double the cost; the k-means start competed on the screen (it runs every
+   round, as the reference), and it is the fit's start only when it won there.
+   :class:`StartReport` says which start was kept and by how much it beat the plain
+   k-means start.
 
 More starts find more optima, spurious ones among them: a component that collapses onto
 a few rows sharing a value (discrete or rounded data), or on fewer rows than it has
@@ -103,8 +104,8 @@ SAME_PARTITION = 1e-8
 # On data within the screen, halving keeps at least FINALIST_ROWS // rows starts, which
 # all climb to convergence: an iteration of them all reads at most as many rows as the
 # last round's four survivors on a full screen do. Climbing more starts to the end finds
-# optima that no short race ranks first (on Old Faithful, iris and wine, 16 more of
-# mclust's 14 models × 9 sizes reach the references of benchmarks/results/STARTS.md).
+# optima that no short race ranks first (benchmarks/results/STARTS.md: cells of Old
+# Faithful, iris and wine that four finalists miss).
 FINALIST_ROWS = 4 * SCREEN_ROWS
 
 # Randomised starts drawn on the screen for each number of components, per kind.
