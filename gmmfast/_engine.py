@@ -913,6 +913,30 @@ class ParameterSets(NamedTuple):
         return ranked[0] if ranked else None
 
 
+class Race(NamedTuple):
+    """A round of successive halving among parameter sets: after ``n_steps`` steps the
+    ``n_kept`` best go on. A set that could not reach the ``n_kept``-th best bound even
+    if it rose ``margin`` times its last rise at every step left is out of the race: the
+    round cannot keep it, so it stops climbing. ``reference`` (an index, or None) climbs
+    whatever its rank."""
+
+    n_kept: int
+    n_steps: int
+    margin: float
+    reference: object = None
+
+    def out_of_reach(self, bounds, previous, climbing, steps_left):
+        """The sets of ``climbing`` that are out of the race after a step from bounds
+        ``previous`` to ``bounds``, with ``steps_left`` steps to go."""
+        live = sorted((b for b in bounds if b > -np.inf), reverse=True)
+        if len(live) <= self.n_kept:
+            return set()
+        cut = live[self.n_kept - 1]
+        return {i for i in climbing
+                if i != self.reference and -np.inf < previous[i] <= bounds[i] < cut
+                and bounds[i] + self.margin * steps_left * (bounds[i] - previous[i]) < cut}
+
+
 class MultiSetModel:
     """Several parameter sets of ``model`` climbed together: a step scores every live set
     in one pass over the rows (the source's ``statistics_of_sets``) and applies the
@@ -925,17 +949,21 @@ class MultiSetModel:
     settled: it takes no further steps (its θ and bound stay as they are), so the sets
     still climbing no longer pay a pass and an M-step for each set that has arrived. A
     copy (the same start as an earlier set) takes no step of its own either: it follows
-    its original, so the sets rank, converge and are kept exactly as if it climbed."""
+    its original, so the sets rank, converge and are kept exactly as if it climbed. With
+    a :class:`Race`, a set out of the race settles too."""
 
-    def __init__(self, model, tol=None):
+    def __init__(self, model, tol=None, race=None):
         self.model = model
         self.form = model.form
         self.tol = tol
+        self.race = race
 
     def em_step(self, source, n_threads):
-        model, total_weight, tol = self.model, source.total_weight, self.tol
+        model, total_weight, tol, race = self.model, source.total_weight, self.tol, self.race
+        steps_taken = 0
 
         def step(sets):
+            nonlocal steps_taken
             following = {copy for copy, _ in sets.copies}
             climbing = [i for i, theta in enumerate(sets.thetas) if theta is not None
                         and i not in sets.settled and i not in following]
@@ -957,6 +985,10 @@ class MultiSetModel:
                 if tol is not None and abs(bound - sets.bounds[i]) < tol:
                     settled.add(i)
                 bounds[i] = bound
+            steps_taken += 1
+            if race is not None:
+                settled |= race.out_of_reach(bounds, sets.bounds, climbing,
+                                             race.n_steps - steps_taken)
             for copy, original in sets.copies:
                 if thetas[copy] is not None:
                     thetas[copy], bounds[copy] = thetas[original], bounds[original]

@@ -26,15 +26,22 @@ best optimum on some data sets and miss it on others. So:
    few iterations per start. Work that cannot change the ranking is skipped: a start
    that partitions the screen's rows as an earlier one did (k-means runs and tree cuts
    often agree) follows that start instead of climbing again, and on a sample of the
-   rows a start whose bound has settled (``SETTLED_FRACTION``) stops climbing while the
+   rows a start whose bound has settled (``SETTLED_FRACTION``), or that has fallen so
+   far behind that the round cannot keep it (``RACE_MARGIN``), stops climbing while the
    others go on.
 4. The winner is run to convergence on all the rows. When the screen holds all the
    rows, so are the other survivors of the last round and the plain k-means start, from
    its initial θ, and the best is the fit: a multi-start fit is then never worse than
-   the "kmeans" fit with the same ``random_state``. On larger data that second EM on all the rows would double the
-   cost; the k-means start competed on the screen (it runs every round, as the
-   reference), and it is the fit's start only when it won there. :class:`StartReport`
-   says which start was kept and by how much it beat the plain k-means start.
+   the "kmeans" fit with the same ``random_state``. There an iteration costs little, and
+   the start that leads after the short rounds does not always end highest, so halving
+   keeps at least as many distinct starts as hold ``FINALIST_ROWS`` rows together (a
+   budget of starts × rows per iteration: four starts on a full screen of
+   ``SCREEN_ROWS`` rows, every start of the pool on data of at most ~300 rows); they
+   climb every round, then to convergence. On larger data that second EM on all the
+   rows would double the cost; the k-means start competed on the screen (it runs every
+   round, as the reference), and it is the fit's start only when it won there.
+   :class:`StartReport` says which start was kept and by how much it beat the plain
+   k-means start.
 
 More starts find more optima, spurious ones among them: a component that collapses onto
 a few rows sharing a value (discrete or rounded data), or on fewer rows than it has
@@ -53,6 +60,7 @@ from gmmfast._agglomeration import vvv_linkage
 from gmmfast._engine import (
     MultiSetModel,
     ParameterSets,
+    Race,
     kmeans_centres,
     run_em,
 )
@@ -81,11 +89,24 @@ SCREEN_ROUNDS = (4, 8, 16)
 # iterations left in the screening would raise it by less than a quarter of tol, a
 # difference that no comparison at the fit's tolerance resolves.
 SETTLED_FRACTION = 1 / (4 * sum(SCREEN_ROUNDS))
+# On a sample, a start stops climbing once it could not reach the starts the round keeps
+# even rising this many times its last rise at every iteration left: EM's rises shrink
+# as it converges, so such a start is not kept by the round. The margin allows for the
+# rises that grow for a while as EM leaves a plateau: on the default search of 100 000
+# rows a margin of 4 changed no screening's winner, and 2 changed some rounds' survivors.
+RACE_MARGIN = 4.0
 # Two starts partition the screen's rows alike when their clusters' counts agree to this
 # relative precision and their means to this fraction of the data's spread: the rounding
 # of sums about different shifts is some 1e-13 of it, while moving one row of a thousand
 # between clusters moves their means by about 1e-3 of it.
 SAME_PARTITION = 1e-8
+
+# On data within the screen, halving keeps at least FINALIST_ROWS // rows starts, which
+# all climb to convergence: an iteration of them all reads at most as many rows as the
+# last round's four survivors on a full screen do. Climbing more starts to the end finds
+# optima that no short race ranks first (benchmarks/results/STARTS.md: cells of Old
+# Faithful, iris and wine that four finalists miss).
+FINALIST_ROWS = 4 * SCREEN_ROWS
 
 # Randomised starts drawn on the screen for each number of components, per kind.
 SCREEN_KMEANS_STARTS = 2
@@ -329,7 +350,8 @@ def draw_starts(screen, n_components, random_state, n_threads):
 
 class Screening(NamedTuple):
     """The outcome of the successive halving on the screen: the surviving starts, best
-    first, as ``(start, θ, bound)`` (empty when every start failed), and the bound of the
+    first, as ``(start, θ, bound)`` (empty when every start failed; a start that copies
+    an earlier one's partition is left out), and the bound of the
     plain k-means start, which runs every round as the reference (−inf if it failed)."""
 
     survivors: list
@@ -340,7 +362,8 @@ def screened_winner(model, screen, starts, n_threads, tol, stop=None):
     """The :class:`Screening` of ``starts`` (the plain k-means start first). A round ends
     early once every set's bound changes by less than ``tol``; a start that repeats an
     earlier start's partition of the screen follows it, and on a sample of the rows a
-    start whose bound changes by less than ``tol · SETTLED_FRACTION`` stops climbing."""
+    start whose bound changes by less than ``tol · SETTLED_FRACTION`` stops climbing. On
+    the rows themselves halving keeps at least ``FINALIST_ROWS // rows`` starts."""
     sample = screen.sample
     model = model.for_screening()
     partitions = [start.statistics(sample, model.form, n_threads) for start in starts]
@@ -353,22 +376,42 @@ def screened_winner(model, screen, starts, n_threads, tol, stop=None):
     sets = ParameterSets.of(thetas)._replace(copies=copies)
     # On the rows themselves the survivors' screening iterations are the first of their
     # climb to convergence, which must not stop early; on a sample they only rank.
-    settle_below = None if sample is screen.source else tol * SETTLED_FRACTION
-    multi = MultiSetModel(model, settle_below)
+    on_every_row = sample is screen.source
+    settle_below = None if on_every_row else tol * SETTLED_FRACTION
     admissible = screen.admissible(model)
+    n_finalists = _finalists(sample) if on_every_row else 1
     for round_index, iterations in enumerate(SCREEN_ROUNDS):
         n_live = sum(theta is not None for theta in sets.thetas)
         if n_live == 0 or (round_index and n_live == 1):
             break
         if round_index:
-            sets = sets.keep_best((n_live + 1) // 2, always=0)
+            sets = sets.keep_best(max((n_live + 1) // 2, n_finalists), always=0)
+        multi = MultiSetModel(model, settle_below,
+                              None if on_every_row else _race(sets, round_index, iterations))
         result = run_em(multi, sample, lambda _, sets=sets: (sets, -np.inf), n_init=1,
                         max_iter=iterations, tol=tol, n_threads=n_threads, stop=stop,
                         warn=False)
         sets = result.parameters.only(admissible)
     kmeans_bound = sets.bounds[0] if sets.thetas[0] is not None else -np.inf
-    return Screening([(starts[i], sets.thetas[i], sets.bounds[i]) for i in sets.ranked()],
-                     kmeans_bound)
+    # A copy's θ is its original's, which ranks before it: climbing both to convergence
+    # would repeat one climb.
+    following = {copy for copy, _ in copies}
+    return Screening([(starts[i], sets.thetas[i], sets.bounds[i]) for i in sets.ranked()
+                      if i not in following], kmeans_bound)
+
+
+def _race(sets, round_index, iterations):
+    """The :class:`Race` of a round on a sample: the sets the next round keeps (the
+    winner, after the last), the plain k-means start (set 0) climbing as the reference."""
+    n_live = sum(theta is not None for theta in sets.thetas)
+    last = round_index == len(SCREEN_ROUNDS) - 1
+    return Race(1 if last else (n_live + 1) // 2, iterations, RACE_MARGIN, reference=0)
+
+
+def _finalists(rows):
+    """How many starts halving keeps at least on data within the screen, a source of
+    ``rows`` (see FINALIST_ROWS)."""
+    return max(1, FINALIST_ROWS // max(rows.n_samples, 1))
 
 
 def _initial_parameters(model, source, stats):
@@ -417,9 +460,9 @@ def multistart_em(model, screen, n_components, random_state, *, n_init, max_iter
         survivors, kmeans_bound = (
             screened_winner(model, screen, starts, n_threads, tol, stop)
             if len(starts) > 1 else ([], -np.inf))
-        # On the rows themselves every survivor of the last round goes on (three or
-        # four): cheap on so few rows, and the start that leads after the short runs
-        # does not always end highest.
+        # On the rows themselves every survivor of the last round goes on (see
+        # FINALIST_ROWS): cheap on so few rows, and the start that leads after the short
+        # runs does not always end highest.
         winners = [(start, theta, bound) for start, theta, bound
                    in (survivors if on_every_row else survivors[:1])
                    if start.name != PLAIN_KMEANS]

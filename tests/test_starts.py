@@ -10,9 +10,17 @@ from scipy.cluster.hierarchy import fcluster
 
 from gmmfast import GaussianMixture, GaussianMixtureIC, select_model
 from gmmfast._compat import ConvergenceWarning
-from gmmfast._engine import InMemorySource, MixtureModel, MultiSetModel, ParameterSets, run_em
+from gmmfast._engine import (
+    InMemorySource,
+    MixtureModel,
+    MultiSetModel,
+    ParameterSets,
+    Race,
+    run_em,
+)
 from gmmfast._starts import (
     COLLAPSED_VARIANCE,
+    FINALIST_ROWS,
     FLOOR_FACTOR,
     MODEL_BASED_TREE_ROWS,
     SCREEN_ROWS,
@@ -384,9 +392,9 @@ def test_a_set_that_has_converged_takes_no_further_steps():
     assert sets.settled == frozenset() and source.scored[-3:] == [2, 2, 2]
 
 
-def screening_passes(monkeypatch, X, settled_fraction):
+def screening_passes(monkeypatch, X, settled_fraction, race=True):
     """(set-passes of a screening of 4 components, its survivors) with the given
-    SETTLED_FRACTION."""
+    SETTLED_FRACTION, and with or without the rounds' races on a sample."""
     model = MixtureModel("full", 1e-6, X.dtype)
     screen = Screen(InMemorySource(X))
     scored = []
@@ -400,6 +408,8 @@ def screening_passes(monkeypatch, X, settled_fraction):
     with monkeypatch.context() as patch:
         patch.setattr(screen.sample, "statistics_of_sets", counted)
         patch.setattr("gmmfast._starts.SETTLED_FRACTION", settled_fraction)
+        if not race:
+            patch.setattr("gmmfast._starts._race", lambda *args: None)
         survivors = screened_winner(model, screen, starts, 1, 1e-3).survivors
     return sum(scored), survivors
 
@@ -412,12 +422,68 @@ def test_on_a_sample_the_screening_stops_climbing_starts_that_have_settled(monke
     assert survivors[0][2] >= survivors_all[0][2] - 1e-3 / 4
 
 
+def test_on_a_sample_a_start_out_of_the_race_stops_climbing(monkeypatch):
+    X = blobs(n_samples=2 * SCREEN_ROWS, seed=3)
+    passes, survivors = screening_passes(monkeypatch, X, SETTLED_FRACTION)
+    passes_all, survivors_all = screening_passes(monkeypatch, X, SETTLED_FRACTION,
+                                                 race=False)
+    assert passes < passes_all
+    assert survivors[0][0].name == survivors_all[0][0].name
+
+
+def test_a_race_stops_the_sets_that_cannot_reach_the_kept_ones():
+    race = Race(n_kept=2, n_steps=10, margin=4.0, reference=0)
+    previous = (-3.0, -1.0, -1.2, -2.0, -1.91, -np.inf, -1.5)
+    bounds = (-2.9, -0.9, -1.1, -1.95, -1.9, -1.8, -1.5)
+    # The cut is -1.1; with 4 steps left set 3 could reach -1.15 and set 4 -1.74 (both
+    # out), the reference (0) and set 5 (no rise yet) stay, and a set that did not
+    # climb (6) is not decided here.
+    assert race.out_of_reach(bounds, previous, [0, 1, 2, 3, 4, 5], 4) == {3, 4}
+    assert race.out_of_reach(bounds, previous, [3], 10) == set()  # -1.95 + 4·10·0.05 > cut
+    assert Race(7, 10, 4.0).out_of_reach(bounds, previous, [3, 4], 4) == set()  # all kept
+
+
 def test_on_the_rows_themselves_every_survivor_climbs_on(monkeypatch):
     X = blobs(n_samples=600, seed=12)
     passes, survivors = screening_passes(monkeypatch, X, SETTLED_FRACTION)
     passes_all, survivors_all = screening_passes(monkeypatch, X, 0.0)
     assert passes == passes_all
     assert [bound for *_, bound in survivors] == [bound for *_, bound in survivors_all]
+
+
+def test_on_small_data_every_distinct_start_climbs_to_convergence(monkeypatch):
+    X = blobs(n_samples=300, seed=12)
+    assert FINALIST_ROWS // X.shape[0] >= 13  # the whole pool
+    model = MixtureModel("full", 1e-6, X.dtype)
+    screen = Screen(InMemorySource(X))
+    starts = draw_starts(screen, 4, np.random.RandomState(0), 1)
+    copies = screen.copies([start.statistics(screen.sample, model.form, 1)
+                            for start in starts])
+    survivors = screened_winner(model, screen, starts, 1, 1e-3).survivors
+    assert len(survivors) == len(starts) - len(copies) > 4
+    climbs = []
+
+    def counted_run_em(model, source, start, **params):
+        if not isinstance(model, MultiSetModel):
+            climbs.append(params["n_init"])
+        return run_em(model, source, start, **params)
+
+    monkeypatch.setattr("gmmfast._starts.run_em", counted_run_em)
+    multistart_em(model, screen, 4, None, n_init=1, max_iter=100, tol=1e-3, n_threads=1,
+                  pools=[starts])
+    # The plain k-means start replaces its screened copy.
+    assert climbs == [len(survivors)]
+
+
+def test_on_a_full_screen_the_last_round_keeps_four_starts():
+    X = blobs(n_samples=SCREEN_ROWS, seed=12)
+    assert FINALIST_ROWS // SCREEN_ROWS == 4
+    model = MixtureModel("full", 1e-6, X.dtype)
+    screen = Screen(InMemorySource(X))
+    starts = draw_starts(screen, 4, np.random.RandomState(0), 1)
+    survivors = screened_winner(model, screen, starts, 1, 1e-3).survivors
+    # The plain k-means start, the reference, runs every round beside them.
+    assert len([start for start, _, _ in survivors if start.name != "kmeans"]) <= 4
 
 
 def test_starts_that_partition_the_screen_alike_are_copies_of_the_first():
@@ -463,16 +529,25 @@ def test_the_screening_climbs_one_start_of_each_partition(monkeypatch):
         source = CountingSource(X)
         screen = Screen(source)
         starts = draw_starts(screen, 3, np.random.RandomState(0), 1)
+        copies = screen.copies([start.statistics(source, model.form, 1) for start in starts])
         with monkeypatch.context() as patch:
             patch.setattr("gmmfast._starts.SETTLED_FRACTION", 0.0)
             if not find_copies:
                 patch.setattr(Screen, "copies", lambda self, partitions: ())
             survivors = screened_winner(model, screen, starts, 1, 1e-3).survivors
-        return sum(source.scored), [bound for _, _, bound in survivors]
+        return (sum(source.scored), {starts[copy].name for copy, _ in copies},
+                {start.name: bound for start, _, bound in survivors})
 
-    (passes, bounds), (passes_alone, bounds_alone) = screening(True), screening(False)
+    (passes, copies, survivors), (passes_alone, _, survivors_alone) = (
+        screening(True), screening(False))
     assert passes < passes_alone
-    np.testing.assert_allclose(bounds, bounds_alone, rtol=1e-10)
+    # Alone, a copy climbs its original's path and may survive beside it; found, it
+    # follows its original and is left out of the survivors, which climbing it to
+    # convergence would only repeat.
+    assert copies & survivors_alone.keys()
+    assert survivors.keys() == survivors_alone.keys() - copies
+    for name, bound in survivors.items():
+        assert bound == pytest.approx(survivors_alone[name], rel=1e-10)
 
 
 def test_keep_best_keeps_the_highest_bounds():
