@@ -66,7 +66,9 @@ def em_step(em_pass, cnp.ndarray X, sample_weight, tuple params, str covariance_
     weights, means, _, precisions_chol = params
     k_means, k_chol, log_norm = _kernel_parameters(weights, means, precisions_chol,
                                                    covariance_type, d)
-    nk, sums, scatter = _empty_stats(covariance_type, cnp.PyArray_DIMS(k_means)[0], d)
+    # Tied statistics in the pooled form: the M-step needs no more (see _estimate).
+    nk, sums, scatter = _empty_stats("pooled" if covariance_type == "tied" else covariance_type,
+                                     cnp.PyArray_DIMS(k_means)[0], d)
     loglik = em_pass(X, sample_weight, k_means, k_chol, log_norm, nk, sums, scatter,
                      n_threads)
     return loglik, _m_step(nk, sums, scatter, k_means, covariance_type, reg_covar, eps)
