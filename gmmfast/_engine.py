@@ -2,8 +2,9 @@
 
 - :class:`Statistics` is what EM needs from the rows for given parameters: the weighted
   counts ``nk``, the sums ``Σ w r (x − c)`` and the scatter ``Σ w r (x − c)(x − c)ᵀ`` (or
-  its diagonal) about per-component shifts ``c``. Statistics of disjoint rows about the
-  same shifts add up; :func:`ordered_sum` adds them in a fixed order.
+  its diagonal, or its sum over the components) about per-component shifts ``c``.
+  Statistics of disjoint rows about the same shifts add up; :func:`ordered_sum` adds them
+  in a fixed order.
 - A **source** is where the rows live. It answers ``statistics(kernel_parameters,
   n_threads) → (Σ w log p, Statistics)`` and the few primitives that initialisation needs
   (a seeding sample, a Lloyd step, the statistics of a partition by nearest centre or of
@@ -85,8 +86,11 @@ class Statistics(NamedTuple):
     """Weighted sufficient statistics of a mixture about per-component shifts, float64.
 
     ``nk`` (K,), ``sums`` (K, D), ``scatter`` (K, D, D) in the "full" form (full and tied
-    covariances) or its diagonal (K, D) in the "diag" form (diag and spherical), ``shifts``
-    (K, D).
+    covariances), its diagonal (K, D) in the "diag" form (diag and spherical), or its sum
+    over the components (1, D, D) in the "pooled" form (tied covariances, whose M-step
+    needs no more: a pass then accumulates one D×D product per row instead of one per row
+    and component), ``shifts`` (K, D). With one component, "full" and "pooled" coincide
+    and are called "full".
     """
 
     nk: np.ndarray
@@ -96,7 +100,19 @@ class Statistics(NamedTuple):
 
     @property
     def form(self):
-        return "full" if self.scatter.ndim == 3 else "diag"
+        if self.scatter.ndim == 2:
+            return "diag"
+        return "pooled" if self.scatter.shape[0] < self.nk.shape[0] else "full"
+
+    def pooled(self):
+        """The same statistics in the "pooled" form (a "full" form's scatters summed over
+        the components, in order)."""
+        if self.form != "full":
+            if self.form == "diag":
+                raise ValueError("diag statistics have no pooled form: their scatter holds "
+                                 "only the diagonals")
+            return self
+        return self._replace(scatter=self.scatter.sum(axis=0, keepdims=True))
 
     @classmethod
     def zeros(cls, form, shifts):
@@ -139,6 +155,9 @@ class KernelParameters(NamedTuple):
     ``log_resp_floor``: responsibilities below exp(log_resp_floor) of their row's largest
     count as 0 in the statistics (not in scores), for a model that such weights cannot
     move; None keeps every responsibility the compute type can represent.
+
+    ``pooled``: the statistics are wanted in the "pooled" form (see :class:`Statistics`),
+    for tied factors whose model needs only the components' scatters summed.
     """
 
     means: np.ndarray
@@ -146,6 +165,7 @@ class KernelParameters(NamedTuple):
     log_norm: np.ndarray
     covariances: np.ndarray | None = None
     log_resp_floor: float | None = None
+    pooled: bool = False
 
 
 # ----------------------------------------------------------------------------------------
@@ -236,8 +256,7 @@ def block_statistics(X, sample_weight, kernel_params, n_threads=0):
     on its worker.
     """
     means, precisions_chol, log_norm = kernel_params[:3]
-    form = "full" if precisions_chol.ndim == 3 else "diag"
-    stats = Statistics.zeros(form, means)
+    stats = Statistics.zeros(statistics_form(kernel_params), means)
     loglik = _em.em_pass(X, sample_weight, means, precisions_chol, log_norm,
                          stats.nk, stats.sums, stats.scatter, n_threads,
                          log_resp_floor=log_resp_floor_of(kernel_params))
@@ -249,12 +268,23 @@ def log_resp_floor_of(kernel_params):
     return getattr(kernel_params, "log_resp_floor", None)
 
 
+def statistics_form(kernel_params):
+    """The form of the statistics a pass under the kernel parameters gives: "diag" for
+    diag factors; "pooled" for tied ones (one factor for several components) that ask for
+    it (``pooled``); otherwise "full"."""
+    means, precisions_chol = kernel_params[:2]
+    if precisions_chol.ndim == 2:
+        return "diag"
+    tied = precisions_chol.shape[0] == 1 and len(means) > 1
+    return "pooled" if tied and getattr(kernel_params, "pooled", False) else "full"
+
+
 def block_statistics_of_sets(X, sample_weight, kernel_params_list, n_threads=0):
     """``[(Σ w log p(x), Statistics)]`` of one block of rows under each kernel parameters of
     the list, the same numbers as :func:`block_statistics` per set, from one compiled pass
     over X (as many sets per pass as its accumulators allow).
 
-    The sets must share their number of components, covariance form and
+    The sets must share their number of components, covariance form, statistics form and
     ``log_resp_floor``.
     """
     if not kernel_params_list:
@@ -264,6 +294,11 @@ def block_statistics_of_sets(X, sample_weight, kernel_params_list, n_threads=0):
         raise ValueError(f"parameter sets scored in one pass must share log_resp_floor, "
                          f"got {sorted(floors, key=str)}")
     (floor,) = floors
+    pooled = {statistics_form(params) == "pooled" for params in kernel_params_list}
+    if len(pooled) > 1:
+        raise ValueError("parameter sets scored in one pass must all ask for the pooled "
+                         "statistics or none: score them in separate calls")
+    (pooled,) = pooled
     means = _stacked([params[0] for params in kernel_params_list], "means")
     precisions_chol = _stacked([params[1] for params in kernel_params_list],
                                "precisions_chol")
@@ -272,9 +307,10 @@ def block_statistics_of_sets(X, sample_weight, kernel_params_list, n_threads=0):
     full = precisions_chol.ndim == 4
     nk = np.zeros((n_sets, n_components))
     sums = np.zeros((n_sets, n_components, n_features))
-    scatter = np.zeros(sums.shape + ((n_features,) if full else ()))
+    scatter = np.zeros((n_sets, 1 if pooled else n_components, n_features)
+                       + ((n_features,) if full else ()))
     loglik = np.empty(n_sets)
-    per_pass = _em.max_sets_per_pass(X.shape[0], n_components, n_features, full)
+    per_pass = _em.max_sets_per_pass(X.shape[0], n_components, n_features, full, pooled)
     for first in range(0, n_sets, per_pass):
         part = slice(first, first + per_pass)
         loglik[part] = _em.em_pass_sets(X, sample_weight, means[part], precisions_chol[part],
@@ -682,6 +718,9 @@ class MixtureModel:
         self._inner_iterations = (
             {"max_iter": SCREENING_INNER_ITERATIONS, "warn": False} if screening else {})
         self.form = kernel_form(self.layout)
+        # The compiled tied M-step needs only the components' scatters summed; the
+        # constrained fits (a prior's terms) take them one by one.
+        self.pooled = self.layout == "tied" and not self.constrained
         self.float32 = np.dtype(dtype) == np.float32
         self.eps = float(np.finfo(dtype).eps)
         # float32 bounds are rounded as scikit-learn computes them; float64 ones stay
@@ -707,7 +746,7 @@ class MixtureModel:
         return self.bound_type(loglik / total_weight)
 
     def kernel_parameters(self, theta):
-        return mixture_kernel_parameters(theta, self.layout)
+        return mixture_kernel_parameters(theta, self.layout)._replace(pooled=self.pooled)
 
     def m_step(self, stats, previous=None):
         """θ from the statistics; ``previous`` (the θ these statistics were computed
@@ -846,6 +885,8 @@ class OnlineModel:
         # Running statistics per unit of weight, re-expressed in the batch's units.
         keep = (1.0 - rho) * weight / state.weight
         running = state.statistics.recentred(stats.shifts)
+        if stats.form == "pooled":  # a stream whose state was saved in the full form
+            running = running.pooled()
         blended = Statistics(keep * running.nk + rho * stats.nk,
                              keep * running.sums + rho * stats.sums,
                              keep * running.scatter + rho * stats.scatter, stats.shifts)

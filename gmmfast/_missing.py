@@ -59,6 +59,7 @@ from gmmfast._engine import (
     Statistics,
     log_resp_floor_of,
     ordered_sum,
+    statistics_form,
 )
 from gmmfast._initialisation import (
     SEEDING_ROWS_PER_CLUSTER,
@@ -383,7 +384,7 @@ def grouped_statistics(groups, batches, kernel_params, n_threads):
     form = "full" if precisions_chol.ndim == 3 else "diag"
     complete = Statistics.zeros(form, means)
     if not groups:
-        return 0.0, complete
+        return 0.0, _in_requested_form(complete, kernel_params)
     covariances = _covariances_if_needed(groups, kernel_params)
     stacked = [marginals(kernel_params, covariances, batch.observed, batch.missing)
                for batch in batches]
@@ -396,7 +397,16 @@ def grouped_statistics(groups, batches, kernel_params, n_threads):
     completed = [conditionally_completed(batch_stats, batch, batch_marginals, means)
                  for batch, batch_marginals, batch_stats in zip(batches, stacked, observed_stats)]
     has_complete_rows = not groups[0].missing.size
-    return float(loglik.sum()), ordered_sum([complete] * has_complete_rows + completed)
+    stats = ordered_sum([complete] * has_complete_rows + completed)
+    return float(loglik.sum()), _in_requested_form(stats, kernel_params)
+
+
+def _in_requested_form(stats, kernel_params):
+    """Full-form ``stats`` in the form the kernel parameters ask for (see
+    ``gmmfast._engine.statistics_form``). A missing entry's conditional covariance is its
+    component's own, so the pooled pass's identity does not hold for rows with missing
+    entries: their scatters are pooled once completed."""
+    return stats.pooled() if statistics_form(kernel_params) == "pooled" else stats
 
 
 def _block_arguments(n_groups, batches, stacked, observed_stats, kernel_params, complete):

@@ -115,7 +115,10 @@ def _stream_state(arrays, covariance_type, path):
     n_components, n_features = arrays["means_"].shape
     vectors = (n_components, n_features)
     full = kernel_form(sklearn_layout(covariance_type)) == "full"
-    scatter = (*vectors, n_features) if full else vectors
+    # Tied statistics may be pooled: the components' scatters summed, (1, D, D).
+    pooled = (sklearn_layout(covariance_type) == "tied"
+              and np.shape(arrays.get("stream_scatter")) == (1, n_features, n_features))
+    scatter = (1 if pooled else n_components, n_features, n_features) if full else vectors
     _check_arrays(arrays, {"stream_nk": (n_components,), "stream_sums": vectors,
                            "stream_scatter": scatter, "stream_shifts": vectors,
                            "stream_weight": ()}, np.float64,

@@ -34,7 +34,8 @@ NumPy ≥ 1.x with ``allow_pickle=False``) holds one ``.npy`` member per array:
 - a ``GaussianMixture`` in the middle of a stream of ``partial_fit`` calls (and only then):
   the running statistics of online EM, :data:`STREAM_ARRAYS` (float64: ``stream_nk``
   (K,), ``stream_sums`` and ``stream_shifts`` (K, D), ``stream_scatter`` (K, D, D) for full
-  and tied covariances, its diagonal (K, D) for diag and spherical ones, ``stream_weight``
+  and tied covariances (tied also (1, D, D), the components' sum), its diagonal (K, D) for
+  diag and spherical ones, ``stream_weight``
   0-d; ``stream_n_batches`` 0-d int64), all six or none.
 
 The JSON metadata: ``format`` (``"gmmfast.GaussianMixture"``, the name of the format for

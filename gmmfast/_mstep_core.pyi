@@ -39,7 +39,7 @@ def precisions_cholesky(
     covariances: Float64Array, covariance_type: str
 ) -> Float64Array | None: ...
 def empty_stats(
-    covariance_type: str, n_components: int, n_features: int
+    form: str, n_components: int, n_features: int
 ) -> tuple[Float64Array, Float64Array, Float64Array]: ...
 def kernel_parameters(
     weights: npt.NDArray[np.floating],

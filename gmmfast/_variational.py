@@ -129,7 +129,9 @@ class VariationalMixtureModel:
             digamma(0.5 * (dof - np.arange(d)[:, np.newaxis])), 0)
         log_norm = (gaussian.log_norm + self.expected_log_weights(weight_concentration)
                     - 0.5 * d * np.log(dof) + 0.5 * (log_lambda - d / mean_precision))
-        return KernelParameters(gaussian.means, gaussian.precisions_chol, log_norm)
+        # Its tied M-step, as EM's, needs only the components' scatters summed.
+        return KernelParameters(gaussian.means, gaussian.precisions_chol, log_norm,
+                                pooled=self.covariance_type == "tied")
 
     # -- M-step ------------------------------------------------------------------------------
 
@@ -186,10 +188,10 @@ class VariationalMixtureModel:
 
         r_ik = p̃_ik / p̃_i, so Σ_k r_ik log r_ik = Σ_k r_ik log p̃_ik − log p̃_i, and
         Σ_i w_i r_ik log p̃_ik = n_k log_norm_k − ½ tr(Uᵀ S_k U) with S_k the scatter about
-        the kernels' means.
+        the kernels' means (tied: one U, so the pooled scatter Σ_k S_k serves).
         """
         chol = kernel_params.precisions_chol
-        if stats.form == "full":
+        if stats.form != "diag":
             precisions = np.matmul(chol, np.swapaxes(chol, 1, 2))
             quadratic = np.einsum("kij,kij->k", stats.scatter, precisions)
         else:

@@ -25,28 +25,38 @@ cdef enum:
 
 cdef struct AccLayout:
     # Where each statistic sits in an accumulator of doubles:
-    # [Σ w log p(x) | nk (K) | sums (K·D) | scatter (K·D·D full or tied, K·D diag)].
+    # [Σ w log p(x) | nk (K) | sums (K·D) | scatter (K·D·D full, K·D diag, D·D pooled)
+    #  | pooled only: Σ_i v_i (x_i − c) (D), the pooled scatter kernel's by-product].
+    # The pooled form (tied precisions) takes every moment about one common shift c and
+    # keeps one scatter, Σ_i v_i (x_i − c)(x_i − c)ᵀ with v_i = Σ_k r_ik: summed over the
+    # components, it is their scatters' sum about c (see _accumulate_pooled).
     Py_ssize_t k        # components
     Py_ssize_t d        # features
     bint full           # D×D scatter matrices (else their diagonals)
+    bint pooled         # one D×D scatter for all the components, about one shift
     Py_ssize_t nk       # offset of nk (the log-likelihood is at 0)
     Py_ssize_t sums     # offset of sums
     Py_ssize_t scatter  # offset of scatter
     Py_ssize_t scatter_size  # elements of scatter
+    Py_ssize_t row_sums  # offset of the pooled form's Σ_i v_i (x_i − c)
     Py_ssize_t size     # doubles in one accumulator
 
 
-cdef inline AccLayout acc_layout(Py_ssize_t k, Py_ssize_t d, bint full) noexcept nogil:
-    """The accumulator of K components in D features; ``full``: D×D scatter matrices."""
+cdef inline AccLayout acc_layout(Py_ssize_t k, Py_ssize_t d, bint full,
+                                 bint pooled) noexcept nogil:
+    """The accumulator of K components in D features; ``full``: D×D scatter matrices;
+    ``pooled`` (with ``full``): one of them, about one shift, for all the components."""
     cdef AccLayout layout
     layout.k = k
     layout.d = d
     layout.full = full
+    layout.pooled = pooled and full
     layout.nk = 1
     layout.sums = 1 + k
     layout.scatter = 1 + k + k * d
-    layout.scatter_size = k * (d * d if full else d)
-    layout.size = layout.scatter + layout.scatter_size
+    layout.scatter_size = d * d if layout.pooled else k * (d * d if full else d)
+    layout.row_sums = layout.scatter + layout.scatter_size
+    layout.size = layout.row_sums + (d if layout.pooled else 0)
     return layout
 
 
@@ -83,6 +93,84 @@ cdef void _accumulate_full(
         else:
             _accumulate_component(xt, m, d, r, shifts + c * d, sums + c * d,
                                   scatter + c * d * d, work, wide)
+
+
+cdef void _accumulate_pooled(
+    const floating* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
+    const floating* resp, const floating* centre,
+    double* nk, double* sums, double* scatter, double* row_sums,
+    double* row_weight, double* operands,
+) noexcept nogil:
+    """Per component Σ r and Σ r (x − c) about the common shift c (``centre``), and the
+    upper triangle of the pooled scatter Σ_i v_i (x_i − c)(x_i − c)ᵀ, v_i = Σ_k r_ik.
+
+    Σ_k Σ_i r_ik (x_i − c)(x_i − c)ᵀ = Σ_i v_i (x_i − c)(x_i − c)ᵀ: one D×D product per
+    row instead of one per row and component. v_i is summed from the responsibilities as
+    the pass formed them (w_i to rounding: a raised floor renormalises over the terms it
+    keeps; 0 for a row of zero density), so the identity holds to rounding.
+
+    Everything is formed in float64, float32 data too: the pooled scatter's terms are of
+    the clusters' separation, and the within-cluster scatter is what is left after the
+    between-cluster part is taken off at the end, so float32 products (or differences
+    from the float32 centre) would cost it (separation / spread)² float32 ulps, all of it
+    when the clusters have collapsed onto points. ``row_weight``: scratch of m doubles;
+    ``operands``: of 2 D m doubles; ``row_sums`` receives Σ_i v_i (x_i − c).
+    """
+    cdef Py_ssize_t c, i, j
+    cdef Py_ssize_t m = n_rows
+    cdef Py_ssize_t d = n_features
+    cdef const floating* r
+    cdef double shift, total, acc
+    for i in range(m):
+        row_weight[i] = 0.0
+    for c in range(n_components):
+        r = resp + c * m
+        total = 0.0
+        for i in range(m):
+            total += r[i]
+            row_weight[i] += r[i]
+        if total == 0.0:
+            continue
+        nk[c] += total
+        for j in range(d):
+            shift = centre[j]
+            acc = 0.0
+            for i in range(m):
+                acc += r[i] * (<double> xt[j * m + i] - shift)
+            sums[c * d + j] += acc
+    _pooled_scatter(xt, m, d, row_weight, centre, row_sums, scatter, operands)
+
+
+cdef void _pooled_scatter(
+    const floating* xt, Py_ssize_t n_rows, Py_ssize_t n_features, const double* v,
+    const floating* centre, double* row_sums, double* C, double* operands,
+) noexcept nogil:
+    """Σ v (x − c) and the upper triangle of Σ v (x − c)(x − c)ᵀ, in float64, with the
+    kernels of the per-component scatter (_accumulate_component) on float64 operands."""
+    cdef Py_ssize_t i, j, l
+    cdef Py_ssize_t m = n_rows
+    cdef Py_ssize_t d = n_features
+    cdef double* weighted = operands
+    cdef double* diff = operands + d * m
+    cdef double shift, t, acc
+    cdef Py_ssize_t n_blocks = m // ROW_BLOCK_F64
+    for j in range(d):
+        shift = centre[j]
+        acc = 0.0
+        for i in range(m):
+            t = <double> xt[j * m + i] - shift
+            diff[j * m + i] = t
+            weighted[j * m + i] = v[i] * t
+            acc += v[i] * t
+        row_sums[j] += acc
+    if d >= SCATTER_BLAS_MIN_FEATURES:
+        _weighted_product(weighted, diff, m, d, C)
+        return
+    scatter_blocks_f64(weighted, diff, m, n_blocks, d, C)
+    for i in range(n_blocks * ROW_BLOCK_F64, m):  # the last few rows, one at a time
+        for j in range(d):
+            for l in range(j, d):
+                C[j * d + l] += weighted[j * m + i] * diff[l * m + i]
 
 
 cdef inline void _accumulate_component(
@@ -142,7 +230,6 @@ cdef void _accumulate_component_blas(
     cdef Py_ssize_t i, j
     cdef int m = <int> n_rows
     cdef int d = <int> n_features
-    cdef bint few_rows = not symmetric and m < GEMM_MIN_ROWS
     cdef double* weighted  # the BLAS operands, in float64
     cdef double* diff  # gemm only
     cdef floating* root = work + d * m  # syrk only
@@ -151,7 +238,6 @@ cdef void _accumulate_component_blas(
     cdef double one = 1.0
     cdef char lower = b'L'
     cdef char trans = b'T'
-    cdef char no_trans = b'N'
     if floating is double:
         weighted = work
         diff = work + d * m
@@ -181,7 +267,20 @@ cdef void _accumulate_component_blas(
     # upper triangle row-major, the part the caller reads.
     if symmetric:
         dsyrk(&lower, &trans, &d, &m, &one, weighted, &m, &one, C, &d)
-    elif few_rows:
+    else:
+        _weighted_product(weighted, diff, m, d, C)
+
+
+cdef inline void _weighted_product(
+    double* weighted, double* diff, int m, int d, double* C,
+) noexcept nogil:
+    """C += weightedᵀ diff (column-major m × d operands; the lower triangle of the
+    column-major result is the upper triangle row-major): gemm, or the few-rows kernel
+    below GEMM_MIN_ROWS rows and SCATTER_SYRK_MIN_FEATURES features."""
+    cdef double one = 1.0
+    cdef char trans = b'T'
+    cdef char no_trans = b'N'
+    if m < GEMM_MIN_ROWS and d < SCATTER_SYRK_MIN_FEATURES:
         _scatter_few_rows(weighted, diff, m, d, C)
     else:
         dgemm(&trans, &no_trans, &d, &d, &m, &one, weighted, &m, diff, &m, &one, C, &d)
@@ -287,7 +386,7 @@ cdef void _sum_groups(double* acc, Py_ssize_t n_groups, AccLayout layout) noexce
         for e in range(layout.size):
             acc[e] += acc[g * layout.size + e]
     if layout.full:
-        for c in range(layout.k):
+        for c in range(1 if layout.pooled else layout.k):
             for i in range(d):
                 for j in range(i):
                     scatter[c * d * d + i * d + j] = scatter[c * d * d + j * d + i]
@@ -310,15 +409,24 @@ def _recentre(nk, sums, scatter, offsets):
     """Moments about c + δ from moments about c, in float64 (δ = ``offsets``, (K, D)).
 
     With y = x − c − δ: Σ r y = sums − nk δ and Σ r y yᵀ = scatter − δ sumsᵀ − sums δᵀ +
-    nk δ δᵀ (diagonal: scatter − 2 δ ⊙ sums + nk δ²). The float32 path takes its moments
-    about the shifts rounded to float32; δ is the rounding, so the correction is tiny and
-    exact to float64 rounding.
+    nk δ δᵀ (diagonal: scatter − 2 δ ⊙ sums + nk δ²); a pooled scatter ((1, D, D) for
+    K > 1 components) takes the sum of those corrections over the components. The float32
+    path takes its moments about the shifts rounded to float32; δ is the rounding, so the
+    correction is tiny and exact to float64 rounding. The pooled pass takes them about
+    one common shift, and this moves them onto each component's.
     """
     new_sums = sums - nk[:, None] * offsets
     if scatter.ndim == 3:
         cross = offsets[:, :, None] * sums[:, None, :]
-        new_scatter = (scatter - cross - np.swapaxes(cross, 1, 2)
-                       + nk[:, None, None] * offsets[:, :, None] * offsets[:, None, :])
+        if scatter.shape[0] == nk.shape[0]:
+            new_scatter = (scatter - cross - np.swapaxes(cross, 1, 2)
+                           + nk[:, None, None] * offsets[:, :, None] * offsets[:, None, :])
+        else:
+            # δδᵀ formed first, so that every term, and the pooled scatter, stays symmetric
+            # to the bit.
+            square = nk[:, None, None] * (offsets[:, :, None] * offsets[:, None, :])
+            new_scatter = scatter - (cross + np.swapaxes(cross, 1, 2) - square).sum(
+                axis=0, keepdims=True)
     else:
         new_scatter = scatter - 2.0 * offsets * sums + nk[:, None] * offsets**2
     return new_sums, new_scatter
@@ -326,11 +434,13 @@ def _recentre(nk, sums, scatter, offsets):
 
 cdef _recentre_total(double* total, AccLayout layout, scatter_shape,
                      cnp.ndarray exact_shifts, cnp.ndarray rounded_shifts):
-    """A float32 pass's summed accumulator, moved from the rounded onto the exact shifts."""
+    """A pass's summed accumulator, moved from the shifts its kernels took the moments
+    about (a float32 pass's rounded shifts, the pooled form's common one) onto the exact
+    shifts."""
     view = np.asarray(<double[:layout.size]> total)
     nk = view[layout.nk:layout.sums]
     sums = view[layout.sums:layout.scatter]
-    scatter = view[layout.scatter:]
+    scatter = view[layout.scatter:layout.row_sums]
     new_sums, new_scatter = _recentre(nk, sums.reshape(layout.k, layout.d),
                                       scatter.reshape(scatter_shape),
                                       exact_shifts - rounded_shifts.astype(np.float64))

@@ -310,17 +310,19 @@ cdef class _PassArguments:
     cdef Py_ssize_t n_samples
     cdef AccLayout layout
     cdef PassInputs inputs
-    cdef cnp.ndarray exact_shifts, rounded_shifts
+    # The shifts the caller asked for, and those the kernels take their moments about:
+    # rounded to float32, or the pooled form's common one.
+    cdef cnp.ndarray exact_shifts, moment_shifts
     cdef object nk, sums, scatter  # the caller's statistics, added to in place
     cdef tuple alive  # the other converted arrays the inputs point into
 
     cdef double add_total(self, double* total) except? -1.0:
-        """Add the pass's summed accumulator ``total`` to the caller's statistics (a
-        float32 pass's moved from the rounded onto the exact shifts first); returns
+        """Add the pass's summed accumulator ``total`` to the caller's statistics (moved
+        onto the exact shifts first when the kernels took them about others); returns
         Σ w log p."""
-        if self.single:
+        if self.single or self.layout.pooled:
             _recentre_total(total, self.layout, self.scatter.shape, self.exact_shifts,
-                            self.rounded_shifts)
+                            self.moment_shifts)
         _add_totals(total, self.layout, <double*> (<cnp.ndarray> self.nk).data,
                     <double*> (<cnp.ndarray> self.sums).data,
                     <double*> (<cnp.ndarray> self.scatter).data)
@@ -356,11 +358,15 @@ cdef _PassArguments _pass_arguments(
     if source == FROM_DENSITY:
         chol = contiguous(precisions_chol, compute)
         density_form = _resolve_form(chol, k, d, form)
-    cdef AccLayout layout = acc_layout(k, d, density_form != DIAG)
+    # Tied densities with one (1, D, D) scatter: the pooled statistics.
+    cdef bint pooled = density_form == TIED and k > 1 and has_shape(scatter, 1, d, d)
+    cdef AccLayout layout = acc_layout(k, d, density_form != DIAG, pooled)
     if not has_shape(nk, k, -1, -1) or not has_shape(sums, k, d, -1):
         raise ValueError("nk must have shape (K,) and sums shape (K, D)")
-    if not has_shape(scatter, k, d, d if layout.full else -1):
+    if not has_shape(scatter, 1 if pooled else k, d, d if layout.full else -1):
         expected = f"({k}, {d}, {d})" if layout.full else f"({k}, {d})"
+        if density_form == TIED:
+            expected += f" or (1, {d}, {d}) (pooled over the components)"
         raise ValueError(f"scatter must have shape {expected} for these precisions")
 
     cdef cnp.ndarray weights = _weights(sample_weight, n)
@@ -402,9 +408,10 @@ cdef _PassArguments _pass_arguments(
     args.n_samples = n
     args.layout = layout
     args.exact_shifts = exact_shifts
-    args.rounded_shifts = rounded_shifts
+    args.moment_shifts = (np.broadcast_to(centre, (k, d)) if pooled else rounded_shifts)
     args.nk, args.sums, args.scatter = nk, sums, scatter
-    args.alive = (weights, chol, norm, label_array, resp_array, centre, offsets)
+    args.alive = (weights, chol, norm, label_array, resp_array, centre, offsets,
+                  rounded_shifts)
     return args
 
 
@@ -466,7 +473,8 @@ cdef double* _run_pass(
         raise MemoryError(f"no memory for {n_sets * n_groups} accumulators of {layout.size} "
                           f"doubles")
     cdef bint blas = layout.full and d >= SCATTER_BLAS_MIN_FEATURES
-    cdef bint widen = single and blas
+    # float32 statistics through float64 BLAS, and the pooled ones in float64 throughout.
+    cdef bint widen = single and (blas or layout.pooled)
     cdef ScratchShape shape = scratch_shape(n, d, layout.k, layout.full, widen, False,
                                             sizeof(float) if single else sizeof(double))
     cdef Py_ssize_t groups_without_memory = 0
@@ -502,11 +510,11 @@ cdef double* _run_pass(
 
 
 def max_sets_per_pass(Py_ssize_t n_samples, Py_ssize_t n_components, Py_ssize_t n_features,
-                      bint full):
+                      bint full, bint pooled=False):
     """How many parameter sets :func:`em_pass_sets` takes in one call on n_samples rows,
     for mixtures of n_components components in n_features features (``full``: full or
-    tied precisions, else diag)."""
-    cdef AccLayout layout = acc_layout(n_components, n_features, full)
+    tied precisions, else diag; ``pooled``: tied precisions' pooled statistics)."""
+    cdef AccLayout layout = acc_layout(n_components, n_features, full, pooled)
     return _max_sets(n_groups_of(n_chunks_of(n_samples), layout.size), layout)
 
 
@@ -577,7 +585,11 @@ def em_pass(X, sample_weight, means, precisions_chol, log_norm, nk, sums, scatte
         IN/OUT. Σ_i w_i r_ik (x_i − μ_k) is added.
     scatter : ndarray, float64, C-contiguous
         IN/OUT. (n_components, n_features, n_features) Σ_i w_i r_ik (x_i − μ_k)(x_i − μ_k)ᵀ
-        (full) or (n_components, n_features) its diagonal (diag) is added.
+        (full) or (n_components, n_features) its diagonal (diag) is added; with tied
+        precisions, (1, n_features, n_features) takes the pooled form, the sum of those
+        matrices over the components: the pass then accumulates one D×D scatter per row
+        (about the mean of the means, moved onto the means at the end) instead of one per
+        row and component.
     n_threads : int
         IN. Threads to use; <= 0 means the OpenMP default. At most the number of CPUs this
         process may run on (``omp_get_num_procs()``): larger values are capped. A small pass
@@ -634,8 +646,9 @@ def em_pass_sets(X, sample_weight, means, precisions_chol, log_norm, nk, sums, s
     sums : ndarray of shape (M, n_components, n_features), float64, C-contiguous
         IN/OUT. Σ_i w_i r_ik (x_i − μ_k) of each set is added.
     scatter : ndarray, float64, C-contiguous
-        IN/OUT. (M, n_components, n_features, n_features) (full, tied) or (M, n_components,
-        n_features) (diag): each set's scatter is added.
+        IN/OUT. (M, n_components, n_features, n_features) (full, tied), (M, 1, n_features,
+        n_features) (tied, pooled as in em_pass) or (M, n_components, n_features) (diag):
+        each set's scatter is added.
     n_threads : int
         IN. Threads to use, as in :func:`em_pass`. Results do not depend on it.
     form : FORM_FULL, FORM_TIED, FORM_DIAG or None
@@ -669,12 +682,14 @@ def em_pass_sets(X, sample_weight, means, precisions_chol, log_norm, nk, sums, s
         raise ValueError(f"precisions_chol must stack one set's factors for each of the "
                          f"{n_sets} sets of means, got shape {np.shape(precisions_chol)}")
     cdef int density_form = _resolve_form(chol[0], k, d, form)
-    cdef AccLayout layout = acc_layout(k, d, density_form != DIAG)
+    cdef bint pooled = (density_form == TIED and k > 1
+                        and np.shape(scatter) == (n_sets, 1, d, d))
+    cdef AccLayout layout = acc_layout(k, d, density_form != DIAG, pooled)
     cdef cnp.ndarray norm = contiguous(log_norm, compute)
     if np.shape(norm) != (n_sets, k):
         raise ValueError(f"log_norm must have shape ({n_sets}, {k}), got {np.shape(log_norm)}")
     _check_writable(nk, sums, scatter)
-    cdef tuple expected = (n_sets, k, d)
+    cdef tuple expected = (n_sets, 1 if pooled else k, d)
     if layout.full:
         expected += (d,)
     if np.shape(nk) != (n_sets, k) or np.shape(sums) != (n_sets, k, d):
@@ -718,7 +733,10 @@ def em_pass_sets(X, sample_weight, means, precisions_chol, log_norm, nk, sums, s
     try:
         for i in range(n_sets):
             total = totals + i * layout.size
-            if single:
+            if pooled:
+                _recentre_total(total, layout, expected[1:], exact_means[i],
+                                np.broadcast_to(centre[i], (k, d)))
+            elif single:
                 _recentre_total(total, layout, expected[1:], exact_means[i], rounded_means[i])
             _add_totals(total, layout, <double*> (<cnp.ndarray> nk).data + i * k,
                         <double*> (<cnp.ndarray> sums).data + i * k * d,
@@ -855,7 +873,8 @@ cdef int _pass_wave(list blocks, Py_ssize_t start, Py_ssize_t stop, int n_thread
     cdef bint single = first.single
     cdef bint blas = first.layout.full and max_features >= SCATTER_BLAS_MIN_FEATURES
     cdef ScratchShape shape = scratch_shape(max_rows, max_features, first.layout.k,
-                                            first.layout.full, single and blas, False,
+                                            first.layout.full,
+                                            single and (blas or first.layout.pooled), False,
                                             sizeof(float) if single else sizeof(double))
     cdef int threads = resolve_threads(n_threads, n_tasks, total_work)
     cdef double* acc = <double*> calloc(doubles, sizeof(double))

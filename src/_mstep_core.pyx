@@ -45,7 +45,8 @@ def estimate_parameters(nk, sums, scatter, shifts, str covariance_type, double r
 
     ``nk`` (K,), ``sums`` (K, D), ``scatter`` (K, D, D) for full/tied or (K, D) for
     diag/spherical, ``shifts`` (K, D), all IN, are the statistics Σ w r, Σ w r (x − c) and
-    Σ w r (x − c)(x − c)ᵀ about shifts c. Returns new arrays: ``nk`` with its ``10 * eps``
+    Σ w r (x − c)(x − c)ᵀ about shifts c; tied also takes the pooled scatter (1, D, D),
+    their sum over the components. Returns new arrays: ``nk`` with its ``10 * eps``
     guard (``eps`` of the data's dtype: an empty component gets finite parameters, as in
     scikit-learn), the means (K, D) and the covariances in the shape of
     ``covariance_type`` ((K, D, D), (D, D), (K, D) or (K,)), ``reg_covar`` included.
@@ -73,7 +74,9 @@ def em_step(em_pass, cnp.ndarray X, sample_weight, tuple params, str covariance_
     weights, means, _, precisions_chol = params
     k_means, k_chol, log_norm = _kernel_parameters(weights, means, precisions_chol,
                                                    covariance_type, d)
-    nk, sums, scatter = _empty_stats(covariance_type, cnp.PyArray_DIMS(k_means)[0], d)
+    # Tied statistics in the pooled form: the M-step needs no more (see _estimate).
+    nk, sums, scatter = _empty_stats("pooled" if covariance_type == "tied" else covariance_type,
+                                     cnp.PyArray_DIMS(k_means)[0], d)
     loglik = em_pass(X, sample_weight, k_means, k_chol, log_norm, nk, sums, scatter,
                      n_threads)
     return loglik, _m_step(nk, sums, scatter, k_means, covariance_type, reg_covar, eps)
@@ -114,7 +117,9 @@ cdef tuple _estimate(nk, sums, scatter, shifts, str covariance_type, double reg_
             or not has_shape(sums_in, k, d, -1) or not has_shape(shifts_in, k, d, -1)):
         raise ValueError(f"nk, sums and shifts must have shapes (K,), (K, D), (K, D); got "
                          f"{np.shape(nk)}, {np.shape(sums)} and {np.shape(shifts)}")
-    if not has_shape(scatter_in, k, d, d if full else -1):
+    # Tied covariances need only the components' scatters summed: the pooled form.
+    cdef bint pooled = covariance_type == "tied" and k > 1 and has_shape(scatter_in, 1, d, d)
+    if not pooled and not has_shape(scatter_in, k, d, d if full else -1):
         raise ValueError(f"scatter has shape {np.shape(scatter)}, which does not fit "
                          f"{covariance_type!r} statistics of K={k}, D={d}")
     cdef const double* raw_nk = _data(nk_in)
@@ -124,19 +129,26 @@ cdef tuple _estimate(nk, sums, scatter, shifts, str covariance_type, double reg_
 
     cdef cnp.ndarray nk_out = _empty(k, -1, -1)
     cdef cnp.ndarray means = _empty(k, d, -1)
-    cdef cnp.ndarray within = _empty(k, d, d if full else -1)
+    cdef Py_ssize_t n_within = 1 if pooled else k
+    cdef cnp.ndarray within = _empty(n_within, d, d if full else -1)
     cdef double* count = _data(nk_out)
     cdef double* mean_data = _data(means)
     cdef double* within_data = _data(within)
     cdef Py_ssize_t c, i, j
     cdef Py_ssize_t stat_size = d * d if full else d
     cdef double correction
+    if pooled:
+        for i in range(d * d):
+            within_data[i] = scatter_data[i]
     for c in range(k):
         count[c] = raw_nk[c] + 10 * eps
         for j in range(d):
             mean_data[c * d + j] = shift_data[c * d + j] + sum_data[c * d + j] / count[c]
         # Coefficient of δ δᵀ·nk² in the shift correction (see the reference).
         correction = 2.0 / count[c] - raw_nk[c] / (count[c] * count[c])
+        if pooled:
+            _subtract_shift_term(within_data, sum_data + c * d, correction, d)
+            continue
         for i in range(d if full else 1):
             for j in range(d):
                 within_data[c * stat_size + i * d + j] = (
@@ -144,11 +156,21 @@ cdef tuple _estimate(nk, sums, scatter, shifts, str covariance_type, double reg_
                     - correction * (sum_data[c * d + (i if full else j)] * sum_data[c * d + j])
                 )
     if covariance_type == "tied":
-        return nk_out, means, _tied(within_data, count, k, d, reg_covar)
+        return nk_out, means, _tied(within_data, n_within, count, k, d, reg_covar)
     _divide_in_place(within_data, count, k, d, full, reg_covar)
     if covariance_type == "spherical":
         return nk_out, means, _row_means(within_data, k, d)
     return nk_out, means, within
+
+
+cdef void _subtract_shift_term(double* within, const double* sums, double correction,
+                               Py_ssize_t d) noexcept:
+    """within (D, D) −= correction · sums sumsᵀ: one component's shift correction taken
+    from the pooled scatter."""
+    cdef Py_ssize_t i, j
+    for i in range(d):
+        for j in range(d):
+            within[i * d + j] -= correction * (sums[i] * sums[j])
 
 
 cdef inline cnp.ndarray _float64(object a):
@@ -184,9 +206,10 @@ cdef void _divide_in_place(double* within, const double* nk, Py_ssize_t k, Py_ss
             )
 
 
-cdef cnp.ndarray _tied(const double* within, const double* nk, Py_ssize_t k, Py_ssize_t d,
-                       double reg_covar):
-    """Σ_c within_c / Σ_c nk_c + reg_covar·I, summed over the components in order."""
+cdef cnp.ndarray _tied(const double* within, Py_ssize_t n_within, const double* nk,
+                       Py_ssize_t k, Py_ssize_t d, double reg_covar):
+    """Σ within / Σ_c nk_c + reg_covar·I: the ``n_within`` (D, D) matrices of ``within``
+    (one per component, or the pooled one) and the K counts, summed in order."""
     cdef cnp.ndarray covariance = _empty(d, d, -1)
     cdef double* out = _data(covariance)
     cdef Py_ssize_t size = d * d
@@ -196,8 +219,9 @@ cdef cnp.ndarray _tied(const double* within, const double* nk, Py_ssize_t k, Py_
         out[e] = 0.0
     for c in range(k):
         total_nk += nk[c]
-        for e in range(size):
-            out[e] += within[c * size + e]
+        if c < n_within:
+            for e in range(size):
+                out[e] += within[c * size + e]
     for e in range(size):
         out[e] = out[e] / total_nk + (reg_covar if e % (d + 1) == 0 else reg_covar * 0.0)
     return covariance
@@ -326,16 +350,19 @@ cdef Py_ssize_t _small_precisions_cholesky(
     return failed
 
 
-def empty_stats(str covariance_type, Py_ssize_t n_components, Py_ssize_t n_features):
-    """Zeroed ``(nk, sums, scatter)`` accumulators in the kernel form of ``covariance_type``:
-    (K,), (K, D) and (K, D, D) for full and tied, (K, D) for diag and spherical."""
-    return _empty_stats(covariance_type, n_components, n_features)
+def empty_stats(str form, Py_ssize_t n_components, Py_ssize_t n_features):
+    """Zeroed ``(nk, sums, scatter)`` accumulators of a form of statistics (or of a
+    covariance type's kernel form): (K,), (K, D) and a scatter of (K, D, D) ("full",
+    "tied"), (K, D) ("diag", "spherical") or (1, D, D), the components' sum ("pooled")."""
+    return _empty_stats(form, n_components, n_features)
 
 
-cdef tuple _empty_stats(str covariance_type, Py_ssize_t n_components, Py_ssize_t n_features):
-    cdef bint full = covariance_type in ("full", "tied")
+cdef tuple _empty_stats(str form, Py_ssize_t n_components, Py_ssize_t n_features):
+    cdef bint pooled = form == "pooled"
+    cdef bint full = pooled or form in ("full", "tied")
     return (_empty(n_components, -1, -1, True), _empty(n_components, n_features, -1, True),
-            _empty(n_components, n_features, n_features if full else -1, True))
+            _empty(1 if pooled else n_components, n_features, n_features if full else -1,
+                   True))
 
 
 def kernel_parameters(weights, means, precisions_chol, str covariance_type,

@@ -40,7 +40,7 @@ cdef struct PassInputs:
     const void* shifts
     const void* chol
     const void* log_norm
-    const void* tied_centre
+    const void* tied_centre  # also the common shift of the pooled statistics
     const void* tied_offsets
     # Responsibilities below exp(log_resp_floor) of their row's largest count as 0
     # (FROM_DENSITY only; at least the compute type's own floor, _log_resp_floor).
@@ -97,7 +97,17 @@ cdef inline void _chunk_statistics(
         _fill_resp_from_labels(a.labels + row0, wc, m, k, log_prob)
     else:
         _fill_resp_from_given(a.resp + row0 * k, wc, m, k, log_prob)
-    if layout.full:
+    if layout.pooled:
+        # Its float64 scratch: the chunk's own areas for float64, free once the
+        # responsibilities are formed; for float32 the widened BLAS operands' (``wide``)
+        # and the kernels' scratch, which holds m doubles.
+        if floating is double:
+            _accumulate_pooled(xt, m, d, k, log_prob, <const floating*> a.tied_centre, nk,
+                               sums, scatter, acc + layout.row_sums, row_work, work)
+        else:
+            _accumulate_pooled(xt, m, d, k, log_prob, <const floating*> a.tied_centre, nk,
+                               sums, scatter, acc + layout.row_sums, <double*> work, s.wide)
+    elif layout.full:
         _accumulate_full(xt, m, d, k, log_prob, shifts, nk, sums, scatter, work, s.wide)
     else:
         _accumulate_diag(xt, m, d, k, log_prob, shifts, nk, sums, scatter,

@@ -9,7 +9,7 @@ cdef struct ScratchShape:
     Py_ssize_t log_prob  # (n_components, rows): log-probabilities, then responsibilities
     Py_ssize_t row_work  # (rows,): log p(x) per row
     Py_ssize_t work      # the kernels' scratch (see scratch_shape)
-    Py_ssize_t wide      # (2 n_features, rows): float32 BLAS operands, widened
+    Py_ssize_t wide      # (2 n_features, rows): float32 BLAS or pooled operands, widened
     Py_ssize_t staging   # (rows, n_components): responsibilities before streaming stores
     size_t itemsize      # bytes per element of the compute type
 
@@ -32,7 +32,8 @@ cdef ScratchShape scratch_shape(
 
     ``full``: full or tied densities or statistics, whose kernels need 2 D + 2 values per
     row; diag needs the last, zero-padded, row block of the chunk (D × MAX_ROW_BLOCK) and
-    then one value per row. ``widen``: float32 statistics through float64 BLAS.
+    then one value per row. ``widen``: float32 statistics through float64 BLAS, or
+    pooled ones (formed in float64).
     ``staging``: responsibilities written with streaming stores.
     """
     cdef Py_ssize_t rows = min(n_samples, <Py_ssize_t> CHUNK_ROWS)

@@ -26,7 +26,13 @@ def estimate_parameters(nk, sums, scatter, shifts, covariance_type, reg_covar, e
     n_features = sums.shape[1]
     if covariance_type in ("full", "tied"):
         outer = sums[:, :, None] * sums[:, None, :]
-        within = scatter - correction[:, None, None] * outer
+        if scatter.shape[0] < len(nk):  # tied's pooled form: the scatters summed, (1, D, D)
+            within = scatter[0].copy()
+            for term in correction[:, None, None] * outer:
+                within -= term
+            within = within[None]
+        else:
+            within = scatter - correction[:, None, None] * outer
         if covariance_type == "full":
             covariances = within / nk[:, None, None]
             covariances += reg_covar * np.eye(n_features)

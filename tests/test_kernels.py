@@ -32,6 +32,9 @@ DTYPES = [np.float32, np.float64]
 FORMS = ["full", "diag"]  # the two forms of statistics
 # The three forms of densities: tied is one (1, D, D) factor shared by all components.
 DENSITY_FORMS = ["full", "tied", "diag"]
+# The forms of a pass: its densities', and tied densities with the pooled statistics (one
+# (1, D, D) scatter, the components' sum).
+PASS_FORMS = DENSITY_FORMS + ["pooled"]
 WEIGHTS = ["none", "positive", "with_zeros"]
 DIMS = [1, 3, 8, 32]  # full: 1, 3 blocked kernels; 8 blocked whitening, gemm scatter; 32 trmm/syrk
 COMPONENTS = [1, 4]
@@ -153,10 +156,13 @@ def sample_weights(kind, n, seed=0):
 
 @functools.lru_cache(maxsize=None)
 def model_params(d, k, form, seed=0):
-    """(means, precisions_chol, log_norm) in the kernels' conventions, plus the covariances.
+    """(means, precisions_chol, log_norm) in the kernels' conventions, plus the covariances
+    ("pooled": tied's).
 
     Cached: the arrays are shared between tests and marked read-only.
     """
+    if form == "pooled":
+        return model_params(d, k, "tied", seed)
     means, covs, variances, weights = mixture(d, k, seed)
     if form == "tied":
         covs = np.repeat(covs[:1], k, axis=0)  # component 0's covariance for all
@@ -182,7 +188,8 @@ def model_params(d, k, form, seed=0):
 
 
 def empty_stats(k, d, form):
-    return np.zeros(k), np.zeros((k, d)), np.zeros((k, d) if form == "diag" else (k, d, d))
+    scatter = {"diag": (k, d), "pooled": (1, d, d)}.get(form, (k, d, d))
+    return np.zeros(k), np.zeros((k, d)), np.zeros(scatter)
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,7 +225,20 @@ def ref_weighted_log_prob_explicit(X, means, covs):
 
 
 def ref_stats(X, w, resp, shifts, form):
-    """Weighted statistics of given responsibilities, and the scales of their errors."""
+    """Weighted statistics of given responsibilities, and the scales of their errors.
+
+    "pooled": the full form's scatters summed over the components; the pass forms them
+    about the mean of the shifts, so the terms about it count in their errors' scale."""
+    if form == "pooled":
+        (nk, sums, scatter), (_, sums_scale, scatter_scale) = ref_stats(X, w, resp, shifts,
+                                                                        "full")
+        centre = shifts.mean(axis=0)
+        diff = np.abs(np.asarray(X, dtype=np.float64) - centre)
+        wr = resp * (np.ones(len(resp)) if w is None else w)[:, None]
+        sums_scale = sums_scale + wr.T @ diff + nk[:, None] * np.abs(shifts - centre)
+        about_centre = (diff * wr.sum(axis=1)[:, None]).T @ diff
+        return ((nk, sums, scatter.sum(axis=0, keepdims=True)),
+                (nk, sums_scale, scatter_scale.sum(axis=0, keepdims=True) + about_centre))
     X = np.asarray(X, dtype=np.float64)
     n, d = X.shape
     k = resp.shape[1]
@@ -368,7 +388,7 @@ def em_pass_reference(dtype, form, n, weights, d, k):
 @pytest.mark.parametrize("d", DIMS)
 @pytest.mark.parametrize("weights", WEIGHTS)
 @pytest.mark.parametrize("n", N_SAMPLES)
-@pytest.mark.parametrize("form", DENSITY_FORMS)
+@pytest.mark.parametrize("form", PASS_FORMS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_em_pass_matches_reference(dtype, form, n, weights, d, k):
     X = samples(d, k, dtype)[:n]
@@ -503,7 +523,7 @@ def ref_floored_pass(X, w, means, covs, weights, form, log_resp_floor):
 
 
 @pytest.mark.parametrize("weights", ["none", "with_zeros"])
-@pytest.mark.parametrize("form", DENSITY_FORMS)
+@pytest.mark.parametrize("form", PASS_FORMS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_em_pass_flushes_responsibilities_below_the_floor(dtype, form, weights):
     # A floor of exp(-5) flushes responsibilities large enough to move every statistic far
@@ -552,7 +572,7 @@ def test_em_pass_refuses_a_floor_above_zero(bad):
 
 @pytest.mark.parametrize("log_resp_floor", [None, -5.0])
 @pytest.mark.parametrize("weights", ["none", "with_zeros"])
-@pytest.mark.parametrize("form", DENSITY_FORMS)
+@pytest.mark.parametrize("form", PASS_FORMS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_em_pass_clusters_in_runs_match_reference(dtype, form, weights, log_resp_floor):
     # Runs of rows from one cluster: whole row blocks without responsibility for most
@@ -599,7 +619,7 @@ def test_diag_statistics_skip_blocks_without_responsibility_exactly(weights):
                 *ref_stats(X, w, np.eye(k)[labels], means, "diag"), np.float64)
 
 
-@pytest.mark.parametrize("form", DENSITY_FORMS)
+@pytest.mark.parametrize("form", PASS_FORMS)
 def test_em_pass_adds_into_accumulators(form):
     d, k, n = 3, 4, 1000
     X = samples(d, k, np.float64)[:n]
@@ -614,7 +634,7 @@ def test_em_pass_adds_into_accumulators(form):
         assert np.array_equal(a, s + f)
 
 
-@pytest.mark.parametrize("form", DENSITY_FORMS)
+@pytest.mark.parametrize("form", PASS_FORMS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_em_pass_is_additive_over_row_blocks(dtype, form):
     """Streaming: statistics of X equal the sum of those of two (chunk-unaligned) blocks, to
@@ -634,7 +654,7 @@ def test_em_pass_is_additive_over_row_blocks(dtype, form):
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
 
 
-@pytest.mark.parametrize("form", DENSITY_FORMS)
+@pytest.mark.parametrize("form", PASS_FORMS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_em_pass_with_no_samples(dtype, form):
     d, k = 3, 4
@@ -1092,7 +1112,7 @@ def same_for_all_threads(run):
 
 
 @pytest.mark.parametrize("n", DETERMINISM_N)
-@pytest.mark.parametrize("form", DENSITY_FORMS)
+@pytest.mark.parametrize("form", PASS_FORMS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_em_pass_bit_identical_across_thread_counts(dtype, form, n):
     X, w, _, _ = big_problem(dtype)
@@ -1259,6 +1279,43 @@ def test_shifted_statistics_exact_far_from_origin(form):
     raw = (w @ Xf**2) / w.sum() - ((w @ Xf) / w.sum()) ** 2
     centred = (w @ (X - (w @ X) / w.sum()) ** 2) / w.sum()
     assert np.abs(raw - centred).max() / centred.max() > 1e-8
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_pooled_statistics_keep_their_digits_far_from_the_origin(dtype):
+    # The pooled scatter is formed about the mean of the means: its terms, and so its
+    # errors, are of the clusters' spread. About the origin they would be of the offset's
+    # square, and float32 would keep no digit of the covariance.
+    d, k, n = 8, 4, 3001
+    offset = 1e6 if dtype == np.float64 else 1e4
+    means, chol, log_norm, covs = model_params(d, k, "pooled")
+    # Means exact in float32, so that the float32 densities are those of the reference.
+    far = (means + offset).astype(np.float32).astype(np.float64)
+    X = (samples(d, k, np.float64)[:n] + offset).astype(dtype)
+    w = sample_weights("with_zeros", n)
+    stats = empty_stats(k, d, "pooled")
+    _em.em_pass(X, w, far, chol, log_norm, *stats, n_threads=REF_THREADS)
+
+    log_prob = ref_weighted_log_prob(X, far, covs, mixture(d, k)[3], "pooled")
+    resp = np.exp(log_prob - logsumexp(log_prob, axis=1)[:, None])
+    check_stats("em_pass pooled far from the origin", stats,
+                *ref_stats(X, w, resp, far, "pooled"), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_pooled_statistics_of_a_component_without_weight(dtype):
+    d, k, n = 8, 4, 1000
+    means, chol, log_norm, _ = model_params(d, k, "pooled")
+    log_norm = log_norm.copy()
+    log_norm[1] = -np.inf  # a mixture weight of 0
+    X = samples(d, k, dtype)[:n]
+    pooled, full = empty_stats(k, d, "pooled"), empty_stats(k, d, "tied")
+    assert (_em.em_pass(X, None, means, chol, log_norm, *pooled)
+            == _em.em_pass(X, None, means, chol, log_norm, *full))
+    assert pooled[0][1] == 0.0 and not pooled[1][1].any()
+    assert_close("pooled scatter, one component empty", pooled[2],
+                 full[2].sum(axis=0, keepdims=True), np.abs(full[2]).sum(axis=0),
+                 rtol_for(dtype), dtype)
 
 
 # --------------------------------------------------------------------------------------------

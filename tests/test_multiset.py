@@ -220,6 +220,35 @@ def dask_source(X):
     return DaskSource(da.from_array(X, chunks=100), None, N_COMPONENTS, "GaussianMixture")
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_pooled_sets_are_their_own_pass_bit_for_bit(dtype, n_threads):
+    """Tied sets asking for the pooled statistics (one (1, D, D) scatter each)."""
+    X = _mixture_data(20_000, 3, N_FEATURES, seed=5).astype(dtype)
+    source = InMemorySource(X, np.random.default_rng(6).uniform(0.0, 2.0, len(X)))
+    sets = [params._replace(pooled=True) for params in parameter_sets("tied", 5, seed=7)]
+    results = source.statistics_of_sets(sets, n_threads)
+    assert all(stats.scatter.shape == (1, N_FEATURES, N_FEATURES) for _, stats in results)
+    assert_same_statistics(results, single_passes(source, sets))
+    assert len({loglik for loglik, _ in results}) == len(sets)
+
+
+@pytest.mark.parametrize("module", [_em, widest_em], ids=["baseline", "widest"])
+def test_compiled_entry_point_pooled(module):
+    X = _mixture_data(600, 3, N_FEATURES, seed=8)
+    sets = parameter_sets("tied", 3, seed=9)
+    stacked = [np.stack([params[i] for params in sets]) for i in range(3)]
+    nk = np.ones((3, N_COMPONENTS))
+    sums = np.ones((3, N_COMPONENTS, N_FEATURES))
+    scatter = np.ones((3, 1, N_FEATURES, N_FEATURES))
+    loglik = module.em_pass_sets(X, None, *stacked, nk, sums, scatter, 1)
+    for i, params in enumerate(sets):
+        expected = [np.ones_like(a[i]) for a in (nk, sums, scatter)]
+        assert module.em_pass(X, None, *params[:3], *expected, 1) == loglik[i]
+        for value, expected_value in zip((nk[i], sums[i], scatter[i]), expected):
+            np.testing.assert_array_equal(value, expected_value)
+
+
 @pytest.mark.parametrize("make_source", [missing_value_source, dask_source])
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
 def test_other_sources_score_each_set_with_their_own_pass(make_source, covariance_type):
