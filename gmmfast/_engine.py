@@ -107,10 +107,11 @@ class Statistics(NamedTuple):
     def pooled(self):
         """The same statistics in the "pooled" form (a "full" form's scatters summed over
         the components, in order)."""
-        if self.form != "full":
-            if self.form == "diag":
-                raise ValueError("diag statistics have no pooled form: their scatter holds "
-                                 "only the diagonals")
+        form = self.form
+        if form == "diag":
+            raise ValueError("diag statistics have no pooled form: their scatter holds "
+                             "only the diagonals")
+        if form == "pooled":
             return self
         return self._replace(scatter=self.scatter.sum(axis=0, keepdims=True))
 

@@ -137,40 +137,27 @@ cdef tuple _estimate(nk, sums, scatter, shifts, str covariance_type, double reg_
     cdef Py_ssize_t c, i, j
     cdef Py_ssize_t stat_size = d * d if full else d
     cdef double correction
-    if pooled:
-        for i in range(d * d):
-            within_data[i] = scatter_data[i]
+    cdef double* component_within
+    for i in range(n_within * stat_size):
+        within_data[i] = scatter_data[i]
     for c in range(k):
         count[c] = raw_nk[c] + 10 * eps
         for j in range(d):
             mean_data[c * d + j] = shift_data[c * d + j] + sum_data[c * d + j] / count[c]
-        # Coefficient of δ δᵀ·nk² in the shift correction (see the reference).
+        # Coefficient of δ δᵀ·nk² in the shift correction (see the reference); the pooled
+        # scatter takes every component's.
         correction = 2.0 / count[c] - raw_nk[c] / (count[c] * count[c])
-        if pooled:
-            _subtract_shift_term(within_data, sum_data + c * d, correction, d)
-            continue
+        component_within = within_data + (0 if pooled else c * stat_size)
         for i in range(d if full else 1):
             for j in range(d):
-                within_data[c * stat_size + i * d + j] = (
-                    scatter_data[c * stat_size + i * d + j]
-                    - correction * (sum_data[c * d + (i if full else j)] * sum_data[c * d + j])
-                )
+                component_within[i * d + j] -= (
+                    correction * (sum_data[c * d + (i if full else j)] * sum_data[c * d + j]))
     if covariance_type == "tied":
         return nk_out, means, _tied(within_data, n_within, count, k, d, reg_covar)
     _divide_in_place(within_data, count, k, d, full, reg_covar)
     if covariance_type == "spherical":
         return nk_out, means, _row_means(within_data, k, d)
     return nk_out, means, within
-
-
-cdef void _subtract_shift_term(double* within, const double* sums, double correction,
-                               Py_ssize_t d) noexcept:
-    """within (D, D) −= correction · sums sumsᵀ: one component's shift correction taken
-    from the pooled scatter."""
-    cdef Py_ssize_t i, j
-    for i in range(d):
-        for j in range(d):
-            within[i * d + j] -= correction * (sums[i] * sums[j])
 
 
 cdef inline cnp.ndarray _float64(object a):
