@@ -37,6 +37,7 @@ from gmmfast import _mstep_core
 from gmmfast._covariance_models import (
     CovarianceEstimate,
     estimate_covariances,
+    estimate_covariances_of_sets,
     mclust_name,
     needs_constrained_m_step,
     sklearn_layout,
@@ -761,6 +762,82 @@ class MixtureModel:
             raise ill_defined_covariance(self.float32)
         return theta
 
+    def m_step_of_sets(self, stats_list, previous):
+        """:meth:`m_step` of each statistics of the list (one number of components and
+        form), under the θ of the same index of ``previous``: a list of θ, None for a set
+        whose M-step raises the "ill-defined empirical covariance" error.
+
+        The ten constrained models' M-steps run on all the sets together
+        (:func:`estimate_covariances_of_sets`): the same numbers as one call per set, for
+        about the cost of one.
+        """
+        if not self.constrained or self.prior is not None or not stats_list:
+            return self._m_steps_one_by_one(stats_list, previous)
+        n_sets = len(stats_list)
+        nk, means, scatter = self._sets_estimates(stats_list)
+        starts = [theta[4] if theta is not None and len(theta) > 4 else None
+                  for theta in previous]
+        failed = self._screening_starts(nk, scatter, starts)
+        estimates = estimate_covariances_of_sets(
+            mclust_name(self.covariance_type), nk, scatter, self.reg_covar, previous=starts,
+            **self._inner_iterations)
+        usable = [estimate.covariances for estimate in estimates if estimate is not None]
+        if not usable:
+            return [None] * n_sets
+        # The failed sets take a usable set's covariances: their factors are not used.
+        covariances = np.array([usable[0] if estimate is None else estimate.covariances
+                                for estimate in estimates])
+        # The constrained models' layouts, "full" and "diag", factor each component alone.
+        chol = _mstep_core.precisions_cholesky(
+            covariances.reshape((-1,) + covariances.shape[2:]), self.layout)
+        if chol is None:  # a covariance that is not positive definite: find its set
+            return self._m_steps_one_by_one(stats_list, previous)
+        chol = chol.reshape(covariances.shape)
+        weights = nk / nk.sum(axis=1, keepdims=True)
+        return [None if estimate is None or m in failed else
+                (weights[m], means[m], estimate.covariances, chol[m], estimate)
+                for m, estimate in zip(range(n_sets), estimates)]
+
+    def _m_steps_one_by_one(self, stats_list, previous):
+        """:meth:`m_step_of_sets` by one :meth:`m_step` per set."""
+        thetas = []
+        for stats, theta in zip(stats_list, previous):
+            try:
+                thetas.append(self.m_step(stats, previous=theta))
+            except ValueError:
+                thetas.append(None)
+        return thetas
+
+    def _sets_estimates(self, stats_list):
+        """The sets' counts (M, K), means (M, K, D) and scatters about their means
+        (M, K, D, D) or (M, K, D), without reg_covar: one compiled call for the
+        components of all the sets, as each component's are its own."""
+        n_sets, n_components = len(stats_list), len(stats_list[0].nk)
+        stacked = [np.concatenate(part) for part in zip(*stats_list)]
+        nk, means, sample_covariances = _mstep_core.estimate_parameters(
+            *stacked, self.form, 0.0, self.eps)
+        scale = nk[:, None, None] if self.form == "full" else nk[:, None]
+        scatter = sample_covariances * scale
+        return (nk.reshape(n_sets, n_components),
+                means.reshape(n_sets, n_components, -1),
+                scatter.reshape((n_sets, n_components) + scatter.shape[1:]))
+
+    def _screening_starts(self, nk, scatter, starts):
+        """Put EEE's estimate in ``starts`` for the cold sets of a screening EVE or VVE
+        (see :meth:`for_screening`); the indices of the sets whose EEE estimate failed."""
+        if not (self.screening and mclust_name(self.covariance_type) in SEARCHED_AXES):
+            return set()
+        cold = [m for m, start in enumerate(starts) if start is None]
+        if not cold:
+            return set()
+        failed = set()
+        eee = estimate_covariances_of_sets("EEE", nk[cold], scatter[cold], self.reg_covar)
+        for m, estimate in zip(cold, eee):
+            starts[m] = estimate
+            if estimate is None:
+                failed.add(m)
+        return failed
+
     def initial_parameters(self, stats, total_weight):
         """θ from the statistics of initial responsibilities. As scikit-learn's
         initialisation, the weights are ``nk / total_weight``, not renormalised."""
@@ -982,9 +1059,9 @@ class Race(NamedTuple):
 class MultiSetModel:
     """Several parameter sets of ``model`` climbed together: a step scores every live set
     in one pass over the rows (the source's ``statistics_of_sets``) and applies the
-    model's M-step to each. θ is a :class:`ParameterSets`; the bound is the sum of the
-    live sets' bounds (EM raises each, so the sum changes by less than ``tol`` only when
-    every set's bound does). A set whose bound is not finite or whose M-step finds an
+    model's M-step to all of them in one call (its ``m_step_of_sets``). θ is a
+    :class:`ParameterSets`; the bound is the sum of the live sets' bounds (EM raises
+    each, so the sum changes by less than ``tol`` only when every set's bound does). A set whose bound is not finite or whose M-step finds an
     ill-defined covariance is dropped, not an error: the others go on.
 
     With ``tol``, a set whose bound changed by less than ``tol`` at its last step has
@@ -1015,15 +1092,20 @@ class MultiSetModel:
             bounds = [b if theta is not None else -np.inf
                       for theta, b in zip(sets.thetas, sets.bounds)]
             settled = set(sets.settled)
+            stepping, new_bounds, statistics = [], [], []
             for i, (loglik, stats) in zip(climbing, results):
                 thetas[i], bounds[i] = None, -np.inf
                 bound = model.lower_bound(loglik, sets.thetas[i], total_weight)
-                if not math.isfinite(bound):
+                if math.isfinite(bound):
+                    stepping.append(i)
+                    new_bounds.append(bound)
+                    statistics.append(stats)
+            new_thetas = model.m_step_of_sets(statistics,
+                                              [sets.thetas[i] for i in stepping])
+            for i, bound, theta in zip(stepping, new_bounds, new_thetas):
+                if theta is None:
                     continue
-                try:
-                    thetas[i] = model.m_step(stats, previous=sets.thetas[i])
-                except ValueError:
-                    continue
+                thetas[i] = theta
                 if tol is not None and abs(bound - sets.bounds[i]) < tol:
                     settled.add(i)
                 bounds[i] = bound
