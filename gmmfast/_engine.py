@@ -750,6 +750,27 @@ class MixtureModel:
     def kernel_parameters(self, theta):
         return mixture_kernel_parameters(theta, self.layout)._replace(pooled=self.pooled)
 
+    def kernel_parameters_of_sets(self, thetas):
+        """:meth:`kernel_parameters` of each θ of the list (one number of components): one
+        compiled call for the components of all the sets, as each has its own factor
+        (tied ones share theirs: one call per set)."""
+        if self.layout == "tied" or any(theta[2] is None for theta in thetas):
+            return [self.kernel_parameters(theta) for theta in thetas]
+        if not thetas:
+            return []
+        n_sets, n_components = len(thetas), len(thetas[0][0])
+        weights, means, covariances, precisions_chol = (
+            np.concatenate(part) for part in zip(*(theta[:4] for theta in thetas)))
+        means, precisions_chol, log_norm = _mstep_core.kernel_parameters(
+            weights, means, precisions_chol, self.layout, means.shape[1])
+        covariances = _in_factors_shape(covariances, self.layout, precisions_chol.shape)
+
+        def per_set(array):
+            return array.reshape((n_sets, n_components) + array.shape[1:])
+
+        return [KernelParameters(*parts) for parts in zip(
+            per_set(means), per_set(precisions_chol), per_set(log_norm), per_set(covariances))]
+
     def m_step(self, stats, previous=None):
         """θ from the statistics; ``previous`` (the θ these statistics were computed
         under, or None) warm-starts the iterative M-steps. Raises the "ill-defined
@@ -1058,8 +1079,9 @@ class Race(NamedTuple):
 
 class MultiSetModel:
     """Several parameter sets of ``model`` climbed together: a step scores every live set
-    in one pass over the rows (the source's ``statistics_of_sets``) and applies the
-    model's M-step to all of them in one call (its ``m_step_of_sets``). θ is a
+    in one pass over the rows (the source's ``statistics_of_sets``, under the model's
+    ``kernel_parameters_of_sets``) and applies the model's M-step to all of them in one
+    call (its ``m_step_of_sets``). θ is a
     :class:`ParameterSets`; the bound is the sum of the live sets' bounds (EM raises
     each, so the sum changes by less than ``tol`` only when every set's bound does). A set whose bound is not finite or whose M-step finds an
     ill-defined covariance is dropped, not an error: the others go on.
@@ -1087,7 +1109,8 @@ class MultiSetModel:
             climbing = [i for i, theta in enumerate(sets.thetas) if theta is not None
                         and i not in sets.settled and i not in following]
             results = source.statistics_of_sets(
-                [model.kernel_parameters(sets.thetas[i]) for i in climbing], n_threads)
+                model.kernel_parameters_of_sets([sets.thetas[i] for i in climbing]),
+                n_threads)
             thetas = list(sets.thetas)
             bounds = [b if theta is not None else -np.inf
                       for theta, b in zip(sets.thetas, sets.bounds)]

@@ -293,3 +293,19 @@ def test_the_m_steps_of_all_sets_are_each_sets_own(covariance_type, screening):
         expected = model.m_step(stats_list[m], previous=previous[m])
         for value, expected_value in zip(thetas[m][:4], expected[:4]):
             np.testing.assert_array_equal(value, expected_value)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical", "EVI"])
+def test_the_kernel_parameters_of_all_sets_are_each_sets_own(covariance_type):
+    X = _mixture_data(400, 3, N_FEATURES, seed=22)
+    source = InMemorySource(X)
+    model = MixtureModel(covariance_type, 1e-6, X.dtype)
+    thetas = [model.m_step(source.random_resp_statistics(3, np.random.RandomState(seed),
+                                                         model.form, 1))
+              for seed in range(3)]
+    for got, expected in zip(model.kernel_parameters_of_sets(thetas),
+                             [model.kernel_parameters(theta) for theta in thetas]):
+        assert got.pooled == expected.pooled
+        for value, expected_value in zip(got[:4], expected[:4]):
+            np.testing.assert_array_equal(value, expected_value)
+    assert model.kernel_parameters_of_sets([]) == []
