@@ -786,14 +786,23 @@ class MixtureModel:
     def m_step_of_sets(self, stats_list, previous):
         """:meth:`m_step` of each statistics of the list (one number of components and
         form), under the θ of the same index of ``previous``: a list of θ, None for a set
-        whose M-step raises the "ill-defined empirical covariance" error.
+        whose M-step raises a ValueError (an ill-defined covariance).
 
         The ten constrained models' M-steps run on all the sets together
         (:func:`estimate_covariances_of_sets`): the same numbers as one call per set, for
         about the cost of one.
         """
+        return self._parameters_of_sets(stats_list, previous, None)
+
+    def initial_parameters_of_sets(self, stats_list, total_weight):
+        """:meth:`initial_parameters` of each statistics of the list, as
+        :meth:`m_step_of_sets` gives :meth:`m_step`'s."""
+        return self._parameters_of_sets(stats_list, [None] * len(stats_list), total_weight)
+
+    def _parameters_of_sets(self, stats_list, previous, total_weight):
+        """θ of each set: its M-step's, or with ``total_weight`` its initial θ."""
         if not self.constrained or self.prior is not None or not stats_list:
-            return self._m_steps_one_by_one(stats_list, previous)
+            return self._one_by_one(stats_list, previous, total_weight)
         n_sets = len(stats_list)
         nk, means, scatter = self._sets_estimates(stats_list)
         starts = [theta[4] if theta is not None and len(theta) > 4 else None
@@ -812,19 +821,23 @@ class MixtureModel:
         chol = _mstep_core.precisions_cholesky(
             covariances.reshape((-1,) + covariances.shape[2:]), self.layout)
         if chol is None:  # a covariance that is not positive definite: find its set
-            return self._m_steps_one_by_one(stats_list, previous)
+            return self._one_by_one(stats_list, previous, total_weight)
         chol = chol.reshape(covariances.shape)
-        weights = nk / nk.sum(axis=1, keepdims=True)
+        # As one set's: an M-step normalises the weights, an initialisation does not.
+        weights = nk / (nk.sum(axis=1, keepdims=True) if total_weight is None
+                        else total_weight)
         return [None if estimate is None or m in failed else
                 (weights[m], means[m], estimate.covariances, chol[m], estimate)
                 for m, estimate in zip(range(n_sets), estimates)]
 
-    def _m_steps_one_by_one(self, stats_list, previous):
-        """:meth:`m_step_of_sets` by one :meth:`m_step` per set."""
+    def _one_by_one(self, stats_list, previous, total_weight):
+        """:meth:`_parameters_of_sets` by one :meth:`m_step` or
+        :meth:`initial_parameters` per set."""
         thetas = []
         for stats, theta in zip(stats_list, previous):
             try:
-                thetas.append(self.m_step(stats, previous=theta))
+                thetas.append(self.m_step(stats, previous=theta) if total_weight is None
+                              else self.initial_parameters(stats, total_weight))
             except ValueError:
                 thetas.append(None)
         return thetas

@@ -369,10 +369,14 @@ def screened_winner(model, screen, starts, n_threads, tol, stop=None):
     partitions = [start.statistics(sample, model.form, n_threads) for start in starts]
     copies = screen.copies(partitions)
     originals = dict(copies)
+    # A start with an empty cluster has no θ; a copy takes its original's.
+    fresh = [i for i, stats in enumerate(partitions)
+             if i not in originals and np.all(stats.nk > 0)]
+    initial = dict(zip(fresh, model.initial_parameters_of_sets(
+        [partitions[i] for i in fresh], sample.total_weight)))
     thetas = []
-    for i, stats in enumerate(partitions):
-        thetas.append(thetas[originals[i]] if i in originals
-                      else _initial_parameters(model, sample, stats))
+    for i in range(len(partitions)):
+        thetas.append(thetas[originals[i]] if i in originals else initial.get(i))
     sets = ParameterSets.of(thetas)._replace(copies=copies)
     # On the rows themselves the survivors' screening iterations are the first of their
     # climb to convergence, which must not stop early; on a sample they only rank.
@@ -412,17 +416,6 @@ def _finalists(rows):
     """How many starts halving keeps at least on data within the screen, a source of
     ``rows`` (see FINALIST_ROWS)."""
     return max(1, FINALIST_ROWS // max(rows.n_samples, 1))
-
-
-def _initial_parameters(model, source, stats):
-    """θ from the statistics of a partition of the source's rows, or None when a cluster
-    is empty or its covariance ill-defined."""
-    if not np.all(stats.nk > 0):
-        return None
-    try:
-        return model.initial_parameters(stats, source.total_weight)
-    except ValueError:
-        return None
 
 
 class Finalist(NamedTuple):

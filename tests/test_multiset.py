@@ -309,3 +309,19 @@ def test_the_kernel_parameters_of_all_sets_are_each_sets_own(covariance_type):
         for value, expected_value in zip(got[:4], expected[:4]):
             np.testing.assert_array_equal(value, expected_value)
     assert model.kernel_parameters_of_sets([]) == []
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "EEI", "VEV", "EVE"])
+def test_the_initial_parameters_of_all_sets_are_each_sets_own(covariance_type):
+    X = _mixture_data(400, 3, N_FEATURES, seed=23)
+    source = InMemorySource(X)
+    model = MixtureModel(covariance_type, 1e-6, X.dtype).for_screening()
+    stats_list = [source.random_resp_statistics(3, np.random.RandomState(seed), model.form, 1)
+                  for seed in range(3)]
+    stats_list[1] = stats_list[1]._replace(scatter=np.full_like(stats_list[1].scatter, np.nan))
+    thetas = model.initial_parameters_of_sets(stats_list, 2 * source.total_weight)
+    assert thetas[1] is None
+    for m in (0, 2):
+        expected = model.initial_parameters(stats_list[m], 2 * source.total_weight)
+        for value, expected_value in zip(thetas[m][:4], expected[:4]):
+            np.testing.assert_array_equal(value, expected_value)
