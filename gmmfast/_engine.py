@@ -1049,10 +1049,13 @@ class ParameterSets(NamedTuple):
                                           for i, t in enumerate(self.thetas)))
 
     def only(self, admissible):
-        """The sets whose θ ``admissible(θ)`` accepts; the others are dropped."""
-        return self._replace(thetas=tuple(
-            theta if theta is not None and admissible(theta) else None
-            for theta in self.thetas))
+        """The sets that ``admissible`` accepts; the others are dropped. It is given the
+        list of the live sets' θ and says of each whether it is admissible."""
+        live = [i for i, theta in enumerate(self.thetas) if theta is not None]
+        kept = {i for i, accepted in zip(live, admissible([self.thetas[i] for i in live]))
+                if accepted}
+        return self._replace(thetas=tuple(theta if i in kept else None
+                                          for i, theta in enumerate(self.thetas)))
 
     def ranked(self):
         """Indices of the live sets, highest bound first (earlier sets first among
