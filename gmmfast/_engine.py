@@ -803,32 +803,39 @@ class MixtureModel:
         """θ of each set: its M-step's, or with ``total_weight`` its initial θ."""
         if not self.constrained or self.prior is not None or not stats_list:
             return self._one_by_one(stats_list, previous, total_weight)
-        n_sets = len(stats_list)
         nk, means, scatter = self._sets_estimates(stats_list)
         starts = [theta[4] if theta is not None and len(theta) > 4 else None
                   for theta in previous]
-        failed = self._screening_starts(nk, scatter, starts)
+        starts, failed = self._screening_starts(nk, scatter, starts)
         estimates = estimate_covariances_of_sets(
             mclust_name(self.covariance_type), nk, scatter, self.reg_covar, previous=starts,
             **self._inner_iterations)
-        usable = [estimate.covariances for estimate in estimates if estimate is not None]
-        if not usable:
-            return [None] * n_sets
-        # The failed sets take a usable set's covariances: their factors are not used.
-        covariances = np.array([usable[0] if estimate is None else estimate.covariances
+        estimates = [None if m in failed else estimate
+                     for m, estimate in enumerate(estimates)]
+        chol = self._precisions_cholesky_of_sets(estimates)
+        if chol is None:  # a covariance that is not positive definite: find its set
+            return self._one_by_one(stats_list, previous, total_weight)
+        # As one set's: an M-step normalises the weights, an initialisation does not.
+        weights = nk / (nk.sum(axis=1, keepdims=True) if total_weight is None
+                        else total_weight)
+        return [None if estimate is None else
+                (weights[m], means[m], estimate.covariances, chol[m], estimate)
+                for m, estimate in enumerate(estimates)]
+
+    def _precisions_cholesky_of_sets(self, estimates):
+        """The precisions' factors of the sets' estimates (M, ...) in one compiled call
+        (None: a covariance is not positive definite); a set without an estimate gets
+        another set's factors, which are not used."""
+        usable = next((estimate.covariances for estimate in estimates
+                       if estimate is not None), None)
+        if usable is None:
+            return [None] * len(estimates)
+        covariances = np.array([usable if estimate is None else estimate.covariances
                                 for estimate in estimates])
         # The constrained models' layouts, "full" and "diag", factor each component alone.
         chol = _mstep_core.precisions_cholesky(
             covariances.reshape((-1,) + covariances.shape[2:]), self.layout)
-        if chol is None:  # a covariance that is not positive definite: find its set
-            return self._one_by_one(stats_list, previous, total_weight)
-        chol = chol.reshape(covariances.shape)
-        # As one set's: an M-step normalises the weights, an initialisation does not.
-        weights = nk / (nk.sum(axis=1, keepdims=True) if total_weight is None
-                        else total_weight)
-        return [None if estimate is None or m in failed else
-                (weights[m], means[m], estimate.covariances, chol[m], estimate)
-                for m, estimate in zip(range(n_sets), estimates)]
+        return None if chol is None else chol.reshape(covariances.shape)
 
     def _one_by_one(self, stats_list, previous, total_weight):
         """:meth:`_parameters_of_sets` by one :meth:`m_step` or
@@ -857,20 +864,18 @@ class MixtureModel:
                 scatter.reshape((n_sets, n_components) + scatter.shape[1:]))
 
     def _screening_starts(self, nk, scatter, starts):
-        """Put EEE's estimate in ``starts`` for the cold sets of a screening EVE or VVE
-        (see :meth:`for_screening`); the indices of the sets whose EEE estimate failed."""
-        if not (self.screening and mclust_name(self.covariance_type) in SEARCHED_AXES):
-            return set()
+        """``(starts, failed)``: the sets' starts, with EEE's estimate for the cold sets
+        of a screening EVE or VVE (see :meth:`for_screening`), and the indices of the sets
+        whose EEE estimate failed."""
         cold = [m for m, start in enumerate(starts) if start is None]
-        if not cold:
-            return set()
-        failed = set()
+        if not (cold and self.screening
+                and mclust_name(self.covariance_type) in SEARCHED_AXES):
+            return starts, set()
+        starts = list(starts)
         eee = estimate_covariances_of_sets("EEE", nk[cold], scatter[cold], self.reg_covar)
         for m, estimate in zip(cold, eee):
             starts[m] = estimate
-            if estimate is None:
-                failed.add(m)
-        return failed
+        return starts, {m for m, estimate in zip(cold, eee) if estimate is None}
 
     def initial_parameters(self, stats, total_weight):
         """θ from the statistics of initial responsibilities. As scikit-learn's
@@ -1097,10 +1102,10 @@ class MultiSetModel:
     """Several parameter sets of ``model`` climbed together: a step scores every live set
     in one pass over the rows (the source's ``statistics_of_sets``, under the model's
     ``kernel_parameters_of_sets``) and applies the model's M-step to all of them in one
-    call (its ``m_step_of_sets``). θ is a
-    :class:`ParameterSets`; the bound is the sum of the live sets' bounds (EM raises
-    each, so the sum changes by less than ``tol`` only when every set's bound does). A set whose bound is not finite or whose M-step finds an
-    ill-defined covariance is dropped, not an error: the others go on.
+    call (its ``m_step_of_sets``). θ is a :class:`ParameterSets`; the bound is the sum of
+    the live sets' bounds (EM raises each, so the sum changes by less than ``tol`` only
+    when every set's bound does). A set whose bound is not finite or whose M-step finds
+    an ill-defined covariance is dropped, not an error: the others go on.
 
     With ``tol``, a set whose bound changed by less than ``tol`` at its last step has
     settled: it takes no further steps (its θ and bound stay as they are), so the sets
