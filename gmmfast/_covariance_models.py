@@ -331,6 +331,8 @@ def estimate_covariances_of_sets(model, nk, scatter, reg_covar, previous=None,
 def _estimates(model, nk, regularised, previous, iteration):
     """The estimates of M sets of positive counts (M, K) and ``regularised`` scatters,
     None for a set whose covariance is not positive definite."""
+    if not len(nk):
+        return []
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         try:
             return _estimates_of_fit(model, _fit(model, nk, regularised, previous, iteration),

@@ -496,6 +496,7 @@ def test_a_failing_set_leaves_the_others_alone(model):
     for m in (1, 2, 3):
         with pytest.raises(ValueError):
             estimate_covariances(model, nk[m], scatter[m], 0.0)
+    assert estimate_covariances_of_sets(model, nk[2:], scatter[2:], 0.0) == [None, None]
 
 
 def test_sets_at_once_warn_once_when_capped():

@@ -287,6 +287,7 @@ def test_the_m_steps_of_all_sets_are_each_sets_own(covariance_type, screening):
     stats_list[2] = stats_list[2]._replace(scatter=np.full_like(stats_list[2].scatter, np.nan))
     thetas = model.m_step_of_sets(stats_list, previous)
     assert thetas[2] is None
+    assert model.m_step_of_sets(stats_list[2:3], previous[2:3]) == [None]
     with pytest.raises(ValueError):
         model.m_step(stats_list[2], previous=previous[2])
     for m in (0, 1, 3):
