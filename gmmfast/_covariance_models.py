@@ -341,8 +341,13 @@ def _estimates(model, nk, regularised, previous, iteration):
             if len(nk) == 1:
                 return [None]
     # One set's failure stops a call that serves them all: each set alone.
-    return [_estimates(model, nk[m:m + 1], regularised[m:m + 1], previous[m:m + 1],
-                       iteration.of_set(m))[0] for m in range(len(nk))]
+    estimates = []
+    for m in range(len(nk)):
+        alone = iteration.alone()
+        estimates += _estimates(model, nk[m:m + 1], regularised[m:m + 1], previous[m:m + 1],
+                                alone)
+        iteration.record(m, alone.n_iter[0], alone.converged[0])
+    return estimates
 
 
 def _fit(model, nk, regularised, previous, iteration):
@@ -497,21 +502,18 @@ class _Iteration:
         self.model = model
         self.max_iter = max_iter
         self.tol = tol
-        self.n_iter = np.zeros(n_sets, dtype=np.int64)
-        self.converged = np.ones(n_sets, dtype=bool)
+        self.n_iter = [0] * n_sets
+        self.converged = [True] * n_sets
 
     def record(self, index, n_iter, converged):
         self.n_iter[index], self.converged[index] = n_iter, converged
 
-    def of_set(self, index):
-        """The iteration of set ``index`` alone, recording into this one."""
-        single = _Iteration(self.model, 0, self.max_iter, self.tol)
-        single.n_iter = self.n_iter[index:index + 1]
-        single.converged = self.converged[index:index + 1]
-        return single
+    def alone(self):
+        """A fresh iteration of one set, with this one's cap and tolerance."""
+        return _Iteration(self.model, 1, self.max_iter, self.tol)
 
     def warn_if_capped(self):
-        if not self.converged.all():
+        if not all(self.converged):
             # Imported here: this module must not import scikit-learn (see _engine).
             from gmmfast._compat import ConvergenceWarning
 
@@ -704,16 +706,21 @@ def _estimates_of_fit(model, fit, iteration):
             shapes = np.take_along_axis(shapes, order[:, None, :], axis=-1)
         axes = _repeated(axes, n_components)
     principal = volumes[..., None] * shapes
-    usable = ((principal > 0) & (principal < np.inf)).reshape(n_sets, -1).all(axis=1)
+    positive = (principal > 0) & (principal < np.inf)  # False for NaN too
     covariances = compose(volumes, shapes, axes)
-    usable &= np.isfinite(covariances).reshape(n_sets, -1).all(axis=1)
+    finite = np.isfinite(covariances)
+    if positive.all() and finite.all():
+        usable = [True] * n_sets
+    else:
+        usable = (positive.reshape(n_sets, -1).all(axis=1)
+                  & finite.reshape(n_sets, -1).all(axis=1)).tolist()
     return [CovarianceEstimate(
         covariances=covariances[m],
         volumes=volumes[m],
         shapes=shapes[m],
         orientations=None if axes is None else axes[m],
-        n_iter=int(iteration.n_iter[m]),
-        converged=bool(iteration.converged[m]),
+        n_iter=iteration.n_iter[m],
+        converged=iteration.converged[m],
     ) if usable[m] else None for m in range(n_sets)]
 
 
