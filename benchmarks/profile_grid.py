@@ -78,6 +78,17 @@ def instrument(timers):
         return estimate
 
     _engine.estimate_covariances = counted_estimate
+    estimate_sets = getattr(_engine, "estimate_covariances_of_sets", None)
+
+    def counted_sets(*args, **kwargs):
+        estimates = estimate_sets(*args, **kwargs)
+        fitted = [estimate for estimate in estimates if estimate is not None]
+        timers.seconds[timers.model, "inner"] += sum(e.n_iter for e in fitted)
+        timers.calls[timers.model, "estimate"] += len(fitted)
+        return estimates
+
+    if estimate_sets is not None:
+        _engine.estimate_covariances_of_sets = counted_sets
     model_class.kernel_parameters = timers.wrap("kernel_parameters",
                                                 model_class.kernel_parameters)
     em_step = model_class.em_step
