@@ -75,14 +75,16 @@ KMEANS_TOL = 1e-4
 # Centres recomputed from an unchanged partition move only by the rounding of their sums:
 # a few ulps of their magnitude.
 ROUNDING_STEPS = 16
-# EM's statistics leave out the responsibilities below ε² (float64's ε) of their row's
-# largest. Each is below ε² of its row's weight, so together they move a component's count,
-# sums and scatter by less than ε² of the total weight: below the rounding of any component
-# that holds a row's worth of weight, and below the 10 ε guard that every count gets. Their
-# log-likelihood terms are below ε² of the row's, invisible to its rounding too. On
-# separated clusters most of a component's rows then have exactly zero responsibility, and
-# the full scatter gathers only the rest (10⁵ × 8 blobs, K = 5: a fifth of the rows, a pass
-# ~20 % cheaper).
+# EM's per-component full scatters leave out the responsibilities below ε² (float64's ε)
+# of their row's largest. Each is below ε² of its row's weight, so together they move a
+# component's count, sums and scatter by less than ε² of the total weight: below the
+# rounding of any component that holds a row's worth of weight, and below the 10 ε guard
+# that every count gets. Their log-likelihood terms are below ε² of the row's, invisible to
+# its rounding too. On separated clusters most of a component's rows then have exactly zero
+# responsibility, and its scatter gathers only the rest (10⁵ × 8 blobs, K = 5: a fifth of
+# the rows, a pass ~20 % cheaper). The diagonal statistics would only skip whole blocks of
+# rows, which saved nothing there and cost ~3 % on overlapping clusters; the pooled
+# scatter has one product per row whatever the responsibilities.
 EM_LOG_RESP_FLOOR = 2 * math.log(np.finfo(np.float64).eps)
 
 
@@ -715,7 +717,7 @@ class MixtureModel:
     four models, under either name, are fitted by the compiled M-steps. The other ten
     append the M-step's :class:`CovarianceEstimate` to θ: its decomposition, and the warm
     start of the next M-step (the iterative ones then never decrease the likelihood).
-    Its passes leave out of the statistics the responsibilities below
+    Its per-component full scatters leave out the responsibilities below
     ``EM_LOG_RESP_FLOOR`` of their row's largest, which float64 cannot see.
     """
 
@@ -734,6 +736,8 @@ class MixtureModel:
         # The compiled tied M-step needs only the components' scatters summed; the
         # constrained fits (a prior's terms) take them one by one.
         self.pooled = self.layout == "tied" and not self.constrained
+        self.log_resp_floor = (EM_LOG_RESP_FLOOR if self.form == "full" and not self.pooled
+                               else None)
         self.float32 = np.dtype(dtype) == np.float32
         self.eps = float(np.finfo(dtype).eps)
         # float32 bounds are rounded as scikit-learn computes them; float64 ones stay
@@ -760,7 +764,7 @@ class MixtureModel:
 
     def kernel_parameters(self, theta):
         return mixture_kernel_parameters(theta, self.layout)._replace(
-            pooled=self.pooled, log_resp_floor=EM_LOG_RESP_FLOOR)
+            pooled=self.pooled, log_resp_floor=self.log_resp_floor)
 
     def m_step(self, stats, previous=None):
         """θ from the statistics; ``previous`` (the θ these statistics were computed
@@ -826,7 +830,7 @@ class MixtureModel:
         isfinite = math.isfinite
         if isinstance(source, InMemorySource) and not self.constrained:
             fused = source.fused_em_step(self.layout, self.reg_covar, self.eps, n_threads,
-                                         EM_LOG_RESP_FLOOR)
+                                         self.log_resp_floor)
 
             def step(theta):
                 loglik, theta = fused(theta)
