@@ -113,6 +113,37 @@ static inline void GMMFAST_FN(exp_block)(GMMFAST_REAL *lp, ptrdiff_t m, ptrdiff_
     GMMFAST_V_(mask_storeu)(total, lanes, sum);
 }
 
+/* exp_block for two full registers of rows at once: two independent chains of the
+ * polynomial's multiply-adds, which one register's leaves waiting on their latency
+ * (~7 % of exp_terms). Each lane's arithmetic is exp_block's. */
+static inline void GMMFAST_FN(exp_pair)(GMMFAST_REAL *lp, ptrdiff_t m, ptrdiff_t k,
+                                        GMMFAST_REAL *top, GMMFAST_REAL *total,
+                                        GMMFAST_REAL floor_)
+{
+    GMMFAST_REAL *lp1 = lp + GMMFAST_LANES;
+    GMMFAST_V floor_v = GMMFAST_V_(set1)(floor_);
+    GMMFAST_V t0 = GMMFAST_V_(loadu)(lp), t1 = GMMFAST_V_(loadu)(lp1);
+    for (ptrdiff_t c = 1; c < k; c++) {  /* NaN entries never become the maximum */
+        t0 = GMMFAST_V_(max)(GMMFAST_V_(loadu)(lp + c * m), t0);
+        t1 = GMMFAST_V_(max)(GMMFAST_V_(loadu)(lp1 + c * m), t1);
+    }
+    GMMFAST_V sum0 = GMMFAST_V_(setzero)(), sum1 = GMMFAST_V_(setzero)();
+    for (ptrdiff_t c = 0; c < k; c++) {
+        GMMFAST_V term0 = GMMFAST_FN(exp_vector)(
+            GMMFAST_V_(sub)(GMMFAST_V_(loadu)(lp + c * m), t0), floor_v);
+        GMMFAST_V term1 = GMMFAST_FN(exp_vector)(
+            GMMFAST_V_(sub)(GMMFAST_V_(loadu)(lp1 + c * m), t1), floor_v);
+        GMMFAST_V_(storeu)(lp + c * m, term0);
+        GMMFAST_V_(storeu)(lp1 + c * m, term1);
+        sum0 = GMMFAST_V_(add)(sum0, term0);
+        sum1 = GMMFAST_V_(add)(sum1, term1);
+    }
+    GMMFAST_V_(storeu)(top, t0);
+    GMMFAST_V_(storeu)(top + GMMFAST_LANES, t1);
+    GMMFAST_V_(storeu)(total, sum0);
+    GMMFAST_V_(storeu)(total + GMMFAST_LANES, sum1);
+}
+
 /* row_argmax for the rows of one register, the running maximum and its index in
  * registers: a loop over the rows per component compiled to a branch around a masked
  * store, mispredicted. */
@@ -140,6 +171,8 @@ static inline void GMMFAST_FN(exp_terms)(GMMFAST_REAL *lp, ptrdiff_t m, ptrdiff_
 {
 #if defined(__AVX512F__)
     ptrdiff_t i = 0;
+    for (; i + 2 * GMMFAST_LANES <= m; i += 2 * GMMFAST_LANES)
+        GMMFAST_FN(exp_pair)(lp + i, m, k, top + i, total + i, floor_);
     for (; i + GMMFAST_LANES <= m; i += GMMFAST_LANES)
         GMMFAST_FN(exp_block)(lp + i, m, k, top + i, total + i, floor_,
                               (GMMFAST_MASK) ~(GMMFAST_MASK) 0);
