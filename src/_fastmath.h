@@ -4,9 +4,10 @@
  *
  * exp_or_zero(x, floor): one exponential per (row, component) is the E-step's largest
  * non-BLAS cost, and libm's exp is a scalar call that stops the loop around it from
- * vectorising. This exp has no branch, table or errno: Cody-Waite reduction x = n ln2 + r
- * (n ln2_hi exact), a Taylor polynomial on |r| <= ln2/2 and 2^n built in the exponent
- * bits. For floor <= x <= 0; exactly 0 below the floor or for NaN.
+ * vectorising. This exp has no branch or errno (and, but for AVX-512's, no table):
+ * Cody-Waite reduction x = n ln2 + r (n ln2_hi exact), a Taylor polynomial on
+ * |r| <= ln2/2 and 2^n built in the exponent bits. For floor <= x <= 0; exactly 0 below
+ * the floor or for NaN.
  *   float64: degree 13; <= 7 ulp against numpy.exp for x >= -40 (every responsibility that
  *            can change a statistic), <= 1.4e-14 relative down to the floor (>= -700).
  *   float32: ln 2 split so that n ln2_hi is exact for |n| < 512 and n ln2_lo <= 2e-4, whose
