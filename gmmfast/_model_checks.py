@@ -36,6 +36,7 @@ from gmmfast._model_file import (
     KINDS,
     MIXTURE_ARRAYS,
     PARAMS_AFTER_VERSION_1,
+    POOLED_STREAM_VERSION,
     PRIOR_ARRAYS,
     PRIOR_KEYS,
     PRIOR_VERSION,
@@ -80,7 +81,7 @@ def _checked_gaussian_mixture(metadata, arrays, kind, path):
                                 path)
     _check_fitted(metadata["fitted"], kind, n_features, path)
     mclust = _check_mclust_model(arrays, covariance_type, metadata["fitted"], path)
-    stream = _stream_state(arrays, covariance_type, path)
+    stream = _stream_state(arrays, covariance_type, metadata["format_version"], path)
     prior = _fitted_prior(arrays, covariance_type, path)
     params.update(_array_params(arrays, kind, path))
     return CheckedModel("GaussianMixture", params, arrays, metadata, mclust, stream, prior)
@@ -106,7 +107,7 @@ _CHECKS = {"GaussianMixture": _checked_gaussian_mixture,
            "BayesianGaussianMixture": _checked_bayesian_gaussian_mixture}
 
 
-def _stream_state(arrays, covariance_type, path):
+def _stream_state(arrays, covariance_type, format_version, path):
     """The running state of online EM saved with the model (a ``StreamState``), or None:
     statistics in the form of ``covariance_type``'s kernels, finite, with non-negative
     counts and scatter diagonals; a positive weight and at least one batch."""
@@ -117,6 +118,7 @@ def _stream_state(arrays, covariance_type, path):
     full = kernel_form(sklearn_layout(covariance_type)) == "full"
     # Tied statistics may be pooled: the components' scatters summed, (1, D, D).
     pooled = (sklearn_layout(covariance_type) == "tied"
+              and format_version >= POOLED_STREAM_VERSION
               and np.shape(arrays.get("stream_scatter")) == (1, n_features, n_features))
     scatter = (1 if pooled else n_components, n_features, n_features) if full else vectors
     _check_arrays(arrays, {"stream_nk": (n_components,), "stream_sums": vectors,

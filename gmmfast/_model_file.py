@@ -5,9 +5,10 @@ atomically, and reading it back with bounded reads and integrity checks. It impo
 estimator, so that the estimators' ``save`` can use it; turning the arrays back into an
 estimator, and checking that they form a valid model, is ``gmmfast._io``'s job.
 
-Format version 4. A file is written with the lowest version that holds it, so that an older
-gmmfast loads what it can and asks for an upgrade otherwise: version 4 for a
-``GaussianMixture`` with a conjugate prior (its ``prior`` parameter or the ``prior_`` it was
+Format version 5. A file is written with the lowest version that holds it, so that an older
+gmmfast loads what it can and asks for an upgrade otherwise: version 5 for a
+``GaussianMixture`` whose saved stream holds tied statistics in the pooled form (below),
+version 4 for one with a conjugate prior (its ``prior`` parameter or the ``prior_`` it was
 fitted with, below), version 3 for one with one of mclust's covariance names (which holds
 its decomposition, below), version 2 for every other file. Version 1, which had no ``kind``, is still read:
 its files are ``GaussianMixture`` models. The archive (``numpy.savez``, readable by any
@@ -19,7 +20,7 @@ NumPy ≥ 1.x with ``allow_pickle=False``) holds one ``.npy`` member per array:
   (float64); ``lower_bound_`` is 0-d and ``lower_bounds_`` 1-d;
 - ``feature_names_in_`` (1-d unicode), only if the model was fitted on named columns;
 - a ``GaussianMixture`` with an mclust name (any of :data:`COVARIANCE_MODELS`, including
-  VVV, EEE, VVI and VII; version 3 only): its decomposition ``Σ_k = λ_k D_k A_k D_kᵀ``,
+  VVV, EEE, VVI and VII; from version 3 on): its decomposition ``Σ_k = λ_k D_k A_k D_kᵀ``,
   :data:`DECOMPOSITION_ARRAYS` in the training data's dtype: ``volumes_`` (K,),
   ``shapes_`` (K, D) and, except for the six diagonal models (EII … VVI),
   ``orientations_`` (K, D, D). Its ``covariances_``, ``precisions_`` and
@@ -27,19 +28,19 @@ NumPy ≥ 1.x with ``allow_pickle=False``) holds one ``.npy`` member per array:
   (``gmmfast._covariance_models.sklearn_layout``: (K, D) for EII, EEI, VEI, EVI, (K, D, D)
   for VEE … EVV);
 - the array-valued constructor parameters (float64), only if they were given;
-- a ``GaussianMixture`` fitted with a conjugate prior (version 4 only): the hyperparameters
+- a ``GaussianMixture`` fitted with a conjugate prior (from version 4 on): the hyperparameters
   it used (its ``prior_``) as :data:`PRIOR_ARRAYS` (float64): ``prior_shrinkage_`` and
   ``prior_dof_`` 0-d, ``prior_mean_`` (D,), ``prior_scale_`` 0-d for the diagonal and
   spherical models, (D, D) for the others; all four or none;
 - a ``GaussianMixture`` in the middle of a stream of ``partial_fit`` calls (and only then):
   the running statistics of online EM, :data:`STREAM_ARRAYS` (float64: ``stream_nk``
   (K,), ``stream_sums`` and ``stream_shifts`` (K, D), ``stream_scatter`` (K, D, D) for full
-  and tied covariances (tied also (1, D, D), the components' sum), its diagonal (K, D) for
-  diag and spherical ones, ``stream_weight``
-  0-d; ``stream_n_batches`` 0-d int64), all six or none.
+  and tied covariances (tied also (1, D, D), the components' sum, from version 5 on), its
+  diagonal (K, D) for diag and spherical ones, ``stream_weight`` 0-d;
+  ``stream_n_batches`` 0-d int64), all six or none.
 
 The JSON metadata: ``format`` (``"gmmfast.GaussianMixture"``, the name of the format for
-every kind), ``format_version`` (2, 3 or 4), ``kind`` (``"GaussianMixture"`` or
+every kind), ``format_version`` (2 to 5), ``kind`` (``"GaussianMixture"`` or
 ``"BayesianGaussianMixture"``), ``gmmfast_version``, ``params`` (the constructor's scalar
 parameters; a ``random_state`` that is not an int is stored as null; in version 4 a
 ``GaussianMixture``'s ``prior`` when it is not None: ``"default"`` or an object of the given
@@ -87,12 +88,15 @@ from gmmfast._mstep import COVARIANCE_TYPES
 from gmmfast._version import __version__
 
 FORMAT = "gmmfast.GaussianMixture"
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 # The version that added mclust's covariance models; files without their decomposition are
 # still written as version 2.
 DECOMPOSITION_VERSION = 3
 # The version that added the conjugate prior; files without one are written as before.
 PRIOR_VERSION = 4
+# The version that added online EM's tied statistics in the pooled form (one scatter for
+# all components): a reader before it knows only one scatter per component.
+POOLED_STREAM_VERSION = 5
 # Version 1 files have no "kind": they are GaussianMixture models.
 KIND_OF_VERSION_1 = "GaussianMixture"
 
@@ -248,9 +252,19 @@ def stream_members(stream):
 def _format_version(members, json_params):
     """The lowest format version that holds these members and parameters (see the module's
     docstring)."""
+    if holds_pooled_stream(members):
+        return POOLED_STREAM_VERSION
     if "prior" in json_params or PRIOR_ARRAYS[0] in members:
         return PRIOR_VERSION
     return DECOMPOSITION_VERSION if "volumes_" in members else 2
+
+
+def holds_pooled_stream(arrays):
+    """Whether ``arrays`` hold online EM's statistics in the pooled form: fewer scatter
+    matrices than components."""
+    scatter = arrays.get("stream_scatter")
+    return (scatter is not None and np.ndim(scatter) == 3
+            and np.shape(scatter)[0] < np.shape(arrays["means_"])[0])
 
 
 def decomposition_members(model):

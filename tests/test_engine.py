@@ -117,6 +117,51 @@ def test_in_memory_fast_path_is_the_generic_iteration(covariance_type, dtype, we
         assert a.dtype == np.float64 and np.array_equal(a, b)
 
 
+def _unseen_component_problem(layout):
+    """Two clusters 30 apart (unit variance, 2-D) and θ (in the scikit-learn ``layout``)
+    with a third component 25 from both: every row's responsibility for it is between
+    exp(-450) and exp(-200) of its largest, kept by the compute type's own floor
+    (exp(-600)), below EM's (eps²)."""
+    rng = np.random.default_rng(3)
+    X = np.vstack([rng.normal(size=(300, 2)), rng.normal(size=(300, 2)) + [30.0, 0.0]])
+    means = np.array([[0.0, 0.0], [30.0, 0.0], [15.0, 20.0]])
+    unit = {"full": np.broadcast_to(np.eye(2), (3, 2, 2)), "tied": np.eye(2),
+            "diag": np.ones((3, 2)), "spherical": np.ones(3)}[layout]
+    unit = np.ascontiguousarray(unit, dtype=np.float64)
+    return X, (np.full(3, 1 / 3), means, unit.copy(), unit.copy())
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "VVE", "EEV"])
+def test_em_full_scatters_leave_out_responsibilities_below_eps_squared(covariance_type):
+    model = MixtureModel(covariance_type, 1e-6, np.float64)
+    X, theta = _unseen_component_problem(model.layout)
+    source = InMemorySource(X)
+    kernel_params = model.kernel_parameters(theta)
+    loglik, stats = source.statistics(kernel_params, 1)
+    # Without EM's floor the pass keeps the third component's tiny weights.
+    kept_loglik, kept = source.statistics(kernel_params._replace(log_resp_floor=None), 1)
+    assert 0.0 < kept.nk[2] < 1e-80 and stats.nk[2] == 0.0
+    # Everything else is the same to rounding.
+    np.testing.assert_allclose(loglik, kept_loglik, rtol=1e-14)
+    for a, b in zip(stats[:3], kept[:3]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-9)
+    # The iteration (for full, the fused in-memory one) leaves out the same weights: the
+    # gathered scatter sums in another order than the one over every row.
+    bound, new = model.em_step(source, 1)(theta)
+    assert bound == loglik / source.total_weight
+    for a, b in zip(new[:4], model.m_step(stats, previous=theta)[:4]):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical", "tied", "EEI"])
+def test_em_diagonal_and_pooled_statistics_keep_every_responsibility(covariance_type):
+    """They have nothing to gather: the floor would only cost them."""
+    model = MixtureModel(covariance_type, 1e-6, np.float64)
+    X, theta = _unseen_component_problem(model.layout)
+    _, stats = InMemorySource(X).statistics(model.kernel_parameters(theta), 1)
+    assert 0.0 < stats.nk[2] < 1e-80
+
+
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
 def test_an_empty_component_is_the_ill_defined_covariance_error(covariance_type):
     X, _ = _problem()

@@ -398,6 +398,26 @@ def test_a_diagonal_stream_has_the_diagonal_form(tmp_path, X_small):
         gmmfast.load(path)
 
 
+def test_a_pooled_tied_stream_needs_the_version_that_added_it(tmp_path, X_small):
+    """A reader before format version 5 knows one scatter per component: a stream holding
+    tied statistics in the pooled form is written as version 5, so that such a reader asks
+    for an upgrade instead of refusing the scatter's shape."""
+    path = tmp_path / "stream.npz"
+    streamed(GaussianMixture(3, covariance_type="tied", random_state=0), X_small, 2).save(path)
+    content = members(path)
+    assert content["stream_scatter"].shape == (1, 4, 4)
+    assert json.loads(str(content["metadata"]))["format_version"] == 5
+    assert gmmfast.load(path)._stream.statistics.form == "pooled"
+    forge(path, metadata=lambda meta: meta.update(format_version=4))
+    with pytest.raises(ModelFileError, match=r"stream_scatter should be float64 of shape "
+                                             r"\(3, 4, 4\)"):
+        gmmfast.load(path)
+
+
+def test_a_stream_of_one_scatter_per_component_keeps_version_2(stream_file):
+    assert json.loads(str(members(stream_file)["metadata"]))["format_version"] == 2
+
+
 def test_an_incomplete_stream_is_refused(stream_file):
     def drop_weight(meta):
         del meta["arrays"]["stream_weight"]
