@@ -764,8 +764,12 @@ class MixtureModel:
         return self.bound_type(loglik / total_weight)
 
     def kernel_parameters(self, theta):
-        return mixture_kernel_parameters(theta, self.layout)._replace(
-            pooled=self.pooled, log_resp_floor=self.log_resp_floor)
+        return self._with_pass_options(mixture_kernel_parameters(theta, self.layout))
+
+    def _with_pass_options(self, kernel_params):
+        """Kernel parameters with what the model asks of a pass: pooled statistics, the
+        responsibility floor."""
+        return kernel_params._replace(pooled=self.pooled, log_resp_floor=self.log_resp_floor)
 
     def kernel_parameters_of_sets(self, thetas):
         """:meth:`kernel_parameters` of each θ of the list (one number of components): one
@@ -785,7 +789,7 @@ class MixtureModel:
         def per_set(array):
             return array.reshape((n_sets, n_components) + array.shape[1:])
 
-        return [KernelParameters(*parts) for parts in zip(
+        return [self._with_pass_options(KernelParameters(*parts)) for parts in zip(
             per_set(means), per_set(precisions_chol), per_set(log_norm), per_set(covariances))]
 
     def m_step(self, stats, previous=None):

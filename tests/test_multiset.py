@@ -306,9 +306,11 @@ def test_the_kernel_parameters_of_all_sets_are_each_sets_own(covariance_type):
               for seed in range(3)]
     for got, expected in zip(model.kernel_parameters_of_sets(thetas),
                              [model.kernel_parameters(theta) for theta in thetas]):
-        assert got.pooled == expected.pooled
-        for value, expected_value in zip(got[:4], expected[:4]):
-            np.testing.assert_array_equal(value, expected_value)
+        for name, value, expected_value in zip(got._fields, got, expected):
+            if isinstance(expected_value, np.ndarray):
+                np.testing.assert_array_equal(value, expected_value, err_msg=name)
+            else:
+                assert value == expected_value, name
     assert model.kernel_parameters_of_sets([]) == []
 
 
