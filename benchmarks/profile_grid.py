@@ -65,6 +65,10 @@ def instrument(timers):
     _engine._em = _TimedKernels(_engine._em, timers)
     model_class = _engine.MixtureModel
     model_class.m_step = timers.wrap("m_step", model_class.m_step)
+    # The screening's M-steps of all its sets at once (per set, through m_step, for the
+    # models without a batched M-step: then counted in both).
+    if hasattr(model_class, "m_step_of_sets"):
+        model_class.m_step_of_sets = timers.wrap("set_m_steps", model_class.m_step_of_sets)
     estimate_covariances = _engine.estimate_covariances
 
     def counted_estimate(*args, **kwargs):
@@ -74,6 +78,17 @@ def instrument(timers):
         return estimate
 
     _engine.estimate_covariances = counted_estimate
+    estimate_sets = getattr(_engine, "estimate_covariances_of_sets", None)
+
+    def counted_sets(*args, **kwargs):
+        estimates = estimate_sets(*args, **kwargs)
+        fitted = [estimate for estimate in estimates if estimate is not None]
+        timers.seconds[timers.model, "inner"] += sum(e.n_iter for e in fitted)
+        timers.calls[timers.model, "estimate"] += len(fitted)
+        return estimates
+
+    if estimate_sets is not None:
+        _engine.estimate_covariances_of_sets = counted_sets
     model_class.kernel_parameters = timers.wrap("kernel_parameters",
                                                 model_class.kernel_parameters)
     em_step = model_class.em_step
@@ -136,6 +151,7 @@ def report(timers, types, total):
               f"{inner_per_call:>10.2f}")
         for phase in phases:
             sums[phase] += s[phase]
+    sums["set_m_steps"] = sum(timers.seconds[model, "set_m_steps"] for model in types)
     print("sums: " + ", ".join(f"{phase} {value:.2f} s" for phase, value in sums.items()))
 
 

@@ -166,12 +166,11 @@ class CovarianceEstimate(NamedTuple):
 
 
 class _AxesFit(NamedTuple):
-    """Volumes, shapes and common or per-component axes, with the value of F they give."""
+    """Volumes, shapes and common or per-component axes of M sets of K components."""
 
-    volumes: np.ndarray  # (K,)
-    shapes: np.ndarray  # (K, D)
-    axes: Optional[np.ndarray]  # None, (D, D) common or (K, D, D) per component
-    objective: float
+    volumes: np.ndarray  # (M, K)
+    shapes: np.ndarray  # (M, K, D)
+    axes: Optional[np.ndarray]  # None, (M, D, D) common or (M, K, D, D) per component
 
 
 def kernel_form(model):
@@ -208,7 +207,7 @@ def expected_complete_loglik(nk, scatter, covariances, reg_covar):
     scatter = np.asarray(scatter, dtype=np.float64)
     covariances = np.asarray(covariances, dtype=np.float64)
     if covariances.ndim == 2:
-        variances = _diagonal(scatter) + reg_covar * nk[:, None]
+        variances = _diagonal(scatter, nk) + reg_covar * nk[:, None]
         value = nk * np.log(covariances).sum(axis=1) + (variances / covariances).sum(axis=1)
         return -0.5 * float(value.sum())
     regularised = _regularised(nk, scatter, reg_covar)
@@ -258,20 +257,11 @@ def estimate_covariances(model, nk, scatter, reg_covar, previous=None, max_iter=
     """
     _check_model(model)
     nk, scatter = _check_statistics(model, nk, scatter, reg_covar)
-    if max_iter < 1 or not tol >= 0:
-        raise ValueError(
-            f"max_iter must be a positive integer and tol non-negative, got "
-            f"max_iter={max_iter!r} and tol={tol!r}."
-        )
+    _check_iterations(max_iter, tol)
     _check_previous(previous, nk.shape[0], scatter.shape[1])
-    regularised = _regularised(nk, scatter, reg_covar)
-    iteration = _Iteration(model, max_iter, tol)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        try:
-            fit = _fit(model, nk, regularised, previous, iteration)
-            estimate = _estimate(model, fit, iteration)
-        except np.linalg.LinAlgError:  # NaN from a singular scatter reached LAPACK
-            estimate = None
+    iteration = _Iteration(model, 1, max_iter, tol)
+    (estimate,) = _estimates(model, nk[None], _regularised(nk, scatter, reg_covar)[None],
+                             [previous], iteration)
     if estimate is None:
         raise ValueError(ILL_DEFINED_COVARIANCE)
     if warn:
@@ -279,10 +269,92 @@ def estimate_covariances(model, nk, scatter, reg_covar, previous=None, max_iter=
     return estimate
 
 
+def estimate_covariances_of_sets(model, nk, scatter, reg_covar, previous=None,
+                                 max_iter=1000, tol=1e-8, warn=True):
+    """:func:`estimate_covariances` of M sets of statistics of one model and size at once.
+
+    The same numbers as M calls, bit for bit, for the cost of about one: the closed forms
+    run on all the sets together, and the iterative models' compiled iterations one set
+    after the other without the per-call checks and conversions.
+
+    Parameters
+    ----------
+    model : str
+        One of :data:`COVARIANCE_MODELS`.
+    nk : array-like of shape (M, K)
+        Each set's weighted counts.
+    scatter : array-like of shape (M, K, D, D), or (M, K, D) for the diagonal models
+        Each set's scatters about its components' means.
+    reg_covar, max_iter, tol, warn
+        As for :func:`estimate_covariances` (one warning for all the sets).
+    previous : sequence of M CovarianceEstimate or None, optional
+        Each set's previous estimate (None: every set starts cold).
+
+    Returns
+    -------
+    list of M CovarianceEstimate, or None for a set where :func:`estimate_covariances`
+    raises: counts not positive and finite, a scatter not finite, or a covariance that is
+    not positive definite. The others do not depend on it.
+
+    Raises
+    ------
+    ValueError
+        If an argument is malformed (shapes, ``reg_covar``, ``max_iter``, ``tol``,
+        ``previous``).
+    """
+    _check_model(model)
+    nk, scatter = _check_set_statistics(model, nk, scatter, reg_covar)
+    _check_iterations(max_iter, tol)
+    n_sets, n_components, n_features = nk.shape + scatter.shape[2:3]
+    previous = [None] * n_sets if previous is None else list(previous)
+    if len(previous) != n_sets:
+        raise ValueError(f"previous must hold one estimate (or None) per set: {n_sets}, "
+                         f"got {len(previous)}.")
+    for start in previous:
+        _check_previous(start, n_components, n_features)
+    # Comparisons that are False for NaN: a set whose counts or scatter are not finite
+    # is one estimate_covariances refuses.
+    usable = (((nk > 0) & (nk < np.inf)).all(axis=1)
+              & np.isfinite(scatter).reshape(n_sets, -1).all(axis=1))
+    rows = np.flatnonzero(usable)
+    iteration = _Iteration(model, len(rows), max_iter, tol)
+    fitted = _estimates(model, nk[rows], _regularised(nk[rows], scatter[rows], reg_covar),
+                        [previous[i] for i in rows], iteration)
+    if warn:
+        iteration.warn_if_capped()
+    estimates = [None] * n_sets
+    for i, estimate in zip(rows, fitted):
+        estimates[i] = estimate
+    return estimates
+
+
+def _estimates(model, nk, regularised, previous, iteration):
+    """The estimates of M sets of positive counts (M, K) and ``regularised`` scatters,
+    None for a set whose covariance is not positive definite."""
+    if not len(nk):
+        return []
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        try:
+            return _estimates_of_fit(model, _fit(model, nk, regularised, previous, iteration),
+                                     iteration)
+        except np.linalg.LinAlgError:  # NaN from a singular scatter reached LAPACK
+            if len(nk) == 1:
+                return [None]
+    # One set's failure stops a call that serves them all: each set alone.
+    estimates = []
+    for m in range(len(nk)):
+        alone = iteration.alone()
+        estimates += _estimates(model, nk[m:m + 1], regularised[m:m + 1], previous[m:m + 1],
+                                alone)
+        iteration.record(m, alone.n_iter[0], alone.converged[0])
+    return estimates
+
+
 def _fit(model, nk, regularised, previous, iteration):
-    """The model's volumes, shapes and axes; the module docstring says how."""
+    """The model's volumes, shapes and axes for each set; the module docstring says
+    how."""
     volume_rule, shape_rule, orientation_rule = model
-    start_volumes = None if previous is None else previous.volumes
+    start_volumes = [None if start is None else start.volumes for start in previous]
     if orientation_rule == "I":
         return _fit_along_axes(volume_rule, shape_rule, nk, regularised, None, start_volumes,
                                iteration)
@@ -294,9 +366,8 @@ def _fit(model, nk, regularised, previous, iteration):
         return _fit_eee(nk, regularised)
     if model == "VEE":
         return _fit_vee(nk, regularised, start_volumes, iteration)
-    start_axes = None
-    if previous is not None and previous.orientations is not None:
-        start_axes = previous.orientations[0]
+    start_axes = [None if start is None or start.orientations is None
+                  else start.orientations[0] for start in previous]
     return _fit_common_orientation(volume_rule, nk, regularised, start_axes, iteration)
 
 
@@ -319,22 +390,52 @@ def _check_statistics(model, nk, scatter, reg_covar):
     # Comparisons that are False for NaN: ``nk > 0`` and ``nk < inf`` also refuse NaN.
     if nk.ndim != 1 or nk.size == 0 or not ((nk > 0) & (nk < np.inf)).all():
         raise ValueError("nk must be a non-empty 1-D array of positive finite counts.")
-    n_components = nk.shape[0]
-    full = scatter.ndim == 3 and scatter.shape[1] == scatter.shape[2]
-    diagonal = scatter.ndim == 2 and model in _DIAGONAL_MODELS
-    if not (full or diagonal) or scatter.shape[0] != n_components or scatter.shape[1] < 1:
-        expected = "(K, D, D) or (K, D)" if model in _DIAGONAL_MODELS else "(K, D, D)"
-        raise ValueError(
-            f"scatter for model {model} must have shape {expected} with K = len(nk) = "
-            f"{n_components}, got shape {scatter.shape}."
-        )
+    _check_scatter_shape(model, nk, scatter, "K", "K = len(nk)")
     if not np.isfinite(scatter).all():
         raise ValueError("scatter contains NaN or infinity.")
+    _check_reg_covar(reg_covar)
+    return nk, _diagonal(scatter, nk) if model in _DIAGONAL_MODELS else scatter
+
+
+def _check_set_statistics(model, nk, scatter, reg_covar):
+    """The sets' counts (M, K) and scatters as float64 arrays, their shapes checked; their
+    values are each set's own business (see :func:`estimate_covariances_of_sets`)."""
+    nk = np.asarray(nk, dtype=np.float64)
+    scatter = np.asarray(scatter, dtype=np.float64)
+    if nk.ndim != 2 or nk.size == 0:
+        raise ValueError(f"nk must be a non-empty (M, K) array of the sets' counts, got "
+                         f"shape {nk.shape}.")
+    _check_scatter_shape(model, nk, scatter, "M, K", "(M, K) = nk.shape")
+    _check_reg_covar(reg_covar)
+    return nk, _diagonal(scatter, nk) if model in _DIAGONAL_MODELS else scatter
+
+
+def _check_scatter_shape(model, nk, scatter, axes, leading):
+    """Raise unless ``scatter`` has nk's shape (named ``axes``) then (D, D), or (D,) for
+    a diagonal model."""
+    lead = nk.ndim
+    full = scatter.ndim == lead + 2 and scatter.shape[-1] == scatter.shape[-2]
+    diagonal = scatter.ndim == lead + 1 and model in _DIAGONAL_MODELS
+    if not (full or diagonal) or scatter.shape[:lead] != nk.shape or scatter.shape[-1] < 1:
+        expected = f"({axes}, D, D)" + (f" or ({axes}, D)" if model in _DIAGONAL_MODELS
+                                        else "")
+        raise ValueError(
+            f"scatter for model {model} must have shape {expected} with {leading} = "
+            f"{nk.shape[0] if lead == 1 else nk.shape}, got shape {scatter.shape}."
+        )
+
+
+def _check_reg_covar(reg_covar):
     if not (np.isscalar(reg_covar) and np.isfinite(reg_covar) and reg_covar >= 0):
         raise ValueError(f"reg_covar must be a non-negative finite number, got {reg_covar!r}.")
-    if model in _DIAGONAL_MODELS:
-        scatter = _diagonal(scatter)
-    return nk, scatter
+
+
+def _check_iterations(max_iter, tol):
+    if max_iter < 1 or not tol >= 0:
+        raise ValueError(
+            f"max_iter must be a positive integer and tol non-negative, got "
+            f"max_iter={max_iter!r} and tol={tol!r}."
+        )
 
 
 def _check_previous(previous, n_components, n_features):
@@ -357,16 +458,20 @@ def _check_previous(previous, n_components, n_features):
 # Small algebra
 
 
-def _diagonal(scatter):
-    return np.diagonal(scatter, axis1=1, axis2=2).copy() if scatter.ndim == 3 else scatter
+def _diagonal(scatter, nk):
+    """The diagonals of scatter matrices (nk's shape, then (D, D)); diagonals as given."""
+    if scatter.ndim == nk.ndim + 2:
+        return np.diagonal(scatter, axis1=-2, axis2=-1).copy()
+    return scatter
 
 
 def _regularised(nk, scatter, reg_covar):
-    """``W_k + n_k reg_covar I``: the scatter of ``reg_covar``-regularised covariances."""
-    if scatter.ndim == 2:
-        return scatter + reg_covar * nk[:, None]
+    """``W_k + n_k reg_covar I``: the scatter of ``reg_covar``-regularised covariances
+    (matrices, or their diagonals), for counts of any shape."""
+    if scatter.ndim == nk.ndim + 1:
+        return scatter + reg_covar * nk[..., None]
     eye = np.eye(scatter.shape[-1])
-    return scatter + (reg_covar * nk)[:, None, None] * eye
+    return scatter + (reg_covar * nk)[..., None, None] * eye
 
 
 def _geometric_mean(values):
@@ -380,14 +485,9 @@ def _decreasing_eigh(matrices):
     return eigenvalues[..., ::-1], eigenvectors[..., ::-1]
 
 
-def _variances_along(axes, regularised):
-    """``diag(Dᵀ W_k D)`` for a common orthogonal D: each scatter along D's columns."""
-    return (axes * (regularised @ axes)).sum(axis=-2)
-
-
-def _axes_objective(nk, variances, volumes, shapes):
-    """F when Σ_k = λ_k diag(a_k) along the axes that give the scatter ``variances``."""
-    return _mstep_core.axes_objective(nk, variances, volumes, shapes)
+def _repeated(values, n_components):
+    """(M, ...) values repeated for each of K components: a new (M, K, ...) array."""
+    return np.repeat(values[:, None], n_components, axis=1)
 
 
 # --------------------------------------------------------------------------------------
@@ -395,20 +495,25 @@ def _axes_objective(nk, variances, volumes, shapes):
 
 
 class _Iteration:
-    """An iterative model's cap and tolerance, and how its compiled iteration ended."""
+    """An iterative model's cap and tolerance, and how its compiled iteration ended on
+    each of ``n_sets`` sets."""
 
-    def __init__(self, model, max_iter, tol):
+    def __init__(self, model, n_sets, max_iter, tol):
         self.model = model
         self.max_iter = max_iter
         self.tol = tol
-        self.n_iter = 0
-        self.converged = True
+        self.n_iter = [0] * n_sets
+        self.converged = [True] * n_sets
 
-    def record(self, n_iter, converged):
-        self.n_iter, self.converged = n_iter, converged
+    def record(self, index, n_iter, converged):
+        self.n_iter[index], self.converged[index] = n_iter, converged
+
+    def alone(self):
+        """A fresh iteration of one set, with this one's cap and tolerance."""
+        return _Iteration(self.model, 1, self.max_iter, self.tol)
 
     def warn_if_capped(self):
-        if not self.converged:
+        if not all(self.converged):
             # Imported here: this module must not import scikit-learn (see _engine).
             from gmmfast._compat import ConvergenceWarning
 
@@ -428,30 +533,38 @@ class _Iteration:
 def _fit_along_axes(volume_rule, shape_rule, nk, variances, axes, start_volumes, iteration):
     """Volumes and shapes along fixed axes, from each component's ``variances`` along them.
 
-    ``variances`` (K, D) are ``diag(D_kᵀ W_k D_k)``; the shape letter "I" means A = I.
+    ``variances`` (M, K, D) are ``diag(D_kᵀ W_k D_k)``; the shape letter "I" means A = I.
     """
-    n_total = nk.sum()
-    n_features = variances.shape[1]
+    n_components, n_features = variances.shape[1:]
     if shape_rule == "I":
         shapes = np.ones_like(variances)
-        traces = variances.sum(axis=1)
+        traces = variances.sum(axis=-1)
         if volume_rule == "E":
-            volumes = np.full(nk.shape, traces.sum() / (n_total * n_features))
+            volume = traces.sum(axis=-1) / (nk.sum(axis=-1) * n_features)
+            volumes = _repeated(volume, n_components)
         else:
             volumes = traces / (nk * n_features)
     elif shape_rule == "V":
-        # Given the volumes, A_k ∝ w_k; then the volumes are closed forms of g_k = (Π w_k)^(1/D).
-        volumes, shapes, objective = _mstep_core.variable_shapes_along_axes(
-            nk, variances, volume_rule == "E")
-        return _AxesFit(volumes, shapes, axes, objective)
+        volumes, shapes = _fit_variable_shapes(volume_rule == "E", nk, variances)
     elif volume_rule == "E":
-        pooled = variances.sum(axis=0) / n_total
+        pooled = variances.sum(axis=-2) / nk.sum(axis=-1)[:, None]
         volume = _geometric_mean(pooled)
-        volumes = np.full(nk.shape, volume)
-        shapes = np.broadcast_to(pooled / volume, variances.shape).copy()
+        volumes = _repeated(volume, n_components)
+        shapes = _repeated(pooled / volume[:, None], n_components)
     else:
         return _fit_variable_volume_equal_shape(nk, variances, axes, start_volumes, iteration)
-    return _AxesFit(volumes, shapes, axes, _axes_objective(nk, variances, volumes, shapes))
+    return _AxesFit(volumes, shapes, axes)
+
+
+def _fit_variable_shapes(equal_volumes, nk, variances):
+    """EV and VV along fixed axes: given the volumes, A_k ∝ w_k; then the volumes are
+    closed forms of g_k = (Π w_k)^(1/D) (compiled,
+    ``gmmfast._mstep_core.variable_shapes_along_axes``)."""
+    volumes, shapes = np.empty(nk.shape), np.empty(variances.shape)
+    for m in range(len(nk)):
+        volumes[m], shapes[m], _ = _mstep_core.variable_shapes_along_axes(
+            nk[m], variances[m], equal_volumes)
+    return volumes, shapes
 
 
 def _fit_variable_volume_equal_shape(nk, variances, axes, start_volumes, iteration):
@@ -461,10 +574,12 @@ def _fit_variable_volume_equal_shape(nk, variances, axes, start_volumes, iterati
     In log-volumes and log-shapes F is a sum of linear and exponential terms, hence convex,
     so this block-coordinate descent reaches the global minimum.
     """
-    volumes, shapes, objective, n_iter, converged = _mstep_core.fit_scaled_common_shape(
-        nk, variances, start_volumes, iteration.max_iter, iteration.tol)
-    iteration.record(n_iter, converged)
-    return _AxesFit(volumes, shapes, axes, objective)
+    volumes, shapes = np.empty(nk.shape), np.empty(variances.shape)
+    for m in range(len(nk)):
+        volumes[m], shapes[m], _, n_iter, converged = _mstep_core.fit_scaled_common_shape(
+            nk[m], variances[m], start_volumes[m], iteration.max_iter, iteration.tol)
+        iteration.record(m, n_iter, converged)
+    return _AxesFit(volumes, shapes, axes)
 
 
 # --------------------------------------------------------------------------------------
@@ -473,27 +588,31 @@ def _fit_variable_volume_equal_shape(nk, variances, axes, start_volumes, iterati
 
 def _fit_eee(nk, regularised):
     """EEE: Σ = Σ_k W_k / n, decomposed."""
-    pooled = regularised.sum(axis=0) / nk.sum()
+    pooled = regularised.sum(axis=-3) / nk.sum(axis=-1)[:, None, None]
     eigenvalues, axes = _decreasing_eigh(pooled)
     volume = _geometric_mean(eigenvalues)
-    n_components = nk.shape[0]
-    volumes = np.full(n_components, volume)
-    shapes = np.tile(eigenvalues / volume, (n_components, 1))
-    variances = _variances_along(axes, regularised)
-    return _AxesFit(volumes, shapes, axes, _axes_objective(nk, variances, volumes, shapes))
+    n_components = nk.shape[1]
+    volumes = _repeated(volume, n_components)
+    shapes = _repeated(eigenvalues / volume[:, None], n_components)
+    return _AxesFit(volumes, shapes, axes)
 
 
 def _fit_vee(nk, regularised, start_volumes, iteration):
     """VEE: alternate ``C ∝ Σ_k W_k / λ_k`` (closed given the volumes) and the volumes
     (compiled, ``gmmfast._mstep_core.fit_scaled_common_covariance``)."""
-    if start_volumes is None:
-        n_features = regularised.shape[-1]
-        start_volumes = np.exp(np.linalg.slogdet(regularised)[1] / n_features) / nk
-    axes, volumes, shapes, objective, n_iter, converged = (
-        _mstep_core.fit_scaled_common_covariance(nk, regularised, start_volumes,
-                                                 iteration.max_iter, iteration.tol))
-    iteration.record(n_iter, converged)
-    return _AxesFit(volumes, shapes, axes, objective)
+    n_sets, n_components, n_features = regularised.shape[:3]
+    if any(start is None for start in start_volumes):
+        cold_volumes = np.exp(np.linalg.slogdet(regularised)[1] / n_features) / nk
+        start_volumes = [cold if start is None else start
+                         for cold, start in zip(cold_volumes, start_volumes)]
+    axes = np.empty((n_sets, n_features, n_features))
+    volumes, shapes = np.empty(nk.shape), np.empty((n_sets, n_components, n_features))
+    for m in range(n_sets):
+        axes[m], volumes[m], shapes[m], _, n_iter, converged = (
+            _mstep_core.fit_scaled_common_covariance(nk[m], regularised[m], start_volumes[m],
+                                                     iteration.max_iter, iteration.tol))
+        iteration.record(m, n_iter, converged)
+    return _AxesFit(volumes, shapes, axes)
 
 
 def _fit_common_orientation(volume_rule, nk, regularised, start_axes, iteration):
@@ -525,12 +644,18 @@ def _fit_common_orientation(volume_rule, nk, regularised, start_axes, iteration)
     The steps are compiled (``gmmfast._mstep_core.fit_common_orientation``); a cold start
     begins at the axes of :func:`_search_axes`.
     """
-    if start_axes is None:
-        start_axes = _search_axes(volume_rule, nk, regularised)
-    axes, volumes, shapes, objective, n_iter, converged = _mstep_core.fit_common_orientation(
-        nk, regularised, start_axes, volume_rule == "E", iteration.max_iter, iteration.tol)
-    iteration.record(n_iter, converged)
-    return _AxesFit(volumes, shapes, axes, objective)
+    n_sets, n_components, n_features = regularised.shape[:3]
+    axes = np.empty((n_sets, n_features, n_features))
+    volumes, shapes = np.empty(nk.shape), np.empty((n_sets, n_components, n_features))
+    for m, start in enumerate(start_axes):
+        if start is None:
+            start = _search_axes(volume_rule, nk[m], regularised[m])
+        axes[m], volumes[m], shapes[m], _, n_iter, converged = (
+            _mstep_core.fit_common_orientation(nk[m], regularised[m], start,
+                                               volume_rule == "E", iteration.max_iter,
+                                               iteration.tol))
+        iteration.record(m, n_iter, converged)
+    return _AxesFit(volumes, shapes, axes)
 
 
 # The search only picks the basin of F; the iteration then converges to tol.
@@ -569,38 +694,45 @@ def _search_axes(volume_rule, nk, regularised):
 # Output
 
 
-def _estimate(model, fit, iteration):
-    volumes, shapes, axes = fit.volumes, fit.shapes, fit.axes
-    n_components, n_features = shapes.shape
-    if axes is not None and axes.ndim == 2:
+def _estimates_of_fit(model, fit, iteration):
+    """Each set's :class:`CovarianceEstimate`, or None where a covariance is not positive
+    definite or not finite."""
+    volumes, shapes, axes = fit
+    n_sets, n_components, _ = shapes.shape
+    if axes is not None and axes.ndim == 3:
         if model in ("EVE", "VVE"):
-            order = np.argsort(-np.log(shapes).mean(axis=0), kind="stable")
-            axes, shapes = axes[:, order], shapes[:, order]
-        axes = np.broadcast_to(axes, (n_components, n_features, n_features)).copy()
-    principal = volumes[:, None] * shapes
-    if not ((principal > 0) & (principal < np.inf)).all():  # False for NaN too
-        return None
+            order = np.argsort(-np.log(shapes).mean(axis=-2), axis=-1, kind="stable")
+            axes = np.take_along_axis(axes, order[:, None, :], axis=-1)
+            shapes = np.take_along_axis(shapes, order[:, None, :], axis=-1)
+        axes = _repeated(axes, n_components)
+    principal = volumes[..., None] * shapes
+    positive = (principal > 0) & (principal < np.inf)  # False for NaN too
     covariances = compose(volumes, shapes, axes)
-    if not np.isfinite(covariances).all():
-        return None
-    return CovarianceEstimate(
-        covariances=covariances,
-        volumes=volumes,
-        shapes=shapes,
-        orientations=axes,
-        n_iter=iteration.n_iter,
-        converged=iteration.converged,
-    )
+    finite = np.isfinite(covariances)
+    if positive.all() and finite.all():
+        usable = [True] * n_sets
+    else:
+        usable = (positive.reshape(n_sets, -1).all(axis=1)
+                  & finite.reshape(n_sets, -1).all(axis=1)).tolist()
+    return [CovarianceEstimate(
+        covariances=covariances[m],
+        volumes=volumes[m],
+        shapes=shapes[m],
+        orientations=None if axes is None else axes[m],
+        n_iter=iteration.n_iter[m],
+        converged=iteration.converged[m],
+    ) if usable[m] else None for m in range(n_sets)]
 
 
 def compose(volumes, shapes, orientations):
     """The covariances ``Σ_k = λ_k D_k A_k D_kᵀ`` of a decomposition: (K, D) diagonals
-    when ``orientations`` is None, else (K, D, D) symmetric matrices."""
-    principal = volumes[:, None] * shapes
+    when ``orientations`` is None, else (K, D, D) symmetric matrices; with leading axes
+    (several sets), the same for each."""
+    principal = volumes[..., None] * shapes
     if orientations is None:
         return principal
-    covariances = (orientations * principal[:, None, :]) @ orientations.swapaxes(1, 2)
-    return 0.5 * (covariances + covariances.swapaxes(1, 2))
+    covariances = (orientations * principal[..., None, :]) @ orientations.swapaxes(-1, -2)
+    return 0.5 * (covariances + covariances.swapaxes(-1, -2))
 
 
 def decompose(name, covariances, n_components, n_features):

@@ -37,6 +37,7 @@ from gmmfast import _mstep_core
 from gmmfast._covariance_models import (
     CovarianceEstimate,
     estimate_covariances,
+    estimate_covariances_of_sets,
     mclust_name,
     needs_constrained_m_step,
     sklearn_layout,
@@ -763,8 +764,33 @@ class MixtureModel:
         return self.bound_type(loglik / total_weight)
 
     def kernel_parameters(self, theta):
-        return mixture_kernel_parameters(theta, self.layout)._replace(
-            pooled=self.pooled, log_resp_floor=self.log_resp_floor)
+        return self._with_pass_options(mixture_kernel_parameters(theta, self.layout))
+
+    def _with_pass_options(self, kernel_params):
+        """Kernel parameters with what the model asks of a pass: pooled statistics, the
+        responsibility floor."""
+        return kernel_params._replace(pooled=self.pooled, log_resp_floor=self.log_resp_floor)
+
+    def kernel_parameters_of_sets(self, thetas):
+        """:meth:`kernel_parameters` of each θ of the list (one number of components): one
+        compiled call for the components of all the sets, as each has its own factor
+        (tied ones share theirs: one call per set)."""
+        if self.layout == "tied" or any(theta[2] is None for theta in thetas):
+            return [self.kernel_parameters(theta) for theta in thetas]
+        if not thetas:
+            return []
+        n_sets, n_components = len(thetas), len(thetas[0][0])
+        weights, means, covariances, precisions_chol = (
+            np.concatenate(part) for part in zip(*(theta[:4] for theta in thetas)))
+        means, precisions_chol, log_norm = _mstep_core.kernel_parameters(
+            weights, means, precisions_chol, self.layout, means.shape[1])
+        covariances = _in_factors_shape(covariances, self.layout, precisions_chol.shape)
+
+        def per_set(array):
+            return array.reshape((n_sets, n_components) + array.shape[1:])
+
+        return [self._with_pass_options(KernelParameters(*parts)) for parts in zip(
+            per_set(means), per_set(precisions_chol), per_set(log_norm), per_set(covariances))]
 
     def m_step(self, stats, previous=None):
         """θ from the statistics; ``previous`` (the θ these statistics were computed
@@ -777,6 +803,100 @@ class MixtureModel:
         if theta is None:
             raise ill_defined_covariance(self.float32)
         return theta
+
+    def m_step_of_sets(self, stats_list, previous):
+        """:meth:`m_step` of each statistics of the list (one number of components and
+        form), under the θ of the same index of ``previous``: a list of θ, None for a set
+        whose M-step raises a ValueError (an ill-defined covariance).
+
+        The ten constrained models' M-steps run on all the sets together
+        (:func:`estimate_covariances_of_sets`): the same numbers as one call per set, for
+        about the cost of one.
+        """
+        return self._parameters_of_sets(stats_list, previous, None)
+
+    def initial_parameters_of_sets(self, stats_list, total_weight):
+        """:meth:`initial_parameters` of each statistics of the list, as
+        :meth:`m_step_of_sets` gives :meth:`m_step`'s."""
+        return self._parameters_of_sets(stats_list, [None] * len(stats_list), total_weight)
+
+    def _parameters_of_sets(self, stats_list, previous, total_weight):
+        """θ of each set: its M-step's, or with ``total_weight`` its initial θ."""
+        if not self.constrained or self.prior is not None or not stats_list:
+            return self._one_by_one(stats_list, previous, total_weight)
+        nk, means, scatter = self._sets_estimates(stats_list)
+        starts = [theta[4] if theta is not None and len(theta) > 4 else None
+                  for theta in previous]
+        starts, failed = self._screening_starts(nk, scatter, starts)
+        estimates = estimate_covariances_of_sets(
+            mclust_name(self.covariance_type), nk, scatter, self.reg_covar, previous=starts,
+            **self._inner_iterations)
+        estimates = [None if m in failed else estimate
+                     for m, estimate in enumerate(estimates)]
+        chol = self._precisions_cholesky_of_sets(estimates)
+        if chol is None:  # a covariance that is not positive definite: find its set
+            return self._one_by_one(stats_list, previous, total_weight)
+        # As one set's: an M-step normalises the weights, an initialisation does not.
+        weights = nk / (nk.sum(axis=1, keepdims=True) if total_weight is None
+                        else total_weight)
+        return [None if estimate is None else
+                (weights[m], means[m], estimate.covariances, chol[m], estimate)
+                for m, estimate in enumerate(estimates)]
+
+    def _precisions_cholesky_of_sets(self, estimates):
+        """The precisions' factors of the sets' estimates (M, ...) in one compiled call
+        (None: a covariance is not positive definite); a set without an estimate gets
+        another set's factors, which are not used."""
+        usable = next((estimate.covariances for estimate in estimates
+                       if estimate is not None), None)
+        if usable is None:
+            return [None] * len(estimates)
+        covariances = np.array([usable if estimate is None else estimate.covariances
+                                for estimate in estimates])
+        # The constrained models' layouts, "full" and "diag", factor each component alone.
+        chol = _mstep_core.precisions_cholesky(
+            covariances.reshape((-1,) + covariances.shape[2:]), self.layout)
+        return None if chol is None else chol.reshape(covariances.shape)
+
+    def _one_by_one(self, stats_list, previous, total_weight):
+        """:meth:`_parameters_of_sets` by one :meth:`m_step` or
+        :meth:`initial_parameters` per set."""
+        thetas = []
+        for stats, theta in zip(stats_list, previous):
+            try:
+                thetas.append(self.m_step(stats, previous=theta) if total_weight is None
+                              else self.initial_parameters(stats, total_weight))
+            except ValueError:
+                thetas.append(None)
+        return thetas
+
+    def _sets_estimates(self, stats_list):
+        """The sets' counts (M, K), means (M, K, D) and scatters about their means
+        (M, K, D, D) or (M, K, D), without reg_covar: one compiled call for the
+        components of all the sets, as each component's are its own."""
+        n_sets, n_components = len(stats_list), len(stats_list[0].nk)
+        stacked = [np.concatenate(part) for part in zip(*stats_list)]
+        nk, means, sample_covariances = _mstep_core.estimate_parameters(
+            *stacked, self.form, 0.0, self.eps)
+        scale = nk[:, None, None] if self.form == "full" else nk[:, None]
+        scatter = sample_covariances * scale
+        return (nk.reshape(n_sets, n_components),
+                means.reshape(n_sets, n_components, -1),
+                scatter.reshape((n_sets, n_components) + scatter.shape[1:]))
+
+    def _screening_starts(self, nk, scatter, starts):
+        """``(starts, failed)``: the sets' starts, with EEE's estimate for the cold sets
+        of a screening EVE or VVE (see :meth:`for_screening`), and the indices of the sets
+        whose EEE estimate failed."""
+        cold = [m for m, start in enumerate(starts) if start is None]
+        if not (cold and self.screening
+                and mclust_name(self.covariance_type) in SEARCHED_AXES):
+            return starts, set()
+        starts = list(starts)
+        eee = estimate_covariances_of_sets("EEE", nk[cold], scatter[cold], self.reg_covar)
+        for m, estimate in zip(cold, eee):
+            starts[m] = estimate
+        return starts, {m for m, estimate in zip(cold, eee) if estimate is None}
 
     def initial_parameters(self, stats, total_weight):
         """θ from the statistics of initial responsibilities. As scikit-learn's
@@ -956,10 +1076,13 @@ class ParameterSets(NamedTuple):
                                           for i, t in enumerate(self.thetas)))
 
     def only(self, admissible):
-        """The sets whose θ ``admissible(θ)`` accepts; the others are dropped."""
-        return self._replace(thetas=tuple(
-            theta if theta is not None and admissible(theta) else None
-            for theta in self.thetas))
+        """The sets that ``admissible`` accepts; the others are dropped. It is given the
+        list of the live sets' θ and says of each whether it is admissible."""
+        live = [i for i, theta in enumerate(self.thetas) if theta is not None]
+        kept = {i for i, accepted in zip(live, admissible([self.thetas[i] for i in live]))
+                if accepted}
+        return self._replace(thetas=tuple(theta if i in kept else None
+                                          for i, theta in enumerate(self.thetas)))
 
     def ranked(self):
         """Indices of the live sets, highest bound first (earlier sets first among
@@ -999,11 +1122,12 @@ class Race(NamedTuple):
 
 class MultiSetModel:
     """Several parameter sets of ``model`` climbed together: a step scores every live set
-    in one pass over the rows (the source's ``statistics_of_sets``) and applies the
-    model's M-step to each. θ is a :class:`ParameterSets`; the bound is the sum of the
-    live sets' bounds (EM raises each, so the sum changes by less than ``tol`` only when
-    every set's bound does). A set whose bound is not finite or whose M-step finds an
-    ill-defined covariance is dropped, not an error: the others go on.
+    in one pass over the rows (the source's ``statistics_of_sets``, under the model's
+    ``kernel_parameters_of_sets``) and applies the model's M-step to all of them in one
+    call (its ``m_step_of_sets``). θ is a :class:`ParameterSets`; the bound is the sum of
+    the live sets' bounds (EM raises each, so the sum changes by less than ``tol`` only
+    when every set's bound does). A set whose bound is not finite or whose M-step finds
+    an ill-defined covariance is dropped, not an error: the others go on.
 
     With ``tol``, a set whose bound changed by less than ``tol`` at its last step has
     settled: it takes no further steps (its θ and bound stay as they are), so the sets
@@ -1028,20 +1152,26 @@ class MultiSetModel:
             climbing = [i for i, theta in enumerate(sets.thetas) if theta is not None
                         and i not in sets.settled and i not in following]
             results = source.statistics_of_sets(
-                [model.kernel_parameters(sets.thetas[i]) for i in climbing], n_threads)
+                model.kernel_parameters_of_sets([sets.thetas[i] for i in climbing]),
+                n_threads)
             thetas = list(sets.thetas)
             bounds = [b if theta is not None else -np.inf
                       for theta, b in zip(sets.thetas, sets.bounds)]
             settled = set(sets.settled)
+            stepping, new_bounds, statistics = [], [], []
             for i, (loglik, stats) in zip(climbing, results):
                 thetas[i], bounds[i] = None, -np.inf
                 bound = model.lower_bound(loglik, sets.thetas[i], total_weight)
-                if not math.isfinite(bound):
+                if math.isfinite(bound):
+                    stepping.append(i)
+                    new_bounds.append(bound)
+                    statistics.append(stats)
+            new_thetas = model.m_step_of_sets(statistics,
+                                              [sets.thetas[i] for i in stepping])
+            for i, bound, theta in zip(stepping, new_bounds, new_thetas):
+                if theta is None:
                     continue
-                try:
-                    thetas[i] = model.m_step(stats, previous=sets.thetas[i])
-                except ValueError:
-                    continue
+                thetas[i] = theta
                 if tol is not None and abs(bound - sets.bounds[i]) < tol:
                     settled.add(i)
                 bounds[i] = bound

@@ -247,8 +247,21 @@ class Collapse:
         self.smallest_scale = float(np.min(self.scale)) if self.scale.size else 1.0
 
     def __call__(self, theta):
-        covariances = theta[2]
-        smallest = self.smallest_variance(covariances)
+        covariances = np.asarray(theta[2])
+        return self._admissible(covariances, self.smallest_variances(covariances[None])[0])
+
+    def of_sets(self, thetas):
+        """``admissible(θ)`` of each mixture of the list (one shape): one
+        eigen-decomposition of all their covariances."""
+        if not thetas:
+            return []
+        smallest = self.smallest_variances(np.array([theta[2] for theta in thetas]))
+        return [self._admissible(np.asarray(theta[2]), value)
+                for theta, value in zip(thetas, smallest.tolist())]
+
+    def _admissible(self, covariances, smallest):
+        """Whether covariances whose smallest variance is ``smallest`` have not
+        collapsed."""
         if smallest <= FLOOR_FACTOR * self.reg_covar:
             return False
         # Every direction holds at least smallest − reg_covar beyond reg_covar, so the
@@ -259,12 +272,14 @@ class Collapse:
             return True
         return self.smallest_spread(covariances) > COLLAPSED_VARIANCE
 
-    def smallest_variance(self, covariances):
-        """The smallest variance, over components and directions, in the data's units."""
-        if self.layout == "spherical" or kernel_form(self.layout) == "diag":
-            return float(np.min(covariances))
-        matrices = np.reshape(covariances, (-1, self.scale.size, self.scale.size))
-        return float(np.min(np.linalg.eigvalsh(matrices)))
+    def smallest_variances(self, covariances):
+        """The smallest variance, over components and directions, in the data's units, of
+        each mixture's covariances (stacked on a first axis)."""
+        n_sets = len(covariances)
+        if self.layout != "spherical" and kernel_form(self.layout) != "diag":
+            size = self.scale.size
+            covariances = np.linalg.eigvalsh(np.reshape(covariances, (n_sets, -1, size, size)))
+        return np.min(np.reshape(covariances, (n_sets, -1)), axis=1)
 
     def smallest_spread(self, covariances):
         """The smallest variance beyond reg_covar, over components and directions, of the
@@ -369,10 +384,14 @@ def screened_winner(model, screen, starts, n_threads, tol, stop=None):
     partitions = [start.statistics(sample, model.form, n_threads) for start in starts]
     copies = screen.copies(partitions)
     originals = dict(copies)
+    # A start with an empty cluster has no θ; a copy takes its original's.
+    fresh = [i for i, stats in enumerate(partitions)
+             if i not in originals and np.all(stats.nk > 0)]
+    initial = dict(zip(fresh, model.initial_parameters_of_sets(
+        [partitions[i] for i in fresh], sample.total_weight)))
     thetas = []
-    for i, stats in enumerate(partitions):
-        thetas.append(thetas[originals[i]] if i in originals
-                      else _initial_parameters(model, sample, stats))
+    for i in range(len(partitions)):
+        thetas.append(thetas[originals[i]] if i in originals else initial.get(i))
     sets = ParameterSets.of(thetas)._replace(copies=copies)
     # On the rows themselves the survivors' screening iterations are the first of their
     # climb to convergence, which must not stop early; on a sample they only rank.
@@ -391,7 +410,7 @@ def screened_winner(model, screen, starts, n_threads, tol, stop=None):
         result = run_em(multi, sample, lambda _, sets=sets: (sets, -np.inf), n_init=1,
                         max_iter=iterations, tol=tol, n_threads=n_threads, stop=stop,
                         warn=False)
-        sets = result.parameters.only(admissible)
+        sets = result.parameters.only(admissible.of_sets)
     kmeans_bound = sets.bounds[0] if sets.thetas[0] is not None else -np.inf
     # A copy's θ is its original's, which ranks before it: climbing both to convergence
     # would repeat one climb.
@@ -412,17 +431,6 @@ def _finalists(rows):
     """How many starts halving keeps at least on data within the screen, a source of
     ``rows`` (see FINALIST_ROWS)."""
     return max(1, FINALIST_ROWS // max(rows.n_samples, 1))
-
-
-def _initial_parameters(model, source, stats):
-    """θ from the statistics of a partition of the source's rows, or None when a cluster
-    is empty or its covariance ill-defined."""
-    if not np.all(stats.nk > 0):
-        return None
-    try:
-        return model.initial_parameters(stats, source.total_weight)
-    except ValueError:
-        return None
 
 
 class Finalist(NamedTuple):

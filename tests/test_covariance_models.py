@@ -438,3 +438,86 @@ def test_iris_vev_with_two_components_is_mclusts_best_fit():
     n_parameters = n_covariance_parameters("VEV", 2, 4) + 2 * 4 + 1
     assert loglik == pytest.approx(-215.726, abs=1e-3)
     assert 2 * loglik - n_parameters * np.log(len(X)) == pytest.approx(-561.73, abs=1e-2)
+
+
+# --------------------------------------------------------------------------------------
+# Several sets at once
+
+
+def _set_problems(model, n_sets, seed):
+    """Counts (M, K) and scatters of M sets, with the diagonal models' (M, K, D)."""
+    problems = [_problem(seed + m, n_components=3, n_features=4) for m in range(n_sets)]
+    nk = np.array([p[0] for p in problems])
+    scatter = np.array([p[1] for p in problems])
+    if model in DIAGONAL_MODELS:
+        scatter = np.diagonal(scatter, axis1=-2, axis2=-1).copy()
+    return nk, scatter
+
+
+def _assert_same_estimate(got, expected):
+    assert got.n_iter == expected.n_iter and got.converged == expected.converged
+    for name in ("covariances", "volumes", "shapes", "orientations"):
+        value, expected_value = getattr(got, name), getattr(expected, name)
+        if expected_value is None:
+            assert value is None
+        else:
+            np.testing.assert_array_equal(value, expected_value, err_msg=name)
+
+
+@pytest.mark.parametrize("model", COVARIANCE_MODELS)
+def test_sets_at_once_are_each_set_alone_bit_for_bit(model):
+    from gmmfast._covariance_models import estimate_covariances_of_sets
+
+    nk, scatter = _set_problems(model, 4, seed=40)
+    cold = estimate_covariances_of_sets(model, nk, scatter, 1e-6)
+    for m in range(4):
+        _assert_same_estimate(cold[m], estimate_covariances(model, nk[m], scatter[m], 1e-6))
+    # Warm, capped, with one set cold: each from its own previous estimate.
+    nk2, scatter2 = _set_problems(model, 4, seed=50)
+    previous = [cold[0], None, cold[2], cold[3]]
+    warm = estimate_covariances_of_sets(model, nk2, scatter2, 1e-6, previous=previous,
+                                        max_iter=1, warn=False)
+    for m in range(4):
+        _assert_same_estimate(warm[m], estimate_covariances(
+            model, nk2[m], scatter2[m], 1e-6, previous=previous[m], max_iter=1, warn=False))
+
+
+@pytest.mark.parametrize("model", ["EII", "VEI", "EVE", "VEE", "EEV"])
+def test_a_failing_set_leaves_the_others_alone(model):
+    from gmmfast._covariance_models import estimate_covariances_of_sets
+
+    nk, scatter = _set_problems(model, 4, seed=60)
+    scatter[1] = 0.0  # collapsed: singular without reg_covar
+    nk[2, 0] = 0.0  # an empty component
+    scatter[3, 0, 0] = np.nan
+    estimates = estimate_covariances_of_sets(model, nk, scatter, 0.0)
+    assert estimates[1:] == [None, None, None]
+    _assert_same_estimate(estimates[0], estimate_covariances(model, nk[0], scatter[0], 0.0))
+    for m in (1, 2, 3):
+        with pytest.raises(ValueError):
+            estimate_covariances(model, nk[m], scatter[m], 0.0)
+    assert estimate_covariances_of_sets(model, nk[2:], scatter[2:], 0.0) == [None, None]
+
+
+def test_sets_at_once_warn_once_when_capped():
+    from gmmfast._covariance_models import estimate_covariances_of_sets
+
+    nk, scatter = _set_problems("VEV", 3, seed=70)
+    with pytest.warns(ConvergenceWarning, match="VEV"):
+        estimate_covariances_of_sets("VEV", nk, scatter, 1e-6, max_iter=1, tol=0.0)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"nk": np.ones(3)}, r"nk must be a non-empty \(M, K\) array"),
+    ({"scatter": np.ones((2, 3, 4, 5))}, r"must have shape \(M, K, D, D\) with"),
+    ({"reg_covar": -1.0}, "reg_covar must be a non-negative"),
+    ({"max_iter": 0}, "max_iter must be a positive integer"),
+    ({"previous": [None]}, "one estimate"),
+])
+def test_sets_at_once_refuse_malformed_arguments(arguments, message):
+    from gmmfast._covariance_models import estimate_covariances_of_sets
+
+    nk, scatter = _set_problems("VVV", 2, seed=80)
+    call = {"model": "VEV", "nk": nk, "scatter": scatter, "reg_covar": 1e-6, **arguments}
+    with pytest.raises(ValueError, match=message):
+        estimate_covariances_of_sets(**call)

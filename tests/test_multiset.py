@@ -269,3 +269,62 @@ def test_the_m_step_of_each_set_is_that_of_its_own_pass(covariance_type):
                                          single_passes(source, sets)):
         for value, expected_value in zip(model.m_step(stats), model.m_step(expected)):
             np.testing.assert_array_equal(value, expected_value)
+
+
+@pytest.mark.parametrize("covariance_type", ["EII", "VEI", "EVI", "EEV", "VEE", "EVE"])
+@pytest.mark.parametrize("screening", [False, True])
+def test_the_m_steps_of_all_sets_are_each_sets_own(covariance_type, screening):
+    """One M-step call for all the sets gives each set's M-step bit for bit, warm starts
+    and failures included."""
+    X = _mixture_data(400, 3, N_FEATURES, seed=20)
+    source = InMemorySource(X)
+    model = MixtureModel(covariance_type, 1e-6, X.dtype)
+    if screening:
+        model = model.for_screening()
+    stats_list = [source.random_resp_statistics(3, np.random.RandomState(seed), model.form, 1)
+                  for seed in range(4)]
+    previous = [None, model.m_step(stats_list[0]), None, model.m_step(stats_list[2])]
+    stats_list[2] = stats_list[2]._replace(scatter=np.full_like(stats_list[2].scatter, np.nan))
+    thetas = model.m_step_of_sets(stats_list, previous)
+    assert thetas[2] is None
+    assert model.m_step_of_sets(stats_list[2:3], previous[2:3]) == [None]
+    with pytest.raises(ValueError):
+        model.m_step(stats_list[2], previous=previous[2])
+    for m in (0, 1, 3):
+        expected = model.m_step(stats_list[m], previous=previous[m])
+        for value, expected_value in zip(thetas[m][:4], expected[:4]):
+            np.testing.assert_array_equal(value, expected_value)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical", "EVI"])
+def test_the_kernel_parameters_of_all_sets_are_each_sets_own(covariance_type):
+    X = _mixture_data(400, 3, N_FEATURES, seed=22)
+    source = InMemorySource(X)
+    model = MixtureModel(covariance_type, 1e-6, X.dtype)
+    thetas = [model.m_step(source.random_resp_statistics(3, np.random.RandomState(seed),
+                                                         model.form, 1))
+              for seed in range(3)]
+    for got, expected in zip(model.kernel_parameters_of_sets(thetas),
+                             [model.kernel_parameters(theta) for theta in thetas]):
+        for name, value, expected_value in zip(got._fields, got, expected):
+            if isinstance(expected_value, np.ndarray):
+                np.testing.assert_array_equal(value, expected_value, err_msg=name)
+            else:
+                assert value == expected_value, name
+    assert model.kernel_parameters_of_sets([]) == []
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "EEI", "VEV", "EVE"])
+def test_the_initial_parameters_of_all_sets_are_each_sets_own(covariance_type):
+    X = _mixture_data(400, 3, N_FEATURES, seed=23)
+    source = InMemorySource(X)
+    model = MixtureModel(covariance_type, 1e-6, X.dtype).for_screening()
+    stats_list = [source.random_resp_statistics(3, np.random.RandomState(seed), model.form, 1)
+                  for seed in range(3)]
+    stats_list[1] = stats_list[1]._replace(scatter=np.full_like(stats_list[1].scatter, np.nan))
+    thetas = model.initial_parameters_of_sets(stats_list, 2 * source.total_weight)
+    assert thetas[1] is None
+    for m in (0, 2):
+        expected = model.initial_parameters(stats_list[m], 2 * source.total_weight)
+        for value, expected_value in zip(thetas[m][:4], expected[:4]):
+            np.testing.assert_array_equal(value, expected_value)

@@ -225,9 +225,13 @@ def test_collapse_decides_as_both_checks_and_decomposes_a_healthy_fit_once(layou
         covariances = {"full": full, "tied": full[0],
                        "diag": spreads * variance + reg,
                        "spherical": spreads[:, 0] * variance.min() + reg}[layout]
-        expected = (collapse.smallest_variance(covariances) > FLOOR_FACTOR * reg
+        expected = (collapse.smallest_variances(covariances[None])[0] > FLOOR_FACTOR * reg
                     and collapse.smallest_spread(covariances) > COLLAPSED_VARIANCE)
         assert collapse((None, None, covariances)) == expected
+        others = {"full": full[::-1], "tied": full[-1], "diag": covariances[::-1] / 1e6,
+                  "spherical": covariances[::-1] / 1e6}[layout]
+        thetas = [(None, None, covariances), (None, None, others)]
+        assert collapse.of_sets(thetas) == [collapse(theta) for theta in thetas]
     decompositions = []
     eigvalsh = np.linalg.eigvalsh
     monkeypatch.setattr(np.linalg, "eigvalsh",
@@ -349,8 +353,8 @@ def test_multi_set_model_drops_failing_sets_and_sets_drop_inadmissible_ones():
     bound, sets = step(ParameterSets.of([bad, good]))
     assert sets.thetas[0] is None and sets.thetas[1] is not None
     assert bound == sets.bounds[1] and sets.bounds[0] == -np.inf
-    assert sets.only(lambda theta: False).best() is None
-    assert sets.only(lambda theta: True) == sets
+    assert sets.only(lambda thetas: [False] * len(thetas)).best() is None
+    assert sets.only(lambda thetas: [True] * len(thetas)) == sets
 
 
 class CountingSource(InMemorySource):
