@@ -439,7 +439,7 @@ class GaussianMixture(MixtureEstimator):
         pass over the screen; the better half goes on, three rounds (4, 8, 16
         iterations). The winner climbs to convergence on all the rows. On data within the
         screen, so do the other survivors and the plain k-means start, and the best is
-        kept (halving stops at 4 000 / n_samples survivors: on up to ~300 rows every
+        kept (halving stops at 4 000 / n_samples survivors: on up to ~250 rows every
         start climbs to convergence): the fit is never worse than the "kmeans" fit with
         the same ``random_state``; on larger data the k-means start competes on the screen. Fits whose component collapsed onto
         repeated values (a variance held up by ``reg_covar`` alone) lose to any other.

@@ -12,13 +12,14 @@ best optimum on some data sets and miss it on others. So:
    agglomeration tree per transformation of the screen serves every number of components
    and every covariance model of a search.
 2. A **pool** of starts for K components, shared by every covariance model: the plain
-   k-means start (exactly ``init_params="kmeans"``'s, on all the rows), k-means runs,
-   k-means++ seeds and random rows on the screen, the cuts at K clusters of Ward's
-   agglomeration (the classification likelihood of mclust's EII model) of the screen's
-   rows raw, standardised and whitened, and the cut of the VVV criterion's agglomeration
-   of the whitened rows (mclust's default start, :mod:`gmmfast._agglomeration`; on a
-   fixed subsample of ``MODEL_BASED_TREE_ROWS`` of a larger screen). Each is a set of
-   centres; its start is the partition of the screen's rows by nearest centre.
+   k-means start (exactly ``init_params="kmeans"``'s, on all the rows), k-means runs
+   (more of them when the screen holds every row), k-means++ seeds and random rows on
+   the screen, the cuts at K clusters of Ward's agglomeration (the classification
+   likelihood of mclust's EII model) of the screen's rows raw, standardised and
+   whitened, and the cut of the VVV criterion's agglomeration of the whitened rows
+   (mclust's default start, :mod:`gmmfast._agglomeration`; on a fixed subsample of
+   ``MODEL_BASED_TREE_ROWS`` of a larger screen). Each is a set of centres; its start is
+   the partition of the screen's rows by nearest centre.
 3. **Successive halving** on the screen: every start climbs ``SCREEN_ROUNDS[0]`` EM
    iterations, all of them scored in the same pass over the rows; the better half climbs
    the next round's iterations, and so on. A round ends early once every start's bound
@@ -36,7 +37,7 @@ best optimum on some data sets and miss it on others. So:
    the start that leads after the short rounds does not always end highest, so halving
    keeps at least as many distinct starts as hold ``FINALIST_ROWS`` rows together (a
    budget of starts × rows per iteration: four starts on a full screen of
-   ``SCREEN_ROWS`` rows, every start of the pool on data of at most ~300 rows); they
+   ``SCREEN_ROWS`` rows, every start of the pool on data of at most ~250 rows); they
    climb every round, then to convergence. On larger data that second EM on all the
    rows would double the cost; the k-means start competed on the screen (it runs every
    round, as the reference), and it is the fit's start only when it won there.
@@ -112,6 +113,13 @@ FINALIST_ROWS = 4 * SCREEN_ROWS
 SCREEN_KMEANS_STARTS = 2
 KMEANS_PLUSPLUS_STARTS = 3
 RANDOM_ROW_STARTS = 3
+# More k-means runs when the screen holds every row. There the cells the pool misses are
+# optima that other draws of its own kinds of start reach (benchmarks/results/STARTS.md),
+# and k-means runs are the cheapest draws to add: each reads few rows, and a run that
+# ends in an earlier start's partition (about a third of them on small data) follows
+# that start instead of climbing. Only there: on larger data a race on a sample keeps
+# few starts, and every start drawn costs screening passes of every candidate.
+KMEANS_STARTS_WITHIN_SCREEN = 3
 
 PLAIN_KMEANS = "kmeans"
 
@@ -346,9 +354,8 @@ def draw_starts(screen, n_components, random_state, n_threads):
                                                  n_threads), {})]
     if n_components == 1 or n_components > sample.n_positive:
         return starts  # one cluster: every start is the same
-    for i in range(SCREEN_KMEANS_STARTS):
-        starts.append(Start(f"kmeans {i + 2}", kmeans_centres(sample, n_components,
-                                                             random_state, n_threads), {}))
+    starts += _kmeans_runs(sample, n_components, random_state, n_threads,
+                           range(2, 2 + SCREEN_KMEANS_STARTS))
     points = screen.points
     weights = sample.sample_weight
     for i in range(KMEANS_PLUSPLUS_STARTS):
@@ -359,8 +366,21 @@ def draw_starts(screen, n_components, random_state, n_threads):
                                                            size=n_components, replace=False))
         starts.append(Start(f"random rows {i + 1}", np.asarray(rows, dtype=np.float64),
                             {}))
+    if sample is source:
+        # Drawn after the others, whose draws then do not depend on how many these are.
+        first = 2 + SCREEN_KMEANS_STARTS
+        starts += _kmeans_runs(sample, n_components, random_state, n_threads,
+                               range(first, first + KMEANS_STARTS_WITHIN_SCREEN))
     starts.extend(screen.hierarchical_starts(n_components))
     return starts
+
+
+def _kmeans_runs(sample, n_components, random_state, n_threads, numbers):
+    """Starts named ``kmeans {number}``: k-means runs on the screen's rows, one per number,
+    each from its own k-means++ seeds."""
+    return [Start(f"kmeans {number}", kmeans_centres(sample, n_components, random_state,
+                                                     n_threads), {})
+            for number in numbers]
 
 
 class Screening(NamedTuple):

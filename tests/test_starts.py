@@ -22,7 +22,11 @@ from gmmfast._starts import (
     COLLAPSED_VARIANCE,
     FINALIST_ROWS,
     FLOOR_FACTOR,
+    KMEANS_PLUSPLUS_STARTS,
+    KMEANS_STARTS_WITHIN_SCREEN,
     MODEL_BASED_TREE_ROWS,
+    RANDOM_ROW_STARTS,
+    SCREEN_KMEANS_STARTS,
     SCREEN_ROWS,
     SETTLED_FRACTION,
     Collapse,
@@ -280,6 +284,43 @@ def test_the_pool_starts_with_the_kmeans_start_and_cuts_one_tree_per_transformat
     assert [s.name for s in draw_starts(screen, 1, np.random.RandomState(0), 1)] == ["kmeans"]
 
 
+def test_a_screen_of_every_row_draws_more_kmeans_runs_after_the_other_starts(monkeypatch):
+    X = blobs(n_samples=300, seed=11)
+    screen = Screen(InMemorySource(X))
+    starts = draw_starts(screen, 4, np.random.RandomState(0), 1)
+    n_kmeans = 1 + SCREEN_KMEANS_STARTS + KMEANS_STARTS_WITHIN_SCREEN
+    assert KMEANS_STARTS_WITHIN_SCREEN > 0
+    assert sum(s.name.startswith("kmeans") for s in starts) == n_kmeans
+    assert len({s.name for s in starts}) == len(starts)
+    # Drawn last: the pool's other draws are those of a pool without them.
+    monkeypatch.setattr("gmmfast._starts.KMEANS_STARTS_WITHIN_SCREEN", 0)
+    fewer = draw_starts(screen, 4, np.random.RandomState(0), 1)
+    extra = [s for s in starts if s.name not in {f.name for f in fewer}]
+    assert len(extra) == KMEANS_STARTS_WITHIN_SCREEN
+    for start, same in zip([s for s in starts if s not in extra], fewer):
+        assert start.name == same.name
+        np.testing.assert_array_equal(start.centres, same.centres)
+    # Each run is a k-means of its own seeds, not a copy of another draw.
+    assert len({s.centres.tobytes() for s in extra}) > 1
+
+
+def test_a_larger_screen_draws_no_more_kmeans_runs():
+    screen = Screen(InMemorySource(blobs(n_samples=2 * SCREEN_ROWS, seed=12)))
+    starts = draw_starts(screen, 3, np.random.RandomState(0), 1)
+    n_randomised = SCREEN_KMEANS_STARTS + KMEANS_PLUSPLUS_STARTS + RANDOM_ROW_STARTS
+    assert len(starts) == 1 + n_randomised + len(screen._agglomerations())
+
+
+def test_the_pool_is_reproducible_and_independent_of_threads():
+    screen = Screen(InMemorySource(blobs(n_samples=300, seed=13)))
+    pools = [draw_starts(screen, 5, np.random.RandomState(3), threads)
+             for threads in (1, 2, 1)]
+    for starts in pools[1:]:
+        assert [s.name for s in starts] == [s.name for s in pools[0]]
+        for start, first in zip(starts, pools[0]):
+            np.testing.assert_array_equal(start.centres, first.centres)
+
+
 def test_the_model_based_tree_joins_a_fixed_subsample_of_a_large_screen():
     X = blobs(n_samples=3 * SCREEN_ROWS, seed=10)
     screen = Screen(InMemorySource(X))
@@ -456,11 +497,11 @@ def test_on_the_rows_themselves_every_survivor_climbs_on(monkeypatch):
 
 
 def test_on_small_data_every_distinct_start_climbs_to_convergence(monkeypatch):
-    X = blobs(n_samples=300, seed=12)
-    assert FINALIST_ROWS // X.shape[0] >= 13  # the whole pool
+    X = blobs(n_samples=200, seed=12)
     model = MixtureModel("full", 1e-6, X.dtype)
     screen = Screen(InMemorySource(X))
     starts = draw_starts(screen, 4, np.random.RandomState(0), 1)
+    assert FINALIST_ROWS // X.shape[0] >= len(starts)  # the whole pool
     copies = screen.copies([start.statistics(screen.sample, model.form, 1)
                             for start in starts])
     survivors = screened_winner(model, screen, starts, 1, 1e-3).survivors
