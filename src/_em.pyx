@@ -208,7 +208,7 @@ cdef void log_prob_full(
     The implementation is chosen by n_features (see WHITEN_BLAS_MIN_FEATURES).
     """
     _log_prob_full(xt, n_rows, n_features, n_components, means, precisions_chol, log_norm,
-                   work, log_prob)
+                   work, log_prob, NULL)
 
 
 cdef void log_prob_diag(
@@ -232,7 +232,7 @@ cdef void log_prob_diag(
                 log_prob[i] = NAN
             return
     _log_prob_diag(xt, n_rows, n_features, n_components, means, precisions_chol, log_norm,
-                   tail, log_prob)
+                   tail, log_prob, NULL)
     free(tail)
 
 
