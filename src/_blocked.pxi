@@ -172,12 +172,14 @@ cdef inline Lookahead _next_chunk(
     const floating* X, Py_ssize_t n_features, Py_ssize_t row0, Py_ssize_t row_end,
 ) noexcept nogil:
     """The chunk of X's rows from ``row0`` on (CHUNK_ROWS of them, none from ``row_end``
-    on), not yet asked for."""
+    on), not yet asked for: the cache lines that hold them."""
     cdef Py_ssize_t n_bytes = (min(<Py_ssize_t> CHUNK_ROWS, row_end - row0) * n_features
                                * <Py_ssize_t> sizeof(floating))
+    cdef const char* first = <const char*> (X + row0 * n_features)
+    cdef Py_ssize_t into_line = <size_t> first % CACHE_LINE
     cdef Lookahead ahead
-    ahead.rows = X + row0 * n_features if n_bytes > 0 else NULL
-    ahead.lines = (n_bytes + CACHE_LINE - 1) // CACHE_LINE if n_bytes > 0 else 0
+    ahead.rows = first - into_line if n_bytes > 0 else NULL
+    ahead.lines = (into_line + n_bytes + CACHE_LINE - 1) // CACHE_LINE if n_bytes > 0 else 0
     ahead.asked = 0
     ahead.into_l1 = n_bytes <= L1_LOOKAHEAD_MAX_BYTES
     return ahead
