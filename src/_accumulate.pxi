@@ -118,8 +118,8 @@ cdef void _accumulate_pooled(
 
     float64 goes through src/_blocked.h's register blocks (one partial sum per feature in
     a register: the plain loop's single one waited on each multiply-add's latency, half
-    of this function's time on t); ``sparse`` (see _raised_floor) skips the blocks where
-    a component has no responsibility, as _accumulate_diag does.
+    of this function's time at D = 8, K = 16); ``sparse`` (see _raised_floor) skips the
+    blocks where a component has no responsibility, as _accumulate_diag does.
     """
     cdef Py_ssize_t c, i, j
     cdef Py_ssize_t m = n_rows

@@ -335,8 +335,8 @@ static inline void GMMFAST_FN(diag_moments_blocks)(const GMMFAST_REAL *xt, ptrdi
 /* row_weight[i] += r[i] over the rows of n_blocks blocks; returns the sum of r (in
  * GMMFAST_REAL, per lane, then across lanes): one component's count and its share of the
  * pooled statistics' row weights v_i = sum_k r_ik. Every block, even under a raised
- * floor: at a few operations per block, finding the all-zero ones (nonzero_blocks) would
- * cost more than adding them (t's pass was 2 % faster this way). */
+ * floor: at a few operations per block, finding the all-zero ones (nonzero_blocks) costs
+ * more than adding them (a tied pass at D = 8, K = 16 was 2 % faster this way). */
 static inline double GMMFAST_FN(row_weight_blocks)(const GMMFAST_REAL *r, ptrdiff_t n_blocks,
                                                    GMMFAST_REAL *row_weight)
 {
