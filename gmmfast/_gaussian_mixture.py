@@ -332,9 +332,7 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
             sample_weight, log_prob[:, None])
         if self._omits_nan():
             weights = observed_row_weights(X, weights)
-        if weights is None:
-            return X.shape[0], float(log_prob.mean())
-        return float(weights.sum()), float(np.average(log_prob, weights=weights))
+        return _total_weight_and_mean(log_prob, weights)
 
     def sample(self, n_samples=1):
         """Draw samples from the fitted mixture: (X float64 (n, d), component labels)."""
@@ -375,6 +373,23 @@ def resume_stream(model, stream):
     stream whose running state is ``stream`` (a :class:`~gmmfast._engine.StreamState`)."""
     model._stream = stream
     return model
+
+
+def _total_weight_and_mean(log_prob, row_weights):
+    """``(total weight, weighted average)`` of the rows' log-densities; ``row_weights``
+    None counts every row once."""
+    if row_weights is None:
+        return log_prob.shape[0], float(log_prob.mean())
+    return float(row_weights.sum()), float(np.average(log_prob, weights=row_weights))
+
+
+def training_score(model, X, row_weights):
+    """``model.score(X, sample_weight)`` on the rows a search fitted it on: X as its fit
+    validated it (C-contiguous, float32 or float64, finite unless NaN marks missing
+    entries) and ``row_weights`` each row's weight in the score (the checked sample
+    weights, under ``nan_policy="omit"`` those of :func:`observed_row_weights`; None: every
+    row once). The same numbers, without validating X again for every candidate."""
+    return _total_weight_and_mean(model._score_arrays(X)[0], row_weights)[1]
 
 
 def fitted_gaussian_mixture(params, result, dtype, n_features_in, prior=None):

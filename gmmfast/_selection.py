@@ -67,6 +67,7 @@ from gmmfast._gaussian_mixture import (
     EM_PARAMETER_CONSTRAINTS,
     GaussianMixture,
     fitted_gaussian_mixture,
+    training_score,
 )
 from gmmfast._kernels import em as _em
 from gmmfast._missing import fit_source, has_observation, observed_row_weights
@@ -582,14 +583,14 @@ class _GridSearch:
         self.params = estimator.get_params()
         self.verbose = estimator.verbose
         self.X = X
-        self.weights = weights
         # A prior weighs as many rows whatever the weights' scale: they are kept as given.
         self.source = _search_source(estimator, X, weights if estimator.prior is not None
                                      else normalised_weights(weights))
-        # A row with no observed entry has the prior as responsibilities: no evidence of
-        # the clusters' overlap, so no share of ICL's entropy.
-        self.entropy_weights = (observed_row_weights(X, weights)
-                                if estimator.nan_policy == "omit" else weights)
+        # What each row weighs in the candidates' scores and ICL's entropy: a row with no
+        # observed entry counts for nothing (its responsibilities are the prior: no
+        # evidence of the clusters' overlap either).
+        self.row_weights = (observed_row_weights(X, weights)
+                            if estimator.nan_policy == "omit" else weights)
         self.grid_k = grid_k
         self.types = types
         self.forms = tuple(dict.fromkeys(_form(t) for t in types))
@@ -726,7 +727,7 @@ class _GridSearch:
                        fit_seconds=time.perf_counter() - start)
             return row
         # The same arithmetic as GaussianMixture.bic/aic, so the table equals them exactly.
-        mean_loglik = fitted.score(self.X, sample_weight=self.weights)
+        mean_loglik = training_score(fitted, self.X, self.row_weights)
         n_params = n_mixture_parameters(covariance_type, n_components, source.n_features)
         bic, aic = information_criteria(mean_loglik, source.total_weight, n_params)
         row.update(
@@ -744,7 +745,7 @@ class _GridSearch:
         )
         if self.params["criterion"] == "icl":
             row["icl"] = float(bic + 2 * responsibility_entropy(fitted, self.X,
-                                                                self.entropy_weights))
+                                                                self.row_weights))
         row["fit_seconds"] = time.perf_counter() - start
         return row
 
