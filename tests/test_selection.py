@@ -251,6 +251,43 @@ def test_sample_weight_is_passed_to_every_candidate():
     assert search.criterion_table_["bic"][search.best_index_] == gm.bic(X, sample_weight=w)
 
 
+@pytest.mark.parametrize("case", ["plain", "weighted", "omit"])
+def test_the_table_scores_each_candidate_as_its_model_does_without_validating_x_again(
+        case, monkeypatch):
+    # X is validated once per search; each candidate's score is still, bit for bit, its
+    # fitted model's own on the training data (weights, missing entries and all).
+    X = make_family("full", 2, n_features=3, n_samples=300, seed=11)
+    fit_params = {}
+    if case == "weighted":
+        fit_params["sample_weight"] = np.random.RandomState(1).uniform(0.5, 2.0, len(X))
+    if case == "omit":
+        X[np.random.RandomState(2).rand(*X.shape) < 0.1] = np.nan
+        X[5] = np.nan  # a row with nothing observed weighs nothing
+    import gmmfast._gaussian_mixture as estimator_module
+
+    validate = estimator_module.validate_data
+    calls = []
+    with monkeypatch.context() as patch:
+        patch.setattr(estimator_module, "validate_data",
+                      lambda *args, **kwargs: calls.append(1) or validate(*args, **kwargs))
+        search = GaussianMixtureIC(n_components=[1, 2, 3], covariance_type="VVV,EEE,VEI",
+                                   random_state=0, init_params="kmeans",
+                                   nan_policy="omit" if case == "omit" else "raise",
+                                   ).fit(X, **fit_params)
+    assert calls == []
+    table = search.criterion_table_
+    assert (table["status"] == "ok").all()
+    weights = fit_params.get("sample_weight")
+    for i in range(len(table)):
+        model = GaussianMixture(int(table["n_components"][i]),
+                                covariance_type=str(table["covariance_type"][i]),
+                                random_state=0, nan_policy=search.nan_policy)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X, sample_weight=weights)
+        assert table["bic"][i] == model.bic(X, sample_weight=weights)
+
+
 def test_candidates_with_more_components_than_samples_are_skipped():
     X = make_family("spherical", 2, n_samples=8, seed=10)
     search = GaussianMixtureIC(n_components=[1, 2, 9, 12], covariance_type="spherical",
