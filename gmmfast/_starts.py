@@ -162,21 +162,23 @@ class ScreenPartitions(NamedTuple):
 
 
 class Pool(list):
-    """The starts of one number of components (:class:`Start`, the plain k-means start
-    first), shared by every covariance model: what the models of a kernel form find in them
-    on the screen is worked out once (:meth:`screen_partitions`)."""
+    """The starts of one number of components drawn for ``screen`` (:class:`Start`, the
+    plain k-means start first), shared by every covariance model: what the models of a
+    kernel form find in them on the screen is worked out once
+    (:meth:`screen_partitions`)."""
 
-    def __init__(self, starts=()):
+    def __init__(self, screen, starts=()):
         super().__init__(starts)
+        self.screen = screen
         self._screen_partitions = {}
 
-    def screen_partitions(self, screen, form, n_threads):
-        """The :class:`ScreenPartitions` of the starts on ``screen``'s rows in ``form``."""
+    def screen_partitions(self, form, n_threads):
+        """The :class:`ScreenPartitions` of the starts on the screen's rows in ``form``."""
         known = self._screen_partitions.get(form)
         if known is None:
             # Candidates of one form may race to compute it: both get the same value.
             known = self._screen_partitions.setdefault(
-                form, _screen_partitions(screen, self, form, n_threads))
+                form, _screen_partitions(self.screen, self, form, n_threads))
         return known
 
 
@@ -390,8 +392,8 @@ def draw_starts(screen, n_components, random_state, n_threads):
     the plain k-means start comes first and consumes ``random_state`` exactly as
     ``init_params="kmeans"`` does."""
     source, sample = screen.source, screen.sample
-    starts = Pool([Start(PLAIN_KMEANS, kmeans_centres(source, n_components, random_state,
-                                                      n_threads), {})])
+    starts = Pool(screen, [Start(PLAIN_KMEANS, kmeans_centres(source, n_components,
+                                                              random_state, n_threads), {})])
     if n_components == 1 or n_components > sample.n_positive:
         return starts  # one cluster: every start is the same
     starts += _kmeans_runs(sample, n_components, random_state, n_threads,
@@ -441,9 +443,9 @@ def screened_winner(model, screen, starts, n_threads, tol, stop=None):
     the rows themselves halving keeps at least ``FINALIST_ROWS // rows`` starts."""
     sample = screen.sample
     model = model.for_screening()
-    if not isinstance(starts, Pool):
-        starts = Pool(starts)
-    partitions, copies, fresh = starts.screen_partitions(screen, model.form, n_threads)
+    if not isinstance(starts, Pool) or starts.screen is not screen:
+        starts = Pool(screen, starts)
+    partitions, copies, fresh = starts.screen_partitions(model.form, n_threads)
     originals = dict(copies)
     initial = dict(zip(fresh, model.initial_parameters_of_sets(
         [partitions[i] for i in fresh], sample.total_weight)))
