@@ -103,11 +103,11 @@ def instrument(timers):
     # pool count as start θ too).
     model_class.initial_parameters = timers.wrap("start_theta", model_class.initial_parameters)
     _starts.screened_winner = timers.wrap("screening", _starts.screened_winner)
-    _selection.training_score = timers.wrap("final_score", _selection.training_score)
     _gaussian_mixture.score_arrays = timers.wrap("score_pass", _gaussian_mixture.score_arrays)
     _selection.fitted_gaussian_mixture = timers.wrap("fitted_model",
                                                      _selection.fitted_gaussian_mixture)
     search = _selection._GridSearch
+    search._scores = timers.wrap("final_score", search._scores)
     fit_candidate = search._fit_candidate
 
     def timed_candidate(self, n_components, covariance_type, starts):

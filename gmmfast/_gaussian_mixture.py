@@ -332,7 +332,7 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
             sample_weight, log_prob[:, None])
         if self._omits_nan():
             weights = observed_row_weights(X, weights)
-        return _total_weight_and_mean(log_prob, weights)
+        return total_weight_and_mean(log_prob, weights)
 
     def sample(self, n_samples=1):
         """Draw samples from the fitted mixture: (X float64 (n, d), component labels)."""
@@ -375,21 +375,22 @@ def resume_stream(model, stream):
     return model
 
 
-def _total_weight_and_mean(log_prob, row_weights):
-    """``(total weight, weighted average)`` of the rows' log-densities; ``row_weights``
-    None counts every row once."""
+def total_weight_and_mean(log_prob, row_weights):
+    """``(total weight, weighted average)`` of the rows' log-densities, as ``score`` gives
+    it; ``row_weights`` None counts every row once."""
     if row_weights is None:
         return log_prob.shape[0], float(log_prob.mean())
     return float(row_weights.sum()), float(np.average(log_prob, weights=row_weights))
 
 
-def training_score(model, X, row_weights):
-    """``model.score(X, sample_weight)`` on the rows a search fitted it on: X as its fit
-    validated it (C-contiguous, float32 or float64, finite unless NaN marks missing
-    entries) and ``row_weights`` each row's weight in the score (the checked sample
-    weights, under ``nan_policy="omit"`` those of :func:`observed_row_weights`; None: every
-    row once). The same numbers, without validating X again for every candidate."""
-    return _total_weight_and_mean(model._score_arrays(X)[0], row_weights)[1]
+def training_log_densities(model, X, responsibilities=False):
+    """``(log p(x), responsibilities or None)`` of the rows of X under the fitted
+    ``model``, X as a fit of it validated it (C-contiguous, float32 or float64, finite
+    unless NaN marks missing entries): the numbers of ``score_samples`` and
+    ``predict_proba``, from one pass and without validating X again (how a search scores
+    its candidates on the rows it fitted them on)."""
+    log_prob, _, resp = model._score_arrays(X, resp=responsibilities)
+    return log_prob, resp
 
 
 def fitted_gaussian_mixture(params, result, dtype, n_features_in, prior=None):

@@ -164,6 +164,20 @@ def test_icl_is_bic_plus_a_non_negative_entropy():
     np.testing.assert_array_equal(table["icl"][one], table["bic"][one])
 
 
+def test_icl_scores_a_candidate_and_its_entropy_in_one_pass(monkeypatch):
+    from gmmfast import _gaussian_mixture
+
+    X = make_family("full", 3, seed=4)
+    score_arrays = _gaussian_mixture.score_arrays
+    passes = []
+    monkeypatch.setattr(_gaussian_mixture, "score_arrays",
+                        lambda *args, **kwargs: passes.append(1) or score_arrays(*args,
+                                                                                 **kwargs))
+    search = GaussianMixtureIC(n_components=[2, 3], covariance_type="VVV,VII",
+                               criterion="icl", random_state=0, n_threads=1).fit(X)
+    assert len(passes) == len(search.criterion_table_)
+
+
 def test_icl_entropy_is_summed_in_blocks(monkeypatch):
     from gmmfast import _selection
 
