@@ -261,4 +261,33 @@ static inline int gmmfast_pages_resident(const void *p, size_t nbytes)
 }
 #endif
 
+/* Ask for the 64-byte lines first .. end - 1 from p on to be brought into the L1 cache
+ * (into_l1) or the L2 cache, without waiting for them (a 128-byte-line machine is asked
+ * for each line twice). A chunk's rows are read once, by its transpose: asked for while
+ * the chunk before is being computed, they are there when it starts (see _fetch_share in
+ * src/_blocked.pxi). */
+#define GMMFAST_CACHE_LINE 64
+#if defined(__GNUC__) || defined(__clang__)
+static inline void gmmfast_prefetch_lines(const void *p, ptrdiff_t first, ptrdiff_t end,
+                                          int into_l1)
+{
+    const char *lines = (const char *) p;
+    if (into_l1)
+        for (ptrdiff_t l = first; l < end; l++)
+            __builtin_prefetch(lines + l * GMMFAST_CACHE_LINE, 0, 3);
+    else
+        for (ptrdiff_t l = first; l < end; l++)
+            __builtin_prefetch(lines + l * GMMFAST_CACHE_LINE, 0, 2);
+}
+#else
+static inline void gmmfast_prefetch_lines(const void *p, ptrdiff_t first, ptrdiff_t end,
+                                          int into_l1)
+{
+    (void) p;
+    (void) first;
+    (void) end;
+    (void) into_l1;
+}
+#endif
+
 #endif /* GMMFAST_BLOCKED_H */

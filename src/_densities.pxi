@@ -61,37 +61,38 @@ cdef inline void _log_prob(
     const floating* xt, Py_ssize_t m, Py_ssize_t d, Py_ssize_t k, Form form,
     const floating* means, const floating* precisions_chol, const floating* log_norm,
     const floating* tied_centre, const floating* tied_offsets,
-    floating* work, floating* log_prob,
+    floating* work, floating* log_prob, Lookahead* ahead,
 ) noexcept nogil:
     """The chunk's weighted log-densities in the model's form; ``tied_centre`` and
     ``tied_offsets`` (see _tied_geometry) are read for TIED only. work: (2 D + 2) m
-    elements for FULL and TIED, D × MAX_ROW_BLOCK for DIAG."""
+    elements for FULL and TIED, D × MAX_ROW_BLOCK for DIAG. The next chunk's rows
+    (``ahead``, may be NULL) are asked for a share per component."""
     if form == TIED:
         _log_prob_tied(xt, m, d, k, tied_centre, precisions_chol, tied_offsets, log_norm,
-                       work, log_prob)
+                       work, log_prob, ahead)
     elif form == FULL:
-        _log_prob_full(xt, m, d, k, means, precisions_chol, log_norm, work, log_prob)
+        _log_prob_full(xt, m, d, k, means, precisions_chol, log_norm, work, log_prob, ahead)
     else:
-        _log_prob_diag(xt, m, d, k, means, precisions_chol, log_norm, work, log_prob)
+        _log_prob_diag(xt, m, d, k, means, precisions_chol, log_norm, work, log_prob, ahead)
 
 
 cdef void _log_prob_full(
     const floating* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
     const floating* means, const floating* precisions_chol, const floating* log_norm,
-    floating* work, floating* log_prob,
+    floating* work, floating* log_prob, Lookahead* ahead,
 ) noexcept nogil:
     if n_features < WHITEN_BLAS_MIN_FEATURES:
         _log_prob_full_blocked(xt, n_rows, n_features, n_components, means, precisions_chol,
-                               log_norm, work, log_prob)
+                               log_norm, work, log_prob, ahead)
     else:
         _log_prob_full_blas(xt, n_rows, n_features, n_components, means, precisions_chol,
-                            log_norm, work, log_prob)
+                            log_norm, work, log_prob, ahead)
 
 
 cdef void _log_prob_full_blocked(
     const floating* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
     const floating* means, const floating* precisions_chol, const floating* log_norm,
-    floating* work, floating* log_prob,
+    floating* work, floating* log_prob, Lookahead* ahead,
 ) noexcept nogil:
     """log_prob_full for small and moderate D (< WHITEN_BLAS_MIN_FEATURES): whole blocks
     of rows in src/_blocked.h, from the chunk centred once on the mean of the means (the
@@ -127,6 +128,7 @@ cdef void _log_prob_full_blocked(
             for i in range(rows):
                 tail_y[j * rows + i] = y[j * m + done + i] if done + i < m else 0
     for c in range(n_components):
+        _fetch_share(ahead, c, n_components)
         U = precisions_chol + c * d * d
         for j in range(d):  # (μ_c − centre) U, in float64
             total = 0.0
@@ -143,7 +145,7 @@ cdef void _log_prob_full_blocked(
 cdef void _log_prob_full_blas(
     const floating* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
     const floating* means, const floating* precisions_chol, const floating* log_norm,
-    floating* work, floating* log_prob,
+    floating* work, floating* log_prob, Lookahead* ahead,
 ) noexcept nogil:
     """log_prob_full with y = (x − μ) U as one BLAS trmm per component (large D)."""
     cdef Py_ssize_t i, c, j
@@ -159,6 +161,7 @@ cdef void _log_prob_full_blas(
     cdef char non_unit = b'N'
     cdef floating* U
     for c in range(n_components):
+        _fetch_share(ahead, c, n_components)
         for j in range(d):
             shift = means[c * d + j]
             for i in range(m):
@@ -183,7 +186,7 @@ cdef void _log_prob_full_blas(
 cdef void _log_prob_tied(
     const floating* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
     const floating* centre, const floating* U, const floating* offsets,
-    const floating* log_norm, floating* work, floating* log_prob,
+    const floating* log_norm, floating* work, floating* log_prob, Lookahead* ahead,
 ) noexcept nogil:
     """log_prob_full when every component has the same precision factor U (tied).
 
@@ -236,6 +239,7 @@ cdef void _log_prob_tied(
             strmm(&right, &lower, &trans, &non_unit, &m_int, &d_int, &one, <float*> U,
                   &d_int, z, &m_int)
     for c in range(n_components):
+        _fetch_share(ahead, c, n_components)
         out = log_prob + c * m
         if blocked:
             _offset_log_prob_blocks(z, m, n_blocks, d, offsets + c * d, log_norm[c], out)
@@ -259,7 +263,7 @@ cdef void _log_prob_tied(
 cdef void _log_prob_diag(
     const floating* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
     const floating* means, const floating* precisions_chol, const floating* log_norm,
-    floating* tail_x, floating* log_prob,
+    floating* tail_x, floating* log_prob, Lookahead* ahead,
 ) noexcept nogil:
     """log_prob_diag; tail_x: scratch of D × MAX_ROW_BLOCK elements, for the last
     m % row block rows, which go through the same kernel padded with the means (so a row's
@@ -273,6 +277,7 @@ cdef void _log_prob_diag(
     cdef floating tail_out[MAX_ROW_BLOCK]
     cdef floating* out
     for c in range(n_components):
+        _fetch_share(ahead, c, n_components)
         out = log_prob + c * m
         _diag_log_prob_blocks(xt, m, n_blocks, d, means + c * d, precisions_chol + c * d,
                               log_norm[c], out)

@@ -161,6 +161,22 @@ def _log_ge1(const floating[::1] x):
     return out
 
 
+def _lookahead_shares(const floating[:, ::1] X, Py_ssize_t row0, Py_ssize_t row_end,
+                      Py_ssize_t parts):
+    """The chunk loops' lookahead on X's chunk from row ``row0`` on (none from ``row_end``
+    on), for the tests: the offset of its first byte in X (−1 for none), its number of
+    cache lines, whether it goes into L1, and the lines asked for after each of ``parts``
+    shares."""
+    cdef Lookahead ahead = _next_chunk(&X[0, 0], X.shape[1], row0, row_end)
+    cdef Py_ssize_t part
+    asked = []
+    for part in range(parts):
+        _fetch_share(&ahead, part, parts)
+        asked.append(ahead.asked)
+    offset = -1 if ahead.rows == NULL else <char*> ahead.rows - <char*> &X[0, 0]
+    return offset, ahead.lines, bool(ahead.into_l1), asked
+
+
 def openmp_enabled():
     """True when the compiled core was built with OpenMP."""
     return bool(GMMFAST_OPENMP_ENABLED)
@@ -208,7 +224,7 @@ cdef void log_prob_full(
     The implementation is chosen by n_features (see WHITEN_BLAS_MIN_FEATURES).
     """
     _log_prob_full(xt, n_rows, n_features, n_components, means, precisions_chol, log_norm,
-                   work, log_prob)
+                   work, log_prob, NULL)
 
 
 cdef void log_prob_diag(
@@ -232,7 +248,7 @@ cdef void log_prob_diag(
                 log_prob[i] = NAN
             return
     _log_prob_diag(xt, n_rows, n_features, n_components, means, precisions_chol, log_norm,
-                   tail, log_prob)
+                   tail, log_prob, NULL)
     free(tail)
 
 

@@ -54,27 +54,32 @@ cdef void _stats_group(
 ) noexcept nogil:
     """Accumulate group ``group``'s chunks into its accumulators, one per parameter set
     (set i's at (i × n_groups + group) × layout.size), computing in X's type. Each chunk is
-    transposed once and serves every set while it is in cache."""
+    transposed once and serves every set while it is in cache; the group's next chunk is
+    asked for from memory meanwhile."""
     cdef Py_ssize_t d = layout.d
     cdef Py_ssize_t n_chunks = n_chunks_of(n_samples)
     cdef Py_ssize_t chunk_begin = group_first_chunk(group, n_groups, n_chunks)
     cdef Py_ssize_t chunk_end = group_first_chunk(group + 1, n_groups, n_chunks)
+    cdef Py_ssize_t group_end = min(chunk_end * <Py_ssize_t> CHUNK_ROWS, n_samples)
     cdef floating* xt = <floating*> s.xt
     cdef Py_ssize_t chunk, row0, m, i
+    cdef Lookahead ahead
     for chunk in range(chunk_begin, chunk_end):
         row0 = chunk * CHUNK_ROWS
         m = min(<Py_ssize_t> CHUNK_ROWS, n_samples - row0)
         _transpose_chunk(X + row0 * d, m, d, xt)
+        ahead = _next_chunk(X, d, row0 + m, group_end)
         for i in range(n_sets):
             _chunk_statistics(xt, row0, m, source, sets[i], layout,
-                              accumulators + (i * n_groups + group) * layout.size, s)
+                              accumulators + (i * n_groups + group) * layout.size, s, &ahead)
 
 
 cdef inline void _chunk_statistics(
     const floating* xt, Py_ssize_t row0, Py_ssize_t m, StatsSource source, PassInputs a,
-    AccLayout layout, double* acc, Scratch s,
+    AccLayout layout, double* acc, Scratch s, Lookahead* ahead,
 ) noexcept nogil:
-    """One transposed chunk (rows row0 .. row0 + m) of one parameter set into ``acc``."""
+    """One transposed chunk (rows row0 .. row0 + m) of one parameter set into ``acc``;
+    the densities ask for ``ahead``'s rows as they go."""
     cdef Py_ssize_t d = layout.d
     cdef Py_ssize_t k = layout.k
     cdef double* nk = acc + layout.nk
@@ -90,7 +95,7 @@ cdef inline void _chunk_statistics(
     if source == FROM_DENSITY:
         _log_prob(xt, m, d, k, a.form, shifts, <const floating*> a.chol,
                   <const floating*> a.log_norm, <const floating*> a.tied_centre,
-                  <const floating*> a.tied_offsets, work, log_prob)
+                  <const floating*> a.tied_offsets, work, log_prob, ahead)
         acc[0] += _log_prob_to_resp(log_prob, m, k, wc, row_work, work,
                                     <floating> a.log_resp_floor)
     elif source == FROM_LABELS:

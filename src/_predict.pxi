@@ -26,6 +26,7 @@ cdef Py_ssize_t _score_chunks(
     cdef Py_ssize_t chunk, row0, m
     cdef Py_ssize_t n_chunks = n_chunks_of(n)
     cdef Py_ssize_t nonfinite = 0, chunks_without_memory = 0
+    cdef Lookahead ahead
     with parallel(num_threads=threads):
         scratch = alloc_scratch(shape)
         for chunk in prange(n_chunks, schedule="static"):
@@ -36,11 +37,13 @@ cdef Py_ssize_t _score_chunks(
             m = min(<Py_ssize_t> CHUNK_ROWS, n - row0)
             if check_finite and not _all_finite(X + row0 * d, m * d):
                 nonfinite += 1
+            # Each thread's chunks are consecutive (a static schedule): ask for the next.
+            ahead = _next_chunk(X, d, row0 + m, n)
             _score_chunk(X + row0 * d, m, d, k, form, means, precisions_chol, log_norm,
                          tied_centre, tied_offsets,
                          log_prob_norm + row0 if log_prob_norm != NULL else NULL,
                          labels + row0 if labels != NULL else NULL,
-                         resp + row0 * k if resp != NULL else NULL, scratch)
+                         resp + row0 * k if resp != NULL else NULL, scratch, &ahead)
         free_scratch(scratch)
     nonfinite_chunks[0] = nonfinite
     return chunks_without_memory
@@ -59,10 +62,11 @@ cdef void _score_chunk(
     const floating* X, Py_ssize_t m, Py_ssize_t d, Py_ssize_t k, Form form,
     const floating* means, const floating* precisions_chol, const floating* log_norm,
     const floating* tied_centre, const floating* tied_offsets,
-    floating* log_prob_norm, long long* labels, floating* resp, Scratch s,
+    floating* log_prob_norm, long long* labels, floating* resp, Scratch s, Lookahead* ahead,
 ) noexcept nogil:
     """score() on one chunk of m rows; any of the three outputs may be NULL. With a
-    staging area in ``s`` (m × K), ``resp`` is written with streaming stores.
+    staging area in ``s`` (m × K), ``resp`` is written with streaming stores. The
+    densities ask for ``ahead``'s rows as they go.
 
     Only what is asked for is computed: labels need no exponential, log p(x) alone no
     scaling of the responsibilities.
@@ -73,7 +77,7 @@ cdef void _score_chunk(
     cdef floating* factor = <floating*> s.work
     _transpose_chunk(X, m, d, xt)
     _log_prob(xt, m, d, k, form, means, precisions_chol, log_norm, tied_centre, tied_offsets,
-              <floating*> s.work, lp)
+              <floating*> s.work, lp, ahead)
     if labels != NULL:
         _row_argmax(lp, m, k, labels)
     if resp != NULL:

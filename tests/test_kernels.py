@@ -304,6 +304,39 @@ def test_parameter_conventions(form, d):
 
 
 # --------------------------------------------------------------------------------------------
+# The next chunk's rows, asked for from memory while a chunk is computed
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d", [1, 3, 8, 32])
+@pytest.mark.parametrize("row_end", [257, 511, 512, 3001])
+@pytest.mark.parametrize("misalign", [0, 1])
+def test_lookahead_asks_for_every_line_of_the_next_chunk_once(dtype, d, row_end, misalign):
+    # X's rows from a byte that is (misalign) or is not the start of a cache line.
+    buffer = np.zeros(3001 * d + 1, dtype=dtype)
+    X = buffer[misalign:misalign + 3001 * d].reshape(3001, d)
+    row0 = _em.ROWS_PER_CHUNK
+    start = X.ctypes.data + row0 * d * X.itemsize
+    end = start + min(_em.ROWS_PER_CHUNK, row_end - row0) * d * X.itemsize
+    first_line, end_line = start // 64, -(-end // 64)
+    for parts in (1, 3, 16):
+        offset, lines, into_l1, asked = _em._lookahead_shares(X, row0, row_end, parts)
+        # The lines holding the chunk's bytes, none before or after them.
+        assert X.ctypes.data + offset == first_line * 64
+        assert lines == end_line - first_line
+        # A share at a time, each line once, all of them by the last share.
+        assert asked == sorted(asked) and asked[-1] == lines
+        assert max(np.diff([0] + asked)) <= -(-lines // parts)
+        assert into_l1 == (end - start <= 16384)
+
+
+def test_lookahead_is_empty_after_the_last_chunk():
+    X = np.zeros((300, 8))
+    assert _em._lookahead_shares(X, 300, 300, 4) == (-1, 0, True, [0, 0, 0, 0])
+
+
+# --------------------------------------------------------------------------------------------
 # The vectorisable exponential of the responsibilities
 # --------------------------------------------------------------------------------------------
 
