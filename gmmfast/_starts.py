@@ -419,12 +419,18 @@ def screened_winner(model, screen, starts, n_threads, tol, stop=None):
     settle_below = None if on_every_row else tol * SETTLED_FRACTION
     admissible = screen.admissible(model)
     n_finalists = _finalists(sample) if on_every_row else 1
+    reference_beyond = False  # whether the k-means start runs beside the kept starts
     for round_index, iterations in enumerate(SCREEN_ROUNDS):
         n_live = sum(theta is not None for theta in sets.thetas)
         if n_live == 0 or (round_index and n_live == 1):
             break
         if round_index:
-            sets = sets.keep_best(max((n_live + 1) // 2, n_finalists), always=0)
+            # Halving counts the starts kept on merit: the reference, kept beside them
+            # when it ranks below, would otherwise add a finalist a round.
+            n_contenders = n_live - (reference_beyond and sets.thetas[0] is not None)
+            n_kept = max((n_contenders + 1) // 2, n_finalists)
+            reference_beyond = 0 not in sets.ranked()[:n_kept]
+            sets = sets.keep_best(n_kept, always=0)
         multi = MultiSetModel(model, settle_below,
                               None if on_every_row else _race(sets, round_index, iterations))
         result = run_em(multi, sample, lambda _, sets=sets: (sets, -np.inf), n_init=1,

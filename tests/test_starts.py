@@ -531,6 +531,19 @@ def test_on_a_full_screen_the_last_round_keeps_four_starts():
     assert len([start for start, _, _ in survivors if start.name != "kmeans"]) <= 4
 
 
+def test_a_reference_that_ranks_low_runs_beside_the_four_finalists_not_among_them():
+    # On these data the plain k-means start ranks below the eight starts the second round
+    # keeps: it climbs beside them, and the last round still halves eight to four.
+    X = blobs(n_samples=SCREEN_ROWS, seed=25)
+    model = MixtureModel("full", 1e-6, X.dtype)
+    screen = Screen(InMemorySource(X))
+    starts = draw_starts(screen, 4, np.random.RandomState(0), 1)
+    survivors = screened_winner(model, screen, starts, 1, 1e-3).survivors
+    names = [start.name for start, _, _ in survivors]
+    assert "kmeans" in names
+    assert len(names) == 4 + 1
+
+
 def test_starts_that_partition_the_screen_alike_are_copies_of_the_first():
     X = blobs(seed=13)
     source = InMemorySource(X)
