@@ -237,11 +237,12 @@ class Screen:
             if labels.max() + 1 != n_components:  # ties merged below K clusters
                 continue
             points = np.ascontiguousarray(self.points[rows])
-            counts = np.bincount(labels, minlength=n_components)
-            centres = np.zeros((n_components, points.shape[1]))
-            np.add.at(centres, labels, points)
             cut = Cut(points, None if weights is None else weights[rows], labels)
-            starts.append(Start(name, centres / counts[:, None], {}, cut))
+            row_weights = np.ones(len(points)) if cut.weights is None else cut.weights
+            masses = np.bincount(labels, weights=row_weights, minlength=n_components)
+            centres = np.zeros((n_components, points.shape[1]))
+            np.add.at(centres, labels, points * row_weights[:, None])
+            starts.append(Start(name, centres / masses[:, None], {}, cut))
         return starts
 
     def _agglomerations(self):

@@ -351,6 +351,7 @@ def test_a_tree_start_is_the_m_step_of_its_cut_not_of_the_partition_by_its_means
                                          source.total_weight)
         for fitted, expected in zip(theta, partition_m_step(X, weights, labels, 1e-6)):
             np.testing.assert_allclose(fitted, expected, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(start.centres, theta[1], rtol=1e-12, atol=1e-12)
         nearest = source.nearest_centre_statistics(start.centres, model.form, 1)
         differ += not np.array_equal(nearest.nk, start.statistics(source, "full", 1).nk)
     # On these elongated clusters some cuts are not the partitions by their means.
