@@ -7,6 +7,8 @@ per call.
 
 The search runs on one thread (candidates one after the other, each timed on its own)
 with timers wrapped around the engine's functions; the totals are CPU-bound wall times.
+The last line is a candidate's fixed costs: its start θ, its screening (multistart), its
+final score (the pass at the fitted parameters and the rest) and its fitted estimator.
 
     python benchmarks/profile_grid.py --data blobs --n 100000 --init kmeans
     python benchmarks/profile_grid.py --data faithful --init multistart
@@ -60,7 +62,7 @@ class _TimedKernels:
 
 
 def instrument(timers):
-    from gmmfast import _engine, _selection
+    from gmmfast import _engine, _gaussian_mixture, _selection, _starts
 
     _engine._em = _TimedKernels(_engine._em, timers)
     model_class = _engine.MixtureModel
@@ -97,7 +99,15 @@ def instrument(timers):
         return timers.wrap("iteration", em_step(self, source, n_threads))
 
     model_class.em_step = timed_em_step
+    # A candidate's costs outside its EM iterations (the screening's initial θ of its
+    # pool count as start θ too).
+    model_class.initial_parameters = timers.wrap("start_theta", model_class.initial_parameters)
+    _starts.screened_winner = timers.wrap("screening", _starts.screened_winner)
+    _gaussian_mixture.score_arrays = timers.wrap("score_pass", _gaussian_mixture.score_arrays)
+    _selection.fitted_gaussian_mixture = timers.wrap("fitted_model",
+                                                     _selection.fitted_gaussian_mixture)
     search = _selection._GridSearch
+    search._scores = timers.wrap("final_score", search._scores)
     fit_candidate = search._fit_candidate
 
     def timed_candidate(self, n_components, covariance_type, starts):
@@ -153,6 +163,12 @@ def report(timers, types, total):
             sums[phase] += s[phase]
     sums["set_m_steps"] = sum(timers.seconds[model, "set_m_steps"] for model in types)
     print("sums: " + ", ".join(f"{phase} {value:.2f} s" for phase, value in sums.items()))
+    n_candidates = sum(timers.calls[model, "candidate"] for model in types)
+    fixed = ("start_theta", "screening", "final_score", "score_pass", "fitted_model")
+    print("per candidate, outside EM's iterations (ms): " + ", ".join(
+        f"{phase} {1e3 * sum(timers.seconds[m, phase] for m in types) / n_candidates:.2f}"
+        for phase in fixed) + " (final_score includes score_pass; screening its passes"
+        " and M-steps)")
 
 
 def main():

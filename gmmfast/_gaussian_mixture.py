@@ -332,9 +332,7 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
             sample_weight, log_prob[:, None])
         if self._omits_nan():
             weights = observed_row_weights(X, weights)
-        if weights is None:
-            return X.shape[0], float(log_prob.mean())
-        return float(weights.sum()), float(np.average(log_prob, weights=weights))
+        return total_weight_and_mean(log_prob, weights)
 
     def sample(self, n_samples=1):
         """Draw samples from the fitted mixture: (X float64 (n, d), component labels)."""
@@ -375,6 +373,24 @@ def resume_stream(model, stream):
     stream whose running state is ``stream`` (a :class:`~gmmfast._engine.StreamState`)."""
     model._stream = stream
     return model
+
+
+def total_weight_and_mean(log_prob, row_weights):
+    """``(total weight, weighted average)`` of the rows' log-densities, as ``score`` gives
+    it; ``row_weights`` None counts every row once."""
+    if row_weights is None:
+        return log_prob.shape[0], float(log_prob.mean())
+    return float(row_weights.sum()), float(np.average(log_prob, weights=row_weights))
+
+
+def training_log_densities(model, X, responsibilities=False):
+    """``(log p(x), responsibilities or None)`` of the rows of X under the fitted
+    ``model``, X as a fit of it validated it (C-contiguous, float32 or float64, finite
+    unless NaN marks missing entries): the numbers of ``score_samples`` and
+    ``predict_proba``, from one pass and without validating X again (how a search scores
+    its candidates on the rows it fitted them on)."""
+    log_prob, _, resp = model._score_arrays(X, resp=responsibilities)
+    return log_prob, resp
 
 
 def fitted_gaussian_mixture(params, result, dtype, n_features_in, prior=None):

@@ -67,6 +67,8 @@ from gmmfast._gaussian_mixture import (
     EM_PARAMETER_CONSTRAINTS,
     GaussianMixture,
     fitted_gaussian_mixture,
+    total_weight_and_mean,
+    training_log_densities,
 )
 from gmmfast._kernels import em as _em
 from gmmfast._missing import fit_source, has_observation, observed_row_weights
@@ -93,7 +95,7 @@ from gmmfast._prior import (
 from gmmfast._starts import Screen, StartReport, draw_starts, multistart_em
 from gmmfast._threads import single_threaded_blas
 
-# Rows per block when the entropy of the responsibilities is summed for ICL: bounds the
+# Rows per block when the entropy of the responsibilities is summed for ICL: bounds their
 # temporary to ENTROPY_BLOCK × K numbers, never N × K.
 ENTROPY_BLOCK = 65536
 # How often the thread waiting for the candidates wakes up. The kernel may deliver Ctrl-C
@@ -582,14 +584,14 @@ class _GridSearch:
         self.params = estimator.get_params()
         self.verbose = estimator.verbose
         self.X = X
-        self.weights = weights
         # A prior weighs as many rows whatever the weights' scale: they are kept as given.
         self.source = _search_source(estimator, X, weights if estimator.prior is not None
                                      else normalised_weights(weights))
-        # A row with no observed entry has the prior as responsibilities: no evidence of
-        # the clusters' overlap, so no share of ICL's entropy.
-        self.entropy_weights = (observed_row_weights(X, weights)
-                                if estimator.nan_policy == "omit" else weights)
+        # What each row weighs in the candidates' scores and ICL's entropy: a row with no
+        # observed entry counts for nothing (its responsibilities are the prior: no
+        # evidence of the clusters' overlap either).
+        self.row_weights = (observed_row_weights(X, weights)
+                            if estimator.nan_policy == "omit" else weights)
         self.grid_k = grid_k
         self.types = types
         self.forms = tuple(dict.fromkeys(_form(t) for t in types))
@@ -726,7 +728,7 @@ class _GridSearch:
                        fit_seconds=time.perf_counter() - start)
             return row
         # The same arithmetic as GaussianMixture.bic/aic, so the table equals them exactly.
-        mean_loglik = fitted.score(self.X, sample_weight=self.weights)
+        mean_loglik, entropy = self._scores(fitted)
         n_params = n_mixture_parameters(covariance_type, n_components, source.n_features)
         bic, aic = information_criteria(mean_loglik, source.total_weight, n_params)
         row.update(
@@ -742,11 +744,27 @@ class _GridSearch:
             status=STATUS_OK,
             message="",
         )
-        if self.params["criterion"] == "icl":
-            row["icl"] = float(bic + 2 * responsibility_entropy(fitted, self.X,
-                                                                self.entropy_weights))
+        if entropy is not None:
+            row["icl"] = float(bic + 2 * entropy)
         row["fit_seconds"] = time.perf_counter() - start
         return row
+
+    def _scores(self, fitted):
+        """``(mean log-likelihood, entropy of the responsibilities)`` of a fitted candidate
+        on the search's rows: the entropy (ICL's; None for the other criteria) from the
+        same pass over X, block by block."""
+        if self.params["criterion"] != "icl":
+            log_prob, _ = training_log_densities(fitted, self.X)
+            return total_weight_and_mean(log_prob, self.row_weights)[1], None
+        log_prob = np.empty(self.X.shape[0], dtype=self.X.dtype)
+        entropy = 0.0
+        for start in range(0, self.X.shape[0], ENTROPY_BLOCK):
+            rows = slice(start, start + ENTROPY_BLOCK)
+            log_prob[rows], resp = training_log_densities(fitted, self.X[rows],
+                                                          responsibilities=True)
+            entropy += responsibility_entropy(
+                resp, None if self.row_weights is None else self.row_weights[rows])
+        return total_weight_and_mean(log_prob, self.row_weights)[1], entropy
 
 
     def _conjugate_prior(self, n_components, covariance_type):
@@ -787,22 +805,14 @@ def _form(covariance_type):
     return kernel_form(sklearn_layout(covariance_type))
 
 
-def responsibility_entropy(model, X, sample_weight=None):
-    """``-Σ_i w_i Σ_k r_ik log r_ik`` (0 log 0 = 0) of ``model``'s responsibilities on X.
-
-    Summed over blocks of ``ENTROPY_BLOCK`` rows, so at most ENTROPY_BLOCK × K
-    responsibilities exist at once.
-    """
-    entropy = 0.0
-    for start in range(0, X.shape[0], ENTROPY_BLOCK):
-        stop = start + ENTROPY_BLOCK
-        resp = model.predict_proba(X[start:stop]).astype(np.float64, copy=False)
-        per_row = -xlogy(resp, resp).sum(axis=1)
-        if sample_weight is None:
-            entropy += float(per_row.sum())
-        else:
-            entropy += float(sample_weight[start:stop] @ per_row)
-    return entropy
+def responsibility_entropy(resp, row_weights=None):
+    """``-Σ_i w_i Σ_k r_ik log r_ik`` (0 log 0 = 0) of the responsibilities of some rows
+    (n, K) with weights ``row_weights`` (None: 1 each)."""
+    resp = resp.astype(np.float64, copy=False)
+    per_row = -xlogy(resp, resp).sum(axis=1)
+    if row_weights is None:
+        return float(per_row.sum())
+    return float(row_weights @ per_row)
 
 
 def _skipped_row(n_components, covariance_type, n_features, message):

@@ -184,6 +184,48 @@ class Cut(NamedTuple):
         return Statistics(nk * scale, sums * scale, scatter * scale, shifts)
 
 
+class ScreenPartitions(NamedTuple):
+    """What every covariance model of one kernel form finds in a pool of starts: each
+    start's partition of the screen's rows (its statistics), the starts that repeat an
+    earlier one's partition (pairs (copy, original), see :meth:`Screen.copies`) and the
+    starts that climb on their own (neither a copy nor with an empty cluster)."""
+
+    statistics: list
+    copies: tuple
+    fresh: list
+
+
+class Pool(list):
+    """The starts of one number of components drawn for ``screen`` (:class:`Start`, the
+    plain k-means start first), shared by every covariance model: what the models of a
+    kernel form find in them on the screen is worked out once
+    (:meth:`screen_partitions`)."""
+
+    def __init__(self, screen, starts=()):
+        super().__init__(starts)
+        self.screen = screen
+        self._screen_partitions = {}
+
+    def screen_partitions(self, form, n_threads):
+        """The :class:`ScreenPartitions` of the starts on the screen's rows in ``form``."""
+        known = self._screen_partitions.get(form)
+        if known is None:
+            # Candidates of one form may race to compute it: both get the same value.
+            known = self._screen_partitions.setdefault(
+                form, _screen_partitions(self.screen, self, form, n_threads))
+        return known
+
+
+def _screen_partitions(screen, starts, form, n_threads):
+    statistics = [start.statistics(screen.sample, form, n_threads) for start in starts]
+    copies = screen.copies(statistics)
+    originals = dict(copies)
+    # A start with an empty cluster has no θ; a copy takes its original's.
+    fresh = [i for i, stats in enumerate(statistics)
+             if i not in originals and np.all(stats.nk > 0)]
+    return ScreenPartitions(statistics, copies, fresh)
+
+
 class StartReport(NamedTuple):
     """Which start a multi-start fit kept, by how much its final log-likelihood (total,
     weighted) beat the fit from the plain k-means start (0 when that start won), and
@@ -387,8 +429,8 @@ def draw_starts(screen, n_components, random_state, n_threads):
     the plain k-means start comes first and consumes ``random_state`` exactly as
     ``init_params="kmeans"`` does."""
     source, sample = screen.source, screen.sample
-    starts = [Start(PLAIN_KMEANS, kmeans_centres(source, n_components, random_state,
-                                                 n_threads), {})]
+    starts = Pool(screen, [Start(PLAIN_KMEANS, kmeans_centres(source, n_components,
+                                                              random_state, n_threads), {})])
     if n_components == 1 or n_components > sample.n_positive:
         return starts  # one cluster: every start is the same
     starts += _kmeans_runs(sample, n_components, random_state, n_threads,
@@ -443,12 +485,10 @@ def screened_winner(model, screen, starts, n_threads, tol, stop=None):
     the rows themselves halving keeps at least ``FINALIST_ROWS // rows`` starts."""
     sample = screen.sample
     model = model.for_screening()
-    partitions = [start.statistics(sample, model.form, n_threads) for start in starts]
-    copies = screen.copies(partitions)
+    if not isinstance(starts, Pool) or starts.screen is not screen:
+        starts = Pool(screen, starts)
+    partitions, copies, fresh = starts.screen_partitions(model.form, n_threads)
     originals = dict(copies)
-    # A start with an empty cluster has no θ; a copy takes its original's.
-    fresh = [i for i, stats in enumerate(partitions)
-             if i not in originals and np.all(stats.nk > 0)]
     initial = dict(zip(fresh, model.initial_parameters_of_sets(
         [partitions[i] for i in fresh], sample.total_weight)))
     thetas = []

@@ -97,22 +97,23 @@ cdef inline void _chunk_statistics(
         _fill_resp_from_labels(a.labels + row0, wc, m, k, log_prob)
     else:
         _fill_resp_from_given(a.resp + row0 * k, wc, m, k, log_prob)
+    # Under a raised floor, whole blocks of rows have no responsibility for a component.
+    cdef bint sparse = source == FROM_DENSITY and _raised_floor(<floating> a.log_resp_floor)
     if layout.pooled:
         # Its float64 scratch: the chunk's own areas for float64, free once the
         # responsibilities are formed; for float32 the widened BLAS operands' (``wide``)
         # and the kernels' scratch, which holds m doubles.
         if floating is double:
             _accumulate_pooled(xt, m, d, k, log_prob, <const floating*> a.tied_centre, nk,
-                               sums, scatter, acc + layout.row_sums, row_work, work)
+                               sums, scatter, acc + layout.row_sums, row_work, work, sparse)
         else:
             _accumulate_pooled(xt, m, d, k, log_prob, <const floating*> a.tied_centre, nk,
-                               sums, scatter, acc + layout.row_sums, <double*> work, s.wide)
+                               sums, scatter, acc + layout.row_sums, <double*> work, s.wide,
+                               sparse)
     elif layout.full:
         _accumulate_full(xt, m, d, k, log_prob, shifts, nk, sums, scatter, work, s.wide)
     else:
-        _accumulate_diag(xt, m, d, k, log_prob, shifts, nk, sums, scatter,
-                         source == FROM_DENSITY
-                         and _raised_floor(<floating> a.log_resp_floor))
+        _accumulate_diag(xt, m, d, k, log_prob, shifts, nk, sums, scatter, sparse)
 
 
 cdef Py_ssize_t _dispatch_pass(

@@ -594,21 +594,23 @@ def test_em_pass_clusters_in_runs_match_reference(dtype, form, weights, log_resp
     check_stats("em_pass (runs)", (nk, sums, scatter), ref, scale, dtype)
 
 
+@pytest.mark.parametrize("form", ["diag", "pooled"])
 @pytest.mark.parametrize("weights", ["none", "with_zeros"])
-def test_diag_statistics_skip_blocks_without_responsibility_exactly(weights):
+def test_statistics_skip_blocks_without_responsibility_exactly(weights, form):
     # Clusters so far apart that every responsibility is 1 or below exp(-600): a raised
-    # floor then flushes nothing more, but it makes the diag statistics skip the row
-    # blocks where a component has none (runs of one cluster, and shuffled rows). A
-    # skipped block that had responsibility, or a wrong one, would change the sums.
+    # floor then flushes nothing more, but it makes the diag statistics and the pooled
+    # form's per-component sums skip the row blocks where a component has none (runs of
+    # one cluster, and shuffled rows). A skipped block that had responsibility, or a wrong
+    # one, would change the sums.
     d, k, n = 8, 4, 3001
     rng = np.random.default_rng(4)
     means = 100.0 * np.eye(k, d)
     labels = np.concatenate([np.repeat(np.arange(k), 40), rng.integers(k, size=n - 40 * k)])
     X = means[labels] + rng.standard_normal((n, d))
-    chol = np.ones((k, d))
+    chol = np.ones((k, d)) if form == "diag" else np.eye(d)[None]
     log_norm = np.full(k, -0.5 * d * np.log(2 * np.pi) - np.log(k))
     w = sample_weights(weights, n)
-    plain, skipping = empty_stats(k, d, "diag"), empty_stats(k, d, "diag")
+    plain, skipping = empty_stats(k, d, form), empty_stats(k, d, form)
 
     loglik = _em.em_pass(X, w, means, chol, log_norm, *plain, n_threads=REF_THREADS)
     assert loglik == _em.em_pass(X, w, means, chol, log_norm, *skipping,
@@ -616,7 +618,7 @@ def test_diag_statistics_skip_blocks_without_responsibility_exactly(weights):
     for a, b in zip(plain, skipping):
         assert np.array_equal(a, b)
     check_stats("em_pass (skipped blocks)", skipping,
-                *ref_stats(X, w, np.eye(k)[labels], means, "diag"), np.float64)
+                *ref_stats(X, w, np.eye(k)[labels], means, form), np.float64)
 
 
 @pytest.mark.parametrize("form", PASS_FORMS)

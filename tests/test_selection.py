@@ -164,6 +164,20 @@ def test_icl_is_bic_plus_a_non_negative_entropy():
     np.testing.assert_array_equal(table["icl"][one], table["bic"][one])
 
 
+def test_icl_scores_a_candidate_and_its_entropy_in_one_pass(monkeypatch):
+    from gmmfast import _gaussian_mixture
+
+    X = make_family("full", 3, seed=4)
+    score_arrays = _gaussian_mixture.score_arrays
+    passes = []
+    monkeypatch.setattr(_gaussian_mixture, "score_arrays",
+                        lambda *args, **kwargs: passes.append(1) or score_arrays(*args,
+                                                                                 **kwargs))
+    search = GaussianMixtureIC(n_components=[2, 3], covariance_type="VVV,VII",
+                               criterion="icl", random_state=0, n_threads=1).fit(X)
+    assert len(passes) == len(search.criterion_table_)
+
+
 def test_icl_entropy_is_summed_in_blocks(monkeypatch):
     from gmmfast import _selection
 
@@ -249,6 +263,43 @@ def test_sample_weight_is_passed_to_every_candidate():
                          random_state=0).fit(X, sample_weight=w)
     np.testing.assert_array_equal(search.best_estimator_.means_, gm.means_)
     assert search.criterion_table_["bic"][search.best_index_] == gm.bic(X, sample_weight=w)
+
+
+@pytest.mark.parametrize("case", ["plain", "weighted", "omit"])
+def test_the_table_scores_each_candidate_as_its_model_does_without_validating_x_again(
+        case, monkeypatch):
+    # X is validated once per search; each candidate's score is still, bit for bit, its
+    # fitted model's own on the training data (weights, missing entries and all).
+    X = make_family("full", 2, n_features=3, n_samples=300, seed=11)
+    fit_params = {}
+    if case == "weighted":
+        fit_params["sample_weight"] = np.random.RandomState(1).uniform(0.5, 2.0, len(X))
+    if case == "omit":
+        X[np.random.RandomState(2).rand(*X.shape) < 0.1] = np.nan
+        X[5] = np.nan  # a row with nothing observed weighs nothing
+    import gmmfast._gaussian_mixture as estimator_module
+
+    validate = estimator_module.validate_data
+    calls = []
+    with monkeypatch.context() as patch:
+        patch.setattr(estimator_module, "validate_data",
+                      lambda *args, **kwargs: calls.append(1) or validate(*args, **kwargs))
+        search = GaussianMixtureIC(n_components=[1, 2, 3], covariance_type="VVV,EEE,VEI",
+                                   random_state=0, init_params="kmeans",
+                                   nan_policy="omit" if case == "omit" else "raise",
+                                   ).fit(X, **fit_params)
+    assert calls == []
+    table = search.criterion_table_
+    assert (table["status"] == "ok").all()
+    weights = fit_params.get("sample_weight")
+    for i in range(len(table)):
+        model = GaussianMixture(int(table["n_components"][i]),
+                                covariance_type=str(table["covariance_type"][i]),
+                                random_state=0, nan_policy=search.nan_policy)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X, sample_weight=weights)
+        assert table["bic"][i] == model.bic(X, sample_weight=weights)
 
 
 def test_candidates_with_more_components_than_samples_are_skipped():

@@ -741,3 +741,25 @@ def test_a_component_at_the_reg_covar_floor_has_collapsed_whatever_the_data_scal
     assert collapse.smallest_spread(covariances) > 1e3 * COLLAPSED_VARIANCE
     assert not collapse((None, None, covariances))
     assert collapse((None, None, covariances[:1]))
+
+
+def test_a_search_compares_each_pools_partitions_once_per_kernel_form(monkeypatch):
+    # Every covariance model of a K screens the same pool: which starts copy another's
+    # partition depends on the pool and the kernel form only.
+    X = blobs(n_samples=600, seed=15)
+    compared = []
+    copies = Screen.copies
+    monkeypatch.setattr(Screen, "copies",
+                        lambda screen, partitions: compared.append(len(partitions))
+                        or copies(screen, partitions))
+    # VVV and VEV read full statistics, VVI and VII diagonal ones. One thread: candidates
+    # running at once may both work it out.
+    search = GaussianMixtureIC(n_components=[1, 2, 3], covariance_type="VVV,VEV,VVI,VII",
+                               random_state=0, n_threads=1).fit(X)
+    assert len(compared) == 2 * 2  # K = 2 and 3 (one start at K = 1), two forms
+    monkeypatch.setattr(Screen, "copies", copies)
+    again = GaussianMixtureIC(n_components=[1, 2, 3], covariance_type="VVV,VEV,VVI,VII",
+                              random_state=0).fit(X)
+    for name in ("bic", "n_iter", "start", "gain_over_kmeans"):
+        np.testing.assert_array_equal(search.criterion_table_[name],
+                                      again.criterion_table_[name])
