@@ -18,8 +18,14 @@ best optimum on some data sets and miss it on others. So:
    likelihood of mclust's EII model) of the screen's rows raw, standardised and
    whitened, and the cut of the VVV criterion's agglomeration of the whitened rows
    (mclust's default start, :mod:`gmmfast._agglomeration`; on a fixed subsample of
-   ``MODEL_BASED_TREE_ROWS`` of a larger screen). Each is a set of centres; its start is
-   the partition of the screen's rows by nearest centre.
+   ``MODEL_BASED_TREE_ROWS`` of a larger screen). A randomised start is a set of
+   centres, and its θ the M-step of the partition of the screen's rows by nearest centre;
+   a tree's cut is a partition of the rows the tree joined, and its θ that partition's
+   M-step, as mclust starts EM (on non-spherical clusters the cut and the partition by
+   its clusters' means differ; a cut of a subsample starts the other rows from the
+   subsample's M-step, as mclust does with its subset). On data so small that every
+   start climbs to convergence (see 4.), the partition by each cut's means joins too:
+   the two reach different optima, and each finds cells the other misses.
 3. **Successive halving** on the screen: every start climbs ``SCREEN_ROUNDS[0]`` EM
    iterations, all of them scored in the same pass over the rows; the better half climbs
    the next round's iterations, and so on. A round ends early once every start's bound
@@ -37,7 +43,7 @@ best optimum on some data sets and miss it on others. So:
    the start that leads after the short rounds does not always end highest, so halving
    keeps at least as many distinct starts as hold ``FINALIST_ROWS`` rows together (a
    budget of starts × rows per iteration: four starts on a full screen of
-   ``SCREEN_ROWS`` rows, every start of the pool on data of at most ~250 rows); they
+   ``SCREEN_ROWS`` rows, every start of the pool on data of at most 200–250 rows); they
    climb every round, then to convergence. On larger data that second EM on all the
    rows would double the cost; the k-means start competed on the screen (it runs every
    round, as the reference), and it is the fit's start only when it won there.
@@ -62,10 +68,11 @@ from gmmfast._engine import (
     MultiSetModel,
     ParameterSets,
     Race,
+    Statistics,
     kmeans_centres,
     run_em,
 )
-from gmmfast._initialisation import kmeans_plusplus
+from gmmfast._initialisation import kmeans_plusplus, stats_from_labels
 from gmmfast._mstep import kernel_form
 
 # Rows the starts are screened on: enough for the short runs to rank the starts as the
@@ -133,21 +140,48 @@ FLOOR_FACTOR = 2.0
 
 
 class Start(NamedTuple):
-    """One start: its name, its centres (K, D), and the statistics of partitions by
-    nearest centre, per source of rows and kernel form, computed when a covariance model
-    first needs them (every model of the form shares them)."""
+    """One start: its name, its centres (K, D), the statistics its θ is the M-step of, per
+    source of rows and kernel form, computed when a covariance model first needs them
+    (every model of the form shares them), and, for a tree's cut, the :class:`Cut`
+    (None: the start is the partition of a source's rows by nearest centre)."""
 
     name: str
     centres: np.ndarray
     partitions: dict
+    cut: object = None
 
     def statistics(self, source, form, n_threads):
-        """The statistics of the source's rows partitioned by nearest centre."""
+        """The statistics of the cut's rows, weighted as the source's, or of the source's
+        rows partitioned by nearest centre."""
         key = id(source), form  # the screen keeps its sources alive
         if key not in self.partitions:
-            self.partitions[key] = source.nearest_centre_statistics(
-                np.ascontiguousarray(self.centres), form, n_threads)
+            if self.cut is None:
+                self.partitions[key] = source.nearest_centre_statistics(
+                    np.ascontiguousarray(self.centres), form, n_threads)
+            else:
+                self.partitions[key] = self.cut.statistics(self.centres, form,
+                                                           source.total_weight, n_threads)
         return self.partitions[key]
+
+
+class Cut(NamedTuple):
+    """A tree's partition of the rows it joined: the rows (n, D) float64, their weights
+    (or None) and their clusters' labels (n,) int64."""
+
+    rows: np.ndarray
+    weights: object
+    labels: np.ndarray
+
+    def statistics(self, means, form, total_weight, n_threads):
+        """The statistics of the partition about its clusters' ``means``, scaled to
+        ``total_weight``: their M-step is the partition's (means and covariances do not
+        change under one common factor), with weights that sum to one over the rows EM
+        climbs on."""
+        nk, sums, scatter, shifts = stats_from_labels(
+            self.rows, self.weights, self.labels, np.ascontiguousarray(means), form,
+            n_threads)
+        scale = total_weight / nk.sum()
+        return Statistics(nk * scale, sums * scale, scatter * scale, shifts)
 
 
 class ScreenPartitions(NamedTuple):
@@ -235,19 +269,22 @@ class Screen:
         return tuple(pairs)
 
     def hierarchical_starts(self, n_components):
-        """The centres of each tree's cut into ``n_components`` clusters."""
+        """Each tree's cut into ``n_components`` clusters, with its clusters' means."""
         from scipy.cluster.hierarchy import fcluster
 
-        points = self.points
+        weights = self.sample.sample_weight
         starts = []
         for name, tree, rows in self._agglomerations():
-            labels = fcluster(tree, n_components, criterion="maxclust") - 1
+            labels = (fcluster(tree, n_components, criterion="maxclust") - 1).astype(np.int64)
             if labels.max() + 1 != n_components:  # ties merged below K clusters
                 continue
-            counts = np.bincount(labels, minlength=n_components)
+            points = np.ascontiguousarray(self.points[rows])
+            cut = Cut(points, None if weights is None else weights[rows], labels)
+            row_weights = np.ones(len(points)) if cut.weights is None else cut.weights
+            masses = np.bincount(labels, weights=row_weights, minlength=n_components)
             centres = np.zeros((n_components, points.shape[1]))
-            np.add.at(centres, labels, points[rows])
-            starts.append(Start(name, centres / counts[:, None], {}))
+            np.add.at(centres, labels, points * row_weights[:, None])
+            starts.append(Start(name, centres / masses[:, None], {}, cut))
         return starts
 
     def _agglomerations(self):
@@ -413,7 +450,12 @@ def draw_starts(screen, n_components, random_state, n_threads):
         first = 2 + SCREEN_KMEANS_STARTS
         starts += _kmeans_runs(sample, n_components, random_state, n_threads,
                                range(first, first + KMEANS_STARTS_WITHIN_SCREEN))
-    starts.extend(screen.hierarchical_starts(n_components))
+    cuts = screen.hierarchical_starts(n_components)
+    starts.extend(cuts)
+    if sample is source and _finalists(sample) >= len(starts) + len(cuts):
+        # Every start climbs to convergence here, and a cut and the partition by its
+        # clusters' means reach different optima (benchmarks/results/STARTS.md): both go.
+        starts += [Start(f"{cut.name}, nearest centres", cut.centres, {}) for cut in cuts]
     return starts
 
 
@@ -459,12 +501,18 @@ def screened_winner(model, screen, starts, n_threads, tol, stop=None):
     settle_below = None if on_every_row else tol * SETTLED_FRACTION
     admissible = screen.admissible(model)
     n_finalists = _finalists(sample) if on_every_row else 1
+    reference_beyond = False  # whether the k-means start runs beside the kept starts
     for round_index, iterations in enumerate(SCREEN_ROUNDS):
         n_live = sum(theta is not None for theta in sets.thetas)
         if n_live == 0 or (round_index and n_live == 1):
             break
         if round_index:
-            sets = sets.keep_best(max((n_live + 1) // 2, n_finalists), always=0)
+            # Halving counts the starts kept on merit: the reference, kept beside them
+            # when it ranks below, would otherwise add a finalist a round.
+            n_contenders = n_live - (reference_beyond and sets.thetas[0] is not None)
+            n_kept = max((n_contenders + 1) // 2, n_finalists)
+            reference_beyond = 0 not in sets.ranked()[:n_kept]
+            sets = sets.keep_best(n_kept, always=0)
         multi = MultiSetModel(model, settle_below,
                               None if on_every_row else _race(sets, round_index, iterations))
         result = run_em(multi, sample, lambda _, sets=sets: (sets, -np.inf), n_init=1,

@@ -321,6 +321,79 @@ def test_the_pool_is_reproducible_and_independent_of_threads():
             np.testing.assert_array_equal(start.centres, first.centres)
 
 
+def partition_m_step(X, weights, labels, reg_covar):
+    """Weights, means and full covariances of one M-step of a weighted partition."""
+    weights = np.ones(len(X)) if weights is None else weights
+    n_clusters = labels.max() + 1
+    mass = np.array([weights[labels == k].sum() for k in range(n_clusters)])
+    means = np.array([np.average(X[labels == k], axis=0, weights=weights[labels == k])
+                      for k in range(n_clusters)])
+    covariances = np.array([np.cov(X[labels == k], rowvar=False, bias=True,
+                                   aweights=weights[labels == k])
+                            for k in range(n_clusters)])
+    return mass / mass.sum(), means, covariances + reg_covar * np.eye(X.shape[1])
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_a_tree_start_is_the_m_step_of_its_cut_not_of_the_partition_by_its_means(weighted):
+    X = blobs(n_samples=240, seed=14)
+    weights = np.random.RandomState(0).uniform(0.5, 2.0, len(X)) if weighted else None
+    source = InMemorySource(X, weights)
+    screen = Screen(source)
+    model = MixtureModel("full", 1e-6, X.dtype)
+    cuts = screen.hierarchical_starts(5)
+    assert len(cuts) == 4
+    differ = 0
+    for start, (name, tree, _) in zip(cuts, screen._agglomerations()):
+        assert start.name == name
+        labels = fcluster(tree, 5, criterion="maxclust") - 1
+        theta = model.initial_parameters(start.statistics(source, model.form, 1),
+                                         source.total_weight)
+        for fitted, expected in zip(theta, partition_m_step(X, weights, labels, 1e-6)):
+            np.testing.assert_allclose(fitted, expected, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(start.centres, theta[1], rtol=1e-12, atol=1e-12)
+        nearest = source.nearest_centre_statistics(start.centres, model.form, 1)
+        differ += not np.array_equal(nearest.nk, start.statistics(source, "full", 1).nk)
+    # On these elongated clusters some cuts are not the partitions by their means.
+    assert differ > 0
+
+
+def test_a_cut_of_a_subsample_starts_the_whole_screen_from_the_subsample_m_step():
+    X = blobs(n_samples=3 * SCREEN_ROWS, seed=10)
+    screen = Screen(InMemorySource(X))
+    (_, tree, rows), = [tree for tree in screen._agglomerations()
+                        if tree[0] == "model-based hierarchical"]
+    start, = [s for s in screen.hierarchical_starts(3) if s.name == "model-based hierarchical"]
+    model = MixtureModel("full", 1e-6, X.dtype)
+    stats = start.statistics(screen.sample, model.form, 1)
+    assert stats.nk.sum() == pytest.approx(screen.sample.total_weight)
+    theta = model.initial_parameters(stats, screen.sample.total_weight)
+    labels = fcluster(tree, 3, criterion="maxclust") - 1
+    expected = partition_m_step(screen.points[rows], None, labels, 1e-6)
+    for fitted, value in zip(theta, expected):
+        np.testing.assert_allclose(fitted, value, rtol=1e-9, atol=1e-12)
+
+
+def test_on_small_data_the_cuts_partitions_by_nearest_centre_join_and_copies_follow():
+    # Three compact, distant clusters: every cut is the partition by its clusters' means.
+    rng = np.random.RandomState(15)
+    X = np.vstack([centre + 0.1 * rng.randn(50, 2) for centre in ([0, 0], [5, 0], [0, 5])])
+    screen = Screen(InMemorySource(X))
+    starts = draw_starts(screen, 3, np.random.RandomState(0), 1)
+    names = [start.name for start in starts]
+    cuts = [name for name, _, _ in screen._agglomerations()]
+    assert names[-8:] == cuts + [f"{name}, nearest centres" for name in cuts]
+    assert FINALIST_ROWS // len(X) >= len(starts)
+    # Each such partition is a copy of an earlier start, and climbs with it.
+    copies = dict(screen.copies([start.statistics(screen.sample, "full", 1)
+                                 for start in starts]))
+    assert all(names.index(name) in copies for name in names[-4:])
+    # On a full screen the pool stays within the budget of four finalists.
+    larger = Screen(InMemorySource(blobs(n_samples=SCREEN_ROWS, seed=15)))
+    assert not any(start.name.endswith("nearest centres")
+                   for start in draw_starts(larger, 3, np.random.RandomState(0), 1))
+
+
 def test_the_model_based_tree_joins_a_fixed_subsample_of_a_large_screen():
     X = blobs(n_samples=3 * SCREEN_ROWS, seed=10)
     screen = Screen(InMemorySource(X))
@@ -529,6 +602,19 @@ def test_on_a_full_screen_the_last_round_keeps_four_starts():
     survivors = screened_winner(model, screen, starts, 1, 1e-3).survivors
     # The plain k-means start, the reference, runs every round beside them.
     assert len([start for start, _, _ in survivors if start.name != "kmeans"]) <= 4
+
+
+def test_a_reference_that_ranks_low_runs_beside_the_four_finalists_not_among_them():
+    # On these data the plain k-means start ranks below the eight starts the second round
+    # keeps: it climbs beside them, and the last round still halves eight to four.
+    X = blobs(n_samples=SCREEN_ROWS, seed=25)
+    model = MixtureModel("full", 1e-6, X.dtype)
+    screen = Screen(InMemorySource(X))
+    starts = draw_starts(screen, 4, np.random.RandomState(0), 1)
+    survivors = screened_winner(model, screen, starts, 1, 1e-3).survivors
+    names = [start.name for start, _, _ in survivors]
+    assert "kmeans" in names
+    assert len(names) == 4 + 1
 
 
 def test_starts_that_partition_the_screen_alike_are_copies_of_the_first():
