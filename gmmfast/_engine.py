@@ -292,19 +292,14 @@ def statistics_form(kernel_params):
     return "pooled" if tied and getattr(kernel_params, "pooled", False) else "full"
 
 
-class KernelParameterSets(NamedTuple):
+class KernelParameterSets(KernelParameters):
     """The :class:`KernelParameters` of several mixtures of one number of components and
     form, stacked on a first axis (one index per set): means (M, K, D), precisions'
     factors (M, ...), ``log_norm`` (M, K), covariances (M, ...) or None, and the pass
     options that every set shares. A pass over several sets reads them as they are (see
     :func:`block_statistics_of_sets`), without stacking each set's arrays again."""
 
-    means: np.ndarray
-    precisions_chol: np.ndarray
-    log_norm: np.ndarray
-    covariances: np.ndarray | None = None
-    log_resp_floor: float | None = None
-    pooled: bool = False
+    __slots__ = ()
 
     @classmethod
     def of(cls, kernel_params_list):
