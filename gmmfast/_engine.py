@@ -324,9 +324,14 @@ class KernelParameterSets(KernelParameters):
                    else _stacked(covariances, "covariances"),
                    *floors, *pooled)
 
+    @property
+    def n_sets(self):
+        """The number of sets (``len`` counts the fields, as of any named tuple)."""
+        return len(self.means)
+
     def sets(self):
         """Each set's :class:`KernelParameters` (views of the stacked arrays)."""
-        covariances = ([None] * len(self.means) if self.covariances is None
+        covariances = ([None] * self.n_sets if self.covariances is None
                        else self.covariances)
         return [KernelParameters(*arrays, self.log_resp_floor, self.pooled)
                 for arrays in zip(self.means, self.precisions_chol, self.log_norm,
