@@ -292,43 +292,78 @@ def statistics_form(kernel_params):
     return "pooled" if tied and getattr(kernel_params, "pooled", False) else "full"
 
 
-def block_statistics_of_sets(X, sample_weight, kernel_params_list, n_threads=0):
-    """``[(Σ w log p(x), Statistics)]`` of one block of rows under each kernel parameters of
-    the list, the same numbers as :func:`block_statistics` per set, from one compiled pass
-    over X (as many sets per pass as its accumulators allow).
+class KernelParameterSets(KernelParameters):
+    """The :class:`KernelParameters` of several mixtures of one number of components and
+    form, stacked on a first axis (one index per set): means (M, K, D), precisions'
+    factors (M, ...), ``log_norm`` (M, K), covariances (M, ...) or None, and the pass
+    options that every set shares. A pass over several sets reads them as they are (see
+    :func:`block_statistics_of_sets`), without stacking each set's arrays again."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, kernel_params_list):
+        """The sets of a non-empty list of :class:`KernelParameters` (sets already
+        stacked are returned as they are); a ValueError when their shapes or pass
+        options differ."""
+        if isinstance(kernel_params_list, cls):
+            return kernel_params_list
+        floors = {log_resp_floor_of(params) for params in kernel_params_list}
+        if len(floors) > 1:
+            raise ValueError(f"parameter sets scored in one pass must share log_resp_floor, "
+                             f"got {sorted(floors, key=str)}")
+        pooled = {statistics_form(params) == "pooled" for params in kernel_params_list}
+        if len(pooled) > 1:
+            raise ValueError("parameter sets scored in one pass must all ask for the pooled "
+                             "statistics or none: score them in separate calls")
+        covariances = [getattr(params, "covariances", None) for params in kernel_params_list]
+        return cls(_stacked([params[0] for params in kernel_params_list], "means"),
+                   _stacked([params[1] for params in kernel_params_list], "precisions_chol"),
+                   _stacked([params[2] for params in kernel_params_list], "log_norm"),
+                   None if any(c is None for c in covariances)
+                   else _stacked(covariances, "covariances"),
+                   *floors, *pooled)
+
+    @property
+    def n_sets(self):
+        """The number of sets (``len`` counts the fields, as of any named tuple)."""
+        return len(self.means)
+
+    def sets(self):
+        """Each set's :class:`KernelParameters` (views of the stacked arrays)."""
+        covariances = ([None] * self.n_sets if self.covariances is None
+                       else self.covariances)
+        return [KernelParameters(*arrays, self.log_resp_floor, self.pooled)
+                for arrays in zip(self.means, self.precisions_chol, self.log_norm,
+                                  covariances)]
+
+
+def block_statistics_of_sets(X, sample_weight, kernel_params_sets, n_threads=0):
+    """``[(Σ w log p(x), Statistics)]`` of one block of rows under each set of
+    ``kernel_params_sets`` (:class:`KernelParameterSets`, or a list of
+    :class:`KernelParameters`), the same numbers as :func:`block_statistics` per set, from
+    one compiled pass over X (as many sets per pass as its accumulators allow).
 
     The sets must share their number of components, covariance form, statistics form and
     ``log_resp_floor``.
     """
-    if not kernel_params_list:
+    if not kernel_params_sets:
         return []
-    floors = {log_resp_floor_of(params) for params in kernel_params_list}
-    if len(floors) > 1:
-        raise ValueError(f"parameter sets scored in one pass must share log_resp_floor, "
-                         f"got {sorted(floors, key=str)}")
-    (floor,) = floors
-    pooled = {statistics_form(params) == "pooled" for params in kernel_params_list}
-    if len(pooled) > 1:
-        raise ValueError("parameter sets scored in one pass must all ask for the pooled "
-                         "statistics or none: score them in separate calls")
-    (pooled,) = pooled
-    means = _stacked([params[0] for params in kernel_params_list], "means")
-    precisions_chol = _stacked([params[1] for params in kernel_params_list],
-                               "precisions_chol")
-    log_norm = _stacked([params[2] for params in kernel_params_list], "log_norm")
+    sets = KernelParameterSets.of(kernel_params_sets)
+    means, precisions_chol, log_norm = sets[:3]
     n_sets, n_components, n_features = means.shape
     full = precisions_chol.ndim == 4
     nk = np.zeros((n_sets, n_components))
     sums = np.zeros((n_sets, n_components, n_features))
-    scatter = np.zeros((n_sets, 1 if pooled else n_components, n_features)
+    scatter = np.zeros((n_sets, 1 if sets.pooled else n_components, n_features)
                        + ((n_features,) if full else ()))
     loglik = np.empty(n_sets)
-    per_pass = _em.max_sets_per_pass(X.shape[0], n_components, n_features, full, pooled)
+    per_pass = _em.max_sets_per_pass(X.shape[0], n_components, n_features, full, sets.pooled)
     for first in range(0, n_sets, per_pass):
         part = slice(first, first + per_pass)
         loglik[part] = _em.em_pass_sets(X, sample_weight, means[part], precisions_chol[part],
                                         log_norm[part], nk[part], sums[part], scatter[part],
-                                        n_threads, log_resp_floor=floor)
+                                        n_threads, log_resp_floor=sets.log_resp_floor)
     return [(set_loglik, Statistics(*stats))
             for set_loglik, *stats in zip(loglik.tolist(), nk, sums, scatter, means)]
 
@@ -385,10 +420,13 @@ class SetStatistics:
     """The statistics of several parameter sets, for any source with ``statistics``: one
     pass per set. A source that can read its rows once for all the sets overrides it."""
 
-    def statistics_of_sets(self, kernel_params_list, n_threads):
-        """``[(Σ w log p(x), Statistics)]``, one per kernel parameters of the list."""
+    def statistics_of_sets(self, kernel_params_sets, n_threads):
+        """``[(Σ w log p(x), Statistics)]``, one per set of ``kernel_params_sets``
+        (:class:`KernelParameterSets`, or a list of :class:`KernelParameters`)."""
+        if not kernel_params_sets:
+            return []
         return [self.statistics(kernel_params, n_threads)
-                for kernel_params in kernel_params_list]
+                for kernel_params in KernelParameterSets.of(kernel_params_sets).sets()]
 
 
 class InMemorySource(SetStatistics):
@@ -437,11 +475,12 @@ class InMemorySource(SetStatistics):
             self.check_finite()
         return loglik, stats
 
-    def statistics_of_sets(self, kernel_params_list, n_threads):
-        """``statistics`` of each kernel parameters of the list (same number of components
-        and form), from one compiled pass over X: each chunk of rows serves every set
-        while it is in cache."""
-        results = block_statistics_of_sets(self.X, self.sample_weight, kernel_params_list,
+    def statistics_of_sets(self, kernel_params_sets, n_threads):
+        """``statistics`` of each set of ``kernel_params_sets`` (same number of components
+        and form; :class:`KernelParameterSets`, or a list of :class:`KernelParameters`),
+        from one compiled pass over X: each chunk of rows serves every set while it is in
+        cache."""
+        results = block_statistics_of_sets(self.X, self.sample_weight, kernel_params_sets,
                                            n_threads)
         if not all(math.isfinite(loglik) for loglik, _ in results):
             self.check_finite()
@@ -772,13 +811,14 @@ class MixtureModel:
         return kernel_params._replace(pooled=self.pooled, log_resp_floor=self.log_resp_floor)
 
     def kernel_parameters_of_sets(self, thetas):
-        """:meth:`kernel_parameters` of each θ of the list (one number of components): one
-        compiled call for the components of all the sets, as each has its own factor
-        (tied ones share theirs: one call per set)."""
-        if self.layout == "tied" or any(theta[2] is None for theta in thetas):
-            return [self.kernel_parameters(theta) for theta in thetas]
+        """:meth:`kernel_parameters` of each θ of the list (one number of components), as
+        :class:`KernelParameterSets` ([] for no θ): one compiled call for the components
+        of all the sets, as each has its own factor (tied ones share theirs: one call per
+        set)."""
         if not thetas:
             return []
+        if self.layout == "tied" or any(theta[2] is None for theta in thetas):
+            return KernelParameterSets.of([self.kernel_parameters(theta) for theta in thetas])
         n_sets, n_components = len(thetas), len(thetas[0][0])
         weights, means, covariances, precisions_chol = (
             np.concatenate(part) for part in zip(*(theta[:4] for theta in thetas)))
@@ -789,8 +829,8 @@ class MixtureModel:
         def per_set(array):
             return array.reshape((n_sets, n_components) + array.shape[1:])
 
-        return [self._with_pass_options(KernelParameters(*parts)) for parts in zip(
-            per_set(means), per_set(precisions_chol), per_set(log_norm), per_set(covariances))]
+        return KernelParameterSets(per_set(means), per_set(precisions_chol), per_set(log_norm),
+                                   per_set(covariances), self.log_resp_floor, self.pooled)
 
     def m_step(self, stats, previous=None):
         """θ from the statistics; ``previous`` (the θ these statistics were computed

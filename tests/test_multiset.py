@@ -6,7 +6,12 @@ import pytest
 
 from conftest import COVARIANCE_TYPES, _mixture_data
 from gmmfast import _em
-from gmmfast._engine import InMemorySource, MixtureModel, mixture_kernel_parameters
+from gmmfast._engine import (
+    InMemorySource,
+    KernelParameterSets,
+    MixtureModel,
+    mixture_kernel_parameters,
+)
 from gmmfast._kernels import em as widest_em
 from gmmfast._missing import MissingValueSource
 from gmmfast._mstep import precision_cholesky
@@ -257,6 +262,22 @@ def test_other_sources_score_each_set_with_their_own_pass(make_source, covarianc
     assert_same_statistics(source.statistics_of_sets(sets, 1), single_passes(source, sets))
 
 
+@pytest.mark.parametrize("make_source", [InMemorySource, missing_value_source, dask_source])
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "spherical"])
+def test_stacked_sets_are_scored_as_their_list(make_source, covariance_type):
+    """Sets given stacked (KernelParameterSets, as a model's kernel_parameters_of_sets
+    gives them) are scored as the list of the same sets."""
+    source = make_source(_mixture_data(300, 3, N_FEATURES, seed=24))
+    sets = parameter_sets(covariance_type, 4, seed=25)
+    stacked = KernelParameterSets.of(sets)
+    assert KernelParameterSets.of(stacked) is stacked
+    assert stacked.means.shape == (4, N_COMPONENTS, N_FEATURES)
+    for got, expected in zip(stacked.sets(), sets):
+        for value, expected_value in zip(got[:4], expected[:4]):
+            np.testing.assert_array_equal(value, expected_value)
+    assert_same_statistics(source.statistics_of_sets(stacked, 1), single_passes(source, sets))
+
+
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_the_m_step_of_each_set_is_that_of_its_own_pass(covariance_type):
     """The sets' statistics are views of one stacked array each: the M-step takes them as
@@ -304,7 +325,7 @@ def test_the_kernel_parameters_of_all_sets_are_each_sets_own(covariance_type):
     thetas = [model.m_step(source.random_resp_statistics(3, np.random.RandomState(seed),
                                                          model.form, 1))
               for seed in range(3)]
-    for got, expected in zip(model.kernel_parameters_of_sets(thetas),
+    for got, expected in zip(model.kernel_parameters_of_sets(thetas).sets(),
                              [model.kernel_parameters(theta) for theta in thetas]):
         for name, value, expected_value in zip(got._fields, got, expected):
             if isinstance(expected_value, np.ndarray):

@@ -12,6 +12,7 @@ from gmmfast import GaussianMixture, GaussianMixtureIC, select_model
 from gmmfast._compat import ConvergenceWarning
 from gmmfast._engine import (
     InMemorySource,
+    KernelParameterSets,
     MixtureModel,
     MultiSetModel,
     ParameterSets,
@@ -471,6 +472,11 @@ def test_multi_set_model_drops_failing_sets_and_sets_drop_inadmissible_ones():
     assert sets.only(lambda thetas: [True] * len(thetas)) == sets
 
 
+def n_sets(kernel_params_sets):
+    """How many sets a multi-set pass is given (stacked, or as a list)."""
+    return KernelParameterSets.of(kernel_params_sets).n_sets if kernel_params_sets else 0
+
+
 class CountingSource(InMemorySource):
     """Rows in memory that record how many parameter sets each multi-set pass scores."""
 
@@ -478,9 +484,9 @@ class CountingSource(InMemorySource):
         super().__init__(X)
         self.scored = []
 
-    def statistics_of_sets(self, kernel_params_list, n_threads):
-        self.scored.append(len(kernel_params_list))
-        return super().statistics_of_sets(kernel_params_list, n_threads)
+    def statistics_of_sets(self, kernel_params_sets, n_threads):
+        self.scored.append(n_sets(kernel_params_sets))
+        return super().statistics_of_sets(kernel_params_sets, n_threads)
 
 
 def test_a_set_that_has_converged_takes_no_further_steps():
@@ -518,9 +524,9 @@ def screening_passes(monkeypatch, X, settled_fraction, race=True):
     scored = []
     sample_statistics = screen.sample.statistics_of_sets
 
-    def counted(kernel_params_list, n_threads):
-        scored.append(len(kernel_params_list))
-        return sample_statistics(kernel_params_list, n_threads)
+    def counted(kernel_params_sets, n_threads):
+        scored.append(n_sets(kernel_params_sets))
+        return sample_statistics(kernel_params_sets, n_threads)
 
     starts = draw_starts(screen, 4, np.random.RandomState(0), 1)
     with monkeypatch.context() as patch:
