@@ -18,8 +18,13 @@ best optimum on some data sets and miss it on others. So:
    likelihood of mclust's EII model) of the screen's rows raw, standardised and
    whitened, and the cut of the VVV criterion's agglomeration of the whitened rows
    (mclust's default start, :mod:`gmmfast._agglomeration`; on a fixed subsample of
-   ``MODEL_BASED_TREE_ROWS`` of a larger screen). A randomised start is a set of
-   centres, and its θ the M-step of the partition of the screen's rows by nearest centre;
+   ``MODEL_BASED_TREE_ROWS`` of a larger screen), and on a screen that samples the rows
+   the cut of that tree whose merges above ``SPHERICAL_MERGES_FROM`` clusters are the
+   spherical criterion's: with fewer components than true clusters a model merges whole
+   clusters, and the spherical and diagonal models fit best other mergings than the VVV
+   criterion's (a cut that is the VVV tree's is left out). A
+   randomised start is a set of centres, and its θ the M-step of the partition of the
+   screen's rows by nearest centre;
    a tree's cut is a partition of the rows the tree joined, and its θ that partition's
    M-step, as mclust starts EM (on non-spherical clusters the cut and the partition by
    its clusters' means differ; a cut of a subsample starts the other rows from the
@@ -63,7 +68,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from gmmfast._agglomeration import vvv_linkage
+from gmmfast._agglomeration import spherical_top, vvv_linkage
 from gmmfast._engine import (
     MultiSetModel,
     ParameterSets,
@@ -86,6 +91,11 @@ SCREEN_SEED = 0
 # about 0.35 s of CPU on 1000 rows, which every candidate of a search waits for, and a
 # quarter of that on this many (a fixed subsample, like the screen's).
 MODEL_BASED_TREE_ROWS = 500
+# The VVV tree's cut into this many clusters is merged on under the spherical criterion
+# too (a second tree, cut for fewer components only): twice the search's default largest
+# K, so the cut's clusters are pieces of true clusters that the VVV tree shaped, and their
+# merges cost nothing.
+SPHERICAL_MERGES_FROM = 20
 
 # EM iterations of each screening round; half the starts survive each round. Short first
 # rounds drop the starts that head for poor optima; the last round separates starts whose
@@ -129,6 +139,7 @@ RANDOM_ROW_STARTS = 3
 KMEANS_STARTS_WITHIN_SCREEN = 3
 
 PLAIN_KMEANS = "kmeans"
+SPHERICAL_TREE = "model-based hierarchical, spherical merges"
 
 # A component has collapsed when, beyond reg_covar, its variance along some direction is
 # below this fraction of the data's (per feature, standardised): far below any real
@@ -273,10 +284,15 @@ class Screen:
         from scipy.cluster.hierarchy import fcluster
 
         weights = self.sample.sample_weight
-        starts = []
+        starts, previous = [], None
         for name, tree, rows in self._agglomerations():
             labels = (fcluster(tree, n_components, criterion="maxclust") - 1).astype(np.int64)
             if labels.max() + 1 != n_components:  # ties merged below K clusters
+                continue
+            # The spherical merges follow the VVV tree, and cut its partitions from
+            # SPHERICAL_MERGES_FROM clusters on (and sometimes below).
+            partition, previous = previous, _first_seen_order(labels)
+            if name == SPHERICAL_TREE and np.array_equal(partition, previous):
                 continue
             points = np.ascontiguousarray(self.points[rows])
             cut = Cut(points, None if weights is None else weights[rows], labels)
@@ -290,7 +306,8 @@ class Screen:
     def _agglomerations(self):
         """[(name, linkage, rows of the screen it joins)]: Ward's of every row raw,
         standardised and whitened, and the VVV criterion's (mclust's default start) of a
-        fixed subsample of the whitened rows."""
+        fixed subsample of the whitened rows, and on a sample of the rows that tree with
+        its top merged again under the spherical criterion."""
         with self._lock:
             if self._trees is None:
                 self._trees = self._agglomerate()
@@ -308,17 +325,26 @@ class Screen:
         centred = points - points.mean(axis=0)
         scale = centred.std(axis=0)
         scale[scale == 0] = 1.0
-        u, singular, _ = np.linalg.svd(centred, full_matrices=False)
-        rank = int(np.count_nonzero(singular > singular[0] * 1e-10)) if singular.size else 0
+        whitened = _whitened(centred)
         every_row = slice(None)
         trees = [("hierarchical", ward(points), every_row),
                  ("hierarchical (standardised)", ward(centred / scale), every_row)]
-        if rank:
-            whitened = u[:, :rank]
+        if whitened.shape[1]:
             trees.append(("hierarchical (whitened)", ward(whitened), every_row))
             rows = _fixed_subsample(len(points), MODEL_BASED_TREE_ROWS)
             if np.ptp(points[rows], axis=0).any():  # the criterion needs distinct rows
-                trees.append(("model-based hierarchical", vvv_linkage(whitened[rows]), rows))
+                joined = whitened[rows]
+                tree = vvv_linkage(joined)
+                trees.append(("model-based hierarchical", tree, rows))
+                # Only on a sample: on the rows themselves the pool's size sets how many
+                # starts climb to convergence (FINALIST_ROWS), which one more would raise.
+                # Unlike the VVV criterion, the spherical one depends on the rows' frame:
+                # the joined rows' own whitening makes its merges, like the VVV tree's,
+                # not change under an affine map of them.
+                if self.sample is not self.source:
+                    spherical = spherical_top(tree, _whitened(joined - joined.mean(axis=0)),
+                                              SPHERICAL_MERGES_FROM)
+                    trees.append((SPHERICAL_TREE, spherical, rows))
         return trees
 
 
@@ -398,6 +424,21 @@ def _alike_partitions(partitions, tolerance):
     same_counts = np.abs(counts[:, None] - counts[None]) <= SAME_PARTITION * counts[None]
     same_means = np.abs(means[:, None] - means[None]) <= tolerance
     return same_counts.all(axis=2) & same_means.all(axis=(2, 3))
+
+
+def _whitened(centred):
+    """The rows of ``centred`` (centred columns) in whitened coordinates: the left singular
+    vectors of its nonzero singular values."""
+    u, singular, _ = np.linalg.svd(centred, full_matrices=False)
+    rank = int(np.count_nonzero(singular > singular[0] * 1e-10)) if singular.size else 0
+    return u[:, :rank]
+
+
+def _first_seen_order(labels):
+    """``labels`` renumbered in the order their clusters first appear: equal for equal
+    partitions."""
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    return np.argsort(np.argsort(first))[inverse]
 
 
 def _fixed_subsample(n_rows, size):
