@@ -51,7 +51,10 @@ best optimum on some data sets and miss it on others. So:
    ``SCREEN_ROWS`` rows, every start of the pool on data of at most 200–250 rows); they
    climb every round, then to convergence. On larger data that second EM on all the
    rows would double the cost; the k-means start competed on the screen (it runs every
-   round, as the reference), and it is the fit's start only when it won there.
+   round, as the reference), and it is the fit's start only when it won there. A sample
+   cannot rank optima whose difference is within its noise (``SAMPLE_NOISE``): then the
+   winner and the runner-up are scored on ``RANKING_ROWS`` rows (every row of smaller
+   data), and the higher climbs.
    :class:`StartReport` says which start was kept and by how much it beat the plain
    k-means start.
 
@@ -125,6 +128,16 @@ SAME_PARTITION = 1e-8
 # optima that no short race ranks first (benchmarks/results/STARTS.md: cells of Old
 # Faithful, iris and wine that four finalists miss).
 FINALIST_ROWS = 4 * SCREEN_ROWS
+
+# On a sample, the winner of the screening and the runner-up are scored on more rows when
+# the winner's lead is within this many standard errors of the sample's mean difference
+# of log-likelihood: optima that merge different clusters differ by much on few rows,
+# and a sample of SCREEN_ROWS ranks them as the rows do only when the lead is clear.
+SAMPLE_NOISE = 2.0
+# Rows those two are scored on: all of them on data of up to this many, else a fixed
+# sample, whose noise is a third of the screen's. Scoring every row of the default search's
+# 100 000 cost a tenth of its time (two passes for most candidates).
+RANKING_ROWS = 10 * SCREEN_ROWS
 
 # Randomised starts drawn on the screen for each number of components, per kind.
 SCREEN_KMEANS_STARTS = 2
@@ -253,11 +266,20 @@ class Screen:
 
     def __init__(self, source):
         self.source = source
-        self.sample = _screen_source(source)
+        self.sample = _screen_source(source, SCREEN_ROWS)
         # The sample is always in memory (rows with missing entries: mean-imputed).
         self.points = np.asarray(self.sample.X, dtype=np.float64)
         self._trees = None
+        self._ranking_sample = None
         self._lock = threading.Lock()  # a search's candidates share the trees
+
+    def ranking_sample(self):
+        """The rows that rank the leaders a sample screen cannot (see SAMPLE_NOISE): a
+        fixed sample of RANKING_ROWS of them, or all of them on smaller data."""
+        with self._lock:
+            if self._ranking_sample is None:
+                self._ranking_sample = _screen_source(self.source, RANKING_ROWS)
+            return self._ranking_sample
 
     def admissible(self, model):
         """The :class:`Collapse` test of ``model``'s fits on these data."""
@@ -449,11 +471,11 @@ def _fixed_subsample(n_rows, size):
                                                              replace=False))
 
 
-def _screen_source(source):
+def _screen_source(source, size):
     """The source's screen (see its ``screen_of``) of the rows that may screen starts, or
-    of a fixed uniform sample of SCREEN_ROWS of them."""
+    of a fixed uniform sample of ``size`` of them."""
     rows = source.screening_rows()
-    return source.screen_of(rows[_fixed_subsample(len(rows), SCREEN_ROWS)])
+    return source.screen_of(rows[_fixed_subsample(len(rows), size)])
 
 
 def check_multistart_source(source):
@@ -621,7 +643,8 @@ def multistart_em(model, screen, n_components, random_state, *, n_init, max_iter
         # FINALIST_ROWS): cheap on so few rows, and the start that leads after the short
         # runs does not always end highest.
         winners = [(start, theta, bound) for start, theta, bound
-                   in (survivors if on_every_row else survivors[:1])
+                   in (survivors if on_every_row
+                       else _leader(model, screen, survivors, n_threads))
                    if start.name != PLAIN_KMEANS]
         if on_every_row or not winners:
             finalists.append(Finalist(PLAIN_KMEANS, start=starts[0]))
@@ -646,6 +669,49 @@ def multistart_em(model, screen, n_components, random_state, *, n_init, max_iter
                     admissible=admissible)
     report = _report(finalists, result, source.total_weight)
     return result, report._replace(collapsed=not admissible(result.parameters))
+
+
+def _leader(model, screen, survivors, n_threads):
+    """The screened winner on a sample; when the sample's rows cannot rank it above the
+    runner-up (its lead within SAMPLE_NOISE standard errors of the mean of the rows'
+    differences of log-likelihood under the two), whichever of the two scores higher on
+    the screen's ranking sample (every row on data of up to RANKING_ROWS)."""
+    if len(survivors) < 2 or survivors[1][1] is None or not np.isfinite(survivors[1][2]):
+        return survivors[:1]
+    leaders = survivors[:2]
+    if not _within_sample_noise(model, screen.sample, leaders, n_threads):
+        return survivors[:1]
+    rows = screen.ranking_sample()
+    weights = _row_weights(rows) * rows.total_weight
+    bounds = [model.lower_bound(weights @ _log_likelihoods(model, rows, theta, n_threads),
+                                theta, rows.total_weight)
+              for _, theta, _ in leaders]
+    return [leaders[int(bounds[1] > bounds[0])]]
+
+
+def _within_sample_noise(model, sample, leaders, n_threads):
+    """Whether the first of the two ``leaders`` leads the second by at most SAMPLE_NOISE
+    standard errors of the mean of the sample's rows' differences of log-likelihood."""
+    (_, winner, lead), (_, runner_up, behind) = leaders
+    differences = (_log_likelihoods(model, sample, winner, n_threads)
+                   - _log_likelihoods(model, sample, runner_up, n_threads))
+    weights = _row_weights(sample)
+    mean = weights @ differences
+    standard_error = np.sqrt(weights @ (differences - mean) ** 2 * (weights @ weights))
+    return bool(lead - behind <= SAMPLE_NOISE * standard_error)
+
+
+def _log_likelihoods(model, source, theta, n_threads):
+    """log p(x) of each of the source's rows under θ, as float64."""
+    log_prob = source.score(model.kernel_parameters(theta), n_threads)[0]
+    return np.asarray(log_prob, dtype=np.float64)
+
+
+def _row_weights(source):
+    """The source's rows' weights, summing to one."""
+    if source.sample_weight is None:
+        return np.full(source.n_samples, 1.0 / source.n_samples)
+    return source.sample_weight / np.sum(source.sample_weight)
 
 
 def screened_start(model, source, n_components, random_state, n_threads, tol):

@@ -26,13 +26,17 @@ from gmmfast._starts import (
     KMEANS_STARTS_WITHIN_SCREEN,
     MODEL_BASED_TREE_ROWS,
     RANDOM_ROW_STARTS,
+    RANKING_ROWS,
     SCREEN_KMEANS_STARTS,
     SCREEN_ROWS,
+    SAMPLE_NOISE,
     SETTLED_FRACTION,
     SPHERICAL_MERGES_FROM,
     Collapse,
     Screen,
     _fixed_subsample,
+    _leader,
+    _within_sample_noise,
     draw_starts,
     multistart_em,
     screened_winner,
@@ -823,3 +827,81 @@ def test_the_spherical_merges_start_spherical_and_diagonal_models_higher(
     monkeypatch.setattr("gmmfast._starts.spherical_top", lambda tree, *_: tree)
     without = fitted_bound(X, "multistart", **params)
     assert (with_merges - without) * len(X) > 100
+
+
+def mixture_log_likelihoods(X, theta):
+    """log p(x) of each row under a full-covariance mixture θ, by SciPy."""
+    from scipy.special import logsumexp
+    from scipy.stats import multivariate_normal
+
+    weights, means, covariances = theta[:3]
+    return logsumexp([np.log(w) + multivariate_normal(m, c).logpdf(X)
+                      for w, m, c in zip(weights, means, covariances)], axis=0)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_sample_cannot_rank_leaders_within_its_noise(weighted):
+    X = blobs(n_samples=2 * SCREEN_ROWS, seed=17)
+    weights = np.random.RandomState(1).uniform(0.2, 3.0, len(X)) if weighted else None
+    screen = Screen(InMemorySource(X, weights))
+    model = MixtureModel("full", 1e-6, X.dtype)
+    starts = draw_starts(screen, 4, np.random.RandomState(0), 1)
+    survivors = screened_winner(model, screen, starts, 1, 1e-3).survivors
+    (first, winner, _), (second, runner_up, _) = survivors[:2]
+    sample = screen.sample
+    differences = (mixture_log_likelihoods(sample.X, winner)
+                   - mixture_log_likelihoods(sample.X, runner_up))
+    w = (np.ones(len(sample.X)) if sample.sample_weight is None
+         else np.asarray(sample.sample_weight, dtype=np.float64))
+    w = w / w.sum()
+    spread = np.sqrt(np.sum(w * (differences - np.sum(w * differences)) ** 2))
+    standard_error = spread * np.sqrt(np.sum(w**2))  # n_eff = 1 / Σ w²
+    for lead, within in ((0.95, True), (1.05, False)):
+        leaders = [(first, winner, -1.0 + lead * SAMPLE_NOISE * standard_error),
+                   (second, runner_up, -1.0)]
+        assert _within_sample_noise(model, sample, leaders, 2) is within
+        # Beyond the noise the winner stays; within it, the higher on every row wins.
+        kept, = _leader(model, screen, leaders, 1)
+        on_every_row = [np.average(mixture_log_likelihoods(X, theta), weights=weights)
+                        for theta in (winner, runner_up)]
+        expected = second if within and on_every_row[1] > on_every_row[0] else first
+        assert kept[0] is expected
+    assert _leader(model, screen, survivors[:1], 1) == survivors[:1]
+
+
+def test_leaders_the_sample_cannot_rank_are_ranked_on_every_row(monkeypatch):
+    X = blobs(n_samples=2 * SCREEN_ROWS, seed=17)
+    screen = Screen(InMemorySource(X))
+    model = MixtureModel("full", 1e-6, X.dtype)
+    survivors = screened_winner(model, screen, draw_starts(screen, 4, np.random.RandomState(0),
+                                                           1), 1, 1e-3).survivors
+    # The runner-up made the leader by a margin the sample cannot see: chosen on every row.
+    swapped = [(survivors[1][0], survivors[1][1], 0.0), (survivors[0][0], survivors[0][1], 0.0)]
+    assert _leader(model, screen, swapped, 1)[0][0] is survivors[0][0]
+
+
+def test_a_runner_up_the_sample_cannot_rank_below_the_winner_ends_higher(monkeypatch):
+    # The sample ranks the spherical merges' cut first by less than its noise; on every
+    # row the runner-up scores higher, and its optimum is higher.
+    X = separated_blobs(5 * SCREEN_ROWS)
+    params = dict(n_components=4, covariance_type="VII", random_state=0, tol=1e-5,
+                  max_iter=1000)
+    fits = [GaussianMixture(init_params="multistart", n_threads=threads, **params).fit(X)
+            for threads in (1, 2)]
+    for name in ("weights_", "means_", "covariances_"):
+        np.testing.assert_array_equal(getattr(fits[0], name), getattr(fits[1], name))
+    monkeypatch.setattr("gmmfast._starts.SAMPLE_NOISE", 0.0)
+    winner_alone = fitted_bound(X, "multistart", **params)
+    assert (fits[0].lower_bound_ - winner_alone) * len(X) > 100
+
+
+def test_the_ranking_sample_is_every_row_of_smaller_data_and_a_fixed_sample_of_larger():
+    small = blobs(n_samples=2 * SCREEN_ROWS, seed=18)
+    np.testing.assert_array_equal(Screen(InMemorySource(small)).ranking_sample().X, small)
+    X = np.random.RandomState(19).randn(RANKING_ROWS + 500, 2)
+    screen = Screen(InMemorySource(X))
+    rows = screen.ranking_sample()
+    assert rows is screen.ranking_sample()
+    assert rows.n_samples == RANKING_ROWS
+    np.testing.assert_array_equal(rows.X, X[_fixed_subsample(len(X), RANKING_ROWS)])
+    np.testing.assert_array_equal(Screen(InMemorySource(X)).ranking_sample().X, rows.X)
