@@ -57,7 +57,7 @@ def spherical_top(linkage, points, n_clusters, alpha=ALPHA, beta=BETA):
     the VVV criterion joins (the pair whose union looks most like one Gaussian) need not
     be the merging that the spherical and diagonal models fit best: there the spherical
     criterion's merges (the pair whose union adds least spread, each cluster with its own
-    volume) start those models at optima that no VVV cut reaches."""
+    volume) can start those models at optima that the VVV cuts miss."""
     points = np.asarray(points, dtype=np.float64)
     n, p = points.shape
     n_clusters = max(int(n_clusters), 1)
