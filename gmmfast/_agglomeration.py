@@ -43,24 +43,66 @@ def vvv_linkage(points, alpha=ALPHA, beta=BETA):
     spread = alpha * float(np.mean(np.var(points, axis=0)))
     if not np.isfinite(spread) or spread <= 0:
         raise ValueError("an agglomeration needs rows that are finite and not all equal.")
-    clusters = _Clusters(points, spread, beta)
-    changes = clusters.pair_changes()
+    clusters = _Clusters.singletons(points, spread, beta)
+    return _agglomerate(clusters, clusters.pair_changes(), np.arange(n), 0, n)
+
+
+def spherical_top(linkage, points, n_clusters, alpha=ALPHA, beta=BETA):
+    """``linkage``, a :func:`vvv_linkage` of ``points``, with its merges above
+    ``n_clusters`` clusters replaced by those of the spherical (VII) criterion
+    ``Σ_k n_k p log(tr Σ_k / p)``, regularised as the VVV one: the same partitions into
+    ``n_clusters`` or more clusters, other ones into fewer.
+
+    Below the true number of clusters every merge joins whole clusters, and which ones
+    the VVV criterion joins (the pair whose union looks most like one Gaussian) need not
+    be the merging that the spherical and diagonal models fit best: there the spherical
+    criterion's merges (the pair whose union adds least spread, each cluster with its own
+    volume) can start those models at optima that the VVV cuts miss."""
+    points = np.asarray(points, dtype=np.float64)
+    n, p = points.shape
+    n_clusters = max(int(n_clusters), 1)
+    if n_clusters >= n:
+        return linkage
+    first = n - n_clusters
+    members, roots = _clusters_after(linkage[:first], n)
+    spread = alpha * float(np.mean(np.var(points, axis=0)))
+    clusters = _SphericalClusters.of_partition(points, members, spread, beta)
+    top = _agglomerate(clusters, clusters.all_pair_changes(), np.array(roots), first, n)
+    return np.vstack([linkage[:first], top])
+
+
+def _clusters_after(merges, n):
+    """The rows of each cluster left by the linkage rows ``merges`` of ``n`` rows, and
+    those clusters' ids, in the order of their ids."""
+    members = {i: [i] for i in range(n)}
+    for step, (a, b) in enumerate(merges[:, :2].astype(np.int64)):
+        members[n + step] = members.pop(a) + members.pop(b)
+    roots = sorted(members)
+    return [np.array(members[root]) for root in roots], roots
+
+
+def _agglomerate(clusters, changes, ids, first_step, n):
+    """The linkage rows that merge the live clusters of ``clusters`` (slots with ids
+    ``ids``, pair changes ``changes``) down to one: the merges after ``first_step``
+    earlier ones of a tree of ``n`` rows, each the pair whose change is smallest."""
+    n_slots = len(ids)
     nearest = np.argmin(changes, axis=1)
-    smallest = changes[np.arange(n), nearest]
-    ids = np.arange(n)
-    linkage = np.zeros((n - 1, 4))
-    for step in range(n - 1):
+    smallest = changes[np.arange(n_slots), nearest]
+    ids = ids.copy()
+    linkage = np.zeros((n_slots - 1, 4))
+    for index in range(n_slots - 1):
+        step = first_step + index
         kept = int(np.argmin(smallest))
         gone = int(nearest[kept])
         kept, gone = min(kept, gone), max(kept, gone)
-        linkage[step] = (*sorted((ids[kept], ids[gone])), step + 1,
-                         clusters.size[kept] + clusters.size[gone])
+        linkage[index] = (*sorted((ids[kept], ids[gone])), step + 1,
+                          clusters.size[kept] + clusters.size[gone])
         ids[kept] = n + step
         clusters.merge(kept, gone)
         changes[gone, :] = changes[:, gone] = np.inf
         smallest[gone] = np.inf
         live = clusters.live_except(kept)
-        row = np.full(n, np.inf)
+        row = np.full(n_slots, np.inf)
         row[live] = clusters.merge_changes(kept, live)
         changes[kept, :] = changes[:, kept] = row
         _update_nearest(changes, nearest, smallest, kept, gone)
@@ -83,18 +125,31 @@ def _update_nearest(changes, nearest, smallest, kept, gone):
 
 
 class _Clusters:
-    """The live clusters' sizes, means, scatters and criterion terms, by slot (a cluster
-    lives in the lowest slot of its rows)."""
+    """The live clusters' sizes, means, scatters and criterion terms (VVV: ``n log det Σ``),
+    by slot (a cluster of singletons lives in the lowest slot of its rows)."""
 
-    def __init__(self, points, spread, beta):
+    def __init__(self, size, mean, scatter, term, spread, beta):
+        self.spread, self.beta, self.dim = spread, beta, mean.shape[1]
+        self.size, self.mean, self.scatter, self.term = size, mean, scatter, term
+        self.live = np.ones(len(size), dtype=bool)
+
+    @classmethod
+    def singletons(cls, points, spread, beta):
+        """Every row its own cluster."""
         n, p = points.shape
-        self.spread, self.beta, self.dim = spread, beta, p
-        self.points = points
-        self.size = np.ones(n)
-        self.mean = points.copy()
-        self.scatter = np.zeros((n, p, p))
-        self.live = np.ones(n, dtype=bool)
-        self.term = np.full(n, p * np.log(spread))  # a singleton's n log det Σ
+        return cls(np.ones(n), points.copy(), np.zeros((n, p, p)),
+                   np.full(n, p * np.log(spread)), spread, beta)  # a singleton's n log det Σ
+
+    @classmethod
+    def of_partition(cls, points, members, spread, beta):
+        """One cluster per array of row indices in ``members``."""
+        size = np.array([len(rows) for rows in members], dtype=np.float64)
+        mean = np.array([points[rows].mean(axis=0) for rows in members])
+        centred = [points[rows] - centre for rows, centre in zip(members, mean)]
+        scatter = np.array([part.T @ part for part in centred])
+        clusters = cls(size, mean, scatter, None, spread, beta)
+        clusters.term = clusters.criterion_terms(size, scatter)
+        return clusters
 
     def criterion_terms(self, size, scatter):
         """``n log det Σ`` of clusters of ``size`` (m,) and ``scatter`` (m, p, p)."""
@@ -108,7 +163,7 @@ class _Clusters:
         scatter has the one eigenvalue ``d²/2`` along its difference ``d``."""
         from scipy.spatial.distance import pdist, squareform
 
-        squared = squareform(pdist(self.points, "sqeuclidean"))
+        squared = squareform(pdist(self.mean, "sqeuclidean"))
         p = self.dim
         shrink = self.spread + self.beta * squared / (4 * p)
         pair = 2 * (np.log((squared / 2 + shrink) / 2) + (p - 1) * np.log(shrink / 2))
@@ -135,10 +190,14 @@ class _Clusters:
         changes = np.empty(len(others))
         single = self.size[others] == 1
         changes[single] = self._singleton_changes(slot, others[single])
-        grown = others[~single]
-        size, _, scatter = self.union(slot, grown)
-        changes[~single] = self.criterion_terms(size, scatter) - self.term[grown]
+        changes[~single] = self._union_changes(slot, others[~single])
         return changes - self.term[slot]
+
+    def _union_changes(self, slot, others):
+        """The changes, less ``term[slot]``, of merging cluster ``slot`` with each of
+        ``others``, from the unions' scatters."""
+        size, _, scatter = self.union(slot, others)
+        return self.criterion_terms(size, scatter) - self.term[others]
 
     def _singleton_changes(self, slot, rows):
         """The changes, less ``term[slot]``, of adding each single row to cluster ``slot``:
@@ -163,3 +222,25 @@ class _Clusters:
         self.size[kept], self.mean[kept], self.scatter[kept] = size[0], mean[0], scatter[0]
         self.term[kept] = self.criterion_terms(size, scatter)[0]
         self.live[gone] = False
+
+
+class _SphericalClusters(_Clusters):
+    """:class:`_Clusters` under the spherical (VII) criterion ``n p log(tr Σ / p)``, Σ
+    regularised as the VVV criterion's."""
+
+    def criterion_terms(self, size, scatter):
+        trace = np.trace(scatter, axis1=1, axis2=2)
+        shrink = self.spread + self.beta * trace / (size * self.dim)
+        return size * self.dim * np.log((trace + self.dim * shrink) / (size * self.dim))
+
+    def merge_changes(self, slot, others):
+        return self._union_changes(slot, others) - self.term[slot]
+
+    def all_pair_changes(self):
+        """The (m, m) changes of merging two live clusters (∞ on the diagonal)."""
+        n_slots = len(self.size)
+        changes = np.full((n_slots, n_slots), np.inf)
+        for slot in range(n_slots - 1):
+            others = np.arange(slot + 1, n_slots)
+            changes[slot, others] = changes[others, slot] = self.merge_changes(slot, others)
+        return changes

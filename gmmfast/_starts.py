@@ -18,8 +18,13 @@ best optimum on some data sets and miss it on others. So:
    likelihood of mclust's EII model) of the screen's rows raw, standardised and
    whitened, and the cut of the VVV criterion's agglomeration of the whitened rows
    (mclust's default start, :mod:`gmmfast._agglomeration`; on a fixed subsample of
-   ``MODEL_BASED_TREE_ROWS`` of a larger screen). A randomised start is a set of
-   centres, and its θ the M-step of the partition of the screen's rows by nearest centre;
+   ``MODEL_BASED_TREE_ROWS`` of a larger screen), and on a screen that samples the rows
+   the cut of that tree whose merges above ``SPHERICAL_MERGES_FROM`` clusters are the
+   spherical criterion's: with fewer components than true clusters a model merges whole
+   clusters, and the spherical and diagonal models fit best other mergings than the VVV
+   criterion's (a cut that is the VVV tree's is left out). A
+   randomised start is a set of centres, and its θ the M-step of the partition of the
+   screen's rows by nearest centre;
    a tree's cut is a partition of the rows the tree joined, and its θ that partition's
    M-step, as mclust starts EM (on non-spherical clusters the cut and the partition by
    its clusters' means differ; a cut of a subsample starts the other rows from the
@@ -46,7 +51,10 @@ best optimum on some data sets and miss it on others. So:
    ``SCREEN_ROWS`` rows, every start of the pool on data of at most 200–250 rows); they
    climb every round, then to convergence. On larger data that second EM on all the
    rows would double the cost; the k-means start competed on the screen (it runs every
-   round, as the reference), and it is the fit's start only when it won there.
+   round, as the reference), and it is the fit's start only when it won there. A sample
+   cannot rank optima whose difference is within its noise (``SAMPLE_NOISE``): then the
+   winner and the runner-up are scored on ``RANKING_ROWS`` rows (every row of smaller
+   data), and the higher climbs.
    :class:`StartReport` says which start was kept and by how much it beat the plain
    k-means start.
 
@@ -63,7 +71,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from gmmfast._agglomeration import vvv_linkage
+from gmmfast._agglomeration import spherical_top, vvv_linkage
 from gmmfast._engine import (
     MultiSetModel,
     ParameterSets,
@@ -86,6 +94,11 @@ SCREEN_SEED = 0
 # about 0.35 s of CPU on 1000 rows, which every candidate of a search waits for, and a
 # quarter of that on this many (a fixed subsample, like the screen's).
 MODEL_BASED_TREE_ROWS = 500
+# The VVV tree's cut into this many clusters is merged on under the spherical criterion
+# too (a second tree, cut for fewer components only): twice the search's default largest
+# K, so the cut's clusters are pieces of true clusters that the VVV tree shaped, and their
+# merges cost nothing.
+SPHERICAL_MERGES_FROM = 20
 
 # EM iterations of each screening round; half the starts survive each round. Short first
 # rounds drop the starts that head for poor optima; the last round separates starts whose
@@ -116,6 +129,16 @@ SAME_PARTITION = 1e-8
 # Faithful, iris and wine that four finalists miss).
 FINALIST_ROWS = 4 * SCREEN_ROWS
 
+# On a sample, the winner of the screening and the runner-up are scored on more rows when
+# the winner's lead is within this many standard errors of the sample's mean difference
+# of log-likelihood: optima that merge different clusters differ by much on few rows,
+# and a sample of SCREEN_ROWS ranks them as the rows do only when the lead is clear.
+SAMPLE_NOISE = 2.0
+# Rows those two are scored on: all of them on data of up to this many, else a fixed
+# sample, whose noise is a third of the screen's. Scoring every row of the default search's
+# 100 000 cost a tenth of its time (two passes for most candidates).
+RANKING_ROWS = 10 * SCREEN_ROWS
+
 # Randomised starts drawn on the screen for each number of components, per kind.
 SCREEN_KMEANS_STARTS = 2
 KMEANS_PLUSPLUS_STARTS = 3
@@ -129,6 +152,7 @@ RANDOM_ROW_STARTS = 3
 KMEANS_STARTS_WITHIN_SCREEN = 3
 
 PLAIN_KMEANS = "kmeans"
+SPHERICAL_TREE = "model-based hierarchical, spherical merges"
 
 # A component has collapsed when, beyond reg_covar, its variance along some direction is
 # below this fraction of the data's (per feature, standardised): far below any real
@@ -242,11 +266,20 @@ class Screen:
 
     def __init__(self, source):
         self.source = source
-        self.sample = _screen_source(source)
+        self.sample = _screen_source(source, SCREEN_ROWS)
         # The sample is always in memory (rows with missing entries: mean-imputed).
         self.points = np.asarray(self.sample.X, dtype=np.float64)
         self._trees = None
+        self._ranking_sample = None
         self._lock = threading.Lock()  # a search's candidates share the trees
+
+    def ranking_sample(self):
+        """The rows that rank the leaders a sample screen cannot (see SAMPLE_NOISE): a
+        fixed sample of RANKING_ROWS of them, or all of them on smaller data."""
+        with self._lock:
+            if self._ranking_sample is None:
+                self._ranking_sample = _screen_source(self.source, RANKING_ROWS)
+            return self._ranking_sample
 
     def admissible(self, model):
         """The :class:`Collapse` test of ``model``'s fits on these data."""
@@ -273,10 +306,15 @@ class Screen:
         from scipy.cluster.hierarchy import fcluster
 
         weights = self.sample.sample_weight
-        starts = []
+        starts, previous = [], None
         for name, tree, rows in self._agglomerations():
             labels = (fcluster(tree, n_components, criterion="maxclust") - 1).astype(np.int64)
             if labels.max() + 1 != n_components:  # ties merged below K clusters
+                continue
+            # The spherical merges follow the VVV tree, and cut its partitions from
+            # SPHERICAL_MERGES_FROM clusters on (and sometimes below).
+            partition, previous = previous, _first_seen_order(labels)
+            if name == SPHERICAL_TREE and np.array_equal(partition, previous):
                 continue
             points = np.ascontiguousarray(self.points[rows])
             cut = Cut(points, None if weights is None else weights[rows], labels)
@@ -290,7 +328,8 @@ class Screen:
     def _agglomerations(self):
         """[(name, linkage, rows of the screen it joins)]: Ward's of every row raw,
         standardised and whitened, and the VVV criterion's (mclust's default start) of a
-        fixed subsample of the whitened rows."""
+        fixed subsample of the whitened rows, and on a sample of the rows that tree with
+        its top merged again under the spherical criterion."""
         with self._lock:
             if self._trees is None:
                 self._trees = self._agglomerate()
@@ -308,17 +347,26 @@ class Screen:
         centred = points - points.mean(axis=0)
         scale = centred.std(axis=0)
         scale[scale == 0] = 1.0
-        u, singular, _ = np.linalg.svd(centred, full_matrices=False)
-        rank = int(np.count_nonzero(singular > singular[0] * 1e-10)) if singular.size else 0
+        whitened = _whitened(centred)
         every_row = slice(None)
         trees = [("hierarchical", ward(points), every_row),
                  ("hierarchical (standardised)", ward(centred / scale), every_row)]
-        if rank:
-            whitened = u[:, :rank]
+        if whitened.shape[1]:
             trees.append(("hierarchical (whitened)", ward(whitened), every_row))
             rows = _fixed_subsample(len(points), MODEL_BASED_TREE_ROWS)
             if np.ptp(points[rows], axis=0).any():  # the criterion needs distinct rows
-                trees.append(("model-based hierarchical", vvv_linkage(whitened[rows]), rows))
+                joined = whitened[rows]
+                tree = vvv_linkage(joined)
+                trees.append(("model-based hierarchical", tree, rows))
+                # Only on a sample: on the rows themselves the pool's size sets how many
+                # starts climb to convergence (FINALIST_ROWS), which one more would raise.
+                # Unlike the VVV criterion, the spherical one depends on the rows' frame:
+                # the joined rows' own whitening makes its merges, like the VVV tree's,
+                # not change under an affine map of them.
+                if self.sample is not self.source:
+                    spherical = spherical_top(tree, _whitened(joined - joined.mean(axis=0)),
+                                              SPHERICAL_MERGES_FROM)
+                    trees.append((SPHERICAL_TREE, spherical, rows))
         return trees
 
 
@@ -400,6 +448,21 @@ def _alike_partitions(partitions, tolerance):
     return same_counts.all(axis=2) & same_means.all(axis=(2, 3))
 
 
+def _whitened(centred):
+    """The rows of ``centred`` (centred columns) in whitened coordinates: the left singular
+    vectors of its nonzero singular values."""
+    u, singular, _ = np.linalg.svd(centred, full_matrices=False)
+    rank = int(np.count_nonzero(singular > singular[0] * 1e-10)) if singular.size else 0
+    return u[:, :rank]
+
+
+def _first_seen_order(labels):
+    """``labels`` renumbered in the order their clusters first appear: equal for equal
+    partitions."""
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    return np.argsort(np.argsort(first))[inverse]
+
+
 def _fixed_subsample(n_rows, size):
     """Sorted indices of at most ``size`` of ``n_rows`` rows, the same on every call."""
     if n_rows <= size:
@@ -408,11 +471,11 @@ def _fixed_subsample(n_rows, size):
                                                              replace=False))
 
 
-def _screen_source(source):
+def _screen_source(source, size):
     """The source's screen (see its ``screen_of``) of the rows that may screen starts, or
-    of a fixed uniform sample of SCREEN_ROWS of them."""
+    of a fixed uniform sample of ``size`` of them."""
     rows = source.screening_rows()
-    return source.screen_of(rows[_fixed_subsample(len(rows), SCREEN_ROWS)])
+    return source.screen_of(rows[_fixed_subsample(len(rows), size)])
 
 
 def check_multistart_source(source):
@@ -580,7 +643,8 @@ def multistart_em(model, screen, n_components, random_state, *, n_init, max_iter
         # FINALIST_ROWS): cheap on so few rows, and the start that leads after the short
         # runs does not always end highest.
         winners = [(start, theta, bound) for start, theta, bound
-                   in (survivors if on_every_row else survivors[:1])
+                   in (survivors if on_every_row
+                       else _leader(model, screen, survivors, n_threads))
                    if start.name != PLAIN_KMEANS]
         if on_every_row or not winners:
             finalists.append(Finalist(PLAIN_KMEANS, start=starts[0]))
@@ -605,6 +669,49 @@ def multistart_em(model, screen, n_components, random_state, *, n_init, max_iter
                     admissible=admissible)
     report = _report(finalists, result, source.total_weight)
     return result, report._replace(collapsed=not admissible(result.parameters))
+
+
+def _leader(model, screen, survivors, n_threads):
+    """The screened winner on a sample; when the sample's rows cannot rank it above the
+    runner-up (its lead within SAMPLE_NOISE standard errors of the mean of the rows'
+    differences of log-likelihood under the two), whichever of the two scores higher on
+    the screen's ranking sample (every row on data of up to RANKING_ROWS)."""
+    if len(survivors) < 2 or survivors[1][1] is None or not np.isfinite(survivors[1][2]):
+        return survivors[:1]
+    leaders = survivors[:2]
+    if not _within_sample_noise(model, screen.sample, leaders, n_threads):
+        return survivors[:1]
+    rows = screen.ranking_sample()
+    weights = _row_weights(rows) * rows.total_weight
+    bounds = [model.lower_bound(weights @ _log_likelihoods(model, rows, theta, n_threads),
+                                theta, rows.total_weight)
+              for _, theta, _ in leaders]
+    return [leaders[int(bounds[1] > bounds[0])]]
+
+
+def _within_sample_noise(model, sample, leaders, n_threads):
+    """Whether the first of the two ``leaders`` leads the second by at most SAMPLE_NOISE
+    standard errors of the mean of the sample's rows' differences of log-likelihood."""
+    (_, winner, lead), (_, runner_up, behind) = leaders
+    differences = (_log_likelihoods(model, sample, winner, n_threads)
+                   - _log_likelihoods(model, sample, runner_up, n_threads))
+    weights = _row_weights(sample)
+    mean = weights @ differences
+    standard_error = np.sqrt(weights @ (differences - mean) ** 2 * (weights @ weights))
+    return bool(lead - behind <= SAMPLE_NOISE * standard_error)
+
+
+def _log_likelihoods(model, source, theta, n_threads):
+    """log p(x) of each of the source's rows under θ, as float64."""
+    log_prob = source.score(model.kernel_parameters(theta), n_threads)[0]
+    return np.asarray(log_prob, dtype=np.float64)
+
+
+def _row_weights(source):
+    """The source's rows' weights, summing to one."""
+    if source.sample_weight is None:
+        return np.full(source.n_samples, 1.0 / source.n_samples)
+    return source.sample_weight / np.sum(source.sample_weight)
 
 
 def screened_start(model, source, n_components, random_state, n_threads, tol):

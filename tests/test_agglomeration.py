@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.cluster.hierarchy import fcluster, is_valid_linkage
 
-from gmmfast._agglomeration import ALPHA, BETA, vvv_linkage
+from gmmfast._agglomeration import ALPHA, BETA, spherical_top, vvv_linkage
 
 
 def criterion_term(rows, spread):
@@ -116,3 +116,60 @@ def test_bad_regularisation_is_refused(alpha, beta):
 def test_beta_changes_the_merges():
     X = grouped(24, 3, 7)
     assert not np.array_equal(vvv_linkage(X, beta=0.0), vvv_linkage(X))
+
+
+def spherical_term(rows, spread):
+    """n p log(tr Σ / p) of one cluster, Σ regularised as in criterion_term."""
+    n, p = rows.shape
+    centred = rows - rows.mean(axis=0)
+    trace = np.sum(centred**2)
+    shrink = spread + BETA * trace / (n * p)
+    return n * p * np.log((trace + p * shrink) / (n * p))
+
+
+def reference_spherical_top(X, linkage, n_clusters):
+    """The clusters left by the tree's first merges, merged pair by pair under the
+    spherical criterion, every pair tried at every step."""
+    n = len(X)
+    spread = ALPHA * X.var(axis=0).mean()
+    clusters = {i: [i] for i in range(n)}
+    for step, (a, b) in enumerate(linkage[:n - n_clusters, :2].astype(int)):
+        clusters[n + step] = clusters.pop(a) + clusters.pop(b)
+    merges = []
+    while len(clusters) > 1:
+        ids = sorted(clusters)
+        best = None
+        for i, a in enumerate(ids):
+            for b in ids[i + 1:]:
+                change = (spherical_term(X[clusters[a] + clusters[b]], spread)
+                          - spherical_term(X[clusters[a]], spread)
+                          - spherical_term(X[clusters[b]], spread))
+                if best is None or change < best[0]:
+                    best = (change, a, b)
+        _, a, b = best
+        merges.append((a, b))
+        clusters[n + n - n_clusters + len(merges) - 1] = clusters.pop(a) + clusters.pop(b)
+    return np.array(merges)
+
+
+@pytest.mark.parametrize("n_features", [1, 3, 5])
+@pytest.mark.parametrize("n_clusters", [2, 6, 12])
+def test_spherical_top_merges_equal_the_reference(n_features, n_clusters):
+    X = grouped(40, n_features, n_features)
+    tree = vvv_linkage(X)
+    top = spherical_top(tree, X, n_clusters)
+    assert is_valid_linkage(top)
+    first = len(X) - n_clusters
+    np.testing.assert_array_equal(top[:first], tree[:first])
+    np.testing.assert_array_equal(top[first:, :2].astype(int),
+                                  reference_spherical_top(X, tree, n_clusters))
+    np.testing.assert_array_equal(top[:, 2], np.arange(1, len(X)))
+    for k in range(n_clusters, len(X) + 1, 7):  # the VVV tree's cuts from n_clusters on
+        same = fcluster(top, k, criterion="maxclust"), fcluster(tree, k, criterion="maxclust")
+        assert len(set(zip(*same))) == k
+
+
+def test_spherical_top_of_every_row_is_the_tree():
+    X = grouped(10, 2, 0)
+    tree = vvv_linkage(X)
+    assert spherical_top(tree, X, len(X)) is tree
