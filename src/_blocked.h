@@ -35,6 +35,9 @@
 /* Features per slab of diag_log_prob_blocks: the size of its on-stack scaled means. */
 #define GMMFAST_DIAG_SLAB 64
 
+/* Components, and blocks of rows, per register tile of tied_log_prob_blocks. */
+#define GMMFAST_TIED_TILE 4
+
 /* Features per slab of diag_moments_blocks: two partial sums per feature and the slab's
  * shifts must fit in the vector registers (32 with AVX-512, 16 otherwise). */
 #if defined(__AVX512F__)

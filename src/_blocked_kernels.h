@@ -81,41 +81,124 @@ static inline void GMMFAST_FN(whiten_log_prob_blocks)(const GMMFAST_REAL *y, ptr
     }
 }
 
-/* z = diff U, the whitened rows, for the rows of n_blocks blocks (z has diff's layout): tied
- * covariances whiten a chunk once for all components. */
-static inline void GMMFAST_FN(whiten_rows)(const GMMFAST_REAL *diff, ptrdiff_t stride,
+/* z = (x - centre) U, the whitened rows, for the rows of n_blocks blocks (z has xt's
+ * layout): tied covariances whiten a chunk once for all components. Coordinate j is a chain
+ * of j + 1 multiply-adds; four blocks at a time give four independent chains (one block at
+ * a time, each chain would wait on the latency of its previous multiply-add). Each
+ * x - centre is formed where it is used, on the adders that the multiply-adds leave idle,
+ * instead of in a pass of its own over the chunk. */
+static inline void GMMFAST_FN(whiten_rows)(const GMMFAST_REAL *xt, ptrdiff_t stride,
                                            ptrdiff_t n_blocks, ptrdiff_t d,
+                                           const GMMFAST_REAL *centre,
                                            const GMMFAST_REAL *U, GMMFAST_REAL *z)
 {
-    for (ptrdiff_t b = 0; b < n_blocks; b++) {
-        const GMMFAST_REAL *p = diff + b * GMMFAST_ROWS;
+    ptrdiff_t b = 0;
+    for (; b + 4 <= n_blocks; b += 4) {
+        const GMMFAST_REAL *p = xt + b * GMMFAST_ROWS;
+        GMMFAST_REAL *out = z + b * GMMFAST_ROWS;
         for (ptrdiff_t j = 0; j < d; j++) {
-            GMMFAST_FN(rows) y = U[j] * GMMFAST_LOAD(p);
+            GMMFAST_REAL u = U[j], c = centre[0];
+            GMMFAST_FN(rows) y0 = u * (GMMFAST_LOAD(p) - c);
+            GMMFAST_FN(rows) y1 = u * (GMMFAST_LOAD(p + GMMFAST_ROWS) - c);
+            GMMFAST_FN(rows) y2 = u * (GMMFAST_LOAD(p + 2 * GMMFAST_ROWS) - c);
+            GMMFAST_FN(rows) y3 = u * (GMMFAST_LOAD(p + 3 * GMMFAST_ROWS) - c);
+            for (ptrdiff_t l = 1; l <= j; l++) {
+                const GMMFAST_REAL *q = p + l * stride;
+                u = U[l * d + j];
+                c = centre[l];
+                y0 += u * (GMMFAST_LOAD(q) - c);
+                y1 += u * (GMMFAST_LOAD(q + GMMFAST_ROWS) - c);
+                y2 += u * (GMMFAST_LOAD(q + 2 * GMMFAST_ROWS) - c);
+                y3 += u * (GMMFAST_LOAD(q + 3 * GMMFAST_ROWS) - c);
+            }
+            GMMFAST_STORE(out + j * stride, y0);
+            GMMFAST_STORE(out + j * stride + GMMFAST_ROWS, y1);
+            GMMFAST_STORE(out + j * stride + 2 * GMMFAST_ROWS, y2);
+            GMMFAST_STORE(out + j * stride + 3 * GMMFAST_ROWS, y3);
+        }
+    }
+    for (; b < n_blocks; b++) {
+        const GMMFAST_REAL *p = xt + b * GMMFAST_ROWS;
+        for (ptrdiff_t j = 0; j < d; j++) {
+            GMMFAST_FN(rows) y = U[j] * (GMMFAST_LOAD(p) - centre[0]);
             for (ptrdiff_t l = 1; l <= j; l++)
-                y += U[l * d + j] * GMMFAST_LOAD(p + l * stride);
+                y += U[l * d + j] * (GMMFAST_LOAD(p + l * stride) - centre[l]);
             GMMFAST_STORE(z + j * stride + b * GMMFAST_ROWS, y);
         }
     }
 }
 
-/* log_prob[i] = log_norm - sum_j (z[j][i] - offset[j])^2 / 2 for the rows of n_blocks
- * blocks: a tied component's log-density from the whitened rows (offset = its whitened
- * mean). */
-static inline void GMMFAST_FN(offset_log_prob_blocks)(const GMMFAST_REAL *z, ptrdiff_t stride,
-                                                      ptrdiff_t n_blocks, ptrdiff_t d,
-                                                      const GMMFAST_REAL *offset,
-                                                      GMMFAST_REAL log_norm,
-                                                      GMMFAST_REAL *log_prob)
+/* One tile of tied_log_prob_blocks: n_components components by n_blocks blocks of rows (at
+ * most GMMFAST_TIED_TILE each), from z's block 0, offsets[0], log_norm[0] and log_prob[0]
+ * on. Each sum runs over the features in order, as it would one component at a time. */
+static inline __attribute__((always_inline)) void GMMFAST_FN(tied_tile)(
+    const GMMFAST_REAL *z, ptrdiff_t stride, ptrdiff_t d, const GMMFAST_REAL *offsets,
+    const GMMFAST_REAL *log_norm, GMMFAST_REAL *log_prob, ptrdiff_t out_stride,
+    const int n_components, const int n_blocks)
 {
-    for (ptrdiff_t b = 0; b < n_blocks; b++) {
-        const GMMFAST_REAL *p = z + b * GMMFAST_ROWS;
-        GMMFAST_FN(rows) total = {0};
-        for (ptrdiff_t j = 0; j < d; j++) {
-            GMMFAST_FN(rows) t = GMMFAST_LOAD(p + j * stride) - offset[j];
-            total += t * t;
+    GMMFAST_FN(rows) total[GMMFAST_TIED_TILE][GMMFAST_TIED_TILE];
+    for (int c = 0; c < n_components; c++)
+        for (int b = 0; b < n_blocks; b++)
+            total[c][b] = (GMMFAST_FN(rows)) {0};
+    for (ptrdiff_t j = 0; j < d; j++) {
+        GMMFAST_FN(rows) zj[GMMFAST_TIED_TILE];
+        for (int b = 0; b < n_blocks; b++)
+            zj[b] = GMMFAST_LOAD(z + j * stride + b * GMMFAST_ROWS);
+        for (int c = 0; c < n_components; c++) {
+            GMMFAST_REAL o = offsets[c * d + j];
+            for (int b = 0; b < n_blocks; b++) {
+                GMMFAST_FN(rows) t = zj[b] - o;
+                total[c][b] += t * t;
+            }
         }
-        GMMFAST_STORE(log_prob + b * GMMFAST_ROWS, log_norm - (GMMFAST_REAL) 0.5 * total);
     }
+    for (int c = 0; c < n_components; c++)
+        for (int b = 0; b < n_blocks; b++)
+            GMMFAST_STORE(log_prob + c * out_stride + b * GMMFAST_ROWS,
+                          log_norm[c] - (GMMFAST_REAL) 0.5 * total[c][b]);
+}
+
+/* The tiles of one row of tiles: n_components (at most GMMFAST_TIED_TILE) components over
+ * the rows of n_blocks blocks. */
+static inline __attribute__((always_inline)) void GMMFAST_FN(tied_tile_row)(
+    const GMMFAST_REAL *z, ptrdiff_t stride, ptrdiff_t n_blocks, ptrdiff_t d,
+    const GMMFAST_REAL *offsets, const GMMFAST_REAL *log_norm, GMMFAST_REAL *log_prob,
+    ptrdiff_t out_stride, const int n_components)
+{
+    ptrdiff_t b = 0;
+    for (; b + GMMFAST_TIED_TILE <= n_blocks; b += GMMFAST_TIED_TILE)
+        GMMFAST_FN(tied_tile)(z + b * GMMFAST_ROWS, stride, d, offsets, log_norm,
+                              log_prob + b * GMMFAST_ROWS, out_stride, n_components,
+                              GMMFAST_TIED_TILE);
+    for (; b < n_blocks; b++)
+        GMMFAST_FN(tied_tile)(z + b * GMMFAST_ROWS, stride, d, offsets, log_norm,
+                              log_prob + b * GMMFAST_ROWS, out_stride, n_components, 1);
+}
+
+/* log_prob[c * out_stride + i] = log_norm[c] - sum_j (z[j][i] - offsets[c * d + j])^2 / 2
+ * for c < n_components and the rows of n_blocks blocks: tied components' log-densities from
+ * the whitened rows (offsets[c], component c's whitened mean). A small matrix product's
+ * register tiling, GMMFAST_TIED_TILE (4) components by as many blocks at a time: each load
+ * of z serves four components and each broadcast offset four blocks, and sixteen
+ * independent sums hide the multiply-adds' latency, so that the loop is bound by its
+ * subtraction and multiply-add per feature, row block and component (which run on separate
+ * units). One component and one block at a time would load z and the offset for every
+ * subtraction, and each block's sum would wait on its previous feature. */
+static inline void GMMFAST_FN(tied_log_prob_blocks)(const GMMFAST_REAL *z, ptrdiff_t stride,
+                                                    ptrdiff_t n_blocks, ptrdiff_t d,
+                                                    ptrdiff_t n_components,
+                                                    const GMMFAST_REAL *offsets,
+                                                    const GMMFAST_REAL *log_norm,
+                                                    GMMFAST_REAL *log_prob,
+                                                    ptrdiff_t out_stride)
+{
+    ptrdiff_t c = 0;
+    for (; c + GMMFAST_TIED_TILE <= n_components; c += GMMFAST_TIED_TILE)
+        GMMFAST_FN(tied_tile_row)(z, stride, n_blocks, d, offsets + c * d, log_norm + c,
+                                  log_prob + c * out_stride, out_stride, GMMFAST_TIED_TILE);
+    for (; c < n_components; c++)
+        GMMFAST_FN(tied_tile_row)(z, stride, n_blocks, d, offsets + c * d, log_norm + c,
+                                  log_prob + c * out_stride, out_stride, 1);
 }
 
 /* log_prob[i] = log_norm - sum_j ((x[j][i] - mean[j]) * inv_std[j])^2 / 2 for the rows of
@@ -480,33 +563,37 @@ static inline void GMMFAST_FN(whiten_log_prob_blocks)(const GMMFAST_REAL *y, ptr
     }
 }
 
-static inline void GMMFAST_FN(whiten_rows)(const GMMFAST_REAL *diff, ptrdiff_t stride,
+static inline void GMMFAST_FN(whiten_rows)(const GMMFAST_REAL *xt, ptrdiff_t stride,
                                            ptrdiff_t n_blocks, ptrdiff_t d,
+                                           const GMMFAST_REAL *centre,
                                            const GMMFAST_REAL *U, GMMFAST_REAL *z)
 {
     for (ptrdiff_t i = 0; i < n_blocks * GMMFAST_ROWS; i++)
         for (ptrdiff_t j = 0; j < d; j++) {
             GMMFAST_REAL y = 0;
             for (ptrdiff_t l = 0; l <= j; l++)
-                y += U[l * d + j] * diff[l * stride + i];
+                y += U[l * d + j] * (xt[l * stride + i] - centre[l]);
             z[j * stride + i] = y;
         }
 }
 
-static inline void GMMFAST_FN(offset_log_prob_blocks)(const GMMFAST_REAL *z, ptrdiff_t stride,
-                                                      ptrdiff_t n_blocks, ptrdiff_t d,
-                                                      const GMMFAST_REAL *offset,
-                                                      GMMFAST_REAL log_norm,
-                                                      GMMFAST_REAL *log_prob)
+static inline void GMMFAST_FN(tied_log_prob_blocks)(const GMMFAST_REAL *z, ptrdiff_t stride,
+                                                    ptrdiff_t n_blocks, ptrdiff_t d,
+                                                    ptrdiff_t n_components,
+                                                    const GMMFAST_REAL *offsets,
+                                                    const GMMFAST_REAL *log_norm,
+                                                    GMMFAST_REAL *log_prob,
+                                                    ptrdiff_t out_stride)
 {
-    for (ptrdiff_t i = 0; i < n_blocks * GMMFAST_ROWS; i++) {
-        GMMFAST_REAL total = 0;
-        for (ptrdiff_t j = 0; j < d; j++) {
-            GMMFAST_REAL t = z[j * stride + i] - offset[j];
-            total += t * t;
+    for (ptrdiff_t c = 0; c < n_components; c++)
+        for (ptrdiff_t i = 0; i < n_blocks * GMMFAST_ROWS; i++) {
+            GMMFAST_REAL total = 0;
+            for (ptrdiff_t j = 0; j < d; j++) {
+                GMMFAST_REAL t = z[j * stride + i] - offsets[c * d + j];
+                total += t * t;
+            }
+            log_prob[c * out_stride + i] = log_norm[c] - (GMMFAST_REAL) 0.5 * total;
         }
-        log_prob[i] = log_norm - (GMMFAST_REAL) 0.5 * total;
-    }
 }
 
 static inline void GMMFAST_FN(diag_log_prob_blocks)(const GMMFAST_REAL *xt, ptrdiff_t stride,
