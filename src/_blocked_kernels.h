@@ -204,12 +204,13 @@ static inline void GMMFAST_FN(tied_log_prob_blocks)(const GMMFAST_REAL *z, ptrdi
 /* log_prob[i] = log_norm - sum_j ((x[j][i] - mean[j]) * inv_std[j])^2 / 2 for the rows of
  * n_blocks blocks (diagonal covariances): the running sum stays in a register instead of
  * going back to memory once per feature, and the log-density is formed as it is stored
- * (not in a second pass over the chunk). Each term is formed as x * inv_std - mean *
- * inv_std, one multiply-add instead of a subtraction and a multiplication (two vector
- * operations per feature instead of three; the scaled means are computed once per call, for
- * features in slabs of GMMFAST_DIAG_SLAB, whose partial sums go through log_prob). Four
- * blocks at a time: with one, each feature waited for the previous one's multiply-add (its
- * latency bound the loop). */
+ * (not in a second pass over the chunk). Each term is formed as x * s - mean * s with
+ * s = inv_std / sqrt(2), one multiply-add instead of a subtraction and a multiplication,
+ * and taken off a sum that starts at log_norm: two multiply-adds per feature, the least a
+ * diagonal quadratic form needs, and none after the last feature (the scaled means are
+ * computed once per call, for features in slabs of GMMFAST_DIAG_SLAB, whose partial sums go
+ * through log_prob). Four blocks at a time: with one, each feature waited for the previous
+ * one's multiply-add (its latency bound the loop). */
 static inline void GMMFAST_FN(diag_log_prob_blocks)(const GMMFAST_REAL *xt, ptrdiff_t stride,
                                                     ptrdiff_t n_blocks, ptrdiff_t d,
                                                     const GMMFAST_REAL *mean,
@@ -217,18 +218,19 @@ static inline void GMMFAST_FN(diag_log_prob_blocks)(const GMMFAST_REAL *xt, ptrd
                                                     GMMFAST_REAL log_norm,
                                                     GMMFAST_REAL *log_prob)
 {
-    GMMFAST_REAL scaled_mean[GMMFAST_DIAG_SLAB];
+    GMMFAST_REAL s[GMMFAST_DIAG_SLAB], scaled_mean[GMMFAST_DIAG_SLAB];
     for (ptrdiff_t j0 = 0; j0 < d; j0 += GMMFAST_DIAG_SLAB) {
         ptrdiff_t width = d - j0 < GMMFAST_DIAG_SLAB ? d - j0 : GMMFAST_DIAG_SLAB;
-        const GMMFAST_REAL *s = inv_std + j0;
-        int last = j0 + width == d;
-        for (ptrdiff_t j = 0; j < width; j++)
+        for (ptrdiff_t j = 0; j < width; j++) {
+            s[j] = inv_std[j0 + j] * (GMMFAST_REAL) GMMFAST_SQRT_HALF;
             scaled_mean[j] = mean[j0 + j] * s[j];
+        }
+        GMMFAST_FN(rows) start = (GMMFAST_FN(rows)) {0} + log_norm; /* in every lane */
         ptrdiff_t b = 0;
         for (; b + 4 <= n_blocks; b += 4) {
             const GMMFAST_REAL *p = xt + j0 * stride + b * GMMFAST_ROWS;
             GMMFAST_REAL *out = log_prob + b * GMMFAST_ROWS;
-            GMMFAST_FN(rows) t0 = {0}, t1 = {0}, t2 = {0}, t3 = {0};
+            GMMFAST_FN(rows) t0 = start, t1 = start, t2 = start, t3 = start;
             if (j0) {
                 t0 = GMMFAST_LOAD(out);
                 t1 = GMMFAST_LOAD(out + GMMFAST_ROWS);
@@ -241,16 +243,10 @@ static inline void GMMFAST_FN(diag_log_prob_blocks)(const GMMFAST_REAL *xt, ptrd
                 GMMFAST_FN(rows) u1 = GMMFAST_LOAD(q + GMMFAST_ROWS) * s[j] - scaled_mean[j];
                 GMMFAST_FN(rows) u2 = GMMFAST_LOAD(q + 2 * GMMFAST_ROWS) * s[j] - scaled_mean[j];
                 GMMFAST_FN(rows) u3 = GMMFAST_LOAD(q + 3 * GMMFAST_ROWS) * s[j] - scaled_mean[j];
-                t0 += u0 * u0;
-                t1 += u1 * u1;
-                t2 += u2 * u2;
-                t3 += u3 * u3;
-            }
-            if (last) {
-                t0 = log_norm - (GMMFAST_REAL) 0.5 * t0;
-                t1 = log_norm - (GMMFAST_REAL) 0.5 * t1;
-                t2 = log_norm - (GMMFAST_REAL) 0.5 * t2;
-                t3 = log_norm - (GMMFAST_REAL) 0.5 * t3;
+                t0 -= u0 * u0;
+                t1 -= u1 * u1;
+                t2 -= u2 * u2;
+                t3 -= u3 * u3;
             }
             GMMFAST_STORE(out, t0);
             GMMFAST_STORE(out + GMMFAST_ROWS, t1);
@@ -259,15 +255,11 @@ static inline void GMMFAST_FN(diag_log_prob_blocks)(const GMMFAST_REAL *xt, ptrd
         }
         for (; b < n_blocks; b++) {
             const GMMFAST_REAL *p = xt + j0 * stride + b * GMMFAST_ROWS;
-            GMMFAST_FN(rows) total = {0};
-            if (j0)
-                total = GMMFAST_LOAD(log_prob + b * GMMFAST_ROWS);
+            GMMFAST_FN(rows) total = j0 ? GMMFAST_LOAD(log_prob + b * GMMFAST_ROWS) : start;
             for (ptrdiff_t j = 0; j < width; j++) {
                 GMMFAST_FN(rows) t = GMMFAST_LOAD(p + j * stride) * s[j] - scaled_mean[j];
-                total += t * t;
+                total -= t * t;
             }
-            if (last)
-                total = log_norm - (GMMFAST_REAL) 0.5 * total;
             GMMFAST_STORE(log_prob + b * GMMFAST_ROWS, total);
         }
     }
@@ -604,12 +596,13 @@ static inline void GMMFAST_FN(diag_log_prob_blocks)(const GMMFAST_REAL *xt, ptrd
                                                     GMMFAST_REAL *log_prob)
 {
     for (ptrdiff_t i = 0; i < n_blocks * GMMFAST_ROWS; i++) {
-        GMMFAST_REAL total = 0;
+        GMMFAST_REAL total = log_norm;
         for (ptrdiff_t j = 0; j < d; j++) {
-            GMMFAST_REAL t = xt[j * stride + i] * inv_std[j] - mean[j] * inv_std[j];
-            total += t * t;
+            GMMFAST_REAL s = inv_std[j] * (GMMFAST_REAL) GMMFAST_SQRT_HALF;
+            GMMFAST_REAL t = xt[j * stride + i] * s - mean[j] * s;
+            total -= t * t;
         }
-        log_prob[i] = log_norm - (GMMFAST_REAL) 0.5 * total;
+        log_prob[i] = total;
     }
 }
 
