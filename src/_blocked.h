@@ -35,6 +35,13 @@
 /* Features per slab of diag_log_prob_blocks: the size of its on-stack scaled means. */
 #define GMMFAST_DIAG_SLAB 64
 
+/* sqrt(1/2): diag_log_prob_blocks scales its terms by it, so that their squares are the
+ * halves it subtracts. */
+#define GMMFAST_SQRT_HALF 0.70710678118654752440
+
+/* Components, and blocks of rows, per register tile of tied_log_prob_blocks. */
+#define GMMFAST_TIED_TILE 4
+
 /* Features per slab of diag_moments_blocks: two partial sums per feature and the slab's
  * shifts must fit in the vector registers (32 with AVX-512, 16 otherwise). */
 #if defined(__AVX512F__)

@@ -24,20 +24,23 @@ cdef extern from "_blocked.h":
         const float* xt, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
         const float* r, const float* shift, float* diff, float* wd,
         double* sums) noexcept nogil
-    # z = diff U (whitened rows, diff's layout), i < n_blocks * row block.
+    # z = (x − centre) U (whitened rows, xt's layout), i < n_blocks * row block.
     void whiten_rows_f64 "gmmfast_whiten_rows_f64"(
-        const double* diff, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
-        const double* U, double* z) noexcept nogil
+        const double* xt, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
+        const double* centre, const double* U, double* z) noexcept nogil
     void whiten_rows_f32 "gmmfast_whiten_rows_f32"(
-        const float* diff, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
-        const float* U, float* z) noexcept nogil
-    # log_prob[i] = log_norm − Σ_j (z[j][i] − offset[j])² / 2, i < n_blocks * row block.
-    void offset_log_prob_blocks_f64 "gmmfast_offset_log_prob_blocks_f64"(
+        const float* xt, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
+        const float* centre, const float* U, float* z) noexcept nogil
+    # log_prob[c * out_stride + i] = log_norm[c] − Σ_j (z[j][i] − offsets[c * D + j])² / 2,
+    # c < n_components, i < n_blocks * row block.
+    void tied_log_prob_blocks_f64 "gmmfast_tied_log_prob_blocks_f64"(
         const double* z, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
-        const double* offset, double log_norm, double* log_prob) noexcept nogil
-    void offset_log_prob_blocks_f32 "gmmfast_offset_log_prob_blocks_f32"(
+        Py_ssize_t n_components, const double* offsets, const double* log_norm,
+        double* log_prob, Py_ssize_t out_stride) noexcept nogil
+    void tied_log_prob_blocks_f32 "gmmfast_tied_log_prob_blocks_f32"(
         const float* z, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
-        const float* offset, float log_norm, float* log_prob) noexcept nogil
+        Py_ssize_t n_components, const float* offsets, const float* log_norm,
+        float* log_prob, Py_ssize_t out_stride) noexcept nogil
     # log_prob[i] = log_norm − Σ_j ((x[j][i] − mean[j]) · inv_std[j])² / 2,
     # i < n_blocks * row block.
     void diag_log_prob_blocks_f64 "gmmfast_diag_log_prob_blocks_f64"(
@@ -87,6 +90,8 @@ cdef extern from "_blocked.h":
         double* dst, const double* src, Py_ssize_t n) noexcept nogil
     void stream_copy_f32 "gmmfast_stream_copy_f32"(
         float* dst, const float* src, Py_ssize_t n) noexcept nogil
+    # Components (and blocks of rows) per register tile of tied_log_prob_blocks.
+    enum: TIED_TILE "GMMFAST_TIED_TILE"
     # Bytes per cache line of prefetch_lines.
     const Py_ssize_t CACHE_LINE "GMMFAST_CACHE_LINE"
     # Lines first .. end − 1 from p on asked for into the L1 (into_l1) or L2 cache,
@@ -215,25 +220,26 @@ cdef inline void _whiten_log_prob_blocks(
 
 
 cdef inline void _whiten_rows(
-    const floating* diff, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
-    const floating* U, floating* z,
+    const floating* xt, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
+    const floating* centre, const floating* U, floating* z,
 ) noexcept nogil:
     if floating is double:
-        whiten_rows_f64(diff, stride, n_blocks, n_features, U, z)
+        whiten_rows_f64(xt, stride, n_blocks, n_features, centre, U, z)
     else:
-        whiten_rows_f32(diff, stride, n_blocks, n_features, U, z)
+        whiten_rows_f32(xt, stride, n_blocks, n_features, centre, U, z)
 
 
-cdef inline void _offset_log_prob_blocks(
+cdef inline void _tied_log_prob_blocks(
     const floating* z, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
-    const floating* offset, floating log_norm, floating* log_prob,
+    Py_ssize_t n_components, const floating* offsets, const floating* log_norm,
+    floating* log_prob, Py_ssize_t out_stride,
 ) noexcept nogil:
     if floating is double:
-        offset_log_prob_blocks_f64(z, stride, n_blocks, n_features, offset, log_norm,
-                                   log_prob)
+        tied_log_prob_blocks_f64(z, stride, n_blocks, n_features, n_components, offsets,
+                                 log_norm, log_prob, out_stride)
     else:
-        offset_log_prob_blocks_f32(z, stride, n_blocks, n_features, offset, log_norm,
-                                   log_prob)
+        tied_log_prob_blocks_f32(z, stride, n_blocks, n_features, n_components, offsets,
+                                 log_norm, log_prob, out_stride)
 
 
 cdef inline void _diag_log_prob_blocks(

@@ -81,52 +81,136 @@ static inline void GMMFAST_FN(whiten_log_prob_blocks)(const GMMFAST_REAL *y, ptr
     }
 }
 
-/* z = diff U, the whitened rows, for the rows of n_blocks blocks (z has diff's layout): tied
- * covariances whiten a chunk once for all components. */
-static inline void GMMFAST_FN(whiten_rows)(const GMMFAST_REAL *diff, ptrdiff_t stride,
+/* z = (x - centre) U, the whitened rows, for the rows of n_blocks blocks (z has xt's
+ * layout): tied covariances whiten a chunk once for all components. Coordinate j is a chain
+ * of j + 1 multiply-adds; four blocks at a time give four independent chains (one block at
+ * a time, each chain would wait on the latency of its previous multiply-add). Each
+ * x - centre is formed where it is used, on the adders that the multiply-adds leave idle,
+ * instead of in a pass of its own over the chunk. */
+static inline void GMMFAST_FN(whiten_rows)(const GMMFAST_REAL *xt, ptrdiff_t stride,
                                            ptrdiff_t n_blocks, ptrdiff_t d,
+                                           const GMMFAST_REAL *centre,
                                            const GMMFAST_REAL *U, GMMFAST_REAL *z)
 {
-    for (ptrdiff_t b = 0; b < n_blocks; b++) {
-        const GMMFAST_REAL *p = diff + b * GMMFAST_ROWS;
+    ptrdiff_t b = 0;
+    for (; b + 4 <= n_blocks; b += 4) {
+        const GMMFAST_REAL *p = xt + b * GMMFAST_ROWS;
+        GMMFAST_REAL *out = z + b * GMMFAST_ROWS;
         for (ptrdiff_t j = 0; j < d; j++) {
-            GMMFAST_FN(rows) y = U[j] * GMMFAST_LOAD(p);
+            GMMFAST_REAL u = U[j], c = centre[0];
+            GMMFAST_FN(rows) y0 = u * (GMMFAST_LOAD(p) - c);
+            GMMFAST_FN(rows) y1 = u * (GMMFAST_LOAD(p + GMMFAST_ROWS) - c);
+            GMMFAST_FN(rows) y2 = u * (GMMFAST_LOAD(p + 2 * GMMFAST_ROWS) - c);
+            GMMFAST_FN(rows) y3 = u * (GMMFAST_LOAD(p + 3 * GMMFAST_ROWS) - c);
+            for (ptrdiff_t l = 1; l <= j; l++) {
+                const GMMFAST_REAL *q = p + l * stride;
+                u = U[l * d + j];
+                c = centre[l];
+                y0 += u * (GMMFAST_LOAD(q) - c);
+                y1 += u * (GMMFAST_LOAD(q + GMMFAST_ROWS) - c);
+                y2 += u * (GMMFAST_LOAD(q + 2 * GMMFAST_ROWS) - c);
+                y3 += u * (GMMFAST_LOAD(q + 3 * GMMFAST_ROWS) - c);
+            }
+            GMMFAST_STORE(out + j * stride, y0);
+            GMMFAST_STORE(out + j * stride + GMMFAST_ROWS, y1);
+            GMMFAST_STORE(out + j * stride + 2 * GMMFAST_ROWS, y2);
+            GMMFAST_STORE(out + j * stride + 3 * GMMFAST_ROWS, y3);
+        }
+    }
+    for (; b < n_blocks; b++) {
+        const GMMFAST_REAL *p = xt + b * GMMFAST_ROWS;
+        for (ptrdiff_t j = 0; j < d; j++) {
+            GMMFAST_FN(rows) y = U[j] * (GMMFAST_LOAD(p) - centre[0]);
             for (ptrdiff_t l = 1; l <= j; l++)
-                y += U[l * d + j] * GMMFAST_LOAD(p + l * stride);
+                y += U[l * d + j] * (GMMFAST_LOAD(p + l * stride) - centre[l]);
             GMMFAST_STORE(z + j * stride + b * GMMFAST_ROWS, y);
         }
     }
 }
 
-/* log_prob[i] = log_norm - sum_j (z[j][i] - offset[j])^2 / 2 for the rows of n_blocks
- * blocks: a tied component's log-density from the whitened rows (offset = its whitened
- * mean). */
-static inline void GMMFAST_FN(offset_log_prob_blocks)(const GMMFAST_REAL *z, ptrdiff_t stride,
-                                                      ptrdiff_t n_blocks, ptrdiff_t d,
-                                                      const GMMFAST_REAL *offset,
-                                                      GMMFAST_REAL log_norm,
-                                                      GMMFAST_REAL *log_prob)
+/* One tile of tied_log_prob_blocks: n_components components by n_blocks blocks of rows (at
+ * most GMMFAST_TIED_TILE each), from z's block 0, offsets[0], log_norm[0] and log_prob[0]
+ * on. Each sum runs over the features in order, as it would one component at a time. */
+static inline __attribute__((always_inline)) void GMMFAST_FN(tied_tile)(
+    const GMMFAST_REAL *z, ptrdiff_t stride, ptrdiff_t d, const GMMFAST_REAL *offsets,
+    const GMMFAST_REAL *log_norm, GMMFAST_REAL *log_prob, ptrdiff_t out_stride,
+    const int n_components, const int n_blocks)
 {
-    for (ptrdiff_t b = 0; b < n_blocks; b++) {
-        const GMMFAST_REAL *p = z + b * GMMFAST_ROWS;
-        GMMFAST_FN(rows) total = {0};
-        for (ptrdiff_t j = 0; j < d; j++) {
-            GMMFAST_FN(rows) t = GMMFAST_LOAD(p + j * stride) - offset[j];
-            total += t * t;
+    GMMFAST_FN(rows) total[GMMFAST_TIED_TILE][GMMFAST_TIED_TILE];
+    for (int c = 0; c < n_components; c++)
+        for (int b = 0; b < n_blocks; b++)
+            total[c][b] = (GMMFAST_FN(rows)) {0};
+    for (ptrdiff_t j = 0; j < d; j++) {
+        GMMFAST_FN(rows) zj[GMMFAST_TIED_TILE];
+        for (int b = 0; b < n_blocks; b++)
+            zj[b] = GMMFAST_LOAD(z + j * stride + b * GMMFAST_ROWS);
+        for (int c = 0; c < n_components; c++) {
+            GMMFAST_REAL o = offsets[c * d + j];
+            for (int b = 0; b < n_blocks; b++) {
+                GMMFAST_FN(rows) t = zj[b] - o;
+                total[c][b] += t * t;
+            }
         }
-        GMMFAST_STORE(log_prob + b * GMMFAST_ROWS, log_norm - (GMMFAST_REAL) 0.5 * total);
     }
+    for (int c = 0; c < n_components; c++)
+        for (int b = 0; b < n_blocks; b++)
+            GMMFAST_STORE(log_prob + c * out_stride + b * GMMFAST_ROWS,
+                          log_norm[c] - (GMMFAST_REAL) 0.5 * total[c][b]);
+}
+
+/* The tiles of one row of tiles: n_components (at most GMMFAST_TIED_TILE) components over
+ * the rows of n_blocks blocks. */
+static inline __attribute__((always_inline)) void GMMFAST_FN(tied_tile_row)(
+    const GMMFAST_REAL *z, ptrdiff_t stride, ptrdiff_t n_blocks, ptrdiff_t d,
+    const GMMFAST_REAL *offsets, const GMMFAST_REAL *log_norm, GMMFAST_REAL *log_prob,
+    ptrdiff_t out_stride, const int n_components)
+{
+    ptrdiff_t b = 0;
+    for (; b + GMMFAST_TIED_TILE <= n_blocks; b += GMMFAST_TIED_TILE)
+        GMMFAST_FN(tied_tile)(z + b * GMMFAST_ROWS, stride, d, offsets, log_norm,
+                              log_prob + b * GMMFAST_ROWS, out_stride, n_components,
+                              GMMFAST_TIED_TILE);
+    for (; b < n_blocks; b++)
+        GMMFAST_FN(tied_tile)(z + b * GMMFAST_ROWS, stride, d, offsets, log_norm,
+                              log_prob + b * GMMFAST_ROWS, out_stride, n_components, 1);
+}
+
+/* log_prob[c * out_stride + i] = log_norm[c] - sum_j (z[j][i] - offsets[c * d + j])^2 / 2
+ * for c < n_components and the rows of n_blocks blocks: tied components' log-densities from
+ * the whitened rows (offsets[c], component c's whitened mean). A small matrix product's
+ * register tiling, GMMFAST_TIED_TILE (4) components by as many blocks at a time: each load
+ * of z serves four components and each broadcast offset four blocks, and sixteen
+ * independent sums hide the multiply-adds' latency, so that the loop is bound by its
+ * subtraction and multiply-add per feature, row block and component (which run on separate
+ * units). One component and one block at a time would load z and the offset for every
+ * subtraction, and each block's sum would wait on its previous feature. */
+static inline void GMMFAST_FN(tied_log_prob_blocks)(const GMMFAST_REAL *z, ptrdiff_t stride,
+                                                    ptrdiff_t n_blocks, ptrdiff_t d,
+                                                    ptrdiff_t n_components,
+                                                    const GMMFAST_REAL *offsets,
+                                                    const GMMFAST_REAL *log_norm,
+                                                    GMMFAST_REAL *log_prob,
+                                                    ptrdiff_t out_stride)
+{
+    ptrdiff_t c = 0;
+    for (; c + GMMFAST_TIED_TILE <= n_components; c += GMMFAST_TIED_TILE)
+        GMMFAST_FN(tied_tile_row)(z, stride, n_blocks, d, offsets + c * d, log_norm + c,
+                                  log_prob + c * out_stride, out_stride, GMMFAST_TIED_TILE);
+    for (; c < n_components; c++)
+        GMMFAST_FN(tied_tile_row)(z, stride, n_blocks, d, offsets + c * d, log_norm + c,
+                                  log_prob + c * out_stride, out_stride, 1);
 }
 
 /* log_prob[i] = log_norm - sum_j ((x[j][i] - mean[j]) * inv_std[j])^2 / 2 for the rows of
  * n_blocks blocks (diagonal covariances): the running sum stays in a register instead of
  * going back to memory once per feature, and the log-density is formed as it is stored
- * (not in a second pass over the chunk). Each term is formed as x * inv_std - mean *
- * inv_std, one multiply-add instead of a subtraction and a multiplication (two vector
- * operations per feature instead of three; the scaled means are computed once per call, for
- * features in slabs of GMMFAST_DIAG_SLAB, whose partial sums go through log_prob). Four
- * blocks at a time: with one, each feature waited for the previous one's multiply-add (its
- * latency bound the loop). */
+ * (not in a second pass over the chunk). Each term is formed as x * s - mean * s with
+ * s = inv_std / sqrt(2), one multiply-add instead of a subtraction and a multiplication,
+ * and taken off a sum that starts at log_norm: two multiply-adds per feature, the least a
+ * diagonal quadratic form needs, and none after the last feature (the scaled means are
+ * computed once per call, for features in slabs of GMMFAST_DIAG_SLAB, whose partial sums go
+ * through log_prob). Four blocks at a time: with one, each feature waited for the previous
+ * one's multiply-add (its latency bound the loop). */
 static inline void GMMFAST_FN(diag_log_prob_blocks)(const GMMFAST_REAL *xt, ptrdiff_t stride,
                                                     ptrdiff_t n_blocks, ptrdiff_t d,
                                                     const GMMFAST_REAL *mean,
@@ -134,18 +218,19 @@ static inline void GMMFAST_FN(diag_log_prob_blocks)(const GMMFAST_REAL *xt, ptrd
                                                     GMMFAST_REAL log_norm,
                                                     GMMFAST_REAL *log_prob)
 {
-    GMMFAST_REAL scaled_mean[GMMFAST_DIAG_SLAB];
+    GMMFAST_REAL s[GMMFAST_DIAG_SLAB], scaled_mean[GMMFAST_DIAG_SLAB];
     for (ptrdiff_t j0 = 0; j0 < d; j0 += GMMFAST_DIAG_SLAB) {
         ptrdiff_t width = d - j0 < GMMFAST_DIAG_SLAB ? d - j0 : GMMFAST_DIAG_SLAB;
-        const GMMFAST_REAL *s = inv_std + j0;
-        int last = j0 + width == d;
-        for (ptrdiff_t j = 0; j < width; j++)
+        for (ptrdiff_t j = 0; j < width; j++) {
+            s[j] = inv_std[j0 + j] * (GMMFAST_REAL) GMMFAST_SQRT_HALF;
             scaled_mean[j] = mean[j0 + j] * s[j];
+        }
+        GMMFAST_FN(rows) start = (GMMFAST_FN(rows)) {0} + log_norm; /* in every lane */
         ptrdiff_t b = 0;
         for (; b + 4 <= n_blocks; b += 4) {
             const GMMFAST_REAL *p = xt + j0 * stride + b * GMMFAST_ROWS;
             GMMFAST_REAL *out = log_prob + b * GMMFAST_ROWS;
-            GMMFAST_FN(rows) t0 = {0}, t1 = {0}, t2 = {0}, t3 = {0};
+            GMMFAST_FN(rows) t0 = start, t1 = start, t2 = start, t3 = start;
             if (j0) {
                 t0 = GMMFAST_LOAD(out);
                 t1 = GMMFAST_LOAD(out + GMMFAST_ROWS);
@@ -158,16 +243,10 @@ static inline void GMMFAST_FN(diag_log_prob_blocks)(const GMMFAST_REAL *xt, ptrd
                 GMMFAST_FN(rows) u1 = GMMFAST_LOAD(q + GMMFAST_ROWS) * s[j] - scaled_mean[j];
                 GMMFAST_FN(rows) u2 = GMMFAST_LOAD(q + 2 * GMMFAST_ROWS) * s[j] - scaled_mean[j];
                 GMMFAST_FN(rows) u3 = GMMFAST_LOAD(q + 3 * GMMFAST_ROWS) * s[j] - scaled_mean[j];
-                t0 += u0 * u0;
-                t1 += u1 * u1;
-                t2 += u2 * u2;
-                t3 += u3 * u3;
-            }
-            if (last) {
-                t0 = log_norm - (GMMFAST_REAL) 0.5 * t0;
-                t1 = log_norm - (GMMFAST_REAL) 0.5 * t1;
-                t2 = log_norm - (GMMFAST_REAL) 0.5 * t2;
-                t3 = log_norm - (GMMFAST_REAL) 0.5 * t3;
+                t0 -= u0 * u0;
+                t1 -= u1 * u1;
+                t2 -= u2 * u2;
+                t3 -= u3 * u3;
             }
             GMMFAST_STORE(out, t0);
             GMMFAST_STORE(out + GMMFAST_ROWS, t1);
@@ -176,15 +255,11 @@ static inline void GMMFAST_FN(diag_log_prob_blocks)(const GMMFAST_REAL *xt, ptrd
         }
         for (; b < n_blocks; b++) {
             const GMMFAST_REAL *p = xt + j0 * stride + b * GMMFAST_ROWS;
-            GMMFAST_FN(rows) total = {0};
-            if (j0)
-                total = GMMFAST_LOAD(log_prob + b * GMMFAST_ROWS);
+            GMMFAST_FN(rows) total = j0 ? GMMFAST_LOAD(log_prob + b * GMMFAST_ROWS) : start;
             for (ptrdiff_t j = 0; j < width; j++) {
                 GMMFAST_FN(rows) t = GMMFAST_LOAD(p + j * stride) * s[j] - scaled_mean[j];
-                total += t * t;
+                total -= t * t;
             }
-            if (last)
-                total = log_norm - (GMMFAST_REAL) 0.5 * total;
             GMMFAST_STORE(log_prob + b * GMMFAST_ROWS, total);
         }
     }
@@ -480,33 +555,37 @@ static inline void GMMFAST_FN(whiten_log_prob_blocks)(const GMMFAST_REAL *y, ptr
     }
 }
 
-static inline void GMMFAST_FN(whiten_rows)(const GMMFAST_REAL *diff, ptrdiff_t stride,
+static inline void GMMFAST_FN(whiten_rows)(const GMMFAST_REAL *xt, ptrdiff_t stride,
                                            ptrdiff_t n_blocks, ptrdiff_t d,
+                                           const GMMFAST_REAL *centre,
                                            const GMMFAST_REAL *U, GMMFAST_REAL *z)
 {
     for (ptrdiff_t i = 0; i < n_blocks * GMMFAST_ROWS; i++)
         for (ptrdiff_t j = 0; j < d; j++) {
             GMMFAST_REAL y = 0;
             for (ptrdiff_t l = 0; l <= j; l++)
-                y += U[l * d + j] * diff[l * stride + i];
+                y += U[l * d + j] * (xt[l * stride + i] - centre[l]);
             z[j * stride + i] = y;
         }
 }
 
-static inline void GMMFAST_FN(offset_log_prob_blocks)(const GMMFAST_REAL *z, ptrdiff_t stride,
-                                                      ptrdiff_t n_blocks, ptrdiff_t d,
-                                                      const GMMFAST_REAL *offset,
-                                                      GMMFAST_REAL log_norm,
-                                                      GMMFAST_REAL *log_prob)
+static inline void GMMFAST_FN(tied_log_prob_blocks)(const GMMFAST_REAL *z, ptrdiff_t stride,
+                                                    ptrdiff_t n_blocks, ptrdiff_t d,
+                                                    ptrdiff_t n_components,
+                                                    const GMMFAST_REAL *offsets,
+                                                    const GMMFAST_REAL *log_norm,
+                                                    GMMFAST_REAL *log_prob,
+                                                    ptrdiff_t out_stride)
 {
-    for (ptrdiff_t i = 0; i < n_blocks * GMMFAST_ROWS; i++) {
-        GMMFAST_REAL total = 0;
-        for (ptrdiff_t j = 0; j < d; j++) {
-            GMMFAST_REAL t = z[j * stride + i] - offset[j];
-            total += t * t;
+    for (ptrdiff_t c = 0; c < n_components; c++)
+        for (ptrdiff_t i = 0; i < n_blocks * GMMFAST_ROWS; i++) {
+            GMMFAST_REAL total = 0;
+            for (ptrdiff_t j = 0; j < d; j++) {
+                GMMFAST_REAL t = z[j * stride + i] - offsets[c * d + j];
+                total += t * t;
+            }
+            log_prob[c * out_stride + i] = log_norm[c] - (GMMFAST_REAL) 0.5 * total;
         }
-        log_prob[i] = log_norm - (GMMFAST_REAL) 0.5 * total;
-    }
 }
 
 static inline void GMMFAST_FN(diag_log_prob_blocks)(const GMMFAST_REAL *xt, ptrdiff_t stride,
@@ -517,12 +596,13 @@ static inline void GMMFAST_FN(diag_log_prob_blocks)(const GMMFAST_REAL *xt, ptrd
                                                     GMMFAST_REAL *log_prob)
 {
     for (ptrdiff_t i = 0; i < n_blocks * GMMFAST_ROWS; i++) {
-        GMMFAST_REAL total = 0;
+        GMMFAST_REAL total = log_norm;
         for (ptrdiff_t j = 0; j < d; j++) {
-            GMMFAST_REAL t = xt[j * stride + i] * inv_std[j] - mean[j] * inv_std[j];
-            total += t * t;
+            GMMFAST_REAL s = inv_std[j] * (GMMFAST_REAL) GMMFAST_SQRT_HALF;
+            GMMFAST_REAL t = xt[j * stride + i] * s - mean[j] * s;
+            total -= t * t;
         }
-        log_prob[i] = log_norm - (GMMFAST_REAL) 0.5 * total;
+        log_prob[i] = total;
     }
 }
 

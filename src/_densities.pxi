@@ -194,7 +194,7 @@ cdef void _log_prob_tied(
     ‖z − offsets[c]‖² with offsets[c] = (μ_c − centre) U: D(D+1)/2 multiply-adds per row for
     all components together, then 2D operations per row and component (instead of
     D(D+3)/2). ``centre`` (near the means) keeps z small, so no digits are lost in the
-    difference. work: 2 D m elements.
+    difference. work: D m elements.
     """
     cdef Py_ssize_t i, c, j
     cdef Py_ssize_t m = n_rows
@@ -202,14 +202,12 @@ cdef void _log_prob_tied(
     cdef Py_ssize_t rows = _row_block(xt)
     cdef Py_ssize_t n_blocks = m // rows
     cdef Py_ssize_t done = n_blocks * rows
-    cdef bint blocked = d < WHITEN_BLAS_MIN_FEATURES
-    cdef floating* diff = work
-    cdef floating* z = work + d * m if blocked else work  # trmm works in place
-    # As in _log_prob_full_blocked, the last m % rows rows are zero-padded to a block, so
-    # a row's result does not depend on where the chunk boundaries fall.
-    cdef floating tail_diff[32 * MAX_ROW_BLOCK]
+    cdef floating* z = work
+    # As in _log_prob_full_blocked, the last m % rows rows go through the same kernels,
+    # padded to a block (with the centre, so z is 0 there), so a row's result does not
+    # depend on where the chunk boundaries fall.
+    cdef floating tail_x[32 * MAX_ROW_BLOCK]
     cdef floating tail_z[32 * MAX_ROW_BLOCK]
-    cdef floating tail_out[MAX_ROW_BLOCK]
     cdef floating* out
     cdef floating half_norm, t
     cdef int m_int = <int> m
@@ -219,45 +217,81 @@ cdef void _log_prob_tied(
     cdef char lower = b'L'
     cdef char trans = b'T'
     cdef char non_unit = b'N'
-    for j in range(d):
-        for i in range(m):
-            diff[j * m + i] = xt[j * m + i] - centre[j]
-    if blocked:
-        _whiten_rows(diff, m, n_blocks, d, U, z)
+    if d < WHITEN_BLAS_MIN_FEATURES:
+        _whiten_rows(xt, m, n_blocks, d, centre, U, z)
+        _tied_log_prob_tiles(z, m, n_blocks, d, n_components, offsets, log_norm, log_prob,
+                             ahead)
         if done < m:
             for j in range(d):
                 for i in range(rows):
-                    tail_diff[j * rows + i] = diff[j * m + done + i] if done + i < m else 0
-            _whiten_rows(tail_diff, rows, 1, d, U, tail_z)
-    else:  # column-major (m × d) z = diff U in place, U as the column-major lower Uᵀ
-        n_blocks = 0
-        done = 0
-        if floating is double:
-            dtrmm(&right, &lower, &trans, &non_unit, &m_int, &d_int, &one, <double*> U,
-                  &d_int, z, &m_int)
-        else:
-            strmm(&right, &lower, &trans, &non_unit, &m_int, &d_int, &one, <float*> U,
-                  &d_int, z, &m_int)
+                    tail_x[j * rows + i] = xt[j * m + done + i] if done + i < m else centre[j]
+            _whiten_rows(tail_x, rows, 1, d, centre, U, tail_z)
+            _tied_log_prob_tail(tail_z, m, done, d, n_components, offsets, log_norm, log_prob)
+        return
+    for j in range(d):
+        for i in range(m):
+            z[j * m + i] = xt[j * m + i] - centre[j]
+    # column-major (m × d) z = (x − centre) U in place, U as the column-major lower Uᵀ
+    if floating is double:
+        dtrmm(&right, &lower, &trans, &non_unit, &m_int, &d_int, &one, <double*> U, &d_int,
+              z, &m_int)
+    else:
+        strmm(&right, &lower, &trans, &non_unit, &m_int, &d_int, &one, <float*> U, &d_int,
+              z, &m_int)
     for c in range(n_components):
         _fetch_share(ahead, c, n_components)
         out = log_prob + c * m
-        if blocked:
-            _offset_log_prob_blocks(z, m, n_blocks, d, offsets + c * d, log_norm[c], out)
-            if done < m:
-                _offset_log_prob_blocks(tail_z, rows, 1, d, offsets + c * d, log_norm[c],
-                                        tail_out)
-                for i in range(m - done):
-                    out[done + i] = tail_out[i]
-        else:
+        for i in range(m):
+            out[i] = 0
+        for j in range(d):
             for i in range(m):
-                out[i] = 0
-            for j in range(d):
-                for i in range(m):
-                    t = z[j * m + i] - offsets[c * d + j]
-                    out[i] += t * t
-            half_norm = log_norm[c]
-            for i in range(m):
-                out[i] = half_norm - <floating> 0.5 * out[i]
+                t = z[j * m + i] - offsets[c * d + j]
+                out[i] += t * t
+        half_norm = log_norm[c]
+        for i in range(m):
+            out[i] = half_norm - <floating> 0.5 * out[i]
+
+
+cdef inline void _tied_log_prob_tiles(
+    const floating* z, Py_ssize_t m, Py_ssize_t n_blocks, Py_ssize_t d,
+    Py_ssize_t n_components, const floating* offsets, const floating* log_norm,
+    floating* log_prob, Lookahead* ahead,
+) noexcept nogil:
+    """The whole blocks' log-densities from the whitened rows z (D × m), TIED_TILE
+    components at a time; within each group the blocks go in one slice per component, so
+    that the next chunk's shares stay spread over the loop (one per component)."""
+    cdef Py_ssize_t rows = _row_block(z)
+    cdef Py_ssize_t tile, c0, group, part, first, end
+    for tile in range((n_components + TIED_TILE - 1) // TIED_TILE):
+        c0 = tile * TIED_TILE
+        group = min(<Py_ssize_t> TIED_TILE, n_components - c0)
+        for part in range(group):
+            _fetch_share(ahead, c0 + part, n_components)
+            first = part * n_blocks // group
+            end = (part + 1) * n_blocks // group
+            _tied_log_prob_blocks(z + first * rows, m, end - first, d, group,
+                                  offsets + c0 * d, log_norm + c0,
+                                  log_prob + c0 * m + first * rows, m)
+
+
+cdef inline void _tied_log_prob_tail(
+    const floating* tail_z, Py_ssize_t m, Py_ssize_t done, Py_ssize_t d,
+    Py_ssize_t n_components, const floating* offsets, const floating* log_norm,
+    floating* log_prob,
+) noexcept nogil:
+    """The log-densities of rows done .. m − 1 from their whitened block tail_z (D × one
+    block, zero-padded), through the same kernel, TIED_TILE components at a time."""
+    cdef Py_ssize_t rows = _row_block(tail_z)
+    cdef floating tail_out[TIED_TILE * MAX_ROW_BLOCK]
+    cdef Py_ssize_t tile, c0, c, i, group
+    for tile in range((n_components + TIED_TILE - 1) // TIED_TILE):
+        c0 = tile * TIED_TILE
+        group = min(<Py_ssize_t> TIED_TILE, n_components - c0)
+        _tied_log_prob_blocks(tail_z, rows, 1, d, group, offsets + c0 * d, log_norm + c0,
+                              tail_out, rows)
+        for c in range(group):
+            for i in range(m - done):
+                log_prob[(c0 + c) * m + done + i] = tail_out[c * rows + i]
 
 
 cdef void _log_prob_diag(

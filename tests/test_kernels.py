@@ -863,6 +863,18 @@ def test_score_matches_reference_with_many_components(dtype, form, k):
     test_score_matches_reference(dtype, form, 3001, 3, k)
 
 
+@pytest.mark.parametrize("k", [5, 6, 7])
+@pytest.mark.parametrize("d", [3, 8])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_tied_register_tiles_match_reference(dtype, d, k):
+    # Tied densities go in register tiles of four components by four blocks of rows, one
+    # slice of blocks per component of a tile: K = 5..7 leave one to three components for
+    # a last group, and the 3001 rows a last chunk of 23 (float64) or 11 (float32) blocks
+    # that no slice divides into whole tiles, and a padded partial block.
+    test_score_matches_reference(dtype, "tied", 3001, d, k)
+    test_em_pass_matches_reference(dtype, "tied", 3001, "with_zeros", d, k)
+
+
 @pytest.mark.parametrize("form", DENSITY_FORMS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_score_optional_outputs_and_consistency_with_em_pass(dtype, form):
