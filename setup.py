@@ -166,9 +166,12 @@ def extensions():
         raise RuntimeError(f"no Cython sources src/_*.pyx found under {HERE}")
     # NumPy's headers: _mstep_core allocates and reads arrays through NumPy's C API (the
     # kernels themselves take typed memoryviews only).
+    # The C headers are compiled into every module; naming them makes build_ext recompile
+    # when only a header changed (Cython's .c files do not change then).
+    headers = sorted(f"src/{p.name}" for p in (HERE / "src").glob("*.h"))
     return [
         Extension(f"gmmfast.{name}", [f"src/{name}.pyx"], define_macros=macros,
-                  include_dirs=["src", numpy.get_include()])
+                  include_dirs=["src", numpy.get_include()], depends=headers)
         for name in modules
     ]
 
