@@ -48,19 +48,14 @@ cdef extern from "_blocked.h":
         const float* xt, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
         const float* mean, const float* inv_std, float log_norm,
         float* log_prob) noexcept nogil
-    # Σ_i r[i] over i < n_blocks * row block.
-    double block_total_f64 "gmmfast_block_total_f64"(
-        const double* r, Py_ssize_t n_blocks) noexcept nogil
     # sums[j] += Σ_i r[i] t and squares[j] += Σ_i r[i] t² (unless squares is NULL),
-    # t = x[j][i] − shift[j], i < n_blocks * row block; ``sparse``: skip the blocks of r
-    # that are all zero.
-    void diag_moments_blocks_f64 "gmmfast_diag_moments_blocks_f64"(
+    # t = x[j][i] − shift[j], i < n_blocks * row block, with r[i] · scale[i] for r[i]
+    # unless scale is NULL; returns Σ_i r[i] (scaled likewise). ``sparse``: skip the blocks
+    # of r that are all zero.
+    double diag_moments_blocks_f64 "gmmfast_diag_moments_blocks_f64"(
         const double* xt, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
-        const double* r, const double* shift, double* sums, double* squares,
-        bint sparse) noexcept nogil
-    # row_weight[i] += r[i], i < n_blocks * row block; returns Σ_i r[i].
-    double row_weight_blocks_f64 "gmmfast_row_weight_blocks_f64"(
-        const double* r, Py_ssize_t n_blocks, double* row_weight) noexcept nogil
+        const double* r, const double* scale, const double* shift, double* sums,
+        double* squares, bint sparse) noexcept nogil
     # C[j * D + l] += Σ_i wd[j][i] · diff[l][i] for j <= l, i < n_blocks * row block.
     void scatter_blocks_f64 "gmmfast_scatter_blocks_f64"(
         const double* wd, const double* diff, Py_ssize_t stride, Py_ssize_t n_blocks,
