@@ -95,6 +95,30 @@ cdef void _accumulate_full(
                                   scatter + c * d * d, work, wide)
 
 
+cdef inline bint _moments_by_rows(
+    const floating* r, Py_ssize_t m, Py_ssize_t d, const floating* x_rows, bint sparse,
+    uint64_t* kept_rows,
+) noexcept nogil:
+    """Whether one component's moments over a chunk go row by row (diag_moments_rows_f64,
+    over the rows marked in ``kept_rows``, filled here: a bit per row of a chunk) rather
+    than by blocks of rows.
+
+    Only float64 under a raised floor (``sparse``), with the chunk's rows as stored
+    (``x_rows``) of at most ROW_MOMENTS_MAX_FEATURES features. A row costs about eight
+    vector operations per component it belongs to; a block of 8 rows with any of them,
+    about four per feature and four more. Rows pay where a component's rows are few per
+    block it has any in, as where separated clusters leave most rows one responsibility
+    (d: ~1.3 per block), and not where every row has some of every component (8).
+    """
+    cdef Py_ssize_t n_kept, kept_blocks
+    if floating is double:
+        if (sparse and x_rows != NULL and d <= ROW_MOMENTS_MAX_FEATURES
+                and m <= CHUNK_ROWS):
+            n_kept = nonzero_rows_f64(r, m, kept_rows, &kept_blocks)
+            return 8 * n_kept <= (4 * d + 4) * kept_blocks
+    return False
+
+
 cdef inline floating _scaled_resp(
     const floating* r, const floating* scale, Py_ssize_t i,
 ) noexcept nogil:
@@ -107,7 +131,7 @@ cdef void _accumulate_pooled(
     const floating* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
     const floating* resp, const floating* scale, const double* sample_weight,
     const floating* centre, double* nk, double* sums, double* scatter, double* row_sums,
-    double* row_weight, double* operands, bint sparse,
+    double* row_weight, double* operands, bint sparse, const floating* x_rows,
 ) noexcept nogil:
     """Per component Σ r and Σ r (x − c) about the common shift c (``centre``), and the
     upper triangle of the pooled scatter Σ_i v_i (x_i − c)(x_i − c)ᵀ, v_i = Σ_k r_ik; r is
@@ -132,7 +156,8 @@ cdef void _accumulate_pooled(
     float64 goes through src/_blocked.h's register blocks (one partial sum per feature in
     a register: the plain loop's single one waited on each multiply-add's latency, half
     of this function's time at D = 8, K = 16); ``sparse`` (see _raised_floor) skips the
-    blocks where a component has no responsibility, as _accumulate_diag does.
+    blocks where a component has no responsibility, as _accumulate_diag does, or goes
+    row by row (``x_rows``: the chunk's rows as stored, or NULL; see _moments_by_rows).
     """
     cdef Py_ssize_t c, i, j
     cdef Py_ssize_t m = n_rows
@@ -141,6 +166,7 @@ cdef void _accumulate_pooled(
     cdef Py_ssize_t done = n_blocks * _row_block(xt)
     cdef const floating* r
     cdef double shift, total, acc, rv
+    cdef uint64_t kept_rows[(CHUNK_ROWS + 63) >> 6]  # a bit per row
     for i in range(m):
         if scale == NULL:
             row_weight[i] = 0.0
@@ -153,6 +179,10 @@ cdef void _accumulate_pooled(
             for i in range(m):
                 row_weight[i] += r[i]
         if floating is double:
+            if _moments_by_rows(r, m, d, x_rows, sparse, kept_rows):
+                nk[c] += diag_moments_rows_f64(x_rows, m, d, r, scale, kept_rows, centre,
+                                               sums + c * d, NULL)
+                continue
             total = diag_moments_blocks_f64(xt, m, n_blocks, d, r, scale, centre,
                                             sums + c * d, NULL, sparse)
             for i in range(done, m):  # the last few rows, one at a time
@@ -357,10 +387,11 @@ cdef void _scatter_few_rows(
 cdef void _accumulate_diag(
     const floating* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
     const floating* resp, const floating* scale, const floating* shifts,
-    double* nk, double* sums, double* scatter, bint sparse,
+    double* nk, double* sums, double* scatter, bint sparse, const floating* x_rows,
 ) noexcept nogil:
     """Per component: Σ r, and Σ r (x − c), Σ r (x − c)² per feature; r is ``resp``, or
     the pass's unscaled terms times their row's factor (``scale``, see _scaled_resp).
+    ``x_rows``: the chunk's rows as stored, or NULL (see _moments_by_rows).
 
     float64 goes through src/_blocked.h's register blocks (5 % of a spherical pass faster
     than the plain loop at D = 8, K = 16), which form the count as they go; float32's
@@ -376,9 +407,14 @@ cdef void _accumulate_diag(
     cdef const floating* r
     cdef floating shift, t, rt, rv, first, second
     cdef double total
+    cdef uint64_t kept_rows[(CHUNK_ROWS + 63) >> 6]  # a bit per row
     for c in range(n_components):
         r = resp + c * m
         if floating is double:
+            if _moments_by_rows(r, m, d, x_rows, sparse, kept_rows):
+                nk[c] += diag_moments_rows_f64(x_rows, m, d, r, scale, kept_rows,
+                                               shifts + c * d, sums + c * d, scatter + c * d)
+                continue
             total = diag_moments_blocks_f64(xt, m, n_blocks, d, r, scale, shifts + c * d,
                                             sums + c * d, scatter + c * d, sparse)
             for i in range(done, m):  # the last few rows, one at a time

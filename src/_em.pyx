@@ -295,7 +295,7 @@ cdef void accumulate_diag(
 ) noexcept nogil:
     """Add Σ r, Σ r (x − c) and Σ r (x − c)² (element-wise) per component."""
     _accumulate_diag(xt, n_rows, n_features, n_components, resp, NULL, shifts, nk, sums,
-                     scatter, False)
+                     scatter, False, NULL)
 
 
 # --------------------------------------------------------------------------------------------

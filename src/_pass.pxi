@@ -70,16 +70,17 @@ cdef void _stats_group(
         _transpose_chunk(X + row0 * d, m, d, xt)
         ahead = _next_chunk(X, d, row0 + m, group_end)
         for i in range(n_sets):
-            _chunk_statistics(xt, row0, m, source, sets[i], layout,
+            _chunk_statistics(X + row0 * d, xt, row0, m, source, sets[i], layout,
                               accumulators + (i * n_groups + group) * layout.size, s, &ahead)
 
 
 cdef inline void _chunk_statistics(
-    const floating* xt, Py_ssize_t row0, Py_ssize_t m, StatsSource source, PassInputs a,
-    AccLayout layout, double* acc, Scratch s, Lookahead* ahead,
+    const floating* x_rows, const floating* xt, Py_ssize_t row0, Py_ssize_t m,
+    StatsSource source, PassInputs a, AccLayout layout, double* acc, Scratch s,
+    Lookahead* ahead,
 ) noexcept nogil:
-    """One transposed chunk (rows row0 .. row0 + m) of one parameter set into ``acc``;
-    the densities ask for ``ahead``'s rows as they go."""
+    """One chunk (rows row0 .. row0 + m: ``x_rows`` as stored, ``xt`` transposed) of one
+    parameter set into ``acc``; the densities ask for ``ahead``'s rows as they go."""
     cdef Py_ssize_t d = layout.d
     cdef Py_ssize_t k = layout.k
     cdef double* nk = acc + layout.nk
@@ -120,15 +121,17 @@ cdef inline void _chunk_statistics(
         if floating is double:
             _accumulate_pooled(xt, m, d, k, log_prob, scale, wc,
                                <const floating*> a.tied_centre, nk, sums, scatter,
-                               acc + layout.row_sums, row_work, work, sparse)
+                               acc + layout.row_sums, row_work, work, sparse, x_rows)
         else:
             _accumulate_pooled(xt, m, d, k, log_prob, scale, wc,
                                <const floating*> a.tied_centre, nk, sums, scatter,
-                               acc + layout.row_sums, <double*> work + m, s.wide, sparse)
+                               acc + layout.row_sums, <double*> work + m, s.wide, sparse,
+                               x_rows)
     elif layout.full:
         _accumulate_full(xt, m, d, k, log_prob, shifts, nk, sums, scatter, work, s.wide)
     else:
-        _accumulate_diag(xt, m, d, k, log_prob, scale, shifts, nk, sums, scatter, sparse)
+        _accumulate_diag(xt, m, d, k, log_prob, scale, shifts, nk, sums, scatter, sparse,
+                         x_rows)
 
 
 cdef Py_ssize_t _dispatch_pass(
