@@ -95,19 +95,56 @@ cdef void _accumulate_full(
                                   scatter + c * d * d, work, wide)
 
 
+cdef inline bint _moments_by_rows(
+    const floating* r, Py_ssize_t m, Py_ssize_t d, const floating* x_rows, bint sparse,
+    uint64_t* kept_rows,
+) noexcept nogil:
+    """Whether one component's moments over a chunk go row by row (diag_moments_rows_f64,
+    over the rows marked in ``kept_rows``, filled here: a bit per row of a chunk) rather
+    than by blocks of rows.
+
+    Only float64 under a raised floor (``sparse``), with the chunk's rows as stored
+    (``x_rows``) of at most ROW_MOMENTS_MAX_FEATURES features. A row costs about eight
+    vector operations per component it belongs to; a block of 8 rows with any of them,
+    about four per feature and four more. Rows pay where a component's rows are few per
+    block it has any in, as where separated clusters leave most rows one responsibility
+    (d: ~1.3 per block), and not where every row has some of every component (8).
+    """
+    cdef Py_ssize_t n_kept, kept_blocks
+    if floating is double:
+        if (sparse and x_rows != NULL and d <= ROW_MOMENTS_MAX_FEATURES
+                and m <= CHUNK_ROWS):
+            n_kept = nonzero_rows_f64(r, m, kept_rows, &kept_blocks)
+            return 8 * n_kept <= (4 * d + 4) * kept_blocks
+    return False
+
+
+cdef inline floating _scaled_resp(
+    const floating* r, const floating* scale, Py_ssize_t i,
+) noexcept nogil:
+    """Row i's responsibility: r[i], or r[i] · scale[i] where the pass left its terms
+    unscaled (_chunk_statistics), the product a scaling pass would have stored."""
+    return r[i] if scale == NULL else r[i] * scale[i]
+
+
 cdef void _accumulate_pooled(
     const floating* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
-    const floating* resp, const floating* centre,
-    double* nk, double* sums, double* scatter, double* row_sums,
-    double* row_weight, double* operands, bint sparse,
+    const floating* resp, const floating* scale, const double* sample_weight,
+    const floating* centre, double* nk, double* sums, double* scatter, double* row_sums,
+    double* row_weight, double* operands, bint sparse, const floating* x_rows,
 ) noexcept nogil:
     """Per component Σ r and Σ r (x − c) about the common shift c (``centre``), and the
-    upper triangle of the pooled scatter Σ_i v_i (x_i − c)(x_i − c)ᵀ, v_i = Σ_k r_ik.
+    upper triangle of the pooled scatter Σ_i v_i (x_i − c)(x_i − c)ᵀ, v_i = Σ_k r_ik; r is
+    ``resp``, or the pass's unscaled terms times their row's factor (``scale``, see
+    _scaled_resp).
 
     Σ_k Σ_i r_ik (x_i − c)(x_i − c)ᵀ = Σ_i v_i (x_i − c)(x_i − c)ᵀ: one D×D product per
-    row instead of one per row and component. v_i is summed from the responsibilities as
-    the pass formed them (w_i to rounding: a raised floor renormalises over the terms it
-    keeps; 0 for a row of zero density), so the identity holds to rounding.
+    row instead of one per row and component. Responsibilities the pass formed add up to
+    their row's weight w_i (to rounding: a raised floor renormalises over the terms it
+    keeps), or to 0 for a row of zero weight or zero density, whose factor is 0: with
+    ``scale``, v_i is that, without a pass over the K × m responsibilities; given ones
+    (``resp``, weighted by ``sample_weight`` already) are summed, so the identity holds to
+    rounding either way.
 
     Everything is formed in float64, float32 data too: the pooled scatter's terms are of
     the clusters' separation, and the within-cluster scatter is what is left after the
@@ -119,7 +156,8 @@ cdef void _accumulate_pooled(
     float64 goes through src/_blocked.h's register blocks (one partial sum per feature in
     a register: the plain loop's single one waited on each multiply-add's latency, half
     of this function's time at D = 8, K = 16); ``sparse`` (see _raised_floor) skips the
-    blocks where a component has no responsibility, as _accumulate_diag does.
+    blocks where a component has no responsibility, as _accumulate_diag does, or goes
+    row by row (``x_rows``: the chunk's rows as stored, or NULL; see _moments_by_rows).
     """
     cdef Py_ssize_t c, i, j
     cdef Py_ssize_t m = n_rows
@@ -127,36 +165,42 @@ cdef void _accumulate_pooled(
     cdef Py_ssize_t n_blocks = m // _row_block(xt)
     cdef Py_ssize_t done = n_blocks * _row_block(xt)
     cdef const floating* r
-    cdef double shift, total, acc
+    cdef double shift, total, acc, rv
+    cdef uint64_t kept_rows[(CHUNK_ROWS + 63) >> 6]  # a bit per row
     for i in range(m):
-        row_weight[i] = 0.0
+        if scale == NULL:
+            row_weight[i] = 0.0
+        else:
+            row_weight[i] = 0.0 if scale[i] == 0 else (
+                1.0 if sample_weight == NULL else sample_weight[i])
     for c in range(n_components):
         r = resp + c * m
-        if floating is double:
-            total = row_weight_blocks_f64(r, n_blocks, row_weight)
-            for i in range(done, m):
-                total += r[i]
+        if scale == NULL:
+            for i in range(m):
                 row_weight[i] += r[i]
+        if floating is double:
+            if _moments_by_rows(r, m, d, x_rows, sparse, kept_rows):
+                nk[c] += diag_moments_rows_f64(x_rows, m, d, r, scale, kept_rows, centre,
+                                               sums + c * d, NULL)
+                continue
+            total = diag_moments_blocks_f64(xt, m, n_blocks, d, r, scale, centre,
+                                            sums + c * d, NULL, sparse)
+            for i in range(done, m):  # the last few rows, one at a time
+                rv = _scaled_resp(r, scale, i)
+                total += rv
+                for j in range(d):
+                    sums[c * d + j] += rv * (xt[j * m + i] - centre[j])
         else:
             total = 0.0
             for i in range(m):
-                total += r[i]
-                row_weight[i] += r[i]
-        if total == 0.0:
-            continue
-        nk[c] += total
-        if floating is double:
-            diag_moments_blocks_f64(xt, m, n_blocks, d, r, centre, sums + c * d, NULL, sparse)
-            for i in range(done, m):  # the last few rows, one at a time
-                for j in range(d):
-                    sums[c * d + j] += r[i] * (xt[j * m + i] - centre[j])
-        else:
+                total += _scaled_resp(r, scale, i)
             for j in range(d):
                 shift = centre[j]
                 acc = 0.0
                 for i in range(m):
-                    acc += r[i] * (<double> xt[j * m + i] - shift)
+                    acc += _scaled_resp(r, scale, i) * (<double> xt[j * m + i] - shift)
                 sums[c * d + j] += acc
+        nk[c] += total
     _pooled_scatter(xt, m, d, row_weight, centre, row_sums, scatter, operands)
 
 
@@ -342,15 +386,18 @@ cdef void _scatter_few_rows(
 
 cdef void _accumulate_diag(
     const floating* xt, Py_ssize_t n_rows, Py_ssize_t n_features, Py_ssize_t n_components,
-    const floating* resp, const floating* shifts,
-    double* nk, double* sums, double* scatter, bint sparse,
+    const floating* resp, const floating* scale, const floating* shifts,
+    double* nk, double* sums, double* scatter, bint sparse, const floating* x_rows,
 ) noexcept nogil:
-    """Per component: Σ r, and Σ r (x − c), Σ r (x − c)² per feature.
+    """Per component: Σ r, and Σ r (x − c), Σ r (x − c)² per feature; r is ``resp``, or
+    the pass's unscaled terms times their row's factor (``scale``, see _scaled_resp).
+    ``x_rows``: the chunk's rows as stored, or NULL (see _moments_by_rows).
 
     float64 goes through src/_blocked.h's register blocks (5 % of a spherical pass faster
-    than the plain loop at D = 8, K = 16); float32's 16-row blocks leave too few blocks per
-    chunk for them to pay (the pass was 7 % slower), so it keeps the plain loop.
-    ``sparse`` (see _raised_floor): the float64 blocks skip those without responsibility.
+    than the plain loop at D = 8, K = 16), which form the count as they go; float32's
+    16-row blocks leave too few blocks per chunk for them to pay (the pass was 7 % slower),
+    so it keeps the plain loop. ``sparse`` (see _raised_floor): the float64 blocks skip
+    those without responsibility.
     """
     cdef Py_ssize_t i, c, j
     cdef Py_ssize_t m = n_rows
@@ -358,38 +405,41 @@ cdef void _accumulate_diag(
     cdef Py_ssize_t n_blocks = m // _row_block(xt)
     cdef Py_ssize_t done = n_blocks * _row_block(xt)
     cdef const floating* r
-    cdef floating shift, t, rt, first, second
+    cdef floating shift, t, rt, rv, first, second
     cdef double total
+    cdef uint64_t kept_rows[(CHUNK_ROWS + 63) >> 6]  # a bit per row
     for c in range(n_components):
         r = resp + c * m
         if floating is double:
-            total = block_total_f64(r, n_blocks)
-            for i in range(done, m):
-                total += r[i]
-        else:
-            total = 0.0
-            for i in range(m):
-                total += r[i]
+            if _moments_by_rows(r, m, d, x_rows, sparse, kept_rows):
+                nk[c] += diag_moments_rows_f64(x_rows, m, d, r, scale, kept_rows,
+                                               shifts + c * d, sums + c * d, scatter + c * d)
+                continue
+            total = diag_moments_blocks_f64(xt, m, n_blocks, d, r, scale, shifts + c * d,
+                                            sums + c * d, scatter + c * d, sparse)
+            for i in range(done, m):  # the last few rows, one at a time
+                rv = _scaled_resp(r, scale, i)
+                total += rv
+                for j in range(d):
+                    t = xt[j * m + i] - shifts[c * d + j]
+                    rt = rv * t
+                    sums[c * d + j] += rt
+                    scatter[c * d + j] += rt * t
+            nk[c] += total
+            continue
+        total = 0.0
+        for i in range(m):
+            total += _scaled_resp(r, scale, i)
         if total == 0.0:
             continue
         nk[c] += total
-        if floating is double:
-            diag_moments_blocks_f64(xt, m, n_blocks, d, r, shifts + c * d, sums + c * d,
-                                    scatter + c * d, sparse)
-            for i in range(done, m):  # the last few rows, one at a time
-                for j in range(d):
-                    t = xt[j * m + i] - shifts[c * d + j]
-                    rt = r[i] * t
-                    sums[c * d + j] += rt
-                    scatter[c * d + j] += rt * t
-            continue
         for j in range(d):
             shift = shifts[c * d + j]
             first = 0
             second = 0
             for i in range(m):
                 t = xt[j * m + i] - shift
-                rt = r[i] * t
+                rt = _scaled_resp(r, scale, i) * t
                 first += rt
                 second += rt * t
             sums[c * d + j] += first

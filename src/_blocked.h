@@ -155,6 +155,67 @@ static inline ptrdiff_t gmmfast_gather_rows_f32(const float *xt, ptrdiff_t m, pt
     return t;
 }
 
+/* One component's diagonal moments from the rows of a chunk it is responsible for, one row
+ * at a time (accumulate_diag and accumulate_pooled under a raised floor): where most rows
+ * have one component's responsibility, a row costs a few operations per component it
+ * belongs to, where a block of rows costs four per feature for every component with a
+ * row in it. The rows are marked as bits, 64 to a word, and walked in order; the plain
+ * versions below mark the same rows and add them in the same order. */
+/* Bit i % 64 of rows[i / 64]: r[i] is not zero (or NaN), for i < m; returns the number of
+ * those rows, and *blocks that of the blocks of 8 rows with any of them. Blocks of 8 rows
+ * whatever the vector width, so that both versions tell the caller the same. */
+static inline ptrdiff_t gmmfast_nonzero_rows_f64(const double *r, ptrdiff_t m, uint64_t *rows,
+                                                 ptrdiff_t *blocks)
+{
+    ptrdiff_t kept = 0, kept_blocks = 0;
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += 64) {
+        uint64_t bits = 0;
+        for (ptrdiff_t i = i0; i < m && i < i0 + 64; i += 8) {
+            __mmask8 lanes = m - i >= 8 ? (__mmask8) 0xff : (__mmask8) ((1u << (m - i)) - 1u);
+            __mmask8 nonzero = _mm512_mask_cmp_pd_mask(
+                lanes, _mm512_maskz_loadu_pd(lanes, r + i), _mm512_setzero_pd(), _CMP_NEQ_UQ);
+            kept_blocks += nonzero != 0;
+            bits |= (uint64_t) nonzero << (i - i0);
+        }
+        rows[i0 / 64] = bits;
+        kept += __builtin_popcountll(bits);
+    }
+    *blocks = kept_blocks;
+    return kept;
+}
+
+/* sums[j] += sum_i r_i t_ij and squares[j] += sum_i r_i t_ij^2, t_ij = x[i][j] - shift[j],
+ * over the rows i marked in `rows` (gmmfast_nonzero_rows_f64), in order, with r_i = r[i] *
+ * scale[i] (r[i] without `scale`; `squares` may be NULL); returns sum_i r_i. `x` holds the
+ * chunk's rows as stored (m x d, d <= GMMFAST_ROW_MOMENTS_MAX_FEATURES): a row is one
+ * register. */
+#define GMMFAST_ROW_MOMENTS_MAX_FEATURES 8
+static inline double gmmfast_diag_moments_rows_f64(const double *x, ptrdiff_t m, ptrdiff_t d,
+                                                   const double *r, const double *scale,
+                                                   const uint64_t *rows, const double *shift,
+                                                   double *sums, double *squares)
+{
+    __mmask8 features = (__mmask8) ((1u << d) - 1u);
+    __m512d c = _mm512_maskz_loadu_pd(features, shift);
+    __m512d s = _mm512_setzero_pd(), q = _mm512_setzero_pd();
+    double count = 0.0;
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += 64)
+        for (uint64_t bits = rows[i0 / 64]; bits; bits &= bits - 1) {
+            ptrdiff_t i = i0 + __builtin_ctzll(bits);
+            double rv = scale ? r[i] * scale[i] : r[i];
+            __m512d t = _mm512_sub_pd(_mm512_maskz_loadu_pd(features, x + i * d), c);
+            __m512d w = _mm512_mul_pd(_mm512_set1_pd(rv), t);
+            count += rv;
+            s = _mm512_add_pd(s, w);
+            q = _mm512_fmadd_pd(w, t, q);
+        }
+    _mm512_mask_storeu_pd(sums, features, _mm512_add_pd(_mm512_maskz_loadu_pd(features, sums), s));
+    if (squares)
+        _mm512_mask_storeu_pd(squares, features,
+                              _mm512_add_pd(_mm512_maskz_loadu_pd(features, squares), q));
+    return count;
+}
+
 #else
 
 #define GMMFAST_GATHER_ROWS(name, real)                                                     \
@@ -173,6 +234,51 @@ static inline ptrdiff_t gmmfast_gather_rows_f32(const float *xt, ptrdiff_t m, pt
 GMMFAST_GATHER_ROWS(gmmfast_gather_rows_f64, double)
 GMMFAST_GATHER_ROWS(gmmfast_gather_rows_f32, float)
 #undef GMMFAST_GATHER_ROWS
+
+static inline ptrdiff_t gmmfast_nonzero_rows_f64(const double *r, ptrdiff_t m, uint64_t *rows,
+                                                 ptrdiff_t *blocks)
+{
+    ptrdiff_t kept = 0, kept_blocks = 0;
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += 64) {
+        uint64_t bits = 0;
+        for (ptrdiff_t i = i0; i < m && i < i0 + 64; i++) {
+            bits |= (uint64_t) (r[i] != 0.0) << (i - i0);
+            kept += r[i] != 0.0;
+        }
+        for (ptrdiff_t b = 0; b < 64 && i0 + b < m; b += 8)
+            kept_blocks += (bits >> b & 0xff) != 0;
+        rows[i0 / 64] = bits;
+    }
+    *blocks = kept_blocks;
+    return kept;
+}
+
+#define GMMFAST_ROW_MOMENTS_MAX_FEATURES 8
+static inline double gmmfast_diag_moments_rows_f64(const double *x, ptrdiff_t m, ptrdiff_t d,
+                                                   const double *r, const double *scale,
+                                                   const uint64_t *rows, const double *shift,
+                                                   double *sums, double *squares)
+{
+    double s[GMMFAST_ROW_MOMENTS_MAX_FEATURES] = {0}, q[GMMFAST_ROW_MOMENTS_MAX_FEATURES] = {0};
+    double count = 0.0;
+    for (ptrdiff_t i = 0; i < m; i++)
+        if (rows[i / 64] >> (i % 64) & 1) {
+            double rv = scale ? r[i] * scale[i] : r[i];
+            count += rv;
+            for (ptrdiff_t j = 0; j < d; j++) {
+                double t = x[i * d + j] - shift[j];
+                double w = rv * t;
+                s[j] += w;
+                q[j] += w * t;
+            }
+        }
+    for (ptrdiff_t j = 0; j < d; j++) {
+        sums[j] += s[j];
+        if (squares)
+            squares[j] += q[j];
+    }
+    return count;
+}
 
 #endif
 

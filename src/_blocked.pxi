@@ -1,6 +1,8 @@
 # The kernels of src/_blocked.h and src/_blocked_kernels.h (whole blocks of rows, one vector
 # register each) for the compute type ``floating``, and the chunk transposes.
 
+from libc.stdint cimport uint64_t
+
 cdef extern from "_blocked.h":
     # Full-covariance kernels over whole blocks of rows (see src/_blocked.h).
     const Py_ssize_t ROW_BLOCK_F64 "GMMFAST_ROW_BLOCK_F64"
@@ -51,19 +53,14 @@ cdef extern from "_blocked.h":
         const float* xt, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
         const float* mean, const float* inv_std, float log_norm,
         float* log_prob) noexcept nogil
-    # Σ_i r[i] over i < n_blocks * row block.
-    double block_total_f64 "gmmfast_block_total_f64"(
-        const double* r, Py_ssize_t n_blocks) noexcept nogil
     # sums[j] += Σ_i r[i] t and squares[j] += Σ_i r[i] t² (unless squares is NULL),
-    # t = x[j][i] − shift[j], i < n_blocks * row block; ``sparse``: skip the blocks of r
-    # that are all zero.
-    void diag_moments_blocks_f64 "gmmfast_diag_moments_blocks_f64"(
+    # t = x[j][i] − shift[j], i < n_blocks * row block, with r[i] · scale[i] for r[i]
+    # unless scale is NULL; returns Σ_i r[i] (scaled likewise). ``sparse``: skip the blocks
+    # of r that are all zero.
+    double diag_moments_blocks_f64 "gmmfast_diag_moments_blocks_f64"(
         const double* xt, Py_ssize_t stride, Py_ssize_t n_blocks, Py_ssize_t n_features,
-        const double* r, const double* shift, double* sums, double* squares,
-        bint sparse) noexcept nogil
-    # row_weight[i] += r[i], i < n_blocks * row block; returns Σ_i r[i].
-    double row_weight_blocks_f64 "gmmfast_row_weight_blocks_f64"(
-        const double* r, Py_ssize_t n_blocks, double* row_weight) noexcept nogil
+        const double* r, const double* scale, const double* shift, double* sums,
+        double* squares, bint sparse) noexcept nogil
     # C[j * D + l] += Σ_i wd[j][i] · diff[l][i] for j <= l, i < n_blocks * row block.
     void scatter_blocks_f64 "gmmfast_scatter_blocks_f64"(
         const double* wd, const double* diff, Py_ssize_t stride, Py_ssize_t n_blocks,
@@ -100,6 +97,17 @@ cdef extern from "_blocked.h":
         const void* p, Py_ssize_t first, Py_ssize_t end, bint into_l1) noexcept nogil
     # Whether the memory at p (start, middle and end pages) is already mapped in (Linux).
     bint pages_resident "gmmfast_pages_resident"(const void* p, size_t nbytes) noexcept nogil
+    # Bit i % 64 of rows[i / 64]: r[i] != 0, i < m; returns their number, *blocks that of
+    # the blocks of 8 rows with one.
+    Py_ssize_t nonzero_rows_f64 "gmmfast_nonzero_rows_f64"(
+        const double* r, Py_ssize_t m, uint64_t* rows, Py_ssize_t* blocks) noexcept nogil
+    # The diag moments (as diag_moments_blocks_f64's) over the rows marked in ``rows``, one
+    # row of x (m × d, as stored, d <= ROW_MOMENTS_MAX_FEATURES) at a time.
+    const Py_ssize_t ROW_MOMENTS_MAX_FEATURES "GMMFAST_ROW_MOMENTS_MAX_FEATURES"
+    double diag_moments_rows_f64 "gmmfast_diag_moments_rows_f64"(
+        const double* x, Py_ssize_t m, Py_ssize_t d, const double* r, const double* scale,
+        const uint64_t* rows, const double* shift, double* sums,
+        double* squares) noexcept nogil
     # The rows with r != 0 (n_kept of them), in order, into kept (D × n_kept) and kept_r.
     Py_ssize_t gather_rows_f64 "gmmfast_gather_rows_f64"(
         const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, const double* r,

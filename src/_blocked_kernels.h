@@ -303,24 +303,6 @@ static inline void GMMFAST_FN(weighted_differences)(const GMMFAST_REAL *xt, ptrd
     }
 }
 
-/* The sum of r over the rows of n_blocks blocks, four blocks at a time (one accumulator
- * would leave the adds waiting on each other's latency). */
-static inline double GMMFAST_FN(block_total)(const GMMFAST_REAL *r, ptrdiff_t n_blocks)
-{
-    GMMFAST_FN(rows) t0 = {0}, t1 = {0}, t2 = {0}, t3 = {0};
-    ptrdiff_t b = 0;
-    for (; b + 4 <= n_blocks; b += 4) {
-        const GMMFAST_REAL *p = r + b * GMMFAST_ROWS;
-        t0 += GMMFAST_LOAD(p);
-        t1 += GMMFAST_LOAD(p + GMMFAST_ROWS);
-        t2 += GMMFAST_LOAD(p + 2 * GMMFAST_ROWS);
-        t3 += GMMFAST_LOAD(p + 3 * GMMFAST_ROWS);
-    }
-    for (; b < n_blocks; b++)
-        t0 += GMMFAST_LOAD(r + b * GMMFAST_ROWS);
-    return GMMFAST_FN(hsum)((t0 + t1) + (t2 + t3));
-}
-
 /* Bit b of the result: block b of r (b < count <= 64) is to be read. With `sparse` and
  * AVX-512, the blocks that hold a non-zero entry (or a NaN), one compare per block;
  * otherwise every block. */
@@ -341,29 +323,35 @@ static inline uint64_t GMMFAST_FN(nonzero_blocks)(const GMMFAST_REAL *r, ptrdiff
 }
 
 /* sums[j] += sum_i r[i] t and squares[j] += sum_i r[i] t^2, t = x[j][i] - shift[j], over
- * the rows of n_blocks blocks: the diagonal statistics of one component. Features go in
- * slabs of GMMFAST_MOMENT_SLAB, each block of rows through all of a slab's features while
- * r's block and the slab's 2 x GMMFAST_MOMENT_SLAB partial sums stay in registers (per
- * chunk at D = 8, K = 16: 3.8 us with the plain loop, 3.4 us one feature at a time with
- * four blocks' partial sums, 3.1 us this way). A slab
- * that passes the last feature reads the last feature again and drops those sums, so
- * that the loop has no branch. `squares` may be NULL: the sums alone (the pooled
- * statistics' per-component part), through a copy of the loop without them.
+ * the rows of n_blocks blocks: the diagonal statistics of one component; returns the sum
+ * of r over those rows (its count). Features go in slabs of GMMFAST_MOMENT_SLAB, each block
+ * of rows through all of a slab's features while r's block and the slab's
+ * 2 x GMMFAST_MOMENT_SLAB partial sums stay in registers (per chunk at D = 8, K = 16:
+ * 3.8 us with the plain loop, 3.4 us one feature at a time with four blocks' partial sums,
+ * 3.1 us this way). A slab that passes the last feature reads the last feature again and
+ * drops those sums, so that the loop has no branch. `squares` may be NULL: the sums alone
+ * (the pooled statistics' per-component part), through a copy of the loop without them.
+ *
+ * With `scale`, r[i] is a row's unscaled term and its responsibility is r[i] * scale[i]
+ * (the pass's row factors): multiplied here as each block is loaded, the same products
+ * a separate scaling pass would have stored, so the same bits without that pass over the
+ * chunk's K x m terms (nor the count's own pass over them).
  *
  * With `sparse`, blocks whose responsibilities are all zero, which would add zeros, are
  * skipped: found by nonzero_blocks and walked bit by bit, in order (a test per block
  * would mispredict where clusters are shuffled). Under the Bayesian mixture's floor about
  * half of a component's blocks are zero on well-separated clusters; the sums are the same
  * bits either way. */
-static inline __attribute__((always_inline)) void GMMFAST_FN(moment_slabs)(
+static inline __attribute__((always_inline)) double GMMFAST_FN(moment_slabs)(
     const GMMFAST_REAL *xt, ptrdiff_t stride, ptrdiff_t n_blocks, ptrdiff_t d,
-    const GMMFAST_REAL *r, const GMMFAST_REAL *shift, double *sums, double *squares,
-    int sparse, const int with_squares)
+    const GMMFAST_REAL *r, const GMMFAST_REAL *scale, const GMMFAST_REAL *shift,
+    double *sums, double *squares, int sparse, const int with_squares, const int scaled)
 {
+    double count = 0.0;
     for (ptrdiff_t j0 = 0; j0 < d; j0 += GMMFAST_MOMENT_SLAB) {
         const GMMFAST_REAL *x[GMMFAST_MOMENT_SLAB];
         GMMFAST_REAL c[GMMFAST_MOMENT_SLAB];
-        GMMFAST_FN(rows) s[GMMFAST_MOMENT_SLAB], q[GMMFAST_MOMENT_SLAB];
+        GMMFAST_FN(rows) s[GMMFAST_MOMENT_SLAB], q[GMMFAST_MOMENT_SLAB], n = {0};
         for (int j = 0; j < GMMFAST_MOMENT_SLAB; j++) {
             ptrdiff_t feature = j0 + j < d ? j0 + j : d - 1;
             x[j] = xt + feature * stride;
@@ -377,6 +365,9 @@ static inline __attribute__((always_inline)) void GMMFAST_FN(moment_slabs)(
             for (; bits; bits &= bits - 1) {
                 ptrdiff_t i = (b0 + __builtin_ctzll(bits)) * GMMFAST_ROWS;
                 GMMFAST_FN(rows) rv = GMMFAST_LOAD(r + i);
+                if (scaled)
+                    rv *= GMMFAST_LOAD(scale + i);
+                n += rv;
                 for (int j = 0; j < GMMFAST_MOMENT_SLAB; j++) {
                     GMMFAST_FN(rows) t = GMMFAST_LOAD(x[j] + i) - c[j];
                     GMMFAST_FN(rows) w = rv * t;
@@ -386,43 +377,36 @@ static inline __attribute__((always_inline)) void GMMFAST_FN(moment_slabs)(
                 }
             }
         }
+        if (j0 == 0)
+            count = GMMFAST_FN(hsum)(n);
         for (int j = 0; j < GMMFAST_MOMENT_SLAB && j0 + j < d; j++) {
             sums[j0 + j] += GMMFAST_FN(hsum)(s[j]);
             if (with_squares)
                 squares[j0 + j] += GMMFAST_FN(hsum)(q[j]);
         }
     }
+    return count;
 }
 
-static inline void GMMFAST_FN(diag_moments_blocks)(const GMMFAST_REAL *xt, ptrdiff_t stride,
-                                                   ptrdiff_t n_blocks, ptrdiff_t d,
-                                                   const GMMFAST_REAL *r,
-                                                   const GMMFAST_REAL *shift,
-                                                   double *sums, double *squares,
-                                                   int sparse)
+static inline double GMMFAST_FN(diag_moments_blocks)(const GMMFAST_REAL *xt, ptrdiff_t stride,
+                                                     ptrdiff_t n_blocks, ptrdiff_t d,
+                                                     const GMMFAST_REAL *r,
+                                                     const GMMFAST_REAL *scale,
+                                                     const GMMFAST_REAL *shift,
+                                                     double *sums, double *squares,
+                                                     int sparse)
 {
+    if (squares && scale)
+        return GMMFAST_FN(moment_slabs)(xt, stride, n_blocks, d, r, scale, shift, sums,
+                                        squares, sparse, 1, 1);
     if (squares)
-        GMMFAST_FN(moment_slabs)(xt, stride, n_blocks, d, r, shift, sums, squares, sparse, 1);
-    else
-        GMMFAST_FN(moment_slabs)(xt, stride, n_blocks, d, r, shift, sums, NULL, sparse, 0);
-}
-
-/* row_weight[i] += r[i] over the rows of n_blocks blocks; returns the sum of r (in
- * GMMFAST_REAL, per lane, then across lanes): one component's count and its share of the
- * pooled statistics' row weights v_i = sum_k r_ik. Every block, even under a raised
- * floor: at a few operations per block, finding the all-zero ones (nonzero_blocks) costs
- * more than adding them (a tied pass at D = 8, K = 16 was 2 % faster this way). */
-static inline double GMMFAST_FN(row_weight_blocks)(const GMMFAST_REAL *r, ptrdiff_t n_blocks,
-                                                   GMMFAST_REAL *row_weight)
-{
-    GMMFAST_FN(rows) total = {0};
-    for (ptrdiff_t b = 0; b < n_blocks; b++) {
-        ptrdiff_t i = b * GMMFAST_ROWS;
-        GMMFAST_FN(rows) rv = GMMFAST_LOAD(r + i);
-        total += rv;
-        GMMFAST_STORE(row_weight + i, GMMFAST_LOAD(row_weight + i) + rv);
-    }
-    return GMMFAST_FN(hsum)(total);
+        return GMMFAST_FN(moment_slabs)(xt, stride, n_blocks, d, r, NULL, shift, sums,
+                                        squares, sparse, 1, 0);
+    if (scale)
+        return GMMFAST_FN(moment_slabs)(xt, stride, n_blocks, d, r, scale, shift, sums,
+                                        NULL, sparse, 0, 1);
+    return GMMFAST_FN(moment_slabs)(xt, stride, n_blocks, d, r, NULL, shift, sums, NULL,
+                                    sparse, 0, 0);
 }
 
 /* C[j * d + l] += sum_i wd[j][i] * diff[l][i] for j <= l over the rows of n_blocks blocks.
@@ -624,26 +608,22 @@ static inline void GMMFAST_FN(weighted_differences)(const GMMFAST_REAL *xt, ptrd
     }
 }
 
-static inline double GMMFAST_FN(block_total)(const GMMFAST_REAL *r, ptrdiff_t n_blocks)
+static inline double GMMFAST_FN(diag_moments_blocks)(const GMMFAST_REAL *xt, ptrdiff_t stride,
+                                                     ptrdiff_t n_blocks, ptrdiff_t d,
+                                                     const GMMFAST_REAL *r,
+                                                     const GMMFAST_REAL *scale,
+                                                     const GMMFAST_REAL *shift,
+                                                     double *sums, double *squares,
+                                                     int sparse)
 {
-    GMMFAST_REAL total = 0;
+    GMMFAST_REAL count = 0;
     for (ptrdiff_t i = 0; i < n_blocks * GMMFAST_ROWS; i++)
-        total += r[i];
-    return total;
-}
-
-static inline void GMMFAST_FN(diag_moments_blocks)(const GMMFAST_REAL *xt, ptrdiff_t stride,
-                                                   ptrdiff_t n_blocks, ptrdiff_t d,
-                                                   const GMMFAST_REAL *r,
-                                                   const GMMFAST_REAL *shift,
-                                                   double *sums, double *squares,
-                                                   int sparse)
-{
+        count += scale ? r[i] * scale[i] : r[i];
     for (ptrdiff_t j = 0; j < d; j++) {
         GMMFAST_REAL first = 0, second = 0;
         for (ptrdiff_t i = 0; i < n_blocks * GMMFAST_ROWS; i++) {
             GMMFAST_REAL t = xt[j * stride + i] - shift[j];
-            GMMFAST_REAL w = r[i] * t;
+            GMMFAST_REAL w = (scale ? r[i] * scale[i] : r[i]) * t;
             first += w;
             second += w * t;
         }
@@ -652,17 +632,7 @@ static inline void GMMFAST_FN(diag_moments_blocks)(const GMMFAST_REAL *xt, ptrdi
             squares[j] += second;
     }
     (void) sparse;
-}
-
-static inline double GMMFAST_FN(row_weight_blocks)(const GMMFAST_REAL *r, ptrdiff_t n_blocks,
-                                                   GMMFAST_REAL *row_weight)
-{
-    GMMFAST_REAL total = 0;
-    for (ptrdiff_t i = 0; i < n_blocks * GMMFAST_ROWS; i++) {
-        total += r[i];
-        row_weight[i] += r[i];
-    }
-    return total;
+    return count;
 }
 
 static inline void GMMFAST_FN(scatter_blocks)(const GMMFAST_REAL *wd, const GMMFAST_REAL *diff,

@@ -294,8 +294,8 @@ cdef void accumulate_diag(
     double* nk, double* sums, double* scatter,
 ) noexcept nogil:
     """Add Σ r, Σ r (x − c) and Σ r (x − c)² (element-wise) per component."""
-    _accumulate_diag(xt, n_rows, n_features, n_components, resp, shifts, nk, sums, scatter,
-                     False)
+    _accumulate_diag(xt, n_rows, n_features, n_components, resp, NULL, shifts, nk, sums,
+                     scatter, False, NULL)
 
 
 # --------------------------------------------------------------------------------------------

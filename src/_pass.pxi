@@ -70,16 +70,17 @@ cdef void _stats_group(
         _transpose_chunk(X + row0 * d, m, d, xt)
         ahead = _next_chunk(X, d, row0 + m, group_end)
         for i in range(n_sets):
-            _chunk_statistics(xt, row0, m, source, sets[i], layout,
+            _chunk_statistics(X + row0 * d, xt, row0, m, source, sets[i], layout,
                               accumulators + (i * n_groups + group) * layout.size, s, &ahead)
 
 
 cdef inline void _chunk_statistics(
-    const floating* xt, Py_ssize_t row0, Py_ssize_t m, StatsSource source, PassInputs a,
-    AccLayout layout, double* acc, Scratch s, Lookahead* ahead,
+    const floating* x_rows, const floating* xt, Py_ssize_t row0, Py_ssize_t m,
+    StatsSource source, PassInputs a, AccLayout layout, double* acc, Scratch s,
+    Lookahead* ahead,
 ) noexcept nogil:
-    """One transposed chunk (rows row0 .. row0 + m) of one parameter set into ``acc``;
-    the densities ask for ``ahead``'s rows as they go."""
+    """One chunk (rows row0 .. row0 + m: ``x_rows`` as stored, ``xt`` transposed) of one
+    parameter set into ``acc``; the densities ask for ``ahead``'s rows as they go."""
     cdef Py_ssize_t d = layout.d
     cdef Py_ssize_t k = layout.k
     cdef double* nk = acc + layout.nk
@@ -90,14 +91,22 @@ cdef inline void _chunk_statistics(
     cdef floating* work = <floating*> s.work
     cdef const floating* shifts = <const floating*> a.shifts
     cdef const double* wc = NULL
+    # The row factors of terms left unscaled (the diag and pooled statistics scale them as
+    # they read them, instead of a load-multiply-store pass over the chunk's K × m).
+    cdef const floating* scale = NULL
     if a.w != NULL:
         wc = a.w + row0
     if source == FROM_DENSITY:
         _log_prob(xt, m, d, k, a.form, shifts, <const floating*> a.chol,
                   <const floating*> a.log_norm, <const floating*> a.tied_centre,
                   <const floating*> a.tied_offsets, work, log_prob, ahead)
-        acc[0] += _log_prob_to_resp(log_prob, m, k, wc, row_work, work,
+        if layout.full and not layout.pooled:
+            acc[0] += _log_prob_to_resp(log_prob, m, k, wc, row_work, work,
+                                        <floating> a.log_resp_floor)
+        else:
+            acc[0] += _resp_factors(log_prob, m, k, wc, row_work, work,
                                     <floating> a.log_resp_floor)
+            scale = work
     elif source == FROM_LABELS:
         _fill_resp_from_labels(a.labels + row0, wc, m, k, log_prob)
     else:
@@ -105,20 +114,24 @@ cdef inline void _chunk_statistics(
     # Under a raised floor, whole blocks of rows have no responsibility for a component.
     cdef bint sparse = source == FROM_DENSITY and _raised_floor(<floating> a.log_resp_floor)
     if layout.pooled:
-        # Its float64 scratch: the chunk's own areas for float64, free once the
-        # responsibilities are formed; for float32 the widened BLAS operands' (``wide``)
-        # and the kernels' scratch, which holds m doubles.
+        # Its float64 scratch: the chunk's own areas for float64, free once the row
+        # factors are read (row_work's log p, work's factors once the row weights and
+        # sums are formed); for float32 work's doubles past its m factors and the widened
+        # BLAS operands (``wide``).
         if floating is double:
-            _accumulate_pooled(xt, m, d, k, log_prob, <const floating*> a.tied_centre, nk,
-                               sums, scatter, acc + layout.row_sums, row_work, work, sparse)
+            _accumulate_pooled(xt, m, d, k, log_prob, scale, wc,
+                               <const floating*> a.tied_centre, nk, sums, scatter,
+                               acc + layout.row_sums, row_work, work, sparse, x_rows)
         else:
-            _accumulate_pooled(xt, m, d, k, log_prob, <const floating*> a.tied_centre, nk,
-                               sums, scatter, acc + layout.row_sums, <double*> work, s.wide,
-                               sparse)
+            _accumulate_pooled(xt, m, d, k, log_prob, scale, wc,
+                               <const floating*> a.tied_centre, nk, sums, scatter,
+                               acc + layout.row_sums, <double*> work + m, s.wide, sparse,
+                               x_rows)
     elif layout.full:
         _accumulate_full(xt, m, d, k, log_prob, shifts, nk, sums, scatter, work, s.wide)
     else:
-        _accumulate_diag(xt, m, d, k, log_prob, shifts, nk, sums, scatter, sparse)
+        _accumulate_diag(xt, m, d, k, log_prob, scale, shifts, nk, sums, scatter, sparse,
+                         x_rows)
 
 
 cdef Py_ssize_t _dispatch_pass(

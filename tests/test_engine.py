@@ -180,15 +180,22 @@ def test_an_empty_component_is_the_ill_defined_covariance_error(covariance_type)
 @pytest.mark.parametrize("init_params", INIT_METHODS)
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_a_new_source_plugs_into_the_one_loop(covariance_type, init_params):
-    """Blocks summed by the engine give the in-memory fit (rounding apart)."""
+    """Blocks summed by the engine give the in-memory fit (rounding apart). Two starts may
+    reach one optimum with the components in another order, and bounds equal to rounding:
+    which of them is kept is then rounding too, so the components are compared matched by
+    their means."""
     X, weights = _problem(weighted=True)
     whole = _fit_through_engine(InMemorySource(X, weights), covariance_type, init_params, 5)
     blocks = _fit_through_engine(BlockSource(X, weights, 4), covariance_type, init_params, 5)
     assert blocks.n_iter == whole.n_iter and blocks.converged == whole.converged
     np.testing.assert_allclose(blocks.lower_bounds, whole.lower_bounds, rtol=1e-10)
-    for a, b in zip(blocks.parameters, whole.parameters):
-        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
-    assert np.array_equal(blocks.labels, whole.labels)
+    means = whole.parameters[1]
+    order = [int(np.argmin(np.abs(blocks.parameters[1] - mean).sum(axis=1))) for mean in means]
+    assert sorted(order) == list(range(len(means)))
+    per_component = [True, True, covariance_type != "tied", covariance_type != "tied"]
+    for a, b, permuted in zip(blocks.parameters, whole.parameters, per_component):
+        np.testing.assert_allclose(a[order] if permuted else a, b, rtol=1e-8, atol=1e-10)
+    assert np.array_equal(np.argsort(order)[blocks.labels], whole.labels)
 
 
 def test_the_engine_is_what_the_estimator_runs():
