@@ -16,26 +16,30 @@ def criterion_term(rows, spread):
     return n * np.linalg.slogdet((scatter + shrink * np.eye(p)) / n)[1]
 
 
-def reference_merges(X):
-    """Every pair of live clusters tried at every step; ties to the lowest ids."""
+def exhaustive_merges(X, clusters, first_id, term):
+    """Merge the live ``clusters`` (id -> rows) pair by pair down to one, the pair that
+    changes Σ term least at every step (every pair tried; ties to the lowest ids); merged
+    clusters take ids from ``first_id`` on."""
     spread = ALPHA * X.var(axis=0).mean()
-    clusters = {i: [i] for i in range(len(X))}
     merges = []
     while len(clusters) > 1:
         ids = sorted(clusters)
         best = None
         for i, a in enumerate(ids):
             for b in ids[i + 1:]:
-                rows_a, rows_b = clusters[a], clusters[b]
-                change = (criterion_term(X[rows_a + rows_b], spread)
-                          - criterion_term(X[rows_a], spread)
-                          - criterion_term(X[rows_b], spread))
+                change = (term(X[clusters[a] + clusters[b]], spread)
+                          - term(X[clusters[a]], spread) - term(X[clusters[b]], spread))
                 if best is None or change < best[0]:
                     best = (change, a, b)
         _, a, b = best
+        clusters[first_id + len(merges)] = clusters.pop(a) + clusters.pop(b)
         merges.append((a, b))
-        clusters[len(X) + len(merges) - 1] = clusters.pop(a) + clusters.pop(b)
     return np.array(merges)
+
+
+def reference_merges(X):
+    """The VVV tree from single rows, every pair tried at every step."""
+    return exhaustive_merges(X, {i: [i] for i in range(len(X))}, len(X), criterion_term)
 
 
 def grouped(n_samples, n_features, seed):
@@ -131,25 +135,10 @@ def reference_spherical_top(X, linkage, n_clusters):
     """The clusters left by the tree's first merges, merged pair by pair under the
     spherical criterion, every pair tried at every step."""
     n = len(X)
-    spread = ALPHA * X.var(axis=0).mean()
     clusters = {i: [i] for i in range(n)}
     for step, (a, b) in enumerate(linkage[:n - n_clusters, :2].astype(int)):
         clusters[n + step] = clusters.pop(a) + clusters.pop(b)
-    merges = []
-    while len(clusters) > 1:
-        ids = sorted(clusters)
-        best = None
-        for i, a in enumerate(ids):
-            for b in ids[i + 1:]:
-                change = (spherical_term(X[clusters[a] + clusters[b]], spread)
-                          - spherical_term(X[clusters[a]], spread)
-                          - spherical_term(X[clusters[b]], spread))
-                if best is None or change < best[0]:
-                    best = (change, a, b)
-        _, a, b = best
-        merges.append((a, b))
-        clusters[n + n - n_clusters + len(merges) - 1] = clusters.pop(a) + clusters.pop(b)
-    return np.array(merges)
+    return exhaustive_merges(X, clusters, 2 * n - n_clusters, spherical_term)
 
 
 @pytest.mark.parametrize("n_features", [1, 3, 5])
