@@ -42,6 +42,9 @@
 /* Components, and blocks of rows, per register tile of tied_log_prob_blocks. */
 #define GMMFAST_TIED_TILE 4
 
+/* Most features of diag_moments_rows: a row of the chunk as stored is one register. */
+#define GMMFAST_ROW_MOMENTS_MAX_FEATURES 8
+
 /* Features per slab of diag_moments_blocks: two partial sums per feature and the slab's
  * shifts must fit in the vector registers (32 with AVX-512, 16 otherwise). */
 #if defined(__AVX512F__)
@@ -189,7 +192,6 @@ static inline ptrdiff_t gmmfast_nonzero_rows_f64(const double *r, ptrdiff_t m, u
  * scale[i] (r[i] without `scale`; `squares` may be NULL); returns sum_i r_i. `x` holds the
  * chunk's rows as stored (m x d, d <= GMMFAST_ROW_MOMENTS_MAX_FEATURES): a row is one
  * register. */
-#define GMMFAST_ROW_MOMENTS_MAX_FEATURES 8
 static inline double gmmfast_diag_moments_rows_f64(const double *x, ptrdiff_t m, ptrdiff_t d,
                                                    const double *r, const double *scale,
                                                    const uint64_t *rows, const double *shift,
@@ -253,7 +255,6 @@ static inline ptrdiff_t gmmfast_nonzero_rows_f64(const double *r, ptrdiff_t m, u
     return kept;
 }
 
-#define GMMFAST_ROW_MOMENTS_MAX_FEATURES 8
 static inline double gmmfast_diag_moments_rows_f64(const double *x, ptrdiff_t m, ptrdiff_t d,
                                                    const double *r, const double *scale,
                                                    const uint64_t *rows, const double *shift,
