@@ -5,6 +5,7 @@ Exit status 0 on success, 2 for a usage or input error (one line on stderr, no t
 """
 
 import argparse
+import collections
 import contextlib
 import copy
 import functools
@@ -383,7 +384,7 @@ def run_fit(args):
           flush=True)
     if scaling is not None:
         print(format_scaling_note(scaling[1], n_rows, args.criterion), flush=True)
-    checks.check_chosen(result)
+    checks.check_chosen(result, X)
     if args.json is not None:
         write_json_summary(args, fit_summary(result, model, table, scaling, grid, types,
                                              args, elapsed, checks))
@@ -657,6 +658,14 @@ def column_range(X, low=None, high=None):
     return np.fmin(low, batch_low), np.fmax(high, batch_high)
 
 
+def columns_at_floor(model, columns):
+    """The columns among ``columns`` in which some component of ``model`` has its variance
+    at the reg_covar floor: the component holds a single value of that column."""
+    variances = np.diagonal(full_covariances(model), axis1=1, axis2=2)[:, columns]
+    at_floor = (variances <= FLOOR_FACTOR * model.reg_covar).any(axis=0)
+    return [column for column, floor in zip(columns, at_floor) if floor]
+
+
 def components_at_floor(model, columns):
     """The components of ``model`` whose variance, in some direction within the columns
     ``columns``, is at the reg_covar floor: they rest on a point or a line of the rows."""
@@ -680,6 +689,8 @@ class FitChecks:
         self.informative = [j for j in range(len(names)) if j not in self.constant]
         self.candidates_at_floor = set()  # (n_components, covariance_type)
         self.chosen_at_floor = []
+        # How many candidates have a component on a single value of each column.
+        self.single_value_columns = collections.Counter()
         if self.constant:
             self.warn(constant_columns_message(names, self.constant, low, args.columns))
 
@@ -692,15 +703,19 @@ class FitChecks:
         """Note a fitted candidate (a row of the search, with its model) at the floor."""
         if len(components_at_floor(row["model"], self.informative)):
             self.candidates_at_floor.add((row["n_components"], row["covariance_type"]))
+            self.single_value_columns.update(columns_at_floor(row["model"],
+                                                              self.informative))
 
     def rows_at_floor(self, criteria):
         """The rows of the criterion table whose candidate has a component at the floor."""
         keys = zip(criteria["n_components"].tolist(), criteria["covariance_type"].tolist())
         return [i for i, key in enumerate(keys) if key in self.candidates_at_floor]
 
-    def check_chosen(self, result):
+    def check_chosen(self, result, X):
         """Warn if the chosen model of a search has a component at the floor, naming the
-        best candidate that has none."""
+        best candidate that has none, and name the columns of few values (of ``X``) that
+        components of candidates collapsed onto."""
+        self.check_single_value_columns(X, max(result.criterion_table_["n_components"]))
         criteria = result.criterion_table_
         clean = np.ones(len(criteria), dtype=bool)
         clean[self.rows_at_floor(criteria)] = False
@@ -713,6 +728,21 @@ class FitChecks:
             result.best_estimator_, "the chosen model",
             f"the best candidate without one is {model_label(name)},{k} "
             f"({criteria.criterion.upper()} {criteria.scores[best]:.2f}): -k {k} -c {name}")
+
+    def check_single_value_columns(self, X, n_components):
+        """Warn about the columns that components of candidates collapsed onto and whose
+        values repeat, each shared by rows on average, in at most ``n_components`` distinct
+        values: K components can each hold one value of such a column (a class label, a
+        count, a code), and no search then gives them a bounded likelihood."""
+        few_values = {}
+        for j in self.single_value_columns:
+            observed = X[:, j][~np.isnan(X[:, j])]
+            n_values = len(np.unique(observed))
+            if n_values <= n_components and 2 * n_values <= len(observed):
+                few_values[j] = n_values
+        if few_values:
+            self.warn(single_value_columns_message(
+                self.names, few_values, self.single_value_columns, self.args.columns))
 
     def check_model(self, model, what="the model",
                     remedy="fit fewer components (-k) or more rows"):
@@ -732,6 +762,17 @@ def constant_columns_message(names, constant, values, columns_option):
             "inflates the likelihood and makes the scores meaningless; leave "
             f"{'it' if len(constant) == 1 else 'them'} out with "
             f"--columns {shlex.quote(option)}")
+
+
+def single_value_columns_message(names, few_values, candidates, columns_option):
+    listed = ", ".join(f"{names[j]!r} ({n} distinct values, {candidates[j]} candidates)"
+                       for j, n in few_values.items())
+    exclusions = ",".join(f"^{names[j]}" for j in few_values)
+    option = exclusions if columns_option is None else f"{columns_option},{exclusions}"
+    return (f"components collapsed onto single values of {listed}: if "
+            f"{'it is' if len(few_values) == 1 else 'they are'} a label, a count or a "
+            f"code rather than a measurement, leave {'it' if len(few_values) == 1 else 'them'} "
+            f"out with --columns {shlex.quote(option)}")
 
 
 def floor_message(model, components, what, remedy):
@@ -833,6 +874,7 @@ def format_fit_summary(result, model, table, grid, types, args, elapsed, checks)
         lines.append(criteria.format(MAX_WIDTH, marks))
         lines.append("")
         lines.append(format_best_models(criteria))
+        lines.extend(format_left_out(criteria))
         lines.append("")
     iterations = f"{chosen.n_iter_} iteration{'s' * (chosen.n_iter_ != 1)}"
     if went_on_from_screening(criteria, best):
@@ -917,9 +959,10 @@ def _wrap(text, indent, subsequent_indent=None):
 
 
 def format_best_models(criteria, n_best=3):
-    """The best ``n_best`` fitted candidates, the first with its criterion, the others with
-    their difference to it: "Best by BIC: VVV (full),2 2322.19 | EEE (tied),4 +2.02 | …"."""
-    ok = np.flatnonzero(criteria["status"] == "ok")
+    """The best ``n_best`` candidates the search chose from, the first with its criterion,
+    the others with their difference to it: "Best by BIC: VVV (full),2 2322.19 | EEE
+    (tied),4 +2.02 | …"."""
+    ok = np.flatnonzero(criteria.choosable)
     scores = criteria.scores
     # The chosen candidate first, also when another ties with it.
     order = sorted(ok, key=lambda i: (scores[i], i != criteria.best_index))[:n_best]
@@ -928,6 +971,17 @@ def format_best_models(criteria, n_best=3):
              + (f"{best:.2f}" if j == 0 else f"{scores[i] - best:+.2f}")
              for j, i in enumerate(order)]
     return f"Best by {criteria.criterion.upper()}: " + " | ".join(parts)
+
+
+def format_left_out(criteria):
+    """The line on the fitted candidates the search did not choose from, if any."""
+    left_out = int(np.sum((criteria["status"] == STATUS_OK) & ~criteria.choosable))
+    if not left_out:
+        return []
+    which = "candidate" if left_out == 1 else "candidates"
+    return _wrap(f"Not chosen: {left_out} {which} whose every start collapsed a component "
+                 "(a variance held up by reg_covar alone), where the likelihood has no bound",
+                 "", "  ")
 
 
 # Every column of the criterion table that a script may want, in this order.

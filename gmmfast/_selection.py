@@ -148,6 +148,16 @@ class CriterionTable(dict):
         """The criterion of every candidate (NaN where it was not fitted)."""
         return self[self.criterion]
 
+    @property
+    def choosable(self):
+        """Which candidates the search chooses from (a boolean mask): the fitted ones, less
+        the collapsed ones unless every fitted candidate collapsed (a collapsed fit's
+        likelihood has no bound)."""
+        usable = self["status"] == STATUS_OK
+        if (usable & ~self["collapsed"]).any():
+            usable &= ~self["collapsed"]
+        return usable
+
     def to_frame(self):
         """The table as a pandas DataFrame, one row per candidate (needs pandas)."""
         try:
@@ -855,13 +865,10 @@ def _make_table(rows, criterion):
         if name == "icl" and criterion != "icl":
             continue
         columns[name] = np.array([row[name] for row in rows], dtype=dtype)
-    usable = columns["status"] == STATUS_OK
-    # A collapsed fit's likelihood has no bound: it is chosen only if nothing else can be.
-    if (usable & ~columns["collapsed"]).any():
-        usable &= ~columns["collapsed"]
-    scores = np.where(usable, columns[criterion], np.inf)
-    best = int(np.argmin(scores)) if np.isfinite(scores).any() else None
-    return CriterionTable(columns, criterion, best)
+    table = CriterionTable(columns, criterion, None)
+    scores = np.where(table.choosable, table.scores, np.inf)
+    table.best_index = int(np.argmin(scores)) if np.isfinite(scores).any() else None
+    return table
 
 
 def progress_text(done, total, row):

@@ -181,3 +181,58 @@ def test_marks_replace_the_convergence_mark_but_not_the_chosen_one():
     assert table.format().split()[-6:] == ["1", "3.00", "2", "1.00*", "3", "2.00!"]
     marked = table.format(marks={1: "~", 2: "~"})
     assert marked.split()[-6:] == ["1", "3.00", "2", "1.00*", "3", "2.00~"]
+
+
+def with_label_column(n_rows=240):
+    """Three separated clusters in two measured columns, and their label as a third."""
+    rng = np.random.RandomState(0)
+    labels = np.arange(n_rows) % 3
+    X = rng.randn(n_rows, 2) + 6.0 * labels[:, None]
+    return np.column_stack([X, labels])
+
+
+def test_a_label_column_that_components_collapse_onto_is_named(tmp_path):
+    write_csv(tmp_path / "l.csv", with_label_column(), ["a", "b", "label"])
+    result = ok(tmp_path, "fit", "l.csv", "-k", "1-4", "-c", "VVV,EEE,VII",
+                "--json", "summary.json")
+    [line] = warnings_of(result)
+    warning = line[len("gmmfast fit: warning: "):]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    collapsed = sum(row["at_reg_covar_floor"] for row in summary["candidates"])
+    assert collapsed > 0
+    assert warning.startswith("components collapsed onto single values of 'label' "
+                              f"(3 distinct values, {collapsed} candidates): ")
+    assert warning.endswith("leave it out with --columns '^label'")
+    assert summary["warnings"] == [warning]
+    # Following the advice silences it, and the clusters are found without the label.
+    result = ok(tmp_path, "fit", "l.csv", "-k", "1-4", "-c", "VVV,EEE,VII",
+                "--columns", "^label", "--json", "-")
+    assert warnings_of(result) == []
+    assert json.loads(result.stdout)["model"]["n_components"] == 3
+
+
+def test_a_measured_column_of_many_values_is_not_called_a_label(tmp_path):
+    # Components collapse onto points of a 3-row file, but no value repeats: nothing
+    # tells a label from a measurement there, and only the floor is reported.
+    write_csv(tmp_path / "three.csv", THREE_ROWS, ["x", "y"])
+    result = ok(tmp_path, "fit", "three.csv", "-k", "1-3", "-c", "full",
+                "--init", "kmeans")
+    assert not any("single values" in line for line in warnings_of(result))
+
+
+def test_the_best_models_line_lists_what_the_search_chose_from(tmp_path):
+    write_csv(tmp_path / "l.csv", with_label_column(), ["a", "b", "label"])
+    result = ok(tmp_path, "fit", "l.csv", "-k", "1-4", "-c", "VVV,EEE,VII",
+                "--json", "summary.json")
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    chosen = summary["candidates"][summary["best_index"]]
+    lines = result.stdout.splitlines()
+    best = next(line for line in lines if line.startswith("Best by BIC: "))
+    first = best[len("Best by BIC: "):].split(" | ")[0]
+    assert first.startswith(chosen["mclust_name"])
+    assert first.endswith(f",{chosen['n_components']} {chosen['bic']:.2f}")
+    # Collapsed candidates score lower and are left out, which a line says.
+    assert min(row["bic"] for row in summary["candidates"]) < chosen["bic"]
+    not_chosen = next(line for line in lines if line.startswith("Not chosen: "))
+    assert not_chosen.startswith("Not chosen: ")
+    assert "collapsed a component" in " ".join(lines)
