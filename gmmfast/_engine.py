@@ -1269,9 +1269,12 @@ def run_em(model, source, start, *, n_init, max_iter, tol, n_threads, verbose=0,
     reaches the main thread only). ``warn=False`` leaves the ConvergenceWarning out (for
     runs that are cut short on purpose). ``admissible(θ)``, if given, says whether a
     start's result may be kept: an inadmissible one is kept only when no start gives an
-    admissible one.
+    admissible one. So a start stops climbing once its θ is inadmissible (a collapsed
+    component can take EM, and an iterative M-step, many slow iterations to settle), and
+    when every start stopped so, the highest of them climbs on to convergence.
     """
     step = model.em_step(source, n_threads)
+    halt = None if admissible is None else (lambda theta: not admissible(theta))
     best = None
     start_bounds = []
     for init in range(n_init):
@@ -1282,12 +1285,16 @@ def run_em(model, source, start, *, n_init, max_iter, tol, n_threads, verbose=0,
             best = EMResult(theta, -np.inf, [], 0, False)
             start_bounds.append(-np.inf)
             continue
-        result = _climb(step, theta, lower_bound, max_iter, tol, verbose, verbose_interval,
-                        stop)
+        result, halted = _climb(step, theta, lower_bound, max_iter, tol, verbose,
+                                verbose_interval, stop, halt)
         start_bounds.append(result.lower_bound)
-        rank = (admissible is None or admissible(result.parameters), result.lower_bound)
+        rank = (not halted and (admissible is None or admissible(result.parameters)),
+                result.lower_bound)
         if best is None or rank > best_rank:
-            best, best_rank = result, rank
+            best, best_rank, best_init, best_halted = result, rank, init, halted
+    if max_iter > 0 and best_halted:
+        best = _climb_on(step, best, max_iter, tol, verbose, verbose_interval, stop)
+        start_bounds[best_init] = best.lower_bound
     best = best._replace(start_bounds=tuple(start_bounds))
     if warn and not best.converged and max_iter > 0:
         # Imported here: importing the engine must not import scikit-learn (the command
@@ -1306,10 +1313,12 @@ def run_em(model, source, start, *, n_init, max_iter, tol, n_threads, verbose=0,
     return best
 
 
-def _climb(step, theta, lower_bound, max_iter, tol, verbose, verbose_interval, stop):
-    """EM iterations from θ until the lower bound changes by less than ``tol``."""
+def _climb(step, theta, lower_bound, max_iter, tol, verbose, verbose_interval, stop,
+           halt=None):
+    """EM iterations from θ until the lower bound changes by less than ``tol``, or until
+    ``halt(θ)``: ``(EMResult, whether it halted)``."""
     lower_bounds = []
-    converged = False
+    converged = halted = False
     n_iter = 0
     start = iteration_start = time.time()
     for n_iter in range(1, max_iter + 1):
@@ -1324,9 +1333,21 @@ def _climb(step, theta, lower_bound, max_iter, tol, verbose, verbose_interval, s
         if abs(change) < tol:
             converged = True
             break
+        if halt is not None and n_iter < max_iter and halt(theta):
+            halted = True
+            break
     if verbose:
         _print_init_end(verbose, converged, lower_bound, start)
-    return EMResult(theta, lower_bound, lower_bounds, n_iter, converged)
+    return EMResult(theta, lower_bound, lower_bounds, n_iter, converged), halted
+
+
+def _climb_on(step, result, max_iter, tol, verbose, verbose_interval, stop):
+    """A halted climb continued to convergence (or to ``max_iter`` iterations in all):
+    the iterations it would have made without halting."""
+    more, _ = _climb(step, result.parameters, result.lower_bound, max_iter - result.n_iter,
+                     tol, verbose, verbose_interval, stop)
+    return more._replace(lower_bounds=result.lower_bounds + more.lower_bounds,
+                         n_iter=result.n_iter + more.n_iter)
 
 
 def _print_iteration(verbose, n_iter, iteration_start, change):

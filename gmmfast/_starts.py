@@ -61,8 +61,10 @@ best optimum on some data sets and miss it on others. So:
 More starts find more optima, spurious ones among them: a component that collapses onto
 a few rows sharing a value (discrete or rounded data), or on fewer rows than it has
 dimensions, has a variance held up by ``reg_covar`` alone and a likelihood without bound. Such fits are not admissible
-(:class:`Collapse`): the screening drops them and the final choice keeps one only when
-both finalists collapsed.
+(:class:`Collapse`): the screening drops them, a finalist stops climbing once it
+collapses (EM, and an iterative M-step, can take many slow iterations to settle on a
+collapsed component), and the final choice keeps one only when every finalist collapsed:
+then the highest climbs on to convergence.
 """
 
 import math

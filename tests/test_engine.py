@@ -370,3 +370,48 @@ def test_the_import_graph_sees_imports_inside_functions():
     assert "gmmfast._dask" in graph["gmmfast._gaussian_mixture"]
     # The command line reads a model file for predict and sample only when it runs them.
     assert "gmmfast._saved_mixture" in graph["gmmfast._cli"]
+
+
+class _CountingModel:
+    """A model whose θ is (step number, start): the bound after step t of start s is
+    ``rise[s] * (1 − 2^−t)``, and θ collapses from step ``collapse[s]`` on."""
+
+    def __init__(self, rise, collapse):
+        self.rise, self.collapse, self.steps = rise, collapse, []
+
+    def em_step(self, source, n_threads):
+        def step(theta):
+            t, s = theta
+            self.steps.append(s)
+            return self.rise[s] * (1 - 2.0 ** -(t + 1)), (t + 1, s)
+        return step
+
+    def admissible(self, theta):
+        t, s = theta
+        return t < self.collapse[s]
+
+
+def _run_counting(rise, collapse):
+    model = _CountingModel(rise, collapse)
+    result = run_em(model, None, lambda s: ((0, s), -np.inf), n_init=len(rise),
+                    max_iter=40, tol=1e-6, n_threads=1, admissible=model.admissible)
+    return model, result
+
+
+def test_a_start_that_collapses_stops_climbing_when_another_can_be_kept():
+    # Start 1 rises highest but collapses at its fifth step: it stops there, and the
+    # admissible start 0 is kept.
+    model, result = _run_counting([10.0, 20.0], [np.inf, 5])
+    assert model.steps.count(1) == 5
+    assert result.parameters[1] == 0 and result.converged
+    assert result.start_bounds[1] == pytest.approx(20 * (1 - 2.0**-5))
+
+
+def test_when_every_start_collapses_the_highest_climbs_on_as_if_never_stopped():
+    model, result = _run_counting([10.0, 20.0, 15.0], [3, 4, 2])
+    whole = _run_counting([20.0], [np.inf])[1]  # start 1 alone, never stopped
+    assert model.steps.count(0) == 3 and model.steps.count(2) == 2
+    assert model.steps.count(1) == whole.n_iter
+    assert result.parameters == (whole.n_iter, 1)
+    assert result.lower_bounds == whole.lower_bounds and result.n_iter == whole.n_iter
+    assert result.converged and result.start_bounds[1] == result.lower_bound
