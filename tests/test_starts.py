@@ -362,18 +362,6 @@ def test_a_larger_screen_draws_no_more_starts():
     assert not any(start.name.startswith("random responsibilities") for start in starts)
 
 
-def random_responsibility_m_step(X, weights, resp, reg_covar):
-    """Weights, means and full covariances of one M-step of weighted soft
-    responsibilities."""
-    weights = np.ones(len(X)) if weights is None else weights
-    weighted = resp * weights[:, None]
-    mass = weighted.sum(axis=0)
-    means = weighted.T @ X / mass[:, None]
-    covariances = np.array([(weighted[:, k, None] * (X - means[k])).T @ (X - means[k])
-                            / mass[k] for k in range(resp.shape[1])])
-    return mass / mass.sum(), means, covariances + reg_covar * np.eye(X.shape[1])
-
-
 @pytest.mark.parametrize("weighted", [False, True])
 def test_a_random_responsibility_start_is_the_m_step_of_uniform_random_responsibilities(
         weighted):
@@ -389,7 +377,7 @@ def test_a_random_responsibility_start_is_the_m_step_of_uniform_random_responsib
         random_state.set_state(start.responsibilities.state)
         resp = random_state.uniform(size=(len(X), 4))
         resp /= resp.sum(axis=1, keepdims=True)
-        expected = random_responsibility_m_step(X, weights, resp, 1e-6)
+        expected = responsibility_m_step(X, weights, resp, 1e-6)
         np.testing.assert_allclose(start.centres, expected[1], rtol=1e-12)
         for covariance_type in ("full", "diag"):
             model = MixtureModel(covariance_type, 1e-6, X.dtype)
@@ -415,14 +403,17 @@ def test_the_pool_is_reproducible_and_independent_of_threads():
 
 def partition_m_step(X, weights, labels, reg_covar):
     """Weights, means and full covariances of one M-step of a weighted partition."""
+    return responsibility_m_step(X, weights, np.eye(labels.max() + 1)[labels], reg_covar)
+
+
+def responsibility_m_step(X, weights, resp, reg_covar):
+    """Weights, means and full covariances of one M-step of weighted responsibilities."""
     weights = np.ones(len(X)) if weights is None else weights
-    n_clusters = labels.max() + 1
-    mass = np.array([weights[labels == k].sum() for k in range(n_clusters)])
-    means = np.array([np.average(X[labels == k], axis=0, weights=weights[labels == k])
-                      for k in range(n_clusters)])
-    covariances = np.array([np.cov(X[labels == k], rowvar=False, bias=True,
-                                   aweights=weights[labels == k])
-                            for k in range(n_clusters)])
+    weighted = resp * weights[:, None]
+    mass = weighted.sum(axis=0)
+    means = weighted.T @ X / mass[:, None]
+    covariances = np.array([(weighted[:, k, None] * (X - means[k])).T @ (X - means[k])
+                            / mass[k] for k in range(resp.shape[1])])
     return mass / mass.sum(), means, covariances + reg_covar * np.eye(X.shape[1])
 
 
