@@ -449,13 +449,14 @@ class GaussianMixture(MixtureEstimator):
         How the initial responsibilities are chosen. The first four are scikit-learn's.
         "multistart" screens many cheap, diverse starts and keeps the best ("emEM",
         Biernacki, Celeux & Govaert 2003): the plain k-means start, k-means runs, k-means++
-        seeds and random rows, and Ward's hierarchical agglomeration of the rows raw,
+        seeds and random rows (on data within the screen, random responsibilities too),
+        and Ward's hierarchical agglomeration of the rows raw,
         standardised and whitened, all on a screen of at most 1 000 rows (a fixed sample
         of larger data; under ``nan_policy="omit"``, the rows mean-imputed). The starts climb a few EM iterations together, scored in one
         pass over the screen; the better half goes on, three rounds (4, 8, 16
         iterations). The winner climbs to convergence on all the rows. On data within the
         screen, so do the other survivors and the plain k-means start, and the best is
-        kept (halving stops at 4 000 / n_samples survivors: on up to ~250 rows every
+        kept (halving stops at 6 000 / n_samples survivors: on up to ~270 rows every
         start climbs to convergence): the fit is never worse than the "kmeans" fit with
         the same ``random_state``; on larger data the k-means start competes on the screen. Fits whose component collapsed onto
         repeated values (a variance held up by ``reg_covar`` alone) lose to any other.

@@ -3,8 +3,8 @@ the best one continued to convergence beside the plain k-means start ("emEM": Bi
 Celeux & Govaert, 2003, "Choosing starting values for the EM algorithm").
 
 EM climbs to the optimum nearest its start, and no kind of start wins everywhere: k-means
-partitions, k-means++ seeds, random rows and hierarchical agglomerations each find the
-best optimum on some data sets and miss it on others. So:
+partitions, k-means++ seeds, random rows, random responsibilities and hierarchical
+agglomerations each find the best optimum on some data sets and miss it on others. So:
 
 1. A **screen**: the rows themselves, or a fixed pseudo-random sample of ``SCREEN_ROWS`` of
    them on larger data (rows with missing entries: their mean-imputed copy, see the
@@ -13,7 +13,7 @@ best optimum on some data sets and miss it on others. So:
    and every covariance model of a search.
 2. A **pool** of starts for K components, shared by every covariance model: the plain
    k-means start (exactly ``init_params="kmeans"``'s, on all the rows), k-means runs
-   (more of them when the screen holds every row), k-means++ seeds and random rows on
+   and random rows (more of both when the screen holds every row) and k-means++ seeds on
    the screen, the cuts at K clusters of Ward's agglomeration (the classification
    likelihood of mclust's EII model) of the screen's rows raw, standardised and
    whitened, and the cut of the VVV criterion's agglomeration of the whitened rows
@@ -30,7 +30,13 @@ best optimum on some data sets and miss it on others. So:
    its clusters' means differ; a cut of a subsample starts the other rows from the
    subsample's M-step, as mclust does with its subset). On data so small that every
    start climbs to convergence (see 4.), the partition by each cut's means joins too:
-   the two reach different optima, and each finds cells the other misses.
+   the two reach different optima, and each finds cells the other misses. When the
+   screen holds every row, random responsibilities join (scikit-learn's
+   ``init_params="random"``): each row shared among the components at random, so that
+   every component starts near the data's mean and covariance and EM breaks the symmetry
+   along the data's own directions. They reach optima that no partition of the rows
+   starts (on wine, EEE with 7 components: 9.6 above mclust's optimum, which the pool's
+   other starts miss by 3.8).
 3. **Successive halving** on the screen: every start climbs ``SCREEN_ROUNDS[0]`` EM
    iterations, all of them scored in the same pass over the rows; the better half climbs
    the next round's iterations, and so on. A round ends early once every start's bound
@@ -47,8 +53,9 @@ best optimum on some data sets and miss it on others. So:
    the "kmeans" fit with the same ``random_state``. There an iteration costs little, and
    the start that leads after the short rounds does not always end highest, so halving
    keeps at least as many distinct starts as hold ``FINALIST_ROWS`` rows together (a
-   budget of starts × rows per iteration: four starts on a full screen of
-   ``SCREEN_ROWS`` rows, every start of the pool on data of at most 200–250 rows); they
+   budget of starts × rows per iteration: six starts on a full screen of
+   ``SCREEN_ROWS`` rows, every start of the pool on data of up to about 230 rows, and
+   on Old Faithful's 272); they
    climb every round, then to convergence. On larger data that second EM on all the
    rows would double the cost; the k-means start competed on the screen (it runs every
    round, as the reference), and it is the fit's start only when it won there. A sample
@@ -126,10 +133,12 @@ SAME_PARTITION = 1e-8
 
 # On data within the screen, halving keeps at least FINALIST_ROWS // rows starts, which
 # all climb to convergence: an iteration of them all reads at most as many rows as the
-# last round's four survivors on a full screen do. Climbing more starts to the end finds
+# last round's six survivors on a full screen do. Climbing more starts to the end finds
 # optima that no short race ranks first (benchmarks/results/STARTS.md: cells of Old
-# Faithful, iris and wine that four finalists miss).
-FINALIST_ROWS = 4 * SCREEN_ROWS
+# Faithful, iris and wine that four finalists miss), and the pool's draws on small data
+# win their cells only if they climb: a budget of 5 000 rows halves Old Faithful's 22
+# starts to 18, and two of its cells are lost.
+FINALIST_ROWS = 6 * SCREEN_ROWS
 
 # On a sample, the winner of the screening and the runner-up are scored on more rows when
 # the winner's lead is within this many standard errors of the sample's mean difference
@@ -152,6 +161,12 @@ RANDOM_ROW_STARTS = 3
 # that start instead of climbing. Only there: on larger data a race on a sample keeps
 # few starts, and every start drawn costs screening passes of every candidate.
 KMEANS_STARTS_WITHIN_SCREEN = 3
+# More random rows, and random responsibilities (see the module's docstring), only when
+# the screen holds every row, for the same reasons. Random rows reach optima with small,
+# elongated components that partitions into compact clusters miss (Old Faithful's VEV
+# with 7 and 8 components, 18 and 29 higher than the pool without them).
+RANDOM_ROWS_WITHIN_SCREEN = 3
+RANDOM_RESPONSIBILITY_STARTS = 3
 
 PLAIN_KMEANS = "kmeans"
 SPHERICAL_TREE = "model-based hierarchical, spherical merges"
@@ -168,25 +183,26 @@ FLOOR_FACTOR = 2.0
 class Start(NamedTuple):
     """One start: its name, its centres (K, D), the statistics its θ is the M-step of, per
     source of rows and kernel form, computed when a covariance model first needs them
-    (every model of the form shares them), and, for a tree's cut, the :class:`Cut`
-    (None: the start is the partition of a source's rows by nearest centre)."""
+    (every model of the form shares them), and its initial responsibilities: a tree's
+    :class:`Cut`, :class:`RandomResponsibilities`, or None (the partition of a source's
+    rows by nearest centre)."""
 
     name: str
     centres: np.ndarray
     partitions: dict
-    cut: object = None
+    responsibilities: object = None
 
     def statistics(self, source, form, n_threads):
-        """The statistics of the cut's rows, weighted as the source's, or of the source's
-        rows partitioned by nearest centre."""
+        """The statistics of the start's responsibilities on the source's rows (a cut's:
+        of the rows it joined, weighted as the source's)."""
         key = id(source), form  # the screen keeps its sources alive
         if key not in self.partitions:
-            if self.cut is None:
+            if self.responsibilities is None:
                 self.partitions[key] = source.nearest_centre_statistics(
                     np.ascontiguousarray(self.centres), form, n_threads)
             else:
-                self.partitions[key] = self.cut.statistics(self.centres, form,
-                                                           source.total_weight, n_threads)
+                self.partitions[key] = self.responsibilities.statistics(
+                    self.centres, source, form, n_threads)
         return self.partitions[key]
 
 
@@ -198,16 +214,33 @@ class Cut(NamedTuple):
     weights: object
     labels: np.ndarray
 
-    def statistics(self, means, form, total_weight, n_threads):
-        """The statistics of the partition about its clusters' ``means``, scaled to
-        ``total_weight``: their M-step is the partition's (means and covariances do not
-        change under one common factor), with weights that sum to one over the rows EM
-        climbs on."""
+    def statistics(self, means, source, form, n_threads):
+        """The statistics of the partition about its clusters' ``means``, scaled to the
+        source's total weight: their M-step is the partition's (means and covariances do
+        not change under one common factor), with weights that sum to one over the rows
+        EM climbs on."""
         nk, sums, scatter, shifts = stats_from_labels(
             self.rows, self.weights, self.labels, np.ascontiguousarray(means), form,
             n_threads)
-        scale = total_weight / nk.sum()
+        scale = source.total_weight / nk.sum()
         return Statistics(nk * scale, sums * scale, scatter * scale, shifts)
+
+
+class RandomResponsibilities(NamedTuple):
+    """Uniform random responsibilities of ``n_components`` components, rows normalised
+    (scikit-learn's ``init_params="random"``), drawn from a saved ``RandomState`` state
+    (``get_state()``): every kernel form gets the same draws."""
+
+    n_components: int
+    state: tuple
+
+    def statistics(self, means, source, form, n_threads):
+        """The statistics of the responsibilities on the source's rows (``means`` is not
+        needed: they are about the rows' mean)."""
+        random_state = np.random.RandomState()
+        random_state.set_state(self.state)
+        return source.random_resp_statistics(self.n_components, random_state, form,
+                                             n_threads)
 
 
 class ScreenPartitions(NamedTuple):
@@ -505,22 +538,53 @@ def draw_starts(screen, n_components, random_state, n_threads):
     for i in range(KMEANS_PLUSPLUS_STARTS):
         seeds = kmeans_plusplus(points, weights, n_components, random_state, n_threads)
         starts.append(Start(f"k-means++ {i + 1}", points[seeds], {}))
-    for i in range(RANDOM_ROW_STARTS):
-        rows, _ = sample.rows_at_ranks(random_state.choice(sample.n_positive,
-                                                           size=n_components, replace=False))
-        starts.append(Start(f"random rows {i + 1}", np.asarray(rows, dtype=np.float64),
-                            {}))
+    starts += _random_row_starts(sample, n_components, random_state,
+                                 range(1, 1 + RANDOM_ROW_STARTS))
     if sample is source:
         # Drawn after the others, whose draws then do not depend on how many these are.
         first = 2 + SCREEN_KMEANS_STARTS
         starts += _kmeans_runs(sample, n_components, random_state, n_threads,
                                range(first, first + KMEANS_STARTS_WITHIN_SCREEN))
+        first = 1 + RANDOM_ROW_STARTS
+        starts += _random_row_starts(sample, n_components, random_state,
+                                     range(first, first + RANDOM_ROWS_WITHIN_SCREEN))
     cuts = screen.hierarchical_starts(n_components)
     starts.extend(cuts)
-    if sample is source and _finalists(sample) >= len(starts) + len(cuts):
-        # Every start climbs to convergence here, and a cut and the partition by its
-        # clusters' means reach different optima (benchmarks/results/STARTS.md): both go.
-        starts += [Start(f"{cut.name}, nearest centres", cut.centres, {}) for cut in cuts]
+    if sample is source:
+        drawn = _random_responsibilities(sample, n_components, random_state, n_threads,
+                                         RANDOM_RESPONSIBILITY_STARTS)
+        if _finalists(sample) >= len(starts) + len(cuts) + len(drawn):
+            # Every start climbs to convergence here, and a cut and the partition by its
+            # clusters' means reach different optima (benchmarks/results/STARTS.md):
+            # both go.
+            starts += [Start(f"{cut.name}, nearest centres", cut.centres, {})
+                       for cut in cuts]
+        starts += drawn
+    return starts
+
+
+def _random_responsibilities(sample, n_components, random_state, n_threads, count):
+    """Starts named ``random responsibilities {number}``: ``count`` draws of
+    :class:`RandomResponsibilities` on the screen's rows, each start's centres the means
+    of its draw."""
+    starts = []
+    for number in range(1, count + 1):
+        responsibilities = RandomResponsibilities(n_components, random_state.get_state())
+        stats = sample.random_resp_statistics(n_components, random_state, "diag", n_threads)
+        centres = stats.shifts + stats.sums / stats.nk[:, None]
+        starts.append(Start(f"random responsibilities {number}", centres,
+                            {(id(sample), "diag"): stats}, responsibilities))
+    return starts
+
+
+def _random_row_starts(sample, n_components, random_state, numbers):
+    """Starts named ``random rows {number}``: distinct rows of the screen drawn uniformly,
+    one set per number."""
+    starts = []
+    for number in numbers:
+        rows, _ = sample.rows_at_ranks(random_state.choice(sample.n_positive,
+                                                           size=n_components, replace=False))
+        starts.append(Start(f"random rows {number}", np.asarray(rows, dtype=np.float64), {}))
     return starts
 
 

@@ -26,7 +26,9 @@ from gmmfast._starts import (
     KMEANS_PLUSPLUS_STARTS,
     KMEANS_STARTS_WITHIN_SCREEN,
     MODEL_BASED_TREE_ROWS,
+    RANDOM_RESPONSIBILITY_STARTS,
     RANDOM_ROW_STARTS,
+    RANDOM_ROWS_WITHIN_SCREEN,
     RANKING_ROWS,
     SCREEN_KMEANS_STARTS,
     SCREEN_ROWS,
@@ -100,6 +102,37 @@ def test_the_default_search_chooses_three_tied_components_on_old_faithful():
     assert table["bic"][search.best_index_] == pytest.approx(2314.30, abs=0.01)
     assert table["gain_over_kmeans"][search.best_index_] > 10
     assert table["start"][search.best_index_] != "kmeans"
+
+
+def standardised_wine():
+    from sklearn.datasets import load_wine
+
+    X = load_wine().data
+    return (X - X.mean(axis=0)) / X.std(axis=0)
+
+
+def winning_start(X, n_components, covariance_type):
+    """(log-likelihood, name of the winning start) of the search's one candidate."""
+    table = select_model(X, [n_components], [covariance_type], random_state=0, tol=1e-5,
+                         max_iter=1000).criterion_table_
+    return table["log_likelihood"][0], table["start"][0]
+
+
+def test_random_responsibilities_reach_mclusts_optimum_where_no_partition_does():
+    # mclust's EEE with 7 components on the standardised wine data: log L −2267.77; the
+    # pool's other starts end 3.8 below it.
+    log_likelihood, start = winning_start(standardised_wine(), 7, "EEE")
+    assert log_likelihood > -2267.77
+    assert start.startswith("random responsibilities")
+
+
+def test_more_random_rows_on_small_data_reach_an_optimum_the_others_miss():
+    # VEV with 8 components on Old Faithful: the best of 9 scikit-learn-style fits reaches
+    # log L −1064.46; the pool without its extra random rows ends at −1085.00.
+    log_likelihood, start = winning_start(old_faithful(), 8, "VEV")
+    assert log_likelihood > -1064.46
+    assert start.startswith("random rows")
+    assert int(start.split()[-1]) > RANDOM_ROW_STARTS
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "VEV"])
@@ -284,7 +317,9 @@ def test_the_pool_starts_with_the_kmeans_start_and_cuts_one_tree_per_transformat
     assert trees == ["hierarchical", "hierarchical (standardised)", "hierarchical (whitened)",
                      "model-based hierarchical"]
     cuts = [start.name for start in screen.hierarchical_starts(4)]
-    assert names[-len(cuts):] == cuts and cuts == [name for name in trees if name in cuts]
+    first_cut = names.index(cuts[0])
+    assert names[first_cut:first_cut + len(cuts)] == cuts
+    assert cuts == [name for name in trees if name in cuts]
     assert all(start.centres.shape == (4, X.shape[1]) for start in starts)
     # The trees are built once and serve every K.
     trees = screen._agglomerations()
@@ -293,31 +328,67 @@ def test_the_pool_starts_with_the_kmeans_start_and_cuts_one_tree_per_transformat
     assert [s.name for s in draw_starts(screen, 1, np.random.RandomState(0), 1)] == ["kmeans"]
 
 
-def test_a_screen_of_every_row_draws_more_kmeans_runs_after_the_other_starts(monkeypatch):
+@pytest.mark.parametrize("kind, count, constant", [
+    ("kmeans", KMEANS_STARTS_WITHIN_SCREEN, "KMEANS_STARTS_WITHIN_SCREEN"),
+    ("random rows", RANDOM_ROWS_WITHIN_SCREEN, "RANDOM_ROWS_WITHIN_SCREEN"),
+    ("random responsibilities", RANDOM_RESPONSIBILITY_STARTS, "RANDOM_RESPONSIBILITY_STARTS"),
+])
+def test_a_screen_of_every_row_draws_more_starts_after_the_other_starts(monkeypatch, kind,
+                                                                         count, constant):
     X = blobs(n_samples=300, seed=11)
     screen = Screen(InMemorySource(X))
     starts = draw_starts(screen, 4, np.random.RandomState(0), 1)
-    n_kmeans = 1 + SCREEN_KMEANS_STARTS + KMEANS_STARTS_WITHIN_SCREEN
-    assert KMEANS_STARTS_WITHIN_SCREEN > 0
-    assert sum(s.name.startswith("kmeans") for s in starts) == n_kmeans
+    assert count > 0
     assert len({s.name for s in starts}) == len(starts)
-    # Drawn last: the pool's other draws are those of a pool without them.
-    monkeypatch.setattr("gmmfast._starts.KMEANS_STARTS_WITHIN_SCREEN", 0)
+    # Drawn after the pool's own kinds, whose draws are then those of a pool without them.
+    monkeypatch.setattr(f"gmmfast._starts.{constant}", 0)
     fewer = draw_starts(screen, 4, np.random.RandomState(0), 1)
     extra = [s for s in starts if s.name not in {f.name for f in fewer}]
-    assert len(extra) == KMEANS_STARTS_WITHIN_SCREEN
-    for start, same in zip([s for s in starts if s not in extra], fewer):
+    assert len(extra) == count and all(s.name.startswith(kind) for s in extra)
+    first_extra = starts.index(extra[0])
+    assert first_extra >= 1 + SCREEN_KMEANS_STARTS + KMEANS_PLUSPLUS_STARTS + RANDOM_ROW_STARTS
+    for start, same in zip(starts[:first_extra], fewer):
         assert start.name == same.name
         np.testing.assert_array_equal(start.centres, same.centres)
-    # Each run is a k-means of its own seeds, not a copy of another draw.
-    assert len({s.centres.tobytes() for s in extra}) > 1
+    # Each is a draw of its own, not a copy of another.
+    assert len({s.centres.tobytes() for s in extra}) == count
 
 
-def test_a_larger_screen_draws_no_more_kmeans_runs():
+def test_a_larger_screen_draws_no_more_starts():
     screen = Screen(InMemorySource(blobs(n_samples=2 * SCREEN_ROWS, seed=12)))
     starts = draw_starts(screen, 3, np.random.RandomState(0), 1)
     n_randomised = SCREEN_KMEANS_STARTS + KMEANS_PLUSPLUS_STARTS + RANDOM_ROW_STARTS
     assert len(starts) == 1 + n_randomised + len(screen.hierarchical_starts(3))
+    assert not any(start.name.startswith("random responsibilities") for start in starts)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_a_random_responsibility_start_is_the_m_step_of_uniform_random_responsibilities(
+        weighted):
+    X = blobs(n_samples=240, seed=16)
+    weights = np.random.RandomState(1).uniform(0.5, 2.0, len(X)) if weighted else None
+    source = InMemorySource(X, weights)
+    starts = [start for start in draw_starts(Screen(source), 4, np.random.RandomState(2), 1)
+              if start.name.startswith("random responsibilities")]
+    assert len(starts) == RANDOM_RESPONSIBILITY_STARTS
+    for start in starts:
+        # scikit-learn's init_params="random": uniform draws, each row normalised.
+        random_state = np.random.RandomState()
+        random_state.set_state(start.responsibilities.state)
+        resp = random_state.uniform(size=(len(X), 4))
+        resp /= resp.sum(axis=1, keepdims=True)
+        expected = responsibility_m_step(X, weights, resp, 1e-6)
+        np.testing.assert_allclose(start.centres, expected[1], rtol=1e-12)
+        for covariance_type in ("full", "diag"):
+            model = MixtureModel(covariance_type, 1e-6, X.dtype)
+            theta = model.initial_parameters(start.statistics(source, model.form, 1),
+                                             source.total_weight)
+            covariances = (expected[2] if covariance_type == "full"
+                           else np.diagonal(expected[2], axis1=1, axis2=2))
+            for fitted, value in zip(theta, (*expected[:2], covariances)):
+                np.testing.assert_allclose(fitted, value, rtol=1e-10, atol=1e-12)
+    # Each start draws its own responsibilities.
+    assert len({start.centres.tobytes() for start in starts}) == len(starts)
 
 
 def test_the_pool_is_reproducible_and_independent_of_threads():
@@ -332,14 +403,17 @@ def test_the_pool_is_reproducible_and_independent_of_threads():
 
 def partition_m_step(X, weights, labels, reg_covar):
     """Weights, means and full covariances of one M-step of a weighted partition."""
+    return responsibility_m_step(X, weights, np.eye(labels.max() + 1)[labels], reg_covar)
+
+
+def responsibility_m_step(X, weights, resp, reg_covar):
+    """Weights, means and full covariances of one M-step of weighted responsibilities."""
     weights = np.ones(len(X)) if weights is None else weights
-    n_clusters = labels.max() + 1
-    mass = np.array([weights[labels == k].sum() for k in range(n_clusters)])
-    means = np.array([np.average(X[labels == k], axis=0, weights=weights[labels == k])
-                      for k in range(n_clusters)])
-    covariances = np.array([np.cov(X[labels == k], rowvar=False, bias=True,
-                                   aweights=weights[labels == k])
-                            for k in range(n_clusters)])
+    weighted = resp * weights[:, None]
+    mass = weighted.sum(axis=0)
+    means = weighted.T @ X / mass[:, None]
+    covariances = np.array([(weighted[:, k, None] * (X - means[k])).T @ (X - means[k])
+                            / mass[k] for k in range(resp.shape[1])])
     return mass / mass.sum(), means, covariances + reg_covar * np.eye(X.shape[1])
 
 
@@ -392,13 +466,15 @@ def test_on_small_data_the_cuts_partitions_by_nearest_centre_join_and_copies_fol
     starts = draw_starts(screen, 3, np.random.RandomState(0), 1)
     names = [start.name for start in starts]
     cuts = [start.name for start in screen.hierarchical_starts(3)]
-    assert names[-2 * len(cuts):] == cuts + [f"{name}, nearest centres" for name in cuts]
+    nearest = [f"{name}, nearest centres" for name in cuts]
+    first_cut = names.index(cuts[0])
+    assert names[first_cut:first_cut + 2 * len(cuts)] == cuts + nearest
     assert FINALIST_ROWS // len(X) >= len(starts)
     # Each such partition is a copy of an earlier start, and climbs with it.
     copies = dict(screen.copies([start.statistics(screen.sample, "full", 1)
                                  for start in starts]))
-    assert all(names.index(name) in copies for name in names[-len(cuts):])
-    # On a full screen the pool stays within the budget of four finalists.
+    assert all(names.index(name) in copies for name in nearest)
+    # On a full screen the pool stays within the budget of its few finalists.
     larger = Screen(InMemorySource(blobs(n_samples=SCREEN_ROWS, seed=15)))
     assert not any(start.name.endswith("nearest centres")
                    for start in draw_starts(larger, 3, np.random.RandomState(0), 1))
@@ -609,20 +685,21 @@ def test_on_small_data_every_distinct_start_climbs_to_convergence(monkeypatch):
     assert climbs == [len(survivors)]
 
 
-def test_on_a_full_screen_the_last_round_keeps_four_starts():
+def test_on_a_full_screen_the_last_round_keeps_a_few_starts():
     X = blobs(n_samples=SCREEN_ROWS, seed=12)
-    assert FINALIST_ROWS // SCREEN_ROWS == 4
+    n_finalists = FINALIST_ROWS // SCREEN_ROWS
+    assert 4 <= n_finalists <= 8
     model = MixtureModel("full", 1e-6, X.dtype)
     screen = Screen(InMemorySource(X))
     starts = draw_starts(screen, 4, np.random.RandomState(0), 1)
     survivors = screened_winner(model, screen, starts, 1, 1e-3).survivors
     # The plain k-means start, the reference, runs every round beside them.
-    assert len([start for start, _, _ in survivors if start.name != "kmeans"]) <= 4
+    assert len([start for start, _, _ in survivors if start.name != "kmeans"]) <= n_finalists
 
 
-def test_a_reference_that_ranks_low_runs_beside_the_four_finalists_not_among_them():
-    # On these data the plain k-means start ranks below the eight starts the second round
-    # keeps: it climbs beside them, and the last round still halves eight to four.
+def test_a_reference_that_ranks_low_runs_beside_the_finalists_not_among_them():
+    # On these data the plain k-means start ranks below the starts the second round
+    # keeps: it climbs beside them, and the last round still halves them to the finalists.
     X = blobs(n_samples=SCREEN_ROWS, seed=25)
     model = MixtureModel("full", 1e-6, X.dtype)
     screen = Screen(InMemorySource(X))
@@ -630,7 +707,7 @@ def test_a_reference_that_ranks_low_runs_beside_the_four_finalists_not_among_the
     survivors = screened_winner(model, screen, starts, 1, 1e-3).survivors
     names = [start.name for start, _, _ in survivors]
     assert "kmeans" in names
-    assert len(names) == 4 + 1
+    assert len(names) == FINALIST_ROWS // SCREEN_ROWS + 1
 
 
 def test_starts_that_partition_the_screen_alike_are_copies_of_the_first():
