@@ -325,6 +325,15 @@ class Screen:
             starts.append(Start(name, centres / masses[:, None], {}, cut))
         return starts
 
+    def one_start(self, n_components):
+        """Whether a pool of starts for ``n_components`` holds the plain k-means start
+        alone: one cluster, or more than the screen's rows, leaves nothing to screen."""
+        return n_components == 1 or n_components > self.sample.n_positive
+
+    def build_trees(self):
+        """Build the agglomeration trees now, if no other thread has."""
+        self._agglomerations()
+
     def _agglomerations(self):
         """[(name, linkage, rows of the screen it joins)]: Ward's of every row raw,
         standardised and whitened, and the VVV criterion's (mclust's default start) of a
@@ -490,12 +499,22 @@ def check_multistart_source(source):
 def draw_starts(screen, n_components, random_state, n_threads):
     """The pool of starts for ``n_components`` components (see the module's docstring);
     the plain k-means start comes first and consumes ``random_state`` exactly as
-    ``init_params="kmeans"`` does."""
+    ``init_params="kmeans"`` does: :func:`draw_random_starts`, then
+    :func:`add_tree_cuts`."""
+    starts = draw_random_starts(screen, n_components, random_state, n_threads)
+    add_tree_cuts(starts)
+    return starts
+
+
+def draw_random_starts(screen, n_components, random_state, n_threads):
+    """The starts of :func:`draw_starts`'s pool that ``random_state`` draws: all but the
+    trees' cuts, which need no random draw. A search draws them while one of its workers
+    builds the trees (:meth:`Screen.build_trees`)."""
     source, sample = screen.source, screen.sample
     starts = Pool(screen, [Start(PLAIN_KMEANS, kmeans_centres(source, n_components,
                                                               random_state, n_threads), {})])
-    if n_components == 1 or n_components > sample.n_positive:
-        return starts  # one cluster: every start is the same
+    if screen.one_start(n_components):
+        return starts
     starts += _kmeans_runs(sample, n_components, random_state, n_threads,
                            range(2, 2 + SCREEN_KMEANS_STARTS))
     points = screen.points
@@ -513,13 +532,23 @@ def draw_starts(screen, n_components, random_state, n_threads):
         first = 2 + SCREEN_KMEANS_STARTS
         starts += _kmeans_runs(sample, n_components, random_state, n_threads,
                                range(first, first + KMEANS_STARTS_WITHIN_SCREEN))
+    return starts
+
+
+def add_tree_cuts(starts):
+    """Append to a pool of :func:`draw_random_starts` the cuts of the screen's trees (built
+    on first use)."""
+    screen = starts.screen
+    source, sample = screen.source, screen.sample
+    n_components = len(starts[0].centres)
+    if screen.one_start(n_components):
+        return
     cuts = screen.hierarchical_starts(n_components)
     starts.extend(cuts)
     if sample is source and _finalists(sample) >= len(starts) + len(cuts):
         # Every start climbs to convergence here, and a cut and the partition by its
         # clusters' means reach different optima (benchmarks/results/STARTS.md): both go.
         starts += [Start(f"{cut.name}, nearest centres", cut.centres, {}) for cut in cuts]
-    return starts
 
 
 def _kmeans_runs(sample, n_components, random_state, n_threads, numbers):
