@@ -391,17 +391,40 @@ class Collapse:
         self.smallest_scale = float(np.min(self.scale)) if self.scale.size else 1.0
 
     def __call__(self, theta):
-        covariances = np.asarray(theta[2])
-        return self._admissible(covariances, self.smallest_variances(covariances[None])[0])
+        return self.of_sets([theta])[0]
 
     def of_sets(self, thetas):
         """``admissible(θ)`` of each mixture of the list (one shape): one
-        eigen-decomposition of all their covariances."""
+        eigen-decomposition of the covariances of those that their precisions' factors
+        do not clear (:meth:`cleared`)."""
+        admissible = self.cleared(thetas)
+        doubtful = [i for i, cleared in enumerate(admissible) if not cleared]
+        if doubtful:
+            smallest = self.smallest_variances(np.array([thetas[i][2] for i in doubtful]))
+            for i, value in zip(doubtful, smallest.tolist()):
+                admissible[i] = self._admissible(np.asarray(thetas[i][2]), value)
+        return admissible
+
+    def cleared(self, thetas):
+        """Whether each mixture is admissible by a bound on its smallest variance that
+        needs no eigen-decomposition: along any direction a covariance Σ holds at least
+        1 / tr(Σ⁻¹), and tr(Σ⁻¹) = ‖U‖² for the precisions' factor U, θ's fourth array
+        (False for a θ without it, and for diagonal covariances, whose variances are
+        their entries)."""
         if not thetas:
             return []
-        smallest = self.smallest_variances(np.array([theta[2] for theta in thetas]))
-        return [self._admissible(np.asarray(theta[2]), value)
-                for theta, value in zip(thetas, smallest.tolist())]
+        if (kernel_form(self.layout) == "diag"
+                or any(len(theta) < 4 or theta[3] is None for theta in thetas)):
+            return [False] * len(thetas)
+        size = self.scale.size
+        factors = np.reshape(np.array([theta[3] for theta in thetas]),
+                             (len(thetas), -1, size * size))
+        bound = 1.0 / np.max(np.sum(factors**2, axis=2), axis=1)
+        # Both thresholds of _admissible, twice over for rounding: where the bound
+        # clears them, so does the smallest variance.
+        return ((bound > 2 * FLOOR_FACTOR * self.reg_covar)
+                & ((bound - self.reg_covar) * self.smallest_scale**2
+                   > 4 * COLLAPSED_VARIANCE)).tolist()
 
     def _admissible(self, covariances, smallest):
         """Whether covariances whose smallest variance is ``smallest`` have not
