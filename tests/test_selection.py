@@ -242,7 +242,8 @@ def test_a_parallel_multistart_search_draws_while_the_trees_are_built(monkeypatc
 
     monkeypatch.setattr(Screen, "_agglomerations", recorded)
     X = make_family("full", 3, n_features=2, seed=6)
-    parallel = GaussianMixtureIC(n_components=range(1, 5), random_state=0, n_threads=2).fit(X)
+    parallel = GaussianMixtureIC(n_components=range(1, 5), random_state=0,
+                                 n_threads=2).fit(X)
     assert looks[0] is False and all(looks[1:]) and len(looks) == 1 + 3
     looks.clear()
     alone = GaussianMixtureIC(n_components=range(1, 5), random_state=0, n_threads=1).fit(X)

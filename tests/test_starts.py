@@ -257,12 +257,13 @@ def test_collapse_decides_as_both_checks_and_decomposes_a_healthy_fit_once(layou
     assert collapse((None, None, healthy))
     assert len(decompositions) == (1 if layout in ("full", "tied") else 0)
     # With its factor, a healthy fit is cleared without one.
-    assert collapse((None, None, healthy, precision_cholesky(healthy, layout)))
-    assert collapse.cleared([(None, None, healthy, precision_cholesky(healthy, layout))]) == [
-        layout in ("full", "tied")]
+    healthy_theta = (None, None, healthy, precision_cholesky(healthy, layout))
+    assert collapse(healthy_theta)
+    assert collapse.cleared([healthy_theta]) == [layout in ("full", "tied")]
     assert len(decompositions) == (1 if layout in ("full", "tied") else 0)
     if layout == "full":  # one collapsed component is enough to refuse the mixture
-        mixed = np.stack([healthy[0], np.diag([1e-12, 1.0, 1.0]) * variance + reg * np.eye(3)])
+        collapsed = np.diag([1e-12, 1.0, 1.0]) * variance + reg * np.eye(3)
+        mixed = np.stack([healthy[0], collapsed])
         theta = (None, None, mixed, precision_cholesky(mixed, layout))
         assert collapse.cleared([theta]) == [False] and not collapse(theta)
 
