@@ -92,7 +92,13 @@ from gmmfast._prior import (
     needs_data_moments,
     supports_prior,
 )
-from gmmfast._starts import Screen, StartReport, draw_starts, multistart_em
+from gmmfast._starts import (
+    Screen,
+    StartReport,
+    add_tree_cuts,
+    draw_random_starts,
+    multistart_em,
+)
 from gmmfast._threads import single_threaded_blas
 
 # Rows per block when the entropy of the responsibilities is summed for ICL: bounds their
@@ -654,23 +660,43 @@ class _GridSearch:
 
     def _run_parallel(self, results):
         with ThreadPoolExecutor(self.n_workers, thread_name_prefix="gmmfast-ic") as pool:
+            pending = {}
+
+            def submit(task, key, function, *args):
+                pending[pool.submit(function, *args)] = task, key
+
+            # Under "multistart" one worker builds the screen's trees while the others draw
+            # the pools' random starts; a K's pools get the trees' cuts once both are done,
+            # so that no worker waits for the trees.
+            uncut = (None if self.screen is None
+                     or all(self.screen.one_start(k) for k in self.grid_k) else {})
+            if uncut is not None:
+                submit("trees", None, self.screen.build_trees)
             # Largest K first: the longest tasks start early, the short ones fill the gaps.
-            pending = {pool.submit(self._initial_stats, k): k
-                       for k in sorted(self.grid_k, reverse=True)}
+            for k in sorted(self.grid_k, reverse=True):
+                submit("starts" if uncut is None else "random starts", k,
+                       self._initial_stats, k, uncut is None)
             try:
                 while pending:
                     finished, _ = wait(pending, timeout=INTERRUPT_POLL_SECONDS,
                                        return_when=FIRST_COMPLETED)
                     for future in finished:
-                        key = pending.pop(future)
+                        task, key = pending.pop(future)
                         value = future.result()
-                        if isinstance(key, tuple):
+                        if task == "fit":
                             self._record(results, value)
-                            continue
-                        for t in self.types:
-                            fit = pool.submit(self._fit_candidate, key, t,
-                                              self._starts_of(value, t))
-                            pending[fit] = (key, t)
+                        elif task == "starts":
+                            for t in self.types:
+                                submit("fit", (key, t), self._fit_candidate, key, t,
+                                       self._starts_of(value, t))
+                        elif task == "trees":
+                            for k, pools in uncut.items():
+                                submit("starts", k, _with_tree_cuts, pools)
+                            uncut = None
+                        elif uncut is not None:  # random starts before the trees are built
+                            uncut[key] = value
+                        else:
+                            submit("starts", key, _with_tree_cuts, value)
             except BaseException:
                 self.stop.set()
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -684,10 +710,11 @@ class _GridSearch:
         if self.progress is not None:
             self.progress(self.done, self.n_candidates, row)
 
-    def _initial_stats(self, n_components):
+    def _initial_stats(self, n_components, tree_cuts=True):
         """The starts of one K, shared by every covariance type: {kernel form: [statistics
         of each of the n_init initialisations]}, or under "multistart" the n_init pools of
-        starts.
+        starts (without the trees' cuts unless ``tree_cuts``: see
+        ``gmmfast._starts.draw_random_starts``).
 
         The random draws do not depend on the covariance type (see
         ``gmmfast._engine.initial_statistics``): one k-means serves every form.
@@ -695,9 +722,10 @@ class _GridSearch:
         random_state = np.random.RandomState(self.seeds[n_components])
         if self.screen is not None:
             with single_threaded_blas():
-                return [draw_starts(self.screen, n_components, random_state,
-                                    self.kernel_threads)
-                        for _ in range(self.params["n_init"])]
+                pools = [draw_random_starts(self.screen, n_components, random_state,
+                                            self.kernel_threads)
+                         for _ in range(self.params["n_init"])]
+            return _with_tree_cuts(pools) if tree_cuts else pools
         per_form = {form: [] for form in self.forms}
         with single_threaded_blas():
             for _ in range(self.params["n_init"]):
@@ -799,6 +827,13 @@ class _GridSearch:
             n_init=params["n_init"], max_iter=params["max_iter"], tol=params["tol"],
             n_threads=self.kernel_threads, stop=self.stop)
         return result, StartReport(params["init_params"], math.nan)
+
+
+def _with_tree_cuts(pools):
+    """The pools of one K with the cuts of the screen's trees."""
+    for starts in pools:
+        add_tree_cuts(starts)
+    return pools
 
 
 def _search_source(estimator, X, weights):

@@ -264,6 +264,9 @@ class Pool(list):
         super().__init__(starts)
         self.screen = screen
         self._screen_partitions = {}
+        # Random starts drawn before the trees' cuts are known, to be placed after them
+        # (:func:`add_tree_cuts`).
+        self.after_cuts = []
 
     def screen_partitions(self, form, n_threads):
         """The :class:`ScreenPartitions` of the starts on the screen's rows in ``form``."""
@@ -360,6 +363,15 @@ class Screen:
             starts.append(Start(name, centres / masses[:, None], {}, cut))
         return starts
 
+    def one_start(self, n_components):
+        """Whether a pool of starts for ``n_components`` holds the plain k-means start
+        alone: one cluster, or more than the screen's rows, leaves nothing to screen."""
+        return n_components == 1 or n_components > self.sample.n_positive
+
+    def build_trees(self):
+        """Build the agglomeration trees now, if no other thread has."""
+        self._agglomerations()
+
     def _agglomerations(self):
         """[(name, linkage, rows of the screen it joins)]: Ward's of every row raw,
         standardised and whitened, and the VVV criterion's (mclust's default start) of a
@@ -417,17 +429,40 @@ class Collapse:
         self.smallest_scale = float(np.min(self.scale)) if self.scale.size else 1.0
 
     def __call__(self, theta):
-        covariances = np.asarray(theta[2])
-        return self._admissible(covariances, self.smallest_variances(covariances[None])[0])
+        return self.of_sets([theta])[0]
 
     def of_sets(self, thetas):
         """``admissible(θ)`` of each mixture of the list (one shape): one
-        eigen-decomposition of all their covariances."""
+        eigen-decomposition of the covariances of those that their precisions' factors
+        do not clear (:meth:`cleared`)."""
+        admissible = self.cleared(thetas)
+        doubtful = [i for i, cleared in enumerate(admissible) if not cleared]
+        if doubtful:
+            smallest = self.smallest_variances(np.array([thetas[i][2] for i in doubtful]))
+            for i, value in zip(doubtful, smallest.tolist()):
+                admissible[i] = self._admissible(np.asarray(thetas[i][2]), value)
+        return admissible
+
+    def cleared(self, thetas):
+        """Whether each mixture is admissible by a bound on its smallest variance that
+        needs no eigen-decomposition: along any direction a covariance Σ holds at least
+        1 / tr(Σ⁻¹), and tr(Σ⁻¹) = ‖U‖² for the precisions' factor U, θ's fourth array
+        (False for a θ without it, and for diagonal covariances, whose variances are
+        their entries)."""
         if not thetas:
             return []
-        smallest = self.smallest_variances(np.array([theta[2] for theta in thetas]))
-        return [self._admissible(np.asarray(theta[2]), value)
-                for theta, value in zip(thetas, smallest.tolist())]
+        if (kernel_form(self.layout) == "diag"
+                or any(len(theta) < 4 or theta[3] is None for theta in thetas)):
+            return [False] * len(thetas)
+        size = self.scale.size
+        factors = np.reshape(np.array([theta[3] for theta in thetas]),
+                             (len(thetas), -1, size * size))
+        bound = 1.0 / np.max(np.sum(factors**2, axis=2), axis=1)
+        # Both thresholds of _admissible, twice over for rounding: where the bound
+        # clears them, so does the smallest variance.
+        return ((bound > 2 * FLOOR_FACTOR * self.reg_covar)
+                & ((bound - self.reg_covar) * self.smallest_scale**2
+                   > 4 * COLLAPSED_VARIANCE)).tolist()
 
     def _admissible(self, covariances, smallest):
         """Whether covariances whose smallest variance is ``smallest`` have not
@@ -525,12 +560,22 @@ def check_multistart_source(source):
 def draw_starts(screen, n_components, random_state, n_threads):
     """The pool of starts for ``n_components`` components (see the module's docstring);
     the plain k-means start comes first and consumes ``random_state`` exactly as
-    ``init_params="kmeans"`` does."""
+    ``init_params="kmeans"`` does: :func:`draw_random_starts`, then
+    :func:`add_tree_cuts`."""
+    starts = draw_random_starts(screen, n_components, random_state, n_threads)
+    add_tree_cuts(starts)
+    return starts
+
+
+def draw_random_starts(screen, n_components, random_state, n_threads):
+    """The starts of :func:`draw_starts`'s pool that ``random_state`` draws: all but the
+    trees' cuts, which need no random draw. A search draws them while one of its workers
+    builds the trees (:meth:`Screen.build_trees`)."""
     source, sample = screen.source, screen.sample
     starts = Pool(screen, [Start(PLAIN_KMEANS, kmeans_centres(source, n_components,
                                                               random_state, n_threads), {})])
-    if n_components == 1 or n_components > sample.n_positive:
-        return starts  # one cluster: every start is the same
+    if screen.one_start(n_components):
+        return starts
     starts += _kmeans_runs(sample, n_components, random_state, n_threads,
                            range(2, 2 + SCREEN_KMEANS_STARTS))
     points = screen.points
@@ -548,19 +593,29 @@ def draw_starts(screen, n_components, random_state, n_threads):
         first = 1 + RANDOM_ROW_STARTS
         starts += _random_row_starts(sample, n_components, random_state,
                                      range(first, first + RANDOM_ROWS_WITHIN_SCREEN))
+        # Drawn with the other random starts; they join the pool after the trees' cuts.
+        starts.after_cuts = _random_responsibilities(
+            sample, n_components, random_state, n_threads, RANDOM_RESPONSIBILITY_STARTS)
+    return starts
+
+
+def add_tree_cuts(starts):
+    """Append to a pool of :func:`draw_random_starts` the cuts of the screen's trees (built
+    on first use), then the starts drawn to follow them."""
+    screen = starts.screen
+    source, sample = screen.source, screen.sample
+    n_components = len(starts[0].centres)
+    if screen.one_start(n_components):
+        return
     cuts = screen.hierarchical_starts(n_components)
     starts.extend(cuts)
-    if sample is source:
-        drawn = _random_responsibilities(sample, n_components, random_state, n_threads,
-                                         RANDOM_RESPONSIBILITY_STARTS)
-        if _finalists(sample) >= len(starts) + len(cuts) + len(drawn):
-            # Every start climbs to convergence here, and a cut and the partition by its
-            # clusters' means reach different optima (benchmarks/results/STARTS.md):
-            # both go.
-            starts += [Start(f"{cut.name}, nearest centres", cut.centres, {})
-                       for cut in cuts]
-        starts += drawn
-    return starts
+    drawn = starts.after_cuts
+    if sample is source and _finalists(sample) >= len(starts) + len(cuts) + len(drawn):
+        # Every start climbs to convergence here, and a cut and the partition by its
+        # clusters' means reach different optima (benchmarks/results/STARTS.md): both go.
+        starts += [Start(f"{cut.name}, nearest centres", cut.centres, {}) for cut in cuts]
+    starts += drawn
+    starts.after_cuts = []
 
 
 def _random_responsibilities(sample, n_components, random_state, n_threads, count):

@@ -227,6 +227,36 @@ def test_result_does_not_depend_on_n_threads():
         assert other.best_estimator_.n_threads == other.n_threads
 
 
+def test_a_parallel_multistart_search_draws_while_the_trees_are_built(monkeypatch):
+    # The trees are a task of their own: every other look at them (a pool's cuts) comes
+    # after they are built, so no worker waits for them; the pools are those of one
+    # worker, which draws each pool whole.
+    from gmmfast._starts import Screen
+
+    looks = []
+    agglomerations = Screen._agglomerations
+
+    def recorded(screen):
+        looks.append(screen._trees is not None)
+        return agglomerations(screen)
+
+    monkeypatch.setattr(Screen, "_agglomerations", recorded)
+    X = make_family("full", 3, n_features=2, seed=6)
+    parallel = GaussianMixtureIC(n_components=range(1, 5), random_state=0,
+                                 n_threads=2).fit(X)
+    assert looks[0] is False and all(looks[1:]) and len(looks) == 1 + 3
+    looks.clear()
+    alone = GaussianMixtureIC(n_components=range(1, 5), random_state=0, n_threads=1).fit(X)
+    assert looks[0] is False and len(looks) == 3
+    for name in ("bic", "n_iter", "start"):
+        np.testing.assert_array_equal(parallel.criterion_table_[name],
+                                      alone.criterion_table_[name])
+    # A grid of one component needs no trees.
+    looks.clear()
+    GaussianMixtureIC(n_components=[1], random_state=0, n_threads=2).fit(X)
+    assert looks == []
+
+
 def test_random_state_instance_and_none_are_accepted():
     X = make_family("full", 2, seed=7)
     a = GaussianMixtureIC(n_components=[1, 2], random_state=np.random.RandomState(3)).fit(X)

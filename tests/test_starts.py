@@ -19,6 +19,7 @@ from gmmfast._engine import (
     Race,
     run_em,
 )
+from gmmfast._mstep import precision_cholesky
 from gmmfast._starts import (
     COLLAPSED_VARIANCE,
     FINALIST_ROWS,
@@ -275,6 +276,11 @@ def test_collapse_decides_as_both_checks_and_decomposes_a_healthy_fit_once(layou
                   "spherical": covariances[::-1] / 1e6}[layout]
         thetas = [(None, None, covariances), (None, None, others)]
         assert collapse.of_sets(thetas) == [collapse(theta) for theta in thetas]
+        # The precisions' factors clear some without a decomposition, never wrongly.
+        with_factors = [theta + (precision_cholesky(theta[2], layout),) for theta in thetas]
+        assert collapse.of_sets(with_factors) == collapse.of_sets(thetas)
+        assert not any(cleared and not admissible for cleared, admissible
+                       in zip(collapse.cleared(with_factors), collapse.of_sets(thetas)))
     decompositions = []
     eigvalsh = np.linalg.eigvalsh
     monkeypatch.setattr(np.linalg, "eigvalsh",
@@ -283,6 +289,16 @@ def test_collapse_decides_as_both_checks_and_decomposes_a_healthy_fit_once(layou
                "spherical": spreads[:, 0] * variance.min() + reg}[layout]
     assert collapse((None, None, healthy))
     assert len(decompositions) == (1 if layout in ("full", "tied") else 0)
+    # With its factor, a healthy fit is cleared without one.
+    healthy_theta = (None, None, healthy, precision_cholesky(healthy, layout))
+    assert collapse(healthy_theta)
+    assert collapse.cleared([healthy_theta]) == [layout in ("full", "tied")]
+    assert len(decompositions) == (1 if layout in ("full", "tied") else 0)
+    if layout == "full":  # one collapsed component is enough to refuse the mixture
+        collapsed = np.diag([1e-12, 1.0, 1.0]) * variance + reg * np.eye(3)
+        mixed = np.stack([healthy[0], collapsed])
+        theta = (None, None, mixed, precision_cholesky(mixed, layout))
+        assert collapse.cleared([theta]) == [False] and not collapse(theta)
 
 
 # ----------------------------------------------------------------------------------------
