@@ -42,7 +42,8 @@
 /* Components, and blocks of rows, per register tile of tied_log_prob_blocks. */
 #define GMMFAST_TIED_TILE 4
 
-/* Most features of diag_moments_rows: a row of the chunk as stored is one register. */
+/* Most features of diag_moments_rows and full_moments_rows: a row of the chunk as stored
+ * is one register. */
 #define GMMFAST_ROW_MOMENTS_MAX_FEATURES 8
 
 /* Features per slab of diag_moments_blocks: two partial sums per feature and the slab's
@@ -218,6 +219,48 @@ static inline double gmmfast_diag_moments_rows_f64(const double *x, ptrdiff_t m,
     return count;
 }
 
+/* The full moments over the same rows: sums[j] += sum_i r_i t_ij and, for l >= j (the upper
+ * triangle, row-major), scatter[j * d + l] += sum_i r_i t_ij t_il, in order, r_i and t_ij as
+ * in gmmfast_diag_moments_rows_f64; returns sum_i r_i. A row is one register t, and its
+ * products with every feature one multiply-add each: row j of the scatter gains
+ * (r_i t_ij) t_i, with r_i t_ij broadcast from memory. Where a component has few rows in a
+ * chunk this replaces gathering them, forming the product's operands and a gemm call. */
+static inline double gmmfast_full_moments_rows_f64(const double *x, ptrdiff_t m, ptrdiff_t d,
+                                                   const double *r, const double *scale,
+                                                   const uint64_t *rows, const double *shift,
+                                                   double *sums, double *scatter)
+{
+    __mmask8 features = (__mmask8) ((1u << d) - 1u);
+    __m512d c = _mm512_maskz_loadu_pd(features, shift);
+    __m512d s = _mm512_setzero_pd();
+    /* Rows of the scatter past d stay zero (so do the lanes of t past d): a fixed count of
+     * accumulators keeps them in registers. */
+    __m512d q[GMMFAST_ROW_MOMENTS_MAX_FEATURES];
+    double weighted[GMMFAST_ROW_MOMENTS_MAX_FEATURES];
+    for (int j = 0; j < GMMFAST_ROW_MOMENTS_MAX_FEATURES; j++)
+        q[j] = _mm512_setzero_pd();
+    double count = 0.0;
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += 64)
+        for (uint64_t bits = rows[i0 / 64]; bits; bits &= bits - 1) {
+            ptrdiff_t i = i0 + __builtin_ctzll(bits);
+            double rv = scale ? r[i] * scale[i] : r[i];
+            __m512d t = _mm512_sub_pd(_mm512_maskz_loadu_pd(features, x + i * d), c);
+            __m512d w = _mm512_mul_pd(_mm512_set1_pd(rv), t);
+            count += rv;
+            s = _mm512_add_pd(s, w);
+            _mm512_storeu_pd(weighted, w);
+            for (int j = 0; j < GMMFAST_ROW_MOMENTS_MAX_FEATURES; j++)
+                q[j] = _mm512_fmadd_pd(_mm512_set1_pd(weighted[j]), t, q[j]);
+        }
+    _mm512_mask_storeu_pd(sums, features, _mm512_add_pd(_mm512_maskz_loadu_pd(features, sums), s));
+    for (ptrdiff_t j = 0; j < d; j++) {
+        __mmask8 upper = (__mmask8) (features & (0xffu << j));
+        double *row = scatter + j * d;
+        _mm512_mask_storeu_pd(row, upper, _mm512_add_pd(_mm512_maskz_loadu_pd(upper, row), q[j]));
+    }
+    return count;
+}
+
 #else
 
 #define GMMFAST_GATHER_ROWS(name, real)                                                     \
@@ -277,6 +320,36 @@ static inline double gmmfast_diag_moments_rows_f64(const double *x, ptrdiff_t m,
         sums[j] += s[j];
         if (squares)
             squares[j] += q[j];
+    }
+    return count;
+}
+
+static inline double gmmfast_full_moments_rows_f64(const double *x, ptrdiff_t m, ptrdiff_t d,
+                                                   const double *r, const double *scale,
+                                                   const uint64_t *rows, const double *shift,
+                                                   double *sums, double *scatter)
+{
+    enum { D = GMMFAST_ROW_MOMENTS_MAX_FEATURES };
+    double s[GMMFAST_ROW_MOMENTS_MAX_FEATURES] = {0}, t[GMMFAST_ROW_MOMENTS_MAX_FEATURES];
+    double q[GMMFAST_ROW_MOMENTS_MAX_FEATURES * GMMFAST_ROW_MOMENTS_MAX_FEATURES] = {0};
+    double count = 0.0;
+    for (ptrdiff_t i = 0; i < m; i++)
+        if (rows[i / 64] >> (i % 64) & 1) {
+            double rv = scale ? r[i] * scale[i] : r[i];
+            count += rv;
+            for (ptrdiff_t j = 0; j < d; j++)
+                t[j] = x[i * d + j] - shift[j];
+            for (ptrdiff_t j = 0; j < d; j++) {
+                double w = rv * t[j];
+                s[j] += w;
+                for (ptrdiff_t l = j; l < d; l++)
+                    q[j * D + l] += w * t[l];
+            }
+        }
+    for (ptrdiff_t j = 0; j < d; j++) {
+        sums[j] += s[j];
+        for (ptrdiff_t l = j; l < d; l++)
+            scatter[j * d + l] += q[j * D + l];
     }
     return count;
 }

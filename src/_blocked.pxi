@@ -108,6 +108,12 @@ cdef extern from "_blocked.h":
         const double* x, Py_ssize_t m, Py_ssize_t d, const double* r, const double* scale,
         const uint64_t* rows, const double* shift, double* sums,
         double* squares) noexcept nogil
+    # The full moments (Σ r (x − c) and the upper triangle of Σ r (x − c)(x − c)ᵀ, D × D
+    # row-major) over the rows marked in ``rows``, the same way.
+    double full_moments_rows_f64 "gmmfast_full_moments_rows_f64"(
+        const double* x, Py_ssize_t m, Py_ssize_t d, const double* r, const double* scale,
+        const uint64_t* rows, const double* shift, double* sums,
+        double* scatter) noexcept nogil
     # The rows with r != 0 (n_kept of them), in order, into kept (D × n_kept) and kept_r.
     Py_ssize_t gather_rows_f64 "gmmfast_gather_rows_f64"(
         const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, const double* r,
