@@ -72,7 +72,7 @@ cdef void _accumulate_full(
 
     From GATHER_MIN_FEATURES features on, a component with at most half of the chunk's rows
     goes over those rows only: in float64 with at most ROW_MOMENTS_MAX_FEATURES features one
-    row at a time (full_moments_rows_f64, reading ``x_rows`` and the factors as it goes;
+    row at a time (moments_rows_f64, reading ``x_rows`` and the factors as it goes;
     at D = 8, K = 16 the pass took 0.69 of the time of gathering the rows and calling gemm),
     otherwise gathered first. A component that goes through a product over rows of ``xt``
     has its terms scaled in place first (``resp`` is then the pass's own scratch).
@@ -94,9 +94,9 @@ cdef void _accumulate_full(
                 if n_kept == 0:
                     continue
                 if 2 * n_kept <= m:
-                    nk[c] += full_moments_rows_f64(x_rows, m, d, r, scale, kept_rows,
-                                                   shifts + c * d, sums + c * d,
-                                                   scatter + c * d * d)
+                    nk[c] += moments_rows_f64(x_rows, m, d, r, scale, kept_rows,
+                                              shifts + c * d, sums + c * d, NULL,
+                                              scatter + c * d * d)
                     continue
         if scale != NULL:
             for i in range(m):
@@ -126,7 +126,7 @@ cdef inline bint _moments_by_rows(
     const floating* r, Py_ssize_t m, Py_ssize_t d, const floating* x_rows, bint sparse,
     uint64_t* kept_rows,
 ) noexcept nogil:
-    """Whether one component's moments over a chunk go row by row (diag_moments_rows_f64,
+    """Whether one component's moments over a chunk go row by row (moments_rows_f64,
     over the rows marked in ``kept_rows``, filled here: a bit per row of a chunk) rather
     than by blocks of rows.
 
@@ -207,8 +207,8 @@ cdef void _accumulate_pooled(
                 row_weight[i] += r[i]
         if floating is double:
             if _moments_by_rows(r, m, d, x_rows, sparse, kept_rows):
-                nk[c] += diag_moments_rows_f64(x_rows, m, d, r, scale, kept_rows, centre,
-                                               sums + c * d, NULL)
+                nk[c] += moments_rows_f64(x_rows, m, d, r, scale, kept_rows, centre,
+                                          sums + c * d, NULL, NULL)
                 continue
             total = diag_moments_blocks_f64(xt, m, n_blocks, d, r, scale, centre,
                                             sums + c * d, NULL, sparse)
@@ -439,8 +439,8 @@ cdef void _accumulate_diag(
         r = resp + c * m
         if floating is double:
             if _moments_by_rows(r, m, d, x_rows, sparse, kept_rows):
-                nk[c] += diag_moments_rows_f64(x_rows, m, d, r, scale, kept_rows,
-                                               shifts + c * d, sums + c * d, scatter + c * d)
+                nk[c] += moments_rows_f64(x_rows, m, d, r, scale, kept_rows,
+                                          shifts + c * d, sums + c * d, scatter + c * d, NULL)
                 continue
             total = diag_moments_blocks_f64(xt, m, n_blocks, d, r, scale, shifts + c * d,
                                             sums + c * d, scatter + c * d, sparse)

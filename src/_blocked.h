@@ -42,8 +42,7 @@
 /* Components, and blocks of rows, per register tile of tied_log_prob_blocks. */
 #define GMMFAST_TIED_TILE 4
 
-/* Most features of diag_moments_rows and full_moments_rows: a row of the chunk as stored
- * is one register. */
+/* Most features of moments_rows: a row of the chunk as stored is one register. */
 #define GMMFAST_ROW_MOMENTS_MAX_FEATURES 8
 
 /* Features per slab of diag_moments_blocks: two partial sums per feature and the slab's
@@ -188,53 +187,26 @@ static inline ptrdiff_t gmmfast_nonzero_rows_f64(const double *r, ptrdiff_t m, u
     return kept;
 }
 
-/* sums[j] += sum_i r_i t_ij and squares[j] += sum_i r_i t_ij^2, t_ij = x[i][j] - shift[j],
- * over the rows i marked in `rows` (gmmfast_nonzero_rows_f64), in order, with r_i = r[i] *
- * scale[i] (r[i] without `scale`; `squares` may be NULL); returns sum_i r_i. `x` holds the
+/* sums[j] += sum_i r_i t_ij, t_ij = x[i][j] - shift[j], over the rows i marked in `rows`
+ * (gmmfast_nonzero_rows_f64), in order, with r_i = r[i] * scale[i] (r[i] without `scale`),
+ * and with `squares` the diagonal moments, squares[j] += sum_i r_i t_ij^2, or with `scatter`
+ * the full ones, for l >= j (the upper triangle, row-major) scatter[j * d + l] +=
+ * sum_i r_i t_ij t_il (either may be NULL, not both given); returns sum_i r_i. `x` holds the
  * chunk's rows as stored (m x d, d <= GMMFAST_ROW_MOMENTS_MAX_FEATURES): a row is one
- * register. */
-static inline double gmmfast_diag_moments_rows_f64(const double *x, ptrdiff_t m, ptrdiff_t d,
-                                                   const double *r, const double *scale,
-                                                   const uint64_t *rows, const double *shift,
-                                                   double *sums, double *squares)
-{
-    __mmask8 features = (__mmask8) ((1u << d) - 1u);
-    __m512d c = _mm512_maskz_loadu_pd(features, shift);
-    __m512d s = _mm512_setzero_pd(), q = _mm512_setzero_pd();
-    double count = 0.0;
-    for (ptrdiff_t i0 = 0; i0 < m; i0 += 64)
-        for (uint64_t bits = rows[i0 / 64]; bits; bits &= bits - 1) {
-            ptrdiff_t i = i0 + __builtin_ctzll(bits);
-            double rv = scale ? r[i] * scale[i] : r[i];
-            __m512d t = _mm512_sub_pd(_mm512_maskz_loadu_pd(features, x + i * d), c);
-            __m512d w = _mm512_mul_pd(_mm512_set1_pd(rv), t);
-            count += rv;
-            s = _mm512_add_pd(s, w);
-            q = _mm512_fmadd_pd(w, t, q);
-        }
-    _mm512_mask_storeu_pd(sums, features, _mm512_add_pd(_mm512_maskz_loadu_pd(features, sums), s));
-    if (squares)
-        _mm512_mask_storeu_pd(squares, features,
-                              _mm512_add_pd(_mm512_maskz_loadu_pd(features, squares), q));
-    return count;
-}
-
-/* The full moments over the same rows: sums[j] += sum_i r_i t_ij and, for l >= j (the upper
- * triangle, row-major), scatter[j * d + l] += sum_i r_i t_ij t_il, in order, r_i and t_ij as
- * in gmmfast_diag_moments_rows_f64; returns sum_i r_i. A row is one register t, and its
- * products with every feature one multiply-add each: row j of the scatter gains
- * (r_i t_ij) t_i, with r_i t_ij broadcast from memory. Where a component has few rows in a
- * chunk this replaces gathering them, forming the product's operands and a gemm call. */
-static inline double gmmfast_full_moments_rows_f64(const double *x, ptrdiff_t m, ptrdiff_t d,
-                                                   const double *r, const double *scale,
-                                                   const uint64_t *rows, const double *shift,
-                                                   double *sums, double *scatter)
+ * register t, and its products with every feature one multiply-add each: row j of the
+ * scatter gains (r_i t_ij) t_i, r_i t_ij broadcast from memory. Where a component has few
+ * rows in a chunk this replaces gathering them, forming a product's operands and a gemm
+ * call. */
+static inline double gmmfast_moments_rows_f64(const double *x, ptrdiff_t m, ptrdiff_t d,
+                                              const double *r, const double *scale,
+                                              const uint64_t *rows, const double *shift,
+                                              double *sums, double *squares, double *scatter)
 {
     __mmask8 features = (__mmask8) ((1u << d) - 1u);
     __m512d c = _mm512_maskz_loadu_pd(features, shift);
     __m512d s = _mm512_setzero_pd();
-    /* Rows of the scatter past d stay zero (so do the lanes of t past d): a fixed count of
-     * accumulators keeps them in registers. */
+    /* q[0] the squares; with `scatter`, q[j] row j of it. Rows past d stay zero (so do the
+     * lanes of t past d): a fixed count of accumulators keeps them in registers. */
     __m512d q[GMMFAST_ROW_MOMENTS_MAX_FEATURES];
     double weighted[GMMFAST_ROW_MOMENTS_MAX_FEATURES];
     for (int j = 0; j < GMMFAST_ROW_MOMENTS_MAX_FEATURES; j++)
@@ -248,16 +220,25 @@ static inline double gmmfast_full_moments_rows_f64(const double *x, ptrdiff_t m,
             __m512d w = _mm512_mul_pd(_mm512_set1_pd(rv), t);
             count += rv;
             s = _mm512_add_pd(s, w);
-            _mm512_storeu_pd(weighted, w);
-            for (int j = 0; j < GMMFAST_ROW_MOMENTS_MAX_FEATURES; j++)
-                q[j] = _mm512_fmadd_pd(_mm512_set1_pd(weighted[j]), t, q[j]);
+            if (scatter) {
+                _mm512_storeu_pd(weighted, w);
+                for (int j = 0; j < GMMFAST_ROW_MOMENTS_MAX_FEATURES; j++)
+                    q[j] = _mm512_fmadd_pd(_mm512_set1_pd(weighted[j]), t, q[j]);
+            } else {
+                q[0] = _mm512_fmadd_pd(w, t, q[0]);
+            }
         }
     _mm512_mask_storeu_pd(sums, features, _mm512_add_pd(_mm512_maskz_loadu_pd(features, sums), s));
-    for (ptrdiff_t j = 0; j < d; j++) {
-        __mmask8 upper = (__mmask8) (features & (0xffu << j));
-        double *row = scatter + j * d;
-        _mm512_mask_storeu_pd(row, upper, _mm512_add_pd(_mm512_maskz_loadu_pd(upper, row), q[j]));
-    }
+    if (squares)
+        _mm512_mask_storeu_pd(squares, features,
+                              _mm512_add_pd(_mm512_maskz_loadu_pd(features, squares), q[0]));
+    if (scatter)
+        for (ptrdiff_t j = 0; j < d; j++) {
+            __mmask8 upper = (__mmask8) (features & (0xffu << j));
+            double *row = scatter + j * d;
+            _mm512_mask_storeu_pd(row, upper,
+                                  _mm512_add_pd(_mm512_maskz_loadu_pd(upper, row), q[j]));
+        }
     return count;
 }
 
@@ -298,36 +279,10 @@ static inline ptrdiff_t gmmfast_nonzero_rows_f64(const double *r, ptrdiff_t m, u
     return kept;
 }
 
-static inline double gmmfast_diag_moments_rows_f64(const double *x, ptrdiff_t m, ptrdiff_t d,
-                                                   const double *r, const double *scale,
-                                                   const uint64_t *rows, const double *shift,
-                                                   double *sums, double *squares)
-{
-    double s[GMMFAST_ROW_MOMENTS_MAX_FEATURES] = {0}, q[GMMFAST_ROW_MOMENTS_MAX_FEATURES] = {0};
-    double count = 0.0;
-    for (ptrdiff_t i = 0; i < m; i++)
-        if (rows[i / 64] >> (i % 64) & 1) {
-            double rv = scale ? r[i] * scale[i] : r[i];
-            count += rv;
-            for (ptrdiff_t j = 0; j < d; j++) {
-                double t = x[i * d + j] - shift[j];
-                double w = rv * t;
-                s[j] += w;
-                q[j] += w * t;
-            }
-        }
-    for (ptrdiff_t j = 0; j < d; j++) {
-        sums[j] += s[j];
-        if (squares)
-            squares[j] += q[j];
-    }
-    return count;
-}
-
-static inline double gmmfast_full_moments_rows_f64(const double *x, ptrdiff_t m, ptrdiff_t d,
-                                                   const double *r, const double *scale,
-                                                   const uint64_t *rows, const double *shift,
-                                                   double *sums, double *scatter)
+static inline double gmmfast_moments_rows_f64(const double *x, ptrdiff_t m, ptrdiff_t d,
+                                              const double *r, const double *scale,
+                                              const uint64_t *rows, const double *shift,
+                                              double *sums, double *squares, double *scatter)
 {
     enum { D = GMMFAST_ROW_MOMENTS_MAX_FEATURES };
     double s[GMMFAST_ROW_MOMENTS_MAX_FEATURES] = {0}, t[GMMFAST_ROW_MOMENTS_MAX_FEATURES];
@@ -342,13 +297,15 @@ static inline double gmmfast_full_moments_rows_f64(const double *x, ptrdiff_t m,
             for (ptrdiff_t j = 0; j < d; j++) {
                 double w = rv * t[j];
                 s[j] += w;
-                for (ptrdiff_t l = j; l < d; l++)
+                for (ptrdiff_t l = j; l < (scatter ? d : j + 1); l++)
                     q[j * D + l] += w * t[l];
             }
         }
     for (ptrdiff_t j = 0; j < d; j++) {
         sums[j] += s[j];
-        for (ptrdiff_t l = j; l < d; l++)
+        if (squares)
+            squares[j] += q[j * D + j];
+        for (ptrdiff_t l = j; scatter && l < d; l++)
             scatter[j * d + l] += q[j * D + l];
     }
     return count;

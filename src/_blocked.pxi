@@ -101,18 +101,14 @@ cdef extern from "_blocked.h":
     # the blocks of 8 rows with one.
     Py_ssize_t nonzero_rows_f64 "gmmfast_nonzero_rows_f64"(
         const double* r, Py_ssize_t m, uint64_t* rows, Py_ssize_t* blocks) noexcept nogil
-    # The diag moments (as diag_moments_blocks_f64's) over the rows marked in ``rows``, one
-    # row of x (m × d, as stored, d <= ROW_MOMENTS_MAX_FEATURES) at a time.
+    # Σ r (x − c), and the diag moments (as diag_moments_blocks_f64's) into ``squares`` or the
+    # upper triangle of Σ r (x − c)(x − c)ᵀ (D × D row-major) into ``scatter`` (either may be
+    # NULL), over the rows marked in ``rows``, one row of x (m × d, as stored,
+    # d <= ROW_MOMENTS_MAX_FEATURES) at a time.
     const Py_ssize_t ROW_MOMENTS_MAX_FEATURES "GMMFAST_ROW_MOMENTS_MAX_FEATURES"
-    double diag_moments_rows_f64 "gmmfast_diag_moments_rows_f64"(
+    double moments_rows_f64 "gmmfast_moments_rows_f64"(
         const double* x, Py_ssize_t m, Py_ssize_t d, const double* r, const double* scale,
-        const uint64_t* rows, const double* shift, double* sums,
-        double* squares) noexcept nogil
-    # The full moments (Σ r (x − c) and the upper triangle of Σ r (x − c)(x − c)ᵀ, D × D
-    # row-major) over the rows marked in ``rows``, the same way.
-    double full_moments_rows_f64 "gmmfast_full_moments_rows_f64"(
-        const double* x, Py_ssize_t m, Py_ssize_t d, const double* r, const double* scale,
-        const uint64_t* rows, const double* shift, double* sums,
+        const uint64_t* rows, const double* shift, double* sums, double* squares,
         double* scatter) noexcept nogil
     # The rows with r != 0 (n_kept of them), in order, into kept (D × n_kept) and kept_r.
     Py_ssize_t gather_rows_f64 "gmmfast_gather_rows_f64"(
