@@ -71,10 +71,10 @@ cdef void _accumulate_full(
     _scaled_resp). ``x_rows``: the chunk's rows as stored, or NULL.
 
     From GATHER_MIN_FEATURES features on, a component with at most half of the chunk's rows
-    goes over those rows only: in float64 with at most ROW_MOMENTS_MAX_FEATURES features one
-    row at a time (moments_rows_f64, reading ``x_rows`` and the factors as it goes;
-    at D = 8, K = 16 the pass took 0.69 of the time of gathering the rows and calling gemm),
-    otherwise gathered first. A component that goes through a product over rows of ``xt``
+    goes over those rows only: with at most ROW_MOMENTS_MAX_FEATURES features one row at a
+    time (moments_rows_f64/_f32, reading ``x_rows`` and the factors as it goes, float32
+    widened to float64; at D = 8, K = 16 the float64 pass took 0.69 of the time of gathering
+    the rows and calling gemm), otherwise gathered first. A component that goes through a product over rows of ``xt``
     has its terms scaled in place first (``resp`` is then the pass's own scratch).
     """
     cdef Py_ssize_t c, i, n_kept, kept_blocks
@@ -87,17 +87,15 @@ cdef void _accumulate_full(
     cdef uint64_t kept_rows[(CHUNK_ROWS + 63) >> 6]  # a bit per row
     for c in range(n_components):
         r = resp + c * m
-        if floating is double:
-            if (x_rows != NULL and GATHER_MIN_FEATURES <= d <= ROW_MOMENTS_MAX_FEATURES
-                    and 16 <= m <= CHUNK_ROWS):
-                n_kept = nonzero_rows_f64(r, m, kept_rows, &kept_blocks)
-                if n_kept == 0:
-                    continue
-                if 2 * n_kept <= m:
-                    nk[c] += moments_rows_f64(x_rows, m, d, r, scale, kept_rows,
-                                              shifts + c * d, sums + c * d, NULL,
-                                              scatter + c * d * d)
-                    continue
+        if (x_rows != NULL and GATHER_MIN_FEATURES <= d <= ROW_MOMENTS_MAX_FEATURES
+                and 16 <= m <= CHUNK_ROWS):
+            n_kept = _nonzero_rows(r, m, kept_rows, &kept_blocks)
+            if n_kept == 0:
+                continue
+            if 2 * n_kept <= m:
+                nk[c] += _moments_rows(x_rows, m, d, r, scale, kept_rows, shifts + c * d,
+                                       sums + c * d, NULL, scatter + c * d * d)
+                continue
         if scale != NULL:
             for i in range(m):
                 r[i] *= scale[i]
