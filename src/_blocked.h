@@ -42,7 +42,7 @@
 /* Components, and blocks of rows, per register tile of tied_log_prob_blocks. */
 #define GMMFAST_TIED_TILE 4
 
-/* Most features of diag_moments_rows: a row of the chunk as stored is one register. */
+/* Most features of moments_rows: a row of the chunk as stored is one register. */
 #define GMMFAST_ROW_MOMENTS_MAX_FEATURES 8
 
 /* Features per slab of diag_moments_blocks: two partial sums per feature and the slab's
@@ -187,36 +187,96 @@ static inline ptrdiff_t gmmfast_nonzero_rows_f64(const double *r, ptrdiff_t m, u
     return kept;
 }
 
-/* sums[j] += sum_i r_i t_ij and squares[j] += sum_i r_i t_ij^2, t_ij = x[i][j] - shift[j],
- * over the rows i marked in `rows` (gmmfast_nonzero_rows_f64), in order, with r_i = r[i] *
- * scale[i] (r[i] without `scale`; `squares` may be NULL); returns sum_i r_i. `x` holds the
- * chunk's rows as stored (m x d, d <= GMMFAST_ROW_MOMENTS_MAX_FEATURES): a row is one
- * register. */
-static inline double gmmfast_diag_moments_rows_f64(const double *x, ptrdiff_t m, ptrdiff_t d,
-                                                   const double *r, const double *scale,
-                                                   const uint64_t *rows, const double *shift,
-                                                   double *sums, double *squares)
+/* nonzero_rows_f64 for float32 responsibilities: 16 rows a register, two blocks of 8. */
+static inline ptrdiff_t gmmfast_nonzero_rows_f32(const float *r, ptrdiff_t m, uint64_t *rows,
+                                                 ptrdiff_t *blocks)
 {
-    __mmask8 features = (__mmask8) ((1u << d) - 1u);
-    __m512d c = _mm512_maskz_loadu_pd(features, shift);
-    __m512d s = _mm512_setzero_pd(), q = _mm512_setzero_pd();
-    double count = 0.0;
-    for (ptrdiff_t i0 = 0; i0 < m; i0 += 64)
-        for (uint64_t bits = rows[i0 / 64]; bits; bits &= bits - 1) {
-            ptrdiff_t i = i0 + __builtin_ctzll(bits);
-            double rv = scale ? r[i] * scale[i] : r[i];
-            __m512d t = _mm512_sub_pd(_mm512_maskz_loadu_pd(features, x + i * d), c);
-            __m512d w = _mm512_mul_pd(_mm512_set1_pd(rv), t);
-            count += rv;
-            s = _mm512_add_pd(s, w);
-            q = _mm512_fmadd_pd(w, t, q);
+    ptrdiff_t kept = 0, kept_blocks = 0;
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += 64) {
+        uint64_t bits = 0;
+        for (ptrdiff_t i = i0; i < m && i < i0 + 64; i += 16) {
+            __mmask16 lanes = m - i >= 16 ? (__mmask16) 0xffff
+                                          : (__mmask16) ((1u << (m - i)) - 1u);
+            __mmask16 nonzero = _mm512_mask_cmp_ps_mask(
+                lanes, _mm512_maskz_loadu_ps(lanes, r + i), _mm512_setzero_ps(), _CMP_NEQ_UQ);
+            kept_blocks += ((nonzero & 0xff) != 0) + ((nonzero >> 8) != 0);
+            bits |= (uint64_t) nonzero << (i - i0);
         }
-    _mm512_mask_storeu_pd(sums, features, _mm512_add_pd(_mm512_maskz_loadu_pd(features, sums), s));
-    if (squares)
-        _mm512_mask_storeu_pd(squares, features,
-                              _mm512_add_pd(_mm512_maskz_loadu_pd(features, squares), q));
-    return count;
+        rows[i0 / 64] = bits;
+        kept += __builtin_popcountll(bits);
+    }
+    *blocks = kept_blocks;
+    return kept;
 }
+
+/* sums[j] += sum_i r_i t_ij, t_ij = x[i][j] - shift[j], over the rows i marked in `rows`
+ * (gmmfast_nonzero_rows_f64), in order, with r_i = r[i] * scale[i] (r[i] without `scale`),
+ * and with `squares` the diagonal moments, squares[j] += sum_i r_i t_ij^2, or with `scatter`
+ * the full ones, for l >= j (the upper triangle, row-major) scatter[j * d + l] +=
+ * sum_i r_i t_ij t_il (either may be NULL, not both given); returns sum_i r_i. `x` holds the
+ * chunk's rows as stored (m x d, d <= GMMFAST_ROW_MOMENTS_MAX_FEATURES): a row is one
+ * register t, and its products with every feature one multiply-add each: row j of the
+ * scatter gains (r_i t_ij) t_i, r_i t_ij broadcast from memory. Where a component has few
+ * rows in a chunk this replaces gathering them, forming a product's operands and a gemm
+ * call. */
+#define GMMFAST_MOMENTS_ROWS(name, real, load_row)                                          \
+    static inline double name(const real *x, ptrdiff_t m, ptrdiff_t d, const real *r,      \
+                              const real *scale, const uint64_t *rows, const real *shift,    \
+                              double *sums, double *squares, double *scatter)               \
+    {                                                                                       \
+        __mmask8 features = (__mmask8) ((1u << d) - 1u);                                    \
+        __m512d c = load_row(features, shift);                                              \
+        __m512d s = _mm512_setzero_pd();                                                    \
+        /* q[0] the squares; with `scatter`, q[j] row j of it. Rows past d stay zero (so    \
+         * do the lanes of t past d): a fixed count of accumulators keeps them in           \
+         * registers. */                                                                    \
+        __m512d q[GMMFAST_ROW_MOMENTS_MAX_FEATURES];                                        \
+        double weighted[GMMFAST_ROW_MOMENTS_MAX_FEATURES];                                  \
+        for (int j = 0; j < GMMFAST_ROW_MOMENTS_MAX_FEATURES; j++)                          \
+            q[j] = _mm512_setzero_pd();                                                     \
+        double count = 0.0;                                                                 \
+        for (ptrdiff_t i0 = 0; i0 < m; i0 += 64)                                            \
+            for (uint64_t bits = rows[i0 / 64]; bits; bits &= bits - 1) {                   \
+                ptrdiff_t i = i0 + __builtin_ctzll(bits);                                   \
+                double rv = scale ? (double) (r[i] * scale[i]) : (double) r[i];            \
+                __m512d t = _mm512_sub_pd(load_row(features, x + i * d), c);                \
+                __m512d w = _mm512_mul_pd(_mm512_set1_pd(rv), t);                           \
+                count += rv;                                                                \
+                s = _mm512_add_pd(s, w);                                                    \
+                if (scatter) {                                                              \
+                    _mm512_storeu_pd(weighted, w);                                          \
+                    for (int j = 0; j < GMMFAST_ROW_MOMENTS_MAX_FEATURES; j++)              \
+                        q[j] = _mm512_fmadd_pd(_mm512_set1_pd(weighted[j]), t, q[j]);       \
+                } else {                                                                    \
+                    q[0] = _mm512_fmadd_pd(w, t, q[0]);                                     \
+                }                                                                           \
+            }                                                                               \
+        _mm512_mask_storeu_pd(sums, features,                                               \
+                              _mm512_add_pd(_mm512_maskz_loadu_pd(features, sums), s));     \
+        if (squares)                                                                        \
+            _mm512_mask_storeu_pd(squares, features,                                        \
+                                  _mm512_add_pd(_mm512_maskz_loadu_pd(features, squares),   \
+                                                q[0]));                                     \
+        if (scatter)                                                                        \
+            for (ptrdiff_t j = 0; j < d; j++) {                                             \
+                __mmask8 upper = (__mmask8) (features & (0xffu << j));                      \
+                double *row = scatter + j * d;                                              \
+                _mm512_mask_storeu_pd(row, upper,                                           \
+                                      _mm512_add_pd(_mm512_maskz_loadu_pd(upper, row),      \
+                                                    q[j]));                                 \
+            }                                                                               \
+        return count;                                                                       \
+    }
+/* A row of `features` entries as float64 lanes: float32 rows are widened as they load, so
+ * that their statistics are summed in float64 as everywhere else. */
+#define GMMFAST_LOAD_ROW_F64(features, p) _mm512_maskz_loadu_pd(features, p)
+#define GMMFAST_LOAD_ROW_F32(features, p) \
+    _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_maskz_loadu_ps((__mmask16) (features), p)))
+GMMFAST_MOMENTS_ROWS(gmmfast_moments_rows_f64, double, GMMFAST_LOAD_ROW_F64)
+GMMFAST_MOMENTS_ROWS(gmmfast_moments_rows_f32, float, GMMFAST_LOAD_ROW_F32)
+#undef GMMFAST_MOMENTS_ROWS
+#undef GMMFAST_LOAD_ROW_F64
+#undef GMMFAST_LOAD_ROW_F32
 
 #else
 
@@ -255,31 +315,59 @@ static inline ptrdiff_t gmmfast_nonzero_rows_f64(const double *r, ptrdiff_t m, u
     return kept;
 }
 
-static inline double gmmfast_diag_moments_rows_f64(const double *x, ptrdiff_t m, ptrdiff_t d,
-                                                   const double *r, const double *scale,
-                                                   const uint64_t *rows, const double *shift,
-                                                   double *sums, double *squares)
+static inline ptrdiff_t gmmfast_nonzero_rows_f32(const float *r, ptrdiff_t m, uint64_t *rows,
+                                                 ptrdiff_t *blocks)
 {
-    double s[GMMFAST_ROW_MOMENTS_MAX_FEATURES] = {0}, q[GMMFAST_ROW_MOMENTS_MAX_FEATURES] = {0};
-    double count = 0.0;
-    for (ptrdiff_t i = 0; i < m; i++)
-        if (rows[i / 64] >> (i % 64) & 1) {
-            double rv = scale ? r[i] * scale[i] : r[i];
-            count += rv;
-            for (ptrdiff_t j = 0; j < d; j++) {
-                double t = x[i * d + j] - shift[j];
-                double w = rv * t;
-                s[j] += w;
-                q[j] += w * t;
-            }
+    ptrdiff_t kept = 0, kept_blocks = 0;
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += 64) {
+        uint64_t bits = 0;
+        for (ptrdiff_t i = i0; i < m && i < i0 + 64; i++) {
+            bits |= (uint64_t) (r[i] != 0.0f) << (i - i0);
+            kept += r[i] != 0.0f;
         }
-    for (ptrdiff_t j = 0; j < d; j++) {
-        sums[j] += s[j];
-        if (squares)
-            squares[j] += q[j];
+        for (ptrdiff_t b = 0; b < 64 && i0 + b < m; b += 8)
+            kept_blocks += (bits >> b & 0xff) != 0;
+        rows[i0 / 64] = bits;
     }
-    return count;
+    *blocks = kept_blocks;
+    return kept;
 }
+
+#define GMMFAST_MOMENTS_ROWS(name, real)                                                    \
+    static inline double name(const real *x, ptrdiff_t m, ptrdiff_t d, const real *r,      \
+                              const real *scale, const uint64_t *rows, const real *shift,    \
+                              double *sums, double *squares, double *scatter)               \
+    {                                                                                       \
+        enum { D = GMMFAST_ROW_MOMENTS_MAX_FEATURES };                                      \
+        double s[GMMFAST_ROW_MOMENTS_MAX_FEATURES] = {0};                                   \
+        double t[GMMFAST_ROW_MOMENTS_MAX_FEATURES];                                         \
+        double q[GMMFAST_ROW_MOMENTS_MAX_FEATURES * GMMFAST_ROW_MOMENTS_MAX_FEATURES] = {0}; \
+        double count = 0.0;                                                                 \
+        for (ptrdiff_t i = 0; i < m; i++)                                                   \
+            if (rows[i / 64] >> (i % 64) & 1) {                                             \
+                double rv = scale ? (double) (r[i] * scale[i]) : (double) r[i];            \
+                count += rv;                                                                \
+                for (ptrdiff_t j = 0; j < d; j++)                                           \
+                    t[j] = (double) x[i * d + j] - (double) shift[j];                       \
+                for (ptrdiff_t j = 0; j < d; j++) {                                         \
+                    double w = rv * t[j];                                                   \
+                    s[j] += w;                                                              \
+                    for (ptrdiff_t l = j; l < (scatter ? d : j + 1); l++)                   \
+                        q[j * D + l] += w * t[l];                                           \
+                }                                                                           \
+            }                                                                               \
+        for (ptrdiff_t j = 0; j < d; j++) {                                                 \
+            sums[j] += s[j];                                                                \
+            if (squares)                                                                    \
+                squares[j] += q[j * D + j];                                                 \
+            for (ptrdiff_t l = j; scatter && l < d; l++)                                    \
+                scatter[j * d + l] += q[j * D + l];                                         \
+        }                                                                                   \
+        return count;                                                                       \
+    }
+GMMFAST_MOMENTS_ROWS(gmmfast_moments_rows_f64, double)
+GMMFAST_MOMENTS_ROWS(gmmfast_moments_rows_f32, float)
+#undef GMMFAST_MOMENTS_ROWS
 
 #endif
 

@@ -101,13 +101,22 @@ cdef extern from "_blocked.h":
     # the blocks of 8 rows with one.
     Py_ssize_t nonzero_rows_f64 "gmmfast_nonzero_rows_f64"(
         const double* r, Py_ssize_t m, uint64_t* rows, Py_ssize_t* blocks) noexcept nogil
-    # The diag moments (as diag_moments_blocks_f64's) over the rows marked in ``rows``, one
-    # row of x (m × d, as stored, d <= ROW_MOMENTS_MAX_FEATURES) at a time.
+    Py_ssize_t nonzero_rows_f32 "gmmfast_nonzero_rows_f32"(
+        const float* r, Py_ssize_t m, uint64_t* rows, Py_ssize_t* blocks) noexcept nogil
+    # Σ r (x − c), and the diag moments (as diag_moments_blocks_f64's) into ``squares`` or the
+    # upper triangle of Σ r (x − c)(x − c)ᵀ (D × D row-major) into ``scatter`` (either may be
+    # NULL), over the rows marked in ``rows``, one row of x (m × d, as stored,
+    # d <= ROW_MOMENTS_MAX_FEATURES) at a time.
     const Py_ssize_t ROW_MOMENTS_MAX_FEATURES "GMMFAST_ROW_MOMENTS_MAX_FEATURES"
-    double diag_moments_rows_f64 "gmmfast_diag_moments_rows_f64"(
+    double moments_rows_f64 "gmmfast_moments_rows_f64"(
         const double* x, Py_ssize_t m, Py_ssize_t d, const double* r, const double* scale,
-        const uint64_t* rows, const double* shift, double* sums,
-        double* squares) noexcept nogil
+        const uint64_t* rows, const double* shift, double* sums, double* squares,
+        double* scatter) noexcept nogil
+    # float32 rows and responsibilities, widened to float64 as they load.
+    double moments_rows_f32 "gmmfast_moments_rows_f32"(
+        const float* x, Py_ssize_t m, Py_ssize_t d, const float* r, const float* scale,
+        const uint64_t* rows, const float* shift, double* sums, double* squares,
+        double* scatter) noexcept nogil
     # The rows with r != 0 (n_kept of them), in order, into kept (D × n_kept) and kept_r.
     Py_ssize_t gather_rows_f64 "gmmfast_gather_rows_f64"(
         const double* xt, Py_ssize_t n_rows, Py_ssize_t n_features, const double* r,
@@ -128,6 +137,28 @@ cdef inline Py_ssize_t _row_block(const floating* typed) noexcept nogil:
         return ROW_BLOCK_F64
     else:
         return ROW_BLOCK_F32
+
+
+cdef inline Py_ssize_t _nonzero_rows(
+    const floating* r, Py_ssize_t m, uint64_t* rows, Py_ssize_t* blocks,
+) noexcept nogil:
+    """nonzero_rows_f64 or _f32, for the compute type."""
+    if floating is double:
+        return nonzero_rows_f64(r, m, rows, blocks)
+    else:
+        return nonzero_rows_f32(r, m, rows, blocks)
+
+
+cdef inline double _moments_rows(
+    const floating* x, Py_ssize_t m, Py_ssize_t d, const floating* r, const floating* scale,
+    const uint64_t* rows, const floating* shift, double* sums, double* squares,
+    double* scatter,
+) noexcept nogil:
+    """moments_rows_f64 or _f32, for the compute type."""
+    if floating is double:
+        return moments_rows_f64(x, m, d, r, scale, rows, shift, sums, squares, scatter)
+    else:
+        return moments_rows_f32(x, m, d, r, scale, rows, shift, sums, squares, scatter)
 
 
 cdef inline void _transpose(

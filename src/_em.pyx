@@ -284,8 +284,8 @@ cdef void accumulate_full(
     most are (beyond exp(-600) they are flushed to zero): when at most half of a
     component's rows remain, they are first gathered, and only they go through the kernel.
     """
-    _accumulate_full(xt, n_rows, n_features, n_components, resp, shifts, nk, sums, scatter,
-                     work, <double*> NULL)
+    _accumulate_full(xt, n_rows, n_features, n_components, <double*> resp, NULL, shifts, nk,
+                     sums, scatter, work, NULL, NULL)
 
 
 cdef void accumulate_diag(

@@ -91,8 +91,8 @@ cdef inline void _chunk_statistics(
     cdef floating* work = <floating*> s.work
     cdef const floating* shifts = <const floating*> a.shifts
     cdef const double* wc = NULL
-    # The row factors of terms left unscaled (the diag and pooled statistics scale them as
-    # they read them, instead of a load-multiply-store pass over the chunk's K × m).
+    # The row factors of terms left unscaled (the statistics scale them as they read them,
+    # instead of a load-multiply-store pass over the chunk's K × m).
     cdef const floating* scale = NULL
     if a.w != NULL:
         wc = a.w + row0
@@ -101,8 +101,10 @@ cdef inline void _chunk_statistics(
                   <const floating*> a.log_norm, <const floating*> a.tied_centre,
                   <const floating*> a.tied_offsets, work, log_prob, ahead)
         if layout.full and not layout.pooled:
-            acc[0] += _log_prob_to_resp(log_prob, m, k, wc, row_work, work,
-                                        <floating> a.log_resp_floor)
+            # The factors in row_work: work is the full statistics' scratch.
+            acc[0] += _resp_factors(log_prob, m, k, wc, work, row_work,
+                                    <floating> a.log_resp_floor)
+            scale = row_work
         else:
             acc[0] += _resp_factors(log_prob, m, k, wc, row_work, work,
                                     <floating> a.log_resp_floor)
@@ -128,7 +130,8 @@ cdef inline void _chunk_statistics(
                                acc + layout.row_sums, <double*> work + m, s.wide, sparse,
                                x_rows)
     elif layout.full:
-        _accumulate_full(xt, m, d, k, log_prob, shifts, nk, sums, scatter, work, s.wide)
+        _accumulate_full(xt, m, d, k, log_prob, scale, shifts, nk, sums, scatter, work,
+                         s.wide, x_rows)
     else:
         _accumulate_diag(xt, m, d, k, log_prob, scale, shifts, nk, sums, scatter, sparse,
                          x_rows)

@@ -502,12 +502,13 @@ def test_precisions_of_no_form_are_refused_by_every_entry_point(bad_shape):
 
 
 @pytest.mark.parametrize("weights", ["none", "with_zeros"])
-@pytest.mark.parametrize("d", [4, 8, 32])
+@pytest.mark.parametrize("d", [4, 8, 9, 32])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_em_pass_well_separated_clusters_match_reference(dtype, d, weights):
     # Far-apart clusters: most responsibilities are exactly 0 (flushed below exp(-600), or
-    # exp(-87) in float32), so accumulate_full gathers each component's remaining rows
-    # before its kernel runs.
+    # exp(-87) in float32), so accumulate_full reads only each component's remaining rows:
+    # up to 8 features one row at a time from the rows as stored (float32 widened to
+    # float64 as it loads), more features gathered first.
     k, n = 4, 3001
     means, chol, log_norm, covs = model_params(d, k, "full")
     rng = np.random.default_rng([d, 5])
