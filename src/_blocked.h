@@ -167,47 +167,36 @@ static inline ptrdiff_t gmmfast_gather_rows_f32(const float *xt, ptrdiff_t m, pt
 /* Bit i % 64 of rows[i / 64]: r[i] is not zero (or NaN), for i < m; returns the number of
  * those rows, and *blocks that of the blocks of 8 rows with any of them. Blocks of 8 rows
  * whatever the vector width, so that both versions tell the caller the same. */
-static inline ptrdiff_t gmmfast_nonzero_rows_f64(const double *r, ptrdiff_t m, uint64_t *rows,
-                                                 ptrdiff_t *blocks)
-{
-    ptrdiff_t kept = 0, kept_blocks = 0;
-    for (ptrdiff_t i0 = 0; i0 < m; i0 += 64) {
-        uint64_t bits = 0;
-        for (ptrdiff_t i = i0; i < m && i < i0 + 64; i += 8) {
-            __mmask8 lanes = m - i >= 8 ? (__mmask8) 0xff : (__mmask8) ((1u << (m - i)) - 1u);
-            __mmask8 nonzero = _mm512_mask_cmp_pd_mask(
-                lanes, _mm512_maskz_loadu_pd(lanes, r + i), _mm512_setzero_pd(), _CMP_NEQ_UQ);
-            kept_blocks += nonzero != 0;
-            bits |= (uint64_t) nonzero << (i - i0);
-        }
-        rows[i0 / 64] = bits;
-        kept += __builtin_popcountll(bits);
+#define GMMFAST_NONZERO_ROWS(name, real, mask, lanes_per_register, nonzero_lanes)           \
+    static inline ptrdiff_t name(const real *r, ptrdiff_t m, uint64_t *rows, ptrdiff_t *blocks) \
+    {                                                                                       \
+        ptrdiff_t kept = 0, kept_blocks = 0;                                                \
+        for (ptrdiff_t i0 = 0; i0 < m; i0 += 64) {                                          \
+            uint64_t bits = 0;                                                              \
+            for (ptrdiff_t i = i0; i < m && i < i0 + 64; i += lanes_per_register) {         \
+                mask lanes = m - i >= lanes_per_register                                    \
+                    ? (mask) ((1u << lanes_per_register) - 1u)                              \
+                    : (mask) ((1u << (m - i)) - 1u);                                        \
+                mask nonzero = nonzero_lanes(lanes, r + i);                                 \
+                /* Blocks of 8 rows: one or two per register. */                            \
+                kept_blocks += ((nonzero & 0xff) != 0) + ((nonzero >> 8) != 0);             \
+                bits |= (uint64_t) nonzero << (i - i0);                                     \
+            }                                                                               \
+            rows[i0 / 64] = bits;                                                           \
+            kept += __builtin_popcountll(bits);                                             \
+        }                                                                                   \
+        *blocks = kept_blocks;                                                              \
+        return kept;                                                                        \
     }
-    *blocks = kept_blocks;
-    return kept;
-}
-
-/* nonzero_rows_f64 for float32 responsibilities: 16 rows a register, two blocks of 8. */
-static inline ptrdiff_t gmmfast_nonzero_rows_f32(const float *r, ptrdiff_t m, uint64_t *rows,
-                                                 ptrdiff_t *blocks)
-{
-    ptrdiff_t kept = 0, kept_blocks = 0;
-    for (ptrdiff_t i0 = 0; i0 < m; i0 += 64) {
-        uint64_t bits = 0;
-        for (ptrdiff_t i = i0; i < m && i < i0 + 64; i += 16) {
-            __mmask16 lanes = m - i >= 16 ? (__mmask16) 0xffff
-                                          : (__mmask16) ((1u << (m - i)) - 1u);
-            __mmask16 nonzero = _mm512_mask_cmp_ps_mask(
-                lanes, _mm512_maskz_loadu_ps(lanes, r + i), _mm512_setzero_ps(), _CMP_NEQ_UQ);
-            kept_blocks += ((nonzero & 0xff) != 0) + ((nonzero >> 8) != 0);
-            bits |= (uint64_t) nonzero << (i - i0);
-        }
-        rows[i0 / 64] = bits;
-        kept += __builtin_popcountll(bits);
-    }
-    *blocks = kept_blocks;
-    return kept;
-}
+#define GMMFAST_NONZERO_F64(lanes, p) _mm512_mask_cmp_pd_mask( \
+    lanes, _mm512_maskz_loadu_pd(lanes, p), _mm512_setzero_pd(), _CMP_NEQ_UQ)
+#define GMMFAST_NONZERO_F32(lanes, p) _mm512_mask_cmp_ps_mask( \
+    lanes, _mm512_maskz_loadu_ps(lanes, p), _mm512_setzero_ps(), _CMP_NEQ_UQ)
+GMMFAST_NONZERO_ROWS(gmmfast_nonzero_rows_f64, double, __mmask8, 8, GMMFAST_NONZERO_F64)
+GMMFAST_NONZERO_ROWS(gmmfast_nonzero_rows_f32, float, __mmask16, 16, GMMFAST_NONZERO_F32)
+#undef GMMFAST_NONZERO_ROWS
+#undef GMMFAST_NONZERO_F64
+#undef GMMFAST_NONZERO_F32
 
 /* sums[j] += sum_i r_i t_ij, t_ij = x[i][j] - shift[j], over the rows i marked in `rows`
  * (gmmfast_nonzero_rows_f64), in order, with r_i = r[i] * scale[i] (r[i] without `scale`),
@@ -297,41 +286,26 @@ GMMFAST_GATHER_ROWS(gmmfast_gather_rows_f64, double)
 GMMFAST_GATHER_ROWS(gmmfast_gather_rows_f32, float)
 #undef GMMFAST_GATHER_ROWS
 
-static inline ptrdiff_t gmmfast_nonzero_rows_f64(const double *r, ptrdiff_t m, uint64_t *rows,
-                                                 ptrdiff_t *blocks)
-{
-    ptrdiff_t kept = 0, kept_blocks = 0;
-    for (ptrdiff_t i0 = 0; i0 < m; i0 += 64) {
-        uint64_t bits = 0;
-        for (ptrdiff_t i = i0; i < m && i < i0 + 64; i++) {
-            bits |= (uint64_t) (r[i] != 0.0) << (i - i0);
-            kept += r[i] != 0.0;
-        }
-        for (ptrdiff_t b = 0; b < 64 && i0 + b < m; b += 8)
-            kept_blocks += (bits >> b & 0xff) != 0;
-        rows[i0 / 64] = bits;
+#define GMMFAST_NONZERO_ROWS(name, real)                                                    \
+    static inline ptrdiff_t name(const real *r, ptrdiff_t m, uint64_t *rows, ptrdiff_t *blocks) \
+    {                                                                                       \
+        ptrdiff_t kept = 0, kept_blocks = 0;                                                \
+        for (ptrdiff_t i0 = 0; i0 < m; i0 += 64) {                                          \
+            uint64_t bits = 0;                                                              \
+            for (ptrdiff_t i = i0; i < m && i < i0 + 64; i++) {                             \
+                bits |= (uint64_t) (r[i] != 0) << (i - i0);                                 \
+                kept += r[i] != 0;                                                          \
+            }                                                                               \
+            for (ptrdiff_t b = 0; b < 64 && i0 + b < m; b += 8)                             \
+                kept_blocks += (bits >> b & 0xff) != 0;                                     \
+            rows[i0 / 64] = bits;                                                           \
+        }                                                                                   \
+        *blocks = kept_blocks;                                                              \
+        return kept;                                                                        \
     }
-    *blocks = kept_blocks;
-    return kept;
-}
-
-static inline ptrdiff_t gmmfast_nonzero_rows_f32(const float *r, ptrdiff_t m, uint64_t *rows,
-                                                 ptrdiff_t *blocks)
-{
-    ptrdiff_t kept = 0, kept_blocks = 0;
-    for (ptrdiff_t i0 = 0; i0 < m; i0 += 64) {
-        uint64_t bits = 0;
-        for (ptrdiff_t i = i0; i < m && i < i0 + 64; i++) {
-            bits |= (uint64_t) (r[i] != 0.0f) << (i - i0);
-            kept += r[i] != 0.0f;
-        }
-        for (ptrdiff_t b = 0; b < 64 && i0 + b < m; b += 8)
-            kept_blocks += (bits >> b & 0xff) != 0;
-        rows[i0 / 64] = bits;
-    }
-    *blocks = kept_blocks;
-    return kept;
-}
+GMMFAST_NONZERO_ROWS(gmmfast_nonzero_rows_f64, double)
+GMMFAST_NONZERO_ROWS(gmmfast_nonzero_rows_f32, float)
+#undef GMMFAST_NONZERO_ROWS
 
 #define GMMFAST_MOMENTS_ROWS(name, real)                                                    \
     static inline double name(const real *x, ptrdiff_t m, ptrdiff_t d, const real *r,      \
