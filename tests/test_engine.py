@@ -22,6 +22,7 @@ from gmmfast._engine import (
     MixtureModel,
     SetStatistics,
     Statistics,
+    HALT_INTERVAL,
     initial_statistics,
     ordered_sum,
     run_em,
@@ -391,6 +392,11 @@ class _CountingModel:
         return t < self.collapse[s]
 
 
+def _first_check(step):
+    """The first step at or after ``step`` where run_em asks whether a start collapsed."""
+    return -(-step // HALT_INTERVAL) * HALT_INTERVAL
+
+
 def _run_counting(rise, collapse):
     model = _CountingModel(rise, collapse)
     result = run_em(model, None, lambda s: ((0, s), -np.inf), n_init=len(rise),
@@ -399,18 +405,21 @@ def _run_counting(rise, collapse):
 
 
 def test_a_start_that_collapses_stops_climbing_when_another_can_be_kept():
-    # Start 1 rises highest but collapses at its fifth step: it stops there, and the
-    # admissible start 0 is kept.
+    # Start 1 rises highest but collapses at its fifth step: it stops at the next check,
+    # and the admissible start 0 is kept.
     model, result = _run_counting([10.0, 20.0], [np.inf, 5])
-    assert model.steps.count(1) == 5
+    checked = _first_check(5)
+    assert model.steps.count(1) == checked
     assert result.parameters[1] == 0 and result.converged
-    assert result.start_bounds[1] == pytest.approx(20 * (1 - 2.0**-5))
+    assert result.start_bounds[1] == pytest.approx(20 * (1 - 2.0**-checked))
 
 
 def test_when_every_start_collapses_the_highest_climbs_on_as_if_never_stopped():
     model, result = _run_counting([10.0, 20.0, 15.0], [3, 4, 2])
     whole = _run_counting([20.0], [np.inf])[1]  # start 1 alone, never stopped
-    assert model.steps.count(0) == 3 and model.steps.count(2) == 2
+    # Each stops at the first check after it collapsed.
+    assert model.steps.count(0) == _first_check(3)
+    assert model.steps.count(2) == _first_check(2)
     assert model.steps.count(1) == whole.n_iter
     assert result.parameters == (whole.n_iter, 1)
     assert result.lower_bounds == whole.lower_bounds and result.n_iter == whole.n_iter
