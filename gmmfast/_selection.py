@@ -72,6 +72,12 @@ from gmmfast._gaussian_mixture import (
 )
 from gmmfast._kernels import em as _em
 from gmmfast._missing import fit_source, has_observation, observed_row_weights
+from gmmfast._neighbours import (
+    CandidateFit,
+    Neighbourhood,
+    neighbour_em,
+    neighbour_starts,
+)
 from gmmfast._mstep import (
     IllDefinedCovarianceError,
     kernel_form,
@@ -621,6 +627,10 @@ class _GridSearch:
         self.prior_spec = check_prior_spec(self.params["prior"])
         self.screen = (Screen(self.source) if self.params["init_params"] == "multistart"
                        else None)
+        # The second phase (gmmfast._neighbours): on data within the screen, each
+        # candidate's fit is refitted from its model's fits at K - 1 and K + 1.
+        self.neighbours = (Neighbourhood(grid_k, types) if self.screen is not None
+                           and self.screen.sample is self.source else None)
         self.done = 0
         # Set when the search is abandoned (Ctrl-C, an error): running candidates stop at
         # their next EM iteration instead of running to convergence.
@@ -652,8 +662,9 @@ class _GridSearch:
                 for k in self.grid_k:
                     starts = self._initial_stats(k)
                     for t in self.types:
-                        self._record(results, self._fit_candidate(k, t,
-                                                                  self._starts_of(starts, t)))
+                        fit = self._fit_candidate(k, t, self._starts_of(starts, t))
+                        for cell in self._first_fitted(results, fit):
+                            self._record(results, self._refit_from_neighbours(*cell))
             else:
                 self._run_parallel(results)
         return results
@@ -684,6 +695,9 @@ class _GridSearch:
                         task, key = pending.pop(future)
                         value = future.result()
                         if task == "fit":
+                            for cell in self._first_fitted(results, value):
+                                submit("refit", cell, self._refit_from_neighbours, *cell)
+                        elif task == "refit":
                             self._record(results, value)
                         elif task == "starts":
                             for t in self.types:
@@ -701,6 +715,14 @@ class _GridSearch:
                 self.stop.set()
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
+
+    def _first_fitted(self, results, fit):
+        """The candidates (K, covariance type) whose second phase can run now that ``fit``
+        (a :class:`CandidateFit`) is done; without a second phase, ``fit`` is recorded."""
+        if self.neighbours is None:
+            self._record(results, fit.row)
+            return []
+        return self.neighbours.fitted(fit)
 
     def _record(self, results, row):
         results[row["n_components"], row["covariance_type"]] = row
@@ -743,7 +765,46 @@ class _GridSearch:
         return starts if self.screen is not None else starts[_form(covariance_type)]
 
     def _fit_candidate(self, n_components, covariance_type, starts):
-        """Row of the table for one candidate: EM from the shared starts, then scores."""
+        """:class:`CandidateFit` of one candidate: EM from the shared starts, then scores
+        (after the second phase, when there is one)."""
+        fit = self._candidate_fit(n_components, covariance_type,
+                                  lambda model: self._run_em(model, n_components, starts))
+        if self.neighbours is None:
+            self._score(fit.row)
+        return fit
+
+    def _refit_from_neighbours(self, n_components, covariance_type):
+        """The candidate's row after the second phase: its first fit's, or that of the
+        best climb from its model's fits at K - 1 and K + 1 when that climb replaces it
+        (``gmmfast._neighbours.neighbour_em``)."""
+        first = self.neighbours.first[n_components, covariance_type]
+        if first.result is None:
+            return first.row
+        fewer, more = self.neighbours.fits_beside(n_components, covariance_type)
+        start = time.perf_counter()
+
+        def refit(model):
+            starts = neighbour_starts(model, self.source, fewer, more, self.kernel_threads)
+            found = neighbour_em(model, self.source, starts, first.result,
+                                 max_iter=self.params["max_iter"], tol=self.params["tol"],
+                                 n_threads=self.kernel_threads,
+                                 admissible=self.screen.admissible(model), stop=self.stop)
+            if found is None:
+                return None
+            result, name = found
+            rise = (result.lower_bound - first.result.lower_bound) * self.source.total_weight
+            return result, StartReport(name, first.report.gain_over_kmeans + rise)
+
+        refitted = self._candidate_fit(n_components, covariance_type, refit)
+        row = first.row if refitted.result is None else refitted.row
+        self._score(row)
+        row["fit_seconds"] = first.row["fit_seconds"] + time.perf_counter() - start
+        return row
+
+    def _candidate_fit(self, n_components, covariance_type, fit):
+        """:class:`CandidateFit` of one candidate from ``fit(model)``, its EM's
+        ``(EMResult, StartReport)`` (or None: no fit, and no row); the row is not scored
+        yet (:meth:`_score`)."""
         params = {name: self.params[name] for name in
                   ("tol", "reg_covar", "max_iter", "n_init", "init_params", "random_state",
                    "nan_policy", "prior")}
@@ -756,7 +817,10 @@ class _GridSearch:
             prior = self._conjugate_prior(n_components, covariance_type)
             model = MixtureModel(covariance_type, params["reg_covar"], source.dtype,
                                  prior=prior)
-            result, report = self._run_em(model, n_components, starts)
+            outcome = fit(model)
+            if outcome is None:
+                return CandidateFit(None)
+            result, report = outcome
             fitted = fitted_gaussian_mixture(params, result, source.dtype, source.n_features,
                                              prior)
         except ValueError as exc:
@@ -764,16 +828,9 @@ class _GridSearch:
                 exc = scale_overflow_error(source) or exc
             row.update(status=STATUS_FAILED, message=str(exc).splitlines()[0],
                        fit_seconds=time.perf_counter() - start)
-            return row
-        # The same arithmetic as GaussianMixture.bic/aic, so the table equals them exactly.
-        mean_loglik, entropy = self._scores(fitted)
-        n_params = n_mixture_parameters(covariance_type, n_components, source.n_features)
-        bic, aic = information_criteria(mean_loglik, source.total_weight, n_params)
+            return CandidateFit(row)
         row.update(
             model=fitted,
-            bic=float(bic),
-            aic=float(aic),
-            log_likelihood=float(mean_loglik * source.total_weight),
             n_iter=int(result.n_iter),
             converged=bool(result.converged),
             start=report.winner,
@@ -782,10 +839,24 @@ class _GridSearch:
             status=STATUS_OK,
             message="",
         )
+        row["fit_seconds"] = time.perf_counter() - start
+        return CandidateFit(row, result, report)
+
+    def _score(self, row):
+        """Add to a fitted candidate's row its log-likelihood and criteria."""
+        if row["status"] != STATUS_OK:
+            return
+        start = time.perf_counter()
+        # The same arithmetic as GaussianMixture.bic/aic, so the table equals them exactly.
+        mean_loglik, entropy = self._scores(row["model"])
+        n_params = n_mixture_parameters(row["covariance_type"], row["n_components"],
+                                        self.source.n_features)
+        bic, aic = information_criteria(mean_loglik, self.source.total_weight, n_params)
+        row.update(bic=float(bic), aic=float(aic),
+                   log_likelihood=float(mean_loglik * self.source.total_weight))
         if entropy is not None:
             row["icl"] = float(bic + 2 * entropy)
-        row["fit_seconds"] = time.perf_counter() - start
-        return row
+        row["fit_seconds"] += time.perf_counter() - start
 
     def _scores(self, fitted):
         """``(mean log-likelihood, entropy of the responsibilities)`` of a fitted candidate
