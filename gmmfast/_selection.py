@@ -9,7 +9,10 @@ How the search saves work without changing its result:
   (one compiled pass per kernel form: "full" for the models with full or tied
   covariances, "diag" for the diagonal and spherical ones).
   With an int ``random_state`` every candidate is bit for bit the model that
-  ``GaussianMixture(K, covariance_type=T, random_state=random_state).fit(X)`` gives.
+  ``GaussianMixture(K, covariance_type=T, random_state=random_state).fit(X)`` gives, but
+  under "multistart" on data within the screen, where a second phase refits each
+  candidate from its model's fits at K - 1 and K + 1 (``gmmfast._neighbours``) and keeps
+  the refit when it ends higher.
 - **Candidates in parallel.** Candidates run on a thread pool (the compiled kernels release
   the GIL); when several run at once each one's kernels get ``n_threads // n_workers``
   threads, so the machine is not oversubscribed. The kernels are thread-count invariant,
@@ -130,7 +133,9 @@ class CriterionTable(dict):
     criterion is ICL), ``log_likelihood`` (total, sample-weighted, of the training data),
     ``n_parameters``, ``n_iter``, ``converged``, ``start`` (the start the fit kept: under
     ``init_params="multistart"`` its name, e.g. "kmeans", "k-means++ 2", "hierarchical
-    (whitened)"; otherwise the init_params), ``gain_over_kmeans`` (under "multistart", how
+    (whitened)", or from the second phase on data within the screen "split: component 2
+    of 4" (of the K - 1 fit) or "merge: components 1 and 3 of 6" (of the K + 1 fit);
+    otherwise the init_params), ``gain_over_kmeans`` (under "multistart", how
     much higher the kept fit's final lower bound is than that of the fit from the plain
     k-means start, both as total log-likelihoods; on data larger than the screen, as
     measured on the screen; 0 when that start won, negative when that start's fit
@@ -289,7 +294,10 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         "kmeans" is scikit-learn's single start, about a third cheaper on large data.
     random_state : int, RandomState instance or None, default=None
         With an int, every candidate is exactly the model
-        ``GaussianMixture(K, covariance_type=T, random_state=random_state, ...)`` fits.
+        ``GaussianMixture(K, covariance_type=T, random_state=random_state, ...)`` fits, or
+        (under "multistart", on data of up to 1 000 rows) a higher optimum reached from
+        its model's fits at K - 1 and K + 1 components (``start`` "split: …" or
+        "merge: …").
         Otherwise one seed per K is drawn from it.
     verbose : int, default=0
         1 prints one line per fitted candidate.

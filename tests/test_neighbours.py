@@ -264,11 +264,18 @@ def test_the_phase_never_lowers_a_candidate():
                 assert with_phase["log_likelihood"][cell][0] == loglik
 
 
-def test_no_phase_on_data_larger_than_the_screen():
+def test_no_phase_on_data_larger_than_the_screen(monkeypatch):
+    from gmmfast import _selection
+
+    calls = []
+    starts = _selection.neighbour_starts
+    monkeypatch.setattr(_selection, "neighbour_starts",
+                        lambda *args: calls.append(args) or starts(*args))
     rng = np.random.RandomState(5)
-    X = np.vstack([rng.randn(SCREEN_ROWS // 2 + 1, 2) + shift for shift in (0, 6, 12)])
-    table = select_model(X, [1, 2, 3, 4], ["VVV", "EII"], random_state=0).criterion_table_
-    assert not any(is_neighbour_start(start) for start in table["start"])
+    for n_rows, refitted in ((SCREEN_ROWS, True), (SCREEN_ROWS + 1, False)):
+        calls.clear()
+        select_model(rng.randn(n_rows, 2), [1, 2], ["EII"], random_state=0)
+        assert len(calls) == (2 if refitted else 0)
 
 
 def test_a_cell_waits_for_its_own_and_its_neighbours_first_fits():
