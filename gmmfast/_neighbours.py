@@ -27,9 +27,13 @@ candidate (model, K) is refitted once its own first fit and its model's first fi
 K − 1 and K + 1 (those of the grid) are done: all its neighbour starts climb together to
 convergence (:class:`gmmfast._engine.MultiSetModel`), and the best admissible one replaces
 the first fit when it ends higher by more than the fit's ``tol`` (per unit of weight, the
-resolution of both climbs), or when the first fit collapsed. The starts come from the first
-fits only, never from another candidate's refit: each first fit does not depend on the
-order or the threads that ran it, so neither do the refits. Only on data within the screen
+resolution of both climbs), or when the first fit collapsed. The phase runs in rounds
+(``NEIGHBOUR_ROUNDS``, :class:`Neighbourhood`): a round's starts come from the fits of
+the round before, never from a refit of the same round, so that no refit depends on the
+order or the threads that ran the others. Per candidate and round: K − 1 splits and
+``MERGED_PAIRS`` merges (each component in turn: the winning splits spread over the
+components whatever their rank by weight, and the winning merges over the three most
+overlapping pairs alike, in benchmarks/results/STARTS.md). Only on data within the screen
 (``gmmfast._starts.SCREEN_ROWS``), where every start of the pool already climbs to
 convergence and a climb costs little; on larger data the phase would add a climb on
 every row to each candidate of a search whose cost is what limits it.
@@ -49,6 +53,12 @@ HALF_NORMAL_MEAN = math.sqrt(2 / math.pi)
 # Pairs of the K + 1 fit merged, the most overlapping first: the pair that shares one
 # cluster overlaps most, and a few more cover pairs that share less of it.
 MERGED_PAIRS = 3
+# Rounds of the phase: after a round, the candidates beside one it refitted start again
+# from that refit. A second round reaches more optima (benchmarks/results/STARTS.md), among
+# them spurious ones that the collapse test does not refuse: on Old Faithful, VEV
+# components on a few rows that share one waiting time, which the demo's search then
+# chooses. One round until such fits are refused.
+NEIGHBOUR_ROUNDS = 1
 
 # How the criterion table's ``start`` column names the starts of this module.
 SPLIT = "split: "
@@ -206,34 +216,55 @@ class CandidateFit(NamedTuple):
 
 
 class Neighbourhood:
-    """Which first fits each candidate's second phase waits for: its own, and its model's
-    at one component fewer and one more, where the grid has them. ``first`` holds the
-    first fits, {(K, model): :class:`CandidateFit`}."""
+    """The rounds of a search's second phase. Round 0 of a candidate (K, model) is its
+    first fit; in round r it is refitted from the fits its model's candidates at K - 1
+    and K + 1 had after round r - 1, those of them that changed in that round (a round
+    in which none did changes nothing), once its own round r - 1 is done too. After
+    ``rounds`` rounds its fit is final.
 
-    def __init__(self, grid_k, types):
+    Each round reads only the fits of the round before, whichever thread made them and in
+    whatever order: the final fits do not depend on the search's threads."""
+
+    def __init__(self, grid_k, types, rounds):
         ks = set(grid_k)
-        self.first = {}
-        self._waiting = {(k, t): {(k + step, t) for step in (-1, 0, 1) if k + step in ks}
-                         for k in grid_k for t in types}
+        self.rounds = rounds
+        self._beside = {(k, t): [(k + step, t) for step in (-1, 1) if k + step in ks]
+                        for k in grid_k for t in types}
+        # Per candidate, its fit (CandidateFit) after each round done, and whether that
+        # round changed it; and the next round to start.
+        self._fits = {cell: [] for cell in self._beside}
+        self._changed = {cell: [] for cell in self._beside}
+        self._next_round = dict.fromkeys(self._beside, 1)
 
-    def fitted(self, fit):
-        """Record a candidate's first fit: the candidates (K, model) whose every first fit
-        waited for is now done."""
-        n_components, covariance_type = cell = (fit.row["n_components"],
-                                                fit.row["covariance_type"])
-        self.first[cell] = fit
+    def record(self, cell, fit, changed):
+        """Record a candidate's fit after its next round, and whether that round changed
+        it: the candidates that can start a round now (each round of each is given
+        once)."""
+        self._fits[cell].append(fit)
+        self._changed[cell].append(changed)
         ready = []
-        for step in (-1, 0, 1):
-            other = (n_components + step, covariance_type)
-            waiting = self._waiting.get(other)
-            if waiting is not None and cell in waiting:
-                waiting.discard(cell)
-                if not waiting:
-                    ready.append(other)
+        for other in [cell] + self._beside[cell]:
+            next_round = self._next_round[other]
+            if (next_round <= self.rounds and len(self._fits[other]) == next_round
+                    and all(len(self._fits[n]) >= next_round for n in self._beside[other])):
+                self._next_round[other] += 1
+                ready.append(other)
         return ready
 
-    def fits_beside(self, n_components, covariance_type):
-        """The first fits (:class:`CandidateFit`) of one component fewer and one more of
-        the same covariance model, None where the grid has none or it failed."""
-        fits = [self.first.get((n_components + step, covariance_type)) for step in (-1, 1)]
-        return [None if fit is None or fit.result is None else fit for fit in fits]
+    def is_final(self, cell):
+        """Whether the candidate has done every round."""
+        return len(self._fits[cell]) > self.rounds
+
+    def latest(self, cell):
+        """The candidate's fit after the last round it has done."""
+        return self._fits[cell][-1]
+
+    def starting_fits(self, cell):
+        """The fits (:class:`CandidateFit`) that the candidate's next round starts from:
+        those of one component fewer and one more of its model after the round before,
+        where the grid has them, that round changed them and they did not fail (else
+        None)."""
+        last = len(self._fits[cell]) - 1
+        fits = {n[0]: self._fits[n][last] for n in self._beside[cell]
+                if self._changed[n][last] and self._fits[n][last].result is not None}
+        return fits.get(cell[0] - 1), fits.get(cell[0] + 1)

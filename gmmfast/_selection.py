@@ -76,6 +76,7 @@ from gmmfast._gaussian_mixture import (
 from gmmfast._kernels import em as _em
 from gmmfast._missing import fit_source, has_observation, observed_row_weights
 from gmmfast._neighbours import (
+    NEIGHBOUR_ROUNDS,
     CandidateFit,
     Neighbourhood,
     neighbour_em,
@@ -637,7 +638,8 @@ class _GridSearch:
                        else None)
         # The second phase (gmmfast._neighbours): on data within the screen, each
         # candidate's fit is refitted from its model's fits at K - 1 and K + 1.
-        self.neighbours = (Neighbourhood(grid_k, types) if self.screen is not None
+        self.neighbours = (Neighbourhood(grid_k, types, NEIGHBOUR_ROUNDS)
+                           if self.screen is not None
                            and self.screen.sample is self.source else None)
         self.done = 0
         # Set when the search is abandoned (Ctrl-C, an error): running candidates stop at
@@ -670,9 +672,11 @@ class _GridSearch:
                 for k in self.grid_k:
                     starts = self._initial_stats(k)
                     for t in self.types:
-                        fit = self._fit_candidate(k, t, self._starts_of(starts, t))
-                        for cell in self._first_fitted(results, fit):
-                            self._record(results, self._refit_from_neighbours(*cell))
+                        refits = self._fitted(results, self._fit_candidate(
+                            k, t, self._starts_of(starts, t)))
+                        while refits:
+                            refits += self._fitted(results,
+                                                   *self._refit_from_neighbours(*refits.pop()))
             else:
                 self._run_parallel(results)
         return results
@@ -702,11 +706,11 @@ class _GridSearch:
                     for future in finished:
                         task, key = pending.pop(future)
                         value = future.result()
-                        if task == "fit":
-                            for cell in self._first_fitted(results, value):
-                                submit("refit", cell, self._refit_from_neighbours, *cell)
-                        elif task == "refit":
-                            self._record(results, value)
+                        if task in ("fit", "refit"):
+                            fitted = (value,) if task == "fit" else value
+                            for refit in self._fitted(results, *fitted):
+                                submit("refit", refit[0], self._refit_from_neighbours,
+                                       *refit)
                         elif task == "starts":
                             for t in self.types:
                                 submit("fit", (key, t), self._fit_candidate, key, t,
@@ -724,13 +728,30 @@ class _GridSearch:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
 
-    def _first_fitted(self, results, fit):
-        """The candidates (K, covariance type) whose second phase can run now that ``fit``
-        (a :class:`CandidateFit`) is done; without a second phase, ``fit`` is recorded."""
+    def _fitted(self, results, fit, changed=True):
+        """Take a candidate's :class:`CandidateFit` after a round of the second phase
+        (round 0: its first fit), and whether that round ``changed`` it: the refits to run
+        now, as arguments of :meth:`_refit_from_neighbours`. A candidate is recorded once
+        its fit is final (at once without a second phase)."""
         if self.neighbours is None:
             self._record(results, fit.row)
             return []
-        return self.neighbours.fitted(fit)
+        refits = []
+        done = [(fit, changed)]
+        while done:
+            fit, changed = done.pop()
+            cell = fit.row["n_components"], fit.row["covariance_type"]
+            for ready in self.neighbours.record(cell, fit, changed):
+                fewer, more = self.neighbours.starting_fits(ready)
+                latest = self.neighbours.latest(ready)
+                if (fewer is None and more is None) or latest.result is None:
+                    done.append((latest, False))  # nothing to start from: no change
+                else:
+                    refits.append((ready, latest, fewer, more))
+            if self.neighbours.is_final(cell):
+                self._score(fit.row)
+                self._record(results, fit.row)
+        return refits
 
     def _record(self, results, row):
         results[row["n_components"], row["covariance_type"]] = row
@@ -781,33 +802,31 @@ class _GridSearch:
             self._score(fit.row)
         return fit
 
-    def _refit_from_neighbours(self, n_components, covariance_type):
-        """The candidate's row after the second phase: its first fit's, or that of the
-        best climb from its model's fits at K - 1 and K + 1 when that climb replaces it
-        (``gmmfast._neighbours.neighbour_em``)."""
-        first = self.neighbours.first[n_components, covariance_type]
-        if first.result is None:
-            return first.row
-        fewer, more = self.neighbours.fits_beside(n_components, covariance_type)
+    def _refit_from_neighbours(self, cell, fit, fewer, more):
+        """``(CandidateFit, whether it changed)`` of a candidate (``cell``: K and covariance
+        type) after a round of the second phase: its ``fit`` so far, or that of the best
+        climb from its model's fits ``fewer`` and ``more`` (at K - 1 and K + 1, or None)
+        when that climb replaces it (``gmmfast._neighbours.neighbour_em``)."""
+        n_components, covariance_type = cell
         start = time.perf_counter()
 
         def refit(model):
             starts = neighbour_starts(model, self.source, fewer, more, self.kernel_threads)
-            found = neighbour_em(model, self.source, starts, first.result,
+            found = neighbour_em(model, self.source, starts, fit.result,
                                  max_iter=self.params["max_iter"], tol=self.params["tol"],
                                  n_threads=self.kernel_threads,
                                  admissible=self.screen.admissible(model), stop=self.stop)
             if found is None:
                 return None
             result, name = found
-            rise = (result.lower_bound - first.result.lower_bound) * self.source.total_weight
-            return result, StartReport(name, first.report.gain_over_kmeans + rise)
+            rise = (result.lower_bound - fit.result.lower_bound) * self.source.total_weight
+            return result, StartReport(name, fit.report.gain_over_kmeans + rise)
 
         refitted = self._candidate_fit(n_components, covariance_type, refit)
-        row = first.row if refitted.result is None else refitted.row
-        self._score(row)
-        row["fit_seconds"] = first.row["fit_seconds"] + time.perf_counter() - start
-        return row
+        changed = refitted.result is not None
+        kept = refitted if changed else fit
+        kept.row["fit_seconds"] = fit.row["fit_seconds"] + time.perf_counter() - start
+        return kept, changed
 
     def _candidate_fit(self, n_components, covariance_type, fit):
         """:class:`CandidateFit` of one candidate from ``fit(model)``, its EM's

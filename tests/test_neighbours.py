@@ -278,18 +278,47 @@ def test_no_phase_on_data_larger_than_the_screen(monkeypatch):
         assert len(calls) == (2 if refitted else 0)
 
 
-def test_a_cell_waits_for_its_own_and_its_neighbours_first_fits():
-    neighbourhood = Neighbourhood([1, 2, 3, 5], ["VVV", "EII"])
+def test_a_round_waits_for_the_candidates_and_its_neighbours_round_before():
+    neighbourhood = Neighbourhood([1, 2, 3, 5], ["VVV", "EII"], rounds=2)
 
-    def fitted(k, covariance_type):
+    def done(k, covariance_type, changed=True, failed=False):
         row = {"n_components": k, "covariance_type": covariance_type}
-        return neighbourhood.fitted(CandidateFit(row))
+        return neighbourhood.record((k, covariance_type),
+                                    CandidateFit(row, None if failed else "a result"),
+                                    changed)
 
-    assert fitted(5, "VVV") == [(5, "VVV")]  # no neighbour in the grid
-    assert fitted(2, "VVV") == []
-    assert fitted(1, "EII") == []
-    assert fitted(1, "VVV") == [(1, "VVV")]
-    assert sorted(fitted(3, "VVV")) == [(2, "VVV"), (3, "VVV")]
-    assert fitted(2, "EII") == [(1, "EII")]
-    # A failed first fit (no result) is no neighbour.
-    assert neighbourhood.fits_beside(2, "VVV") == [None, None]
+    assert done(5, "VVV") == [(5, "VVV")]  # no neighbour in the grid
+    assert done(2, "VVV") == []
+    assert done(1, "EII") == []
+    assert done(1, "VVV") == [(1, "VVV")]
+    assert sorted(done(3, "VVV")) == [(2, "VVV"), (3, "VVV")]
+    assert done(2, "EII", failed=True) == [(1, "EII")]
+    # Round 1 of (1, EII) starts from its neighbour's first fit, which failed: nothing.
+    assert neighbourhood.starting_fits((1, "EII")) == (None, None)
+    # Round 1 of (2, VVV) starts from both neighbours' first fits.
+    fewer, more = neighbourhood.starting_fits((2, "VVV"))
+    assert fewer.row["n_components"] == 1 and more.row["n_components"] == 3
+    # Round 2 of (1, VVV) waits for round 1 of (2, VVV), and starts from it only if that
+    # round changed it.
+    assert done(1, "VVV", changed=False) == []
+    assert not neighbourhood.is_final((1, "VVV"))
+    assert sorted(done(2, "VVV", changed=False)) == [(1, "VVV")]
+    assert neighbourhood.starting_fits((1, "VVV")) == (None, None)
+    assert sorted(done(3, "VVV", changed=True)) == [(2, "VVV"), (3, "VVV")]
+    assert neighbourhood.starting_fits((2, "VVV"))[1].row["n_components"] == 3
+    assert done(1, "VVV", changed=False) == [] and neighbourhood.is_final((1, "VVV"))
+
+
+def test_a_second_round_starts_from_the_first_rounds_refits(monkeypatch):
+    from gmmfast import _selection
+
+    X = standardised_wine()
+    grid = dict(covariance_type=["EEE"], random_state=0, tol=1e-5, max_iter=1000)
+    one = select_model(X, range(6, 10), **grid).criterion_table_
+    monkeypatch.setattr(_selection, "NEIGHBOUR_ROUNDS", 2)
+    two = select_model(X, range(6, 10), **grid).criterion_table_
+    # EEE with 9 components: mclust and the best of 9 reach -2200.30; a round ends 1.5
+    # below, a second one, from the refitted fit with 8 components, 15.7 above.
+    assert one["log_likelihood"][-1] < -2200.30 < two["log_likelihood"][-1]
+    assert two["start"][-1].startswith("split: ")
+    assert np.all(two["log_likelihood"] >= one["log_likelihood"])
