@@ -166,8 +166,8 @@ def merge_criterion(responsibilities, row_weights):
 
 
 def neighbour_starts(model, source, fewer, more, n_threads):
-    """The starts of one candidate of ``model`` from its model's first fits
-    (:class:`CandidateFit`, or None) with a component fewer and one more, on ``source``."""
+    """The starts of one candidate of ``model`` from its model's fits with a component
+    fewer and one more (:class:`CandidateFit`, or None), on ``source``."""
     starts = [] if fewer is None else split_starts(fewer.row["model"])
     if more is not None:
         kernel_params = model.kernel_parameters(more.result.parameters)
@@ -183,25 +183,25 @@ def neighbour_em(model, source, starts, fitted, *, max_iter, tol, n_threads, adm
     when it ends higher by more than ``tol`` per unit of weight, or ``fitted`` collapsed
     (``admissible`` is :class:`gmmfast._starts.Collapse`); else None. The starts climb
     together; the winner climbs again alone, so that its result is the one run of EM."""
-    if not starts:
-        return None
     statistics = [start.statistics(model.reg_covar, source.total_weight, model.form)
                   for start in starts]
+    # A start whose M-step finds an ill-defined covariance has no θ (None): it is dropped.
     thetas = model.initial_parameters_of_sets(statistics, source.total_weight)
+    if all(theta is None for theta in thetas):
+        return None
     sets = ParameterSets.of(thetas)
     climbed = run_em(MultiSetModel(model, tol), source, lambda _: (sets, -np.inf),
                      n_init=1, max_iter=max_iter, tol=tol, n_threads=n_threads, stop=stop,
                      warn=False).parameters.only(admissible.of_sets)
     best = climbed.best()
-    fitted_admissible = admissible(fitted.parameters)
-    if best is None or (fitted_admissible
-                        and climbed.bounds[best] <= fitted.lower_bound + tol):
+    # A collapsed fit is replaced by any admissible one, as the strategy's final choice.
+    to_beat = fitted.lower_bound + tol if admissible(fitted.parameters) else -np.inf
+    if best is None or climbed.bounds[best] <= to_beat:
         return None
     result = run_em(model, source, lambda _: (thetas[best], -np.inf), n_init=1,
                     max_iter=max_iter, tol=tol, n_threads=n_threads, stop=stop, warn=False,
                     admissible=admissible)
-    if not admissible(result.parameters) or (fitted_admissible
-                                             and result.lower_bound <= fitted.lower_bound + tol):
+    if not admissible(result.parameters) or result.lower_bound <= to_beat:
         return None
     return result, starts[best].name
 

@@ -672,11 +672,11 @@ class _GridSearch:
                 for k in self.grid_k:
                     starts = self._initial_stats(k)
                     for t in self.types:
-                        refits = self._fitted(results, self._fit_candidate(
-                            k, t, self._starts_of(starts, t)))
+                        fit = self._fit_candidate(k, t, self._starts_of(starts, t))
+                        refits = self._fitted(results, fit)
                         while refits:
-                            refits += self._fitted(results,
-                                                   *self._refit_from_neighbours(*refits.pop()))
+                            refitted = self._refit_from_neighbours(*refits.pop())
+                            refits += self._fitted(results, *refitted)
             else:
                 self._run_parallel(results)
         return results

@@ -52,7 +52,8 @@ class FittedStub:
 def stub(rng, n_components, n_features):
     weights = rng.dirichlet(np.ones(n_components))
     means = rng.randn(n_components, n_features) * 3
-    covariances = np.array([random_covariance(rng, n_features) for _ in range(n_components)])
+    covariances = np.array([random_covariance(rng, n_features)
+                            for _ in range(n_components)])
     return FittedStub(weights, means, covariances)
 
 
@@ -255,7 +256,8 @@ def test_the_phase_never_lowers_a_candidate():
     # A grid of every other K leaves no candidate a neighbour: the first fits alone.
     for ks in (range(2, 9, 2), range(3, 9, 2)):
         alone = select_model(X, ks, **grid).criterion_table_
-        for k, covariance_type, loglik in zip(alone["n_components"], alone["covariance_type"],
+        for k, covariance_type, loglik in zip(alone["n_components"],
+                                              alone["covariance_type"],
                                               alone["log_likelihood"]):
             cell = ((with_phase["n_components"] == k)
                     & (with_phase["covariance_type"] == covariance_type))
