@@ -26,6 +26,7 @@ from gmmfast._files import error_summary, format_bytes
 from gmmfast._covariance_models import (COVARIANCE_MODELS, mclust_name, model_label,
                                         sklearn_layout, sklearn_name)
 from gmmfast._mstep import COVARIANCE_TYPES, precisions_from_cholesky
+from gmmfast._neighbours import is_neighbour_start
 from gmmfast._tablewriter import write_csv
 from gmmfast._grid import CRITERIA, DEFAULT_N_COMPONENTS, STATUS_OK, describe_grid
 from gmmfast.plot import full_covariances  # numpy only: no matplotlib import
@@ -923,8 +924,9 @@ def format_start(criteria, best):
 def went_on_from_screening(criteria, best):
     """Whether the chosen fit continued from a start of the multi-start screening (its
     iterations are then counted after the screening's)."""
-    return (not np.isnan(criteria["gain_over_kmeans"][best])
-            and criteria["start"][best] != "kmeans")
+    start = criteria["start"][best]
+    return (not np.isnan(criteria["gain_over_kmeans"][best]) and start != "kmeans"
+            and not is_neighbour_start(start))
 
 
 def format_data(table):

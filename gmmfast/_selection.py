@@ -9,7 +9,10 @@ How the search saves work without changing its result:
   (one compiled pass per kernel form: "full" for the models with full or tied
   covariances, "diag" for the diagonal and spherical ones).
   With an int ``random_state`` every candidate is bit for bit the model that
-  ``GaussianMixture(K, covariance_type=T, random_state=random_state).fit(X)`` gives.
+  ``GaussianMixture(K, covariance_type=T, random_state=random_state).fit(X)`` gives, but
+  under "multistart" on data within the screen, where a second phase refits each
+  candidate from its model's fits at K - 1 and K + 1 (``gmmfast._neighbours``) and keeps
+  the refit when it ends higher.
 - **Candidates in parallel.** Candidates run on a thread pool (the compiled kernels release
   the GIL); when several run at once each one's kernels get ``n_threads // n_workers``
   threads, so the machine is not oversubscribed. The kernels are thread-count invariant,
@@ -72,6 +75,13 @@ from gmmfast._gaussian_mixture import (
 )
 from gmmfast._kernels import em as _em
 from gmmfast._missing import fit_source, has_observation, observed_row_weights
+from gmmfast._neighbours import (
+    NEIGHBOUR_ROUNDS,
+    CandidateFit,
+    Neighbourhood,
+    neighbour_em,
+    neighbour_starts,
+)
 from gmmfast._mstep import (
     IllDefinedCovarianceError,
     kernel_form,
@@ -124,7 +134,9 @@ class CriterionTable(dict):
     criterion is ICL), ``log_likelihood`` (total, sample-weighted, of the training data),
     ``n_parameters``, ``n_iter``, ``converged``, ``start`` (the start the fit kept: under
     ``init_params="multistart"`` its name, e.g. "kmeans", "k-means++ 2", "hierarchical
-    (whitened)"; otherwise the init_params), ``gain_over_kmeans`` (under "multistart", how
+    (whitened)", or from the second phase on data within the screen "split: component 2
+    of 4" (of the K - 1 fit) or "merge: components 1 and 3 of 6" (of the K + 1 fit);
+    otherwise the init_params), ``gain_over_kmeans`` (under "multistart", how
     much higher the kept fit's final lower bound is than that of the fit from the plain
     k-means start, both as total log-likelihoods; on data larger than the screen, as
     measured on the screen; 0 when that start won, negative when that start's fit
@@ -283,7 +295,10 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         "kmeans" is scikit-learn's single start, about a third cheaper on large data.
     random_state : int, RandomState instance or None, default=None
         With an int, every candidate is exactly the model
-        ``GaussianMixture(K, covariance_type=T, random_state=random_state, ...)`` fits.
+        ``GaussianMixture(K, covariance_type=T, random_state=random_state, ...)`` fits, or
+        (under "multistart", on data of up to 1 000 rows) a higher optimum reached from
+        its model's fits at K - 1 and K + 1 components (``start`` "split: …" or
+        "merge: …").
         Otherwise one seed per K is drawn from it.
     verbose : int, default=0
         1 prints one line per fitted candidate.
@@ -621,6 +636,11 @@ class _GridSearch:
         self.prior_spec = check_prior_spec(self.params["prior"])
         self.screen = (Screen(self.source) if self.params["init_params"] == "multistart"
                        else None)
+        # The second phase (gmmfast._neighbours): on data within the screen, each
+        # candidate's fit is refitted from its model's fits at K - 1 and K + 1.
+        self.neighbours = (Neighbourhood(grid_k, types, NEIGHBOUR_ROUNDS)
+                           if self.screen is not None
+                           and self.screen.sample is self.source else None)
         self.done = 0
         # Set when the search is abandoned (Ctrl-C, an error): running candidates stop at
         # their next EM iteration instead of running to convergence.
@@ -652,8 +672,11 @@ class _GridSearch:
                 for k in self.grid_k:
                     starts = self._initial_stats(k)
                     for t in self.types:
-                        self._record(results, self._fit_candidate(k, t,
-                                                                  self._starts_of(starts, t)))
+                        fit = self._fit_candidate(k, t, self._starts_of(starts, t))
+                        refits = self._fitted(results, fit)
+                        while refits:
+                            refitted = self._refit_from_neighbours(*refits.pop())
+                            refits += self._fitted(results, *refitted)
             else:
                 self._run_parallel(results)
         return results
@@ -683,8 +706,11 @@ class _GridSearch:
                     for future in finished:
                         task, key = pending.pop(future)
                         value = future.result()
-                        if task == "fit":
-                            self._record(results, value)
+                        if task in ("fit", "refit"):
+                            fitted = (value,) if task == "fit" else value
+                            for refit in self._fitted(results, *fitted):
+                                submit("refit", refit[0], self._refit_from_neighbours,
+                                       *refit)
                         elif task == "starts":
                             for t in self.types:
                                 submit("fit", (key, t), self._fit_candidate, key, t,
@@ -701,6 +727,31 @@ class _GridSearch:
                 self.stop.set()
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
+
+    def _fitted(self, results, fit, changed=True):
+        """Take a candidate's :class:`CandidateFit` after a round of the second phase
+        (round 0: its first fit), and whether that round ``changed`` it: the refits to run
+        now, as arguments of :meth:`_refit_from_neighbours`. A candidate is recorded once
+        its fit is final (at once without a second phase)."""
+        if self.neighbours is None:
+            self._record(results, fit.row)
+            return []
+        refits = []
+        done = [(fit, changed)]
+        while done:
+            fit, changed = done.pop()
+            cell = fit.row["n_components"], fit.row["covariance_type"]
+            for ready in self.neighbours.record(cell, fit, changed):
+                fewer, more = self.neighbours.starting_fits(ready)
+                latest = self.neighbours.latest(ready)
+                if (fewer is None and more is None) or latest.result is None:
+                    done.append((latest, False))  # nothing to start from: no change
+                else:
+                    refits.append((ready, latest, fewer, more))
+            if self.neighbours.is_final(cell):
+                self._score(fit.row)
+                self._record(results, fit.row)
+        return refits
 
     def _record(self, results, row):
         results[row["n_components"], row["covariance_type"]] = row
@@ -743,7 +794,44 @@ class _GridSearch:
         return starts if self.screen is not None else starts[_form(covariance_type)]
 
     def _fit_candidate(self, n_components, covariance_type, starts):
-        """Row of the table for one candidate: EM from the shared starts, then scores."""
+        """:class:`CandidateFit` of one candidate: EM from the shared starts, then scores
+        (after the second phase, when there is one)."""
+        fit = self._candidate_fit(n_components, covariance_type,
+                                  lambda model: self._run_em(model, n_components, starts))
+        if self.neighbours is None:
+            self._score(fit.row)
+        return fit
+
+    def _refit_from_neighbours(self, cell, fit, fewer, more):
+        """``(CandidateFit, whether it changed)`` of a candidate (``cell``: K and covariance
+        type) after a round of the second phase: its ``fit`` so far, or that of the best
+        climb from its model's fits ``fewer`` and ``more`` (at K - 1 and K + 1, or None)
+        when that climb replaces it (``gmmfast._neighbours.neighbour_em``)."""
+        n_components, covariance_type = cell
+        start = time.perf_counter()
+
+        def refit(model):
+            starts = neighbour_starts(model, self.source, fewer, more, self.kernel_threads)
+            found = neighbour_em(model, self.source, starts, fit.result,
+                                 max_iter=self.params["max_iter"], tol=self.params["tol"],
+                                 n_threads=self.kernel_threads,
+                                 admissible=self.screen.admissible(model), stop=self.stop)
+            if found is None:
+                return None
+            result, name = found
+            rise = (result.lower_bound - fit.result.lower_bound) * self.source.total_weight
+            return result, StartReport(name, fit.report.gain_over_kmeans + rise)
+
+        refitted = self._candidate_fit(n_components, covariance_type, refit)
+        changed = refitted.result is not None
+        kept = refitted if changed else fit
+        kept.row["fit_seconds"] = fit.row["fit_seconds"] + time.perf_counter() - start
+        return kept, changed
+
+    def _candidate_fit(self, n_components, covariance_type, fit):
+        """:class:`CandidateFit` of one candidate from ``fit(model)``, its EM's
+        ``(EMResult, StartReport)`` (or None: no fit, and no row); the row is not scored
+        yet (:meth:`_score`)."""
         params = {name: self.params[name] for name in
                   ("tol", "reg_covar", "max_iter", "n_init", "init_params", "random_state",
                    "nan_policy", "prior")}
@@ -756,7 +844,10 @@ class _GridSearch:
             prior = self._conjugate_prior(n_components, covariance_type)
             model = MixtureModel(covariance_type, params["reg_covar"], source.dtype,
                                  prior=prior)
-            result, report = self._run_em(model, n_components, starts)
+            outcome = fit(model)
+            if outcome is None:
+                return CandidateFit(None)
+            result, report = outcome
             fitted = fitted_gaussian_mixture(params, result, source.dtype, source.n_features,
                                              prior)
         except ValueError as exc:
@@ -764,16 +855,9 @@ class _GridSearch:
                 exc = scale_overflow_error(source) or exc
             row.update(status=STATUS_FAILED, message=str(exc).splitlines()[0],
                        fit_seconds=time.perf_counter() - start)
-            return row
-        # The same arithmetic as GaussianMixture.bic/aic, so the table equals them exactly.
-        mean_loglik, entropy = self._scores(fitted)
-        n_params = n_mixture_parameters(covariance_type, n_components, source.n_features)
-        bic, aic = information_criteria(mean_loglik, source.total_weight, n_params)
+            return CandidateFit(row)
         row.update(
             model=fitted,
-            bic=float(bic),
-            aic=float(aic),
-            log_likelihood=float(mean_loglik * source.total_weight),
             n_iter=int(result.n_iter),
             converged=bool(result.converged),
             start=report.winner,
@@ -782,10 +866,24 @@ class _GridSearch:
             status=STATUS_OK,
             message="",
         )
+        row["fit_seconds"] = time.perf_counter() - start
+        return CandidateFit(row, result, report)
+
+    def _score(self, row):
+        """Add to a fitted candidate's row its log-likelihood and criteria."""
+        if row["status"] != STATUS_OK:
+            return
+        start = time.perf_counter()
+        # The same arithmetic as GaussianMixture.bic/aic, so the table equals them exactly.
+        mean_loglik, entropy = self._scores(row["model"])
+        n_params = n_mixture_parameters(row["covariance_type"], row["n_components"],
+                                        self.source.n_features)
+        bic, aic = information_criteria(mean_loglik, self.source.total_weight, n_params)
+        row.update(bic=float(bic), aic=float(aic),
+                   log_likelihood=float(mean_loglik * self.source.total_weight))
         if entropy is not None:
             row["icl"] = float(bic + 2 * entropy)
-        row["fit_seconds"] = time.perf_counter() - start
-        return row
+        row["fit_seconds"] += time.perf_counter() - start
 
     def _scores(self, fitted):
         """``(mean log-likelihood, entropy of the responsibilities)`` of a fitted candidate

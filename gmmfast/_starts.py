@@ -64,6 +64,9 @@ agglomerations each find the best optimum on some data sets and miss it on other
    data), and the higher climbs.
    :class:`StartReport` says which start was kept and by how much it beat the plain
    k-means start.
+5. In a search on data within the screen, a second phase refits each candidate from its
+   covariance model's fits at one component fewer and one more, split and merged
+   (:mod:`gmmfast._neighbours`).
 
 More starts find more optima, spurious ones among them: a component that collapses onto
 a few rows sharing a value (discrete or rounded data), or on fewer rows than it has

@@ -296,6 +296,9 @@ def test_the_start_line_says_how_the_chosen_start_compares(start, gain, line):
     ("k-means++", np.nan, False),  # a single-start search: no screening
     ("hierarchical", 12.5, True),
     ("model-based hierarchical", -85.4, True),  # kept over a collapsed k-means fit
+    # Refitted from a neighbouring K's fit: EM ran from that start, no screening.
+    ("split: component 2 of 4", 8.3, False),
+    ("merge: components 1 and 3 of 6", 4.1, False),
 ])
 def test_iterations_are_counted_after_the_screening_for_screened_starts(start, gain,
                                                                        screened):
