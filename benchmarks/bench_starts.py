@@ -63,7 +63,7 @@ def load(name):
 def best_of_nine(X, model, k, tol):
     """(log-likelihood of the best of the nine fits, whether that fit collapsed)."""
     from gmmfast import GaussianMixture as Ours
-    from gmmfast._starts import Collapse
+    from gmmfast._starts import Collapse, rounding_variances
 
     if model in SKLEARN_TYPES:
         from sklearn.mixture import GaussianMixture as Theirs
@@ -78,7 +78,7 @@ def best_of_nine(X, model, k, tol):
         make = lambda init, seed: Ours(k, covariance_type=model, init_params=init,  # noqa
                                        random_state=seed, tol=tol, max_iter=1000)
         layout = sklearn_layout(model)
-    collapse = Collapse(layout, 1e-6, X.var(axis=0))
+    collapse = Collapse(layout, 1e-6, X.var(axis=0), rounding_variances(X))
     best, collapsed = -np.inf, False
     for init in INITS:
         for seed in SEEDS:

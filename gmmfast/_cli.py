@@ -916,7 +916,8 @@ def format_start(criteria, best):
         # Only a collapsed fit outranks the kept one on likelihood (see gmmfast._starts).
         return [f"  start: {start}; the plain k-means start ended {-gain:.2f} higher in "
                 "log-likelihood,",
-                "    but on a collapsed component (a variance held up by reg_covar alone)"]
+                "    but on a collapsed component (a variance held up by reg_covar alone, or "
+                "below the rounding)"]
     return [f"  start: {start}, which beat the plain k-means start by {gain:.2f} in "
             f"log-likelihood"]
 
@@ -982,7 +983,8 @@ def format_left_out(criteria):
         return []
     which = "candidate" if left_out == 1 else "candidates"
     return _wrap(f"Not chosen: {left_out} {which} whose every start collapsed a component "
-                 "(a variance held up by reg_covar alone), where the likelihood has no bound",
+                 "(a variance held up by reg_covar alone, or below the rounding of a column's "
+                 "values), where the likelihood has no bound or describes the rounding",
                  "", "  ")
 
 

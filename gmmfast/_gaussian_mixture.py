@@ -459,7 +459,8 @@ class GaussianMixture(MixtureEstimator):
         kept (halving stops at 6 000 / n_samples survivors: on up to ~270 rows every
         start climbs to convergence): the fit is never worse than the "kmeans" fit with
         the same ``random_state``; on larger data the k-means start competes on the screen. Fits whose component collapsed onto
-        repeated values (a variance held up by ``reg_covar`` alone) lose to any other.
+        repeated values (a variance held up by ``reg_covar`` alone, or narrower than the
+        rounding of a feature's values) lose to any other.
         Each of ``n_init`` initialisations runs the whole strategy with new draws. It
         needs X in memory (not a dask array). With
         user-given initial parameters (``weights_init`` …), the strategy is not run:

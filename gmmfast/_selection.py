@@ -142,7 +142,8 @@ class CriterionTable(dict):
     measured on the screen; 0 when that start won, negative when that start's fit
     collapsed a component and the kept one did not; NaN for other init_params),
     ``collapsed`` (under "multistart", every start's fit had a component whose variance is
-    held up by reg_covar alone: such a candidate is chosen only when no other can be), ``fit_seconds``, ``status`` (``"ok"``,
+    held up by reg_covar alone, or is narrower than a feature's rounding: such a
+    candidate is chosen only when no other can be), ``fit_seconds``, ``status`` (``"ok"``,
     ``"skipped"`` when K exceeds the number of samples, ``"failed"`` when EM broke down)
     and ``message`` (why, for the last two). Scores of rows that are not ``"ok"`` are NaN.
 

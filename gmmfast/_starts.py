@@ -70,7 +70,12 @@ agglomerations each find the best optimum on some data sets and miss it on other
 
 More starts find more optima, spurious ones among them: a component that collapses onto
 a few rows sharing a value (discrete or rounded data), or on fewer rows than it has
-dimensions, has a variance held up by ``reg_covar`` alone and a likelihood without bound. Such fits are not admissible
+dimensions, has a variance held up by ``reg_covar`` alone and a likelihood without bound.
+On rounded data a component can also sit on a few rows that share one value of a
+feature without collapsing outright: its spread along that feature is then narrower
+than the rounding itself (a few hundredths of a minute on Old Faithful's waiting times,
+recorded in whole minutes), and its likelihood grows with how few rows it holds, not
+with how well it describes them. Such fits are not admissible
 (:class:`Collapse`): the screening drops them, a finalist stops climbing once it
 collapses (EM, and an iterative M-step, can take many slow iterations to settle on a
 collapsed component), and the final choice keeps one only when every finalist collapsed:
@@ -166,8 +171,8 @@ RANDOM_ROW_STARTS = 3
 KMEANS_STARTS_WITHIN_SCREEN = 3
 # More random rows, and random responsibilities (see the module's docstring), only when
 # the screen holds every row, for the same reasons. Random rows reach optima with small,
-# elongated components that partitions into compact clusters miss (Old Faithful's VEV
-# with 7 and 8 components, 18 and 29 higher than the pool without them).
+# elongated components that partitions into compact clusters miss (the standardised
+# wine data's EEV with 3 components, 15 higher than the pool without them).
 RANDOM_ROWS_WITHIN_SCREEN = 3
 RANDOM_RESPONSIBILITY_STARTS = 3
 
@@ -179,8 +184,13 @@ SPHERICAL_TREE = "model-based hierarchical, spherical merges"
 # cluster's spread, and far above the rounding of a variance that is exactly zero...
 COLLAPSED_VARIANCE = 1e-8
 # ... or when that variance is at most this multiple of reg_covar: the rows then add no
-# more variance in that direction than reg_covar itself does.
+# more variance in that direction than reg_covar itself does...
 FLOOR_FACTOR = 2.0
+# ... or when, beyond reg_covar, its variance along a feature is below that feature's
+# rounding variance h² / 12 (h the smallest step between the feature's distinct values):
+# the spread of a value known only to ±h/2. A Gaussian narrower than that describes the
+# rounding of its rows, not their distribution; a real cluster as narrow as the rounding
+# would put its rows on one or two values and a variance of at least about h² / 12.
 
 
 class Start(NamedTuple):
@@ -312,6 +322,7 @@ class Screen:
         self.points = np.asarray(self.sample.X, dtype=np.float64)
         self._trees = None
         self._ranking_sample = None
+        self._rounding = None
         self._lock = threading.Lock()  # a search's candidates share the trees
 
     def ranking_sample(self):
@@ -325,7 +336,10 @@ class Screen:
     def admissible(self, model):
         """The :class:`Collapse` test of ``model``'s fits on these data."""
         _, variance = self.source.mean_and_variance(0)
-        return Collapse(model.layout, model.reg_covar, variance)
+        with self._lock:
+            if self._rounding is None:
+                self._rounding = rounding_variances(self.points)
+        return Collapse(model.layout, model.reg_covar, variance, self._rounding)
 
     def copies(self, partitions):
         """``((copy, original), ...)``: the starts whose partition of the screen's rows
@@ -423,13 +437,16 @@ class Screen:
 class Collapse:
     """``admissible(θ)``: whether no component of a mixture θ (scikit-learn layout
     ``layout``, see :class:`gmmfast._engine.MixtureModel`) has collapsed (see the module's
-    docstring) on data of per-feature ``variance``."""
+    docstring) on data of per-feature ``variance`` and ``rounding`` variance (see
+    :func:`rounding_variances`; none: the data are not rounded)."""
 
-    def __init__(self, layout, reg_covar, variance):
+    def __init__(self, layout, reg_covar, variance, rounding=None):
         self.layout = layout
         self.reg_covar = reg_covar
         self.scale = 1.0 / np.sqrt(np.where(variance > 0, variance, 1.0))
         self.smallest_scale = float(np.min(self.scale)) if self.scale.size else 1.0
+        self.rounding = (np.zeros(self.scale.size) if rounding is None
+                         else np.asarray(rounding, dtype=np.float64))
 
     def __call__(self, theta):
         return self.of_sets([theta])[0]
@@ -449,9 +466,10 @@ class Collapse:
     def cleared(self, thetas):
         """Whether each mixture is admissible by a bound on its smallest variance that
         needs no eigen-decomposition: along any direction a covariance Σ holds at least
-        1 / tr(Σ⁻¹), and tr(Σ⁻¹) = ‖U‖² for the precisions' factor U, θ's fourth array
-        (False for a θ without it, and for diagonal covariances, whose variances are
-        their entries)."""
+        1 / tr(Σ⁻¹), and along feature j at least 1 / (Σ⁻¹)ⱼⱼ; with Σ⁻¹ = U Uᵀ for the
+        precisions' factor U, θ's fourth array, tr(Σ⁻¹) = ‖U‖² and (Σ⁻¹)ⱼⱼ is the squared
+        norm of U's row j (False for a θ without it, and for diagonal covariances, whose
+        variances are their entries)."""
         if not thetas:
             return []
         if (kernel_form(self.layout) == "diag"
@@ -459,18 +477,22 @@ class Collapse:
             return [False] * len(thetas)
         size = self.scale.size
         factors = np.reshape(np.array([theta[3] for theta in thetas]),
-                             (len(thetas), -1, size * size))
-        bound = 1.0 / np.max(np.sum(factors**2, axis=2), axis=1)
-        # Both thresholds of _admissible, twice over for rounding: where the bound
-        # clears them, so does the smallest variance.
+                             (len(thetas), -1, size, size))
+        diagonal_precisions = np.sum(factors**2, axis=3)
+        bound = 1.0 / np.max(np.sum(diagonal_precisions, axis=2), axis=1)
+        along_features = 1.0 / diagonal_precisions
+        # The thresholds of _admissible, twice over for rounding: where the bounds
+        # clear them, so do the variances.
         return ((bound > 2 * FLOOR_FACTOR * self.reg_covar)
                 & ((bound - self.reg_covar) * self.smallest_scale**2
-                   > 4 * COLLAPSED_VARIANCE)).tolist()
+                   > 4 * COLLAPSED_VARIANCE)
+                & np.all(along_features - self.reg_covar > 2 * self.rounding,
+                         axis=(1, 2))).tolist()
 
     def _admissible(self, covariances, smallest):
         """Whether covariances whose smallest variance is ``smallest`` have not
         collapsed."""
-        if smallest <= FLOOR_FACTOR * self.reg_covar:
+        if smallest <= FLOOR_FACTOR * self.reg_covar or not self.resolved(covariances):
             return False
         # Every direction holds at least smallest − reg_covar beyond reg_covar, so the
         # standardised spread is at least that times the smallest squared scale: when
@@ -479,6 +501,22 @@ class Collapse:
         if (smallest - self.reg_covar) * self.smallest_scale**2 > 2 * COLLAPSED_VARIANCE:
             return True
         return self.smallest_spread(covariances) > COLLAPSED_VARIANCE
+
+    def resolved(self, covariances):
+        """Whether every component's variance along each feature, beyond reg_covar, is at
+        least the feature's rounding variance."""
+        if not np.any(self.rounding):
+            return True
+        covariances = np.asarray(covariances)
+        size = self.scale.size
+        if self.layout == "spherical":
+            along_features = np.reshape(covariances, (-1, 1))
+        elif kernel_form(self.layout) == "diag":
+            along_features = np.reshape(covariances, (-1, size))
+        else:
+            along_features = np.diagonal(np.reshape(covariances, (-1, size, size)),
+                                         axis1=1, axis2=2)
+        return bool(np.all(along_features - self.reg_covar >= self.rounding))
 
     def smallest_variances(self, covariances):
         """The smallest variance, over components and directions, in the data's units, of
@@ -501,6 +539,20 @@ class Collapse:
         eye = np.eye(scale.size)
         standardised = (matrices - reg * eye) * scale[:, None] * scale[None, :]
         return float(np.min(np.linalg.eigvalsh(standardised)))
+
+
+def rounding_variances(points):
+    """Per feature of the rows ``points`` (N, D), the variance h² / 12 of rounding to the
+    smallest step h between its distinct values (0 for a feature with one value). On
+    unrounded data h is tiny: among N values spread over a range R the smallest gap is
+    about R / N²."""
+    variances = np.zeros(points.shape[1])
+    for j, column in enumerate(points.T):
+        steps = np.diff(np.unique(column))
+        if steps.size:
+            variances[j] = np.min(steps)
+    with np.errstate(over="ignore"):  # data whose scale overflows are refused elsewhere
+        return variances**2 / 12.0
 
 
 def _alike_partitions(partitions, tolerance):

@@ -280,7 +280,7 @@ def test_gmmfast_alone_is_gmmfast_fit(capsys):
     ("model-based hierarchical", -85.444,
      "  start: model-based hierarchical; the plain k-means start ended 85.44 higher in "
      "log-likelihood,\n    but on a collapsed component (a variance held up by reg_covar "
-     "alone)"),
+     "alone, or below the rounding)"),
 ])
 def test_the_start_line_says_how_the_chosen_start_compares(start, gain, line):
     from gmmfast._cli import MAX_WIDTH, format_start

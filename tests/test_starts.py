@@ -38,6 +38,7 @@ from gmmfast._starts import (
     SPHERICAL_MERGES_FROM,
     Collapse,
     Screen,
+    rounding_variances,
     _fixed_subsample,
     _leader,
     _within_sample_noise,
@@ -128,10 +129,11 @@ def test_random_responsibilities_reach_mclusts_optimum_where_no_partition_does()
 
 
 def test_more_random_rows_on_small_data_reach_an_optimum_the_others_miss():
-    # VEV with 8 components on Old Faithful: the best of 9 scikit-learn-style fits reaches
-    # log L −1064.46; the pool without its extra random rows ends at −1085.00.
-    log_likelihood, start = winning_start(old_faithful(), 8, "VEV")
-    assert log_likelihood > -1064.46
+    # EEV with 3 components on the standardised wine data: the best of 9
+    # scikit-learn-style fits reaches log L −2095.28; the pool without its extra random
+    # rows ends 4.8 below it.
+    log_likelihood, start = winning_start(standardised_wine(), 3, "EEV")
+    assert log_likelihood > -2095.28
     assert start.startswith("random rows")
     assert int(start.split()[-1]) > RANDOM_ROW_STARTS
 
@@ -837,6 +839,59 @@ def test_missing_values_and_partial_fit_take_multistart():
     stream = GaussianMixture(3, init_params="multistart", random_state=0)
     stream.partial_fit(X[:300]).partial_fit(X[300:600])
     assert stream.n_iter_ == 2 and np.isfinite(stream.lower_bound_)
+
+
+def test_rounding_variances_are_the_squared_smallest_step_over_twelve():
+    rng = np.random.RandomState(0)
+    X = np.column_stack([np.round(rng.uniform(0, 10, 200) * 2) / 2,  # halves
+                         rng.randn(200),                              # not rounded
+                         np.full(200, 3.0)])                          # one value
+    gaps = np.diff(np.sort(np.unique(X[:, 1])))
+    expected = [0.5**2 / 12, gaps.min() ** 2 / 12, 0.0]
+    assert rounding_variances(X) == pytest.approx(expected, rel=1e-12, abs=0)
+
+
+@pytest.mark.parametrize("layout", ["full", "tied", "diag", "spherical"])
+def test_a_component_narrower_than_a_features_rounding_is_not_admissible(layout):
+    # Feature 1 rounded to whole units (rounding variance 1/12): a component whose
+    # variance along it is a tenth of that sits on rows sharing one value.
+    reg, variance, rounding = 1e-6, np.array([4.0, 100.0]), np.array([1e-8, 1 / 12])
+    collapse = Collapse(layout, reg, variance, rounding)
+    plain = Collapse(layout, reg, variance)
+    rng = np.random.RandomState(2)
+    for along in np.logspace(-4, 1, 41):
+        # Feature 1's variance `along`, correlated with feature 0.
+        scale = np.sqrt([1.0, along])
+        correlation = np.array([[1.0, 0.6], [0.6, 1.0]])
+        full = np.stack([np.diag([2.0, 30.0]), correlation * np.outer(scale, scale)])
+        full = full + reg * np.eye(2)
+        covariances = {"full": full, "tied": full[1],
+                       "diag": np.diagonal(full, axis1=1, axis2=2),
+                       "spherical": np.array([30.0, along]) + reg}[layout]
+        theta = (None, None, covariances)
+        assert plain(theta)  # nowhere near the collapse thresholds
+        assert collapse(theta) == (along >= 1 / 12)
+        # The precisions' factors never clear a fit the rounding refuses.
+        with_factor = theta + (precision_cholesky(covariances, layout),)
+        assert collapse.of_sets([with_factor]) == [collapse(theta)]
+        assert not (collapse.cleared([with_factor])[0] and not collapse(theta))
+    # Well above the rounding, the factor clears it without a decomposition.
+    wide = {"full": np.stack([np.diag([2.0, 30.0])] * 2), "tied": np.diag([2.0, 30.0]),
+            "diag": np.array([[2.0, 30.0]] * 2), "spherical": np.array([30.0, 30.0])}[layout]
+    assert collapse.cleared([(None, None, wide, precision_cholesky(wide, layout))]) == [
+        layout in ("full", "tied")]
+
+
+def test_the_search_refuses_components_on_one_rounded_value_of_old_faithful():
+    # Waiting times are whole minutes. With 8 VEV components the pool reaches an optimum
+    # whose component holds ~15 rows sharing one waiting time (variance ~1e-4 min²):
+    # its log-likelihood is the highest the pool finds, and it describes the rounding.
+    X = old_faithful()
+    search = select_model(X, [8], ["VEV"], random_state=0, tol=1e-5, max_iter=1000)
+    covariances = search.best_estimator_.covariances_
+    waiting = covariances[:, 1, 1] - search.best_estimator_.reg_covar
+    assert waiting.min() >= 1 / 12
+    assert not search.criterion_table_["collapsed"][0]
 
 
 @pytest.mark.parametrize("layout", ["full", "diag"])
