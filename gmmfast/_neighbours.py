@@ -19,6 +19,15 @@ other components already sit at an optimum.
   of responsibilities (weighted by the rows' weights): the ``MERGED_PAIRS`` most
   overlapping ones.
 
+- **Across**: the other covariance models' fits with as many components, each fit's own
+  weights, means and covariances ("from VVV" in the criterion table). Another model's
+  constraints lead EM to other optima, and from some of them the candidate's model
+  climbs higher than from any start of its own (wine, EEV with 4 components: 9.7 above
+  the splits' and merges' best, from EVV's fit; benchmarks/results/STARTS.md). There
+  are many of them (13 in the default search), so they climb ``ACROSS_SCREEN_STEPS`` EM
+  steps together and only the ``ACROSS_KEPT`` best climb on beside the splits and
+  merges.
+
 Each start is the M-step of its components' statistics, so the covariance model's
 constraints hold (a tied model pools the moved components' covariances with the others).
 
@@ -30,12 +39,16 @@ the first fit when it ends higher by more than the fit's ``tol`` (per unit of we
 resolution of both climbs), or when the first fit collapsed. The phase runs in rounds
 (``NEIGHBOUR_ROUNDS``, :class:`Neighbourhood`): a round's starts come from the fits of
 the round before, never from a refit of the same round, so that no refit depends on the
-order or the threads that ran the others. Per candidate and round: K − 1 splits and
-``MERGED_PAIRS`` merges (each component in turn: the winning splits spread over the
+order or the threads that ran the others. The across starts join in the last round
+only, from every other model's fit at K after the round before: the rounds before it
+are those of the splits and merges alone, so that the across starts only add optima and
+never lead a later split or merge away from one (from the first round on, they leave
+some cells lower: benchmarks/results/STARTS.md). Per candidate and round: K − 1 splits
+and ``MERGED_PAIRS`` merges (each component in turn: the winning splits spread over the
 components whatever their rank by weight, and the winning merges over the three most
-overlapping pairs alike, in benchmarks/results/STARTS.md). Only on data within the screen
-(``gmmfast._starts.SCREEN_ROWS``), where every start of the pool already climbs to
-convergence and a climb costs little; on larger data the phase would add a climb on
+overlapping pairs alike, in benchmarks/results/STARTS.md). Only on data within the
+screen (``gmmfast._starts.SCREEN_ROWS``), where every start of the pool already climbs
+to convergence and a climb costs little; on larger data the phase would add a climb on
 every row to each candidate of a search whose cost is what limits it.
 """
 
@@ -61,7 +74,9 @@ NEIGHBOUR_ROUNDS = 2
 
 # The other models' fits at the same K are many starts (13 in the default search): they
 # climb this many EM steps together, and the best few go on to convergence with the
-# splits and merges.
+# splits and merges. Two steps and three kept win the cells that all 13 climbed to
+# convergence win on iris, Old Faithful and wine, at a fraction of the cost; one step,
+# or two kept, lose wine's EEV with 4 components (benchmarks/results/STARTS.md).
 ACROSS_SCREEN_STEPS = 2
 ACROSS_KEPT = 3
 
@@ -176,7 +191,7 @@ def across_starts(fits):
     """The starts of the same number of components from other covariance models' fits
     (:class:`CandidateFit`): each fit's own moments, which the M-step of the candidate's
     model then bends to its constraints."""
-    return [Neighbour(f"{ACROSS}{fit.row['covariance_type']}", *fit_moments(fit.row["model"]))
+    return [Neighbour(ACROSS + fit.row["covariance_type"], *fit_moments(fit.row["model"]))
             for fit in fits]
 
 
