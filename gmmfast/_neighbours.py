@@ -19,6 +19,15 @@ other components already sit at an optimum.
   of responsibilities (weighted by the rows' weights): the ``MERGED_PAIRS`` most
   overlapping ones.
 
+- **Across**: the other covariance models' fits with as many components, each fit's own
+  weights, means and covariances ("from VVV" in the criterion table). Another model's
+  constraints lead EM to other optima, and from some of them the candidate's model
+  climbs higher than from any start of its own (wine, EEV with 4 components: 9.7 above
+  the splits' and merges' best, from EVV's fit; benchmarks/results/STARTS.md). There
+  are many of them (13 in the default search), so they climb ``ACROSS_SCREEN_STEPS`` EM
+  steps together and only the ``ACROSS_KEPT`` best climb on beside the splits and
+  merges.
+
 Each start is the M-step of its components' statistics, so the covariance model's
 constraints hold (a tied model pools the moved components' covariances with the others).
 
@@ -30,12 +39,16 @@ the first fit when it ends higher by more than the fit's ``tol`` (per unit of we
 resolution of both climbs), or when the first fit collapsed. The phase runs in rounds
 (``NEIGHBOUR_ROUNDS``, :class:`Neighbourhood`): a round's starts come from the fits of
 the round before, never from a refit of the same round, so that no refit depends on the
-order or the threads that ran the others. Per candidate and round: K − 1 splits and
-``MERGED_PAIRS`` merges (each component in turn: the winning splits spread over the
+order or the threads that ran the others. The across starts join in the last round
+only, from every other model's fit at K after the round before: the rounds before it
+are those of the splits and merges alone, so that the across starts only add optima and
+never lead a later split or merge away from one (from the first round on, they leave
+some cells lower: benchmarks/results/STARTS.md). Per candidate and round: K − 1 splits
+and ``MERGED_PAIRS`` merges (each component in turn: the winning splits spread over the
 components whatever their rank by weight, and the winning merges over the three most
-overlapping pairs alike, in benchmarks/results/STARTS.md). Only on data within the screen
-(``gmmfast._starts.SCREEN_ROWS``), where every start of the pool already climbs to
-convergence and a climb costs little; on larger data the phase would add a climb on
+overlapping pairs alike, in benchmarks/results/STARTS.md). Only on data within the
+screen (``gmmfast._starts.SCREEN_ROWS``), where every start of the pool already climbs
+to convergence and a climb costs little; on larger data the phase would add a climb on
 every row to each candidate of a search whose cost is what limits it.
 """
 
@@ -59,9 +72,18 @@ MERGED_PAIRS = 3
 # few candidates change in it.
 NEIGHBOUR_ROUNDS = 2
 
+# The other models' fits at the same K are many starts (13 in the default search): they
+# climb this many EM steps together, and the best few go on to convergence with the
+# splits and merges. Two steps and three kept win the cells that all 13 climbed to
+# convergence win on iris, Old Faithful and wine, at a fraction of the cost; one step,
+# or two kept, lose wine's EEV with 4 components (benchmarks/results/STARTS.md).
+ACROSS_SCREEN_STEPS = 2
+ACROSS_KEPT = 3
+
 # How the criterion table's ``start`` column names the starts of this module.
 SPLIT = "split: "
 MERGE = "merge: "
+ACROSS = "from "
 
 
 class Neighbour(NamedTuple):
@@ -86,9 +108,10 @@ class Neighbour(NamedTuple):
 
 
 def is_neighbour_start(name):
-    """Whether the criterion table's ``start`` ``name`` is a split's or a merge's: the
-    candidate's EM then ran from that start, not on from a screening."""
-    return name.startswith((SPLIT, MERGE))
+    """Whether the criterion table's ``start`` ``name`` is one of this module's (a split,
+    a merge, or another model's fit): the candidate's EM then ran from that start, not on
+    from a screening."""
+    return name.startswith((SPLIT, MERGE, ACROSS))
 
 
 def split_moments(weight, mean, covariance):
@@ -164,15 +187,24 @@ def merge_criterion(responsibilities, row_weights):
     return np.nan_to_num(cosines, nan=0.0)
 
 
-def neighbour_starts(model, source, fewer, more, n_threads):
-    """The starts of one candidate of ``model`` from its model's fits with a component
-    fewer and one more (:class:`CandidateFit`, or None), on ``source``."""
+def across_starts(fits):
+    """The starts of the same number of components from other covariance models' fits
+    (:class:`CandidateFit`): each fit's own moments, which the M-step of the candidate's
+    model then bends to its constraints."""
+    return [Neighbour(ACROSS + fit.row["covariance_type"], *fit_moments(fit.row["model"]))
+            for fit in fits]
+
+
+def neighbour_starts(model, source, starting, n_threads):
+    """The starts of one candidate of ``model`` from its :class:`StartingFits`, on
+    ``source``."""
+    fewer, more, across = starting
     starts = [] if fewer is None else split_starts(fewer.row["model"])
     if more is not None:
         kernel_params = model.kernel_parameters(more.result.parameters)
         resp = source.score(kernel_params, n_threads, resp=True, log_prob=False)[2]
         starts += merge_starts(more.row["model"], resp, source.sample_weight)
-    return starts
+    return starts + across_starts(across)
 
 
 def neighbour_em(model, source, starts, fitted, *, max_iter, tol, n_threads, admissible,
@@ -186,6 +218,10 @@ def neighbour_em(model, source, starts, fitted, *, max_iter, tol, n_threads, adm
                   for start in starts]
     # A start whose M-step finds an ill-defined covariance has no θ (None): it is dropped.
     thetas = model.initial_parameters_of_sets(statistics, source.total_weight)
+    across = [i for i, start in enumerate(starts) if start.name.startswith(ACROSS)]
+    for i in screened_out(model, source, [thetas[i] for i in across], tol=tol,
+                          n_threads=n_threads, admissible=admissible, stop=stop):
+        thetas[across[i]] = None
     if all(theta is None for theta in thetas):
         return None
     sets = ParameterSets.of(thetas)
@@ -205,6 +241,19 @@ def neighbour_em(model, source, starts, fitted, *, max_iter, tol, n_threads, adm
     return result, starts[best].name
 
 
+def screened_out(model, source, thetas, *, tol, n_threads, admissible, stop=None):
+    """Indices of the θ (None: no start) that a short climb of ``ACROSS_SCREEN_STEPS``
+    EM steps together ranks below the ``ACROSS_KEPT`` best admissible ones."""
+    if sum(theta is not None for theta in thetas) <= ACROSS_KEPT:
+        return []
+    sets = ParameterSets.of(thetas)
+    climbed = run_em(MultiSetModel(model, tol), source, lambda _: (sets, -np.inf),
+                     n_init=1, max_iter=ACROSS_SCREEN_STEPS, tol=tol, n_threads=n_threads,
+                     stop=stop, warn=False).parameters.only(admissible.of_sets)
+    kept = set(climbed.ranked()[:ACROSS_KEPT])
+    return [i for i in range(len(thetas)) if i not in kept]
+
+
 class CandidateFit(NamedTuple):
     """A candidate's fit in a search: its row of the criterion table, and its EMResult and
     :class:`gmmfast._starts.StartReport` (None when it failed)."""
@@ -214,12 +263,26 @@ class CandidateFit(NamedTuple):
     report: object = None
 
 
+class StartingFits(NamedTuple):
+    """The fits (:class:`CandidateFit`) a candidate's round starts from: its model's with a
+    component fewer and one more (or None), and the other models' with as many (a list)."""
+
+    fewer: object
+    more: object
+    across: list
+
+    def is_empty(self):
+        """Whether there is nothing to start from."""
+        return self.fewer is None and self.more is None and not self.across
+
+
 class Neighbourhood:
     """The rounds of a search's second phase. Round 0 of a candidate (K, model) is its
     first fit; in round r it is refitted from the fits its model's candidates at K - 1
-    and K + 1 had after round r - 1, those of them that changed in that round (a round
-    in which none did changes nothing), once its own round r - 1 is done too. After
-    ``rounds`` rounds its fit is final.
+    and K + 1 had after round r - 1, those of them that changed in that round (a round in
+    which none did changes nothing), once its own round r - 1 is done too. Its last round
+    also starts from the other models' fits at K after the round before, every one that
+    did not fail, once they are done. After ``rounds`` rounds its fit is final.
 
     Each round reads only the fits of the round before, whichever thread made them and in
     whatever order: the final fits do not depend on the search's threads."""
@@ -229,11 +292,20 @@ class Neighbourhood:
         self.rounds = rounds
         self._beside = {(k, t): [(k + step, t) for step in (-1, 1) if k + step in ks]
                         for k in grid_k for t in types}
+        self._across = {(k, t): [(k, other) for other in types if other != t]
+                        for k, t in self._beside}
         # Per candidate, its fit (CandidateFit) after each round done, and whether that
         # round changed it; and the next round to start.
         self._fits = {cell: [] for cell in self._beside}
         self._changed = {cell: [] for cell in self._beside}
         self._next_round = dict.fromkeys(self._beside, 1)
+
+    def _waits_for(self, cell, round_index):
+        """The candidates whose round before ``round_index`` the candidate's round waits
+        for."""
+        if round_index == self.rounds:
+            return self._beside[cell] + self._across[cell]
+        return self._beside[cell]
 
     def record(self, cell, fit, changed):
         """Record a candidate's fit after its next round, and whether that round changed
@@ -242,10 +314,11 @@ class Neighbourhood:
         self._fits[cell].append(fit)
         self._changed[cell].append(changed)
         ready = []
-        for other in [cell] + self._beside[cell]:
+        for other in [cell] + self._beside[cell] + self._across[cell]:
             next_round = self._next_round[other]
             if (next_round <= self.rounds and len(self._fits[other]) == next_round
-                    and all(len(self._fits[n]) >= next_round for n in self._beside[other])):
+                    and all(len(self._fits[n]) >= next_round
+                            for n in self._waits_for(other, next_round))):
                 self._next_round[other] += 1
                 ready.append(other)
         return ready
@@ -259,11 +332,14 @@ class Neighbourhood:
         return self._fits[cell][-1]
 
     def starting_fits(self, cell):
-        """The fits (:class:`CandidateFit`) that the candidate's next round starts from:
-        those of one component fewer and one more of its model after the round before,
-        where the grid has them, that round changed them and they did not fail (else
-        None)."""
+        """The :class:`StartingFits` of the candidate's next round: the fits of the round
+        before, where the grid has them and they did not fail; those at K - 1 and K + 1
+        only if that round changed them (the other models' at K were never starts
+        before)."""
         last = len(self._fits[cell]) - 1
-        fits = {n[0]: self._fits[n][last] for n in self._beside[cell]
-                if self._changed[n][last] and self._fits[n][last].result is not None}
-        return fits.get(cell[0] - 1), fits.get(cell[0] + 1)
+        beside = {n[0]: self._fits[n][last] for n in self._beside[cell]
+                  if self._changed[n][last] and self._fits[n][last].result is not None}
+        across = ([self._fits[n][last] for n in self._across[cell]
+                   if self._fits[n][last].result is not None]
+                  if last + 1 == self.rounds else [])
+        return StartingFits(beside.get(cell[0] - 1), beside.get(cell[0] + 1), across)

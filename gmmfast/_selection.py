@@ -11,8 +11,8 @@ How the search saves work without changing its result:
   With an int ``random_state`` every candidate is bit for bit the model that
   ``GaussianMixture(K, covariance_type=T, random_state=random_state).fit(X)`` gives, but
   under "multistart" on data within the screen, where a second phase refits each
-  candidate from its model's fits at K - 1 and K + 1 (``gmmfast._neighbours``) and keeps
-  the refit when it ends higher.
+  candidate from its model's fits at K - 1 and K + 1 and the other models' fits at K
+  (``gmmfast._neighbours``) and keeps the refit when it ends higher.
 - **Candidates in parallel.** Candidates run on a thread pool (the compiled kernels release
   the GIL); when several run at once each one's kernels get ``n_threads // n_workers``
   threads, so the machine is not oversubscribed. The kernels are thread-count invariant,
@@ -743,12 +743,12 @@ class _GridSearch:
             fit, changed = done.pop()
             cell = fit.row["n_components"], fit.row["covariance_type"]
             for ready in self.neighbours.record(cell, fit, changed):
-                fewer, more = self.neighbours.starting_fits(ready)
+                starting = self.neighbours.starting_fits(ready)
                 latest = self.neighbours.latest(ready)
-                if (fewer is None and more is None) or latest.result is None:
+                if starting.is_empty() or latest.result is None:
                     done.append((latest, False))  # nothing to start from: no change
                 else:
-                    refits.append((ready, latest, fewer, more))
+                    refits.append((ready, latest, starting))
             if self.neighbours.is_final(cell):
                 self._score(fit.row)
                 self._record(results, fit.row)
@@ -803,16 +803,16 @@ class _GridSearch:
             self._score(fit.row)
         return fit
 
-    def _refit_from_neighbours(self, cell, fit, fewer, more):
+    def _refit_from_neighbours(self, cell, fit, starting):
         """``(CandidateFit, whether it changed)`` of a candidate (``cell``: K and covariance
         type) after a round of the second phase: its ``fit`` so far, or that of the best
-        climb from its model's fits ``fewer`` and ``more`` (at K - 1 and K + 1, or None)
-        when that climb replaces it (``gmmfast._neighbours.neighbour_em``)."""
+        climb from the ``starting`` fits (``gmmfast._neighbours.StartingFits``) when that
+        climb replaces it (``gmmfast._neighbours.neighbour_em``)."""
         n_components, covariance_type = cell
         start = time.perf_counter()
 
         def refit(model):
-            starts = neighbour_starts(model, self.source, fewer, more, self.kernel_threads)
+            starts = neighbour_starts(model, self.source, starting, self.kernel_threads)
             found = neighbour_em(model, self.source, starts, fit.result,
                                  max_iter=self.params["max_iter"], tol=self.params["tol"],
                                  n_threads=self.kernel_threads,

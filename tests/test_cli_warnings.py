@@ -193,7 +193,9 @@ def with_label_column(n_rows=240):
 
 def test_a_label_column_that_components_collapse_onto_is_named(tmp_path):
     write_csv(tmp_path / "l.csv", with_label_column(), ["a", "b", "label"])
-    result = ok(tmp_path, "fit", "l.csv", "-k", "1-4", "-c", "VVV,EEE,VII",
+    # VVV alone: with other models in the grid, the search's second phase restarts VVV's
+    # collapsed fit with 4 components from theirs, which do not collapse.
+    result = ok(tmp_path, "fit", "l.csv", "-k", "1-4", "-c", "VVV",
                 "--json", "summary.json")
     [line] = warnings_of(result)
     warning = line[len("gmmfast fit: warning: "):]
@@ -222,7 +224,8 @@ def test_a_measured_column_of_many_values_is_not_called_a_label(tmp_path):
 
 def test_the_best_models_line_lists_what_the_search_chose_from(tmp_path):
     write_csv(tmp_path / "l.csv", with_label_column(), ["a", "b", "label"])
-    result = ok(tmp_path, "fit", "l.csv", "-k", "1-4", "-c", "VVV,EEE,VII",
+    # VVV alone, so that its fit with 4 components collapses (see above).
+    result = ok(tmp_path, "fit", "l.csv", "-k", "1-4", "-c", "VVV",
                 "--json", "summary.json")
     summary = json.loads((tmp_path / "summary.json").read_text())
     chosen = summary["candidates"][summary["best_index"]]

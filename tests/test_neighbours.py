@@ -7,11 +7,16 @@ import pytest
 from gmmfast import GaussianMixture, select_model
 from gmmfast._engine import MixtureModel
 from gmmfast._neighbours import (
+    ACROSS,
     HALF_NORMAL_MEAN,
+    MERGE,
     MERGED_PAIRS,
+    SPLIT,
     Neighbour,
     Neighbourhood,
     CandidateFit,
+    StartingFits,
+    across_starts,
     is_neighbour_start,
     merge_criterion,
     merge_moments,
@@ -187,6 +192,40 @@ def test_a_neighbour_start_is_the_m_step_of_its_moments(covariance_type):
     np.testing.assert_allclose(theta[2], expected, rtol=1e-12)
 
 
+def fitted_row(covariance_type, fit):
+    return CandidateFit({"covariance_type": covariance_type, "model": fit}, "a result")
+
+
+@pytest.mark.parametrize("covariance_type", ["tied", "spherical", "VEV"])
+def test_a_start_from_another_models_fit_is_the_m_step_of_its_moments(covariance_type):
+    rng = np.random.RandomState(5)
+    weights = rng.dirichlet(np.ones(3))
+    means = rng.randn(3, 2) * 3
+    covariances = np.array([random_covariance(rng, 2) for _ in range(3)])
+    fit = FittedStub(weights, means, covariances)
+    (start,) = across_starts([fitted_row("VVV", fit)])
+    assert start.name == ACROSS + "VVV" and is_neighbour_start(start.name)
+    model = MixtureModel(covariance_type, 1e-3, np.float64)
+    theta = model.initial_parameters(start.statistics(1e-3, 250.0, model.form), 250.0)
+    np.testing.assert_allclose(theta[0], weights, rtol=1e-12)
+    np.testing.assert_allclose(theta[1], means, rtol=1e-12)
+    # The M-step under the model's constraints, slowly: a tied model pools the
+    # components' covariances by weight, a spherical one keeps each one's mean variance
+    # (reg_covar, which the start's statistics leave out, added back once).
+    if covariance_type == "tied":
+        pooled = sum(w * (c - 1e-3 * np.eye(2)) for w, c in zip(weights, covariances))
+        np.testing.assert_allclose(theta[2], pooled + 1e-3 * np.eye(2), rtol=1e-12)
+    elif covariance_type == "spherical":
+        expected = [np.trace(c) / 2 for c in covariances]
+        np.testing.assert_allclose(theta[2], expected, rtol=1e-12)
+    else:
+        # VEV: the components' shapes pooled, so each covariance's eigenvalues, scaled
+        # to one determinant, are shared by all three.
+        shapes = [np.linalg.eigvalsh(c) / np.linalg.det(c) ** 0.5 for c in theta[2]]
+        np.testing.assert_allclose(shapes[1], shapes[0], rtol=1e-6)
+        np.testing.assert_allclose(shapes[2], shapes[0], rtol=1e-6)
+
+
 # ----------------------------------------------------------------------------------------
 # the phase in a search
 # ----------------------------------------------------------------------------------------
@@ -239,11 +278,18 @@ def test_a_refitted_candidate_counts_the_iterations_of_its_own_climb():
     assert table["converged"][cell] and table["n_iter"][cell] > 1
 
 
-def test_the_phase_is_reproducible_and_independent_of_threads():
-    X = iris()
-    tables = [select_model(X, range(4, 9), ["EEV", "EVE", "VVI"], random_state=0,
+@pytest.mark.parametrize("data, grid_k, covariance_types, moves", [
+    (iris, range(4, 9), ["EEV", "EVE", "VVI"], (SPLIT, MERGE)),
+    (standardised_wine, [3, 4, 5], ["EEV", "EVV", "VVI"], (ACROSS,)),
+])
+def test_the_phase_is_reproducible_and_independent_of_threads(
+        data, grid_k, covariance_types, moves):
+    X = data()
+    tables = [select_model(X, grid_k, covariance_types, random_state=0,
                            n_threads=threads).criterion_table_ for threads in (1, 2, 1)]
-    assert any(is_neighbour_start(start) for start in tables[0]["start"])
+    starts = tables[0]["start"].tolist()
+    for move in moves:
+        assert any(start.startswith(move) for start in starts)
     for table in tables[1:]:
         np.testing.assert_array_equal(table["log_likelihood"], tables[0]["log_likelihood"])
         assert table["start"].tolist() == tables[0]["start"].tolist()
@@ -290,25 +336,37 @@ def test_a_round_waits_for_the_candidates_and_its_neighbours_round_before():
                                     changed)
 
     assert done(5, "VVV") == [(5, "VVV")]  # no neighbour in the grid
+    # The last round of (5, VVV) waits for the first round of (5, EII).
+    assert done(5, "VVV", changed=False) == []
     assert done(2, "VVV") == []
     assert done(1, "EII") == []
     assert done(1, "VVV") == [(1, "VVV")]
     assert sorted(done(3, "VVV")) == [(2, "VVV"), (3, "VVV")]
     assert done(2, "EII", failed=True) == [(1, "EII")]
-    # Round 1 of (1, EII) starts from its neighbour's first fit, which failed: nothing.
-    assert neighbourhood.starting_fits((1, "EII")) == (None, None)
+    # Round 1 of (1, EII) starts from its neighbour's first fit, which failed: nothing;
+    # the other models' fits start the last round only.
+    assert neighbourhood.starting_fits((1, "EII")) == StartingFits(None, None, [])
+    assert neighbourhood.starting_fits((1, "EII")).is_empty()
     # Round 1 of (2, VVV) starts from both neighbours' first fits.
-    fewer, more = neighbourhood.starting_fits((2, "VVV"))
+    fewer, more, across = neighbourhood.starting_fits((2, "VVV"))
     assert fewer.row["n_components"] == 1 and more.row["n_components"] == 3
-    # Round 2 of (1, VVV) waits for round 1 of (2, VVV), and starts from it only if that
-    # round changed it.
+    assert across == []
+    # Round 2 of (1, VVV) waits for round 1 of (2, VVV) and of (1, EII); it starts from
+    # (2, VVV) only if that round changed it, and from (1, EII) whether it changed or not.
     assert done(1, "VVV", changed=False) == []
     assert not neighbourhood.is_final((1, "VVV"))
-    assert sorted(done(2, "VVV", changed=False)) == [(1, "VVV")]
-    assert neighbourhood.starting_fits((1, "VVV")) == (None, None)
-    assert sorted(done(3, "VVV", changed=True)) == [(2, "VVV"), (3, "VVV")]
-    assert neighbourhood.starting_fits((2, "VVV"))[1].row["n_components"] == 3
+    assert done(2, "VVV", changed=False) == []
+    assert done(1, "EII", changed=False) == [(1, "VVV")]
+    fewer, more, across = neighbourhood.starting_fits((1, "VVV"))
+    assert fewer is None and more is None
+    assert [fit.row["covariance_type"] for fit in across] == ["EII"]
     assert done(1, "VVV", changed=False) == [] and neighbourhood.is_final((1, "VVV"))
+    # Round 2 of (3, VVV) waits for the first round of (3, EII), which starts once (3,
+    # EII)'s first fit is done; a failed fit is no start.
+    assert done(3, "VVV", changed=False) == []
+    assert sorted(done(3, "EII", failed=True)) == [(2, "EII"), (3, "EII")]
+    assert done(3, "EII", failed=True, changed=False) == [(3, "VVV")]
+    assert neighbourhood.starting_fits((3, "VVV")) == StartingFits(None, None, [])
 
 
 def test_a_second_round_starts_from_the_first_rounds_refits(monkeypatch):
@@ -325,3 +383,15 @@ def test_a_second_round_starts_from_the_first_rounds_refits(monkeypatch):
     assert one["log_likelihood"][-1] < -2200.30 < two["log_likelihood"][-1]
     assert two["start"][-1].startswith("split: ")
     assert np.all(two["log_likelihood"] >= one["log_likelihood"])
+
+
+def test_the_last_round_reaches_optima_from_the_other_models_fits():
+    X = standardised_wine()
+    grid = dict(random_state=0, tol=1e-5, max_iter=1000)
+    table = select_model(X, [3, 4, 5], ["EEV", "EVV"], **grid).criterion_table_
+    cell = list(zip(table["n_components"], table["covariance_type"])).index((4, "EEV"))
+    # EEV with 4 components: the best of 9 scikit-learn-style fits reaches -1961.44
+    # (mclust -1985.92); the splits and merges end at -1963.31, the start from EVV's fit
+    # above it.
+    assert table["log_likelihood"][cell] > -1961.44
+    assert table["start"][cell] == ACROSS + "EVV"
