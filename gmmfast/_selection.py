@@ -135,8 +135,8 @@ class CriterionTable(dict):
     ``n_parameters``, ``n_iter``, ``converged``, ``start`` (the start the fit kept: under
     ``init_params="multistart"`` its name, e.g. "kmeans", "k-means++ 2", "hierarchical
     (whitened)", or from the second phase on data within the screen "split: component 2
-    of 4" (of the K - 1 fit) or "merge: components 1 and 3 of 6" (of the K + 1 fit);
-    otherwise the init_params), ``gain_over_kmeans`` (under "multistart", how
+    of 4" (of the K - 1 fit), "merge: components 1 and 3 of 6" (of the K + 1 fit) or
+    "from VVV" (another model's fit at K); otherwise the init_params), ``gain_over_kmeans`` (under "multistart", how
     much higher the kept fit's final lower bound is than that of the fit from the plain
     k-means start, both as total log-likelihoods; on data larger than the screen, as
     measured on the screen; 0 when that start won, negative when that start's fit
@@ -298,8 +298,8 @@ class GaussianMixtureIC(DensityMixin, BaseEstimator):
         With an int, every candidate is exactly the model
         ``GaussianMixture(K, covariance_type=T, random_state=random_state, ...)`` fits, or
         (under "multistart", on data of up to 1 000 rows) a higher optimum reached from
-        its model's fits at K - 1 and K + 1 components (``start`` "split: …" or
-        "merge: …").
+        its model's fits at K - 1 and K + 1 components or another model's fit at K
+        (``start`` "split: …", "merge: …" or "from …").
         Otherwise one seed per K is drawn from it.
     verbose : int, default=0
         1 prints one line per fitted candidate.
